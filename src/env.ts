@@ -16,6 +16,8 @@ export interface Env extends Rng {
   random(): number;
   /** Runs fn after delayMs (≥ 0). */
   setTimer(delayMs: number, fn: () => void): TimerHandle;
+  /** Runs fn soon, after pending I/O callbacks (the engine schedules its loop with it). */
+  defer(fn: () => void): void;
 }
 
 /** The real clock and Math.random: the only place below src/cli that reads them. */
@@ -27,6 +29,9 @@ export function realEnv(): Env {
     setTimer(delayMs: number, fn: () => void): TimerHandle {
       const t = setTimeout(fn, delayMs); // env-ok
       return { cancel: () => clearTimeout(t) };
+    },
+    defer: (fn: () => void) => {
+      setImmediate(fn); // env-ok: ordering, not time
     },
   };
 }
@@ -79,6 +84,10 @@ export class ManualEnv implements Env {
         timer.cancelled = true;
       },
     };
+  }
+
+  defer(fn: () => void): void {
+    this.setTimer(0, fn);
   }
 
   /** Advances virtual time by ms, firing due timers in (time, creation) order. */
