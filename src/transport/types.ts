@@ -46,3 +46,57 @@ export interface Transport {
   sendSnapshot(message: Message): boolean;
   stop(): Promise<void>;
 }
+
+/** Counters every transport keeps; drops and refusals are counted here and logged once per source. */
+export interface TransportStats {
+  messagesSent: number;
+  batchesSent: number;
+  bytesSent: number;
+  messagesReceived: number;
+  batchesReceived: number;
+  /** Batches from another deployment id, dropped whole. */
+  batchesDroppedDeployment: number;
+  /** Batches of a wire format version this build does not speak, dropped whole. */
+  batchesDroppedFormat: number;
+  /** Payloads that were not a decodable MessageBatch. */
+  batchesMalformed: number;
+  /** Messages that failed validation and were left out of their batch. */
+  messagesInvalid: number;
+  /** Frames refused for an over-size length or a bad checksum (their stream is closed). */
+  framesRefused: number;
+  /** Messages dropped at send because the target's queue was full (messages or bytes). */
+  messagesDroppedQueueFull: number;
+  /** Messages dropped at send because they exceed maxMessageBytes. */
+  messagesDroppedTooLarge: number;
+  /** Messages dropped because the target was unreachable (connect failure, backoff, down). */
+  messagesDroppedUnreachable: number;
+  snapshotsSent: number;
+  snapshotsSendFailed: number;
+  snapshotsReceived: number;
+  /** Incoming snapshot streams refused (bad chunk, limits, deployment). */
+  snapshotsRefused: number;
+  connectFailures: number;
+}
+
+export function emptyStats(): TransportStats {
+  return {
+    messagesSent: 0,
+    batchesSent: 0,
+    bytesSent: 0,
+    messagesReceived: 0,
+    batchesReceived: 0,
+    batchesDroppedDeployment: 0,
+    batchesDroppedFormat: 0,
+    batchesMalformed: 0,
+    messagesInvalid: 0,
+    framesRefused: 0,
+    messagesDroppedQueueFull: 0,
+    messagesDroppedTooLarge: 0,
+    messagesDroppedUnreachable: 0,
+    snapshotsSent: 0,
+    snapshotsSendFailed: 0,
+    snapshotsReceived: 0,
+    snapshotsRefused: 0,
+    connectFailures: 0,
+  };
+}
