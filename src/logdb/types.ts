@@ -12,7 +12,14 @@ export interface ReplicaUpdate extends ReplicaKey {
   entries: Entry[];
   /** New hard state, or null when unchanged. */
   state: State | null;
-  /** New snapshot metadata (entries at or below its index may then be compacted), or null. */
+  /**
+   * New snapshot metadata, or null. Applied before `entries`. When the stored log holds
+   * (snapshot.index, snapshot.term) — a snapshot this replica took itself, or a received one
+   * its log already matches — the entries are kept (compact them with `compact`). Otherwise
+   * (a leader's snapshot that replaces a diverged or short log) every stored entry of the
+   * replica is removed, so the log restarts right after the snapshot. A snapshot older than
+   * the stored one is refused with LogDBArgumentError.
+   */
   snapshot: SnapshotMeta | null;
 }
 
@@ -24,6 +31,22 @@ export interface BootstrapRecord {
   app: string;
   /** JSON of the replica's configuration. */
   configJson: string;
+}
+
+/** The on-disk format this build writes and reads. */
+export const LOGDB_FORMAT_VERSION = 1;
+
+/** Default bound of one entry (entrySizeBytes: payload + 128): proposals are ≤ 8 MiB. */
+export const DEFAULT_MAX_ENTRY_BYTES = 16 * 1024 * 1024;
+/** Default bound of the entries of one saveUpdates call (sum of entrySizeBytes). */
+export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024 * 1024;
+
+/** Bounds every implementation enforces (EntryTooLargeError, BatchTooLargeError). */
+export interface LogDBLimits {
+  /** Largest entry, counted with entrySizeBytes. Default DEFAULT_MAX_ENTRY_BYTES. */
+  maxEntryBytes?: number;
+  /** Largest sum of entrySizeBytes in one saveUpdates call. Default DEFAULT_MAX_BATCH_BYTES. */
+  maxBatchBytes?: number;
 }
 
 /** A NodeHost data directory's identity, checked at open. */
@@ -50,9 +73,19 @@ export interface ReplicaLogState {
  * both run by one conformance suite (test/logdb/logdb.case.ts).
  */
 export interface LogDB {
-  /** Entries, hard states and snapshot metadata of many replicas: one transaction, one fsync. */
+  /**
+   * Entries, hard states and snapshot metadata of many replicas: one transaction, one fsync;
+   * all or nothing. Entries of one update are contiguous and ascending; the first may
+   * overwrite a stored suffix (entries from its index on are removed) but may not leave a
+   * gap after the last stored entry nor reach at or below the snapshot index.
+   * @throws EntryTooLargeError, BatchTooLargeError, LogDBArgumentError (nothing applied)
+   */
   saveUpdates(updates: readonly ReplicaUpdate[]): void;
-  /** Entries in [low, high), at least one when available, then up to maxSizeBytes (entrySizeBytes). */
+  /**
+   * Stored entries in [low, high) as a contiguous run starting at low (empty when low is not
+   * stored): at least one when available, then as many as fit in maxSizeBytes (entrySizeBytes).
+   * Range checks against firstIndex/lastIndex are the caller's (LogReader's).
+   */
   entries(key: ReplicaKey, low: number, high: number, maxSizeBytes: number): Entry[];
   /** Term at index, or undefined when no entry is stored there (the snapshot index answers its term). */
   term(key: ReplicaKey, index: number): number | undefined;
@@ -63,7 +96,10 @@ export interface LogDB {
   listReplicas(): ReplicaKey[];
   /** Removes every record of the replica (entries, state, snapshot metadata, bootstrap). */
   removeReplica(key: ReplicaKey): void;
-  /** Removes entries with index ≤ index. */
+  /**
+   * Removes entries with index ≤ index. Only entries covered by the stored snapshot may go:
+   * index above the snapshot index throws LogDBArgumentError.
+   */
   compact(key: ReplicaKey, index: number): void;
   close(): void;
 }

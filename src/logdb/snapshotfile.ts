@@ -1,0 +1,265 @@
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import type { SnapshotMeta } from "../raft/types.ts";
+import { decodeSnapshotMeta, encodeSnapshotMeta } from "./codec.ts";
+import { LogDBArgumentError, SnapshotCorruptError } from "./errors.ts";
+
+/**
+ * Snapshot files: `magic(8) | headerLength u32 | headerCrc u32 | header (SnapshotMeta
+ * protobuf) | payload | payloadLength u64 | fileCrc u32 | endMagic u32`, little endian.
+ * fileCrc is CRC-32 over everything before the trailer; it is the snapshot's checksum.
+ * Written to `<path>.tmp`, fsynced, renamed, and the directory fsynced: a crash leaves
+ * either the old set of files or the new complete one (plus a .tmp that open removes).
+ */
+
+const MAGIC = new TextEncoder().encode("LBSNAP\x00\x01");
+const END_MAGIC = 0x45534e4c; // "LNSE"
+const PREFIX_BYTES = MAGIC.byteLength + 8;
+const TRAILER_BYTES = 16;
+/** Bound of the encoded metadata (membership lists included). */
+export const MAX_SNAPSHOT_HEADER_BYTES = 4 * 1024 * 1024;
+const FILE_PATTERN = /^snapshot-([0-9a-f]{16})\.lbsnap$/;
+
+const crc32 = (data: Uint8Array, seed: number): number => Bun.hash.crc32(data, seed) >>> 0;
+
+/**
+ * Writes a snapshot file durably; `write` streams the payload through `sink`.
+ * @example writeSnapshotFile("/d/s.lbsnap", meta, (sink) => sink(bytes));
+ */
+export function writeSnapshotFile(
+  path: string,
+  meta: SnapshotMeta,
+  write: (sink: (chunk: Uint8Array) => void) => void,
+): { sizeBytes: number; checksum: number } {
+  const header = encodeSnapshotMeta({ ...meta, filePath: "", checksum: 0, fileSizeBytes: 0 });
+  if (header.byteLength > MAX_SNAPSHOT_HEADER_BYTES) {
+    throw new LogDBArgumentError(
+      `snapshot metadata is ${header.byteLength} bytes, above ${MAX_SNAPSHOT_HEADER_BYTES}`,
+    );
+  }
+  const prefix = new Uint8Array(PREFIX_BYTES);
+  prefix.set(MAGIC, 0);
+  const view = new DataView(prefix.buffer);
+  view.setUint32(MAGIC.byteLength, header.byteLength, true);
+  view.setUint32(MAGIC.byteLength + 4, crc32(header, 0), true);
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w");
+  let crc = 0;
+  let sizeBytes = 0;
+  let payloadBytes = 0;
+  const put = (chunk: Uint8Array): void => {
+    let off = 0;
+    while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+    crc = crc32(chunk, crc);
+    sizeBytes += chunk.byteLength;
+  };
+  try {
+    put(prefix);
+    put(header);
+    write((chunk) => {
+      put(chunk);
+      payloadBytes += chunk.byteLength;
+    });
+    const trailer = new Uint8Array(TRAILER_BYTES);
+    const tv = new DataView(trailer.buffer);
+    tv.setUint32(0, payloadBytes % 2 ** 32, true);
+    tv.setUint32(4, Math.floor(payloadBytes / 2 ** 32), true);
+    tv.setUint32(8, crc, true);
+    tv.setUint32(12, END_MAGIC, true);
+    const checksum = crc;
+    put(trailer);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+    fsyncDir(dirname(path));
+    return { sizeBytes, checksum };
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** fsync of a directory makes a rename or unlink in it durable. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads and verifies a snapshot file: both checksums, lengths and magics.
+ * @throws SnapshotCorruptError naming the file and what is wrong.
+ */
+export function readSnapshotFile(path: string): {
+  meta: SnapshotMeta;
+  payload: Uint8Array;
+  checksum: number;
+} {
+  const bytes = new Uint8Array(readFileSync(path));
+  const { meta, headerEnd } = parseHeader(path, bytes);
+  if (bytes.byteLength < headerEnd + TRAILER_BYTES) {
+    throw new SnapshotCorruptError(path, `truncated: ${bytes.byteLength} bytes, no room for the trailer`);
+  }
+  const tv = new DataView(bytes.buffer, bytes.byteOffset + bytes.byteLength - TRAILER_BYTES, TRAILER_BYTES);
+  if (tv.getUint32(12, true) !== END_MAGIC)
+    throw new SnapshotCorruptError(path, "bad end marker (truncated or overwritten)");
+  const payloadBytes = tv.getUint32(0, true) + tv.getUint32(4, true) * 2 ** 32;
+  const payloadEnd = bytes.byteLength - TRAILER_BYTES;
+  if (payloadEnd - headerEnd !== payloadBytes) {
+    throw new SnapshotCorruptError(
+      path,
+      `payload is ${payloadEnd - headerEnd} bytes, the trailer says ${payloadBytes}`,
+    );
+  }
+  const stored = tv.getUint32(8, true);
+  const actual = crc32(bytes.subarray(0, payloadEnd), 0);
+  if (stored !== actual) {
+    throw new SnapshotCorruptError(path, `checksum mismatch: stored ${hex(stored)}, computed ${hex(actual)}`);
+  }
+  const payload = bytes.subarray(headerEnd, payloadEnd);
+  return {
+    meta: { ...meta, filePath: path, fileSizeBytes: bytes.byteLength, checksum: stored },
+    payload,
+    checksum: stored,
+  };
+}
+
+function parseHeader(path: string, bytes: Uint8Array): { meta: SnapshotMeta; headerEnd: number } {
+  if (bytes.byteLength < PREFIX_BYTES)
+    throw new SnapshotCorruptError(path, `truncated: ${bytes.byteLength} bytes`);
+  for (let i = 0; i < MAGIC.byteLength; i++) {
+    if (bytes[i] !== MAGIC[i])
+      throw new SnapshotCorruptError(path, "not a Longboat snapshot file (bad magic)");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES);
+  const headerBytes = view.getUint32(MAGIC.byteLength, true);
+  if (headerBytes > MAX_SNAPSHOT_HEADER_BYTES || PREFIX_BYTES + headerBytes > bytes.byteLength) {
+    throw new SnapshotCorruptError(
+      path,
+      `header length ${headerBytes} does not fit the file of ${bytes.byteLength} bytes`,
+    );
+  }
+  const header = bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes);
+  const storedCrc = view.getUint32(MAGIC.byteLength + 4, true);
+  if (crc32(header, 0) !== storedCrc) throw new SnapshotCorruptError(path, "header checksum mismatch");
+  try {
+    return { meta: decodeSnapshotMeta(header), headerEnd: PREFIX_BYTES + headerBytes };
+  } catch (error) {
+    throw new SnapshotCorruptError(path, `header does not decode: ${(error as Error).message}`);
+  }
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, "0")}`;
+}
+
+export function snapshotFileName(index: number): string {
+  return `snapshot-${index.toString(16).padStart(16, "0")}.lbsnap`;
+}
+
+/**
+ * One replica's snapshot folder, `<root>/<shardId>-<replicaId>/`. Leftover `.tmp` files of
+ * an interrupted write are removed when it is opened.
+ * @example const dir = new SnapshotDir("./data/snapshots", 1, 2); const meta = dir.create(m, (sink) => sink(state));
+ */
+export class SnapshotDir {
+  readonly dir: string;
+
+  constructor(
+    root: string,
+    readonly shardId: number,
+    readonly replicaId: number,
+  ) {
+    this.dir = join(root, `${shardId}-${replicaId}`);
+    mkdirSync(this.dir, { recursive: true });
+    for (const name of readdirSync(this.dir))
+      if (name.endsWith(".tmp")) rmSync(join(this.dir, name), { force: true });
+  }
+
+  /** Writes the snapshot of meta.index; returns meta with filePath, fileSizeBytes and checksum set. */
+  create(meta: SnapshotMeta, write: (sink: (chunk: Uint8Array) => void) => void): SnapshotMeta {
+    const filePath = join(this.dir, snapshotFileName(meta.index));
+    const { sizeBytes, checksum } = writeSnapshotFile(filePath, meta, write);
+    return { ...meta, filePath, fileSizeBytes: sizeBytes, checksum };
+  }
+
+  /** Index and path of every snapshot file, ascending by index. */
+  list(): { index: number; filePath: string }[] {
+    if (!existsSync(this.dir)) return [];
+    const out: { index: number; filePath: string }[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const m = FILE_PATTERN.exec(name);
+      if (m) out.push({ index: Number.parseInt(m[1] as string, 16), filePath: join(this.dir, name) });
+    }
+    return out.sort((a, b) => a.index - b.index);
+  }
+
+  /** The newest snapshot file, or null. */
+  latest(): { index: number; filePath: string } | null {
+    return this.list().at(-1) ?? null;
+  }
+
+  /** Removes snapshot files below index; call only once the snapshot at index is durable. */
+  removeOlderThan(index: number): void {
+    let removed = 0;
+    for (const f of this.list()) {
+      if (f.index >= index) continue;
+      unlinkSync(f.filePath);
+      removed++;
+    }
+    if (removed > 0) fsyncDir(this.dir);
+  }
+
+  removeAll(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Verifies a received snapshot file and moves it in under its canonical name.
+   * @throws SnapshotCorruptError (the file stays where it was), LogDBArgumentError for another shard.
+   */
+  importFile(path: string): SnapshotMeta {
+    const { meta, checksum } = readSnapshotFile(path);
+    if (meta.shardId !== 0 && meta.shardId !== this.shardId) {
+      throw new LogDBArgumentError(`snapshot file ${path} is of shard ${meta.shardId}, not ${this.shardId}`);
+    }
+    const filePath = join(this.dir, snapshotFileName(meta.index));
+    const sizeBytes = statSync(path).size;
+    try {
+      renameSync(path, filePath);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EXDEV") throw error;
+      const tmp = `${filePath}.tmp`;
+      copyFileSync(path, tmp);
+      const fd = openSync(tmp, "r");
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(tmp, filePath);
+      rmSync(path, { force: true });
+    }
+    fsyncDir(this.dir);
+    return { ...meta, replicaId: this.replicaId, filePath, fileSizeBytes: sizeBytes, checksum };
+  }
+}

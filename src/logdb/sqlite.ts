@@ -1,0 +1,378 @@
+import { Database, type Statement } from "bun:sqlite";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  EMPTY_STATE,
+  type Entry,
+  type EntryType,
+  entrySizeBytes,
+  type SnapshotMeta,
+  type State,
+} from "../raft/types.ts";
+import { decodeBootstrap, decodeSnapshotMeta, encodeBootstrap, encodeSnapshotMeta } from "./codec.ts";
+import { LogDBClosedError, LogDBCorruptError } from "./errors.ts";
+import { checkIdentity, type StoredIdentity } from "./identity.ts";
+import {
+  checkBatch,
+  checkKey,
+  logStateOf,
+  planCompact,
+  planUpdate,
+  type ReplicaRange,
+  resolveLimits,
+} from "./plan.ts";
+import type {
+  BootstrapRecord,
+  LogDB,
+  LogDBLimits,
+  NodeHostIdentity,
+  ReplicaKey,
+  ReplicaLogState,
+  ReplicaUpdate,
+} from "./types.ts";
+
+export interface SqliteLogDBOptions extends LogDBLimits {
+  /** The NodeHost data directory; the database is `<dir>/logdb.sqlite`. */
+  dir: string;
+  identity: NodeHostIdentity;
+  /** Run `PRAGMA quick_check` when opening an existing database (default true). */
+  checkAtOpen?: boolean;
+}
+
+export const LOGDB_FILE_NAME = "logdb.sqlite";
+
+/**
+ * Opens (creating when absent) the log database of a NodeHost data directory.
+ * @example const db = openSqliteLogDB({ dir: "./data", identity: { raftAddress: "h1:7001", deploymentId: 1, formatVersion: 1 } });
+ * @throws LogDBIdentityError, LogDBCorruptError, Error when another process holds it.
+ */
+export function openSqliteLogDB(opts: SqliteLogDBOptions): SqliteLogDB {
+  return new SqliteLogDB(opts);
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), raft_address TEXT NOT NULL,
+  deployment_id INTEGER NOT NULL, format_version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
+  term INTEGER NOT NULL, type INTEGER NOT NULL, ekey INTEGER NOT NULL, client INTEGER NOT NULL,
+  series INTEGER NOT NULL, responded INTEGER NOT NULL, cmd BLOB NOT NULL,
+  PRIMARY KEY (shard, replica, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (shard INTEGER NOT NULL, replica INTEGER NOT NULL, term INTEGER NOT NULL,
+  vote INTEGER NOT NULL, commit_index INTEGER NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
+  term INTEGER NOT NULL, meta BLOB NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bootstrap (shard INTEGER NOT NULL, replica INTEGER NOT NULL, record TEXT NOT NULL,
+  PRIMARY KEY (shard, replica)) WITHOUT ROWID;
+`;
+
+const CORRUPT_CODES = new Set([
+  "SQLITE_CORRUPT",
+  "SQLITE_NOTADB",
+  "SQLITE_CORRUPT_INDEX",
+  "SQLITE_CORRUPT_SEQUENCE",
+]);
+
+type EntryRow = [number, number, number, number, number, number, number, Uint8Array];
+
+/** The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL. */
+export class SqliteLogDB implements LogDB {
+  readonly path: string;
+  private readonly db: Database;
+  private readonly limits: Required<LogDBLimits>;
+  /** Stored range per replica, loaded on first use; one per replica with data (removed with it). */
+  private readonly ranges = new Map<string, ReplicaRange>();
+  private closed = false;
+  private readonly s: ReturnType<typeof prepareAll>;
+
+  constructor(opts: SqliteLogDBOptions) {
+    this.limits = resolveLimits(opts);
+    mkdirSync(opts.dir, { recursive: true });
+    this.path = join(opts.dir, LOGDB_FILE_NAME);
+    const existed = existsSync(this.path);
+    let db: Database | null = null;
+    try {
+      db = new Database(this.path, { create: true });
+      this.db = db;
+      this.configure(db, opts.dir);
+      if (existed && opts.checkAtOpen !== false) this.quickCheck(db);
+      db.exec(SCHEMA);
+      this.s = prepareAll(db);
+      this.checkIdentity(opts.dir, opts.identity);
+    } catch (error) {
+      db?.close(false);
+      throw this.wrap(error);
+    }
+  }
+
+  private configure(db: Database, dir: string): void {
+    // One process owns a data directory: the exclusive lock makes a second opener fail fast.
+    db.exec("PRAGMA locking_mode=EXCLUSIVE");
+    const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
+    if (mode !== "wal")
+      throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
+    db.exec("PRAGMA synchronous=FULL");
+    try {
+      db.exec("BEGIN IMMEDIATE; COMMIT");
+    } catch (error) {
+      if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
+        throw new Error(
+          `data directory ${dir} is in use by another process (stop it, or use another --data-dir)`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  private quickCheck(db: Database): void {
+    const rows = db.query("PRAGMA quick_check(5)").values();
+    const result = rows.map((r) => String(r[0])).join("; ");
+    if (result !== "ok") throw new LogDBCorruptError(this.path, result);
+  }
+
+  private checkIdentity(dir: string, identity: NodeHostIdentity): void {
+    const row = this.db
+      .query("SELECT raft_address, deployment_id, format_version FROM identity WHERE id = 1")
+      .values()[0];
+    if (row === undefined) {
+      this.db
+        .query("INSERT INTO identity (id, raft_address, deployment_id, format_version) VALUES (1, ?, ?, ?)")
+        .run(identity.raftAddress, identity.deploymentId, identity.formatVersion);
+      return;
+    }
+    const stored: StoredIdentity = {
+      raftAddress: String(row[0]),
+      deploymentId: Number(row[1]),
+      formatVersion: Number(row[2]),
+    };
+    checkIdentity(dir, stored, identity);
+  }
+
+  /** Maps SQLite's corruption codes to LogDBCorruptError; other errors pass unchanged. */
+  private wrap(error: unknown): unknown {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && (CORRUPT_CODES.has(code) || code.startsWith("SQLITE_CORRUPT"))) {
+      return new LogDBCorruptError(this.path, (error as Error).message);
+    }
+    return error;
+  }
+
+  private open(operation: string): void {
+    if (this.closed) throw new LogDBClosedError(operation);
+  }
+
+  private range(shardId: number, replicaId: number): ReplicaRange {
+    const k = `${shardId}:${replicaId}`;
+    let r = this.ranges.get(k);
+    if (r === undefined) {
+      const snap = this.s.snapshotPoint.values(shardId, replicaId)[0];
+      const first = this.s.firstIdx.values(shardId, replicaId)[0];
+      const last = this.s.lastIdx.values(shardId, replicaId)[0];
+      r = {
+        snapshotIndex: snap === undefined ? 0 : Number(snap[0]),
+        snapshotTerm: snap === undefined ? 0 : Number(snap[1]),
+        entryFirst: first === undefined ? 0 : Number(first[0]),
+        entryLast: last === undefined ? 0 : Number(last[0]),
+      };
+      this.ranges.set(k, r);
+    }
+    return r;
+  }
+
+  saveUpdates(updates: readonly ReplicaUpdate[]): void {
+    this.open("saveUpdates");
+    checkBatch(updates, this.limits);
+    if (updates.length === 0) return;
+    const next = new Map<string, ReplicaRange>();
+    this.s.begin.run();
+    try {
+      for (const u of updates) this.saveOne(u, next);
+      this.s.commit.run();
+    } catch (error) {
+      this.s.rollback.run();
+      throw this.wrap(error);
+    }
+    // Only a committed transaction changes the cached ranges.
+    for (const [k, r] of next) this.ranges.set(k, r);
+  }
+
+  private saveOne(u: ReplicaUpdate, next: Map<string, ReplicaRange>): void {
+    const shard = u.shardId;
+    const replica = u.replicaId;
+    const k = `${shard}:${replica}`;
+    const range = next.get(k) ?? this.range(shard, replica);
+    const plan = planUpdate(u, range, (index) => this.entryTerm(shard, replica, index));
+    const s = this.s;
+    if (u.state !== null) s.upsertState.run(shard, replica, u.state.term, u.state.vote, u.state.commit);
+    if (u.snapshot !== null) {
+      if (plan.resetEntries) s.deleteAll.run(shard, replica);
+      s.upsertSnapshot.run(shard, replica, u.snapshot.index, u.snapshot.term, encodeSnapshotMeta(u.snapshot));
+    }
+    if (plan.truncateFrom > 0) s.deleteFrom.run(shard, replica, plan.truncateFrom);
+    const insert = s.insertEntry;
+    const entries = u.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      insert.run(
+        shard,
+        replica,
+        e.index,
+        e.term,
+        e.type,
+        e.key,
+        e.clientId,
+        e.seriesId,
+        e.respondedTo,
+        e.cmd,
+      );
+    }
+    next.set(k, plan.next);
+  }
+
+  entries(key: ReplicaKey, low: number, high: number, maxSizeBytes: number): Entry[] {
+    this.open("entries");
+    const out: Entry[] = [];
+    if (low >= high) return out;
+    let sizeBytes = 0;
+    let expected = low;
+    try {
+      for (const row of this.s.entries.iterate(
+        key.shardId,
+        key.replicaId,
+        low,
+        high,
+      ) as IterableIterator<EntryRow>) {
+        if (row[0] !== expected) break;
+        const e: Entry = {
+          term: row[1],
+          index: row[0],
+          type: row[2] as EntryType,
+          key: row[3],
+          clientId: row[4],
+          seriesId: row[5],
+          respondedTo: row[6],
+          cmd: row[7],
+        };
+        sizeBytes += entrySizeBytes(e);
+        if (out.length > 0 && sizeBytes > maxSizeBytes) break;
+        out.push(e);
+        expected++;
+      }
+    } catch (error) {
+      throw this.wrap(error);
+    }
+    return out;
+  }
+
+  private entryTerm(shardId: number, replicaId: number, index: number): number | undefined {
+    const row = this.s.term.values(shardId, replicaId, index)[0];
+    return row === undefined ? undefined : Number(row[0]);
+  }
+
+  term(key: ReplicaKey, index: number): number | undefined {
+    this.open("term");
+    const t = this.entryTerm(key.shardId, key.replicaId, index);
+    if (t !== undefined) return t;
+    const range = this.range(key.shardId, key.replicaId);
+    return index === range.snapshotIndex && index > 0 ? range.snapshotTerm : undefined;
+  }
+
+  readLogState(key: ReplicaKey): ReplicaLogState {
+    this.open("readLogState");
+    checkKey(key, "readLogState");
+    try {
+      const range = this.range(key.shardId, key.replicaId);
+      const st = this.s.state.values(key.shardId, key.replicaId)[0];
+      const state: State =
+        st === undefined
+          ? { ...EMPTY_STATE }
+          : { term: Number(st[0]), vote: Number(st[1]), commit: Number(st[2]) };
+      const snapRow = this.s.snapshotMeta.values(key.shardId, key.replicaId)[0];
+      const snapshot: SnapshotMeta | null =
+        snapRow === undefined ? null : decodeSnapshotMeta(snapRow[0] as Uint8Array);
+      return logStateOf(range, state, snapshot);
+    } catch (error) {
+      throw this.wrap(error);
+    }
+  }
+
+  saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void {
+    this.open("saveBootstrap");
+    checkKey(key, "saveBootstrap");
+    this.s.upsertBootstrap.run(key.shardId, key.replicaId, encodeBootstrap(record));
+  }
+
+  getBootstrap(key: ReplicaKey): BootstrapRecord | null {
+    this.open("getBootstrap");
+    const row = this.s.bootstrap.values(key.shardId, key.replicaId)[0];
+    if (row === undefined) return null;
+    try {
+      return decodeBootstrap(String(row[0]), `shard ${key.shardId} replica ${key.replicaId}`);
+    } catch (error) {
+      throw new LogDBCorruptError(this.path, (error as Error).message);
+    }
+  }
+
+  listReplicas(): ReplicaKey[] {
+    this.open("listReplicas");
+    return this.s.listReplicas.values().map((r) => ({ shardId: Number(r[0]), replicaId: Number(r[1]) }));
+  }
+
+  removeReplica(key: ReplicaKey): void {
+    this.open("removeReplica");
+    this.db.transaction(() => {
+      for (const st of this.s.removeAll) st.run(key.shardId, key.replicaId);
+    })();
+    this.ranges.delete(`${key.shardId}:${key.replicaId}`);
+  }
+
+  compact(key: ReplicaKey, index: number): void {
+    this.open("compact");
+    checkKey(key, "compact");
+    const next = planCompact(key, this.range(key.shardId, key.replicaId), index);
+    this.s.deleteTo.run(key.shardId, key.replicaId, index);
+    this.ranges.set(`${key.shardId}:${key.replicaId}`, next);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close(false);
+  }
+}
+
+function prepareAll(db: Database) {
+  const q = (sql: string): Statement => db.prepare(sql);
+  const where = "WHERE shard = ? AND replica = ?";
+  return {
+    begin: q("BEGIN"),
+    commit: q("COMMIT"),
+    rollback: q("ROLLBACK"),
+    insertEntry: q(
+      "INSERT INTO entries (shard, replica, idx, term, type, ekey, client, series, responded, cmd) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    ),
+    deleteFrom: q(`DELETE FROM entries ${where} AND idx >= ?`),
+    deleteTo: q(`DELETE FROM entries ${where} AND idx <= ?`),
+    deleteAll: q(`DELETE FROM entries ${where}`),
+    upsertState: q(
+      "INSERT OR REPLACE INTO state (shard, replica, term, vote, commit_index) VALUES (?,?,?,?,?)",
+    ),
+    upsertSnapshot: q(
+      "INSERT OR REPLACE INTO snapshots (shard, replica, idx, term, meta) VALUES (?,?,?,?,?)",
+    ),
+    upsertBootstrap: q("INSERT OR REPLACE INTO bootstrap (shard, replica, record) VALUES (?,?,?)"),
+    entries: q(
+      `SELECT idx, term, type, ekey, client, series, responded, cmd FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx`,
+    ),
+    term: q(`SELECT term FROM entries ${where} AND idx = ?`),
+    firstIdx: q(`SELECT idx FROM entries ${where} ORDER BY idx LIMIT 1`),
+    lastIdx: q(`SELECT idx FROM entries ${where} ORDER BY idx DESC LIMIT 1`),
+    snapshotPoint: q(`SELECT idx, term FROM snapshots ${where}`),
+    snapshotMeta: q(`SELECT meta FROM snapshots ${where}`),
+    state: q(`SELECT term, vote, commit_index FROM state ${where}`),
+    bootstrap: q(`SELECT record FROM bootstrap ${where}`),
+    listReplicas: q(
+      "SELECT shard, replica FROM bootstrap UNION SELECT shard, replica FROM state UNION SELECT shard, replica FROM snapshots ORDER BY 1, 2",
+    ),
+    removeAll: ["entries", "state", "snapshots", "bootstrap"].map((t) => q(`DELETE FROM ${t} ${where}`)),
+  };
+}
