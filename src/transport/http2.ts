@@ -367,6 +367,9 @@ export class Http2Transport implements Transport {
     } finally {
       chunker.close();
     }
+    // Refused early (the receiver answered before the last chunk): stop our half too.
+    if (status !== 0 && !stream.destroyed && !stream.writableEnded)
+      stream.close(http2.constants.NGHTTP2_CANCEL);
     await closed;
     return status === 200;
   }

@@ -25,7 +25,7 @@ export interface TransportOptions {
   maxFrameBytes?: number;
   /** Largest single message (encoded-size upper bound). Default maxFrameBytes − batch overhead. */
   maxMessageBytes?: number;
-  /** Snapshot data bytes per chunk. Default 2 MiB. */
+  /** Snapshot data bytes per chunk. Default 2 MiB (less when maxFrameBytes is small). */
   snapshotChunkBytes?: number;
   /** Concurrent incoming snapshot streams. Default 128. */
   maxSnapshotStreamsIn?: number;
@@ -58,7 +58,7 @@ export function resolveOptions(o: TransportOptions): ResolvedOptions {
     maxSendQueueBytes: o.maxSendQueueBytes ?? 64 * MiB,
     maxFrameBytes,
     maxMessageBytes: o.maxMessageBytes ?? maxFrameBytes - BATCH_OVERHEAD_BYTES_MAX,
-    snapshotChunkBytes: o.snapshotChunkBytes ?? 2 * MiB,
+    snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(2 * MiB, maxFrameBytes - 4096),
     maxSnapshotStreamsIn: o.maxSnapshotStreamsIn ?? 128,
     maxSnapshotStreamsOut: o.maxSnapshotStreamsOut ?? 64,
     maxSnapshotFileBytes: o.maxSnapshotFileBytes ?? 1024 * 1024 * MiB,
