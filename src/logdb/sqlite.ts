@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   EMPTY_STATE,
+  ENTRY_HEADER_BYTES,
   type Entry,
   type EntryType,
   entrySizeBytes,
@@ -99,19 +100,19 @@ export class SqliteLogDB implements LogDB {
       this.s = prepareAll(db);
       this.checkIdentity(opts.dir, opts.identity);
     } catch (error) {
-      db?.close(false);
+      if (db !== null) closeDatabase(db);
       throw this.wrap(error);
     }
   }
 
   private configure(db: Database, dir: string): void {
-    // One process owns a data directory: the exclusive lock makes a second opener fail fast.
-    db.exec("PRAGMA locking_mode=EXCLUSIVE");
-    const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
-    if (mode !== "wal")
-      throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
-    db.exec("PRAGMA synchronous=FULL");
     try {
+      // One process owns a data directory: the exclusive lock makes a second opener fail fast.
+      db.exec("PRAGMA locking_mode=EXCLUSIVE");
+      const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
+      if (mode !== "wal")
+        throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
+      db.exec("PRAGMA synchronous=FULL");
       db.exec("BEGIN IMMEDIATE; COMMIT");
     } catch (error) {
       if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
@@ -234,13 +235,17 @@ export class SqliteLogDB implements LogDB {
     if (low >= high) return out;
     let sizeBytes = 0;
     let expected = low;
+    // Every entry counts at least ENTRY_HEADER_BYTES, so no more than this many can fit.
+    const rowLimit = Math.min(high - low, Math.floor(Math.max(0, maxSizeBytes) / ENTRY_HEADER_BYTES) + 1);
     try {
-      for (const row of this.s.entries.iterate(
+      const rows = this.s.entries.values(
         key.shardId,
         key.replicaId,
         low,
         high,
-      ) as IterableIterator<EntryRow>) {
+        rowLimit,
+      ) as unknown as EntryRow[];
+      for (const row of rows) {
         if (row[0] !== expected) break;
         const e: Entry = {
           term: row[1],
@@ -336,8 +341,13 @@ export class SqliteLogDB implements LogDB {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.db.close(false);
+    closeDatabase(this.db);
   }
+}
+
+/** Finalizes every statement first: an open statement would keep the file (and its lock) open. */
+function closeDatabase(db: Database): void {
+  db.close(true);
 }
 
 function prepareAll(db: Database) {
@@ -361,7 +371,7 @@ function prepareAll(db: Database) {
     ),
     upsertBootstrap: q("INSERT OR REPLACE INTO bootstrap (shard, replica, record) VALUES (?,?,?)"),
     entries: q(
-      `SELECT idx, term, type, ekey, client, series, responded, cmd FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx`,
+      `SELECT idx, term, type, ekey, client, series, responded, cmd FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?`,
     ),
     term: q(`SELECT term FROM entries ${where} AND idx = ?`),
     firstIdx: q(`SELECT idx FROM entries ${where} ORDER BY idx LIMIT 1`),

@@ -1,0 +1,33 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openSqliteLogDB, type SqliteLogDB } from "../../src/logdb/sqlite.ts";
+import type { LogDB } from "../../src/logdb/types.ts";
+import { ents, IDENTITY, LIMITS, runLogDBConformance, up } from "./logdb.case.ts";
+
+const root = mkdtempSync(join(tmpdir(), "longboat-logdb-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+
+runLogDBConformance("sqlite", {
+  open: () => openSqliteLogDB({ dir: join(root, `db-${n++}`), identity: IDENTITY, ...LIMITS }),
+  reopen(db: LogDB, identity = IDENTITY): LogDB {
+    db.close();
+    const dir = (db as SqliteLogDB).path.replace(/\/logdb\.sqlite$/, "");
+    return openSqliteLogDB({ dir, identity, ...LIMITS });
+  },
+});
+
+describe("SqliteLogDB", () => {
+  test("a second open of the same data directory fails saying it is in use", () => {
+    const dir = join(root, "busy");
+    const db = openSqliteLogDB({ dir, identity: IDENTITY });
+    try {
+      db.saveUpdates([up({ entries: ents(1, 1, 1) })]);
+      expect(() => openSqliteLogDB({ dir, identity: IDENTITY })).toThrow(/is in use by another process/);
+    } finally {
+      db.close();
+    }
+  });
+});
