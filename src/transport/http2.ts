@@ -411,6 +411,10 @@ export class Http2Transport implements Transport {
         stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
       }
     });
+    // The sender finished its half (it is shutting down): finish ours so the stream closes.
+    stream.on("end", () => {
+      if (!dead && !stream.destroyed) stream.end();
+    });
   }
 
   private refuseFrame(e: unknown, remote: string): void {

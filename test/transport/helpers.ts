@@ -109,3 +109,14 @@ export function installSnapshot(to: number, path: string, sizeBytes: number): Me
     },
   });
 }
+
+/** Real-time bound of one `until` wait in the HTTP/2 tests. */
+const WAIT_MS_MAX = 10_000;
+
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = WAIT_MS_MAX): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

@@ -1,19 +1,10 @@
 import { setDefaultTimeout } from "bun:test";
 import { realEnv } from "../../src/env.ts";
 import { Http2Transport } from "../../src/transport/http2.ts";
+import { waitFor } from "./helpers.ts";
 import { type Harness, transportConformance } from "./transport.case.ts";
 
-/** Real-time bound of one `until` wait in the HTTP/2 tests. */
-const WAIT_MS_MAX = 10_000;
 setDefaultTimeout(30_000);
-
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = WAIT_MS_MAX): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 export function http2Harness(): Harness {
   return {
