@@ -109,6 +109,9 @@ export class SqliteLogDB implements LogDB {
     try {
       // One process owns a data directory: the exclusive lock makes a second opener fail fast.
       db.exec("PRAGMA locking_mode=EXCLUSIVE");
+      // 8 KiB pages keep 1 KiB entries inside their B-tree cell (3.5× faster than 4 KiB
+      // pages in scripts/bench/logdb.ts); only takes effect when the file is created.
+      db.exec("PRAGMA page_size=8192");
       const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
       if (mode !== "wal")
         throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
