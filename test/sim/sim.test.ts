@@ -1,0 +1,50 @@
+/**
+ * The deterministic simulator over many seeds (docs/simulator.md).
+ *
+ *   npx bun test test/sim/sim.test.ts                                   # CI: 200 seeds
+ *   LONGBOAT_SIM_SEEDS=10000 npx bun test test/sim/sim.test.ts --timeout 0   # soak
+ *   LONGBOAT_SIM_SEED=1234 npx bun test test/sim/sim.test.ts            # replay one seed, trace on stderr
+ *   LONGBOAT_SIM_FIRST_SEED=5000 LONGBOAT_SIM_SEEDS=1000 ...            # another seed range
+ *
+ * A failure names the seed, the violated oracle and the replay command.
+ */
+import { expect, test } from "bun:test";
+import { replayCommand, type RunResult, runSeed, summarize } from "./run.ts";
+import { describeSwarm } from "./swarm.ts";
+
+const single = process.env.LONGBOAT_SIM_SEED;
+const seedCount = Number(process.env.LONGBOAT_SIM_SEEDS ?? 200);
+const firstSeed = Number(process.env.LONGBOAT_SIM_FIRST_SEED ?? 1);
+
+function failureMessage(r: RunResult): string {
+  return (
+    `seed ${r.seed} violated ${r.violation?.oracle}: ${r.violation?.message}\n` +
+    `  swarm: ${describeSwarm(r.swarm)}\n  replay: ${replayCommand(r.seed)}`
+  );
+}
+
+if (single !== undefined) {
+  test(`seed ${single} replays with a trace`, async () => {
+    const seed = Number(single);
+    const r = await runSeed({ seed, trace: (line) => process.stderr.write(`${line}\n`) });
+    process.stderr.write(`${summarize([r], 0)}\n`);
+    if (r.violation) throw new Error(failureMessage(r));
+    expect(r.violation).toBeNull();
+  }, 600_000);
+} else {
+  test(`${seedCount} seeds keep every safety oracle and converge after healing`, async () => {
+    const t0 = performance.now();
+    const results: RunResult[] = [];
+    const failures: string[] = [];
+    for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
+      const r = await runSeed({ seed });
+      results.push(r);
+      if (r.violation) {
+        failures.push(failureMessage(r));
+        process.stderr.write(`${failureMessage(r)}\n`);
+      }
+    }
+    process.stderr.write(`${summarize(results, performance.now() - t0)}\n`);
+    expect(failures).toEqual([]);
+  }, Math.max(600_000, seedCount * 10_000));
+}

@@ -1,0 +1,91 @@
+/**
+ * Swarm testing (TigerBeetle's VOPR `options_swarm`): every seed draws its own cluster shape
+ * and fault mix, so one fault does not hide behind another and rare mixes get their turn.
+ * Each fault kind is switched on with probability 1/2, then its rate is drawn in its range.
+ */
+import type { Rng } from "../../src/raft/storage.ts";
+
+export interface Swarm {
+  hostCount: number;
+  shardCount: number;
+  /** Replicas of each shard (3, or 5 when there are 5 hosts). */
+  replicasPerShard: number;
+  clientCount: number;
+  /** Network: probabilities in [0, 1], delays in ms. */
+  lossRate: number;
+  duplicateRate: number;
+  delayMsMin: number;
+  delayMsMax: number;
+  reorder: boolean;
+  /** Chance per simulated second that a partition starts (when none is active). */
+  partitionPerSecond: number;
+  /** Partitions cut one direction only. */
+  partitionOneWay: boolean;
+  /** Chance per simulated second that a host's links clog (frames held, then released). */
+  clogPerSecond: number;
+  /** Chance per simulated second that a running host crashes (stop without flush). */
+  crashPerSecond: number;
+  /** Chance per simulated second that a host pauses (isolated in time: all its frames held). */
+  pausePerSecond: number;
+  /** LogDB fault probability per call; a failed write stops the engine (a crash in fsync). */
+  writeFaultP: number;
+  readFaultP: number;
+  /** Automatic snapshot every this many applied entries (0: none); log kept behind it. */
+  snapshotEntries: number;
+  compactionOverhead: number;
+  /** Chance per simulated second of a leader transfer request on some shard. */
+  transferPerSecond: number;
+  /** Chance per simulated second of a membership change (remove a replica, add a new one). */
+  membershipPerSecond: number;
+  /** Client think time between operations, ms. */
+  thinkMsMax: number;
+  /** Keys per shard (fewer keys: more contention, more work for the checker). */
+  keyCount: number;
+}
+
+/** Draws the swarm of one seed; `on(p)` is a fair coin biased to p. */
+export function drawSwarm(rng: Rng): Swarm {
+  const r = () => rng.nextInt(1_000_000) / 1_000_000;
+  const on = (p = 0.5) => r() < p;
+  const range = (lo: number, hi: number) => lo + r() * (hi - lo);
+  const int = (lo: number, hi: number) => lo + rng.nextInt(hi - lo + 1);
+  const hostCount = int(3, 5);
+  const delayMsMin = int(0, 5);
+  return {
+    hostCount,
+    shardCount: int(1, 3),
+    replicasPerShard: hostCount === 5 && on(0.3) ? 5 : 3,
+    clientCount: int(2, 6),
+    lossRate: on() ? range(0, 0.3) : 0,
+    duplicateRate: on() ? range(0, 0.5) : 0,
+    delayMsMin,
+    delayMsMax: delayMsMin + (on() ? int(0, 40) : int(0, 3)),
+    reorder: on(),
+    partitionPerSecond: on() ? range(0.2, 2) : 0,
+    partitionOneWay: on(),
+    clogPerSecond: on() ? range(0.1, 1) : 0,
+    crashPerSecond: on() ? range(0.1, 1) : 0,
+    pausePerSecond: on() ? range(0.1, 1) : 0,
+    writeFaultP: on(0.35) ? range(0.0005, 0.005) : 0,
+    readFaultP: on(0.2) ? range(0.0001, 0.001) : 0,
+    snapshotEntries: on() ? int(5, 60) : 0,
+    compactionOverhead: int(1, 20),
+    transferPerSecond: on() ? range(0.2, 3) : 0,
+    membershipPerSecond: on(0.3) ? range(0.2, 1) : 0,
+    thinkMsMax: int(0, 30),
+    keyCount: int(2, 5),
+  };
+}
+
+/** One line per swarm, for the trace and failure reports. */
+export function describeSwarm(s: Swarm): string {
+  const p = (x: number) => x.toFixed(3);
+  return (
+    `hosts=${s.hostCount} shards=${s.shardCount}x${s.replicasPerShard} clients=${s.clientCount} ` +
+    `loss=${p(s.lossRate)} dup=${p(s.duplicateRate)} delay=${s.delayMsMin}-${s.delayMsMax}ms reorder=${s.reorder} ` +
+    `partition/s=${p(s.partitionPerSecond)}${s.partitionOneWay ? "(one-way)" : ""} clog/s=${p(s.clogPerSecond)} ` +
+    `crash/s=${p(s.crashPerSecond)} pause/s=${p(s.pausePerSecond)} writeFault=${p(s.writeFaultP)} ` +
+    `readFault=${p(s.readFaultP)} snapshotEntries=${s.snapshotEntries}/${s.compactionOverhead} ` +
+    `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}`
+  );
+}

@@ -1,0 +1,174 @@
+/**
+ * Simulated clients: each one loops put / get / cas / session-protected put on random keys of
+ * random shards through a random running NodeHost, and records every operation in the
+ * history with virtual-clock timestamps. A write whose outcome is unknown (timeout, crash)
+ * stays uncompleted in the history: the checker lets it take effect anywhere after its call,
+ * or never. A failed read is left out (it has no effect).
+ */
+import { LongboatError } from "../../src/engine/errors.ts";
+import type { Session } from "../../src/engine/session.ts";
+import { longboat } from "../../src/pb/longboat.js";
+import { HistoryRecorder } from "./history.ts";
+import type { KvInput, KvOutput } from "./linearizability.ts";
+import { commandDigest } from "./oracles.ts";
+import type { World } from "./world.ts";
+
+const kvpb = longboat.nodehost.v1;
+const text = new TextEncoder();
+const untext = new TextDecoder();
+
+/** Session-protected proposals retry this many times with the same series id. */
+export const SESSION_RETRY_COUNT_MAX = 3;
+
+export interface WorkloadStats {
+  invoked: number;
+  completed: number;
+  failed: number;
+  sessionRetries: number;
+}
+
+export class Workload {
+  readonly history = new HistoryRecorder<KvInput, KvOutput>();
+  readonly stats: WorkloadStats = { invoked: 0, completed: 0, failed: 0, sessionRetries: 0 };
+  stopped = false;
+  private running = 0;
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly world: World) {}
+
+  start(): void {
+    for (let c = 1; c <= this.world.swarm.clientCount; c++) {
+      this.running++;
+      void this.loop(c).finally(() => this.running--);
+    }
+  }
+
+  get idle(): boolean {
+    return this.running === 0;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.world.env.setTimer(ms, resolve));
+  }
+
+  private async loop(clientId: number): Promise<void> {
+    const w = this.world;
+    let seq = 0;
+    while (!this.stopped) {
+      await this.sleep(1 + w.env.nextInt(w.swarm.thinkMsMax + 1));
+      if (this.stopped) return;
+      const shardId = 1 + w.env.nextInt(w.swarm.shardCount);
+      const key = `${shardId}/k${w.env.nextInt(w.swarm.keyCount)}`;
+      const value = `c${clientId}.${++seq}`;
+      const roll = w.rand();
+      try {
+        if (roll < 0.4) await this.get(clientId, shardId, key);
+        else if (roll < 0.65) await this.put(clientId, shardId, key, value, false);
+        else if (roll < 0.85) await this.cas(clientId, shardId, key, value);
+        else await this.put(clientId, shardId, key, value, true);
+      } catch (e) {
+        if (!(e instanceof LongboatError)) throw e;
+        this.stats.failed++;
+      }
+    }
+  }
+
+  private timeoutMs(): number {
+    return 200 + this.world.env.nextInt(800);
+  }
+
+  private async get(clientId: number, shardId: number, key: string): Promise<void> {
+    const h = this.world.pickHostFor(shardId);
+    if (!h) return;
+    const callMs = this.world.env.nowMs();
+    const query = kvpb.KvQuery.encode({ get: { key } }).finish();
+    const bytes = await h.nh!.syncRead(shardId, query, { timeoutMs: this.timeoutMs() });
+    const r = kvpb.KvQueryResult.decode(bytes);
+    const value = r.found ? untext.decode(r.value) : null;
+    const id = this.history.invoke(clientId, { op: "get", key }, callMs);
+    this.history.complete(id, { value }, this.world.env.nowMs());
+    this.stats.invoked++;
+    this.stats.completed++;
+    this.world.log(`client ${clientId} get ${key} -> ${value} via host ${h.index}`);
+  }
+
+  private async cas(clientId: number, shardId: number, key: string, value: string): Promise<void> {
+    // Expect what a recent read saw half the time (a likely success), else absence.
+    const expected = this.world.rand() < 0.5 ? null : `c${1 + this.world.env.nextInt(this.world.swarm.clientCount)}.${this.world.env.nextInt(20)}`;
+    const cmd = kvpb.KvCommand.encode({
+      cas: { key, expected: text.encode(expected ?? ""), expectedAbsent: expected === null, value: text.encode(value) },
+    }).finish();
+    await this.propose(clientId, shardId, { op: "cas", key, expected, value }, cmd, false);
+  }
+
+  private async put(clientId: number, shardId: number, key: string, value: string, withSession: boolean): Promise<void> {
+    const cmd = kvpb.KvCommand.encode({ put: { key, value: text.encode(value) } }).finish();
+    await this.propose(clientId, shardId, { op: "put", key, value }, cmd, withSession);
+  }
+
+  private async session(clientId: number, shardId: number): Promise<Session | null> {
+    const k = `${clientId}:${shardId}`;
+    const have = this.sessions.get(k);
+    if (have) return have;
+    const h = this.world.pickHostFor(shardId);
+    if (!h) return null;
+    const s = await h.nh!.getNewSession(shardId, { timeoutMs: this.timeoutMs() });
+    this.world.log(`client ${clientId} registered session ${s.clientId} on shard ${shardId}`);
+    this.sessions.set(k, s);
+    return s;
+  }
+
+  /** Proposes cmd (retrying with the same series id when session-protected); records the op. */
+  private async propose(
+    clientId: number,
+    shardId: number,
+    input: KvInput,
+    cmd: Uint8Array,
+    withSession: boolean,
+  ): Promise<void> {
+    const w = this.world;
+    const session = withSession ? await this.session(clientId, shardId) : null;
+    if (withSession && session === null) return;
+    let opId = -1;
+    const attempts = session ? SESSION_RETRY_COUNT_MAX + 1 : 1;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const h = w.pickHostFor(shardId);
+      if (!h) {
+        await this.sleep(20);
+        continue;
+      }
+      const nh = h.nh!;
+      const s = session ?? nh.getNoOpSession(shardId);
+      let state: ReturnType<typeof nh.propose>;
+      try {
+        state = nh.propose(s, cmd, { timeoutMs: this.timeoutMs() });
+      } catch (e) {
+        if (!(e instanceof LongboatError)) throw e;
+        await this.sleep(10);
+        continue; // refused before it was queued: not proposed
+      }
+      if (opId < 0) {
+        opId = this.history.invoke(clientId, input, w.env.nowMs());
+        this.stats.invoked++;
+      } else this.stats.sessionRetries++;
+      const result = await state.result;
+      if (result.code === "completed") {
+        const output: KvOutput = input.op === "cas" ? { ok: result.value === 1 } : {};
+        this.history.complete(opId, output, w.env.nowMs());
+        this.stats.completed++;
+        const what = `client ${clientId} ${input.op} ${input.key}=${"value" in input ? input.value : ""}`;
+        w.oracles.onAcked(shardId, result.index, commandDigest(s.clientId, s.seriesId, cmd), what);
+        w.log(`${what} acked at index ${result.index} via host ${h.index}${input.op === "cas" ? ` ok=${output.ok}` : ""}`);
+        session?.proposalCompleted();
+        return;
+      }
+      w.log(`client ${clientId} ${input.op} ${input.key} via host ${h.index}: ${result.code}`);
+      if (!session || result.code === "rejected") break;
+    }
+    if (session) {
+      // Outcome unknown: the op stays uncompleted; the session moves on to a new series id.
+      session.proposalCompleted();
+    }
+    this.stats.failed++;
+  }
+}

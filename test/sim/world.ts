@@ -1,0 +1,429 @@
+/**
+ * The simulated world of one seed: NodeHosts (engine, rsm, in-memory LogDB, simulated
+ * transport) in one process on one ManualEnv, the fault injector that drives the swarm's
+ * fault mix, and the oracle checks run after every step.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ManualEnv } from "../../src/env.ts";
+import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import { NodeHost } from "../../src/nodehost.ts";
+import { builtinApps } from "../../src/statemachine/registry.ts";
+import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/statemachine/types.ts";
+import { SimNetwork } from "../../src/transport/sim.ts";
+import { type AppliedRecord, Oracles, SimViolation } from "./oracles.ts";
+import { drawSwarm, type Swarm } from "./swarm.ts";
+
+/** Milliseconds per engine tick in the simulation. */
+export const SIM_RTT_MS = 10;
+
+/** Lets every pending promise continuation run (a macrotask boundary drains all microtasks). */
+export function drain(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve)); // env-ok: test driver, ordering only
+}
+
+export function hostAddress(i: number): string {
+  return `10.0.0.${i}:7001`;
+}
+
+interface ShardPlacement {
+  replicaId: number;
+  /** Initial members (replica id → address), or null for a replica that joined. */
+  members: Record<number, string> | null;
+}
+
+export interface HostSlot {
+  index: number;
+  address: string;
+  logdb: MemoryLogDB;
+  nh: NodeHost | null;
+  /** Replicas this host runs (or ran before it crashed), by shard. */
+  shards: Map<number, ShardPlacement>;
+  /** Virtual time at which a crashed host restarts (Infinity: stays down). */
+  restartAtMs: number;
+  /** The engine stopped itself (disk fault): restart it as a crash. */
+  fatal: boolean;
+  /** Clients avoid a paused host until this time. */
+  pausedUntilMs: number;
+}
+
+export interface WorldStats {
+  crashes: number;
+  restarts: number;
+  diskFaultStops: number;
+  partitions: number;
+  clogs: number;
+  pauses: number;
+  transfers: number;
+  membershipChanges: number;
+}
+
+/** Replica configuration every simulated shard uses (snapshot settings come from the swarm). */
+function replicaConfig(swarm: Swarm, shardId: number, replicaId: number) {
+  return {
+    shardId,
+    replicaId,
+    electionRtt: 10,
+    heartbeatRtt: 1,
+    checkQuorum: true,
+    preVote: true,
+    snapshotEntries: swarm.snapshotEntries,
+    compactionOverhead: swarm.compactionOverhead,
+  };
+}
+
+export class World {
+  readonly env: ManualEnv;
+  readonly swarm: Swarm;
+  readonly net: SimNetwork;
+  readonly hosts: HostSlot[] = [];
+  readonly oracles = new Oracles();
+  readonly root: string;
+  readonly stats: WorldStats = {
+    crashes: 0,
+    restarts: 0,
+    diskFaultStops: 0,
+    partitions: 0,
+    clogs: 0,
+    pauses: 0,
+    transfers: 0,
+    membershipChanges: 0,
+  };
+  /** shard id → replica ids in its current membership (as the simulator asked for). */
+  readonly shardMembers = new Map<number, Set<number>>();
+  /** The first violation an event callback saw (callbacks must not throw into the engine). */
+  violation: SimViolation | null = null;
+  faultsOn = true;
+  private partitionUntilMs = -1;
+  private readonly unclogAt = new Map<number, number>();
+  private readonly kv: CreateStateMachine;
+  /** What every state machine instance applied (for the session oracle). */
+  private applied: AppliedRecord[] = [];
+
+  constructor(
+    readonly seed: number,
+    readonly trace: ((line: string) => void) | null,
+  ) {
+    this.env = new ManualEnv(seed);
+    this.swarm = drawSwarm(this.env);
+    this.root = mkdtempSync(join(tmpdir(), `longboat-sim-${seed}-`));
+    this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
+    this.kv = builtinApps().get("kv");
+    const s = this.swarm;
+    this.net.setDefaultLink({
+      lossRate: s.lossRate,
+      duplicateRate: s.duplicateRate,
+      delayMsMin: s.delayMsMin,
+      delayMsMax: s.delayMsMax,
+      reorder: s.reorder,
+    });
+    for (let i = 1; i <= s.hostCount; i++) {
+      const address = hostAddress(i);
+      const logdb = new MemoryLogDB({ identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 }, rng: this.env });
+      this.hosts.push({ index: i, address, logdb, nh: null, shards: new Map(), restartAtMs: Infinity, fatal: false, pausedUntilMs: 0 });
+    }
+  }
+
+  log(line: string): void {
+    this.trace?.(`${String(this.env.nowMs()).padStart(6)}ms ${line}`);
+  }
+
+  rand(): number {
+    return this.env.random();
+  }
+
+  pick<T>(items: readonly T[]): T | undefined {
+    return items.length === 0 ? undefined : items[this.env.nextInt(items.length)];
+  }
+
+  // ---- setup ----
+
+  async setup(): Promise<void> {
+    const s = this.swarm;
+    for (let shardId = 1; shardId <= s.shardCount; shardId++) {
+      const all = this.hosts.map((h) => h.index);
+      const chosen: number[] = [];
+      while (chosen.length < s.replicasPerShard) {
+        const i = all.splice(this.env.nextInt(all.length), 1)[0]!;
+        chosen.push(i);
+      }
+      chosen.sort((a, b) => a - b);
+      const members: Record<number, string> = {};
+      for (const i of chosen) members[i] = hostAddress(i);
+      for (const i of chosen) this.hosts[i - 1]!.shards.set(shardId, { replicaId: i, members });
+      this.shardMembers.set(shardId, new Set(chosen));
+      this.log(`shard ${shardId} on hosts ${chosen.join(",")}`);
+    }
+    for (const h of this.hosts) await this.startHost(h);
+  }
+
+  private async startHost(h: HostSlot): Promise<boolean> {
+    const wf = this.faultsOn ? this.swarm.writeFaultP : 0;
+    const rf = this.faultsOn ? this.swarm.readFaultP : 0;
+    h.logdb.setWriteFault(0);
+    h.logdb.setReadFault(0);
+    const nh = new NodeHost({
+      nodeHostDir: join(this.root, `host-${h.index}`),
+      raftAddress: h.address,
+      rttMs: SIM_RTT_MS,
+      env: this.env,
+      listener: {
+        leaderUpdated: (info) => this.onLeader(h, info.shardId, info.replicaId, info.leaderId, info.term),
+      },
+      log: (event) => {
+        if (event.event === "engine-fatal") {
+          h.fatal = true;
+          this.log(`host ${h.index} engine stopped: ${String(event.error).split("\n")[0]}`);
+        }
+      },
+      expert: { logdb: h.logdb, transport: (registry) => this.net.transport(h.address, 1, registry) },
+    });
+    h.nh = nh;
+    h.fatal = false;
+    await nh.ready;
+    for (const [shardId, p] of h.shards) {
+      const cfg = replicaConfig(this.swarm, shardId, p.replicaId);
+      await nh.startReplica(p.members ?? {}, p.members === null, this.recording(h), cfg, { app: "kv" });
+    }
+    h.logdb.setWriteFault(wf);
+    h.logdb.setReadFault(rf);
+    return true;
+  }
+
+  /** The kv app, wrapped to record which indices each instance applies. */
+  private recording(h: HostSlot): CreateStateMachine {
+    return (shardId, replicaId) => {
+      const sm = this.kv(shardId, replicaId) as IStateMachine;
+      const rec: AppliedRecord = { shardId, replicaId, host: h.index, pending: [], seen: new Set(), closed: false };
+      this.applied.push(rec);
+      const wrapped: IStateMachine = {
+        update: (entries: SMEntry[]) => {
+          for (const e of entries) rec.pending.push(e.index);
+          return sm.update(entries);
+        },
+        lookup: (q) => sm.lookup(q),
+        saveSnapshot: (sink) => sm.saveSnapshot(sink),
+        recoverFromSnapshot: (payload) => {
+          rec.seen.clear();
+          rec.pending = [];
+          sm.recoverFromSnapshot(payload);
+        },
+        hash: () => sm.hash(),
+        close: () => {
+          rec.closed = true;
+          sm.close();
+        },
+      };
+      return wrapped;
+    };
+  }
+
+  private onLeader(h: HostSlot, shardId: number, replicaId: number, leaderId: number, term: number): void {
+    this.log(`host ${h.index} shard ${shardId} replica ${replicaId}: leader ${leaderId} term ${term}`);
+    try {
+      this.oracles.onLeader(shardId, replicaId, leaderId, term);
+    } catch (e) {
+      if (e instanceof SimViolation && this.violation === null) this.violation = e;
+    }
+  }
+
+  running(): HostSlot[] {
+    return this.hosts.filter((h) => h.nh !== null && !h.fatal);
+  }
+
+  /** A running, unpaused host that runs shardId, for a client request. */
+  pickHostFor(shardId: number): HostSlot | undefined {
+    const now = this.env.nowMs();
+    return this.pick(this.running().filter((h) => h.shards.has(shardId) && h.pausedUntilMs <= now));
+  }
+
+  // ---- crash and restart ----
+
+  async crash(h: HostSlot, reason: string, downMs: number): Promise<void> {
+    const nh = h.nh;
+    if (nh === null) return;
+    h.nh = null;
+    h.restartAtMs = this.env.nowMs() + downMs;
+    this.log(`crash host ${h.index} (${reason}), restart in ${downMs}ms`);
+    try {
+      await nh.stop();
+    } catch {
+      // a host stopped by a disk fault may fail to close; its durable data is what counts
+    }
+    h.logdb.crash();
+  }
+
+  async restartDue(): Promise<void> {
+    const now = this.env.nowMs();
+    for (const h of this.hosts) {
+      if (h.nh !== null || h.restartAtMs > now) continue;
+      h.restartAtMs = Infinity;
+      this.stats.restarts++;
+      this.log(`restart host ${h.index}`);
+      try {
+        await this.startHost(h);
+      } catch (e) {
+        this.log(`restart of host ${h.index} failed: ${(e as Error).message}`);
+        await this.crash(h, "restart failed", 50);
+      }
+    }
+  }
+
+  // ---- faults ----
+
+  /** Draws this step's faults from the swarm's per-second rates. */
+  async injectFaults(stepMs: number): Promise<void> {
+    const now = this.env.nowMs();
+    for (const h of this.hosts) {
+      if (h.nh !== null && h.fatal) {
+        this.stats.diskFaultStops++;
+        await this.crash(h, "disk fault", 20 + this.env.nextInt(300));
+      }
+    }
+    await this.restartDue();
+    for (const [i, at] of [...this.unclogAt]) {
+      if (at <= now) {
+        this.unclogAt.delete(i);
+        this.net.unclog(hostAddress(i));
+        this.log(`unclog host ${i}`);
+      }
+    }
+    if (this.partitionUntilMs >= 0 && this.partitionUntilMs <= now) {
+      this.partitionUntilMs = -1;
+      this.net.heal();
+      this.log("partition healed");
+    }
+    if (!this.faultsOn) return;
+    const s = this.swarm;
+    const chance = (perSecond: number) => perSecond > 0 && this.rand() < (perSecond * stepMs) / 1000;
+    if (this.partitionUntilMs < 0 && chance(s.partitionPerSecond)) this.partition(100 + this.env.nextInt(900));
+    if (chance(s.clogPerSecond)) this.clog(20 + this.env.nextInt(200), "clog");
+    if (chance(s.pausePerSecond)) this.clog(200 + this.env.nextInt(1500), "pause");
+    if (chance(s.crashPerSecond)) {
+      const h = this.pick(this.running());
+      if (h) {
+        this.stats.crashes++;
+        await this.crash(h, "process crash", 30 + this.env.nextInt(1000));
+      }
+    }
+    if (chance(s.transferPerSecond)) this.transfer();
+  }
+
+  private partition(durationMs: number): void {
+    const s = this.swarm;
+    const addrs = this.hosts.map((h) => h.address);
+    const mode = this.env.nextInt(2);
+    const side = new Set<string>();
+    if (mode === 0) side.add(this.pick(addrs)!);
+    else for (const a of addrs) if (this.rand() < 0.5) side.add(a);
+    if (side.size === 0 || side.size === addrs.length) return;
+    for (const a of side) {
+      for (const b of addrs) if (!side.has(b)) this.net.partition(a, b, s.partitionOneWay);
+    }
+    this.partitionUntilMs = this.env.nowMs() + durationMs;
+    this.stats.partitions++;
+    this.log(`partition ${[...side].join(",")} ${s.partitionOneWay ? "->" : "|"} rest for ${durationMs}ms`);
+  }
+
+  private clog(durationMs: number, kind: "clog" | "pause"): void {
+    const h = this.pick(this.hosts);
+    if (!h || this.unclogAt.has(h.index)) return;
+    this.net.clog(h.address);
+    this.unclogAt.set(h.index, this.env.nowMs() + durationMs);
+    if (kind === "pause") {
+      h.pausedUntilMs = this.env.nowMs() + durationMs;
+      this.stats.pauses++;
+    } else this.stats.clogs++;
+    this.log(`${kind} host ${h.index} for ${durationMs}ms`);
+  }
+
+  private transfer(): void {
+    const shardId = 1 + this.env.nextInt(this.swarm.shardCount);
+    for (const h of this.running()) {
+      const nh = h.nh!;
+      const p = h.shards.get(shardId);
+      if (!p) continue;
+      const info = nh.getLeaderId(shardId);
+      if (!info.valid || info.leaderId !== p.replicaId) continue;
+      const targets = [...(this.shardMembers.get(shardId) ?? [])].filter((r) => r !== p.replicaId);
+      const target = this.pick(targets);
+      if (target === undefined) return;
+      try {
+        nh.requestLeaderTransfer(shardId, target);
+        this.stats.transfers++;
+        this.log(`leader transfer shard ${shardId}: ${p.replicaId} -> ${target}`);
+      } catch (e) {
+        this.log(`leader transfer shard ${shardId} refused: ${(e as Error).message}`);
+      }
+      return;
+    }
+  }
+
+  /** Ends every fault: links clean, partitions and clogs gone, crashed hosts restart now. */
+  async stopFaults(): Promise<void> {
+    this.faultsOn = false;
+    this.net.heal();
+    this.partitionUntilMs = -1;
+    for (const i of [...this.unclogAt.keys()]) this.net.unclog(hostAddress(i));
+    this.unclogAt.clear();
+    this.net.setDefaultLink({ lossRate: 0, duplicateRate: 0, delayMsMin: 1, delayMsMax: 5, reorder: false });
+    const now = this.env.nowMs();
+    for (const h of this.hosts) {
+      h.logdb.setWriteFault(0);
+      h.logdb.setReadFault(0);
+      h.pausedUntilMs = 0;
+      if (h.nh !== null && h.fatal) await this.crash(h, "disk fault", 0);
+      if (h.nh === null) h.restartAtMs = now;
+    }
+    await this.restartDue();
+    this.log("heal: all faults stopped");
+  }
+
+  // ---- oracles ----
+
+  /** Runs the per-step oracles over every running host (LogDB faults off while they read). */
+  check(): void {
+    if (this.violation) throw this.violation;
+    for (const h of this.running()) {
+      const nh = h.nh!;
+      const wf = this.faultsOff(h);
+      try {
+        for (const [shardId, p] of h.shards) {
+          let hash: { appliedIndex: number; hash: string };
+          try {
+            hash = nh.stateHash(shardId);
+          } catch {
+            continue; // the replica was removed or is not running
+          }
+          this.oracles.onStateHash(shardId, hash.appliedIndex, hash.hash, `replica ${p.replicaId} on host ${h.index}`);
+          this.oracles.checkCommitted(h.index, h.logdb, shardId, p.replicaId);
+        }
+      } finally {
+        wf();
+      }
+    }
+    this.checkApplied();
+  }
+
+  /** Session oracle over every state machine instance; forgets closed ones once matched. */
+  checkApplied(): void {
+    for (const rec of this.applied) this.oracles.checkApplied(rec);
+    this.applied = this.applied.filter((r) => !r.closed);
+  }
+
+  /** Turns a host's LogDB faults off (the oracles read it); returns the function that restores them. */
+  private faultsOff(h: HostSlot): () => void {
+    h.logdb.setWriteFault(0);
+    h.logdb.setReadFault(0);
+    return () => {
+      if (!this.faultsOn) return;
+      h.logdb.setWriteFault(this.swarm.writeFaultP);
+      h.logdb.setReadFault(this.swarm.readFaultP);
+    };
+  }
+
+  close(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
