@@ -16,7 +16,14 @@
 import type { LogDB } from "../../src/logdb/types.ts";
 import type { Entry } from "../../src/raft/types.ts";
 
-export type OracleName = "leader" | "committed" | "hash" | "acked" | "session" | "convergence" | "linearizability";
+export type OracleName =
+  | "leader"
+  | "committed"
+  | "hash"
+  | "acked"
+  | "session"
+  | "convergence"
+  | "linearizability";
 
 export class SimViolation extends Error {
   override name = "SimViolation";
@@ -127,13 +134,25 @@ export class Oracles {
     this.checkedTo.set(id, Math.max(this.checkedTo.get(id) ?? 0, to));
   }
 
-  private compareEntry(canon: Map<number, Canonical>, shardId: number, replicaId: number, host: number, e: Entry): void {
+  private compareEntry(
+    canon: Map<number, Canonical>,
+    shardId: number,
+    replicaId: number,
+    host: number,
+    e: Entry,
+  ): void {
     this.entriesChecked++;
     const digest = entryDigest(e);
     const seen = canon.get(e.index);
     if (seen === undefined) {
-      if (canon.size >= CANONICAL_ENTRY_COUNT_MAX) throw new Error(`canonical history of shard ${shardId} is full`);
-      canon.set(e.index, { digest, command: commandDigest(e.clientId, e.seriesId, e.cmd), clientId: e.clientId, seriesId: e.seriesId });
+      if (canon.size >= CANONICAL_ENTRY_COUNT_MAX)
+        throw new Error(`canonical history of shard ${shardId} is full`);
+      canon.set(e.index, {
+        digest,
+        command: commandDigest(e.clientId, e.seriesId, e.cmd),
+        clientId: e.clientId,
+        seriesId: e.seriesId,
+      });
       return;
     }
     if (seen.digest !== digest) {
@@ -216,7 +235,9 @@ export class Oracles {
       rec.seen.add(id);
     }
     if (still.length > APPLIED_PENDING_COUNT_MAX) {
-      throw new Error(`session oracle: ${still.length} applied indices of shard ${rec.shardId} never reached the canonical history`);
+      throw new Error(
+        `session oracle: ${still.length} applied indices of shard ${rec.shardId} never reached the canonical history`,
+      );
     }
     rec.pending = still;
   }

@@ -24,7 +24,9 @@ async function firstCatch(bug: PlantedBug): Promise<{ seed: number; oracle: stri
   for (let seed = 1; seed <= PLANTED_SEED_BUDGET; seed++) {
     const r = await runSeed({ seed });
     if (r.violation) {
-      process.stderr.write(`planted bug ${bug}: caught by seed ${seed} (${r.violation.message.slice(0, 200)})\n`);
+      process.stderr.write(
+        `planted bug ${bug}: caught by seed ${seed} (${r.violation.message.slice(0, 200)})\n`,
+      );
       return { seed, oracle: r.violation.oracle };
     }
   }

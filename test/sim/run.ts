@@ -65,13 +65,18 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     const healedAt = world.env.nowMs();
     let converged = await phase(world, healMsMax, stepMs, () => workload.idle && convergedNow(world));
     if (!converged) {
-      throw new SimViolation("convergence", `no convergence within ${healMsMax}ms of healing: ${convergenceReport(world)}`);
+      throw new SimViolation(
+        "convergence",
+        `no convergence within ${healMsMax}ms of healing: ${convergenceReport(world)}`,
+      );
     }
     world.log(`converged ${world.env.nowMs() - healedAt}ms after healing`);
     converged = true;
     world.oracles.verifyAllAcked(true);
     checkAckedApplied(world);
-    const verdict = checkOperations(kvModel, workload.history.operations(), { maxStates: CHECK_STATE_COUNT_MAX });
+    const verdict = checkOperations(kvModel, workload.history.operations(), {
+      maxStates: CHECK_STATE_COUNT_MAX,
+    });
     linearizability = verdict.result;
     if (verdict.result === "illegal") {
       throw new SimViolation("linearizability", `key ${verdict.partitionKey}: ${verdict.explanation ?? ""}`);
@@ -99,7 +104,12 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 }
 
 /** Runs the world for up to durationMs; stops early (returning true) when done() holds. */
-async function phase(world: World, durationMs: number, stepMs: number, done: () => boolean): Promise<boolean> {
+async function phase(
+  world: World,
+  durationMs: number,
+  stepMs: number,
+  done: () => boolean,
+): Promise<boolean> {
   for (let t = 0; t < durationMs; t += stepMs) {
     world.env.advance(stepMs);
     await drain();
@@ -153,7 +163,10 @@ function checkAckedApplied(world: World): void {
       if (!h.shards.has(a.shardId)) continue;
       const applied = h.nh!.stateHash(a.shardId).appliedIndex;
       if (applied < a.index) {
-        throw new SimViolation("acked", `${a.what} acknowledged at index ${a.index} but host ${h.index} applied only ${applied}`);
+        throw new SimViolation(
+          "acked",
+          `${a.what} acknowledged at index ${a.index} but host ${h.index} applied only ${applied}`,
+        );
       }
     }
   }

@@ -32,19 +32,23 @@ if (single !== undefined) {
     expect(r.violation).toBeNull();
   }, 600_000);
 } else {
-  test(`${seedCount} seeds keep every safety oracle and converge after healing`, async () => {
-    const t0 = performance.now();
-    const results: RunResult[] = [];
-    const failures: string[] = [];
-    for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
-      const r = await runSeed({ seed });
-      results.push(r);
-      if (r.violation) {
-        failures.push(failureMessage(r));
-        process.stderr.write(`${failureMessage(r)}\n`);
+  test(
+    `${seedCount} seeds keep every safety oracle and converge after healing`,
+    async () => {
+      const t0 = performance.now();
+      const results: RunResult[] = [];
+      const failures: string[] = [];
+      for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
+        const r = await runSeed({ seed });
+        results.push(r);
+        if (r.violation) {
+          failures.push(failureMessage(r));
+          process.stderr.write(`${failureMessage(r)}\n`);
+        }
       }
-    }
-    process.stderr.write(`${summarize(results, performance.now() - t0)}\n`);
-    expect(failures).toEqual([]);
-  }, Math.max(600_000, seedCount * 10_000));
+      process.stderr.write(`${summarize(results, performance.now() - t0)}\n`);
+      expect(failures).toEqual([]);
+    },
+    Math.max(600_000, seedCount * 10_000),
+  );
 }

@@ -94,14 +94,28 @@ export class Workload {
 
   private async cas(clientId: number, shardId: number, key: string, value: string): Promise<void> {
     // Expect what a recent read saw half the time (a likely success), else absence.
-    const expected = this.world.rand() < 0.5 ? null : `c${1 + this.world.env.nextInt(this.world.swarm.clientCount)}.${this.world.env.nextInt(20)}`;
+    const expected =
+      this.world.rand() < 0.5
+        ? null
+        : `c${1 + this.world.env.nextInt(this.world.swarm.clientCount)}.${this.world.env.nextInt(20)}`;
     const cmd = kvpb.KvCommand.encode({
-      cas: { key, expected: text.encode(expected ?? ""), expectedAbsent: expected === null, value: text.encode(value) },
+      cas: {
+        key,
+        expected: text.encode(expected ?? ""),
+        expectedAbsent: expected === null,
+        value: text.encode(value),
+      },
     }).finish();
     await this.propose(clientId, shardId, { op: "cas", key, expected, value }, cmd, false);
   }
 
-  private async put(clientId: number, shardId: number, key: string, value: string, withSession: boolean): Promise<void> {
+  private async put(
+    clientId: number,
+    shardId: number,
+    key: string,
+    value: string,
+    withSession: boolean,
+  ): Promise<void> {
     const cmd = kvpb.KvCommand.encode({ put: { key, value: text.encode(value) } }).finish();
     await this.propose(clientId, shardId, { op: "put", key, value }, cmd, withSession);
   }
@@ -158,7 +172,9 @@ export class Workload {
         this.stats.completed++;
         const what = `client ${clientId} ${input.op} ${input.key}=${"value" in input ? input.value : ""}`;
         w.oracles.onAcked(shardId, result.index, commandDigest(s.clientId, s.seriesId, cmd), what);
-        w.log(`${what} acked at index ${result.index} via host ${h.index}${input.op === "cas" ? ` ok=${output.ok}` : ""}`);
+        w.log(
+          `${what} acked at index ${result.index} via host ${h.index}${input.op === "cas" ? ` ok=${output.ok}` : ""}`,
+        );
         session?.proposalCompleted();
         return;
       }

@@ -120,8 +120,20 @@ export class World {
     });
     for (let i = 1; i <= s.hostCount; i++) {
       const address = hostAddress(i);
-      const logdb = new MemoryLogDB({ identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 }, rng: this.env });
-      this.hosts.push({ index: i, address, logdb, nh: null, shards: new Map(), restartAtMs: Infinity, fatal: false, pausedUntilMs: 0 });
+      const logdb = new MemoryLogDB({
+        identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 },
+        rng: this.env,
+      });
+      this.hosts.push({
+        index: i,
+        address,
+        logdb,
+        nh: null,
+        shards: new Map(),
+        restartAtMs: Infinity,
+        fatal: false,
+        pausedUntilMs: 0,
+      });
     }
   }
 
@@ -195,7 +207,14 @@ export class World {
   private recording(h: HostSlot): CreateStateMachine {
     return (shardId, replicaId) => {
       const sm = this.kv(shardId, replicaId) as IStateMachine;
-      const rec: AppliedRecord = { shardId, replicaId, host: h.index, pending: [], seen: new Set(), closed: false };
+      const rec: AppliedRecord = {
+        shardId,
+        replicaId,
+        host: h.index,
+        pending: [],
+        seen: new Set(),
+        closed: false,
+      };
       this.applied.push(rec);
       const wrapped: IStateMachine = {
         update: (entries: SMEntry[]) => {
@@ -297,7 +316,8 @@ export class World {
     if (!this.faultsOn) return;
     const s = this.swarm;
     const chance = (perSecond: number) => perSecond > 0 && this.rand() < (perSecond * stepMs) / 1000;
-    if (this.partitionUntilMs < 0 && chance(s.partitionPerSecond)) this.partition(100 + this.env.nextInt(900));
+    if (this.partitionUntilMs < 0 && chance(s.partitionPerSecond))
+      this.partition(100 + this.env.nextInt(900));
     if (chance(s.clogPerSecond)) this.clog(20 + this.env.nextInt(200), "clog");
     if (chance(s.pausePerSecond)) this.clog(200 + this.env.nextInt(1500), "pause");
     if (chance(s.crashPerSecond)) {
@@ -396,7 +416,12 @@ export class World {
           } catch {
             continue; // the replica was removed or is not running
           }
-          this.oracles.onStateHash(shardId, hash.appliedIndex, hash.hash, `replica ${p.replicaId} on host ${h.index}`);
+          this.oracles.onStateHash(
+            shardId,
+            hash.appliedIndex,
+            hash.hash,
+            `replica ${p.replicaId} on host ${h.index}`,
+          );
           this.oracles.checkCommitted(h.index, h.logdb, shardId, p.replicaId);
         }
       } finally {

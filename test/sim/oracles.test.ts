@@ -1,0 +1,175 @@
+import { describe, expect, test } from "bun:test";
+import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import { makeEntry } from "../../src/raft/types.ts";
+import { type AppliedRecord, commandDigest, Oracles, SimViolation } from "./oracles.ts";
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const key = { shardId: 1, replicaId: 1 };
+
+function dbWith(
+  entries: { term: number; cmd: string; clientId?: number; seriesId?: number }[],
+  commit: number,
+) {
+  const db = new MemoryLogDB();
+  db.saveUpdates([
+    {
+      ...key,
+      entries: entries.map((e, i) =>
+        makeEntry({
+          index: i + 1,
+          term: e.term,
+          cmd: bytes(e.cmd),
+          clientId: e.clientId ?? 0,
+          seriesId: e.seriesId ?? 0,
+        }),
+      ),
+      state: { term: entries.at(-1)?.term ?? 0, vote: 0, commit },
+      snapshot: null,
+    },
+  ]);
+  return db;
+}
+
+function violation(fn: () => void): SimViolation {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SimViolation) return e;
+    throw e;
+  }
+  throw new Error("no violation");
+}
+
+describe("oracles", () => {
+  test("two leaders named for one term of a shard is a leader violation", () => {
+    const o = new Oracles();
+    o.onLeader(1, 1, 1, 5);
+    o.onLeader(1, 2, 1, 5);
+    expect(violation(() => o.onLeader(1, 3, 3, 5)).oracle).toBe("leader");
+  });
+
+  test("the same term on two shards may have different leaders", () => {
+    const o = new Oracles();
+    o.onLeader(1, 1, 1, 5);
+    expect(() => o.onLeader(2, 2, 2, 5)).not.toThrow();
+  });
+
+  test("a committed entry that differs between replicas is a committed violation", () => {
+    const o = new Oracles();
+    o.checkCommitted(
+      1,
+      dbWith(
+        [
+          { term: 1, cmd: "a" },
+          { term: 1, cmd: "b" },
+        ],
+        2,
+      ),
+      1,
+      1,
+    );
+    const other = dbWith(
+      [
+        { term: 1, cmd: "a" },
+        { term: 2, cmd: "x" },
+      ],
+      2,
+    );
+    expect(violation(() => o.checkCommitted(2, other, 1, 1)).oracle).toBe("committed");
+  });
+
+  test("entries above the durable commit index are not compared", () => {
+    const o = new Oracles();
+    o.checkCommitted(
+      1,
+      dbWith(
+        [
+          { term: 1, cmd: "a" },
+          { term: 1, cmd: "b" },
+        ],
+        1,
+      ),
+      1,
+      1,
+    );
+    o.checkCommitted(
+      2,
+      dbWith(
+        [
+          { term: 1, cmd: "a" },
+          { term: 2, cmd: "x" },
+        ],
+        1,
+      ),
+      1,
+      1,
+    );
+    expect(o.entriesChecked).toBe(2);
+  });
+
+  test("different state hashes at one applied index are a hash violation", () => {
+    const o = new Oracles();
+    o.onStateHash(1, 7, "aa", "replica 1");
+    o.onStateHash(1, 8, "bb", "replica 1");
+    expect(violation(() => o.onStateHash(1, 7, "cc", "replica 2")).oracle).toBe("hash");
+  });
+
+  test("an acknowledged write that is not the committed entry at its index is an acked violation", () => {
+    const o = new Oracles();
+    o.checkCommitted(1, dbWith([{ term: 1, cmd: "a" }], 1), 1, 1);
+    expect(violation(() => o.onAcked(1, 1, commandDigest(0, 0, bytes("b")), "put b")).oracle).toBe("acked");
+  });
+
+  test("an acknowledged write not yet committed anywhere waits for a later check", () => {
+    const o = new Oracles();
+    o.onAcked(1, 3, commandDigest(0, 0, bytes("c")), "put c");
+    expect(o.verifyAllAcked(false)).toBe(0);
+  });
+
+  test("a session proposal applied twice by one state machine is a session violation", () => {
+    const o = new Oracles();
+    const db = dbWith(
+      [
+        { term: 1, cmd: "a", clientId: 9, seriesId: 1 },
+        { term: 1, cmd: "a", clientId: 9, seriesId: 1 },
+      ],
+      2,
+    );
+    o.checkCommitted(1, db, 1, 1);
+    const rec: AppliedRecord = {
+      shardId: 1,
+      replicaId: 1,
+      host: 1,
+      pending: [1, 2],
+      seen: new Set(),
+      closed: false,
+    };
+    expect(violation(() => o.checkApplied(rec)).oracle).toBe("session");
+  });
+
+  test("no-op session proposals may repeat", () => {
+    const o = new Oracles();
+    o.checkCommitted(
+      1,
+      dbWith(
+        [
+          { term: 1, cmd: "a" },
+          { term: 1, cmd: "a" },
+        ],
+        2,
+      ),
+      1,
+      1,
+    );
+    const rec: AppliedRecord = {
+      shardId: 1,
+      replicaId: 1,
+      host: 1,
+      pending: [1, 2],
+      seen: new Set(),
+      closed: false,
+    };
+    o.checkApplied(rec);
+    expect(rec.pending).toEqual([]);
+  });
+});
