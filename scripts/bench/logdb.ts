@@ -42,18 +42,30 @@ function makeBatch(next: number[], batchEntries: number, cmd: Uint8Array, term: 
     const s = i % SHARDS;
     const index = next[s] as number;
     next[s] = index + 1;
-    (perShard[s] ??= []).push(makeEntry({ index, term, key: index * 7, clientId: 11, seriesId: index, respondedTo: index - 1, cmd }));
+    if (perShard[s] === undefined) perShard[s] = [];
+    (perShard[s] as Entry[]).push(
+      makeEntry({ index, term, key: index * 7, clientId: 11, seriesId: index, respondedTo: index - 1, cmd }),
+    );
   }
   const out: ReplicaUpdate[] = [];
   perShard.forEach((entries, s) => {
     const last = (entries[entries.length - 1] as Entry).index;
-    out.push({ shardId: s + 1, replicaId: 1, entries, state: { term, vote: 1, commit: last - 1 }, snapshot: null });
+    out.push({
+      shardId: s + 1,
+      replicaId: 1,
+      entries,
+      state: { term, vote: 1, commit: last - 1 },
+      snapshot: null,
+    });
   });
   return out;
 }
 
 function benchLogDB(dir: string, entryBytes: number, batchEntries: number): Cell {
-  const db = openSqliteLogDB({ dir, identity: { raftAddress: "bench:1", deploymentId: 1, formatVersion: 1 } });
+  const db = openSqliteLogDB({
+    dir,
+    identity: { raftAddress: "bench:1", deploymentId: 1, formatVersion: 1 },
+  });
   const cmd = new Uint8Array(entryBytes).fill(7);
   const next = new Array<number>(SHARDS).fill(1);
   let entries = 0;
@@ -104,7 +116,14 @@ function benchPeer(dir: string, entryBytes: number, batchEntries: number): Cell 
   return cell("peer", entryBytes, batchEntries, entries, commits, busyMs);
 }
 
-function cell(impl: Cell["impl"], entryBytes: number, batchEntries: number, entries: number, commits: number, busyMs: number): Cell {
+function cell(
+  impl: Cell["impl"],
+  entryBytes: number,
+  batchEntries: number,
+  entries: number,
+  commits: number,
+  busyMs: number,
+): Cell {
   const seconds = busyMs / 1000;
   return {
     impl,
@@ -121,7 +140,11 @@ function cell(impl: Cell["impl"], entryBytes: number, batchEntries: number, entr
 const root = mkdtempSync(join(base, "longboat-bench-logdb-"));
 const cells: Cell[] = [];
 const rows: string[] = [];
-rows.push(["entry", "batch", "logdb entries/s", "logdb fsyncs/s", "peer entries/s", "peer fsyncs/s", "ratio"].map((s) => s.padStart(16)).join(""));
+rows.push(
+  ["entry", "batch", "logdb entries/s", "logdb fsyncs/s", "peer entries/s", "peer fsyncs/s", "ratio"]
+    .map((s) => s.padStart(16))
+    .join(""),
+);
 try {
   let n = 0;
   for (const entryBytes of entrySizes) {
@@ -131,7 +154,15 @@ try {
       cells.push(a, b);
       const ratio = (a.entriesPerSec / b.entriesPerSec).toFixed(2);
       rows.push(
-        [`${entryBytes} B`, String(batchEntries), a.entriesPerSec, a.fsyncsPerSec, b.entriesPerSec, b.fsyncsPerSec, ratio]
+        [
+          `${entryBytes} B`,
+          String(batchEntries),
+          a.entriesPerSec,
+          a.fsyncsPerSec,
+          b.entriesPerSec,
+          b.fsyncsPerSec,
+          ratio,
+        ]
           .map((v) => String(v).padStart(16))
           .join(""),
       );
