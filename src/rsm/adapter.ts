@@ -1,0 +1,127 @@
+import type {
+  AnyStateMachine,
+  IConcurrentStateMachine,
+  IOnDiskStateMachine,
+  IStateMachine,
+  SMEntry,
+  SMResult,
+  SnapshotSink,
+} from "../statemachine/types.ts";
+
+/**
+ * One internal shape for the three state machine kinds, so the manager has a single code path.
+ * `save(sink, full)` returns whether machine data was written: an on-disk machine writes none
+ * for a local snapshot (its data is already durable) and all of it when full (export, streaming).
+ */
+export interface ManagedStateMachine {
+  readonly kind: "regular" | "concurrent" | "on-disk";
+  /** On-disk: the index it has durably applied. Others: 0. */
+  open(): number;
+  update(entries: SMEntry[]): SMResult[];
+  lookup(query: Uint8Array): Uint8Array;
+  sync(): void;
+  save(sink: SnapshotSink, full: boolean): boolean;
+  recover(payload: Uint8Array): void;
+  hash(): string;
+  close(): void;
+}
+
+/** The state machine object does not have the methods its kind requires. */
+export class StateMachineShapeError extends Error {
+  override readonly name = "StateMachineShapeError";
+}
+
+const COMMON = ["update", "lookup", "saveSnapshot", "recoverFromSnapshot", "hash", "close"] as const;
+
+function requireMethods(sm: object, names: readonly string[], where: string, kind: string): void {
+  const missing = names.filter((n) => typeof (sm as Record<string, unknown>)[n] !== "function");
+  if (missing.length > 0) {
+    throw new StateMachineShapeError(`${where}: ${kind} state machine lacks method(s) ${missing.join(", ")}`);
+  }
+}
+
+/**
+ * Validates sm's shape for its kind and wraps it.
+ * @throws StateMachineShapeError naming `where` and the missing methods or unknown kind.
+ */
+export function adaptStateMachine(sm: AnyStateMachine, where: string): ManagedStateMachine {
+  if (sm === null || typeof sm !== "object") {
+    throw new StateMachineShapeError(
+      `${where}: the app factory returned ${sm === null ? "null" : typeof sm}, not an object`,
+    );
+  }
+  const type = (sm as { type?: unknown }).type;
+  if (type === undefined || type === "regular") {
+    requireMethods(sm, COMMON, where, "regular");
+    return regular(sm as IStateMachine);
+  }
+  if (type === "concurrent") {
+    requireMethods(sm, [...COMMON, "prepareSnapshot"], where, "concurrent");
+    return concurrent(sm as IConcurrentStateMachine);
+  }
+  if (type === "on-disk") {
+    requireMethods(sm, [...COMMON, "prepareSnapshot", "open", "sync"], where, "on-disk");
+    return onDisk(sm as IOnDiskStateMachine);
+  }
+  throw new StateMachineShapeError(
+    `${where}: unknown state machine type ${JSON.stringify(type)} (expected "regular", "concurrent" or "on-disk")`,
+  );
+}
+
+function regular(sm: IStateMachine): ManagedStateMachine {
+  return {
+    kind: "regular",
+    open: () => 0,
+    update: (entries) => sm.update(entries),
+    lookup: (q) => sm.lookup(q),
+    sync: () => {},
+    save: (sink) => {
+      sm.saveSnapshot(sink);
+      return true;
+    },
+    recover: (p) => sm.recoverFromSnapshot(p),
+    hash: () => sm.hash(),
+    close: () => sm.close(),
+  };
+}
+
+function concurrent(sm: IConcurrentStateMachine): ManagedStateMachine {
+  return {
+    kind: "concurrent",
+    open: () => 0,
+    update: (entries) => sm.update(entries),
+    lookup: (q) => sm.lookup(q),
+    sync: () => {},
+    save: (sink) => {
+      sm.saveSnapshot(sm.prepareSnapshot(), sink);
+      return true;
+    },
+    recover: (p) => sm.recoverFromSnapshot(p),
+    hash: () => sm.hash(),
+    close: () => sm.close(),
+  };
+}
+
+function onDisk(sm: IOnDiskStateMachine): ManagedStateMachine {
+  return {
+    kind: "on-disk",
+    open: () => {
+      const index = sm.open();
+      if (!Number.isSafeInteger(index) || index < 0) {
+        throw new StateMachineShapeError(`on-disk state machine open() returned ${index}, not an index ≥ 0`);
+      }
+      return index;
+    },
+    update: (entries) => sm.update(entries),
+    lookup: (q) => sm.lookup(q),
+    sync: () => sm.sync(),
+    save: (sink, full) => {
+      if (!full) return false;
+      sm.saveSnapshot(sm.prepareSnapshot(), sink);
+      return true;
+    },
+    recover: (p) => sm.recoverFromSnapshot(p),
+    hash: () => sm.hash(),
+    close: () => sm.close(),
+  };
+}

@@ -1,0 +1,389 @@
+import { createHash } from "node:crypto";
+import { readSnapshotFile, type SnapshotDir } from "../logdb/snapshotfile.ts";
+import { longboat } from "../pb/longboat.js";
+import {
+  type ConfigChange,
+  type ConfigChangeType,
+  type Entry,
+  EntryType,
+  emptyMembership,
+  type Membership,
+  type SnapshotMeta,
+} from "../raft/types.ts";
+import type { AnyStateMachine, SMEntry, SMResult } from "../statemachine/types.ts";
+import { adaptStateMachine, type ManagedStateMachine } from "./adapter.ts";
+import { MembershipManager } from "./membership.ts";
+import { collect, readPayload, writePayloadHead } from "./payload.ts";
+import {
+  CLIENT_ID_NOOP,
+  DEFAULT_MAX_SESSIONS,
+  SERIES_ID_NOOP,
+  SERIES_ID_REGISTER,
+  SERIES_ID_UNREGISTER,
+  SessionManager,
+} from "./session.ts";
+
+export type ApplyOutcome =
+  | { kind: "update"; index: number; key: number; result: SMResult; duplicate: boolean }
+  | { kind: "session-registered" | "session-unregistered"; index: number; key: number; clientId: number }
+  | { kind: "session-rejected"; index: number; key: number; reason: string }
+  | { kind: "config-change"; index: number; key: number; cc: ConfigChange; accepted: boolean; reason: string }
+  | { kind: "noop"; index: number };
+
+export interface StateMachineManagerOptions {
+  shardId: number;
+  replicaId: number;
+  app: string;
+  sm: AnyStateMachine;
+  /** null: a witness (or a replica that never snapshots data). */
+  snapshotDir: SnapshotDir | null;
+  /** Session table bound, a hard setting (default 4096). */
+  maxSessions?: number;
+  isWitness?: boolean;
+  /** Config changes must quote the current configChangeId (default true). */
+  orderedConfigChange?: boolean;
+}
+
+/** Thrown when the manager is used against its invariants (a bug in the caller, not bad input). */
+export class StateMachineManagerError extends Error {
+  override readonly name = "StateMachineManagerError";
+}
+
+const NO_CC: ConfigChange = { configChangeId: 0, type: 0, replicaId: 0, address: "", initialize: false };
+
+/**
+ * Applies committed entries of one replica to its state machine (engine.md §3.6): config changes
+ * through the membership rules, session registration and at-most-once dedup, plain updates
+ * batched into one `update` call. Also saves and recovers snapshots (machine data + sessions +
+ * membership). Entries must arrive in index order without gaps; that is asserted.
+ * @example const m = new StateMachineManager({ shardId: 1, replicaId: 1, app: "kv", sm, snapshotDir });
+ *          m.open(); const outcomes = m.apply(committedEntries);
+ */
+export class StateMachineManager {
+  readonly shardId: number;
+  readonly replicaId: number;
+  readonly app: string;
+  private readonly sm: ManagedStateMachine;
+  private readonly snapshotDir: SnapshotDir | null;
+  private readonly isWitness: boolean;
+  private readonly sessions: SessionManager;
+  private readonly members: MembershipManager;
+  private applied = 0;
+  private appliedTerm = 0;
+  /** On-disk: updates at or below this index are already in the machine's durable state. */
+  private onDiskIndex = 0;
+  private opened = false;
+  private closed = false;
+  /** Plain (no-session) updates waiting for one batched sm.update call. */
+  private batch: Entry[] = [];
+
+  constructor(opts: StateMachineManagerOptions) {
+    this.shardId = opts.shardId;
+    this.replicaId = opts.replicaId;
+    this.app = opts.app;
+    this.isWitness = opts.isWitness ?? false;
+    this.snapshotDir = opts.snapshotDir;
+    this.sm = adaptStateMachine(
+      opts.sm,
+      `app "${opts.app}" of shard ${opts.shardId} replica ${opts.replicaId}`,
+    );
+    this.sessions = new SessionManager(opts.maxSessions ?? DEFAULT_MAX_SESSIONS);
+    this.members = new MembershipManager(emptyMembership(), opts.orderedConfigChange ?? true);
+  }
+
+  /** Opens the state machine; returns the index an on-disk machine has synced (others 0). */
+  open(): number {
+    if (this.opened) throw new StateMachineManagerError(`${this.where()}: opened twice`);
+    this.opened = true;
+    this.onDiskIndex = this.isWitness ? 0 : this.sm.open();
+    return this.onDiskIndex;
+  }
+
+  lastApplied(): number {
+    return this.applied;
+  }
+
+  membership(): Membership {
+    return this.members.get();
+  }
+
+  /** Sets the membership (a witness, or a replica recovering from snapshot metadata only). */
+  setMembership(m: Membership): void {
+    this.members.set(m);
+  }
+
+  /** Applies committed entries in order; returns one outcome per entry, in entry order. */
+  apply(entries: Entry[]): ApplyOutcome[] {
+    this.usable();
+    const out: ApplyOutcome[] = [];
+    for (const e of entries) {
+      this.advance(e);
+      if (this.isPlainUpdate(e)) {
+        this.batch.push(e);
+        continue;
+      }
+      this.flush(out);
+      out.push(this.applyOne(e));
+    }
+    this.flush(out);
+    return out;
+  }
+
+  /** Asserts the index/term order of e and moves lastApplied to it. */
+  private advance(e: Entry): void {
+    if (e.index !== this.applied + 1) {
+      throw new StateMachineManagerError(
+        `${this.where()}: entry ${e.index} applied after ${this.applied} (indexes must increase by exactly 1)`,
+      );
+    }
+    if (e.term < this.appliedTerm) {
+      throw new StateMachineManagerError(
+        `${this.where()}: entry ${e.index} has term ${e.term} below the last applied term ${this.appliedTerm}`,
+      );
+    }
+    this.applied = e.index;
+    this.appliedTerm = e.term;
+  }
+
+  private isPlainUpdate(e: Entry): boolean {
+    return (
+      e.type === EntryType.Application &&
+      !this.isWitness &&
+      e.cmd.byteLength > 0 &&
+      (e.clientId === CLIENT_ID_NOOP || e.seriesId === SERIES_ID_NOOP) &&
+      e.index > this.onDiskIndex
+    );
+  }
+
+  private flush(out: ApplyOutcome[]): void {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    const results = this.update(batch.map((e) => ({ index: e.index, cmd: e.cmd })));
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      out.push({ kind: "update", index: e.index, key: e.key, result: results[i]!, duplicate: false });
+    }
+  }
+
+  private update(entries: SMEntry[]): SMResult[] {
+    const results = this.sm.update(entries);
+    if (!Array.isArray(results) || results.length !== entries.length) {
+      throw new StateMachineManagerError(
+        `${this.where()}: update of ${entries.length} entries returned ${Array.isArray(results) ? results.length : typeof results} results`,
+      );
+    }
+    return results;
+  }
+
+  private applyOne(e: Entry): ApplyOutcome {
+    switch (e.type) {
+      case EntryType.ConfigChange:
+        return this.configChange(e);
+      case EntryType.Metadata:
+        return { kind: "noop", index: e.index };
+      case EntryType.Application:
+        return this.application(e);
+      default:
+        throw new StateMachineManagerError(
+          `${this.where()}: entry ${e.index} has type ${e.type}, not supported here`,
+        );
+    }
+  }
+
+  private configChange(e: Entry): ApplyOutcome {
+    let cc: ConfigChange;
+    try {
+      const d = longboat.raft.v1.ConfigChange.decode(e.cmd);
+      cc = {
+        configChangeId: d.configChangeId ?? 0,
+        type: (d.type ?? 0) as ConfigChangeType,
+        replicaId: d.replicaId ?? 0,
+        address: d.address ?? "",
+        initialize: d.initialize ?? false,
+      };
+    } catch (error) {
+      const reason = `config change entry ${e.index} does not decode: ${(error as Error).message}`;
+      return { kind: "config-change", index: e.index, key: e.key, cc: NO_CC, accepted: false, reason };
+    }
+    const d = this.members.apply(cc, e.index);
+    return { kind: "config-change", index: e.index, key: e.key, cc, accepted: d.accepted, reason: d.reason };
+  }
+
+  private application(e: Entry): ApplyOutcome {
+    const noSession = e.clientId === CLIENT_ID_NOOP || e.seriesId === SERIES_ID_NOOP;
+    // Leader no-ops, witnesses (no machine), and on-disk updates already durable before open().
+    if (this.isWitness || (noSession && (e.cmd.byteLength === 0 || e.index <= this.onDiskIndex))) {
+      return { kind: "noop", index: e.index };
+    }
+    if (this.sm.kind === "on-disk") {
+      const reason = `on-disk state machines do not support client sessions (client ${e.clientId}); use the no-op session`;
+      return { kind: "session-rejected", index: e.index, key: e.key, reason };
+    }
+    if (e.seriesId === SERIES_ID_REGISTER) {
+      const reason = this.sessions.register(e.clientId);
+      if (reason !== null) return { kind: "session-rejected", index: e.index, key: e.key, reason };
+      return { kind: "session-registered", index: e.index, key: e.key, clientId: e.clientId };
+    }
+    if (e.seriesId === SERIES_ID_UNREGISTER) {
+      const reason = this.sessions.unregister(e.clientId);
+      if (reason !== null) return { kind: "session-rejected", index: e.index, key: e.key, reason };
+      return { kind: "session-unregistered", index: e.index, key: e.key, clientId: e.clientId };
+    }
+    const check = this.sessions.check(e.clientId, e.seriesId, e.respondedTo);
+    if (check.kind === "rejected")
+      return { kind: "session-rejected", index: e.index, key: e.key, reason: check.reason };
+    if (check.kind === "duplicate") {
+      return { kind: "update", index: e.index, key: e.key, result: check.result, duplicate: true };
+    }
+    const result = this.update([{ index: e.index, cmd: e.cmd }])[0]!;
+    this.sessions.record(check.session, e.seriesId, result);
+    return { kind: "update", index: e.index, key: e.key, result, duplicate: false };
+  }
+
+  /** Answers a read from the state machine. */
+  lookup(query: Uint8Array): Uint8Array {
+    this.usable();
+    if (this.isWitness)
+      throw new StateMachineManagerError(`${this.where()}: a witness has no state machine to read`);
+    return this.sm.lookup(query);
+  }
+
+  /** On-disk: makes every applied update durable. Others: nothing to do. */
+  sync(): void {
+    this.usable();
+    if (!this.isWitness) this.sm.sync();
+  }
+
+  /**
+   * Saves a snapshot at lastApplied (machine data, sessions, membership) into the snapshot dir;
+   * returns its meta. An on-disk machine is synced and writes no data (a dummy snapshot) unless
+   * `full` (export, or a snapshot streamed to a follower).
+   */
+  saveSnapshot(opts: { full?: boolean } = {}): SnapshotMeta {
+    this.usable();
+    if (this.snapshotDir === null || this.isWitness) {
+      throw new StateMachineManagerError(
+        `${this.where()}: no snapshot directory (a witness saves no snapshots)`,
+      );
+    }
+    if (this.applied === 0)
+      throw new StateMachineManagerError(`${this.where()}: nothing applied yet to snapshot`);
+    const onDisk = this.sm.kind === "on-disk";
+    if (onDisk) {
+      this.sm.sync();
+      this.onDiskIndex = Math.max(this.onDiskIndex, this.applied);
+    }
+    const full = !onDisk || opts.full === true;
+    const meta: SnapshotMeta = {
+      shardId: this.shardId,
+      replicaId: this.replicaId,
+      index: this.applied,
+      term: this.appliedTerm,
+      membership: this.members.get(),
+      filePath: "",
+      fileSizeBytes: 0,
+      witness: false,
+      dummy: !full,
+      onDiskIndex: onDisk ? this.applied : 0,
+      app: this.app,
+      checksum: 0,
+    };
+    const sessions = collect((sink) => this.sessions.save(sink));
+    return this.snapshotDir.create(meta, (sink) => {
+      writePayloadHead(sink, { app: this.app, membership: meta.membership!, sessions, hasData: full });
+      if (full && !this.sm.save(sink, true))
+        throw new StateMachineManagerError(`${this.where()}: machine wrote no data`);
+    });
+  }
+
+  /**
+   * Recovers machine data, sessions and membership from the snapshot meta names; sets
+   * lastApplied = meta.index. A witness (or a witness snapshot) takes only index and membership.
+   */
+  recoverFromSnapshot(meta: SnapshotMeta): void {
+    this.usable();
+    if (this.batch.length > 0) throw new StateMachineManagerError(`${this.where()}: recover during apply`);
+    if (meta.index < this.applied) {
+      throw new StateMachineManagerError(
+        `${this.where()}: snapshot at ${meta.index} is older than the applied index ${this.applied}`,
+      );
+    }
+    if (this.snapshotDir === null || this.isWitness || meta.witness) {
+      if (meta.membership) this.members.set(meta.membership);
+      this.sessions.clear();
+    } else {
+      this.recoverFile(meta);
+    }
+    this.applied = meta.index;
+    this.appliedTerm = meta.term;
+  }
+
+  private recoverFile(meta: SnapshotMeta): void {
+    const file = readSnapshotFile(meta.filePath);
+    const where = `snapshot ${meta.filePath}`;
+    if (file.meta.index !== meta.index) {
+      throw new StateMachineManagerError(`${where}: holds index ${file.meta.index}, expected ${meta.index}`);
+    }
+    const p = readPayload(file.payload, where);
+    if (p.app !== this.app) {
+      throw new StateMachineManagerError(`${where}: is of app "${p.app}", this replica runs "${this.app}"`);
+    }
+    if (!p.hasData) this.checkDummy(meta, where);
+    this.sessions.load(p.sessions);
+    this.members.set(p.membership);
+    if (p.hasData) {
+      this.sm.recover(p.data);
+      if (this.sm.kind === "on-disk") {
+        this.sm.sync();
+        this.onDiskIndex = Math.max(this.onDiskIndex, meta.index);
+      }
+    }
+  }
+
+  /** A dummy snapshot is only valid for an on-disk machine that already holds its data. */
+  private checkDummy(meta: SnapshotMeta, where: string): void {
+    if (this.sm.kind !== "on-disk") {
+      throw new StateMachineManagerError(
+        `${where}: holds no machine data, but app "${this.app}" keeps its state in memory`,
+      );
+    }
+    const needed = Math.max(meta.onDiskIndex, meta.index);
+    if (this.onDiskIndex < needed) {
+      throw new StateMachineManagerError(
+        `${where}: holds no machine data and the on-disk machine has synced only up to ${this.onDiskIndex}, below ${needed}`,
+      );
+    }
+  }
+
+  /** Machine hash and session table digest: equal on replicas that applied the same entries. */
+  hash(): string {
+    const smHash = this.isWitness ? "witness" : this.sm.hash();
+    const sessions = this.sessions.hash().slice(0, 16);
+    return `${smHash}/${sessions}`;
+  }
+
+  /** sha256 of hash(), for callers that want a fixed-size digest. */
+  digest(): string {
+    return createHash("sha256").update(this.hash()).digest("hex");
+  }
+
+  /** The session table (tests, diagnostics). */
+  sessionCount(): number {
+    return this.sessions.size();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sm.close();
+  }
+
+  private usable(): void {
+    if (this.closed) throw new StateMachineManagerError(`${this.where()}: used after close`);
+  }
+
+  private where(): string {
+    return `shard ${this.shardId} replica ${this.replicaId}`;
+  }
+}

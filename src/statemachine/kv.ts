@@ -1,0 +1,277 @@
+import { createHash } from "node:crypto";
+import { longboat } from "../pb/longboat.js";
+import { ByteReader, ByteWriter } from "./bytes.ts";
+import {
+  type IStateMachine,
+  RESULT_REJECTED,
+  type SMEntry,
+  type SMResult,
+  type SnapshotSink,
+} from "./types.ts";
+
+/**
+ * The built-in `kv` app: string keys → byte values. Commands are `longboat.nodehost.v1.KvCommand`
+ * (put / delete / compare-and-set), queries `KvQuery` (get / scan), answers `KvQueryResult`.
+ * Results: put → 1; delete → 1 if the key existed else 0; cas → 1 when swapped, else 0 with
+ * data = the current value (empty when absent). Bad client input (undecodable command, empty or
+ * oversized key, oversized value) → value RESULT_REJECTED (2^31) with a UTF-8 reason in data; update
+ * never throws for client input, because a throw would crash every replica at the same entry.
+ * Scans return keys in [start, end) in UTF-8 byte order (end "" = no upper bound), at most
+ * KV_MAX_SCAN_LIMIT; a larger or zero limit is clamped to it, and `more` says the scan stopped early.
+ */
+
+export const KV_MAX_KEY_BYTES = 4 * 1024;
+export const KV_MAX_VALUE_BYTES = 1024 * 1024;
+export const KV_MAX_SCAN_LIMIT = 1000;
+
+const KvCommand = longboat.nodehost.v1.KvCommand;
+const KvQuery = longboat.nodehost.v1.KvQuery;
+const KvQueryResult = longboat.nodehost.v1.KvQueryResult;
+const utf8 = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** A query the kv app cannot answer (lookups may throw: they are local, not replicated). */
+export class KvQueryError extends Error {
+  override readonly name = "KvQueryError";
+}
+
+export type KvCommandInput =
+  | { op: "put"; key: string; value: Uint8Array }
+  | { op: "delete"; key: string }
+  | { op: "cas"; key: string; expected: Uint8Array | null; value: Uint8Array };
+
+export type KvQueryInput =
+  | { op: "get"; key: string }
+  | { op: "scan"; start: string; end: string; limit: number };
+
+export interface KvQueryAnswer {
+  found: boolean;
+  value: Uint8Array;
+  pairs: { key: string; value: Uint8Array }[];
+  more: boolean;
+}
+
+/** @example sm.update([{ index: 1, cmd: encodeKvCommand({ op: "put", key: "a", value: bytes }) }]) */
+export function encodeKvCommand(c: KvCommandInput): Uint8Array {
+  switch (c.op) {
+    case "put":
+      return KvCommand.encode({ put: { key: c.key, value: c.value } }).finish();
+    case "delete":
+      return KvCommand.encode({ delete: { key: c.key } }).finish();
+    case "cas":
+      return KvCommand.encode({
+        cas: {
+          key: c.key,
+          expected: c.expected ?? EMPTY,
+          expectedAbsent: c.expected === null,
+          value: c.value,
+        },
+      }).finish();
+  }
+}
+
+export function encodeKvQuery(q: KvQueryInput): Uint8Array {
+  if (q.op === "get") return KvQuery.encode({ get: { key: q.key } }).finish();
+  return KvQuery.encode({ scan: { start: q.start, end: q.end, limit: q.limit } }).finish();
+}
+
+export function decodeKvQueryResult(bytes: Uint8Array): KvQueryAnswer {
+  const r = KvQueryResult.decode(bytes);
+  return {
+    found: r.found ?? false,
+    value: r.value ?? EMPTY,
+    pairs: (r.pairs ?? []).map((p) => ({ key: p.key ?? "", value: p.value ?? EMPTY })),
+    more: r.more ?? false,
+  };
+}
+
+/** Code point order of two strings = byte order of their UTF-8 encodings. */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.codePointAt(i)!;
+    const cb = b.codePointAt(i)!;
+    if (ca !== cb) return ca - cb;
+    if (ca > 0xffff) i++;
+  }
+  return a.length - b.length;
+}
+
+function rejected(reason: string): SMResult {
+  return { value: RESULT_REJECTED, data: utf8.encode(reason) };
+}
+
+function checkKey(key: string): string | null {
+  if (key.length === 0) return "key is empty";
+  const bytes = utf8.encode(key).byteLength;
+  if (bytes > KV_MAX_KEY_BYTES) return `key is ${bytes} bytes, above the limit of ${KV_MAX_KEY_BYTES}`;
+  return null;
+}
+
+function checkValue(value: Uint8Array, what: string): string | null {
+  if (value.byteLength > KV_MAX_VALUE_BYTES) {
+    return `${what} is ${value.byteLength} bytes, above the limit of ${KV_MAX_VALUE_BYTES}`;
+  }
+  return null;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class KvStateMachine implements IStateMachine {
+  private readonly map = new Map<string, Uint8Array>();
+  /** Keys in byte order, rebuilt lazily for scans after an insert or delete. */
+  private sorted: string[] | null = [];
+
+  update(entries: SMEntry[]): SMResult[] {
+    return entries.map((e) => this.apply(e.cmd));
+  }
+
+  private apply(cmdBytes: Uint8Array): SMResult {
+    let cmd: longboat.nodehost.v1.KvCommand;
+    try {
+      cmd = KvCommand.decode(cmdBytes);
+    } catch (error) {
+      return rejected(`kv command does not decode: ${(error as Error).message}`);
+    }
+    if (cmd.put) return this.put(cmd.put.key ?? "", cmd.put.value ?? EMPTY);
+    if (cmd.delete) return this.delete(cmd.delete.key ?? "");
+    if (cmd.cas) return this.cas(cmd.cas);
+    return rejected("kv command has no operation (expected put, delete or cas)");
+  }
+
+  private put(key: string, value: Uint8Array): SMResult {
+    const bad = checkKey(key) ?? checkValue(value, "value");
+    if (bad !== null) return rejected(`put: ${bad}`);
+    this.set(key, value);
+    return { value: 1, data: EMPTY };
+  }
+
+  private delete(key: string): SMResult {
+    const bad = checkKey(key);
+    if (bad !== null) return rejected(`delete: ${bad}`);
+    const existed = this.map.delete(key);
+    if (existed) this.sorted = null;
+    return { value: existed ? 1 : 0, data: EMPTY };
+  }
+
+  private cas(c: longboat.nodehost.v1.KvCompareAndSet.$Properties): SMResult {
+    const key = c.key ?? "";
+    const value = c.value ?? EMPTY;
+    const expected = c.expected ?? EMPTY;
+    const bad = checkKey(key) ?? checkValue(value, "value") ?? checkValue(expected, "expected value");
+    if (bad !== null) return rejected(`cas: ${bad}`);
+    const current = this.map.get(key);
+    const matches = c.expectedAbsent
+      ? current === undefined
+      : current !== undefined && bytesEqual(current, expected);
+    if (!matches) return { value: 0, data: current ?? EMPTY };
+    this.set(key, value);
+    return { value: 1, data: EMPTY };
+  }
+
+  private set(key: string, value: Uint8Array): void {
+    if (!this.map.has(key)) this.sorted = null;
+    // Copy: the entry's cmd buffer may be reused by the caller.
+    this.map.set(key, value.slice());
+  }
+
+  lookup(query: Uint8Array): Uint8Array {
+    let q: longboat.nodehost.v1.KvQuery;
+    try {
+      q = KvQuery.decode(query);
+    } catch (error) {
+      throw new KvQueryError(`kv query does not decode: ${(error as Error).message}`);
+    }
+    if (q.get) {
+      const v = this.map.get(q.get.key ?? "");
+      return KvQueryResult.encode({ found: v !== undefined, value: v ?? EMPTY }).finish();
+    }
+    if (q.scan) return KvQueryResult.encode(this.scan(q.scan)).finish();
+    throw new KvQueryError("kv query has no operation (expected get or scan)");
+  }
+
+  private scan(s: longboat.nodehost.v1.KvScan.$Properties): longboat.nodehost.v1.KvQueryResult.$Properties {
+    const start = s.start ?? "";
+    const end = s.end ?? "";
+    const requested = s.limit ?? 0;
+    const limit = requested === 0 || requested > KV_MAX_SCAN_LIMIT ? KV_MAX_SCAN_LIMIT : requested;
+    const keys = this.sortedKeys();
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(keys[mid]!, start) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const pairs: { key: string; value: Uint8Array }[] = [];
+    let i = lo;
+    for (; i < keys.length && pairs.length < limit; i++) {
+      const key = keys[i]!;
+      if (end !== "" && compareKeys(key, end) >= 0) break;
+      pairs.push({ key, value: this.map.get(key)! });
+    }
+    const more = pairs.length === limit && i < keys.length && (end === "" || compareKeys(keys[i]!, end) < 0);
+    return { pairs, more };
+  }
+
+  private sortedKeys(): string[] {
+    if (this.sorted === null) this.sorted = [...this.map.keys()].sort(compareKeys);
+    return this.sorted;
+  }
+
+  /** Payload: u64 pairCount, then per pair in key order: u32 keyLength, key UTF-8, u32 valueLength, value. */
+  saveSnapshot(sink: SnapshotSink): void {
+    const w = new ByteWriter(sink);
+    w.u64(this.map.size);
+    for (const key of this.sortedKeys()) {
+      w.bytes(utf8.encode(key));
+      w.bytes(this.map.get(key)!);
+    }
+    w.flush();
+  }
+
+  recoverFromSnapshot(payload: Uint8Array): void {
+    const r = new ByteReader(payload, "kv snapshot");
+    const count = r.u64("pair count");
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    const next = new Map<string, Uint8Array>();
+    for (let i = 0; i < count; i++) {
+      const key = decoder.decode(r.bytes(`key ${i}`));
+      next.set(key, r.bytes(`value ${i}`).slice());
+    }
+    r.end();
+    this.map.clear();
+    for (const [k, v] of next) this.map.set(k, v);
+    this.sorted = null;
+  }
+
+  hash(): string {
+    const h = createHash("sha256");
+    const len = new Uint8Array(4);
+    const view = new DataView(len.buffer);
+    for (const key of this.sortedKeys()) {
+      const k = utf8.encode(key);
+      const v = this.map.get(key)!;
+      view.setUint32(0, k.byteLength, true);
+      h.update(len).update(k);
+      view.setUint32(0, v.byteLength, true);
+      h.update(len).update(v);
+    }
+    return h.digest("hex");
+  }
+
+  /** Number of keys (tests, metrics). */
+  size(): number {
+    return this.map.size;
+  }
+
+  close(): void {}
+}
+
+export function createKv(): IStateMachine {
+  return new KvStateMachine();
+}

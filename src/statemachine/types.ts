@@ -1,0 +1,78 @@
+/**
+ * The user-facing state machine contracts (engine.md §3.6). Three kinds, told apart by the
+ * optional `type` field:
+ * - regular (`IStateMachine`, no `type` or `type: "regular"`): batched update, lookup,
+ *   whole-state snapshot.
+ * - concurrent (`type: "concurrent"`): like regular, but a snapshot is taken in two steps —
+ *   `prepareSnapshot()` captures a point-in-time context, `saveSnapshot(ctx, sink)` writes it.
+ *   (In one JS thread both run back to back; the split keeps ports from Dragonboat honest.)
+ * - on-disk (`type: "on-disk"`): the state lives in the machine's own durable store.
+ *   `open()` returns the highest index it has durably applied; the manager treats entries at or
+ *   below it as already applied. `sync()` makes every applied update durable. Local snapshots
+ *   hold no machine data (only sessions and membership); full data is written on export.
+ * Every method must be deterministic in the entries it was given: replicas compare `hash()`.
+ */
+
+export interface SMEntry {
+  index: number;
+  cmd: Uint8Array;
+}
+
+export interface SMResult {
+  value: number;
+  data: Uint8Array;
+}
+
+export type SnapshotSink = (chunk: Uint8Array) => void;
+
+export interface IStateMachine {
+  readonly type?: "regular";
+  /** Applies a batch in order; returns one result per entry. Must be deterministic. */
+  update(entries: SMEntry[]): SMResult[];
+  /** Answers a read; must not change state. */
+  lookup(query: Uint8Array): Uint8Array;
+  /** Writes the whole state through sink (may call it many times). */
+  saveSnapshot(sink: SnapshotSink): void;
+  /** Replaces the state with a snapshot's payload. */
+  recoverFromSnapshot(payload: Uint8Array): void;
+  /** A digest of the state (the simulator compares replicas with it). */
+  hash(): string;
+  close(): void;
+}
+
+export interface IConcurrentStateMachine {
+  readonly type: "concurrent";
+  update(entries: SMEntry[]): SMResult[];
+  lookup(query: Uint8Array): Uint8Array;
+  /** Captures what saveSnapshot needs (short; updates are excluded while it runs). */
+  prepareSnapshot(): unknown;
+  /** Writes the state captured by prepareSnapshot through sink. */
+  saveSnapshot(ctx: unknown, sink: SnapshotSink): void;
+  recoverFromSnapshot(payload: Uint8Array): void;
+  hash(): string;
+  close(): void;
+}
+
+export interface IOnDiskStateMachine {
+  readonly type: "on-disk";
+  /** Opens the durable state; returns the highest entry index it has durably applied (0: none). */
+  open(): number;
+  update(entries: SMEntry[]): SMResult[];
+  lookup(query: Uint8Array): Uint8Array;
+  /** Makes every update applied so far durable. */
+  sync(): void;
+  prepareSnapshot(): unknown;
+  /** Writes the full state captured by prepareSnapshot (export / streaming to a follower). */
+  saveSnapshot(ctx: unknown, sink: SnapshotSink): void;
+  /** Replaces the durable state with a full snapshot's payload. */
+  recoverFromSnapshot(payload: Uint8Array): void;
+  hash(): string;
+  close(): void;
+}
+
+export type AnyStateMachine = IStateMachine | IConcurrentStateMachine | IOnDiskStateMachine;
+
+export type CreateStateMachine = (shardId: number, replicaId: number) => AnyStateMachine;
+
+/** Result value an app returns for a command it refuses (bad client input); data holds the reason. */
+export const RESULT_REJECTED = 2 ** 31;
