@@ -1,0 +1,252 @@
+import { type Env, realEnv } from "../env.ts";
+import { longboat } from "../pb/longboat.js";
+import { SERVICE } from "./app.ts";
+import { isConnectCode } from "./errors.ts";
+import { METHOD_TYPES } from "./methods.ts";
+import type { MethodName } from "./schemas.ts";
+import type { FetchLike } from "./types.ts";
+
+const pb = longboat.nodehost.v1;
+
+/** The kv app's "rejected" result value (src/statemachine/types.ts RESULT_REJECTED, 2^31). */
+const KV_RESULT_REJECTED = 2 ** 31;
+
+/** An error answered by a NodeHost (or a failure to reach one): Connect code, message, address. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly address: string,
+  ) {
+    super(`${address}: ${code}: ${message}`);
+  }
+}
+
+export interface ResponseTypes {
+  GetSession: longboat.nodehost.v1.GetSessionResponse;
+  CloseSession: longboat.nodehost.v1.CloseSessionResponse;
+  Propose: longboat.nodehost.v1.ProposeResponse;
+  Read: longboat.nodehost.v1.ReadResponse;
+  StaleRead: longboat.nodehost.v1.ReadResponse;
+  AddReplica: longboat.nodehost.v1.MembershipChangeResponse;
+  DeleteReplica: longboat.nodehost.v1.MembershipChangeResponse;
+  GetMembership: longboat.nodehost.v1.GetMembershipResponse;
+  TransferLeader: longboat.nodehost.v1.TransferLeaderResponse;
+  RequestSnapshot: longboat.nodehost.v1.RequestSnapshotResponse;
+  Status: longboat.nodehost.v1.StatusResponse;
+}
+
+export interface NodeHostClientOptions {
+  /** API addresses (host:port) tried in turn on connection errors and `unavailable`. */
+  addresses: string[];
+  token?: string;
+  /** Per attempt, and the timeoutMs sent with requests that take one. Default 5000. */
+  timeoutMs?: number;
+  fetch?: FetchLike;
+  env?: Pick<Env, "setTimer">;
+}
+
+type Codec = "json" | "proto";
+const utf8 = new TextEncoder();
+const asBytes = (v: string | Uint8Array) => (typeof v === "string" ? utf8.encode(v) : v);
+
+/**
+ * A client of the NodeHost API for the CLI and tests. Sticks to the last address that answered;
+ * on a connection error or `unavailable` it tries the next one, at most once per address per call.
+ *
+ * ```ts
+ * const client = new NodeHostClient({ addresses: ["h1:8001", "h2:8001"], token, timeoutMs: 3000 });
+ * await client.put(1, "greeting", "hello");
+ * const value = await client.get(1, "greeting"); // Uint8Array or null
+ * ```
+ */
+export class NodeHostClient {
+  readonly addresses: readonly string[];
+  readonly timeoutMs: number;
+  private current = 0;
+  private readonly fetchFn: FetchLike;
+  private readonly env: Pick<Env, "setTimer">;
+
+  constructor(private readonly opts: NodeHostClientOptions) {
+    if (opts.addresses.length === 0) throw new Error("NodeHostClient needs at least one API address");
+    this.addresses = [...opts.addresses];
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    if (!(this.timeoutMs > 0)) throw new Error(`timeoutMs must be positive, got ${this.timeoutMs}`);
+    this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
+    this.env = opts.env ?? realEnv();
+  }
+
+  /** Calls one method; request is the message as an object (numbers, Uint8Array or base64 for bytes). */
+  async call<M extends MethodName>(
+    method: M,
+    request: Record<string, unknown>,
+    codec: Codec = "proto",
+  ): Promise<ResponseTypes[M]> {
+    const types = METHOD_TYPES[method];
+    const message = types.request.fromObject(request);
+    const body =
+      codec === "proto"
+        ? types.request.encode(message).finish()
+        : JSON.stringify(types.request.toObject(message, { longs: String, bytes: String, enums: String }));
+    let lastError: ApiError | undefined;
+    for (let attempt = 0; attempt < this.addresses.length; attempt++) {
+      const index = (this.current + attempt) % this.addresses.length;
+      const address = this.addresses[index]!;
+      try {
+        const res = await this.attempt(address, method, body, codec);
+        this.current = index;
+        return res as ResponseTypes[M];
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.code !== "unavailable") throw error;
+        lastError = error;
+      }
+    }
+    throw lastError!;
+  }
+
+  private async attempt(address: string, method: MethodName, body: Uint8Array | string, codec: Codec) {
+    const headers: Record<string, string> = {
+      "content-type": codec === "proto" ? "application/proto" : "application/json",
+      "connect-protocol-version": "1",
+    };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const abort = new AbortController();
+    const timer = this.env.setTimer(this.timeoutMs, () => abort.abort());
+    let res: Response;
+    let bytes: Uint8Array;
+    try {
+      res = await this.fetchFn(`http://${address}/${SERVICE}/${method}`, {
+        method: "POST",
+        headers,
+        body,
+        signal: abort.signal,
+      });
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (error) {
+      if (abort.signal.aborted)
+        throw new ApiError("deadline_exceeded", `no answer within ${this.timeoutMs} ms`, address);
+      throw new ApiError(
+        "unavailable",
+        `cannot reach the NodeHost API: ${(error as Error).message}`,
+        address,
+      );
+    } finally {
+      timer.cancel();
+    }
+    if (res.status !== 200) throw errorFrom(res.status, bytes, address);
+    const type = METHOD_TYPES[method].response;
+    if (codec === "proto") return type.decode(bytes);
+    return type.fromObject(JSON.parse(new TextDecoder().decode(bytes)));
+  }
+
+  // ---- kv helpers (app `kv`, commands and queries in proto/longboat/nodehost/v1/kv.proto) ----
+
+  async put(shardId: number, key: string, value: string | Uint8Array): Promise<void> {
+    await this.propose(shardId, pb.KvCommand.encode({ put: { key, value: asBytes(value) } }).finish());
+  }
+
+  /** Deletes key; true when it existed. */
+  async delete(shardId: number, key: string): Promise<boolean> {
+    return (await this.propose(shardId, pb.KvCommand.encode({ delete: { key } }).finish())).value === 1;
+  }
+
+  /** Sets key to value when its value is expected (null: when it is absent); true when it did. */
+  async cas(shardId: number, key: string, expected: string | Uint8Array | null, value: string | Uint8Array) {
+    const cas = {
+      key,
+      expected: expected === null ? new Uint8Array(0) : asBytes(expected),
+      expectedAbsent: expected === null,
+      value: asBytes(value),
+    };
+    return (await this.propose(shardId, pb.KvCommand.encode({ cas }).finish())).value === 1;
+  }
+
+  /** The value of key, or null when absent; `stale` reads the local replica without ReadIndex. */
+  async get(shardId: number, key: string, opts: { stale?: boolean } = {}): Promise<Uint8Array | null> {
+    const query = pb.KvQuery.encode({ get: { key } }).finish();
+    const res = opts.stale
+      ? await this.call("StaleRead", { shardId, query })
+      : await this.call("Read", { shardId, query, timeoutMs: this.timeoutMs });
+    const result = pb.KvQueryResult.decode(res.result);
+    return result.found ? result.value : null;
+  }
+
+  status(): Promise<longboat.nodehost.v1.StatusResponse> {
+    return this.call("Status", {});
+  }
+
+  async members(shardId: number): Promise<longboat.raft.v1.IMembership> {
+    const res = await this.call("GetMembership", { shardId, timeoutMs: this.timeoutMs });
+    if (!res.membership) throw new ApiError("internal", "GetMembership answered without a membership", "");
+    return res.membership;
+  }
+
+  async addReplica(
+    shardId: number,
+    replicaId: number,
+    raftAddress: string,
+    opts: { role?: "full" | "non-voting" | "witness"; configChangeId?: number } = {},
+  ) {
+    const role = { full: 1, "non-voting": 2, witness: 3 }[opts.role ?? "full"];
+    const request = { shardId, replicaId, raftAddress, role, configChangeId: opts.configChangeId ?? 0 };
+    return (await this.call("AddReplica", { ...request, timeoutMs: this.timeoutMs })).membership ?? null;
+  }
+
+  async removeReplica(shardId: number, replicaId: number, opts: { configChangeId?: number } = {}) {
+    const request = {
+      shardId,
+      replicaId,
+      configChangeId: opts.configChangeId ?? 0,
+      timeoutMs: this.timeoutMs,
+    };
+    return (await this.call("DeleteReplica", request)).membership ?? null;
+  }
+
+  async transferLeader(shardId: number, targetReplicaId: number): Promise<void> {
+    await this.call("TransferLeader", { shardId, targetReplicaId });
+  }
+
+  /** Takes a snapshot of shardId on the NodeHost that answers; returns its index. */
+  async snapshot(shardId: number, opts: { exportPath?: string } = {}): Promise<number> {
+    const res = await this.call("RequestSnapshot", {
+      shardId,
+      exportPath: opts.exportPath ?? "",
+      timeoutMs: this.timeoutMs,
+    });
+    return Number(res.index);
+  }
+
+  private async propose(shardId: number, command: Uint8Array) {
+    const res = await this.call("Propose", { shardId, command, timeoutMs: this.timeoutMs });
+    if (Number(res.value) === KV_RESULT_REJECTED) {
+      throw new ApiError(
+        "invalid_argument",
+        `kv rejected the command: ${new TextDecoder().decode(res.data)}`,
+        "",
+      );
+    }
+    return { value: Number(res.value), data: res.data };
+  }
+}
+
+/** Connect's mapping of HTTP status to code, used when an error body is not a Connect error. */
+function errorFrom(status: number, bytes: Uint8Array, address: string): ApiError {
+  try {
+    const body = JSON.parse(new TextDecoder().decode(bytes)) as { code?: unknown; message?: unknown };
+    if (isConnectCode(body.code)) return new ApiError(body.code, String(body.message ?? ""), address);
+  } catch {
+    // not JSON: fall through to the HTTP status
+  }
+  const byStatus: Record<number, string> = {
+    400: "internal",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "unimplemented",
+    429: "unavailable",
+    502: "unavailable",
+    503: "unavailable",
+    504: "unavailable",
+  };
+  return new ApiError(byStatus[status] ?? "unknown", `HTTP ${status}`, address);
+}

@@ -1,0 +1,102 @@
+import { ERROR_CODES, type ErrorCode, LongboatError } from "../engine/errors.ts";
+
+/** The Connect protocol's error codes (https://connectrpc.com/docs/protocol#error-codes). */
+export const CONNECT_HTTP_STATUS = {
+  canceled: 499,
+  unknown: 500,
+  invalid_argument: 400,
+  deadline_exceeded: 504,
+  not_found: 404,
+  already_exists: 409,
+  permission_denied: 403,
+  resource_exhausted: 429,
+  failed_precondition: 400,
+  aborted: 409,
+  out_of_range: 400,
+  unimplemented: 501,
+  internal: 500,
+  unavailable: 503,
+  data_loss: 500,
+  unauthenticated: 401,
+} as const;
+
+export type ConnectCode = keyof typeof CONNECT_HTTP_STATUS;
+
+export function isConnectCode(value: unknown): value is ConnectCode {
+  return typeof value === "string" && Object.hasOwn(CONNECT_HTTP_STATUS, value);
+}
+
+/**
+ * An error the API answers with: a Connect code, a message for the caller, and optionally an
+ * HTTP status other than the code's usual one (404 for an unknown method, 405, 415).
+ */
+export class ConnectError extends Error {
+  override readonly name = "ConnectError";
+  constructor(
+    readonly code: ConnectCode,
+    message: string,
+    readonly httpStatus: number = CONNECT_HTTP_STATUS[code],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The engine's error codes as Connect codes. payloadTooBig is invalid_argument: the engine's
+ * limit is a property of the request (retrying the same payload never helps), while the API's
+ * own body limit answers resource_exhausted.
+ */
+const LONGBOAT_TO_CONNECT: Record<ErrorCode, ConnectCode> = {
+  shardNotFound: "not_found",
+  invalidSession: "invalid_argument",
+  payloadTooBig: "invalid_argument",
+  timeoutTooSmall: "invalid_argument",
+  invalidDeadline: "invalid_argument",
+  invalidAddress: "invalid_argument",
+  invalidTarget: "invalid_argument",
+  invalidOperation: "invalid_argument",
+  invalidOption: "invalid_argument",
+  systemBusy: "unavailable",
+  shardNotReady: "unavailable",
+  closed: "unavailable",
+  shardClosed: "unavailable",
+  timeout: "deadline_exceeded",
+  rejected: "failed_precondition",
+  aborted: "aborted",
+  replicaRemoved: "internal",
+  shardAlreadyExist: "internal",
+  invalidShardSettings: "internal",
+  shardNotBootstrapped: "internal",
+  dirNotExist: "internal",
+};
+
+/** The engine error code of error, when it is a LongboatError (also one from another copy of the module). */
+export function longboatCode(error: unknown): ErrorCode | undefined {
+  if (error instanceof LongboatError) return error.code;
+  if (error instanceof Error && error.name === "LongboatError") {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && Object.hasOwn(ERROR_CODES, code)) return code as ErrorCode;
+  }
+  return undefined;
+}
+
+/**
+ * Maps anything thrown by a handler to the ConnectError the caller sees. Unexpected errors
+ * become internal with a generic message (never a stack); `logUnexpected` receives them.
+ */
+export function toConnectError(error: unknown, logUnexpected: (error: unknown) => void): ConnectError {
+  if (error instanceof ConnectError) return error;
+  const code = longboatCode(error);
+  if (code !== undefined) {
+    const connectCode = LONGBOAT_TO_CONNECT[code];
+    if (connectCode === "internal") logUnexpected(error);
+    return new ConnectError(connectCode, (error as Error).message);
+  }
+  logUnexpected(error);
+  return new ConnectError("internal", "internal error (see the NodeHost log)");
+}
+
+/** The JSON body of a Connect error response. */
+export function connectErrorBody(error: ConnectError): string {
+  return JSON.stringify({ code: error.code, message: error.message });
+}

@@ -1,0 +1,182 @@
+import { Session } from "../engine/session.ts";
+import { longboat } from "../pb/longboat.js";
+import type { Membership } from "../raft/types.ts";
+import { ConnectError } from "./errors.ts";
+import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
+import type { NodeHostLike } from "./types.ts";
+
+const pb = longboat.nodehost.v1;
+
+/** A generated protobufjs message class, as far as the API uses it. */
+export interface PbType {
+  decode(bytes: Uint8Array): object;
+  encode(message: object): { finish(): Uint8Array };
+  fromObject(object: Record<string, unknown>): object;
+  toObject(message: object, options?: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** The request and response message classes of every method of NodeHostService. */
+export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbType }> = {
+  GetSession: { request: pb.GetSessionRequest, response: pb.GetSessionResponse },
+  CloseSession: { request: pb.CloseSessionRequest, response: pb.CloseSessionResponse },
+  Propose: { request: pb.ProposeRequest, response: pb.ProposeResponse },
+  Read: { request: pb.ReadRequest, response: pb.ReadResponse },
+  StaleRead: { request: pb.StaleReadRequest, response: pb.ReadResponse },
+  AddReplica: { request: pb.AddReplicaRequest, response: pb.MembershipChangeResponse },
+  DeleteReplica: { request: pb.DeleteReplicaRequest, response: pb.MembershipChangeResponse },
+  GetMembership: { request: pb.GetMembershipRequest, response: pb.GetMembershipResponse },
+  TransferLeader: { request: pb.TransferLeaderRequest, response: pb.TransferLeaderResponse },
+  RequestSnapshot: { request: pb.RequestSnapshotRequest, response: pb.RequestSnapshotResponse },
+  Status: { request: pb.StatusRequest, response: pb.StatusResponse },
+};
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.hasOwn(RequestSchemas, name);
+}
+
+/**
+ * Methods that must run on the shard's leader: a follower's NodeHost forwards them to the
+ * leader's NodeHost. Reads are included because a follower answers a ReadIndex read only
+ * through the leader anyway; StaleRead, TransferLeader, RequestSnapshot and Status are local.
+ */
+export const FORWARDABLE: ReadonlySet<MethodName> = new Set<MethodName>([
+  "GetSession",
+  "CloseSession",
+  "Propose",
+  "Read",
+  "AddReplica",
+  "DeleteReplica",
+  "GetMembership",
+]);
+
+/** The shard a request is about (0 for Status). */
+export function shardOfRequest(method: MethodName, req: RequestOf<MethodName>): number {
+  if (method === "CloseSession") return (req as RequestOf<"CloseSession">).session?.shardId ?? 0;
+  if (method === "Propose") {
+    const p = req as RequestOf<"Propose">;
+    return p.shardId || (p.session?.shardId ?? 0);
+  }
+  return (req as { shardId?: number }).shardId ?? 0;
+}
+
+export interface HandlerContext {
+  nodehost: NodeHostLike;
+  /** The request's timeoutMs, or the default when it is 0. */
+  timeoutMs(requested: number): number;
+  apiAddress: string;
+  region: string;
+}
+
+type Handler<M extends MethodName> = (ctx: HandlerContext, req: RequestOf<M>) => Promise<object> | object;
+
+const sessionOut = (s: Session) => ({
+  shardId: s.shardId,
+  clientId: s.clientId,
+  seriesId: s.seriesId,
+  respondedTo: s.respondedTo,
+});
+
+/** The membership this NodeHost's replica of shardId has applied, or null when it has none. */
+function localMembership(nodehost: NodeHostLike, shardId: number): Membership | null {
+  return (
+    nodehost.getNodeHostInfo({ skipLogInfo: true }).shards.find((s) => s.shardId === shardId)?.membership ??
+    null
+  );
+}
+
+function requireSession(s: RequestOf<"CloseSession">["session"], where: string): Session {
+  if (!s) throw new ConnectError("invalid_argument", `${where}.session: required`);
+  return new Session(s.shardId, s.clientId, s.seriesId, s.respondedTo);
+}
+
+export const HANDLERS: { [M in MethodName]: Handler<M> } = {
+  async GetSession(ctx, req) {
+    const session = await ctx.nodehost.getNewSession(req.shardId, {
+      timeoutMs: ctx.timeoutMs(req.timeoutMs),
+    });
+    return { session: sessionOut(session) };
+  },
+  async CloseSession(ctx, req) {
+    const session = requireSession(req.session, "CloseSessionRequest");
+    await ctx.nodehost.closeSession(session, { timeoutMs: ctx.timeoutMs(req.timeoutMs) });
+    return {};
+  },
+  async Propose(ctx, req) {
+    const shardId = req.shardId || (req.session?.shardId ?? 0);
+    if (req.session && req.shardId && req.session.shardId !== req.shardId) {
+      throw new ConnectError(
+        "invalid_argument",
+        `ProposeRequest.session.shardId ${req.session.shardId} differs from ProposeRequest.shardId ${req.shardId}`,
+      );
+    }
+    const session = req.session
+      ? requireSession(req.session, "ProposeRequest")
+      : ctx.nodehost.getNoOpSession(shardId);
+    const result = await ctx.nodehost.syncPropose(session, req.command, {
+      timeoutMs: ctx.timeoutMs(req.timeoutMs),
+    });
+    // NodeHost.syncPropose does not report the log index yet: index stays 0 (unknown).
+    return { value: result.value, data: result.data, index: 0 };
+  },
+  async Read(ctx, req) {
+    const result = await ctx.nodehost.syncRead(req.shardId, req.query, {
+      timeoutMs: ctx.timeoutMs(req.timeoutMs),
+    });
+    return { result };
+  },
+  StaleRead(ctx, req) {
+    return { result: ctx.nodehost.staleRead(req.shardId, req.query) };
+  },
+  async AddReplica(ctx, req) {
+    const nh = ctx.nodehost;
+    const args = [req.shardId, req.replicaId, req.raftAddress, req.configChangeId] as const;
+    const opts = { timeoutMs: ctx.timeoutMs(req.timeoutMs) };
+    if (req.role === 2) await nh.syncRequestAddNonVoting(...args, opts);
+    else if (req.role === 3) await nh.syncRequestAddWitness(...args, opts);
+    else await nh.syncRequestAddReplica(...args, opts);
+    return { membership: localMembership(nh, req.shardId) };
+  },
+  async DeleteReplica(ctx, req) {
+    const opts = { timeoutMs: ctx.timeoutMs(req.timeoutMs) };
+    await ctx.nodehost.syncRequestDeleteReplica(req.shardId, req.replicaId, req.configChangeId, opts);
+    return { membership: localMembership(ctx.nodehost, req.shardId) };
+  },
+  async GetMembership(ctx, req) {
+    const opts = { timeoutMs: ctx.timeoutMs(req.timeoutMs) };
+    return { membership: await ctx.nodehost.syncGetShardMembership(req.shardId, opts) };
+  },
+  TransferLeader(ctx, req) {
+    ctx.nodehost.requestLeaderTransfer(req.shardId, req.targetReplicaId);
+    return {};
+  },
+  async RequestSnapshot(ctx, req) {
+    const opts: { timeoutMs: number; exportPath?: string; compactionOverhead?: number } = {
+      timeoutMs: ctx.timeoutMs(req.timeoutMs),
+    };
+    if (req.exportPath !== "") opts.exportPath = req.exportPath;
+    if (req.overrideCompactionOverhead) opts.compactionOverhead = req.compactionOverhead;
+    return { index: await ctx.nodehost.syncRequestSnapshot(req.shardId, opts) };
+  },
+  Status(ctx) {
+    const info = ctx.nodehost.getNodeHostInfo();
+    return {
+      raftAddress: info.raftAddress,
+      apiAddress: ctx.apiAddress,
+      deploymentId: info.deploymentId,
+      region: ctx.region,
+      shards: info.shards.map((s) => ({
+        shardId: s.shardId,
+        replicaId: s.replicaId,
+        app: s.app,
+        role: s.role,
+        term: s.term,
+        leaderId: s.leaderId,
+        commitIndex: s.commitIndex,
+        appliedIndex: s.appliedIndex,
+        membership: s.membership,
+        quiesced: s.quiesced,
+      })),
+      logsOnDisk: info.logsOnDisk.map((l) => ({ shardId: l.shardId, replicaId: l.replicaId })),
+    };
+  },
+};

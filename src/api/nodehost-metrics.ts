@@ -1,0 +1,150 @@
+import {
+  COUNT_BUCKETS,
+  type Counter,
+  type Gauge,
+  type Histogram,
+  LATENCY_BUCKETS_SECONDS,
+  MetricsRegistry,
+} from "./metrics.ts";
+import type { NodeHostLike } from "./types.ts";
+
+/** At most this many shards get per-shard gauges in one scrape (the rest are summarised by count). */
+export const MAX_SHARD_SERIES = 1000;
+
+/**
+ * The metrics of one NodeHost. The API records requests itself; the engine, log database and
+ * transport feed the `observe…`/`add…`/`set…` hooks; engine stats and shard state are read at
+ * every scrape by `watchNodeHost`.
+ */
+export class NodeHostMetrics {
+  readonly registry: MetricsRegistry;
+  readonly apiRequests: Counter;
+  readonly apiRequestSeconds: Histogram;
+  readonly apiForwarded: Counter;
+  readonly saveSeconds: Histogram;
+  readonly saveBatchEntries: Histogram;
+  readonly queueDepth: Gauge;
+  readonly transportBytes: Counter;
+  readonly transportDrops: Counter;
+
+  constructor(registry = new MetricsRegistry()) {
+    this.registry = registry;
+    this.apiRequests = registry.counter(
+      "longboat_api_requests_total",
+      "NodeHost API requests by method and Connect code (ok on success).",
+      ["method", "code"],
+    );
+    this.apiRequestSeconds = registry.histogram(
+      "longboat_api_request_duration_seconds",
+      "NodeHost API request latency by method, forwarding included.",
+      LATENCY_BUCKETS_SECONDS,
+      ["method"],
+    );
+    this.apiForwarded = registry.counter(
+      "longboat_api_forwarded_total",
+      "Requests forwarded to the leader's NodeHost, by method and outcome.",
+      ["method", "result"],
+    );
+    this.saveSeconds = registry.histogram(
+      "longboat_logdb_save_duration_seconds",
+      "Time of one log database save (one transaction, one fsync).",
+      LATENCY_BUCKETS_SECONDS,
+    );
+    this.saveBatchEntries = registry.histogram(
+      "longboat_logdb_save_batch_entries",
+      "Entries written by one log database save.",
+      COUNT_BUCKETS,
+    );
+    this.queueDepth = registry.gauge("longboat_queue_depth", "Current depth of a bounded queue.", ["queue"]);
+    this.transportBytes = registry.counter(
+      "longboat_transport_bytes_total",
+      "Bytes sent or received by the Raft transport.",
+      ["direction"],
+    );
+    this.transportDrops = registry.counter(
+      "longboat_transport_drops_total",
+      "Messages the Raft transport dropped, by reason.",
+      ["reason"],
+    );
+  }
+
+  /** One API request finished: method name (or "unknown"), Connect code or "ok", latency. */
+  observeApiRequest(method: string, code: string, latencyMs: number): void {
+    this.apiRequests.inc({ method, code });
+    this.apiRequestSeconds.observe({ method }, latencyMs / 1000);
+  }
+
+  /** Hook for the engine: one LogDB save (fsync) took durationMs and wrote entryCount entries. */
+  observeSave(durationMs: number, entryCount: number): void {
+    this.saveSeconds.observe({}, durationMs / 1000);
+    this.saveBatchEntries.observe({}, entryCount);
+  }
+
+  /** Hook: the current depth of a named bounded queue (e.g. "inbound", "proposals", "send:h2:7001"). */
+  setQueueDepth(queue: string, depth: number): void {
+    this.queueDepth.set({ queue }, depth);
+  }
+
+  /** Hook for the transport: bytes sent or received. */
+  addTransportBytes(direction: "sent" | "received", sizeBytes: number): void {
+    this.transportBytes.inc({ direction }, sizeBytes);
+  }
+
+  /** Hook for the transport: messages dropped (queue full, unreachable, wrong deployment…). */
+  addTransportDrops(reason: string, messageCount = 1): void {
+    this.transportDrops.inc({ reason }, messageCount);
+  }
+
+  /** Reads engine stats and shard state from nodehost at every scrape. Call once per NodeHost. */
+  watchNodeHost(nodehost: NodeHostLike): void {
+    this.registry.addCollector(() => {
+      const s = nodehost.stats;
+      const counter = (name: string, help: string, value: number) => ({
+        name,
+        help,
+        type: "counter" as const,
+        samples: [{ value }],
+      });
+      return [
+        counter("longboat_engine_iterations_total", "Engine loop iterations.", s.iterations),
+        counter("longboat_logdb_saved_batches_total", "Log database saves (fsyncs).", s.savedBatches),
+        counter("longboat_logdb_saved_entries_total", "Entries saved to the log database.", s.savedEntries),
+        counter("longboat_logdb_save_seconds_total", "Total time spent in saves.", s.saveMsTotal / 1000),
+        counter(
+          "longboat_engine_sent_messages_total",
+          "Raft messages handed to the transport.",
+          s.sentMessages,
+        ),
+        counter("longboat_engine_dropped_messages_total", "Raft messages dropped.", s.droppedMessages),
+        counter("longboat_rsm_applied_entries_total", "Entries applied to state machines.", s.appliedEntries),
+        counter("longboat_raft_elections_total", "Elections started.", s.elections),
+        ...shardFamilies(nodehost),
+      ];
+    });
+  }
+}
+
+function shardFamilies(nodehost: NodeHostLike) {
+  const all = nodehost.getNodeHostInfo({ skipLogInfo: true }).shards;
+  const shards = all.slice(0, MAX_SHARD_SERIES);
+  const gauge = (name: string, help: string, value: (s: (typeof shards)[number]) => number) => ({
+    name,
+    help,
+    type: "gauge" as const,
+    samples: shards.map((s) => ({ labels: { shard: String(s.shardId) }, value: value(s) })),
+  });
+  return [
+    {
+      name: "longboat_shards",
+      help: "Shards on this NodeHost.",
+      type: "gauge" as const,
+      samples: [{ value: all.length }],
+    },
+    gauge("longboat_shard_is_leader", "1 when this NodeHost's replica leads the shard.", (s) =>
+      s.isLeader ? 1 : 0,
+    ),
+    gauge("longboat_shard_term", "Raft term of the shard's replica.", (s) => s.term),
+    gauge("longboat_shard_commit_index", "Commit index of the shard's replica.", (s) => s.commitIndex),
+    gauge("longboat_shard_applied_index", "Applied index of the shard's replica.", (s) => s.appliedIndex),
+  ];
+}

@@ -1,0 +1,121 @@
+import type { Session } from "../engine/session.ts";
+import type { Env } from "../env.ts";
+import type { Membership } from "../raft/types.ts";
+import type { NodeHostMetrics } from "./nodehost-metrics.ts";
+
+interface TimeoutOption {
+  timeoutMs: number;
+}
+
+/** One shard as NodeHost.getNodeHostInfo() reports it (role: 1 follower … 4 leader, 5 non-voting, 6 witness). */
+export interface ShardInfoLike {
+  shardId: number;
+  replicaId: number;
+  app: string;
+  role: number;
+  isLeader: boolean;
+  leaderId: number;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  membership: Membership;
+  configChangeId: number;
+  quiesced: boolean;
+}
+
+export interface EngineStatsLike {
+  iterations: number;
+  savedBatches: number;
+  savedEntries: number;
+  saveMsTotal: number;
+  sentMessages: number;
+  droppedMessages: number;
+  appliedEntries: number;
+  elections: number;
+}
+
+/**
+ * The part of NodeHost (src/nodehost.ts) the API calls. The real NodeHost satisfies it
+ * structurally; tests use a fake.
+ */
+export interface NodeHostLike {
+  getNoOpSession(shardId: number): Session;
+  getNewSession(shardId: number, opts: TimeoutOption): Promise<Session>;
+  closeSession(session: Session, opts: TimeoutOption): Promise<void>;
+  syncPropose(
+    session: Session,
+    cmd: Uint8Array,
+    opts: TimeoutOption,
+  ): Promise<{ value: number; data: Uint8Array }>;
+  syncRead(shardId: number, query: Uint8Array, opts: TimeoutOption): Promise<Uint8Array>;
+  staleRead(shardId: number, query: Uint8Array): Uint8Array;
+  syncGetShardMembership(shardId: number, opts: TimeoutOption): Promise<Membership>;
+  syncRequestAddReplica(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ): Promise<void>;
+  syncRequestAddNonVoting(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ): Promise<void>;
+  syncRequestAddWitness(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ): Promise<void>;
+  syncRequestDeleteReplica(
+    shardId: number,
+    replicaId: number,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ): Promise<void>;
+  requestLeaderTransfer(shardId: number, targetReplicaId: number): void;
+  syncRequestSnapshot(
+    shardId: number,
+    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number },
+  ): Promise<number>;
+  getLeaderId(shardId: number): { leaderId: number; term: number; valid: boolean };
+  getNodeHostInfo(opts?: { skipLogInfo?: boolean }): {
+    raftAddress: string;
+    deploymentId: number;
+    shards: ShardInfoLike[];
+    logsOnDisk: { shardId: number; replicaId: number }[];
+  };
+  readonly stats: Readonly<EngineStatsLike>;
+}
+
+/** A fetch-like function (globalThis.fetch by default; tests pass another app's fetch). */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+export type ApiLog = (event: Record<string, unknown>) => void;
+
+export interface NodeHostApiOptions {
+  nodehost: NodeHostLike;
+  /** When set, every path except GET /healthz requires `Authorization: Bearer <apiToken>`. */
+  apiToken?: string;
+  /** Largest request body accepted, in bytes. Default 16 MiB. */
+  maxBodyBytes?: number;
+  /** Timeout used when a request says timeoutMs 0. Default 5000. */
+  defaultTimeoutMs?: number;
+  /** The API address (host:port) of the NodeHost holding replica replicaId of shardId. */
+  resolveApiAddress?: (shardId: number, replicaId: number) => string | undefined;
+  /** How requests are forwarded to the leader's NodeHost. Default globalThis.fetch. */
+  forward?: FetchLike;
+  /** This NodeHost's own API address and region, reported by Status. */
+  apiAddress?: string;
+  region?: string;
+  /** Clock for latencies and timer for forwarding timeouts. Default realEnv(). */
+  env?: Pick<Env, "nowMs" | "setTimer">;
+  /** Structured log sink. Default: nothing. */
+  log?: ApiLog;
+  /** Registry to add the API's metrics to (the lead may share one). Default a new one. */
+  metrics?: NodeHostMetrics;
+}
