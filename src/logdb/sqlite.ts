@@ -341,6 +341,18 @@ export class SqliteLogDB implements LogDB {
     this.ranges.set(`${key.shardId}:${key.replicaId}`, next);
   }
 
+  /** The durability settings in effect (journal mode, synchronous level, page size). */
+  settings(): { journalMode: string; synchronous: number; pageSizeBytes: number; lockingMode: string } {
+    this.open("settings");
+    const one = (pragma: string): unknown => this.db.query(`PRAGMA ${pragma}`).values()[0]?.[0];
+    return {
+      journalMode: String(one("journal_mode")),
+      synchronous: Number(one("synchronous")),
+      pageSizeBytes: Number(one("page_size")),
+      lockingMode: String(one("locking_mode")),
+    };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -20,6 +20,31 @@ runLogDBConformance("sqlite", {
 });
 
 describe("SqliteLogDB", () => {
+  test("the database runs in WAL mode with synchronous=FULL and an exclusive lock", () => {
+    const db = openSqliteLogDB({ dir: join(root, "settings"), identity: IDENTITY });
+    try {
+      expect(db.settings()).toEqual({
+        journalMode: "wal",
+        synchronous: 2,
+        pageSizeBytes: 8192,
+        lockingMode: "exclusive",
+      });
+    } finally {
+      db.close();
+    }
+  });
+
+  test("bounds that contradict each other are refused at open", () => {
+    expect(() =>
+      openSqliteLogDB({
+        dir: join(root, "bounds"),
+        identity: IDENTITY,
+        maxEntryBytes: 100,
+        maxBatchBytes: 50,
+      }),
+    ).toThrow(/maxBatchBytes must be an integer ≥ maxEntryBytes 100, got 50/);
+  });
+
   test("a second open of the same data directory fails saying it is in use", () => {
     const dir = join(root, "busy");
     const db = openSqliteLogDB({ dir, identity: IDENTITY });
