@@ -13,7 +13,7 @@
  *   history.complete(id, { ok: true }, env.nowTick);
  *   checkOperations(kvModel, history.operations());
  */
-import type { Operation } from "./linearizability.ts";
+import type { Operation } from "./linearizability.js";
 
 /** Misuse of the recorder: an unknown id, a double completion, a tick out of order, a full history. */
 export class HistoryError extends Error {

@@ -65,6 +65,8 @@ export interface CheckResult {
   /** The partition that was illegal (or the first one that ran out of budget). */
   partitionKey?: string;
   explanation?: string;
+  /** Memoised (linearized set, state) pairs over the partitions searched: a measure of work. */
+  stateCount: number;
 }
 
 /** A malformed history or option: the message names the operation or option at fault. */
@@ -95,16 +97,19 @@ export function checkOperations<S, I, O>(
       `model.partition returned ${partitionedCount} operations for a history of ${ops.length}`,
     );
   }
-  let firstUnknown: CheckResult | undefined;
+  let firstUnknown: PartitionVerdict | undefined;
+  let stateCount = 0;
   for (let index = 0; index < partitions.length; index++) {
     const part = partitions[index]!;
     if (part.length === 0) continue;
     const key = model.partitionKey ? model.partitionKey(part) : String(index);
-    const verdict = new PartitionSearch(model, part, key, budget).run();
-    if (verdict.result === "illegal") return verdict;
+    const search = new PartitionSearch(model, part, key, budget);
+    const verdict = search.run();
+    stateCount += search.stateCount;
+    if (verdict.result === "illegal") return { ...verdict, stateCount };
     if (verdict.result === "unknown" && firstUnknown === undefined) firstUnknown = verdict;
   }
-  return firstUnknown ?? { result: "ok" };
+  return firstUnknown === undefined ? { result: "ok", stateCount } : { ...firstUnknown, stateCount };
 }
 
 interface Budget {
@@ -156,6 +161,8 @@ function validateOperation<I, O>(op: Operation<I, O>, index: number): void {
   }
 }
 
+type PartitionVerdict = Omit<CheckResult, "stateCount">;
+
 /** One call or return event in the doubly linked event list. */
 interface EventNode {
   /** Index into the partition's operations; -1 for the head sentinel. */
@@ -199,7 +206,11 @@ class PartitionSearch<S, I, O> {
     this.#best = { opIndexes: [], state: model.init(), blockedOpIndex: -1 };
   }
 
-  run(): CheckResult {
+  get stateCount(): number {
+    return this.#memoCount;
+  }
+
+  run(): PartitionVerdict {
     let state = this.model.init();
     let entry = this.#head.next;
     for (let iteration = 1; this.#completedRemaining > 0; iteration++) {
@@ -276,7 +287,7 @@ class PartitionSearch<S, I, O> {
     }
   }
 
-  #unknown(reason: string): CheckResult {
+  #unknown(reason: string): PartitionVerdict {
     return {
       result: "unknown",
       partitionKey: this.key,
@@ -284,7 +295,7 @@ class PartitionSearch<S, I, O> {
     };
   }
 
-  #illegal(): CheckResult {
+  #illegal(): PartitionVerdict {
     const best = this.#best;
     const prefix = best.opIndexes.map((i) => `  ${this.#describeOp(i)}`).join("\n");
     const stateText = this.model.describeState
