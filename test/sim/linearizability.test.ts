@@ -6,6 +6,7 @@ import {
   type KvOutput,
   kvModel,
   LinearizabilityInputError,
+  type Model,
   type Operation,
   type RegisterInput,
   type RegisterOutput,
@@ -298,11 +299,26 @@ describe("randomized", () => {
     const counts = { ok: 0, illegal: 0 };
     for (let round = 0; round < 600; round++) {
       const ops = randomSmallRegisterHistory(rng);
-      const expected = bruteForceLinearizable(ops) ? "ok" : "illegal";
+      const expected = bruteForceLinearizable(registerModel, ops) ? "ok" : "illegal";
       expect({ round, result: checkRegister(ops) }).toEqual({ round, result: expected });
       counts[expected]++;
     }
     // Both outcomes must be exercised, or the comparison proves little.
+    expect(counts.ok).toBeGreaterThan(50);
+    expect(counts.illegal).toBeGreaterThan(50);
+  });
+});
+
+describe("randomized kv", () => {
+  test("agrees with a brute-force search on small random kv histories with cas, delete and pending ops", () => {
+    const rng = seededRng(13);
+    const counts = { ok: 0, illegal: 0 };
+    for (let round = 0; round < 600; round++) {
+      const ops = randomSmallKvHistory(rng);
+      const expected = bruteForceLinearizable(kvModel, ops) ? "ok" : "illegal";
+      expect({ round, result: checkKv(ops) }).toEqual({ round, result: expected });
+      counts[expected]++;
+    }
     expect(counts.ok).toBeGreaterThan(50);
     expect(counts.illegal).toBeGreaterThan(50);
   });
@@ -489,17 +505,32 @@ function randomSmallRegisterHistory(rng: IntRng): RegOp[] {
   return ops;
 }
 
+/** Up to 6 operations on one key with random intervals, inputs and outputs; some never return. */
+function randomSmallKvHistory(rng: IntRng): KvOp[] {
+  const ops: KvOp[] = [];
+  const opCount = 1 + rng(6);
+  const value = () => (rng(3) === 0 ? null : `v${rng(2)}`);
+  for (let i = 0; i < opCount; i++) {
+    const call = rng(20);
+    const ret = rng(6) === 0 ? Infinity : call + rng(10);
+    const input = randomKvInput(rng, "k", value());
+    const output: KvOutput = input.op === "get" ? { value: value() } : { ok: rng(2) === 0 };
+    ops.push(kv(i, input, call, ret, output));
+  }
+  return ops;
+}
+
 /** Tries every order that respects real time; a never-returned operation may also be left out. */
-function bruteForceLinearizable(ops: RegOp[]): boolean {
+function bruteForceLinearizable<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[]): boolean {
   const placed = new Array<boolean>(ops.length).fill(false);
-  const search = (state: number, completedLeft: number): boolean => {
+  const search = (state: S, completedLeft: number): boolean => {
     if (completedLeft === 0) return true;
     for (let i = 0; i < ops.length; i++) {
       if (placed[i]) continue;
       const op = ops[i]!;
       const mustWait = ops.some((other, j) => !placed[j] && j !== i && other.return < op.call);
       if (mustWait) continue;
-      const stepped = registerModel.step(state, op.input, op.output);
+      const stepped = model.step(state, op.input, op.output);
       if (!stepped.ok) continue;
       placed[i] = true;
       const found = search(stepped.state, completedLeft - (op.return === Infinity ? 0 : 1));
@@ -508,5 +539,5 @@ function bruteForceLinearizable(ops: RegOp[]): boolean {
     }
     return false;
   };
-  return search(0, ops.filter((op) => op.return !== Infinity).length);
+  return search(model.init(), ops.filter((op) => op.return !== Infinity).length);
 }
