@@ -79,12 +79,13 @@ const pluginApp = z.object({
     "must be a function (shardId, replicaId) => state machine",
   ),
 });
-const pluginExport = z.union([pluginApp, z.array(pluginApp).min(1, "the array of apps is empty")]);
+const pluginApps = z.array(pluginApp).min(1, "the array of apps is empty");
 
 function describeIssues(error: z.ZodError): string {
   return error.issues
     .map(
-      (i) => `${i.path.length > 0 ? `default export.${i.path.join(".")}` : "default export"}: ${i.message}`,
+      (i) =>
+        `${i.path.length > 0 ? `default export.${i.path.map(String).join(".")}` : "default export"}: ${i.message}`,
     )
     .join("; ");
 }
@@ -106,9 +107,12 @@ export async function loadPlugin(path: string, registry: AppRegistry): Promise<s
   if (mod.default === undefined) {
     throw new PluginError(file, "has no default export (expected `export default { name, create }`)");
   }
-  const parsed = pluginExport.safeParse(mod.default);
+  // Validated per shape (not as a union) so the error names the field that is wrong.
+  const parsed = Array.isArray(mod.default)
+    ? pluginApps.safeParse(mod.default)
+    : pluginApp.transform((a) => [a]).safeParse(mod.default);
   if (!parsed.success) throw new PluginError(file, describeIssues(parsed.error));
-  const apps = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+  const apps = parsed.data;
   const seen = new Set<string>();
   for (const app of apps) {
     if (registry.has(app.name) || seen.has(app.name)) {

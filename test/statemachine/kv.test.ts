@@ -1,0 +1,261 @@
+import { describe, expect, test } from "bun:test";
+import { longboat } from "../../src/pb/longboat.js";
+import {
+  compareKeys,
+  decodeKvQueryResult,
+  encodeKvCommand,
+  encodeKvQuery,
+  KV_MAX_KEY_BYTES,
+  KV_MAX_SCAN_LIMIT,
+  KV_MAX_VALUE_BYTES,
+  KvQueryError,
+  KvStateMachine,
+} from "../../src/statemachine/kv.ts";
+import { RESULT_REJECTED } from "../../src/statemachine/types.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+let nextIndex = 1;
+
+function run(sm: KvStateMachine, cmd: Uint8Array) {
+  return sm.update([{ index: nextIndex++, cmd }])[0]!;
+}
+const put = (sm: KvStateMachine, key: string, value: string) =>
+  run(sm, encodeKvCommand({ op: "put", key, value: enc.encode(value) }));
+const get = (sm: KvStateMachine, key: string) =>
+  decodeKvQueryResult(sm.lookup(encodeKvQuery({ op: "get", key })));
+const scan = (sm: KvStateMachine, start: string, end: string, limit: number) =>
+  decodeKvQueryResult(sm.lookup(encodeKvQuery({ op: "scan", start, end, limit })));
+
+describe("kv commands", () => {
+  test("put returns 1 and get finds the value", () => {
+    const sm = new KvStateMachine();
+    expect(put(sm, "a", "1").value).toBe(1);
+    const r = get(sm, "a");
+    expect(r.found).toBe(true);
+    expect(dec.decode(r.value)).toBe("1");
+  });
+
+  test("get of a missing key is not found", () => {
+    expect(get(new KvStateMachine(), "nope").found).toBe(false);
+  });
+
+  test("delete returns 1 when the key existed and 0 when it did not", () => {
+    const sm = new KvStateMachine();
+    put(sm, "a", "1");
+    expect(run(sm, encodeKvCommand({ op: "delete", key: "a" })).value).toBe(1);
+    expect(run(sm, encodeKvCommand({ op: "delete", key: "a" })).value).toBe(0);
+    expect(get(sm, "a").found).toBe(false);
+  });
+
+  test("cas swaps when the current value equals expected", () => {
+    const sm = new KvStateMachine();
+    put(sm, "a", "old");
+    const r = run(
+      sm,
+      encodeKvCommand({ op: "cas", key: "a", expected: enc.encode("old"), value: enc.encode("new") }),
+    );
+    expect(r.value).toBe(1);
+    expect(dec.decode(get(sm, "a").value)).toBe("new");
+  });
+
+  test("cas refuses a mismatch and returns the current value", () => {
+    const sm = new KvStateMachine();
+    put(sm, "a", "cur");
+    const r = run(
+      sm,
+      encodeKvCommand({ op: "cas", key: "a", expected: enc.encode("x"), value: enc.encode("new") }),
+    );
+    expect(r.value).toBe(0);
+    expect(dec.decode(r.data)).toBe("cur");
+    expect(dec.decode(get(sm, "a").value)).toBe("cur");
+  });
+
+  test("cas with expected absent creates a missing key and refuses an existing one", () => {
+    const sm = new KvStateMachine();
+    expect(
+      run(sm, encodeKvCommand({ op: "cas", key: "k", expected: null, value: enc.encode("v") })).value,
+    ).toBe(1);
+    const again = run(sm, encodeKvCommand({ op: "cas", key: "k", expected: null, value: enc.encode("w") }));
+    expect(again.value).toBe(0);
+    expect(dec.decode(again.data)).toBe("v");
+  });
+
+  test("cas on a missing key with an expected value is refused with empty data", () => {
+    const sm = new KvStateMachine();
+    const r = run(
+      sm,
+      encodeKvCommand({ op: "cas", key: "k", expected: enc.encode(""), value: enc.encode("v") }),
+    );
+    expect(r.value).toBe(0);
+    expect(r.data.byteLength).toBe(0);
+  });
+
+  test("a batch applies in order with one result per entry", () => {
+    const sm = new KvStateMachine();
+    const rs = sm.update([
+      { index: 1, cmd: encodeKvCommand({ op: "put", key: "a", value: enc.encode("1") }) },
+      { index: 2, cmd: encodeKvCommand({ op: "delete", key: "a" }) },
+      { index: 3, cmd: encodeKvCommand({ op: "delete", key: "a" }) },
+    ]);
+    expect(rs.map((r) => r.value)).toEqual([1, 1, 0]);
+  });
+});
+
+describe("kv bad input", () => {
+  test("a key of exactly 4 KiB is accepted", () => {
+    expect(put(new KvStateMachine(), "k".repeat(KV_MAX_KEY_BYTES), "v").value).toBe(1);
+  });
+
+  test("a key above 4 KiB is rejected with a reason, not thrown", () => {
+    const sm = new KvStateMachine();
+    const r = put(sm, "k".repeat(KV_MAX_KEY_BYTES + 1), "v");
+    expect(r.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(r.data)).toContain("above the limit of 4096");
+    expect(sm.size()).toBe(0);
+  });
+
+  test("a key counts UTF-8 bytes, not characters", () => {
+    const r = put(new KvStateMachine(), "é".repeat(KV_MAX_KEY_BYTES / 2 + 1), "v");
+    expect(r.value).toBe(RESULT_REJECTED);
+  });
+
+  test("a value of exactly 1 MiB is accepted and one byte more is rejected", () => {
+    const sm = new KvStateMachine();
+    const ok = run(sm, encodeKvCommand({ op: "put", key: "a", value: new Uint8Array(KV_MAX_VALUE_BYTES) }));
+    expect(ok.value).toBe(1);
+    const big = run(
+      sm,
+      encodeKvCommand({ op: "put", key: "b", value: new Uint8Array(KV_MAX_VALUE_BYTES + 1) }),
+    );
+    expect(big.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(big.data)).toContain("value is 1048577 bytes");
+  });
+
+  test("an empty key is rejected", () => {
+    expect(put(new KvStateMachine(), "", "v").value).toBe(RESULT_REJECTED);
+  });
+
+  test("an undecodable command is rejected, not thrown", () => {
+    const r = run(new KvStateMachine(), new Uint8Array([0xff, 0xff, 0xff]));
+    expect(r.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(r.data)).toContain("does not decode");
+  });
+
+  test("a command without an operation is rejected", () => {
+    const r = run(new KvStateMachine(), longboat.nodehost.v1.KvCommand.encode({}).finish());
+    expect(r.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(r.data)).toContain("no operation");
+  });
+
+  test("an oversized cas value is rejected", () => {
+    const r = run(
+      new KvStateMachine(),
+      encodeKvCommand({ op: "cas", key: "a", expected: null, value: new Uint8Array(KV_MAX_VALUE_BYTES + 1) }),
+    );
+    expect(r.value).toBe(RESULT_REJECTED);
+  });
+
+  test("an undecodable query throws KvQueryError", () => {
+    expect(() => new KvStateMachine().lookup(new Uint8Array([0xff, 0xff]))).toThrow(KvQueryError);
+  });
+
+  test("a query without an operation throws KvQueryError", () => {
+    expect(() => new KvStateMachine().lookup(new Uint8Array(0))).toThrow(/no operation/);
+  });
+});
+
+describe("kv scan", () => {
+  function filled(n: number): KvStateMachine {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < n; i++) put(sm, `k${String(i).padStart(4, "0")}`, String(i));
+    return sm;
+  }
+
+  test("scan returns keys in [start, end) in order", () => {
+    const r = scan(filled(10), "k0003", "k0006", 0);
+    expect(r.pairs.map((p) => p.key)).toEqual(["k0003", "k0004", "k0005"]);
+    expect(r.more).toBe(false);
+  });
+
+  test("scan with an empty end runs to the last key", () => {
+    expect(scan(filled(5), "k0003", "", 0).pairs.map((p) => p.key)).toEqual(["k0003", "k0004"]);
+  });
+
+  test("scan stops at the limit and says more", () => {
+    const r = scan(filled(10), "", "", 3);
+    expect(r.pairs.length).toBe(3);
+    expect(r.more).toBe(true);
+  });
+
+  test("scan that ends exactly at the last key says no more", () => {
+    const r = scan(filled(3), "", "", 3);
+    expect(r.pairs.length).toBe(3);
+    expect(r.more).toBe(false);
+  });
+
+  test("scan clamps a limit above 1000 (and 0) to 1000", () => {
+    const sm = filled(KV_MAX_SCAN_LIMIT + 5);
+    expect(scan(sm, "", "", 5000).pairs.length).toBe(KV_MAX_SCAN_LIMIT);
+    const r = scan(sm, "", "", 0);
+    expect(r.pairs.length).toBe(KV_MAX_SCAN_LIMIT);
+    expect(r.more).toBe(true);
+  });
+
+  test("scan sees keys inserted and deleted after an earlier scan", () => {
+    const sm = filled(3);
+    scan(sm, "", "", 0);
+    put(sm, "k0001a", "x");
+    run(sm, encodeKvCommand({ op: "delete", key: "k0000" }));
+    expect(scan(sm, "", "", 0).pairs.map((p) => p.key)).toEqual(["k0001", "k0001a", "k0002"]);
+  });
+
+  test("keys compare in UTF-8 byte order, not UTF-16 order", () => {
+    // U+FF5E (3 UTF-8 bytes, EF BD 9E) sorts before U+1F600 (F0 9F 98 80) in bytes,
+    // but after it in UTF-16 code units (D83D ...).
+    expect(compareKeys("\uff5e", "😀")).toBeLessThan(0);
+    expect(compareKeys("a", "ab")).toBeLessThan(0);
+  });
+});
+
+describe("kv snapshot", () => {
+  test("save then recover into a fresh machine gives the same hash and data", () => {
+    const sm = new KvStateMachine();
+    put(sm, "a", "1");
+    put(sm, "β", "2");
+    run(sm, encodeKvCommand({ op: "put", key: "empty", value: new Uint8Array(0) }));
+    const chunks: Uint8Array[] = [];
+    sm.saveSnapshot((c) => chunks.push(c));
+    const payload = Buffer.concat(chunks);
+    const copy = new KvStateMachine();
+    put(copy, "stale", "x");
+    copy.recoverFromSnapshot(payload);
+    expect(copy.hash()).toBe(sm.hash());
+    expect(get(copy, "stale").found).toBe(false);
+    expect(dec.decode(get(copy, "β").value)).toBe("2");
+  });
+
+  test("a truncated snapshot throws and leaves the state unchanged", () => {
+    const sm = new KvStateMachine();
+    put(sm, "a", "1");
+    const chunks: Uint8Array[] = [];
+    sm.saveSnapshot((c) => chunks.push(c));
+    const payload = Buffer.concat(chunks);
+    const other = new KvStateMachine();
+    put(other, "keep", "me");
+    expect(() => other.recoverFromSnapshot(payload.subarray(0, payload.byteLength - 1))).toThrow(/truncated/);
+    expect(get(other, "keep").found).toBe(true);
+  });
+
+  test("equal contents give equal hashes whatever the insertion order", () => {
+    const a = new KvStateMachine();
+    const b = new KvStateMachine();
+    put(a, "x", "1");
+    put(a, "y", "2");
+    put(b, "y", "2");
+    put(b, "x", "1");
+    expect(a.hash()).toBe(b.hash());
+    put(b, "x", "3");
+    expect(a.hash()).not.toBe(b.hash());
+  });
+});
