@@ -3,7 +3,10 @@ import type { Entry, Membership, SnapshotMeta, State } from "./types.ts";
 /** Thrown when a requested index lies at or below the latest snapshot (its entry was compacted). */
 export class CompactedError extends Error {
   override readonly name = "CompactedError";
-  constructor(readonly index: number, readonly firstIndex: number) {
+  constructor(
+    readonly index: number,
+    readonly firstIndex: number,
+  ) {
     super(`log entry ${index} was compacted (first available index is ${firstIndex})`);
   }
 }
@@ -11,7 +14,10 @@ export class CompactedError extends Error {
 /** Thrown when a requested index lies beyond the last stored entry. */
 export class UnavailableError extends Error {
   override readonly name = "UnavailableError";
-  constructor(readonly index: number, readonly lastIndex: number) {
+  constructor(
+    readonly index: number,
+    readonly lastIndex: number,
+  ) {
     super(`log entry ${index} is not available yet (last stored index is ${lastIndex})`);
   }
 }

@@ -1,0 +1,388 @@
+import { type RaftConfig, Role, validateRaftConfig } from "./config.ts";
+import { encodeConfigChange } from "./configchange.ts";
+import { Raft } from "./raft.ts";
+import type { LogStorage, Rng } from "./storage.ts";
+import {
+  type ConfigChange,
+  ConfigChangeType,
+  type Entry,
+  EntryType,
+  LOCAL_MESSAGE_TYPES,
+  MESSAGE_TYPE_MAX,
+  type Member,
+  type Message,
+  MessageType,
+  makeEntry,
+  makeMessage,
+  type SnapshotMeta,
+  type State,
+} from "./types.ts";
+import type { ReadCtx, Update } from "./update.ts";
+
+const MT = MessageType;
+
+/** Peer.create or a Peer method got input that breaks its contract. */
+export class PeerArgumentError extends Error {
+  override readonly name = "PeerArgumentError";
+}
+
+export interface PeerStatus {
+  shardId: number;
+  replicaId: number;
+  role: Role;
+  term: number;
+  vote: number;
+  leaderId: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  quiesced: boolean;
+  isTransferring: boolean;
+  /** The in-memory log limit is hit: the engine should answer proposals "busy". */
+  rateLimited: boolean;
+}
+
+export interface PeerCreateOptions {
+  config: RaftConfig;
+  storage: LogStorage;
+  rng: Rng;
+  /** Bootstrap members (empty on restart or join). */
+  initialMembers: Member[];
+  /** True only on the very first start of an initial member. */
+  newNode: boolean;
+  /** Index the state machine has applied (the snapshot index on restart). */
+  lastApplied: number;
+}
+
+/** Responses dropped when their sender is not a known member (engine.md §1.1). */
+const RESPONSE_TYPES: ReadonlySet<number> = new Set([
+  MT.ReplicateResp,
+  MT.RequestVoteResp,
+  MT.HeartbeatResp,
+  MT.ReadIndexResp,
+  MT.LeaderTransfer,
+  MT.RateLimit,
+]);
+
+/**
+ * One replica's Raft core behind the surface the engine drives. Inputs: tick(), step() for
+ * remote messages, propose(), readIndex(), proposeConfigChange(), requestLeaderTransfer(),
+ * report*(). Output: getUpdate() → Update (see update.ts for the durability contract), then
+ * commitUpdate(update) once the host persisted it, sent its messages and applied its entries.
+ *
+ * Messages, ready reads, dropped items and the leader notice move into the Update when
+ * getUpdate() builds it; positions (stable index, processed index, hard state) advance only
+ * in commitUpdate(), so a crash before commitUpdate loses nothing the host did not persist.
+ * @example
+ *   const peer = Peer.create({ config, storage, rng, initialMembers, newNode: true, lastApplied: 0 });
+ *   peer.tick();
+ *   if (peer.hasUpdate(true)) { const u = peer.getUpdate(true, applied); persist(u); send(u); apply(u); peer.commitUpdate(u); }
+ */
+export class Peer {
+  /** @internal The protocol state; tests drive it directly. */
+  readonly raft: Raft;
+  private persisted: State;
+  private reportedLeader = { leaderId: 0, term: 0 };
+
+  private constructor(raft: Raft, persisted: State) {
+    this.raft = raft;
+    this.persisted = persisted;
+  }
+
+  static create(opts: PeerCreateOptions): Peer {
+    const config = validateRaftConfig(opts.config);
+    if (opts.storage === null || opts.storage === undefined)
+      throw new PeerArgumentError("Peer.create: storage is required");
+    if (!Number.isSafeInteger(opts.lastApplied) || opts.lastApplied < 0) {
+      throw new PeerArgumentError(
+        `Peer.create: lastApplied must be a non-negative integer, got ${opts.lastApplied}`,
+      );
+    }
+    if (opts.newNode) checkBootstrap(config, opts.storage, opts.initialMembers);
+    const raft = new Raft(config, opts.storage, opts.rng, { lastApplied: opts.lastApplied });
+    const peer = new Peer(raft, opts.storage.nodeState().state);
+    if (opts.newNode) peer.bootstrap(opts.initialMembers);
+    return peer;
+  }
+
+  /** Synthesizes one committed AddNode entry per initial member (term 1, index 1..n). */
+  private bootstrap(members: Member[]): void {
+    const sorted = [...members].sort((a, b) => a.replicaId - b.replicaId);
+    const entries = sorted.map((m, i) =>
+      makeEntry({
+        term: 1,
+        index: i + 1,
+        type: EntryType.ConfigChange,
+        cmd: encodeConfigChange({
+          configChangeId: 0,
+          type: ConfigChangeType.AddNode,
+          replicaId: m.replicaId,
+          address: m.address,
+          initialize: true,
+        }),
+      }),
+    );
+    this.raft.term = 1;
+    this.raft.log.append(entries);
+    this.raft.log.commitTo(entries.length);
+    this.raft.addMembers(sorted);
+  }
+
+  tick(): void {
+    const q = this.raft.quiesce;
+    if (q.tick()) {
+      for (const id of this.raft.remotes.keys()) {
+        if (id !== this.raft.replicaId) this.raft.send(makeMessage({ type: MT.Quiesce, to: id }));
+      }
+    }
+    if (q.quiesced) this.raft.quiescedTick();
+    else this.raft.tick();
+  }
+
+  /** Steps a message from another replica; a local message type is a programming error. */
+  step(m: Message): void {
+    if (LOCAL_MESSAGE_TYPES.has(m.type)) {
+      throw new PeerArgumentError(
+        `Peer.step: message type ${m.type} is local and never comes from the network`,
+      );
+    }
+    if (m.type > MESSAGE_TYPE_MAX || m.to !== this.raft.replicaId) return;
+    if (this.raft.removed.has(m.from)) return;
+    if (RESPONSE_TYPES.has(m.type) && !this.raft.isKnown(m.from)) return;
+    if (m.type === MT.Quiesce) {
+      this.raft.quiesce.peerQuiesced();
+      return;
+    }
+    const plainHeartbeat = (m.type === MT.Heartbeat || m.type === MT.HeartbeatResp) && m.hint === 0;
+    this.activity(plainHeartbeat);
+    this.raft.step(m);
+  }
+
+  private activity(plainHeartbeat = false): void {
+    const q = this.raft.quiesce;
+    if (!q.enabled) return;
+    const woke = plainHeartbeat ? q.recordHeartbeat() : q.recordActivity();
+    // Waking: give the leader a full election timeout to show up before campaigning.
+    if (woke) this.raft.electionTick = 0;
+  }
+
+  /** Proposes entries; refused ones come back in Update.droppedEntries. */
+  propose(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    this.activity();
+    this.raft.step(makeMessage({ type: MT.Propose, from: this.raft.replicaId, entries }));
+  }
+
+  /** Proposes a membership change encoded into a ConfigChange entry with the request key. */
+  proposeConfigChange(cc: ConfigChange, key: number): void {
+    this.propose([makeEntry({ type: EntryType.ConfigChange, key, cmd: encodeConfigChange(cc) })]);
+  }
+
+  /** Requests a linearizable read index; refused ones come back in Update.droppedReadIndexes. */
+  readIndex(ctx: ReadCtx): void {
+    if (ctx.low === 0)
+      throw new PeerArgumentError("Peer.readIndex: ctx.low must be non-zero (0 means no read)");
+    this.activity();
+    this.raft.step(
+      makeMessage({ type: MT.ReadIndex, from: this.raft.replicaId, hint: ctx.low, hintHigh: ctx.high }),
+    );
+  }
+
+  requestLeaderTransfer(targetReplicaId: number): void {
+    if (!Number.isSafeInteger(targetReplicaId) || targetReplicaId <= 0) {
+      throw new PeerArgumentError(
+        `Peer.requestLeaderTransfer: target must be a replica id > 0, got ${targetReplicaId}`,
+      );
+    }
+    this.activity();
+    this.raft.step(
+      makeMessage({ type: MT.LeaderTransfer, from: this.raft.replicaId, hint: targetReplicaId }),
+    );
+  }
+
+  reportUnreachable(replicaId: number): void {
+    this.raft.step(makeMessage({ type: MT.Unreachable, from: replicaId }));
+  }
+
+  reportSnapshotStatus(replicaId: number, rejected: boolean): void {
+    this.raft.step(makeMessage({ type: MT.SnapshotStatus, from: replicaId, reject: rejected }));
+  }
+
+  /** The state machine applied a config change: peer maps follow, the pending flag clears. */
+  applyConfigChange(cc: ConfigChange): void {
+    this.activity();
+    this.raft.applyConfigChange(cc);
+  }
+
+  /** The state machine rejected a config change: the pending flag clears. */
+  rejectConfigChange(): void {
+    this.raft.pendingConfigChange = false;
+  }
+
+  /** The state machine recovered a received snapshot: peer maps follow its membership. */
+  restoreRemotes(snapshot: SnapshotMeta): void {
+    this.raft.restoreRemotes(snapshot);
+  }
+
+  private stateChanged(): boolean {
+    const r = this.raft;
+    const p = this.persisted;
+    return r.term !== p.term || r.vote !== p.vote || r.log.committed !== p.commit;
+  }
+
+  private leaderChanged(): boolean {
+    return this.raft.leaderId !== this.reportedLeader.leaderId || this.raft.term !== this.reportedLeader.term;
+  }
+
+  hasUpdate(moreToApply: boolean): boolean {
+    const r = this.raft;
+    return (
+      r.msgs.length > 0 ||
+      r.log.entriesToSave().length > 0 ||
+      (moreToApply && r.log.hasEntriesToApply()) ||
+      this.stateChanged() ||
+      r.log.unpersistedSnapshot() !== null ||
+      r.readyToReads.length > 0 ||
+      r.droppedEntries.length > 0 ||
+      r.droppedReadIndexes.length > 0 ||
+      this.leaderChanged()
+    );
+  }
+
+  /** Builds the next Update; see update.ts for what the host must do with it, in order. */
+  getUpdate(moreToApply: boolean, lastApplied: number): Update {
+    const r = this.raft;
+    const log = r.log;
+    if (lastApplied > r.applied) r.applied = Math.min(lastApplied, log.committed);
+    const entriesToSave = log.entriesToSave();
+    const committedEntries = moreToApply ? log.entriesToApply(this.raft.config.maxApplyBytes) : [];
+    const processed =
+      committedEntries.length > 0 ? committedEntries[committedEntries.length - 1]!.index : log.processed;
+    if (processed > log.committed)
+      throw new Error(`handing out entry ${processed} beyond commit ${log.committed}`);
+    const state = this.stateChanged() ? { term: r.term, vote: r.vote, commit: log.committed } : null;
+    const { fastMessages, messages } = this.splitMessages(r.msgs);
+    r.msgs = [];
+    let leaderUpdate = null;
+    if (this.leaderChanged()) {
+      leaderUpdate = { leaderId: r.leaderId, term: r.term };
+      this.reportedLeader = leaderUpdate;
+    }
+    const readyToReads = r.readyToReads;
+    r.readyToReads = [];
+    const droppedEntries = r.droppedEntries;
+    r.droppedEntries = [];
+    const droppedReadIndexes = r.droppedReadIndexes;
+    r.droppedReadIndexes = [];
+    const last = entriesToSave[entriesToSave.length - 1];
+    const snapshot = log.unpersistedSnapshot();
+    return {
+      shardId: r.shardId,
+      replicaId: r.replicaId,
+      fastMessages,
+      entriesToSave,
+      state,
+      snapshot,
+      messages,
+      committedEntries,
+      moreCommittedEntries: log.committed > processed,
+      readyToReads,
+      droppedEntries,
+      droppedReadIndexes,
+      leaderUpdate,
+      commit: {
+        processed,
+        lastApplied: r.applied,
+        stableLogIndex: last?.index ?? 0,
+        stableLogTerm: last?.term ?? 0,
+        stableSnapshotIndex: snapshot?.index ?? 0,
+        readyToReadCount: readyToReads.length,
+      },
+    };
+  }
+
+  /**
+   * Only a leader's Replicate messages may leave before persistence, and only when its term
+   * is already durable (a leader's term was persisted with its candidacy, so this holds
+   * unless something is badly wrong; the check keeps the contract local and obvious).
+   * Everything else — votes, acknowledgements, heartbeat answers — promises durable state.
+   */
+  private splitMessages(msgs: Message[]): { fastMessages: Message[]; messages: Message[] } {
+    const fastMessages: Message[] = [];
+    const messages: Message[] = [];
+    const fastOk = this.raft.role === Role.Leader && this.persisted.term === this.raft.term;
+    for (const m of msgs) {
+      if (fastOk && m.type === MT.Replicate) fastMessages.push(m);
+      else messages.push(m);
+    }
+    return { fastMessages, messages };
+  }
+
+  /** The host persisted, sent and applied `update`: positions advance. */
+  commitUpdate(update: Update): void {
+    const r = this.raft;
+    if (update.replicaId !== r.replicaId || update.shardId !== r.shardId) {
+      throw new PeerArgumentError(
+        `commitUpdate: update of shard ${update.shardId} replica ${update.replicaId} given to shard ${r.shardId} replica ${r.replicaId}`,
+      );
+    }
+    const c = update.commit;
+    if (update.state !== null) this.persisted = { ...update.state };
+    if (c.stableSnapshotIndex > 0) r.log.snapshotPersisted(c.stableSnapshotIndex);
+    if (c.stableLogIndex > 0) r.log.stableTo(c.stableLogIndex, c.stableLogTerm);
+    if (c.processed > r.log.processed) r.log.processed = c.processed;
+    if (r.log.processed > r.applied) r.applied = r.log.processed;
+    r.log.trimTo(r.applied);
+    r.selfPersisted();
+  }
+
+  status(): PeerStatus {
+    const r = this.raft;
+    return {
+      shardId: r.shardId,
+      replicaId: r.replicaId,
+      role: r.role,
+      term: r.term,
+      vote: r.vote,
+      leaderId: r.leaderId,
+      commit: r.log.committed,
+      applied: r.applied,
+      lastIndex: r.log.lastIndex(),
+      quiesced: r.quiesce.quiesced,
+      isTransferring: r.transferTarget !== 0,
+      rateLimited: r.rateLimiter.rateLimited(),
+    };
+  }
+}
+
+function checkBootstrap(config: RaftConfig, storage: LogStorage, members: Member[]): void {
+  const where = `shard ${config.shardId} replica ${config.replicaId}`;
+  if (config.isNonVoting || config.isWitness) {
+    throw new PeerArgumentError(
+      `${where}: a non-voting replica or witness cannot be an initial member (join it instead)`,
+    );
+  }
+  if (members.length === 0) throw new PeerArgumentError(`${where}: newNode requires initial members`);
+  if (storage.lastIndex() > 0) {
+    throw new PeerArgumentError(
+      `${where}: newNode but the log already holds entries up to ${storage.lastIndex()}`,
+    );
+  }
+  const ids = new Set<number>();
+  const addresses = new Set<string>();
+  for (const m of members) {
+    if (!Number.isSafeInteger(m.replicaId) || m.replicaId <= 0) {
+      throw new PeerArgumentError(`${where}: initial member replica id must be > 0, got ${m.replicaId}`);
+    }
+    if (ids.has(m.replicaId))
+      throw new PeerArgumentError(`${where}: initial member ${m.replicaId} is listed twice`);
+    if (addresses.has(m.address)) {
+      throw new PeerArgumentError(`${where}: initial member address ${m.address} is used twice`);
+    }
+    ids.add(m.replicaId);
+    addresses.add(m.address);
+  }
+  if (!ids.has(config.replicaId)) {
+    throw new PeerArgumentError(`${where}: the replica itself is not among the initial members`);
+  }
+}

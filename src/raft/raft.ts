@@ -1,0 +1,923 @@
+import { type RaftConfig, Role, roleName } from "./config.ts";
+import { EntryLog } from "./log.ts";
+import { QuiesceState } from "./quiesce.ts";
+import { RateLimiter } from "./ratelimit.ts";
+import { ReadIndexQueue } from "./readindex.ts";
+import { Remote, RemoteState } from "./remote.ts";
+import { CompactedError, type LogStorage, type Rng } from "./storage.ts";
+import {
+  type ConfigChange,
+  ConfigChangeType,
+  type Entry,
+  EntryType,
+  entrySizeBytes,
+  type Member,
+  type Membership,
+  type Message,
+  MessageType,
+  makeEntry,
+  makeMessage,
+  type SnapshotMeta,
+} from "./types.ts";
+import type { ReadCtx, ReadyToRead } from "./update.ts";
+
+const MT = MessageType;
+
+/** Messages whose sender is (or claims to be) the leader of the message's term. */
+export function isLeaderMessage(type: number): boolean {
+  return (
+    type === MT.Replicate ||
+    type === MT.InstallSnapshot ||
+    type === MT.Heartbeat ||
+    type === MT.TimeoutNow ||
+    type === MT.ReadIndexResp
+  );
+}
+
+/** Requests routed to the leader; they carry term 0. */
+export function isRequestMessage(type: number): boolean {
+  return type === MT.Propose || type === MT.ReadIndex || type === MT.LeaderTransfer;
+}
+
+/** Proposed entries, ready reads and dropped items the core keeps at most between Updates. */
+export const MAX_PENDING_OUTPUTS = 1 << 20;
+
+/**
+ * The Raft protocol state of one replica: every input is a Message handed to step() (local
+ * events included), every output accumulates in the fields the Peer drains into an Update.
+ * No I/O, no clock: time is tick(), randomness is the injected Rng.
+ */
+export class Raft {
+  readonly replicaId: number;
+  readonly shardId: number;
+  term = 0;
+  vote = 0;
+  leaderId = 0;
+  role: Role;
+  readonly log: EntryLog;
+  /** Full (voting, log-holding) members, the local replica included when it is one. */
+  readonly remotes = new Map<number, Remote>();
+  readonly nonVotings = new Map<number, Remote>();
+  readonly witnesses = new Map<number, Remote>();
+  /** Ids removed from the shard; they never return. */
+  readonly removed = new Set<number>();
+  private votes = new Map<number, boolean>();
+  msgs: Message[] = [];
+  readyToReads: ReadyToRead[] = [];
+  droppedEntries: Entry[] = [];
+  droppedReadIndexes: ReadCtx[] = [];
+  electionTick = 0;
+  heartbeatTick = 0;
+  randomizedElectionTimeout = 0;
+  private tickCount = 0;
+  /** Leader: the replica leadership is being handed to (0 = none). */
+  transferTarget = 0;
+  /** Follower: a TimeoutNow made this replica the transfer target of its next campaign. */
+  private isTransferTarget = false;
+  pendingConfigChange = false;
+  readonly readIndex = new ReadIndexQueue();
+  readonly rateLimiter: RateLimiter;
+  readonly quiesce: QuiesceState;
+  /** Highest index the host reported applied. */
+  applied: number;
+  /** Count of campaigns skipped because committed entries were unapplied. */
+  campaignsSkipped = 0;
+
+  constructor(
+    readonly config: RaftConfig,
+    storage: LogStorage,
+    private readonly rng: Rng,
+    opts: { lastApplied: number },
+  ) {
+    this.replicaId = config.replicaId;
+    this.shardId = config.shardId;
+    const { state, membership } = storage.nodeState();
+    this.log = new EntryLog(storage, { committed: state.commit, processed: opts.lastApplied });
+    this.applied = this.log.processed;
+    this.term = state.term;
+    this.vote = state.vote;
+    this.role = config.isWitness ? Role.Witness : config.isNonVoting ? Role.NonVoting : Role.Follower;
+    this.rateLimiter = new RateLimiter(config.maxInMemLogSizeBytes, () => this.log.tailSizeBytes);
+    this.quiesce = new QuiesceState(config.quiesce, config.electionRtt);
+    this.restoreMembership(membership);
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // ---- membership ----
+
+  private newRemote(): Remote {
+    const r = new Remote(this.config.maxInflightMsgs, this.config.maxInflightBytes);
+    r.reset(this.log.lastIndex() + 1);
+    return r;
+  }
+
+  /** Sets the peer maps from a membership, keeping the progress of ids that stay. */
+  restoreMembership(m: Membership): void {
+    const old = new Map<number, Remote>([...this.remotes, ...this.nonVotings, ...this.witnesses]);
+    this.remotes.clear();
+    this.nonVotings.clear();
+    this.witnesses.clear();
+    for (const id of m.removed) this.removed.add(id);
+    const put = (map: Map<number, Remote>, members: Member[]) => {
+      for (const mem of members) {
+        if (this.removed.has(mem.replicaId)) continue;
+        map.set(mem.replicaId, old.get(mem.replicaId) ?? this.newRemote());
+      }
+    };
+    put(this.remotes, m.addresses);
+    put(this.nonVotings, m.nonVotings);
+    put(this.witnesses, m.witnesses);
+  }
+
+  addMembers(members: Member[]): void {
+    for (const m of members)
+      if (!this.remotes.has(m.replicaId)) this.remotes.set(m.replicaId, this.newRemote());
+  }
+
+  isVoter(id: number): boolean {
+    return this.remotes.has(id) || this.witnesses.has(id);
+  }
+
+  isKnown(id: number): boolean {
+    return this.remotes.has(id) || this.witnesses.has(id) || this.nonVotings.has(id);
+  }
+
+  votingCount(): number {
+    return this.remotes.size + this.witnesses.size;
+  }
+
+  quorum(): number {
+    return Math.floor(this.votingCount() / 2) + 1;
+  }
+
+  private isSingleVoterSelf(): boolean {
+    return this.votingCount() === 1 && this.remotes.has(this.replicaId);
+  }
+
+  getRemote(id: number): Remote | undefined {
+    return this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
+  }
+
+  private forEachPeer(fn: (id: number, r: Remote) => void): void {
+    for (const [id, r] of this.remotes) if (id !== this.replicaId) fn(id, r);
+    for (const [id, r] of this.nonVotings) if (id !== this.replicaId) fn(id, r);
+    for (const [id, r] of this.witnesses) if (id !== this.replicaId) fn(id, r);
+  }
+
+  // ---- state transitions ----
+
+  private resetRandomizedElectionTimeout(): void {
+    const e = this.config.electionRtt;
+    this.randomizedElectionTimeout = e + this.rng.nextInt(e);
+  }
+
+  private reset(term: number, resetElectionTick: boolean): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = 0;
+    }
+    this.leaderId = 0;
+    this.votes.clear();
+    if (resetElectionTick) this.electionTick = 0;
+    this.heartbeatTick = 0;
+    this.resetRandomizedElectionTimeout();
+    this.readIndex.reset();
+    this.pendingConfigChange = false;
+    this.transferTarget = 0;
+    this.isTransferTarget = false;
+    this.rateLimiter.resetFollowerState();
+    const next = this.log.lastIndex() + 1;
+    for (const [, r] of [...this.remotes, ...this.nonVotings, ...this.witnesses]) r.reset(next);
+    const self = this.remotes.get(this.replicaId);
+    if (self !== undefined) self.match = Math.min(this.log.savedTo, this.log.lastIndex());
+  }
+
+  becomeFollower(term: number, leaderId: number, resetElectionTick = true): void {
+    if (this.role !== Role.NonVoting && this.role !== Role.Witness) this.role = Role.Follower;
+    this.reset(term, resetElectionTick);
+    this.leaderId = leaderId;
+  }
+
+  private becomePreVoteCandidate(): void {
+    this.assertCanCampaign("PreVoteCandidate");
+    this.role = Role.PreVoteCandidate;
+    this.votes.clear();
+    this.leaderId = 0;
+    this.electionTick = 0;
+    this.resetRandomizedElectionTimeout();
+    this.votes.set(this.replicaId, true);
+  }
+
+  private becomeCandidate(): void {
+    this.assertCanCampaign("Candidate");
+    const transfer = this.isTransferTarget;
+    this.reset(this.term + 1, true);
+    this.isTransferTarget = transfer;
+    this.role = Role.Candidate;
+    this.vote = this.replicaId;
+    this.votes.set(this.replicaId, true);
+  }
+
+  private assertCanCampaign(to: string): void {
+    if (this.role === Role.Leader || this.role === Role.NonVoting || this.role === Role.Witness) {
+      throw new Error(`replica ${this.replicaId}: illegal transition ${roleName(this.role)} → ${to}`);
+    }
+  }
+
+  becomeLeader(): void {
+    if (this.role !== Role.Candidate) {
+      throw new Error(`replica ${this.replicaId}: illegal transition ${roleName(this.role)} → Leader`);
+    }
+    this.reset(this.term, true);
+    this.role = Role.Leader;
+    this.leaderId = this.replicaId;
+    for (const [, r] of [...this.remotes, ...this.nonVotings, ...this.witnesses]) r.active = false;
+    const pending = this.log.countConfigChangesAfterCommit(EntryType.ConfigChange);
+    if (pending > 1) throw new Error(`new leader ${this.replicaId} found ${pending} pending config changes`);
+    this.pendingConfigChange = pending === 1;
+    // Thesis p72: an entry of the new term lets the leader learn and advance the commit index.
+    this.appendEntries([makeEntry({ type: EntryType.Application })]);
+    this.broadcastReplicate();
+  }
+
+  // ---- sending ----
+
+  send(m: Message): void {
+    m.from = this.replicaId;
+    m.shardId = this.shardId;
+    if (isRequestMessage(m.type)) {
+      m.term = 0;
+    } else if (
+      m.type === MT.RequestVote ||
+      m.type === MT.RequestPreVote ||
+      m.type === MT.RequestPreVoteResp
+    ) {
+      if (m.term === 0) throw new Error(`${m.type} sent without an explicit term`);
+    } else {
+      if (m.term !== 0) throw new Error(`message type ${m.type} must not carry a preset term`);
+      m.term = this.term;
+    }
+    if (this.msgs.length >= MAX_PENDING_OUTPUTS)
+      throw new Error("outgoing message queue overflow (no Update taken)");
+    this.msgs.push(m);
+  }
+
+  // ---- ticks ----
+
+  tick(): void {
+    this.tickCount++;
+    if (this.role === Role.Leader) this.leaderTick();
+    else this.nonLeaderTick();
+  }
+
+  /** A quiesced tick: time passes, nothing is sent and no election starts. */
+  quiescedTick(): void {
+    this.tickCount++;
+  }
+
+  private nonLeaderTick(): void {
+    this.electionTick++;
+    if (this.tickCount % this.config.electionRtt === 0) {
+      this.rateLimiter.tick();
+      if (this.leaderId !== 0 && this.rateLimiter.enabled()) {
+        const sizeBytes = this.rateLimiter.overLimit() ? this.rateLimiter.ownSizeBytes : 0;
+        this.send(makeMessage({ type: MT.RateLimit, to: this.leaderId, hint: sizeBytes }));
+      }
+    }
+    if (this.role === Role.NonVoting || this.role === Role.Witness) return;
+    if (!this.remotes.has(this.replicaId)) return;
+    if (this.electionTick >= this.randomizedElectionTimeout) {
+      this.electionTick = 0;
+      this.step(makeMessage({ type: MT.Election, from: this.replicaId }));
+    }
+  }
+
+  private leaderTick(): void {
+    this.electionTick++;
+    if (this.tickCount % this.config.electionRtt === 0) this.rateLimiter.tick();
+    if (this.electionTick >= this.config.electionRtt) {
+      this.electionTick = 0;
+      if (this.transferTarget !== 0) this.transferTarget = 0;
+      if (this.config.checkQuorum) {
+        this.step(makeMessage({ type: MT.CheckQuorum, from: this.replicaId }));
+        if (this.role !== Role.Leader) return;
+      }
+    }
+    this.heartbeatTick++;
+    if (this.heartbeatTick >= this.config.heartbeatRtt) {
+      this.heartbeatTick = 0;
+      this.step(makeMessage({ type: MT.LeaderHeartbeat, from: this.replicaId }));
+    }
+  }
+
+  // ---- step ----
+
+  step(m: Message): void {
+    if (!this.checkTerm(m)) return;
+    switch (m.type) {
+      case MT.Election:
+        return this.handleElection(false);
+      case MT.RequestVote:
+      case MT.RequestPreVote:
+        return this.handleVoteRequest(m);
+    }
+    switch (this.role) {
+      case Role.Leader:
+        return this.stepLeader(m);
+      case Role.Candidate:
+      case Role.PreVoteCandidate:
+        return this.stepCandidate(m);
+      default:
+        return this.stepFollower(m);
+    }
+  }
+
+  /**
+   * The term rules common to every role (engine.md §1.5, §1.6). Returns false when the
+   * message must go no further.
+   */
+  private checkTerm(m: Message): boolean {
+    if (m.term === 0 || m.term === this.term) return true;
+    if (m.term > this.term) {
+      const isVote = m.type === MT.RequestVote || m.type === MT.RequestPreVote;
+      if (isVote && this.inLease() && m.hint !== m.from) return false; // vote suppression
+      if (m.type === MT.RequestPreVote || (m.type === MT.RequestPreVoteResp && !m.reject)) return true;
+      const leader = isLeaderMessage(m.type) ? m.from : 0;
+      // followerKE: a higher-term RequestVote keeps the election tick so a replica with a
+      // slow clock is not starved of campaigning chances.
+      this.becomeFollower(m.term, leader, m.type !== MT.RequestVote);
+      return true;
+    }
+    // lower term
+    if (
+      (this.config.checkQuorum || this.config.preVote) &&
+      (isLeaderMessage(m.type) || m.type === MT.RequestPreVote)
+    ) {
+      // Frees a stale leader or a stuck pre-candidate: it adopts our term.
+      this.send(makeMessage({ type: MT.NoOP, to: m.from }));
+    }
+    return false;
+  }
+
+  /** CheckQuorum lease: a known leader was heard from within an election timeout. */
+  private inLease(): boolean {
+    return this.config.checkQuorum && this.leaderId !== 0 && this.electionTick < this.config.electionRtt;
+  }
+
+  // ---- election ----
+
+  handleElection(transfer: boolean): void {
+    if (this.role === Role.Leader || this.role === Role.NonVoting || this.role === Role.Witness) return;
+    if (!this.remotes.has(this.replicaId)) return;
+    // A committed config change not yet applied could make us campaign with the wrong quorum.
+    if (this.log.committed > this.applied) {
+      this.campaignsSkipped++;
+      return;
+    }
+    if (transfer) this.isTransferTarget = true;
+    this.campaign(this.config.preVote && !this.isTransferTarget);
+  }
+
+  private campaign(preVote: boolean): void {
+    if (preVote) this.becomePreVoteCandidate();
+    else this.becomeCandidate();
+    if (this.isSingleVoterSelf()) {
+      if (preVote) this.campaign(false);
+      else this.becomeLeader();
+      return;
+    }
+    const term = preVote ? this.term + 1 : this.term;
+    const type = preVote ? MT.RequestPreVote : MT.RequestVote;
+    const hint = this.isTransferTarget ? this.replicaId : 0;
+    for (const id of [...this.remotes.keys(), ...this.witnesses.keys()]) {
+      if (id === this.replicaId) continue;
+      this.send(
+        makeMessage({
+          type,
+          to: id,
+          term,
+          logIndex: this.log.lastIndex(),
+          logTerm: this.log.lastTerm(),
+          hint,
+        }),
+      );
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const pre = m.type === MT.RequestPreVote;
+    if (pre && !this.config.preVote) {
+      throw new Error(
+        `replica ${this.replicaId} got RequestPreVote from ${m.from} but preVote is disabled (all members must agree)`,
+      );
+    }
+    const canVote =
+      this.vote === m.from || (this.vote === 0 && this.leaderId === 0) || (pre && m.term > this.term);
+    const grant = canVote && this.log.isUpToDate(m.logIndex, m.logTerm);
+    if (pre) {
+      this.send(
+        makeMessage({
+          type: MT.RequestPreVoteResp,
+          to: m.from,
+          term: grant ? m.term : this.term,
+          reject: !grant,
+        }),
+      );
+      return;
+    }
+    if (grant) {
+      this.electionTick = 0;
+      this.vote = m.from;
+    }
+    // Sent only after the Update holding this vote is persisted (Update.messages).
+    this.send(makeMessage({ type: MT.RequestVoteResp, to: m.from, reject: !grant }));
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case MT.Propose:
+        return this.dropEntries(m.entries);
+      case MT.ReadIndex:
+        return this.dropRead(m);
+      case MT.Replicate:
+      case MT.Heartbeat:
+      case MT.InstallSnapshot:
+        this.becomeFollower(m.term, m.from);
+        return this.stepFollower(m);
+      case MT.RequestVoteResp:
+        if (this.role === Role.Candidate) this.countVote(m, false);
+        return;
+      case MT.RequestPreVoteResp:
+        if (this.role === Role.PreVoteCandidate) {
+          if (!this.config.preVote)
+            throw new Error(`replica ${this.replicaId} got RequestPreVoteResp but preVote is disabled`);
+          this.countVote(m, true);
+        }
+        return;
+    }
+  }
+
+  private countVote(m: Message, pre: boolean): void {
+    if (!this.isVoter(m.from)) return; // non-voting votes never count
+    if (!this.votes.has(m.from)) this.votes.set(m.from, !m.reject);
+    let granted = 0;
+    for (const v of this.votes.values()) if (v) granted++;
+    const rejected = this.votes.size - granted;
+    if (granted >= this.quorum()) {
+      if (pre) this.campaign(false);
+      else this.becomeLeader();
+    } else if (rejected >= this.quorum()) {
+      this.becomeFollower(this.term, 0);
+    }
+  }
+
+  // ---- follower / non-voting / witness ----
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MT.Propose:
+        if (this.role === Role.Witness || this.leaderId === 0) return this.dropEntries(m.entries);
+        return this.send(makeMessage({ type: MT.Propose, to: this.leaderId, entries: m.entries }));
+      case MT.ReadIndex:
+        if (this.role === Role.Witness || this.leaderId === 0) return this.dropRead(m);
+        return this.send(
+          makeMessage({ type: MT.ReadIndex, to: this.leaderId, hint: m.hint, hintHigh: m.hintHigh }),
+        );
+      case MT.LeaderTransfer:
+        if (this.leaderId === 0) return;
+        return this.send(makeMessage({ type: MT.LeaderTransfer, to: this.leaderId, hint: m.hint }));
+      case MT.Replicate:
+        this.heardFromLeader(m);
+        return this.handleReplicate(m);
+      case MT.Heartbeat:
+        this.heardFromLeader(m);
+        return this.handleHeartbeat(m);
+      case MT.InstallSnapshot:
+        this.heardFromLeader(m);
+        return this.handleInstallSnapshot(m);
+      case MT.ReadIndexResp:
+        this.heardFromLeader(m);
+        return this.pushReady({ index: m.logIndex, ctx: { low: m.hint, high: m.hintHigh } });
+      case MT.TimeoutNow:
+        this.heardFromLeader(m);
+        if (this.role !== Role.Follower) return;
+        return this.handleElection(true);
+    }
+  }
+
+  private heardFromLeader(m: Message): void {
+    this.leaderId = m.from;
+    this.electionTick = 0;
+  }
+
+  private handleReplicate(m: Message): void {
+    if (m.logIndex < this.log.committed) {
+      this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: this.log.committed }));
+      return;
+    }
+    if (this.log.matchTerm(m.logIndex, m.logTerm)) {
+      const lastNew = this.log.tryAppend(m.logIndex, m.entries);
+      this.log.commitTo(Math.min(lastNew, m.commit));
+      this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: lastNew }));
+      return;
+    }
+    const hintIndex = this.log.findConflictByTerm(Math.min(m.logIndex, this.log.lastIndex()), m.logTerm);
+    const hintTerm = Math.max(0, this.log.termOrNone(hintIndex));
+    this.send(
+      makeMessage({
+        type: MT.ReplicateResp,
+        to: m.from,
+        reject: true,
+        logIndex: m.logIndex,
+        hint: hintIndex,
+        hintHigh: hintTerm,
+      }),
+    );
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send(makeMessage({ type: MT.HeartbeatResp, to: m.from, hint: m.hint, hintHigh: m.hintHigh }));
+  }
+
+  private handleInstallSnapshot(m: Message): void {
+    const snap = m.snapshot;
+    if (snap === null) throw new Error(`InstallSnapshot from ${m.from} carries no snapshot`);
+    if (snap.index <= this.log.committed) {
+      this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: this.log.committed }));
+      return;
+    }
+    if (this.log.matchTerm(snap.index, snap.term)) {
+      this.log.commitTo(snap.index);
+      this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: this.log.committed }));
+      return;
+    }
+    this.log.restore(snap);
+    this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: snap.index }));
+  }
+
+  // ---- leader ----
+
+  private stepLeader(m: Message): void {
+    switch (m.type) {
+      case MT.LeaderHeartbeat:
+        return this.broadcastHeartbeat();
+      case MT.CheckQuorum:
+        return this.checkQuorum();
+      case MT.Propose:
+        return this.leaderPropose(m);
+      case MT.ReadIndex:
+        return this.leaderReadIndex(m);
+      case MT.LeaderTransfer:
+        return this.leaderTransfer(m);
+      case MT.ReplicateResp:
+        return this.handleReplicateResp(m);
+      case MT.HeartbeatResp:
+        return this.handleHeartbeatResp(m);
+      case MT.SnapshotStatus:
+        return this.handleSnapshotStatus(m);
+      case MT.Unreachable:
+        this.getRemote(m.from)?.unreachable();
+        return;
+      case MT.RateLimit:
+        if (this.rateLimiter.enabled()) this.rateLimiter.setFollowerState(m.from, m.hint);
+        return;
+    }
+  }
+
+  private checkQuorum(): void {
+    let active = 0;
+    for (const [id, r] of [...this.remotes, ...this.witnesses]) {
+      if (id === this.replicaId || r.active) active++;
+    }
+    for (const [, r] of [...this.remotes, ...this.nonVotings, ...this.witnesses]) r.active = false;
+    if (active < this.quorum()) this.becomeFollower(this.term, 0);
+  }
+
+  hasCommittedEntryAtCurrentTerm(): boolean {
+    return this.log.termOrNone(this.log.committed) === this.term;
+  }
+
+  private appendEntries(entries: Entry[]): void {
+    let index = this.log.lastIndex();
+    const stamped = entries.map((e) => makeEntry({ ...e, term: this.term, index: ++index }));
+    this.log.append(stamped);
+  }
+
+  private leaderPropose(m: Message): void {
+    if (this.transferTarget !== 0) return this.dropEntries(m.entries);
+    if (this.rateLimiter.rateLimited()) return this.dropEntries(m.entries);
+    const entries: Entry[] = [];
+    for (const e of m.entries) {
+      if (e.type === EntryType.ConfigChange) {
+        if (this.pendingConfigChange) {
+          this.dropEntries([e]);
+          entries.push(makeEntry({ type: EntryType.Application }));
+          continue;
+        }
+        this.pendingConfigChange = true;
+      }
+      entries.push(e);
+    }
+    if (entries.length === 0) return;
+    this.appendEntries(entries);
+    this.broadcastReplicate();
+  }
+
+  private leaderReadIndex(m: Message): void {
+    const ctx = { low: m.hint, high: m.hintHigh };
+    if (this.witnesses.has(m.from) || !this.hasCommittedEntryAtCurrentTerm()) return this.dropRead(m);
+    if (this.votingCount() === 1) {
+      const index = this.log.committed;
+      if (m.from === this.replicaId) return this.pushReady({ index, ctx });
+      this.send(
+        makeMessage({
+          type: MT.ReadIndexResp,
+          to: m.from,
+          logIndex: index,
+          hint: ctx.low,
+          hintHigh: ctx.high,
+        }),
+      );
+      return;
+    }
+    if (!this.readIndex.add(this.log.committed, ctx, m.from)) return this.dropRead(m);
+    this.broadcastHeartbeatWithCtx(ctx);
+  }
+
+  private leaderTransfer(m: Message): void {
+    const target = m.hint;
+    if (this.transferTarget !== 0 || target === this.replicaId || !this.remotes.has(target)) return;
+    this.transferTarget = target;
+    this.electionTick = 0;
+    if (this.remotes.get(target)!.match === this.log.lastIndex()) this.sendTimeoutNow(target);
+  }
+
+  private sendTimeoutNow(to: number): void {
+    this.send(makeMessage({ type: MT.TimeoutNow, to }));
+  }
+
+  private handleReplicateResp(m: Message): void {
+    const r = this.getRemote(m.from);
+    if (r === undefined) return;
+    r.active = true;
+    if (m.reject) {
+      let hint = m.hint;
+      if (m.hintHigh > 0) hint = this.log.findConflictByTerm(m.hint, m.hintHigh);
+      if (r.decreaseTo(m.logIndex, hint)) this.sendReplicate(m.from, r, false);
+      return;
+    }
+    const paused = r.isPaused();
+    if (!r.tryUpdate(m.logIndex)) {
+      this.pump(m.from, r);
+      return;
+    }
+    r.respondedTo();
+    if (this.tryCommit()) this.broadcastReplicate();
+    else if (paused) this.sendReplicate(m.from, r, false);
+    this.pump(m.from, r);
+    if (m.from === this.transferTarget && r.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  /** Pipelining: keeps sending while the follower's window has room and entries wait. */
+  private pump(id: number, r: Remote): void {
+    for (let i = 0; i < this.config.maxInflightMsgs && r.state === RemoteState.Replicate; i++) {
+      if (!this.sendReplicate(id, r, false)) break;
+    }
+  }
+
+  private handleHeartbeatResp(m: Message): void {
+    const r = this.getRemote(m.from);
+    if (r === undefined) return;
+    r.active = true;
+    if (r.state === RemoteState.Wait) r.becomeRetry();
+    if (r.state === RemoteState.Replicate && r.inflightFull()) r.freeFirstInflight();
+    if (r.match < this.log.lastIndex()) this.sendReplicate(m.from, r, false);
+    if (m.hint !== 0 && this.isVoter(m.from)) {
+      const released = this.readIndex.confirm({ low: m.hint, high: m.hintHigh }, m.from, this.quorum());
+      for (const x of released) {
+        if (x.from === this.replicaId) this.pushReady({ index: x.index, ctx: x.ctx });
+        else {
+          this.send(
+            makeMessage({
+              type: MT.ReadIndexResp,
+              to: x.from,
+              logIndex: x.index,
+              hint: x.ctx.low,
+              hintHigh: x.ctx.high,
+            }),
+          );
+        }
+      }
+    }
+  }
+
+  private handleSnapshotStatus(m: Message): void {
+    const r = this.getRemote(m.from);
+    if (r === undefined || r.state !== RemoteState.Snapshot) return;
+    if (m.reject) r.snapshotIndex = 0;
+    r.becomeWait();
+  }
+
+  /** Raft §5.4.2: commit the quorum-th highest match only when its entry is of this term. */
+  tryCommit(): boolean {
+    const matches: number[] = [];
+    for (const r of this.remotes.values()) matches.push(r.match);
+    for (const r of this.witnesses.values()) matches.push(r.match);
+    if (matches.length === 0) return false;
+    matches.sort((a, b) => b - a);
+    const q = matches[this.quorum() - 1]!;
+    if (q > this.log.committed && this.log.termOrNone(q) === this.term) {
+      this.log.commitTo(q);
+      return true;
+    }
+    return false;
+  }
+
+  broadcastReplicate(): void {
+    this.forEachPeer((id, r) => this.sendReplicate(id, r, true));
+  }
+
+  /** Sends the next batch to a follower; returns true when a message left. */
+  sendReplicate(to: number, r: Remote, allowEmpty: boolean): boolean {
+    if (r.isPaused()) return false;
+    const prevIndex = r.next - 1;
+    let prevTerm: number;
+    let entries: Entry[];
+    try {
+      prevTerm = this.log.term(prevIndex);
+      entries = this.log.entries(r.next, this.log.lastIndex() + 1, this.config.maxEntryBytesPerMessage);
+    } catch (e) {
+      if (e instanceof CompactedError) return this.sendSnapshot(to, r);
+      throw e;
+    }
+    if (entries.length === 0 && !allowEmpty) return false;
+    let sizeBytes = 0;
+    for (const e of entries) sizeBytes += entrySizeBytes(e);
+    if (this.witnesses.has(to)) entries = entries.map(toWitnessEntry);
+    const lastIndex = prevIndex + entries.length;
+    this.send(
+      makeMessage({
+        type: MT.Replicate,
+        to,
+        logIndex: prevIndex,
+        logTerm: prevTerm,
+        entries,
+        commit: this.log.committed,
+      }),
+    );
+    r.sent(lastIndex, entries.length, sizeBytes);
+    return true;
+  }
+
+  private sendSnapshot(to: number, r: Remote): boolean {
+    if (!r.active) return false; // never heard from it this round: do not ship a snapshot blind
+    const snap = this.log.snapshot();
+    if (snap === null) throw new Error(`replica ${to} needs compacted entries but there is no snapshot`);
+    const sent = this.witnesses.has(to) ? toWitnessSnapshot(snap) : snap;
+    this.send(makeMessage({ type: MT.InstallSnapshot, to, snapshot: sent }));
+    r.becomeSnapshot(snap.index);
+    return true;
+  }
+
+  private broadcastHeartbeat(): void {
+    const ctx = this.readIndex.newest();
+    if (ctx !== null) this.broadcastHeartbeatWithCtx(ctx);
+    else this.forEachPeer((id, r) => this.sendHeartbeat(id, r, null));
+  }
+
+  private broadcastHeartbeatWithCtx(ctx: ReadCtx): void {
+    this.forEachPeer((id, r) => this.sendHeartbeat(id, r, this.nonVotings.has(id) ? null : ctx));
+  }
+
+  private sendHeartbeat(to: number, r: Remote, ctx: ReadCtx | null): void {
+    const commit = Math.min(r.match, this.log.committed);
+    this.send(makeMessage({ type: MT.Heartbeat, to, commit, hint: ctx?.low ?? 0, hintHigh: ctx?.high ?? 0 }));
+  }
+
+  /** The host persisted the log up to savedTo: the leader counts its own copy now. */
+  selfPersisted(): void {
+    if (this.role !== Role.Leader) return;
+    const self = this.remotes.get(this.replicaId) ?? this.witnesses.get(this.replicaId);
+    if (self === undefined) return;
+    if (self.tryUpdate(Math.min(this.log.savedTo, this.log.lastIndex())) && this.tryCommit()) {
+      this.broadcastReplicate();
+    }
+  }
+
+  // ---- outputs ----
+
+  dropEntries(entries: Entry[]): void {
+    if (this.droppedEntries.length + entries.length > MAX_PENDING_OUTPUTS) {
+      throw new Error("dropped entry list overflow (no Update taken)");
+    }
+    for (const e of entries) this.droppedEntries.push(e);
+  }
+
+  private dropRead(m: Message): void {
+    if (m.from !== this.replicaId) return; // a remote requester's client times out
+    this.droppedReadIndexes.push({ low: m.hint, high: m.hintHigh });
+  }
+
+  private pushReady(r: ReadyToRead): void {
+    if (this.readyToReads.length >= MAX_PENDING_OUTPUTS) throw new Error("ready read list overflow");
+    this.readyToReads.push(r);
+  }
+
+  // ---- membership changes applied by the state machine ----
+
+  applyConfigChange(cc: ConfigChange): void {
+    this.pendingConfigChange = false;
+    const id = cc.replicaId;
+    if (id === 0) return;
+    if (this.removed.has(id) && cc.type !== ConfigChangeType.RemoveNode) return; // removed ids never return
+    switch (cc.type) {
+      case ConfigChangeType.AddNode:
+        return this.addNode(id);
+      case ConfigChangeType.AddNonVoting:
+        return this.addNonVoting(id);
+      case ConfigChangeType.AddWitness:
+        return this.addWitness(id);
+      case ConfigChangeType.RemoveNode:
+        return this.removeNode(id);
+    }
+  }
+
+  private addNode(id: number): void {
+    if (this.remotes.has(id)) return;
+    if (this.witnesses.has(id)) throw new Error(`witness ${id} cannot be promoted to a full member`);
+    const nv = this.nonVotings.get(id);
+    if (nv !== undefined) {
+      this.nonVotings.delete(id);
+      this.remotes.set(id, nv);
+      if (id === this.replicaId) this.role = Role.Follower;
+    } else {
+      this.remotes.set(id, this.newRemote());
+    }
+    if (this.role === Role.Leader && this.tryCommit()) this.broadcastReplicate();
+  }
+
+  private addNonVoting(id: number): void {
+    if (this.remotes.has(id) || this.witnesses.has(id) || this.nonVotings.has(id)) return;
+    if (id === this.replicaId && this.role !== Role.NonVoting) {
+      throw new Error(`replica ${id} is asked to become non-voting but is ${roleName(this.role)}`);
+    }
+    this.nonVotings.set(id, this.newRemote());
+  }
+
+  private addWitness(id: number): void {
+    if (this.remotes.has(id) || this.witnesses.has(id) || this.nonVotings.has(id)) return;
+    if (id === this.replicaId && this.role !== Role.Witness) {
+      throw new Error(`replica ${id} is asked to become a witness but is ${roleName(this.role)}`);
+    }
+    this.witnesses.set(id, this.newRemote());
+  }
+
+  private removeNode(id: number): void {
+    this.remotes.delete(id);
+    this.nonVotings.delete(id);
+    this.witnesses.delete(id);
+    this.removed.add(id);
+    if (this.transferTarget === id) this.transferTarget = 0;
+    if (this.role !== Role.Leader) return;
+    if (id === this.replicaId) {
+      this.becomeFollower(this.term, 0);
+      return;
+    }
+    if (this.votingCount() > 0 && this.tryCommit()) this.broadcastReplicate();
+  }
+
+  /** After the state machine recovered a received snapshot: peer maps follow its membership. */
+  restoreRemotes(snap: SnapshotMeta): void {
+    const m = snap.membership;
+    if (m === null) return;
+    const self = this.replicaId;
+    const inAddresses = m.addresses.some((x) => x.replicaId === self);
+    if (this.role === Role.Witness && (inAddresses || m.nonVotings.some((x) => x.replicaId === self))) {
+      throw new Error(`snapshot ${snap.index} would turn witness ${self} into another role`);
+    }
+    if (
+      this.role !== Role.NonVoting &&
+      this.role !== Role.Witness &&
+      m.nonVotings.some((x) => x.replicaId === self)
+    ) {
+      throw new Error(`snapshot ${snap.index} would turn full member ${self} back into non-voting`);
+    }
+    if (this.role !== Role.Witness && m.witnesses.some((x) => x.replicaId === self)) {
+      throw new Error(`snapshot ${snap.index} would turn ${self} into a witness`);
+    }
+    this.restoreMembership(m);
+    if (this.role === Role.NonVoting && inAddresses) this.role = Role.Follower;
+    if (this.role === Role.Leader && !inAddresses) this.becomeFollower(this.term, 0);
+    this.pendingConfigChange = false;
+  }
+}
+
+function toWitnessEntry(e: Entry): Entry {
+  if (e.type === EntryType.ConfigChange) return e;
+  return makeEntry({ term: e.term, index: e.index, type: EntryType.Metadata });
+}
+
+function toWitnessSnapshot(s: SnapshotMeta): SnapshotMeta {
+  return { ...s, filePath: "", fileSizeBytes: 0, witness: true, dummy: false };
+}
