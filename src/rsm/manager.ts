@@ -49,6 +49,12 @@ export class StateMachineManagerError extends Error {
   override readonly name = "StateMachineManagerError";
 }
 
+/** An update outside any session (no dedup): client 0, or series 0 of any client. */
+function isNoSession(e: Entry): boolean {
+  if (e.seriesId === SERIES_ID_REGISTER || e.seriesId === SERIES_ID_UNREGISTER) return false;
+  return e.clientId === CLIENT_ID_NOOP || e.seriesId === SERIES_ID_NOOP;
+}
+
 const NO_CC: ConfigChange = { configChangeId: 0, type: 0, replicaId: 0, address: "", initialize: false };
 
 /**
@@ -150,7 +156,7 @@ export class StateMachineManager {
       e.type === EntryType.Application &&
       !this.isWitness &&
       e.cmd.byteLength > 0 &&
-      (e.clientId === CLIENT_ID_NOOP || e.seriesId === SERIES_ID_NOOP) &&
+      isNoSession(e) &&
       e.index > this.onDiskIndex
     );
   }
@@ -211,7 +217,7 @@ export class StateMachineManager {
   }
 
   private application(e: Entry): ApplyOutcome {
-    const noSession = e.clientId === CLIENT_ID_NOOP || e.seriesId === SERIES_ID_NOOP;
+    const noSession = isNoSession(e);
     // Leader no-ops, witnesses (no machine), and on-disk updates already durable before open().
     if (this.isWitness || (noSession && (e.cmd.byteLength === 0 || e.index <= this.onDiskIndex))) {
       return { kind: "noop", index: e.index };
