@@ -155,7 +155,8 @@ export class Raft {
   }
 
   getRemote(id: number): Remote | undefined {
-    return this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
+    this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
+    return;
   }
 
   private forEachPeer(fn: (id: number, r: Remote) => void): void {
@@ -316,19 +317,24 @@ export class Raft {
     if (!this.checkTerm(m)) return;
     switch (m.type) {
       case MT.Election:
-        return this.handleElection(false);
+        this.handleElection(false);
+        return;
       case MT.RequestVote:
       case MT.RequestPreVote:
-        return this.handleVoteRequest(m);
+        this.handleVoteRequest(m);
+        return;
     }
     switch (this.role) {
       case Role.Leader:
-        return this.stepLeader(m);
+        this.stepLeader(m);
+        return;
       case Role.Candidate:
       case Role.PreVoteCandidate:
-        return this.stepCandidate(m);
+        this.stepCandidate(m);
+        return;
       default:
-        return this.stepFollower(m);
+        this.stepFollower(m);
+        return;
     }
   }
 
@@ -436,14 +442,17 @@ export class Raft {
   private stepCandidate(m: Message): void {
     switch (m.type) {
       case MT.Propose:
-        return this.dropEntries(m.entries);
+        this.dropEntries(m.entries);
+        return;
       case MT.ReadIndex:
-        return this.dropRead(m);
+        this.dropRead(m);
+        return;
       case MT.Replicate:
       case MT.Heartbeat:
       case MT.InstallSnapshot:
         this.becomeFollower(m.term, m.from);
-        return this.stepFollower(m);
+        this.stepFollower(m);
+        return;
       case MT.RequestVoteResp:
         if (this.role === Role.Candidate) this.countVote(m, false);
         return;
@@ -476,32 +485,44 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MT.Propose:
-        if (this.role === Role.Witness || this.leaderId === 0) return this.dropEntries(m.entries);
-        return this.send(makeMessage({ type: MT.Propose, to: this.leaderId, entries: m.entries }));
+        if (this.role === Role.Witness || this.leaderId === 0) {
+          this.dropEntries(m.entries);
+          return;
+        }
+        this.send(makeMessage({ type: MT.Propose, to: this.leaderId, entries: m.entries }));
+        return;
       case MT.ReadIndex:
-        if (this.role === Role.Witness || this.leaderId === 0) return this.dropRead(m);
-        return this.send(
-          makeMessage({ type: MT.ReadIndex, to: this.leaderId, hint: m.hint, hintHigh: m.hintHigh }),
-        );
+        if (this.role === Role.Witness || this.leaderId === 0) {
+          this.dropRead(m);
+          return;
+        }
+        this.send(makeMessage({ type: MT.ReadIndex, to: this.leaderId, hint: m.hint, hintHigh: m.hintHigh }));
+        return;
       case MT.LeaderTransfer:
         if (this.leaderId === 0) return;
-        return this.send(makeMessage({ type: MT.LeaderTransfer, to: this.leaderId, hint: m.hint }));
+        this.send(makeMessage({ type: MT.LeaderTransfer, to: this.leaderId, hint: m.hint }));
+        return;
       case MT.Replicate:
         this.heardFromLeader(m);
-        return this.handleReplicate(m);
+        this.handleReplicate(m);
+        return;
       case MT.Heartbeat:
         this.heardFromLeader(m);
-        return this.handleHeartbeat(m);
+        this.handleHeartbeat(m);
+        return;
       case MT.InstallSnapshot:
         this.heardFromLeader(m);
-        return this.handleInstallSnapshot(m);
+        this.handleInstallSnapshot(m);
+        return;
       case MT.ReadIndexResp:
         this.heardFromLeader(m);
-        return this.pushReady({ index: m.logIndex, ctx: { low: m.hint, high: m.hintHigh } });
+        this.pushReady({ index: m.logIndex, ctx: { low: m.hint, high: m.hintHigh } });
+        return;
       case MT.TimeoutNow:
         this.heardFromLeader(m);
         if (this.role !== Role.Follower) return;
-        return this.handleElection(true);
+        this.handleElection(true);
+        return;
     }
   }
 
@@ -561,21 +582,29 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case MT.LeaderHeartbeat:
-        return this.broadcastHeartbeat();
+        this.broadcastHeartbeat();
+        return;
       case MT.CheckQuorum:
-        return this.checkQuorum();
+        this.checkQuorum();
+        return;
       case MT.Propose:
-        return this.leaderPropose(m);
+        this.leaderPropose(m);
+        return;
       case MT.ReadIndex:
-        return this.leaderReadIndex(m);
+        this.leaderReadIndex(m);
+        return;
       case MT.LeaderTransfer:
-        return this.leaderTransfer(m);
+        this.leaderTransfer(m);
+        return;
       case MT.ReplicateResp:
-        return this.handleReplicateResp(m);
+        this.handleReplicateResp(m);
+        return;
       case MT.HeartbeatResp:
-        return this.handleHeartbeatResp(m);
+        this.handleHeartbeatResp(m);
+        return;
       case MT.SnapshotStatus:
-        return this.handleSnapshotStatus(m);
+        this.handleSnapshotStatus(m);
+        return;
       case MT.Unreachable:
         this.getRemote(m.from)?.unreachable();
         return;
@@ -605,8 +634,14 @@ export class Raft {
   }
 
   private leaderPropose(m: Message): void {
-    if (this.transferTarget !== 0) return this.dropEntries(m.entries);
-    if (this.rateLimiter.rateLimited()) return this.dropEntries(m.entries);
+    if (this.transferTarget !== 0) {
+      this.dropEntries(m.entries);
+      return;
+    }
+    if (this.rateLimiter.rateLimited()) {
+      this.dropEntries(m.entries);
+      return;
+    }
     const entries: Entry[] = [];
     for (const e of m.entries) {
       if (e.type === EntryType.ConfigChange) {
@@ -626,10 +661,16 @@ export class Raft {
 
   private leaderReadIndex(m: Message): void {
     const ctx = { low: m.hint, high: m.hintHigh };
-    if (this.witnesses.has(m.from) || !this.hasCommittedEntryAtCurrentTerm()) return this.dropRead(m);
+    if (this.witnesses.has(m.from) || !this.hasCommittedEntryAtCurrentTerm()) {
+      this.dropRead(m);
+      return;
+    }
     if (this.votingCount() === 1) {
       const index = this.log.committed;
-      if (m.from === this.replicaId) return this.pushReady({ index, ctx });
+      if (m.from === this.replicaId) {
+        this.pushReady({ index, ctx });
+        return;
+      }
       this.send(
         makeMessage({
           type: MT.ReadIndexResp,
@@ -641,7 +682,10 @@ export class Raft {
       );
       return;
     }
-    if (!this.readIndex.add(this.log.committed, ctx, m.from)) return this.dropRead(m);
+    if (!this.readIndex.add(this.log.committed, ctx, m.from)) {
+      this.dropRead(m);
+      return;
+    }
     this.broadcastHeartbeatWithCtx(ctx);
   }
 
@@ -833,13 +877,17 @@ export class Raft {
     if (this.removed.has(id) && cc.type !== ConfigChangeType.RemoveNode) return; // removed ids never return
     switch (cc.type) {
       case ConfigChangeType.AddNode:
-        return this.addNode(id);
+        this.addNode(id);
+        return;
       case ConfigChangeType.AddNonVoting:
-        return this.addNonVoting(id);
+        this.addNonVoting(id);
+        return;
       case ConfigChangeType.AddWitness:
-        return this.addWitness(id);
+        this.addWitness(id);
+        return;
       case ConfigChangeType.RemoveNode:
-        return this.removeNode(id);
+        this.removeNode(id);
+        return;
     }
   }
 
