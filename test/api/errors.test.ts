@@ -74,7 +74,9 @@ test("a uint64 beyond 2^53-1 is invalid_argument", async () => {
 
 test("an unknown enum value is invalid_argument listing the values", async () => {
   const { app } = setup();
-  const e = await connectError(await postJson(app, "AddReplica", { shardId: "1", role: "REPLICA_ROLE_BOSS" }));
+  const e = await connectError(
+    await postJson(app, "AddReplica", { shardId: "1", role: "REPLICA_ROLE_BOSS" }),
+  );
   expect(e.message).toContain("AddReplicaRequest.role: expected one of REPLICA_ROLE_UNSPECIFIED");
 });
 
@@ -157,7 +159,10 @@ test("an unknown method is 404 unimplemented", async () => {
 
 test("an unknown path is 404 unimplemented", async () => {
   const { app } = setup();
-  expect(await connectError(await app.request("/nope"))).toMatchObject({ status: 404, code: "unimplemented" });
+  expect(await connectError(await app.request("/nope"))).toMatchObject({
+    status: 404,
+    code: "unimplemented",
+  });
 });
 
 test("GET on a method path is 405 unimplemented with Allow: POST", async () => {
@@ -172,7 +177,11 @@ test("GET on a method path is 405 unimplemented with Allow: POST", async () => {
 
 test("an unsupported content type is 415 invalid_argument", async () => {
   const { app } = setup();
-  const res = await app.request(path("Status"), { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+  const res = await app.request(path("Status"), {
+    method: "POST",
+    headers: { "content-type": "text/plain" },
+    body: "{}",
+  });
   const e = await connectError(res);
   expect(e).toMatchObject({ status: 415, code: "invalid_argument" });
   expect(e.message).toContain("use application/json or application/proto");
@@ -194,7 +203,11 @@ test("engine errors map to Connect codes", async () => {
   for (const [error, code, status] of cases) {
     fake.failNext = error;
     const e = await connectError(await postJson(app, "StaleRead", { shardId: "1" }));
-    expect({ code: e.code, status: e.status, message: e.message }).toEqual({ code, status, message: error.message });
+    expect({ code: e.code, status: e.status, message: e.message }).toEqual({
+      code,
+      status,
+      message: error.message,
+    });
   }
 });
 
@@ -217,7 +230,10 @@ test("CloseSession without a session is invalid_argument", async () => {
 
 test("Propose with a session of another shard is invalid_argument", async () => {
   const { app } = setup();
-  const body = longboat.nodehost.v1.ProposeRequest.encode({ shardId: 1, session: { shardId: 2, clientId: 5 } }).finish();
+  const body = longboat.nodehost.v1.ProposeRequest.encode({
+    shardId: 1,
+    session: { shardId: 2, clientId: 5 },
+  }).finish();
   const e = await connectError(await postProto(app, "Propose", body));
   expect(e.message).toBe("ProposeRequest.session.shardId 2 differs from ProposeRequest.shardId 1");
 });

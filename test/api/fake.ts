@@ -62,7 +62,8 @@ export class FakeNodeHost implements NodeHostLike {
     if (failure) throw failure;
     const s = this.shards.get(shardId);
     if (!s) throw new LongboatError("shardNotFound", `shard ${shardId} on ${this.raftAddress}`);
-    if (needsLeader && s.leaderId !== s.replicaId) throw new LongboatError("shardNotReady", `shard ${shardId}`);
+    if (needsLeader && s.leaderId !== s.replicaId)
+      throw new LongboatError("shardNotReady", `shard ${shardId}`);
     return s;
   }
 
@@ -81,7 +82,7 @@ export class FakeNodeHost implements NodeHostLike {
     this.shard(session.shardId, true, `syncPropose(client ${session.clientId})`);
     return { value: cmd.length, data: cmd };
   }
-  async syncRead(shardId: number, query: Uint8Array): Promise<Uint8Array> {
+  async syncRead(shardId: number, query: Uint8Array, _opts?: { timeoutMs: number }): Promise<Uint8Array> {
     this.shard(shardId, true, "syncRead");
     return new Uint8Array([...enc.encode("read:"), ...query]);
   }
@@ -92,7 +93,12 @@ export class FakeNodeHost implements NodeHostLike {
   async syncGetShardMembership(shardId: number): Promise<Membership> {
     return structuredClone(this.shard(shardId, true, "syncGetShardMembership").membership);
   }
-  private add(kind: "addresses" | "nonVotings" | "witnesses", shardId: number, replicaId: number, address: string) {
+  private add(
+    kind: "addresses" | "nonVotings" | "witnesses",
+    shardId: number,
+    replicaId: number,
+    address: string,
+  ) {
     const s = this.shard(shardId, true, `add:${kind}`);
     s.membership[kind].push({ replicaId, address });
     s.membership.configChangeId += 1;

@@ -34,7 +34,9 @@ test("a proposal sent to a follower's NodeHost is forwarded to the leader's and 
   const res = await postJson(followerApp, "Propose", { shardId: "1", command: b64("abc") });
   expect(res.status).toBe(200);
   expect(await res.json()).toEqual({ value: "3", data: b64("abc"), index: "0" });
-  expect(forwarded.map((f) => f.url)).toEqual(["http://h2:8001/longboat.nodehost.v1.NodeHostService/Propose"]);
+  expect(forwarded.map((f) => f.url)).toEqual([
+    "http://h2:8001/longboat.nodehost.v1.NodeHostService/Propose",
+  ]);
   expect(forwarded[0]!.headers.get(FORWARDED_HEADER)).toBe("1");
   expect(leader.calls).toEqual(["syncPropose(client 0):1"]);
   expect(follower.calls).toEqual([]);
@@ -42,7 +44,10 @@ test("a proposal sent to a follower's NodeHost is forwarded to the leader's and 
 
 test("a forwarded proto request keeps its content type and the token", async () => {
   const { followerApp, forwarded } = twoHosts({ token: "t" });
-  const body = longboat.nodehost.v1.ReadRequest.encode({ shardId: 1, query: new TextEncoder().encode("q") }).finish();
+  const body = longboat.nodehost.v1.ReadRequest.encode({
+    shardId: 1,
+    query: new TextEncoder().encode("q"),
+  }).finish();
   const res = await postProto(followerApp, "Read", body, { authorization: "Bearer t" });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toBe("application/proto");
@@ -86,7 +91,9 @@ test("an unreachable leader is unavailable naming the leader and its address", a
 test("stale reads, transfers and snapshots are served locally on a follower", async () => {
   const { follower, followerApp, forwarded } = twoHosts();
   expect((await postJson(followerApp, "StaleRead", { shardId: "1" })).status).toBe(200);
-  expect((await postJson(followerApp, "TransferLeader", { shardId: "1", targetReplicaId: "1" })).status).toBe(200);
+  expect((await postJson(followerApp, "TransferLeader", { shardId: "1", targetReplicaId: "1" })).status).toBe(
+    200,
+  );
   expect((await postJson(followerApp, "RequestSnapshot", { shardId: "1" })).status).toBe(200);
   expect(forwarded).toEqual([]);
   expect(follower.calls).toHaveLength(3);
@@ -95,5 +102,7 @@ test("stale reads, transfers and snapshots are served locally on a follower", as
 test("without an API address for the leader the follower answers unavailable itself", async () => {
   const follower = new FakeNodeHost().addShard(1, { replicaId: 1, leaderId: 3 });
   const app = createNodeHostApi({ nodehost: follower, resolveApiAddress: () => undefined });
-  expect(await connectError(await postJson(app, "Read", { shardId: "1" }))).toMatchObject({ code: "unavailable" });
+  expect(await connectError(await postJson(app, "Read", { shardId: "1" }))).toMatchObject({
+    code: "unavailable",
+  });
 });

@@ -5,6 +5,7 @@ import type { MethodName } from "../../src/api/schemas.ts";
 import { FakeNodeHost } from "./fake.ts";
 import { b64, postJson, postProto, text } from "./helpers.ts";
 
+// biome-ignore lint/suspicious/noExplicitAny: response JSON is inspected freely in checks
 type Json = Record<string, any>;
 
 interface Case {
@@ -19,7 +20,8 @@ const CASES: Case[] = [
     method: "GetSession",
     name: "registers a session",
     request: { shardId: "1", timeoutMs: 1000 },
-    check: (r) => expect(r.session).toEqual({ shardId: "1", clientId: "42", seriesId: "1", respondedTo: "0" }),
+    check: (r) =>
+      expect(r.session).toEqual({ shardId: "1", clientId: "42", seriesId: "1", respondedTo: "0" }),
   },
   {
     method: "CloseSession",
@@ -42,7 +44,10 @@ const CASES: Case[] = [
   {
     method: "Propose",
     name: "proposes with a client session",
-    request: { session: { shardId: "1", clientId: "42", seriesId: "2", respondedTo: "1" }, command: b64("x") },
+    request: {
+      session: { shardId: "1", clientId: "42", seriesId: "2", respondedTo: "1" },
+      command: b64("x"),
+    },
     check: (_r, fake) => expect(fake.calls).toEqual(["syncPropose(client 42):1"]),
   },
   {
@@ -96,7 +101,12 @@ const CASES: Case[] = [
   {
     method: "RequestSnapshot",
     name: "requests an exported snapshot with a compaction overhead",
-    request: { shardId: "1", exportPath: "/tmp/x", compactionOverhead: "5", overrideCompactionOverhead: true },
+    request: {
+      shardId: "1",
+      exportPath: "/tmp/x",
+      compactionOverhead: "5",
+      overrideCompactionOverhead: true,
+    },
     check: (r, fake) => {
       expect(r.index).toBe("123");
       expect(fake.calls).toEqual(["snapshot:/tmp/x:5:1"]);
@@ -143,7 +153,12 @@ describe("every method round-trips", () => {
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toBe("application/proto");
       const decoded = types.response.decode(new Uint8Array(await res.arrayBuffer()));
-      const asJson = types.response.toObject(decoded, { longs: String, bytes: String, enums: String, defaults: true });
+      const asJson = types.response.toObject(decoded, {
+        longs: String,
+        bytes: String,
+        enums: String,
+        defaults: true,
+      });
       c.check(JSON.parse(JSON.stringify(asJson)) as Json, fake);
     });
   }
@@ -166,7 +181,8 @@ test("timeoutMs 0 becomes the default timeout", async () => {
   const fake = new FakeNodeHost().addShard(1);
   const seen: number[] = [];
   const read = fake.syncRead.bind(fake);
-  fake.syncRead = (shardId, query, opts) => {
+  fake.syncRead = (shardId: number, query: Uint8Array, opts?: { timeoutMs: number }) => {
+    if (!opts) throw new Error("syncRead called without options");
     seen.push(opts.timeoutMs);
     return read(shardId, query);
   };

@@ -128,8 +128,13 @@ test("the engine hooks feed fsync, batch size, queue depth and transport metrics
   const families = parseExposition(metrics.registry.expose());
   const count = (name: string) => families.get(name)!.samples.find((s) => s.name === `${name}_count`)!.value;
   expect(count("longboat_logdb_save_duration_seconds")).toBe(1);
-  expect(families.get("longboat_logdb_save_batch_entries")!.samples.find((s) => s.labels.le === "32")!.value).toBe(1);
-  expect(families.get("longboat_queue_depth")!.samples[0]).toMatchObject({ labels: { queue: "inbound" }, value: 5 });
+  expect(
+    families.get("longboat_logdb_save_batch_entries")!.samples.find((s) => s.labels.le === "32")!.value,
+  ).toBe(1);
+  expect(families.get("longboat_queue_depth")!.samples[0]).toMatchObject({
+    labels: { queue: "inbound" },
+    value: 5,
+  });
   expect(families.get("longboat_transport_bytes_total")!.samples[0]!.value).toBe(1000);
   expect(families.get("longboat_transport_drops_total")!.samples[0]!.value).toBe(3);
 });
