@@ -47,8 +47,11 @@ export function fnv1a(bytes: Uint8Array, h = 0x811c9dc5): number {
 
 /** What identifies an entry's content (the request key differs between retries; left out). */
 export function entryDigest(e: Entry): string {
-  return `${e.term}/${e.type}/${e.clientId}/${e.seriesId}/${fnv1a(e.cmd).toString(16)}`;
+  // Fields are normalised: the core may leave zero-valued fields out of entries it makes.
+  return `${e.term}/${e.type ?? 0}/${e.clientId ?? 0}/${e.seriesId ?? 0}/${fnv1a(e.cmd ?? EMPTY).toString(16)}`;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** A command's identity, independent of the term it was appended in. */
 export function commandDigest(clientId: number, seriesId: number, cmd: Uint8Array): string {

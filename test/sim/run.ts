@@ -63,7 +63,12 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     await world.stopFaults();
     const healMsMax = opts.healMsMax ?? HEAL_MS_MAX_DEFAULT;
     const healedAt = world.env.nowMs();
-    let converged = await phase(world, healMsMax, stepMs, () => workload.idle && convergedNow(world));
+    let converged = await phase(
+      world,
+      healMsMax,
+      stepMs,
+      () => workload.idle && !world.membershipBusy && convergedNow(world),
+    );
     if (!converged) {
       throw new SimViolation(
         "convergence",
@@ -173,6 +178,7 @@ function checkAckedApplied(world: World): void {
 }
 
 async function shutdown(world: World): Promise<void> {
+  world.closed = true;
   for (const h of world.hosts) {
     const nh = h.nh;
     h.nh = null;

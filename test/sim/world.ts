@@ -8,10 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualEnv } from "../../src/env.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import { LongboatError } from "../../src/engine/errors.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/statemachine/types.ts";
+import { makeEntry, type Message } from "../../src/raft/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
+import type { Registry, Transport, TransportHandler } from "../../src/transport/types.ts";
 import { type AppliedRecord, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
 
@@ -59,6 +62,10 @@ export interface WorldStats {
   membershipChanges: number;
 }
 
+function plainEntries(m: Message): Message {
+  return m.entries.length === 0 ? m : { ...m, entries: m.entries.map((e) => makeEntry(e)) };
+}
+
 /** Replica configuration every simulated shard uses (snapshot settings come from the swarm). */
 function replicaConfig(swarm: Swarm, shardId: number, replicaId: number) {
   return {
@@ -95,6 +102,11 @@ export class World {
   /** The first violation an event callback saw (callbacks must not throw into the engine). */
   violation: SimViolation | null = null;
   faultsOn = true;
+  /** A membership change is in flight (the heal phase waits for it). */
+  membershipBusy = false;
+  /** Set at shutdown: background tasks stop. */
+  closed = false;
+  private nextReplicaId = 100;
   private partitionUntilMs = -1;
   private readonly unclogAt = new Map<number, number>();
   private readonly kv: CreateStateMachine;
@@ -189,7 +201,7 @@ export class World {
           this.log(`host ${h.index} engine stopped: ${String(event.error).split("\n")[0]}`);
         }
       },
-      expert: { logdb: h.logdb, transport: (registry) => this.net.transport(h.address, 1, registry) },
+      expert: { logdb: h.logdb, transport: (registry) => this.transport(h.address, registry) },
     });
     h.nh = nh;
     h.fatal = false;
@@ -201,6 +213,27 @@ export class World {
     h.logdb.setWriteFault(wf);
     h.logdb.setReadFault(rf);
     return true;
+  }
+
+  /**
+   * The simulated transport of a host. Workaround (test/sim/regressions.test.ts, seed 1):
+   * received entries are copied into plain objects, because MemoryLogDB's `{ ...e }` copy
+   * drops the zero-valued fields protobufjs keeps on the prototype. LONGBOAT_SIM_NO_WORKAROUNDS=1
+   * turns the workaround off to replay the bug.
+   */
+  private transport(address: string, registry: Registry): Transport {
+    const t = this.net.transport(address, 1, registry);
+    if (process.env.LONGBOAT_SIM_NO_WORKAROUNDS === "1") return t;
+    const start = t.start.bind(t);
+    t.start = (handler: TransportHandler) =>
+      start({
+        onMessages: (messages, from) => handler.onMessages(messages.map(plainEntries), from),
+        onUnreachable: (shardId, replicaId) => handler.onUnreachable(shardId, replicaId),
+        onSnapshotStatus: (shardId, replicaId, failed) =>
+          handler.onSnapshotStatus(shardId, replicaId, failed),
+        onSnapshotReceived: (m) => handler.onSnapshotReceived(m),
+      });
+    return t;
   }
 
   /** The kv app, wrapped to record which indices each instance applies. */
@@ -328,6 +361,95 @@ export class World {
       }
     }
     if (chance(s.transferPerSecond)) this.transfer();
+    if (!this.membershipBusy && chance(s.membershipPerSecond)) void this.changeMembership();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.env.setTimer(ms, resolve));
+  }
+
+  /**
+   * Replaces one replica of a random shard by a new one on a host without that shard:
+   * remove, then add, then start it (join). Each step retries until the membership (read
+   * through ReadIndex) shows it done, so an unknown outcome (timeout) is resolved by looking.
+   */
+  private async changeMembership(): Promise<void> {
+    const shardId = 1 + this.env.nextInt(this.swarm.shardCount);
+    const members = this.shardMembers.get(shardId)!;
+    const target = this.pick(this.hosts.filter((h) => !h.shards.has(shardId)));
+    const victimId = this.pick([...members]);
+    if (target === undefined || victimId === undefined) return;
+    const victim = this.hosts.find((h) => h.shards.get(shardId)?.replicaId === victimId)!;
+    const newId = this.nextReplicaId++;
+    this.membershipBusy = true;
+    this.stats.membershipChanges++;
+    this.log(
+      `membership shard ${shardId}: remove ${victimId} (host ${victim.index}), then add ${newId} on host ${target.index}`,
+    );
+    try {
+      const removed = await this.untilMembership(
+        shardId,
+        victimId,
+        (m) => !m.includes(victimId),
+        (nh, ccId) => nh.syncRequestDeleteReplica(shardId, victimId, ccId, { timeoutMs: 1000 }),
+      );
+      if (!removed) return;
+      members.delete(victimId);
+      victim.shards.delete(shardId);
+      try {
+        victim.nh?.stopShard(shardId);
+      } catch {
+        // already removed itself, or the host is down
+      }
+      this.log(`membership shard ${shardId}: replica ${victimId} removed`);
+      const added = await this.untilMembership(
+        shardId,
+        victimId,
+        (m) => m.includes(newId),
+        (nh, ccId) => nh.syncRequestAddReplica(shardId, newId, target.address, ccId, { timeoutMs: 1000 }),
+      );
+      if (!added) return;
+      members.add(newId);
+      target.shards.set(shardId, { replicaId: newId, members: null });
+      this.log(`membership shard ${shardId}: replica ${newId} added on host ${target.index}`);
+      if (target.nh !== null && !target.fatal) {
+        const cfg = replicaConfig(this.swarm, shardId, newId);
+        await target.nh.startReplica({}, true, this.recording(target), cfg, { app: "kv" }).catch((e) => {
+          this.log(
+            `start of joining replica ${newId} on host ${target.index} failed: ${(e as Error).message}`,
+          );
+        });
+      }
+    } finally {
+      this.membershipBusy = false;
+    }
+  }
+
+  /** Retries change until done(membership ids) holds; false when the world closed first. */
+  private async untilMembership(
+    shardId: number,
+    avoidReplicaId: number,
+    done: (replicaIds: number[]) => boolean,
+    change: (nh: NodeHost, configChangeId: number) => Promise<void>,
+  ): Promise<boolean> {
+    while (!this.closed) {
+      const h = this.pick(
+        this.running().filter(
+          (x) => x.shards.has(shardId) && x.shards.get(shardId)!.replicaId !== avoidReplicaId,
+        ),
+      );
+      if (h) {
+        try {
+          const m = await h.nh!.syncGetShardMembership(shardId, { timeoutMs: 500 });
+          if (done(m.addresses.map((a) => a.replicaId))) return true;
+          await change(h.nh!, m.configChangeId);
+        } catch (e) {
+          if (!(e instanceof LongboatError)) throw e;
+        }
+      }
+      await this.sleep(20 + this.env.nextInt(50));
+    }
+    return false;
   }
 
   private partition(durationMs: number): void {
