@@ -171,6 +171,15 @@ describe("manager sessions", () => {
     expect(out[0]).toMatchObject({ kind: "session-rejected" });
   });
 
+  test("series 0 of a registered client is the no-op session: applied every time, never cached", () => {
+    const sm = new LogMachine();
+    const m = manager(sm);
+    const e = new EntryMaker();
+    const out = m.apply([e.register(7), e.session(7, 0, 0, "x"), e.session(7, 0, 0, "x")]);
+    expect(kinds(out)).toEqual(["session-registered", "update", "update"]);
+    expect(sm.log).toEqual(["x", "x"]);
+  });
+
   test("a session update splits a batch of plain updates", () => {
     const sm = new LogMachine();
     const m = manager(sm);
