@@ -82,7 +82,13 @@ async function sender(target: string): Promise<void> {
   registry.add(1, 2, target);
   let reply: ((m: Message) => void) | null = null;
   const t = transport(registry);
-  await t.start(handler({ onMessages: (ms) => ms.forEach((m) => reply?.(m)) }));
+  await t.start(
+    handler({
+      onMessages: (ms) => {
+        for (const m of ms) reply?.(m);
+      },
+    }),
+  );
   const ask = (hint: number): Promise<Message> =>
     new Promise((resolve) => {
       reply = (m) => {

@@ -285,13 +285,15 @@ export class Http2Transport implements Transport {
     session.on("close", () => this.fail(peer, session, "connection closed"));
     session.on("goaway", () => this.fail(peer, session, "goaway"));
     session.on("connect", () => {
-      timer.cancel();
-      if (peer.session !== session) return;
-      this.openMessageStream(peer, session);
+      if (peer.session === session) this.openMessageStream(peer, session, timer);
     });
   }
 
-  private openMessageStream(peer: Peer, session: http2.ClientHttp2Session): void {
+  /**
+   * Opens the long-lived message stream. The connection counts as established only when the
+   * receiver answers it with 200 (after TLS verified both sides); messages wait queued until then.
+   */
+  private openMessageStream(peer: Peer, session: http2.ClientHttp2Session, timer: TimerHandle): void {
     const stream = session.request({ ":method": "POST", ":path": MESSAGES_PATH }, { endStream: false });
     stream.on("error", () => {});
     stream.on("close", () => this.fail(peer, session, "message stream closed"));
@@ -301,16 +303,18 @@ export class Http2Transport implements Transport {
       this.flushPeer(peer);
     });
     stream.on("response", (headers) => {
+      timer.cancel();
+      if (peer.session !== session) return;
       if (headers[":status"] !== 200)
-        this.fail(peer, session, `message stream refused: ${headers[":status"]}`);
+        return this.fail(peer, session, `message stream refused: ${headers[":status"]}`);
+      peer.stream = stream;
+      peer.state = "up";
+      if (peer.down) this.o.log?.({ event: "peer-up", target: peer.address });
+      peer.failures = 0;
+      peer.down = false;
+      this.core.logOnce.reset(`down:${peer.address}`);
+      this.flushPeer(peer);
     });
-    peer.stream = stream;
-    peer.state = "up";
-    if (peer.down) this.o.log?.({ event: "peer-up", target: peer.address });
-    peer.failures = 0;
-    peer.down = false;
-    this.core.logOnce.reset(`down:${peer.address}`);
-    this.flushPeer(peer);
   }
 
   /** Tears a connection down: queued messages are dropped and reported, backoff begins. */
