@@ -145,8 +145,8 @@ export function invalidSnapshotReason(s: Raw): string | null {
 }
 
 /**
- * Copies a validated decoded message into a plain Message with every field present.
- * Entries are the decoded objects (their defaults live on the prototype, so every field reads).
+ * Copies a validated decoded message into a plain Message with every field (and every entry
+ * field) an own property.
  */
 export function normaliseMessage(m: Raw): Message {
   return {
@@ -161,9 +161,31 @@ export function normaliseMessage(m: Raw): Message {
     reject: m.reject,
     hint: m.hint,
     hintHigh: m.hintHigh,
-    entries: m.entries.length === 0 ? [] : (m.entries as Entry[]),
+    entries: normaliseEntries(m.entries),
     snapshot: m.snapshot ? normaliseSnapshot(m.snapshot) : null,
   };
+}
+
+/**
+ * Copies decoded entries into plain objects with every field an own property: protobufjs keeps
+ * zero-valued fields on the prototype, which object spread and structuredClone silently drop.
+ */
+function normaliseEntries(raw: Raw[]): Entry[] {
+  const out: Entry[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const e = raw[i];
+    out[i] = {
+      term: e.term,
+      index: e.index,
+      type: e.type,
+      key: e.key,
+      clientId: e.clientId,
+      seriesId: e.seriesId,
+      respondedTo: e.respondedTo,
+      cmd: e.cmd,
+    };
+  }
+  return out;
 }
 
 /** Copies a validated decoded SnapshotMeta into a plain one with every field present. */

@@ -84,6 +84,7 @@ export function transportConformance(name: string, makeHarness: () => Harness): 
       await h.until(() => b.rec.messages.length === 1, "one message delivered");
       const got = b.rec.messages[0]!.message;
       expect({ ...got, entries: [] }).toEqual({ ...sent, entries: [] });
+      expect(Object.keys(got.entries[0]!).sort()).toEqual(Object.keys(sent.entries[0]!).sort());
       expect(got.entries.map((e) => [e.term, e.index, e.type, e.key, e.clientId, Array.from(e.cmd)])).toEqual(
         sent.entries.map((e) => [e.term, e.index, e.type, e.key, e.clientId, Array.from(e.cmd)]),
       );
