@@ -192,7 +192,8 @@ export class SqliteLogDB implements LogDB {
       for (const u of updates) this.saveOne(u, next);
       this.s.commit.run();
     } catch (error) {
-      this.s.rollback.run();
+      // SQLite already rolled back after some errors (I/O, disk full); a second rollback would mask the cause.
+      if (this.db.inTransaction) this.s.rollback.run();
       throw this.wrap(error);
     }
     // Only a committed transaction changes the cached ranges.

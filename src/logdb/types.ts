@@ -92,7 +92,7 @@ export interface LogDB {
   readLogState(key: ReplicaKey): ReplicaLogState;
   saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void;
   getBootstrap(key: ReplicaKey): BootstrapRecord | null;
-  /** Every (shard, replica) with a bootstrap record on disk. */
+  /** Every (shard, replica) with a bootstrap record, hard state or snapshot on disk, sorted. */
   listReplicas(): ReplicaKey[];
   /** Removes every record of the replica (entries, state, snapshot metadata, bootstrap). */
   removeReplica(key: ReplicaKey): void;
