@@ -155,8 +155,7 @@ export class Raft {
   }
 
   getRemote(id: number): Remote | undefined {
-    this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
-    return;
+    return this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
   }
 
   private forEachPeer(fn: (id: number, r: Remote) => void): void {

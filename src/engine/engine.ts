@@ -1,0 +1,417 @@
+import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Env, TimerHandle } from "../env.ts";
+import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
+import type { Update } from "../raft/update.ts";
+import { type Membership, type Message, MessageType } from "../raft/types.ts";
+import type { Registry, Transport, TransportHandler } from "../transport/types.ts";
+import { plantedBug } from "./bugs.ts";
+import { LongboatError } from "./errors.ts";
+import { emit, type EventListener } from "./events.ts";
+import type { Replica, ReplicaHost } from "./replica.ts";
+
+export interface EngineOptions {
+  env: Env;
+  logdb: LogDB;
+  transport: Transport;
+  registry: Registry;
+  /** Milliseconds between two ticks. */
+  rttMs: number;
+  listener?: EventListener;
+  log: (event: Record<string, unknown>) => void;
+  /** Called once when the engine stopped itself after an unrecoverable error (a failed fsync). */
+  onFatal?: (error: Error) => void;
+}
+
+/** Counters the metrics endpoint and the benchmarks read. */
+export interface EngineStats {
+  iterations: number;
+  savedBatches: number;
+  savedEntries: number;
+  saveMsTotal: number;
+  sentMessages: number;
+  droppedMessages: number;
+  appliedEntries: number;
+  elections: number;
+}
+
+/**
+ * The engine loop of one NodeHost (DESIGN.md, "The engine"). One iteration steps every replica
+ * with work, sends the leaders' replication messages, persists every Update of every shard in
+ * one LogDB transaction, sends the remaining messages, applies, and hands the Updates back.
+ */
+export class Engine implements TransportHandler, ReplicaHost {
+  private readonly replicas = new Map<number, Replica>();
+  private ready = new Set<Replica>();
+  private tickCount = 0;
+  private scheduled = false;
+  private running = false;
+  private stopped = false;
+  private tickTimer: TimerHandle | null = null;
+  private keySeq = 0;
+  private readonly keyBase: number;
+  fatalError: Error | null = null;
+  readonly stats: EngineStats = {
+    iterations: 0,
+    savedBatches: 0,
+    savedEntries: 0,
+    saveMsTotal: 0,
+    sentMessages: 0,
+    droppedMessages: 0,
+    appliedEntries: 0,
+    elections: 0,
+  };
+
+  constructor(private readonly opts: EngineOptions) {
+    // Request keys: a random high part per engine and a sequence, unique within the process
+    // and unlikely to collide with another NodeHost's pending keys.
+    this.keyBase = (1 + opts.env.nextInt(2 ** 20)) * 2 ** 32;
+  }
+
+  start(): void {
+    const loop = () => {
+      if (this.stopped) return;
+      this.onTick();
+      this.tickTimer = this.opts.env.setTimer(this.opts.rttMs, loop);
+    };
+    this.tickTimer = this.opts.env.setTimer(this.opts.rttMs, loop);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.tickTimer?.cancel();
+    for (const r of this.replicas.values()) r.failAll("the NodeHost is stopping");
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  // ---- replicas ----
+
+  addReplica(replica: Replica): void {
+    if (this.replicas.has(replica.shardId)) {
+      throw new LongboatError("shardAlreadyExist", `shard ${replica.shardId} is already running here`);
+    }
+    this.replicas.set(replica.shardId, replica);
+    this.markReady(replica);
+  }
+
+  removeReplica(shardId: number, reason: string): Replica | undefined {
+    const replica = this.replicas.get(shardId);
+    if (!replica) return undefined;
+    this.replicas.delete(shardId);
+    this.ready.delete(replica);
+    replica.stopped = true;
+    replica.failAll(`replica ${replica.replicaId} of shard ${shardId} stopped: ${reason}`);
+    this.opts.registry.removeShard(shardId);
+    emit(
+      this.opts.listener,
+      "replicaUnloaded",
+      { shardId, replicaId: replica.replicaId, reason },
+      this.listenerError,
+    );
+    return replica;
+  }
+
+  getReplica(shardId: number): Replica | undefined {
+    return this.replicas.get(shardId);
+  }
+
+  allReplicas(): IterableIterator<Replica> {
+    return this.replicas.values();
+  }
+
+  markReady(replica: Replica): void {
+    if (this.stopped || replica.stopped) return;
+    this.ready.add(replica);
+    this.schedule();
+  }
+
+  // ---- ReplicaHost ----
+
+  tick(): number {
+    return this.tickCount;
+  }
+
+  /** Advances the logical clock by one tick for every replica (the timer calls it every rttMs). */
+  onTick(): void {
+    this.tickCount++;
+    for (const r of this.replicas.values()) {
+      r.addTick();
+      this.ready.add(r);
+    }
+    this.schedule();
+  }
+
+  nextRequestKey(): number {
+    this.keySeq = (this.keySeq + 1) % 2 ** 32;
+    return this.keyBase + this.keySeq;
+  }
+
+  randomNonZero(): number {
+    return 1 + this.opts.env.nextInt(2 ** 52);
+  }
+
+  onMembershipApplied(replica: Replica, membership: Membership): void {
+    const registry = this.opts.registry;
+    for (const list of [membership.addresses, membership.nonVotings, membership.witnesses]) {
+      for (const m of list) registry.add(replica.shardId, m.replicaId, m.address);
+    }
+    for (const id of membership.removed) registry.remove(replica.shardId, id);
+    emit(
+      this.opts.listener,
+      "membershipChanged",
+      { shardId: replica.shardId, replicaId: replica.replicaId, membership },
+      this.listenerError,
+    );
+  }
+
+  onLeaderChanged(replica: Replica, leaderId: number, term: number): void {
+    if (leaderId === replica.replicaId) this.stats.elections++;
+    this.log({
+      level: "info",
+      event: "leader-updated",
+      shard: replica.shardId,
+      replica: replica.replicaId,
+      leaderId,
+      term,
+    });
+    emit(
+      this.opts.listener,
+      "leaderUpdated",
+      { shardId: replica.shardId, replicaId: replica.replicaId, leaderId, term },
+      this.listenerError,
+    );
+  }
+
+  onSnapshotSaved(replica: Replica, index: number): void {
+    emit(
+      this.opts.listener,
+      "snapshotCreated",
+      { shardId: replica.shardId, replicaId: replica.replicaId, index },
+      this.listenerError,
+    );
+  }
+
+  onRemoved(replica: Replica): void {
+    // The replica applied its own removal: it stops after this cycle (never mid-iteration).
+    this.opts.env.defer(() => this.removeReplica(replica.shardId, "removed from the shard's membership"));
+  }
+
+  log(event: Record<string, unknown>): void {
+    this.opts.log(event);
+  }
+
+  private readonly listenerError = (error: unknown) => {
+    this.log({ level: "warn", event: "listener-error", error: String(error) });
+  };
+
+  // ---- TransportHandler ----
+
+  onMessages(messages: Message[], sourceAddress: string): void {
+    for (const m of messages) {
+      const r = this.replicas.get(m.shardId);
+      if (!r || r.replicaId !== m.to) {
+        this.stats.droppedMessages++;
+        continue;
+      }
+      if (this.opts.registry.resolve(m.shardId, m.from) === undefined) {
+        this.opts.registry.add(m.shardId, m.from, sourceAddress);
+      }
+      if (r.deliver(m)) this.ready.add(r);
+      else this.stats.droppedMessages++;
+    }
+    this.schedule();
+  }
+
+  onUnreachable(shardId: number, replicaId: number): void {
+    const r = this.replicas.get(shardId);
+    if (!r) return;
+    r.reportUnreachable(replicaId);
+    this.markReady(r);
+  }
+
+  onSnapshotStatus(shardId: number, replicaId: number, failed: boolean): void {
+    const r = this.replicas.get(shardId);
+    if (!r) return;
+    r.reportSnapshotStatus(replicaId, failed);
+    this.markReady(r);
+  }
+
+  onSnapshotReceived(message: Message): void {
+    const meta = message.snapshot;
+    const r = this.replicas.get(message.shardId);
+    if (!meta) return;
+    if (!r || r.replicaId !== message.to || r.snapshotDir === null) {
+      rmSync(meta.filePath, { force: true });
+      return;
+    }
+    try {
+      const imported = r.snapshotDir.importFile(meta.filePath);
+      message.snapshot = { ...meta, filePath: imported.filePath };
+    } catch (error) {
+      this.log({
+        level: "warn",
+        event: "snapshot-import-failed",
+        shard: message.shardId,
+        error: String(error),
+      });
+      rmSync(meta.filePath, { force: true });
+      return;
+    }
+    emit(
+      this.opts.listener,
+      "snapshotReceived",
+      { shardId: r.shardId, replicaId: r.replicaId, index: meta.index, from: message.from },
+      this.listenerError,
+    );
+    if (r.deliver(message)) this.markReady(r);
+  }
+
+  // ---- the loop ----
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    this.opts.env.defer(() => {
+      this.scheduled = false;
+      this.runIteration();
+    });
+  }
+
+  /** One engine iteration; public so the simulator can drive the engine step by step. */
+  runIteration(): void {
+    if (this.stopped || this.running || this.ready.size === 0) return;
+    this.running = true;
+    try {
+      this.iterate();
+    } catch (error) {
+      this.fatal(error as Error);
+    } finally {
+      this.running = false;
+    }
+    if (this.ready.size > 0) this.schedule();
+  }
+
+  private iterate(): void {
+    this.stats.iterations++;
+    const active = [...this.ready];
+    this.ready = new Set();
+    const work: { r: Replica; u: Update }[] = [];
+    for (const r of active) if (!r.stopped) r.stepInputs();
+    for (const r of active) {
+      if (!r.stopped && r.peer.hasUpdate(true))
+        work.push({ r, u: r.peer.getUpdate(true, r.rsm.lastApplied()) });
+    }
+    // Leaders' replication may leave before the local fsync (Raft thesis §10.2.1).
+    for (const { u } of work) for (const m of u.fastMessages) this.send(m);
+    this.opts.transport.flush();
+    const earlyAck = plantedBug() === "early-ack"; // test-only: see src/engine/bugs.ts
+    if (earlyAck) for (const { u } of work) for (const m of u.messages) this.send(m);
+    this.persist(work);
+    // Votes and acknowledgements promise durable state: only now may they leave.
+    if (!earlyAck) for (const { u } of work) for (const m of u.messages) this.send(m);
+    this.opts.transport.flush();
+    for (const { r, u } of work) {
+      this.stats.appliedEntries += u.committedEntries.length;
+      r.applyUpdate(u);
+    }
+    for (const { r, u } of work) r.peer.commitUpdate(u);
+    for (const r of active) if (!r.stopped && r.snapshotDue()) this.snapshot(r);
+    for (const r of active) if (!r.stopped && (r.hasInput() || r.peer.hasUpdate(true))) this.ready.add(r);
+  }
+
+  private persist(work: { r: Replica; u: Update }[]): void {
+    const batch: ReplicaUpdate[] = [];
+    let entryCount = 0;
+    for (const { u } of work) {
+      if (u.entriesToSave.length === 0 && u.state === null && u.snapshot === null) continue;
+      batch.push({
+        shardId: u.shardId,
+        replicaId: u.replicaId,
+        entries: u.entriesToSave,
+        state: u.state,
+        snapshot: u.snapshot,
+      });
+      entryCount += u.entriesToSave.length;
+    }
+    if (batch.length > 0) {
+      const t0 = this.opts.env.nowMs();
+      this.opts.logdb.saveUpdates(batch);
+      this.stats.saveMsTotal += this.opts.env.nowMs() - t0;
+      this.stats.savedBatches++;
+      this.stats.savedEntries += entryCount;
+    }
+    for (const { r, u } of work) {
+      if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
+      if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
+      if (u.state !== null) r.logReader.setState(u.state);
+    }
+  }
+
+  private send(m: Message): void {
+    const ok =
+      m.type === MessageType.InstallSnapshot
+        ? this.opts.transport.sendSnapshot(m)
+        : this.opts.transport.send(m);
+    if (ok) {
+      this.stats.sentMessages++;
+      return;
+    }
+    this.stats.droppedMessages++;
+    this.replicas.get(m.shardId)?.reportUnreachable(m.to);
+  }
+
+  private snapshot(r: Replica): void {
+    const request = r.takeSnapshotRequest();
+    const applied = r.rsm.lastApplied();
+    if (applied <= r.lastSnapshotIndex) {
+      r.finishSnapshotRequest({
+        code: "rejected",
+        error: `nothing applied since the snapshot at index ${r.lastSnapshotIndex}`,
+      });
+      return;
+    }
+    const meta = r.rsm.saveSnapshot();
+    if (meta.term === 0) meta.term = r.logReader.term(meta.index);
+    this.opts.logdb.saveUpdates([
+      { shardId: r.shardId, replicaId: r.replicaId, entries: [], state: null, snapshot: meta },
+    ]);
+    r.logReader.createSnapshot(meta);
+    r.lastSnapshotIndex = meta.index;
+    const overhead = request?.input.compactionOverhead ?? r.config.compactionOverhead;
+    const compactTo = meta.index - overhead;
+    if (compactTo > r.logReader.firstIndex()) {
+      r.logReader.compact(compactTo);
+      this.opts.logdb.compact({ shardId: r.shardId, replicaId: r.replicaId }, compactTo);
+    }
+    r.snapshotDir?.removeOlderThan(meta.index);
+    this.log({
+      level: "info",
+      event: "snapshot-created",
+      shard: r.shardId,
+      replica: r.replicaId,
+      index: meta.index,
+    });
+    this.onSnapshotSaved(r, meta.index);
+    if (request === null) return;
+    const exportPath = request.input.exportPath;
+    if (exportPath !== "") {
+      if (!existsSync(exportPath) || !statSync(exportPath).isDirectory()) {
+        r.finishSnapshotRequest({ code: "rejected", error: `export directory ${exportPath} does not exist` });
+        return;
+      }
+      copyFileSync(meta.filePath, join(exportPath, basename(meta.filePath)));
+    }
+    r.finishSnapshotRequest({ index: meta.index });
+  }
+
+  private fatal(error: Error): void {
+    this.fatalError = error;
+    this.log({ level: "error", event: "engine-fatal", error: error.stack ?? String(error) });
+    this.stop();
+    this.opts.onFatal?.(error);
+  }
+}

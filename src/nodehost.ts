@@ -1,0 +1,605 @@
+import { mkdirSync } from "node:fs";
+import { join as joinPath } from "node:path";
+import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
+import { Engine, type EngineStats } from "./engine/engine.ts";
+import { LongboatError } from "./engine/errors.ts";
+import type { EventListener } from "./engine/events.ts";
+import { Replica } from "./engine/replica.ts";
+import { awaitCompleted, type RequestState } from "./engine/request.ts";
+import {
+  SERIES_ID_FIRST_PROPOSAL,
+  SERIES_ID_REGISTER,
+  SERIES_ID_UNREGISTER,
+  Session,
+} from "./engine/session.ts";
+import { type Env, realEnv } from "./env.ts";
+import { LogReader } from "./logdb/logreader.ts";
+import { SnapshotDir } from "./logdb/snapshotfile.ts";
+import { openSqliteLogDB } from "./logdb/sqlite.ts";
+import type { LogDB, ReplicaKey } from "./logdb/types.ts";
+import { validateRaftConfig } from "./raft/config.ts";
+import { Peer } from "./raft/peer.ts";
+import {
+  type ConfigChange,
+  ConfigChangeType,
+  type Member,
+  type Membership,
+  EntryType,
+} from "./raft/types.ts";
+import { StateMachineManager } from "./rsm/manager.ts";
+import type { CreateStateMachine, SMResult } from "./statemachine/types.ts";
+import { Http2Transport } from "./transport/http2.ts";
+import { MapRegistry } from "./transport/registry.ts";
+import type { Registry, Transport } from "./transport/types.ts";
+
+export { LongboatError, isTemporary } from "./engine/errors.ts";
+export type { EventListener } from "./engine/events.ts";
+export type { ReplicaConfigInput } from "./engine/config.ts";
+export { Session } from "./engine/session.ts";
+
+/** Data format of a NodeHost directory written by this build. */
+export const DATA_FORMAT_VERSION = 1;
+
+export interface NodeHostConfig {
+  /** Directory for the log database and snapshots. */
+  nodeHostDir: string;
+  /** host:port other NodeHosts reach this one at (and that it listens on). */
+  raftAddress: string;
+  /** Milliseconds per tick. Default 100. */
+  rttMs?: number;
+  /** Messages from NodeHosts of another deployment are dropped. Default 1. */
+  deploymentId?: number;
+  /** Mutual TLS between NodeHosts when set. */
+  tls?: { caFile: string; certFile: string; keyFile: string };
+  listener?: EventListener;
+  /** Structured log sink; default: nothing. */
+  log?: (event: Record<string, unknown>) => void;
+  /** Clock and randomness; default the real ones (the simulator injects its own). */
+  env?: Env;
+  /** Replace the log database or transport (tests, the simulator). */
+  expert?: {
+    logdb?: LogDB;
+    transport?: (registry: Registry, env: Env) => Transport;
+  };
+}
+
+export interface ShardInfo {
+  shardId: number;
+  replicaId: number;
+  app: string;
+  role: number;
+  isLeader: boolean;
+  leaderId: number;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  membership: Membership;
+  configChangeId: number;
+  quiesced: boolean;
+}
+
+export interface NodeHostInfo {
+  raftAddress: string;
+  deploymentId: number;
+  shards: ShardInfo[];
+  logsOnDisk: ReplicaKey[];
+}
+
+interface TimeoutOption {
+  timeoutMs: number;
+}
+
+/**
+ * A NodeHost runs many replicas of many shards over one log database, one transport and
+ * one engine loop.
+ *
+ * ```ts
+ * const nh = new NodeHost({ nodeHostDir: "./data", raftAddress: "127.0.0.1:7001" });
+ * await nh.startReplica({ 1: "127.0.0.1:7001" }, false, builtinApps().get("kv"),
+ *   { shardId: 1, replicaId: 1 }, { app: "kv" });
+ * const session = nh.getNoOpSession(1);
+ * await nh.syncPropose(session, encodeKvCommand({ put: { key: "a", value: bytes } }), { timeoutMs: 2000 });
+ * const value = await nh.syncRead(1, encodeKvQuery({ get: { key: "a" } }), { timeoutMs: 2000 });
+ * await nh.stop();
+ * ```
+ */
+export class NodeHost {
+  readonly raftAddress: string;
+  readonly deploymentId: number;
+  readonly rttMs: number;
+  /** Resolves once the transport listens; rejects when it cannot. */
+  readonly ready: Promise<void>;
+  private readonly env: Env;
+  private readonly logdb: LogDB;
+  private readonly registry = new MapRegistry();
+  private readonly transport: Transport;
+  private readonly engine: Engine;
+  private readonly dir: string;
+  private readonly log: (event: Record<string, unknown>) => void;
+  private closed = false;
+
+  constructor(config: NodeHostConfig) {
+    this.raftAddress = config.raftAddress;
+    this.deploymentId = config.deploymentId ?? 1;
+    this.rttMs = config.rttMs ?? 100;
+    if (!Number.isSafeInteger(this.rttMs) || this.rttMs < 1) {
+      throw new LongboatError("invalidOption", `rttMs must be a positive integer, got ${config.rttMs}`);
+    }
+    if (!Number.isSafeInteger(this.deploymentId) || this.deploymentId < 1) {
+      throw new LongboatError(
+        "invalidOption",
+        `deploymentId must be a positive integer, got ${config.deploymentId}`,
+      );
+    }
+    this.env = config.env ?? realEnv();
+    this.log = config.log ?? (() => {});
+    this.dir = config.nodeHostDir;
+    mkdirSync(this.dir, { recursive: true });
+    const identity = {
+      raftAddress: this.raftAddress,
+      deploymentId: this.deploymentId,
+      formatVersion: DATA_FORMAT_VERSION,
+    };
+    this.logdb = config.expert?.logdb ?? openSqliteLogDB({ dir: this.dir, identity });
+    this.transport =
+      config.expert?.transport?.(this.registry, this.env) ??
+      new Http2Transport({
+        address: this.raftAddress,
+        deploymentId: this.deploymentId,
+        registry: this.registry,
+        env: this.env,
+        tls: config.tls,
+        snapshotDir: joinPath(this.dir, "incoming"),
+        log: this.log,
+      });
+    this.engine = new Engine({
+      env: this.env,
+      logdb: this.logdb,
+      transport: this.transport,
+      registry: this.registry,
+      rttMs: this.rttMs,
+      listener: config.listener,
+      log: this.log,
+    });
+    this.ready = this.transport.start(this.engine).then(() => this.engine.start());
+    this.ready.catch(() => {});
+  }
+
+  /** Engine counters (iterations, fsyncs, entries…), for metrics and benchmarks. */
+  get stats(): Readonly<EngineStats> {
+    return this.engine.stats;
+  }
+
+  /** Stops every replica (pending requests end as terminated), the transport and the log database. */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.engine.stop();
+    for (const r of [...this.engine.allReplicas()]) {
+      this.engine.removeReplica(r.shardId, "the NodeHost is stopping");
+      r.rsm.close();
+    }
+    await this.transport.stop();
+    this.logdb.close();
+  }
+
+  // ---- replicas ----
+
+  /**
+   * Starts a replica of a shard on this NodeHost. On first start an initial member passes the
+   * initial members (replica id → raft address) and join=false; a replica added to a running
+   * shard passes no members and join=true; a restart may pass the same members or none.
+   */
+  async startReplica(
+    initialMembers: Record<number, string> | Map<number, string>,
+    join: boolean,
+    create: CreateStateMachine,
+    configInput: ReplicaConfigInput,
+    options: { app?: string } = {},
+  ): Promise<void> {
+    this.checkOpen();
+    await this.ready;
+    const config = validateReplicaConfig(configInput);
+    const key = { shardId: config.shardId, replicaId: config.replicaId };
+    if (this.engine.getReplica(config.shardId)) {
+      throw new LongboatError(
+        "shardAlreadyExist",
+        `shard ${config.shardId} already runs on ${this.raftAddress}`,
+      );
+    }
+    const members = toMembers(initialMembers);
+    const app = options.app ?? "custom";
+    const boot = this.bootstrap(key, members, join, app, config);
+    const logState = this.logdb.readLogState(key);
+    const newNode = !boot.join && logState.lastIndex === 0 && logState.snapshot === null;
+    const snapshotDir = config.isWitness
+      ? null
+      : new SnapshotDir(joinPath(this.dir, "snapshots"), config.shardId, config.replicaId);
+    const rsm = new StateMachineManager({
+      shardId: config.shardId,
+      replicaId: config.replicaId,
+      app: boot.app,
+      sm: create(config.shardId, config.replicaId),
+      snapshotDir,
+      isWitness: config.isWitness,
+    });
+    rsm.open();
+    if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);
+    const logReader = new LogReader(this.logdb, key);
+    const peer = Peer.create({
+      config: validateRaftConfig({ ...config }),
+      storage: logReader,
+      rng: this.env,
+      initialMembers: newNode ? boot.addresses : [],
+      newNode,
+      lastApplied: rsm.lastApplied(),
+    });
+    for (const m of boot.addresses) this.registry.add(config.shardId, m.replicaId, m.address);
+    const snapMembership = logState.snapshot?.membership;
+    const replica = new Replica(config, boot.app, peer, logReader, rsm, snapshotDir, this.engine);
+    if (snapMembership) this.engine.onMembershipApplied(replica, snapMembership);
+    this.engine.addReplica(replica);
+    this.log({
+      level: "info",
+      event: "replica-started",
+      shard: config.shardId,
+      replica: config.replicaId,
+      newNode,
+      join: boot.join,
+    });
+  }
+
+  private bootstrap(key: ReplicaKey, members: Member[], join: boolean, app: string, config: ReplicaConfig) {
+    const existing = this.logdb.getBootstrap(key);
+    if (existing !== null) {
+      if (members.length > 0 && !sameMembers(members, existing.addresses)) {
+        throw new LongboatError(
+          "invalidShardSettings",
+          `replica ${key.replicaId} of shard ${key.shardId} was bootstrapped with other initial members`,
+        );
+      }
+      return existing;
+    }
+    if (join && members.length > 0) {
+      throw new LongboatError("invalidShardSettings", "a joining replica takes no initial members");
+    }
+    if (!join && members.length === 0) {
+      throw new LongboatError(
+        "shardNotBootstrapped",
+        `replica ${key.replicaId} of shard ${key.shardId} has no data here: pass initial members or join=true`,
+      );
+    }
+    if (!join && !members.some((m) => m.replicaId === key.replicaId)) {
+      throw new LongboatError(
+        "invalidShardSettings",
+        `replica ${key.replicaId} is not among the initial members`,
+      );
+    }
+    validateMembers(members);
+    const record = { addresses: members, join, app, configJson: JSON.stringify(config) };
+    this.logdb.saveBootstrap(key, record);
+    return record;
+  }
+
+  /** Stops this NodeHost's replica of a shard; its data stays on disk. */
+  stopShard(shardId: number): void {
+    const r = this.engine.removeReplica(shardId, "stopped by request");
+    if (!r) throw new LongboatError("shardNotFound", `shard ${shardId} on ${this.raftAddress}`);
+    r.rsm.close();
+  }
+
+  stopReplica(shardId: number, replicaId: number): void {
+    const r = this.replica(shardId);
+    if (r.replicaId !== replicaId) {
+      throw new LongboatError(
+        "shardNotFound",
+        `replica ${replicaId} of shard ${shardId} is not on ${this.raftAddress}`,
+      );
+    }
+    this.stopShard(shardId);
+  }
+
+  // ---- proposals and reads ----
+
+  getNoOpSession(shardId: number): Session {
+    return Session.noop(shardId);
+  }
+
+  /** Registers a new client session through Raft. */
+  async getNewSession(shardId: number, opts: TimeoutOption): Promise<Session> {
+    const r = this.writable(shardId);
+    const clientId = 1 + this.env.nextInt(2 ** 52);
+    const state = r.propose({ clientId, seriesId: SERIES_ID_REGISTER }, this.ticks(opts.timeoutMs));
+    this.engine.markReady(r);
+    await awaitCompleted(state);
+    return new Session(shardId, clientId, SERIES_ID_FIRST_PROPOSAL, 0);
+  }
+
+  async closeSession(session: Session, opts: TimeoutOption): Promise<void> {
+    if (session.isNoOp) throw new LongboatError("invalidSession", "the no-op session cannot be closed");
+    const r = this.writable(session.shardId);
+    const state = r.propose(
+      { clientId: session.clientId, seriesId: SERIES_ID_UNREGISTER },
+      this.ticks(opts.timeoutMs),
+    );
+    this.engine.markReady(r);
+    await awaitCompleted(state);
+  }
+
+  /** Queues a proposal and returns its request state without waiting. */
+  propose(session: Session, cmd: Uint8Array, opts: TimeoutOption): RequestState {
+    const r = this.writable(session.shardId);
+    session.validateForProposal(session.shardId);
+    if (cmd.byteLength > r.config.maxProposalBytes) {
+      throw new LongboatError(
+        "payloadTooBig",
+        `${cmd.byteLength} bytes exceeds the limit of ${r.config.maxProposalBytes} bytes for shard ${session.shardId}`,
+      );
+    }
+    const max = r.config.maxInMemLogSizeBytes;
+    if (max > 0 && cmd.byteLength + 128 > max) {
+      throw new LongboatError(
+        "payloadTooBig",
+        `${cmd.byteLength} bytes do not fit maxInMemLogSizeBytes ${max}`,
+      );
+    }
+    const state = r.propose(
+      {
+        type: EntryType.Application,
+        clientId: session.clientId,
+        seriesId: session.seriesId,
+        respondedTo: session.respondedTo,
+        cmd,
+      },
+      this.ticks(opts.timeoutMs),
+    );
+    this.engine.markReady(r);
+    return state;
+  }
+
+  /** Proposes cmd and waits until it is applied; returns the state machine's result. */
+  async syncPropose(session: Session, cmd: Uint8Array, opts: TimeoutOption): Promise<SMResult> {
+    const result = await awaitCompleted(this.propose(session, cmd, opts));
+    return { value: result.value, data: result.data };
+  }
+
+  /** A linearizable read (ReadIndex): the query sees every write completed before the call. */
+  async syncRead(shardId: number, query: Uint8Array, opts: TimeoutOption): Promise<Uint8Array> {
+    const r = this.readable(shardId);
+    const state = r.read(query, this.ticks(opts.timeoutMs));
+    this.engine.markReady(r);
+    return (await awaitCompleted(state)).data;
+  }
+
+  /** Reads the local state machine as it is now: fast, possibly stale. */
+  staleRead(shardId: number, query: Uint8Array): Uint8Array {
+    return this.readable(shardId).rsm.lookup(query);
+  }
+
+  // ---- membership ----
+
+  async syncGetShardMembership(shardId: number, opts: TimeoutOption): Promise<Membership> {
+    const r = this.readable(shardId);
+    const state = r.read(null, this.ticks(opts.timeoutMs));
+    this.engine.markReady(r);
+    await awaitCompleted(state);
+    return structuredClone(r.rsm.membership());
+  }
+
+  syncRequestAddReplica(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ) {
+    return this.configChange(shardId, ConfigChangeType.AddNode, replicaId, address, configChangeId, opts);
+  }
+
+  syncRequestAddNonVoting(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ) {
+    return this.configChange(
+      shardId,
+      ConfigChangeType.AddNonVoting,
+      replicaId,
+      address,
+      configChangeId,
+      opts,
+    );
+  }
+
+  syncRequestAddWitness(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ) {
+    return this.configChange(shardId, ConfigChangeType.AddWitness, replicaId, address, configChangeId, opts);
+  }
+
+  syncRequestDeleteReplica(shardId: number, replicaId: number, configChangeId: number, opts: TimeoutOption) {
+    return this.configChange(shardId, ConfigChangeType.RemoveNode, replicaId, "", configChangeId, opts);
+  }
+
+  private async configChange(
+    shardId: number,
+    type: ConfigChange["type"],
+    replicaId: number,
+    address: string,
+    configChangeId: number,
+    opts: TimeoutOption,
+  ): Promise<void> {
+    const r = this.writable(shardId);
+    if (!Number.isSafeInteger(replicaId) || replicaId < 1) {
+      throw new LongboatError("invalidTarget", `replica id must be a positive integer, got ${replicaId}`);
+    }
+    if (type !== ConfigChangeType.RemoveNode) checkAddress(address);
+    const cc: ConfigChange = { configChangeId, type, replicaId, address, initialize: false };
+    const state = r.requestConfigChange(cc, this.ticks(opts.timeoutMs));
+    this.engine.markReady(r);
+    await awaitCompleted(state);
+  }
+
+  getShardMembershipLocal(shardId: number): Membership {
+    return structuredClone(this.replica(shardId).rsm.membership());
+  }
+
+  /** The leader this replica knows of; valid is false when it knows none. */
+  getLeaderId(shardId: number): { leaderId: number; term: number; valid: boolean } {
+    const s = this.replica(shardId).peer.status();
+    return { leaderId: s.leaderId, term: s.term, valid: s.leaderId !== 0 };
+  }
+
+  requestLeaderTransfer(shardId: number, targetReplicaId: number): void {
+    const r = this.writable(shardId);
+    if (!Number.isSafeInteger(targetReplicaId) || targetReplicaId < 1) {
+      throw new LongboatError(
+        "invalidTarget",
+        `target replica id must be a positive integer, got ${targetReplicaId}`,
+      );
+    }
+    r.requestLeaderTransfer(targetReplicaId);
+    this.engine.markReady(r);
+  }
+
+  /** Takes a snapshot now (optionally also copied into exportPath); resolves with its index. */
+  async syncRequestSnapshot(
+    shardId: number,
+    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number },
+  ): Promise<number> {
+    const r = this.writable(shardId);
+    const state = r.requestSnapshot(
+      { exportPath: opts.exportPath ?? "", compactionOverhead: opts.compactionOverhead ?? null },
+      this.ticks(opts.timeoutMs),
+    );
+    this.engine.markReady(r);
+    return (await awaitCompleted(state)).index;
+  }
+
+  // ---- information ----
+
+  getNodeHostInfo(opts: { skipLogInfo?: boolean } = {}): NodeHostInfo {
+    const shards: ShardInfo[] = [];
+    for (const r of this.engine.allReplicas()) shards.push(this.shardInfo(r));
+    shards.sort((a, b) => a.shardId - b.shardId);
+    return {
+      raftAddress: this.raftAddress,
+      deploymentId: this.deploymentId,
+      shards,
+      logsOnDisk: opts.skipLogInfo ? [] : this.logdb.listReplicas(),
+    };
+  }
+
+  private shardInfo(r: Replica): ShardInfo {
+    const s = r.peer.status();
+    const membership = structuredClone(r.rsm.membership());
+    return {
+      shardId: r.shardId,
+      replicaId: r.replicaId,
+      app: r.app,
+      role: s.role,
+      isLeader: s.leaderId === r.replicaId && s.role === 4,
+      leaderId: s.leaderId,
+      term: s.term,
+      commitIndex: s.commit,
+      appliedIndex: r.rsm.lastApplied(),
+      membership,
+      configChangeId: membership.configChangeId,
+      quiesced: s.quiesced,
+    };
+  }
+
+  /** A digest of a shard's state machine (replicas at equal applied index must agree). */
+  stateHash(shardId: number): { appliedIndex: number; hash: string } {
+    const r = this.replica(shardId);
+    return { appliedIndex: r.rsm.lastApplied(), hash: r.rsm.hash() };
+  }
+
+  // ---- helpers ----
+
+  private checkOpen(): void {
+    if (this.closed || this.engine.isStopped) {
+      const why = this.engine.fatalError ? `: ${this.engine.fatalError.message}` : "";
+      throw new LongboatError("closed", `NodeHost ${this.raftAddress} is closed${why}`);
+    }
+  }
+
+  private replica(shardId: number): Replica {
+    this.checkOpen();
+    const r = this.engine.getReplica(shardId);
+    if (!r) throw new LongboatError("shardNotFound", `shard ${shardId} on ${this.raftAddress}`);
+    return r;
+  }
+
+  private readable(shardId: number): Replica {
+    const r = this.replica(shardId);
+    if (r.config.isWitness)
+      throw new LongboatError("invalidOperation", `replica of shard ${shardId} is a witness`);
+    return r;
+  }
+
+  private writable(shardId: number): Replica {
+    return this.readable(shardId);
+  }
+
+  private ticks(timeoutMs: number): number {
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new LongboatError("invalidDeadline", `timeoutMs must be a positive number, got ${timeoutMs}`);
+    }
+    const ticks = Math.floor(timeoutMs / this.rttMs);
+    if (ticks < 1) {
+      throw new LongboatError(
+        "timeoutTooSmall",
+        `${timeoutMs} ms is shorter than one tick (${this.rttMs} ms)`,
+      );
+    }
+    return ticks;
+  }
+}
+
+function toMembers(input: Record<number, string> | Map<number, string>): Member[] {
+  const entries =
+    input instanceof Map
+      ? [...input.entries()]
+      : Object.entries(input).map(([k, v]) => [Number(k), v] as const);
+  return entries
+    .map(([replicaId, address]) => ({ replicaId, address }))
+    .sort((a, b) => a.replicaId - b.replicaId);
+}
+
+function sameMembers(a: Member[], b: Member[]): boolean {
+  if (a.length !== b.length) return false;
+  const sorted = [...b].sort((x, y) => x.replicaId - y.replicaId);
+  return a.every((m, i) => m.replicaId === sorted[i]!.replicaId && m.address === sorted[i]!.address);
+}
+
+function validateMembers(members: Member[]): void {
+  const seen = new Set<string>();
+  for (const m of members) {
+    if (!Number.isSafeInteger(m.replicaId) || m.replicaId < 1) {
+      throw new LongboatError(
+        "invalidShardSettings",
+        `initial member id must be a positive integer, got ${m.replicaId}`,
+      );
+    }
+    checkAddress(m.address);
+    if (seen.has(m.address)) {
+      throw new LongboatError("invalidShardSettings", `address ${m.address} is used by two initial members`);
+    }
+    seen.add(m.address);
+  }
+}
+
+function checkAddress(address: string): void {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(address);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    throw new LongboatError("invalidAddress", `"${address}" is not host:port with a port in 1..65535`);
+  }
+}

@@ -1,0 +1,363 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { LongboatError } from "../../src/engine/errors.ts";
+import { longboat } from "../../src/pb/longboat.js";
+import { hostAddress, SimCluster } from "./cluster.ts";
+
+const kv = longboat.nodehost.v1;
+const text = new TextEncoder();
+const put = (key: string, value: string) =>
+  kv.KvCommand.encode({ put: { key, value: text.encode(value) } }).finish();
+const get = (key: string) => kv.KvQuery.encode({ get: { key } }).finish();
+const readValue = (bytes: Uint8Array) => {
+  const r = kv.KvQueryResult.decode(bytes);
+  return r.found ? new TextDecoder().decode(r.value) : null;
+};
+const T = { timeoutMs: 3000 };
+
+let cluster: SimCluster;
+afterEach(async () => {
+  await cluster?.close();
+});
+
+async function threeHosts(shardId = 1, config = {}): Promise<number> {
+  cluster = new SimCluster();
+  for (const i of [1, 2, 3]) await cluster.startHost(i);
+  await cluster.startShard(shardId, [1, 2, 3], config);
+  return cluster.waitLeader(shardId);
+}
+
+async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
+  let error: unknown;
+  try {
+    await (typeof p === "function" ? p() : p);
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(LongboatError);
+  expect((error as LongboatError).code).toBe(code as LongboatError["code"]);
+}
+
+describe("three NodeHosts over the simulated network", () => {
+  test("elect a leader, propose through it and read the value back from every host", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), T));
+    for (const i of [1, 2, 3]) {
+      const value = await cluster.settle(cluster.host(i).syncRead(1, get("a"), T));
+      expect(readValue(value)).toBe("1");
+    }
+  });
+
+  test("a proposal made on a follower is forwarded to the leader and completes", async () => {
+    const leader = await threeHosts();
+    const follower = [1, 2, 3].find((i) => i !== leader)!;
+    const nh = cluster.host(follower);
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("f", "x"), T));
+    expect(readValue(await cluster.settle(cluster.host(leader).syncRead(1, get("f"), T)))).toBe("x");
+  });
+
+  test("a session applies a retried proposal once and returns the first result", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const session = await cluster.settle(nh.getNewSession(1, T));
+    const cas = kv.KvCommand.encode({
+      cas: { key: "c", expectedAbsent: true, value: text.encode("v1") },
+    }).finish();
+    const first = await cluster.settle(nh.syncPropose(session, cas, T));
+    // The retry carries the same series id: it must not apply again (a second CAS would fail).
+    const retry = await cluster.settle(nh.syncPropose(session, cas, T));
+    expect(retry.value).toBe(first.value);
+    expect(first.value).toBe(1);
+    session.proposalCompleted();
+    const second = await cluster.settle(nh.syncPropose(session, cas, T));
+    expect(second.value).toBe(0);
+  });
+
+  test("leader transfer moves leadership to the requested replica", async () => {
+    const leader = await threeHosts();
+    const target = [1, 2, 3].find((i) => i !== leader)!;
+    cluster.host(leader).requestLeaderTransfer(1, target);
+    await cluster.until(() => cluster.leaderOf(1) === target, 5000, "leadership on the target");
+    expect(cluster.host(target).getLeaderId(1).leaderId).toBe(target);
+  });
+
+  test("a full member, a non-voting and a witness can be added and a member removed", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    for (const i of [4, 5, 6]) await cluster.startHost(i);
+    let m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestAddReplica(1, 4, hostAddress(4), m.configChangeId, T));
+    await cluster.settle(
+      cluster.host(4).startReplica({}, true, cluster.kv, { shardId: 1, replicaId: 4 }, { app: "kv" }),
+    );
+    m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestAddNonVoting(1, 5, hostAddress(5), m.configChangeId, T));
+    await cluster.settle(
+      cluster
+        .host(5)
+        .startReplica({}, true, cluster.kv, { shardId: 1, replicaId: 5, isNonVoting: true }, { app: "kv" }),
+    );
+    m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestAddWitness(1, 6, hostAddress(6), m.configChangeId, T));
+    await cluster.settle(
+      cluster
+        .host(6)
+        .startReplica({}, true, cluster.kv, { shardId: 1, replicaId: 6, isWitness: true }, { app: "kv" }),
+    );
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("after", "adds"), T));
+    await cluster.until(
+      () => readValue(cluster.host(5).staleRead(1, get("after"))) === "adds",
+      5000,
+      "the non-voting replica to apply",
+    );
+    expect(readValue(cluster.host(4).staleRead(1, get("after")))).toBe("adds");
+    m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    expect(m.addresses.map((a) => a.replicaId).sort()).toEqual([1, 2, 3, 4]);
+    expect(m.nonVotings.map((a) => a.replicaId)).toEqual([5]);
+    expect(m.witnesses.map((a) => a.replicaId)).toEqual([6]);
+    const victim = [1, 2, 3, 4].find((i) => i !== leader)!;
+    await cluster.settle(nh.syncRequestDeleteReplica(1, victim, m.configChangeId, T));
+    m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    expect(m.addresses.map((a) => a.replicaId)).not.toContain(victim);
+    expect(m.removed).toContain(victim);
+  });
+
+  test("a config change quoting a stale configChangeId is rejected", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await expectCode(
+      cluster.settle(nh.syncRequestAddReplica(1, 9, "10.0.0.9:7001", m.configChangeId + 7, T)),
+      "rejected",
+    );
+  });
+
+  test("snapshots compact the log and a follower that was away catches up by snapshot", async () => {
+    const leader = await threeHosts(1, { snapshotEntries: 20, compactionOverhead: 5 });
+    const nh = cluster.host(leader);
+    const lagging = [1, 2, 3].find((i) => i !== leader)!;
+    await cluster.crashHost(lagging);
+    for (let i = 0; i < 80; i++)
+      await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put(`k${i}`, `${i}`), T));
+    const snapDir = join(cluster.root, `host-${leader}`, "snapshots");
+    expect(existsSync(snapDir)).toBe(true);
+    await cluster.startHost(lagging);
+    await cluster.settle(
+      cluster.host(lagging).startReplica(
+        cluster.members([1, 2, 3]),
+        false,
+        cluster.kv,
+        {
+          shardId: 1,
+          replicaId: lagging,
+          snapshotEntries: 20,
+          compactionOverhead: 5,
+        },
+        { app: "kv" },
+      ),
+    );
+    await cluster.until(
+      () => readValue(cluster.host(lagging).staleRead(1, get("k79"))) === "79",
+      10_000,
+      "the lagging replica to catch up",
+    );
+    const a = cluster.host(leader).stateHash(1);
+    await cluster.until(
+      () => cluster.host(lagging).stateHash(1).appliedIndex === a.appliedIndex,
+      5000,
+      "equal applied",
+    );
+    expect(cluster.host(lagging).stateHash(1).hash).toBe(cluster.host(leader).stateHash(1).hash);
+  });
+
+  test("a host restarted from its durable log keeps every acknowledged write", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    for (let i = 0; i < 10; i++)
+      await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put(`r${i}`, `${i}`), T));
+    for (const i of [1, 2, 3]) await cluster.crashHost(i);
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    for (const i of [1, 2, 3]) {
+      await cluster.settle(
+        cluster.host(i).startReplica({}, false, cluster.kv, { shardId: 1, replicaId: i }, { app: "kv" }),
+      );
+    }
+    const newLeader = await cluster.waitLeader(1);
+    for (let i = 0; i < 10; i++) {
+      expect(readValue(await cluster.settle(cluster.host(newLeader).syncRead(1, get(`r${i}`), T)))).toBe(
+        `${i}`,
+      );
+    }
+  });
+
+  test("100 shards on three hosts all elect leaders and accept writes", async () => {
+    cluster = new SimCluster();
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    for (let s = 1; s <= 100; s++) await cluster.startShard(s, [1, 2, 3]);
+    await cluster.until(
+      () => {
+        for (let s = 1; s <= 100; s++) if (cluster.leaderOf(s) === 0) return false;
+        return true;
+      },
+      30_000,
+      "leaders for 100 shards",
+    );
+    const writes: Promise<unknown>[] = [];
+    for (let s = 1; s <= 100; s++) {
+      const nh = cluster.host(cluster.leaderOf(s));
+      writes.push(nh.syncPropose(nh.getNoOpSession(s), put("k", `${s}`), T));
+    }
+    await cluster.settle(Promise.all(writes));
+    expect(readValue(cluster.host(1).staleRead(50, get("k")) ?? new Uint8Array())).toBeDefined();
+  });
+});
+
+describe("error values", () => {
+  test("shardNotFound for a shard this host does not run", async () => {
+    await threeHosts();
+    await expectCode(() => cluster.host(1).syncRead(99, get("a"), T), "shardNotFound");
+  });
+
+  test("timeoutTooSmall for a timeout shorter than one tick", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    await expectCode(
+      () => nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), { timeoutMs: 1 }),
+      "timeoutTooSmall",
+    );
+  });
+
+  test("invalidDeadline for a non-positive timeout", async () => {
+    const leader = await threeHosts();
+    await expectCode(() => cluster.host(leader).syncRead(1, get("a"), { timeoutMs: 0 }), "invalidDeadline");
+  });
+
+  test("payloadTooBig for a proposal over maxProposalBytes", async () => {
+    const leader = await threeHosts(1, { maxProposalBytes: 1024 });
+    const nh = cluster.host(leader);
+    await expectCode(() => nh.propose(nh.getNoOpSession(1), new Uint8Array(2048), T), "payloadTooBig");
+  });
+
+  test("invalidSession for a session of another shard", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const session = await cluster.settle(nh.getNewSession(1, T));
+    const foreign = Object.assign(Object.create(Object.getPrototypeOf(session)), session, { shardId: 2 });
+    await expectCode(() => foreign.validateForProposal(1), "invalidSession");
+  });
+
+  test("systemBusy when the proposal queue is full", async () => {
+    const leader = await threeHosts(1, { maxProposalQueue: 2 });
+    const nh = cluster.host(leader);
+    nh.propose(nh.getNoOpSession(1), put("a", "1"), T);
+    nh.propose(nh.getNoOpSession(1), put("a", "2"), T);
+    await expectCode(() => nh.propose(nh.getNoOpSession(1), put("a", "3"), T), "systemBusy");
+  });
+
+  test("timeout when no quorum can be reached", async () => {
+    const leader = await threeHosts(1, { checkQuorum: false });
+    for (const i of [1, 2, 3]) if (i !== leader) await cluster.crashHost(i);
+    const nh = cluster.host(leader);
+    await expectCode(
+      cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), { timeoutMs: 200 })),
+      "timeout",
+    );
+  });
+
+  test("shardNotReady when a read reaches a replica that knows no leader", async () => {
+    const leader = await threeHosts();
+    const follower = [1, 2, 3].find((i) => i !== leader)!;
+    for (const i of [1, 2, 3]) if (i !== follower) await cluster.crashHost(i);
+    await cluster.run(1000);
+    await expectCode(cluster.settle(cluster.host(follower).syncRead(1, get("a"), T)), "shardNotReady");
+  });
+
+  test("shardClosed for requests pending when the replica stops", async () => {
+    const leader = await threeHosts(1, { checkQuorum: false });
+    for (const i of [1, 2, 3]) if (i !== leader) await cluster.crashHost(i);
+    const nh = cluster.host(leader);
+    const pending = nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), T);
+    await cluster.run(20);
+    nh.stopShard(1);
+    await expectCode(cluster.settle(pending), "shardClosed");
+  });
+
+  test("shardAlreadyExist when a shard is started twice on one host", async () => {
+    await threeHosts();
+    await expectCode(
+      cluster
+        .host(1)
+        .startReplica(cluster.members([1, 2, 3]), false, cluster.kv, { shardId: 1, replicaId: 1 }),
+      "shardAlreadyExist",
+    );
+  });
+
+  test("shardNotBootstrapped for a first start without members or join", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    await expectCode(
+      cluster.host(1).startReplica({}, false, cluster.kv, { shardId: 5, replicaId: 1 }),
+      "shardNotBootstrapped",
+    );
+  });
+
+  test("invalidShardSettings for a config that breaks a rule, naming it", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const p = cluster.host(1).startReplica(cluster.members([1]), false, cluster.kv, {
+      shardId: 5,
+      replicaId: 1,
+      electionRtt: 2,
+      heartbeatRtt: 1,
+    });
+    await expect(p).rejects.toThrow("electionRtt must be > 2 × heartbeatRtt, got 2 and 1");
+  });
+
+  test("invalidAddress for a member address that is not host:port", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    await expectCode(cluster.settle(nh.syncRequestAddReplica(1, 4, "nohost", 0, T)), "invalidAddress");
+  });
+
+  test("invalidTarget for a leader transfer to replica 0", async () => {
+    const leader = await threeHosts();
+    await expectCode(() => cluster.host(leader).requestLeaderTransfer(1, 0), "invalidTarget");
+  });
+
+  test("invalidOperation for a read on a witness", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    await cluster.settle(
+      cluster.host(1).startReplica({}, true, cluster.kv, { shardId: 3, replicaId: 7, isWitness: true }),
+    );
+    await expectCode(() => cluster.host(1).syncRead(3, get("a"), T), "invalidOperation");
+  });
+
+  test("rejected for a snapshot request when nothing was applied since the last one", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), T));
+    await cluster.settle(nh.syncRequestSnapshot(1, T));
+    await expectCode(cluster.settle(nh.syncRequestSnapshot(1, T)), "rejected");
+  });
+
+  test("a snapshot can be exported to an existing directory", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), T));
+    const dir = join(cluster.root, "export");
+    mkdirSync(dir);
+    const index = await cluster.settle(nh.syncRequestSnapshot(1, { ...T, exportPath: dir }));
+    expect(index).toBeGreaterThan(0);
+    expect(readdirSync(dir).length).toBe(1);
+  });
+
+  test("closed for any call after stop()", async () => {
+    await threeHosts();
+    const nh = cluster.host(1);
+    await cluster.settle(nh.stop());
+    await expectCode(() => nh.staleRead(1, get("a")), "closed");
+  });
+});
