@@ -31,7 +31,7 @@ interface HostResult {
 }
 
 async function readLine(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> },
   state: { buf: string },
 ): Promise<string> {
   const decoder = new TextDecoder();
