@@ -2,11 +2,13 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -122,28 +124,83 @@ export function readSnapshotFile(path: string): {
   if (bytes.byteLength < headerEnd + TRAILER_BYTES) {
     throw new SnapshotCorruptError(path, `truncated: ${bytes.byteLength} bytes, no room for the trailer`);
   }
-  const tv = new DataView(bytes.buffer, bytes.byteOffset + bytes.byteLength - TRAILER_BYTES, TRAILER_BYTES);
-  if (tv.getUint32(12, true) !== END_MAGIC)
-    throw new SnapshotCorruptError(path, "bad end marker (truncated or overwritten)");
-  const payloadBytes = tv.getUint32(0, true) + tv.getUint32(4, true) * 2 ** 32;
   const payloadEnd = bytes.byteLength - TRAILER_BYTES;
-  if (payloadEnd - headerEnd !== payloadBytes) {
-    throw new SnapshotCorruptError(
-      path,
-      `payload is ${payloadEnd - headerEnd} bytes, the trailer says ${payloadBytes}`,
-    );
-  }
-  const stored = tv.getUint32(8, true);
-  const actual = crc32(bytes.subarray(0, payloadEnd), 0);
-  if (stored !== actual) {
-    throw new SnapshotCorruptError(path, `checksum mismatch: stored ${hex(stored)}, computed ${hex(actual)}`);
-  }
+  const stored = checkTrailer(
+    path,
+    bytes.subarray(payloadEnd),
+    payloadEnd - headerEnd,
+    crc32(bytes.subarray(0, payloadEnd), 0),
+  );
   const payload = bytes.subarray(headerEnd, payloadEnd);
   return {
     meta: { ...meta, filePath: path, fileSizeBytes: bytes.byteLength, checksum: stored },
     payload,
     checksum: stored,
   };
+}
+
+/** Chunk size of verifySnapshotFile: memory stays bounded whatever the snapshot size. */
+export const VERIFY_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Verifies a snapshot file by streaming it in VERIFY_CHUNK_BYTES chunks (a received
+ * snapshot may be larger than memory). Same checks as readSnapshotFile, without the payload.
+ * @throws SnapshotCorruptError naming the file and what is wrong.
+ */
+export function verifySnapshotFile(path: string): { meta: SnapshotMeta; checksum: number } {
+  const fd = openSync(path, "r");
+  try {
+    const sizeBytes = fstatSync(fd).size;
+    const head = new Uint8Array(Math.min(sizeBytes, PREFIX_BYTES + MAX_SNAPSHOT_HEADER_BYTES));
+    readFully(fd, head, 0);
+    const { meta, headerEnd } = parseHeader(path, head);
+    if (sizeBytes < headerEnd + TRAILER_BYTES) {
+      throw new SnapshotCorruptError(path, `truncated: ${sizeBytes} bytes, no room for the trailer`);
+    }
+    const payloadEnd = sizeBytes - TRAILER_BYTES;
+    let crc = 0;
+    const chunk = new Uint8Array(VERIFY_CHUNK_BYTES);
+    for (let pos = 0; pos < payloadEnd; ) {
+      const n = Math.min(VERIFY_CHUNK_BYTES, payloadEnd - pos);
+      readFully(fd, chunk.subarray(0, n), pos);
+      crc = crc32(chunk.subarray(0, n), crc);
+      pos += n;
+    }
+    const trailer = new Uint8Array(TRAILER_BYTES);
+    readFully(fd, trailer, payloadEnd);
+    const checksum = checkTrailer(path, trailer, payloadEnd - headerEnd, crc);
+    return { meta: { ...meta, filePath: path, fileSizeBytes: sizeBytes, checksum }, checksum };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readFully(fd: number, into: Uint8Array, position: number): void {
+  let off = 0;
+  while (off < into.byteLength) {
+    const n = readSync(fd, into, off, into.byteLength - off, position + off);
+    if (n === 0) throw new Error(`unexpected end of file at ${position + off}`);
+    off += n;
+  }
+}
+
+/** Checks the trailer against the payload length and the computed CRC; returns the stored checksum. */
+function checkTrailer(path: string, trailer: Uint8Array, payloadBytes: number, computed: number): number {
+  const tv = new DataView(trailer.buffer, trailer.byteOffset, TRAILER_BYTES);
+  if (tv.getUint32(12, true) !== END_MAGIC)
+    throw new SnapshotCorruptError(path, "bad end marker (truncated or overwritten)");
+  const stated = tv.getUint32(0, true) + tv.getUint32(4, true) * 2 ** 32;
+  if (stated !== payloadBytes) {
+    throw new SnapshotCorruptError(path, `payload is ${payloadBytes} bytes, the trailer says ${stated}`);
+  }
+  const stored = tv.getUint32(8, true);
+  if (stored !== computed) {
+    throw new SnapshotCorruptError(
+      path,
+      `checksum mismatch: stored ${hex(stored)}, computed ${hex(computed)}`,
+    );
+  }
+  return stored;
 }
 
 function parseHeader(path: string, bytes: Uint8Array): { meta: SnapshotMeta; headerEnd: number } {
@@ -241,7 +298,7 @@ export class SnapshotDir {
    * @throws SnapshotCorruptError (the file stays where it was), LogDBArgumentError for another shard.
    */
   importFile(path: string): SnapshotMeta {
-    const { meta, checksum } = readSnapshotFile(path);
+    const { meta, checksum } = verifySnapshotFile(path);
     if (meta.shardId !== 0 && meta.shardId !== this.shardId) {
       throw new LogDBArgumentError(`snapshot file ${path} is of shard ${meta.shardId}, not ${this.shardId}`);
     }

@@ -1,5 +1,13 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SnapshotCorruptError } from "../../src/logdb/errors.ts";
@@ -7,6 +15,8 @@ import {
   readSnapshotFile,
   SnapshotDir,
   snapshotFileName,
+  VERIFY_CHUNK_BYTES,
+  verifySnapshotFile,
   writeSnapshotFile,
 } from "../../src/logdb/snapshotfile.ts";
 import { snap } from "./logdb.case.ts";
@@ -29,6 +39,27 @@ describe("snapshot files", () => {
     expect(read.payload).toEqual(payload);
     expect(read.checksum).toBe(checksum);
     expect(read.meta).toEqual({ ...snap(10, 2), filePath: path, fileSizeBytes: sizeBytes, checksum });
+  });
+
+  test("streaming verification of a file of several chunks agrees with a full read", () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    const path = join(dir, "big.lbsnap");
+    const payload = bytes(2 * VERIFY_CHUNK_BYTES + 12345, 5);
+    const { checksum } = writeSnapshotFile(path, snap(7, 1), (sink) => sink(payload));
+    expect(verifySnapshotFile(path)).toEqual({ meta: readSnapshotFile(path).meta, checksum });
+  });
+
+  test("streaming verification finds a flipped byte in a later chunk", () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    const path = join(dir, "big.lbsnap");
+    writeSnapshotFile(path, snap(7, 1), (sink) => sink(bytes(2 * VERIFY_CHUNK_BYTES, 6)));
+    const data = new Uint8Array(readFileSync(path));
+    const i = VERIFY_CHUNK_BYTES + 777;
+    data[i] = (data[i] as number) ^ 0x80;
+    writeFileSync(path, data);
+    expect(() => verifySnapshotFile(path)).toThrow(/checksum mismatch/);
   });
 
   test("an empty payload is a valid snapshot", () => {
