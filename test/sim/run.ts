@@ -24,6 +24,8 @@ export interface RunOptions {
   healMsMax?: number;
   /** Simulated milliseconds per driver step (oracles run after each). Default 2. */
   stepMs?: number;
+  /** Called with the world before it shuts down (debugging: inspect replicas). */
+  inspect?: (world: World) => void;
 }
 
 export interface RunResult {
@@ -37,6 +39,8 @@ export interface RunResult {
   verifiedAckedWrites: number;
   entriesChecked: number;
   linearizability: "ok" | "illegal" | "unknown" | "skipped";
+  /** Digest of the whole trace: two runs of one seed must agree. */
+  traceDigest: number;
 }
 
 export const SAFETY_MS_DEFAULT = 3000;
@@ -92,6 +96,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     world.log(`VIOLATION ${e.message}`);
   } finally {
     workload.stopped = true;
+    opts.inspect?.(world);
     await shutdown(world);
   }
   return {
@@ -105,6 +110,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     verifiedAckedWrites: violation ? 0 : world.oracles.verifyAllAcked(true),
     entriesChecked: world.oracles.entriesChecked,
     linearizability,
+    traceDigest: world.traceDigest,
   };
 }
 

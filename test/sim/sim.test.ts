@@ -32,6 +32,14 @@ if (single !== undefined) {
     expect(r.violation).toBeNull();
   }, 600_000);
 } else {
+  test("a seed replays exactly: two runs give the same trace", async () => {
+    const a = await runSeed({ seed: 7 });
+    const b = await runSeed({ seed: 7 });
+    expect(b.traceDigest).toBe(a.traceDigest);
+    expect(b.workload).toEqual(a.workload);
+    expect(b.simulatedMs).toBe(a.simulatedMs);
+  });
+
   test(
     `${seedCount} seeds keep every safety oracle and converge after healing`,
     async () => {

@@ -15,7 +15,7 @@ import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/state
 import { makeEntry, type Message } from "../../src/raft/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import type { Registry, Transport, TransportHandler } from "../../src/transport/types.ts";
-import { type AppliedRecord, Oracles, SimViolation } from "./oracles.ts";
+import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
 
 /** Milliseconds per engine tick in the simulation. */
@@ -61,6 +61,8 @@ export interface WorldStats {
   transfers: number;
   membershipChanges: number;
 }
+
+const encoder = new TextEncoder();
 
 function plainEntries(m: Message): Message {
   return m.entries.length === 0 ? m : { ...m, entries: m.entries.map((e) => makeEntry(e)) };
@@ -149,8 +151,13 @@ export class World {
     }
   }
 
+  /** FNV-1a over every trace line: equal for two runs of one seed (the determinism test). */
+  traceDigest = 0x811c9dc5;
+
   log(line: string): void {
-    this.trace?.(`${String(this.env.nowMs()).padStart(6)}ms ${line}`);
+    const text = `${String(this.env.nowMs()).padStart(6)}ms ${line}`;
+    this.traceDigest = fnv1a(encoder.encode(text), this.traceDigest);
+    this.trace?.(text);
   }
 
   rand(): number {
