@@ -361,3 +361,52 @@ describe("error values", () => {
     await expectCode(() => nh.staleRead(1, get("a")), "closed");
   });
 });
+
+describe("48 shards on three hosts", () => {
+  test("survive the loss and return of any one host with every acknowledged write intact", async () => {
+    cluster = new SimCluster(7);
+    const shards = 48;
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    for (let s = 1; s <= shards; s++) await cluster.startShard(s, [1, 2, 3]);
+    for (let s = 1; s <= shards; s++) await cluster.waitLeader(s);
+    const acked = new Map<string, string>();
+    const writeRound = async (round: number, hosts: number[]) => {
+      const writes: Promise<void>[] = [];
+      for (let s = 1; s <= shards; s++) {
+        const nh = cluster.host(hosts[s % hosts.length]!);
+        const key = `s${s}-r${round}`;
+        writes.push(
+          nh.syncPropose(nh.getNoOpSession(s), put(key, `${round}`), T).then(
+            () => void acked.set(`${s}/${key}`, `${round}`),
+            () => {},
+          ),
+        );
+      }
+      await cluster.settle(Promise.all(writes));
+    };
+    for (const victim of [1, 2, 3]) {
+      await writeRound(victim * 10, [1, 2, 3]);
+      await cluster.crashHost(victim);
+      const alive = [1, 2, 3].filter((i) => i !== victim);
+      for (let s = 1; s <= shards; s++) await cluster.waitLeader(s);
+      await writeRound(victim * 10 + 1, alive);
+      await cluster.startHost(victim);
+      for (let s = 1; s <= shards; s++) {
+        await cluster.settle(
+          cluster
+            .host(victim)
+            .startReplica({}, false, cluster.kv, { shardId: s, replicaId: victim }, { app: "kv" }),
+        );
+      }
+      for (let s = 1; s <= shards; s++) await cluster.waitLeader(s);
+    }
+    expect(acked.size).toBeGreaterThan(shards * 5);
+    for (const [k, v] of acked) {
+      const [s, key] = k.split("/") as [string, string];
+      for (const i of [1, 2, 3]) {
+        const got = await cluster.settle(cluster.host(i).syncRead(Number(s), get(key), T));
+        expect(readValue(got)).toBe(v);
+      }
+    }
+  }, 60_000);
+});
