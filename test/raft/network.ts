@@ -232,6 +232,7 @@ export class Network {
       throw new Error(`node ${node.id} applies entry ${e.index} after ${node.appliedIndex}`);
     }
     node.appliedIndex = e.index;
+    this.onApply?.(node, e);
     if (e.type === EntryType.ConfigChange) {
       const cc = decodeConfigChange(e.cmd);
       if (node.rejectConfigChanges) node.peer.rejectConfigChange();
@@ -243,8 +244,35 @@ export class Network {
 
   enqueue(msgs: Message[]): void {
     for (const m of msgs) {
-      this.sent.push(m);
+      this.sentCount[m.type] = (this.sentCount[m.type] ?? 0) + 1;
+      if (this.recordSent) this.sent.push(m);
       if (!this.blocked(m)) this.queue.push(m);
+      else this.lost(m);
+    }
+  }
+
+  /** Messages sent, by type. */
+  sentCount: number[] = [];
+  /** Record every sent message in `sent` (off for long runs). */
+  recordSent = true;
+  /** Called with every applied entry (the safety test checks histories with it). */
+  onApply: ((node: TestNode, e: Entry) => void) | null = null;
+
+  /** A message that will never arrive: a snapshot's sender learns it failed (as a transport reports). */
+  lost(m: Message): void {
+    if (m.type !== MessageType.InstallSnapshot) return;
+    const from = this.nodes.get(m.from);
+    if (from !== undefined && !from.crashed) from.peer.reportSnapshotStatus(m.to, true);
+  }
+
+  /** Delivers one message to its target (a copy: receivers may not share objects). */
+  deliver(m: Message): void {
+    const to = this.nodes.get(m.to);
+    if (to === undefined || to.crashed) return this.lost(m);
+    to.peer.step({ ...m });
+    if (m.type === MessageType.InstallSnapshot) {
+      const from = this.nodes.get(m.from);
+      if (from !== undefined && !from.crashed) from.peer.reportSnapshotStatus(m.to, false);
     }
   }
 
@@ -252,9 +280,7 @@ export class Network {
   deliverOne(): boolean {
     const m = this.queue.shift();
     if (m === undefined) return false;
-    const to = this.nodes.get(m.to);
-    if (to === undefined || to.crashed) return true;
-    to.peer.step({ ...m });
+    this.deliver(m);
     return true;
   }
 
@@ -272,10 +298,7 @@ export class Network {
       if (!any && this.queue.length === 0) return;
       const batch = this.queue;
       this.queue = [];
-      for (const m of batch) {
-        const to = this.nodes.get(m.to);
-        if (to !== undefined && !to.crashed) to.peer.step({ ...m });
-      }
+      for (const m of batch) this.deliver(m);
     }
     throw new Error(`network did not stabilize in ${maxRounds} rounds`);
   }
