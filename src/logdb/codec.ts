@@ -26,9 +26,25 @@ export function decodeSnapshotMeta(bytes: Uint8Array): SnapshotMeta {
   };
 }
 
-/** A deep copy, so a stored meta never aliases the caller's object. */
+/**
+ * A deep copy, so a stored meta never aliases the caller's object. Field by field, never
+ * `{ ...meta }`: a decoded protobuf keeps zero-valued fields on its prototype.
+ */
 export function copySnapshotMeta(meta: SnapshotMeta): SnapshotMeta {
-  return { ...meta, membership: meta.membership ? copyMembership(meta.membership) : null };
+  return {
+    shardId: meta.shardId,
+    replicaId: meta.replicaId,
+    index: meta.index,
+    term: meta.term,
+    membership: meta.membership ? copyMembership(meta.membership) : null,
+    filePath: meta.filePath,
+    fileSizeBytes: meta.fileSizeBytes,
+    witness: meta.witness,
+    dummy: meta.dummy,
+    onDiskIndex: meta.onDiskIndex,
+    app: meta.app,
+    checksum: meta.checksum,
+  };
 }
 
 function copyMembers(list: readonly Member[] | null | undefined): Member[] {

@@ -189,7 +189,7 @@ export class MemoryLogDB implements LogDB {
       const e = r.entries[i - first] as Entry;
       sizeBytes += entrySizeBytes(e);
       if (out.length > 0 && sizeBytes > maxSizeBytes) break;
-      out.push({ ...e });
+      out.push(copyEntry(e, e.cmd));
     }
     return out;
   }
@@ -261,6 +261,23 @@ export class MemoryLogDB implements LogDB {
   }
 }
 
+/**
+ * Field by field, never `{ ...e }`: entries decoded by protobufjs keep zero-valued fields on
+ * their prototype, which a spread drops (simulator seed 1 found it).
+ */
+function copyEntry(e: Entry, cmd: Uint8Array): Entry {
+  return {
+    term: e.term,
+    index: e.index,
+    type: e.type,
+    key: e.key,
+    clientId: e.clientId,
+    seriesId: e.seriesId,
+    respondedTo: e.respondedTo,
+    cmd,
+  };
+}
+
 function termIn(r: MemReplica, index: number): number | undefined {
   if (r.range.entryLast === 0 || index < r.range.entryFirst || index > r.range.entryLast) return undefined;
   return (r.entries[index - r.range.entryFirst] as Entry).term;
@@ -275,7 +292,7 @@ function applyPlan(r: MemReplica, u: ReplicaUpdate, plan: UpdatePlan): void {
   }
   if (plan.truncateFrom > 0) r.entries.length = plan.truncateFrom - r.range.entryFirst;
   else if (plan.next.entryLast === 0) r.entries = [];
-  for (const e of u.entries) r.entries.push({ ...e, cmd: e.cmd.slice() });
+  for (const e of u.entries) r.entries.push(copyEntry(e, e.cmd.slice()));
   r.range = plan.next;
   if (r.entries.length !== (plan.next.entryLast === 0 ? 0 : plan.next.entryLast - plan.next.entryFirst + 1)) {
     throw new Error(
