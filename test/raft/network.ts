@@ -268,7 +268,10 @@ export class Network {
   /** Delivers one message to its target (a copy: receivers may not share objects). */
   deliver(m: Message): void {
     const to = this.nodes.get(m.to);
-    if (to === undefined || to.crashed) return this.lost(m);
+    if (to === undefined || to.crashed) {
+      this.lost(m);
+      return;
+    }
     to.peer.step({ ...m });
     if (m.type === MessageType.InstallSnapshot) {
       const from = this.nodes.get(m.from);
@@ -396,3 +399,20 @@ export class Network {
 }
 
 export const MT = MessageType;
+
+/** Messages of a type in `sent`, optionally from one replica. */
+export function sentOf(net: Network, type: number, from?: number): Message[] {
+  return net.sent.filter((m) => m.type === type && (from === undefined || m.from === from));
+}
+
+/**
+ * One replica of a shard of `ids`, bootstrapped, whose messages go nowhere (the others do not
+ * exist): for driving a single core message by message.
+ */
+export function lone(id: number, ids: number[], config: Partial<RaftConfig> = {}): Network {
+  const net = new Network(id);
+  net.addNode(id, { config, initialMembers: ids.map(member), newNode: true });
+  net.collect(id);
+  net.sent = [];
+  return net;
+}
