@@ -735,7 +735,9 @@ export class Raft {
     r.active = true;
     if (r.state === RemoteState.Wait) r.becomeRetry();
     if (r.state === RemoteState.Replicate && r.inflightFull()) r.freeFirstInflight();
-    if (r.match < this.log.lastIndex()) this.sendReplicate(m.from, r, false);
+    // An empty Replicate probes at next − 1: a follower that lost pipelined messages rejects
+    // it and the leader backs off, so a lost message never stalls a follower for good.
+    if (r.match < this.log.lastIndex()) this.sendReplicate(m.from, r, true);
     if (m.hint !== 0 && this.isVoter(m.from)) {
       const released = this.readIndex.confirm({ low: m.hint, high: m.hintHigh }, m.from, this.quorum());
       for (const x of released) {
