@@ -115,20 +115,18 @@ describe("replication", () => {
 
   test("a follower commits up to min(leader commit, last new entry)", () => {
     const net = lone(1, [1, 2, 3]);
-    net
-      .peer(1)
-      .step(
-        makeMessage({
-          type: MT.Replicate,
-          from: 2,
-          to: 1,
-          term: 2,
-          logIndex: 3,
-          logTerm: 1,
-          entries: [ent(4, 2)],
-          commit: 9,
-        }),
-      );
+    net.peer(1).step(
+      makeMessage({
+        type: MT.Replicate,
+        from: 2,
+        to: 1,
+        term: 2,
+        logIndex: 3,
+        logTerm: 1,
+        entries: [ent(4, 2)],
+        commit: 9,
+      }),
+    );
     expect(net.raft(1).log.committed).toBe(4);
   });
 
@@ -159,20 +157,18 @@ describe("replication", () => {
 
   test("a follower commits to the heartbeat's commit index", () => {
     const net = lone(1, [1, 2, 3]);
-    net
-      .peer(1)
-      .step(
-        makeMessage({
-          type: MT.Replicate,
-          from: 2,
-          to: 1,
-          term: 2,
-          logIndex: 3,
-          logTerm: 1,
-          entries: [ent(4, 2)],
-          commit: 3,
-        }),
-      );
+    net.peer(1).step(
+      makeMessage({
+        type: MT.Replicate,
+        from: 2,
+        to: 1,
+        term: 2,
+        logIndex: 3,
+        logTerm: 1,
+        entries: [ent(4, 2)],
+        commit: 3,
+      }),
+    );
     expect(net.raft(1).log.committed).toBe(3);
     net.peer(1).step(makeMessage({ type: MT.Heartbeat, from: 2, to: 1, term: 2, commit: 4 }));
     expect(net.raft(1).log.committed).toBe(4);
@@ -214,19 +210,17 @@ describe("replication", () => {
   test("a stale-term Replicate is ignored", () => {
     const net = lone(1, [1, 2, 3]);
     net.raft(1).term = 5;
-    net
-      .peer(1)
-      .step(
-        makeMessage({
-          type: MT.Replicate,
-          from: 2,
-          to: 1,
-          term: 4,
-          logIndex: 3,
-          logTerm: 1,
-          entries: [ent(4, 4)],
-        }),
-      );
+    net.peer(1).step(
+      makeMessage({
+        type: MT.Replicate,
+        from: 2,
+        to: 1,
+        term: 4,
+        logIndex: 3,
+        logTerm: 1,
+        entries: [ent(4, 4)],
+      }),
+    );
     expect(net.raft(1).log.lastIndex()).toBe(3);
   });
 
