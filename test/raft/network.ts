@@ -251,6 +251,8 @@ export class Network {
     }
   }
 
+  /** Tell a snapshot's sender when the snapshot is lost (a transport does; tests may hold it). */
+  reportLostSnapshots = true;
   /** Messages sent, by type. */
   sentCount: number[] = [];
   /** Record every sent message in `sent` (off for long runs). */
@@ -260,7 +262,7 @@ export class Network {
 
   /** A message that will never arrive: a snapshot's sender learns it failed (as a transport reports). */
   lost(m: Message): void {
-    if (m.type !== MessageType.InstallSnapshot) return;
+    if (m.type !== MessageType.InstallSnapshot || !this.reportLostSnapshots) return;
     const from = this.nodes.get(m.from);
     if (from !== undefined && !from.crashed) from.peer.reportSnapshotStatus(m.to, true);
   }
