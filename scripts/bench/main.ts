@@ -1,7 +1,10 @@
 // npm run bench -- <suite> [options]: runs one benchmark suite.
 const suites: Record<string, string> = {
+  api: "api.ts",
   engine: "engine.ts",
+  etcd: "etcd.ts",
   logdb: "logdb.ts",
+  scale: "scale.ts",
   transport: "transport.ts",
 };
 const suite = process.argv[2];

@@ -1,0 +1,276 @@
+// Load generator process shared by the api and etcd benchmarks: the same runtime (Bun), the same
+// node:http2 client code, the same connection counts and key choice for both systems; only the
+// request encoding differs (Connect unary application/proto for Longboat, gRPC for etcd).
+//
+//   bun scripts/bench/loadgen.ts '<LoadJob as JSON>'   → one JSON line (LoadResult) on stdout,
+//   a progress line on stderr every second.
+//
+// Closed loop (ratePerSec 0): `concurrency` workers, each sends its next request when the last
+// one answered. Open loop (ratePerSec > 0): requests start on a fixed schedule whatever the
+// backlog, and latency counts from the scheduled start, so a stall is charged to every request
+// it delayed (no coordinated omission); at most `concurrency` × 64 may wait, the rest count as
+// errors ("dropped").
+import http2 from "node:http2";
+import { longboat } from "../../src/pb/longboat.js";
+import { encodePut, encodeRange, PUT_PATH, RANGE_PATH } from "./etcd-client.ts";
+import { Histogram } from "./histogram.ts";
+
+export interface LoadJob {
+  label: string;
+  system: "longboat" | "etcd";
+  op: "put" | "get";
+  /** http://host:port of each endpoint. */
+  endpoints: string[];
+  /** Longboat only: endpoint index leading shard s is leaderOf[s - 1]. */
+  leaderOf?: number[];
+  connectionsPerEndpoint: number;
+  concurrency: number;
+  ratePerSec: number;
+  warmupMs: number;
+  durationMs: number;
+  keySpace: number;
+  keyBytes: number;
+  valueBytes: number;
+  timeoutMs: number;
+}
+
+export interface LoadResult {
+  label: string;
+  ops: number;
+  opsPerSec: number;
+  errors: number;
+  firstError: string;
+  elapsedMs: number;
+  clientCpuMs: number;
+  latency: ReturnType<Histogram["toJSON"]>;
+}
+
+export interface H2Answer {
+  status: number;
+  grpcStatus: string | undefined;
+  grpcMessage: string | undefined;
+  body: Uint8Array;
+}
+
+/** One request on an HTTP/2 session; rejects on stream errors and after timeoutMs. */
+export function h2request(
+  session: http2.ClientHttp2Session,
+  path: string,
+  contentType: string,
+  body: Uint8Array,
+  timeoutMs: number,
+): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const headers: http2.OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":path": path,
+      "content-type": contentType,
+    };
+    if (contentType === "application/grpc") headers.te = "trailers";
+    const req = session.request(headers);
+    let status = 0;
+    let grpcStatus: string | undefined;
+    let grpcMessage: string | undefined;
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new Error(`${path}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      if (h["grpc-status"] !== undefined) grpcStatus = String(h["grpc-status"]);
+      if (h["grpc-message"] !== undefined) grpcMessage = String(h["grpc-message"]);
+    });
+    req.on("trailers", (t) => {
+      if (t["grpc-status"] !== undefined) grpcStatus = String(t["grpc-status"]);
+      if (t["grpc-message"] !== undefined) grpcMessage = String(t["grpc-message"]);
+    });
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      clearTimeout(timer);
+      resolve({ status, grpcStatus, grpcMessage, body: Buffer.concat(chunks) });
+    });
+    req.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.end(body);
+  });
+}
+
+export function connect(endpoint: string): Promise<http2.ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(endpoint, { settings: { maxConcurrentStreams: 4096 } });
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/** A fixed-width key: "k" then the index zero-padded to keyBytes - 1 digits. */
+export function keyOf(index: number, keyBytes: number): string {
+  return `k${String(index).padStart(keyBytes - 1, "0")}`;
+}
+
+const pb = longboat.nodehost.v1;
+const LB_PROPOSE = "/longboat.nodehost.v1.NodeHostService/Propose";
+const LB_READ = "/longboat.nodehost.v1.NodeHostService/Read";
+
+/** Builds the request for key index k: which endpoint, path, content type, body, and how to judge the answer. */
+function requestBuilder(job: LoadJob) {
+  const value = new Uint8Array(job.valueBytes).fill(118);
+  const enc = new TextEncoder();
+  const shards = job.leaderOf?.length ?? 0;
+  if (job.system === "longboat") {
+    if (!shards) throw new Error("loadgen: a longboat job needs leaderOf (leader endpoint per shard)");
+    return (k: number) => {
+      const key = keyOf(k, job.keyBytes);
+      const shardId = (k % shards) + 1;
+      const body =
+        job.op === "put"
+          ? pb.ProposeRequest.encode({
+              shardId,
+              command: pb.KvCommand.encode({ put: { key, value } }).finish(),
+              timeoutMs: job.timeoutMs,
+            }).finish()
+          : pb.ReadRequest.encode({
+              shardId,
+              query: pb.KvQuery.encode({ get: { key } }).finish(),
+              timeoutMs: job.timeoutMs,
+            }).finish();
+      return {
+        endpoint: job.leaderOf![shardId - 1]!,
+        path: job.op === "put" ? LB_PROPOSE : LB_READ,
+        contentType: "application/proto",
+        body,
+      };
+    };
+  }
+  let rr = 0;
+  return (k: number) => {
+    const key = enc.encode(keyOf(k, job.keyBytes));
+    return {
+      endpoint: rr++ % job.endpoints.length,
+      path: job.op === "put" ? PUT_PATH : RANGE_PATH,
+      contentType: "application/grpc",
+      body: job.op === "put" ? encodePut(key, value) : encodeRange(key, false),
+    };
+  };
+}
+
+/** Why an answer is a failure, or undefined when it succeeded. */
+function failure(a: H2Answer, grpc: boolean): string | undefined {
+  if (a.status !== 200) return `HTTP ${a.status}: ${new TextDecoder().decode(a.body).slice(0, 200)}`;
+  if (grpc && a.grpcStatus !== "0") return `grpc-status ${a.grpcStatus}: ${a.grpcMessage ?? ""}`;
+  return undefined;
+}
+
+export async function runLoad(job: LoadJob, progress: (line: string) => void): Promise<LoadResult> {
+  if (job.concurrency < 1 || job.connectionsPerEndpoint < 1)
+    throw new Error("loadgen: concurrency and connections must be ≥ 1");
+  const pools: http2.ClientHttp2Session[][] = [];
+  for (const e of job.endpoints) {
+    const pool: http2.ClientHttp2Session[] = [];
+    for (let i = 0; i < job.connectionsPerEndpoint; i++) pool.push(await connect(e));
+    pools.push(pool);
+  }
+  const next = pools.map(() => 0);
+  const build = requestBuilder(job);
+  const grpc = job.system === "etcd";
+  const hist = new Histogram();
+  let errors = 0;
+  let firstError = "";
+  let seq = Math.floor(Math.random() * job.keySpace);
+  const start = performance.now();
+  const measureFrom = start + job.warmupMs;
+  const deadline = measureFrom + job.durationMs;
+  let cpu0 = process.cpuUsage();
+  let cpuMarked = false;
+  let inFlight = 0;
+
+  /** Sends one request; latency counts from intendedMs (now, or the open-loop schedule). */
+  async function one(intendedMs: number): Promise<void> {
+    const r = build(seq++ % job.keySpace);
+    const pool = pools[r.endpoint]!;
+    const session = pool[next[r.endpoint]!++ % pool.length]!;
+    inFlight++;
+    try {
+      const a = await h2request(session, r.path, r.contentType, r.body, job.timeoutMs);
+      const why = failure(a, grpc);
+      if (why !== undefined) throw new Error(why);
+      if (intendedMs >= measureFrom) hist.record((performance.now() - intendedMs) * 1000);
+    } catch (error) {
+      if (intendedMs >= measureFrom) {
+        errors++;
+        if (!firstError) firstError = String((error as Error).message ?? error);
+      }
+    } finally {
+      inFlight--;
+    }
+  }
+
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    if (!cpuMarked && now >= measureFrom) {
+      cpu0 = process.cpuUsage();
+      cpuMarked = true;
+    }
+    const s = hist.summary();
+    const t = Math.max(0, now - measureFrom) / 1000;
+    progress(
+      `${job.label}: ${now < measureFrom ? "warming up" : `${t.toFixed(0)}s`} ${Math.round(s.count / Math.max(t, 1e-3))} ops/s p99 ${s.p99Ms.toFixed(1)} ms errors ${errors}`,
+    );
+  }, 1000);
+
+  if (job.ratePerSec > 0) {
+    const maxWaiting = job.concurrency * 64;
+    const intervalMs = 1000 / job.ratePerSec;
+    let issued = 0;
+    const pending = new Set<Promise<void>>();
+    while (performance.now() < deadline) {
+      const due = Math.floor((performance.now() - start) / intervalMs);
+      while (issued < due) {
+        const intended = start + issued * intervalMs;
+        issued++;
+        if (inFlight >= maxWaiting) {
+          if (intended >= measureFrom) {
+            errors++;
+            firstError ||= `dropped: more than ${maxWaiting} requests waiting`;
+          }
+          continue;
+        }
+        const p = one(intended);
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(pending);
+  } else {
+    const worker = async () => {
+      while (performance.now() < deadline) await one(performance.now());
+    };
+    await Promise.all(Array.from({ length: job.concurrency }, worker));
+  }
+  clearInterval(ticker);
+  const cpu = process.cpuUsage(cpu0);
+  const elapsedMs = Math.min(performance.now(), deadline) - measureFrom;
+  for (const pool of pools) for (const s of pool) s.close();
+  return {
+    label: job.label,
+    ops: hist.total,
+    opsPerSec: hist.total / (elapsedMs / 1000),
+    errors,
+    firstError,
+    elapsedMs,
+    clientCpuMs: (cpu.user + cpu.system) / 1000,
+    latency: hist.toJSON(),
+  };
+}
+
+if (import.meta.main) {
+  const job = JSON.parse(process.argv[2]!) as LoadJob;
+  const result = await runLoad(job, (line) => process.stderr.write(`\r  ${line.padEnd(78)}`));
+  process.stderr.write("\n");
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
