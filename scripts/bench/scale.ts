@@ -1,0 +1,310 @@
+// Scale benchmark: many shards on one NodeHost (single-replica kv shards, SQLite with fsync).
+//
+//   npm run bench -- scale [--shards 1000,10000] [--seconds 5] [--entries 1000000] [--skip-restart]
+//
+// For each shard count: time to start every replica and elect, memory (RSS) once started; idle
+// CPU and memory once every shard has quiesced (rttMs 50, electionRtt 5: a shard quiesces
+// after 20 × 5 ticks = 5 s idle); then 1 % of the shards active (one closed-loop proposer each,
+// 16 B puts): writes/s, latency, CPU. Then restart: write --entries log entries (16 B puts over
+// 16 shards, no snapshots), stop, and time a fresh process from spawn until every shard has a
+// leader and has applied its whole log again.
+// The NodeHost runs in a child process (this file with --role host) so its CPU and memory are
+// read from /proc without the parent's share. Prints tables; writes bench-results/scale-<date>.json.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NodeHost } from "../../src/nodehost.ts";
+import { longboat } from "../../src/pb/longboat.js";
+import { builtinApps } from "../../src/statemachine/registry.ts";
+import { arg, loadAvg, procCpuMs, procRssMiB, readLine, writeResults } from "./api.ts";
+import { Histogram } from "./histogram.ts";
+
+interface HostJob {
+  dataDir: string;
+  raftAddress: string;
+  shards: number;
+  /** Restart mode: start the replicas without members (they exist on disk). */
+  restart: boolean;
+  rttMs: number;
+}
+
+const RTT_MS = 50;
+const ELECTION_RTT = 5;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- child: one NodeHost
+
+async function host(job: HostJob): Promise<void> {
+  const t0 = performance.now();
+  const nh = new NodeHost({ nodeHostDir: job.dataDir, raftAddress: job.raftAddress, rttMs: job.rttMs });
+  await nh.ready;
+  const kv = builtinApps().get("kv");
+  const members: Record<number, string> = job.restart ? {} : { 1: job.raftAddress };
+  for (let s = 1; s <= job.shards; s++) {
+    await nh.startReplica(
+      members,
+      false,
+      kv,
+      { shardId: s, replicaId: 1, electionRtt: ELECTION_RTT, heartbeatRtt: 1, quiesce: true },
+      { app: "kv" },
+    );
+  }
+  const startedMs = performance.now() - t0;
+  // Every shard led and (on restart) caught up: bounded to 300 s in 50 ms steps.
+  for (let i = 0; ; i++) {
+    const shards = nh.getNodeHostInfo({ skipLogInfo: true }).shards;
+    if (shards.every((s) => s.isLeader && s.appliedIndex >= s.commitIndex)) break;
+    if (i > 6000) throw new Error("shards not led and applied after 300 s");
+    await sleep(50);
+  }
+  const out = (o: object) => console.log(JSON.stringify(o));
+  const lastIndex = () => nh.getNodeHostInfo({ skipLogInfo: true }).shards.map((s) => s.appliedIndex);
+  out({ type: "ready", startedMs, readyMs: performance.now() - t0, appliedIndex: lastIndex() });
+
+  const payload = new Uint8Array(16).fill(118);
+  const cmdOf = (w: number) =>
+    longboat.nodehost.v1.KvCommand.encode({ put: { key: `k${w}`, value: payload } }).finish();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of Bun.stdin.stream()) {
+    buf += decoder.decode(chunk);
+    let i = buf.indexOf("\n");
+    while (i >= 0) {
+      const cmd = JSON.parse(buf.slice(0, i)) as {
+        op: string;
+        shards?: number;
+        perShard?: number;
+        ms?: number;
+        entries?: number;
+      };
+      buf = buf.slice(i + 1);
+      i = buf.indexOf("\n");
+      if (cmd.op === "quiesced") {
+        const shards = nh.getNodeHostInfo({ skipLogInfo: true }).shards;
+        out({ type: "quiesced", count: shards.filter((s) => s.quiesced).length });
+      } else if (cmd.op === "load") {
+        // Closed loop: perShard proposers on each of the first `shards` shards, for ms or
+        // until `entries` writes in total.
+        const hist = new Histogram();
+        let errors = 0;
+        let done = 0;
+        const limit = cmd.entries ?? Number.POSITIVE_INFINITY;
+        const start = performance.now();
+        const deadline = start + (cmd.ms ?? 600_000);
+        const worker = async (shard: number, w: number) => {
+          const session = nh.getNoOpSession(shard);
+          const c = cmdOf(w);
+          while (performance.now() < deadline && done < limit) {
+            done++;
+            const s = performance.now();
+            try {
+              await nh.syncPropose(session, c, { timeoutMs: 5000 });
+              hist.record((performance.now() - s) * 1000);
+            } catch {
+              errors++;
+            }
+          }
+        };
+        const ws: Promise<void>[] = [];
+        for (let s = 1; s <= (cmd.shards ?? 1); s++)
+          for (let w = 0; w < (cmd.perShard ?? 1); w++) ws.push(worker(s, w));
+        await Promise.all(ws);
+        const elapsedMs = performance.now() - start;
+        out({
+          type: "load",
+          elapsedMs,
+          writes: hist.total,
+          errors,
+          latency: hist.summary(),
+          appliedIndex: lastIndex(),
+        });
+      } else if (cmd.op === "exit") {
+        await nh.stop();
+        process.exit(0);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- parent
+
+interface Child {
+  pid: number;
+  send(o: object): void;
+  line(): Promise<Record<string, unknown>>;
+  exit(): Promise<void>;
+}
+
+function spawnHost(job: HostJob): Child {
+  const p = Bun.spawn(["bun", import.meta.path, "--role", "host", JSON.stringify(job)], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const reader = p.stdout.getReader();
+  const state = { buf: "" };
+  return {
+    pid: p.pid,
+    send: (o) => p.stdin.write(`${JSON.stringify(o)}\n`),
+    line: async () => JSON.parse(await readLine(reader, state, "scale host")),
+    exit: async () => {
+      p.stdin.write(`${JSON.stringify({ op: "exit" })}\n`);
+      await p.exited;
+    },
+  };
+}
+
+const progress = (s: string) => process.stderr.write(`  ${s}\n`);
+
+async function cpuOver(pid: number, ms: number): Promise<number> {
+  const c0 = procCpuMs(pid);
+  const t0 = performance.now();
+  await sleep(ms);
+  return Math.round(((procCpuMs(pid) - c0) / (performance.now() - t0)) * 100);
+}
+
+async function shardsPoint(shards: number, seconds: number) {
+  const dir = mkdtempSync(join(tmpdir(), "longboat-bench-scale-"));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const t0 = performance.now();
+  const h = spawnHost({
+    dataDir: dir,
+    raftAddress: `127.0.0.1:${port}`,
+    shards,
+    restart: false,
+    rttMs: RTT_MS,
+  });
+  try {
+    progress(`${shards} shards: starting…`);
+    const ready = (await h.line()) as { startedMs: number; readyMs: number };
+    const spawnToReadyMs = performance.now() - t0;
+    const rssStartedMiB = procRssMiB(h.pid);
+    progress(`${shards} shards: started in ${Math.round(spawnToReadyMs)} ms; waiting for quiesce…`);
+    let quiesced = 0;
+    const qt0 = performance.now();
+    for (let i = 0; i < 120; i++) {
+      h.send({ op: "quiesced" });
+      quiesced = (await h.line()).count as number;
+      if (quiesced === shards) break;
+      await sleep(500);
+    }
+    const quiesceMs = performance.now() - qt0;
+    progress(`${shards} shards: ${quiesced} quiesced; idle for ${seconds} s…`);
+    const idleCpuPercent = await cpuOver(h.pid, seconds * 1000);
+    const rssIdleMiB = procRssMiB(h.pid);
+    const active = Math.max(1, Math.round(shards / 100));
+    progress(`${shards} shards: ${active} active for ${seconds} s…`);
+    const c0 = procCpuMs(h.pid);
+    const lt0 = performance.now();
+    h.send({ op: "load", shards: active, perShard: 1, ms: seconds * 1000 });
+    const load = (await h.line()) as {
+      elapsedMs: number;
+      writes: number;
+      errors: number;
+      latency: ReturnType<Histogram["summary"]>;
+    };
+    const activeCpuPercent = Math.round(((procCpuMs(h.pid) - c0) / (performance.now() - lt0)) * 100);
+    const rssActiveMiB = procRssMiB(h.pid);
+    return {
+      shards,
+      startMs: Math.round(ready.startedMs),
+      spawnToReadyMs: Math.round(spawnToReadyMs),
+      rssStartedMiB: Math.round(rssStartedMiB),
+      quiescedShards: quiesced,
+      quiesceWaitMs: Math.round(quiesceMs),
+      idleCpuPercent,
+      rssIdleMiB: Math.round(rssIdleMiB),
+      activeShards: active,
+      activeWritesPerSec: Math.round(load.writes / (load.elapsedMs / 1000)),
+      activeP50Ms: load.latency.p50Ms,
+      activeP99Ms: load.latency.p99Ms,
+      activeErrors: load.errors,
+      activeCpuPercent,
+      rssActiveMiB: Math.round(rssActiveMiB),
+      loadAvg: loadAvg(),
+    };
+  } finally {
+    await h.exit();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function restartPoint(entries: number) {
+  const shards = 16;
+  const dir = mkdtempSync(join(tmpdir(), "longboat-bench-restart-"));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const job = { dataDir: dir, raftAddress: `127.0.0.1:${port}`, shards, restart: false, rttMs: RTT_MS };
+  try {
+    const w = spawnHost(job);
+    await w.line();
+    progress(`restart: writing ${entries} entries over ${shards} shards…`);
+    const wt0 = performance.now();
+    w.send({ op: "load", shards, perShard: 64, entries });
+    const load = (await w.line()) as { writes: number; errors: number; appliedIndex: number[] };
+    const writeMs = performance.now() - wt0;
+    await w.exit();
+    const diskMiB = Number(Bun.spawnSync(["du", "-sm", dir]).stdout.toString().split("\t")[0]);
+    progress(
+      `restart: ${load.writes} written in ${Math.round(writeMs)} ms (${diskMiB} MiB on disk); restarting…`,
+    );
+    const t0 = performance.now();
+    const r = spawnHost({ ...job, restart: true });
+    const ready = (await r.line()) as { startedMs: number; readyMs: number; appliedIndex: number[] };
+    const spawnToReadyMs = performance.now() - t0;
+    const rssMiB = procRssMiB(r.pid);
+    await r.exit();
+    const complete = ready.appliedIndex.every((a, i) => a >= load.appliedIndex[i]!);
+    return {
+      entries: load.writes,
+      writeErrors: load.errors,
+      writesPerSec: Math.round(load.writes / (writeMs / 1000)),
+      diskMiB,
+      restartStartReplicasMs: Math.round(ready.startedMs),
+      restartReadyMs: Math.round(ready.readyMs),
+      restartSpawnToReadyMs: Math.round(spawnToReadyMs),
+      rssAfterRestartMiB: Math.round(rssMiB),
+      allEntriesReapplied: complete,
+      loadAvg: loadAvg(),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--role" && process.argv[3] === "host") {
+  await host(JSON.parse(process.argv[4]!) as HostJob);
+} else if (import.meta.main) {
+  const counts = arg("shards", "1000,10000").split(",").map(Number);
+  const seconds = Number(arg("seconds", "5"));
+  const entries = Number(arg("entries", "1000000"));
+  if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be in (0, 600], got ${seconds}`);
+  if (!(entries >= 1 && entries <= 10_000_000))
+    throw new Error(`--entries must be in 1..10000000, got ${entries}`);
+  process.stderr.write(`scale: load ${loadAvg()}\n`);
+  const points = [];
+  for (const n of counts) points.push(await shardsPoint(n, seconds));
+  const restart = process.argv.includes("--skip-restart") ? null : await restartPoint(entries);
+  console.log(`\nscale benchmark: one NodeHost, single-replica kv shards, quiesce on, rttMs ${RTT_MS}`);
+  console.table(
+    points.map((p) => ({
+      shards: p.shards,
+      "start ms": p.spawnToReadyMs,
+      "RSS MiB started": p.rssStartedMiB,
+      quiesced: p.quiescedShards,
+      "idle cpu %": p.idleCpuPercent,
+      "RSS MiB idle": p.rssIdleMiB,
+      "active shards": p.activeShards,
+      "writes/s": p.activeWritesPerSec,
+      "p99 ms": p.activeP99Ms.toFixed(2),
+      "active cpu %": p.activeCpuPercent,
+      errors: p.activeErrors,
+    })),
+  );
+  if (restart) {
+    console.log("restart with a full log (no snapshot: every entry is read back and re-applied)");
+    console.table([restart]);
+  }
+  console.log(
+    `written ${writeResults("scale", { rttMs: RTT_MS, electionRtt: ELECTION_RTT, points, restart })}`,
+  );
+}
