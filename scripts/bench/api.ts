@@ -316,7 +316,10 @@ export function loadJob(
 if (import.meta.main) {
   const shards = Number(arg("shards", "48"));
   const concurrencies = arg("concurrency", "1,16,64,256").split(",").map(Number);
-  const readConcurrencies = arg("reads", "64").split(",").filter(Boolean).map(Number);
+  const readConcurrencies = arg("reads", "64")
+    .split(",")
+    .map(Number)
+    .filter((c) => c > 0); // --reads 0: no read points
   const protocol = arg("protocol", "h2") as "h2" | "h1";
   if (protocol !== "h2")
     throw new Error("the load generator speaks HTTP/2 only; --protocol h1 is for api-host use");

@@ -134,7 +134,10 @@ async function etcdLeader(clientUrls: string[]): Promise<number> {
 }
 
 const concurrencies = arg("concurrency", "1,16,64,256").split(",").map(Number);
-const readConcurrencies = arg("reads", "64").split(",").filter(Boolean).map(Number);
+const readConcurrencies = arg("reads", "64")
+  .split(",")
+  .map(Number)
+  .filter((c) => c > 0); // --reads 0: no read points
 const shards = Number(arg("shards", "48"));
 const etcdEndpointsMode = arg("etcd-endpoints", "all");
 const o = commonOptions();

@@ -288,7 +288,8 @@ if (process.argv[2] === "--role" && process.argv[3] === "host") {
   console.table(
     points.map((p) => ({
       shards: p.shards,
-      "start ms": p.spawnToReadyMs,
+      "startReplica ms": p.startMs,
+      "spawn→led ms": p.spawnToReadyMs,
       "RSS MiB started": p.rssStartedMiB,
       quiesced: p.quiescedShards,
       "idle cpu %": p.idleCpuPercent,
