@@ -1,0 +1,26 @@
+/**
+ * Compiles src/cli/main.ts into one self-contained executable, dist/longboat, with the git
+ * commit baked in (`longboat version`). Run: `npm run build`.
+ */
+import packageJson from "./package.json" with { type: "json" };
+
+const root = import.meta.dir;
+const outfile = `${root}/dist/longboat`;
+
+function gitCommit(): string {
+  const git = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: root, stderr: "ignore" });
+  const commit = git.stdout.toString().trim();
+  return git.exitCode === 0 && commit !== "" ? commit : "unknown";
+}
+
+const commit = gitCommit();
+const result = await Bun.build({
+  entrypoints: [`${root}/src/cli/main.ts`],
+  compile: { outfile },
+  define: { LONGBOAT_COMMIT: JSON.stringify(commit) },
+});
+if (!result.success) {
+  for (const log of result.logs) console.error(log);
+  process.exit(1);
+}
+console.log(`built ${outfile} (longboat ${packageJson.version}, commit ${commit})`);

@@ -1,0 +1,62 @@
+import { isIPv6 } from "node:net";
+
+/** A network address split into its parts. IPv6 hosts are kept without brackets. */
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** Thrown by parseAddress; `reason` says what is wrong without repeating the input. */
+export class AddressError extends Error {
+  constructor(
+    readonly input: string,
+    readonly reason: string,
+  ) {
+    super(`bad address "${input}": ${reason}`);
+    this.name = "AddressError";
+  }
+}
+
+export const PORT_MIN = 1;
+export const PORT_MAX = 65535;
+
+// A DNS name or an IPv4 address: labels of letters, digits, '-' and '_', separated by dots.
+const HOSTNAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$/;
+
+/**
+ * Parses "host:port" or "[ipv6]:port". The port is a decimal integer in 1..65535; the host
+ * is a DNS name, an IPv4 address or a bracketed IPv6 address, never empty.
+ *
+ * @example parseAddress("h1:7001") // { host: "h1", port: 7001 }
+ * @example parseAddress("[::1]:7001") // { host: "::1", port: 7001 }
+ */
+export function parseAddress(input: string): Address {
+  const colon = input.lastIndexOf(":");
+  if (colon < 0) throw new AddressError(input, "expected host:port");
+  const hostPart = input.slice(0, colon);
+  const port = parsePort(input, input.slice(colon + 1));
+  if (hostPart.startsWith("[")) {
+    if (!hostPart.endsWith("]")) throw new AddressError(input, "IPv6 host is missing its closing ]");
+    const host = hostPart.slice(1, -1);
+    if (!isIPv6(host)) throw new AddressError(input, `"${host}" is not an IPv6 address`);
+    return { host, port };
+  }
+  if (hostPart === "") throw new AddressError(input, "host is empty");
+  if (hostPart.includes(":")) {
+    throw new AddressError(input, "an IPv6 host must be in brackets, like [::1]:7001");
+  }
+  if (hostPart.length > 253 || !HOSTNAME_RE.test(hostPart)) {
+    throw new AddressError(input, `"${hostPart}" is not a valid host name or IPv4 address`);
+  }
+  return { host: hostPart, port };
+}
+
+function parsePort(input: string, text: string): number {
+  if (text === "") throw new AddressError(input, "port is empty");
+  if (!/^[0-9]+$/.test(text)) throw new AddressError(input, `port "${text}" is not a number`);
+  const port = Number(text);
+  if (port < PORT_MIN || port > PORT_MAX) {
+    throw new AddressError(input, `port ${port} is outside ${PORT_MIN}..${PORT_MAX}`);
+  }
+  return port;
+}

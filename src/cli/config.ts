@@ -1,0 +1,537 @@
+/**
+ * Every configuration schema of the CLI, one table of fields per subcommand. A value comes from
+ * the flag, else LONGBOAT_<FLAG>, else the `--config` JSON file (camelCase keys), else the default.
+ *
+ * @example
+ * resolveNodeHostConfig({ flags: { "raft-address": "h1:7001", "api-address": "h1:8001" }, env: process.env })
+ */
+import { z } from "zod";
+import { AddressError, PORT_MAX, parseAddress } from "./address.ts";
+import { ConfigError, type ConfigInput, type Field, mergeFields } from "./merge.ts";
+import type { DrummerPeer, ShardSpec } from "./specs.ts";
+
+export { ConfigError } from "./merge.ts";
+export type { ConfigInput, Field } from "./merge.ts";
+
+// ---- value schemas ----------------------------------------------------------------------
+
+const POSITIVE_INT = "must be a positive integer";
+const positiveInt = z
+  .number({ error: POSITIVE_INT })
+  .int({ error: POSITIVE_INT })
+  .min(1, { error: POSITIVE_INT })
+  .max(Number.MAX_SAFE_INTEGER, { error: `${POSITIVE_INT} up to 2^53-1` });
+
+const NON_EMPTY = "must be a non-empty string";
+const nonEmpty = z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY });
+
+const ADDRESS = "must be host:port with a port in 1..65535";
+const address = z.string({ error: ADDRESS }).superRefine((text, ctx) => {
+  try {
+    parseAddress(text);
+  } catch (e) {
+    if (!(e instanceof AddressError)) throw e;
+    ctx.addIssue({ code: "custom", message: ADDRESS, params: { detail: e.reason } });
+  }
+});
+
+const ADDRESS_LIST = "must be a non-empty list of host:port";
+const addressList = z.array(address, { error: ADDRESS_LIST }).min(1, { error: ADDRESS_LIST });
+
+/** Upper bound of --rtt-ms: a tick longer than a minute is a typo, not a network. */
+export const RTT_MS_MAX = 60_000;
+const rttMs = positiveInt.max(RTT_MS_MAX, { error: `must be at most ${RTT_MS_MAX} (one minute)` });
+
+/** Upper bound of cmd --timeout-ms: one hour. */
+export const TIMEOUT_MS_MAX = 3_600_000;
+/** Upper bound of dev --shards. */
+export const DEV_SHARDS_MAX = 1024;
+/** dev uses ports base+1 .. base+13, so the base can be at most 65535 - 13. */
+export const DEV_BASE_PORT_MAX = PORT_MAX - 13;
+
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+const logLevel = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
+
+const member = z.strictObject(
+  { replicaId: positiveInt, address },
+  { error: "must be an object {replicaId, address} with no other keys" },
+);
+
+const SHARD_KEYS = "shardId, app, replicaId, members, join";
+const shard = z
+  .strictObject(
+    {
+      shardId: positiveInt,
+      app: nonEmpty,
+      replicaId: positiveInt,
+      members: z.array(member),
+      join: z.boolean().optional(),
+    },
+    { error: `must be an object {${SHARD_KEYS}} with no other keys` },
+  )
+  .superRefine((s, ctx) => {
+    const dupId = firstDuplicate(s.members.map((m) => m.replicaId));
+    if (dupId !== undefined)
+      ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists replica ${dupId} twice` });
+    const dupAddress = firstDuplicate(s.members.map((m) => m.address));
+    if (dupAddress !== undefined) {
+      ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists address ${dupAddress} twice` });
+    }
+    if (!s.join && !s.members.some((m) => m.replicaId === s.replicaId)) {
+      const ids = s.members.map((m) => m.replicaId).join(", ");
+      ctx.addIssue({
+        code: "custom",
+        message: `shard ${s.shardId}: replica ${s.replicaId} is not among its members (${ids}); add it or set join=true`,
+      });
+    }
+  });
+
+const shards = z.array(shard, { error: "must be a list of shards" }).superRefine((list, ctx) => {
+  const dup = firstDuplicate(list.map((s) => s.shardId));
+  if (dup !== undefined) ctx.addIssue({ code: "custom", message: `shard ${dup} is given twice` });
+});
+
+const PEERS = "must be a non-empty list of drummers {id, address}";
+const peers = z
+  .array(z.strictObject({ id: positiveInt, address }, { error: PEERS }), { error: PEERS })
+  .min(1, { error: PEERS })
+  .superRefine((list, ctx) => {
+    const dupId = firstDuplicate(list.map((p) => p.id));
+    if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists drummer ${dupId} twice` });
+    const dupAddress = firstDuplicate(list.map((p) => p.address));
+    if (dupAddress !== undefined)
+      ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
+  });
+
+function firstDuplicate<T>(values: readonly T[]): T | undefined {
+  return values.find((v, i) => values.indexOf(v) !== i);
+}
+
+// ---- shared fields ----------------------------------------------------------------------
+
+const rttField: Field = {
+  key: "rttMs",
+  flag: "rtt-ms",
+  kind: "int",
+  valueName: "ms",
+  help: "round-trip time between hosts in milliseconds; one Raft tick",
+  schema: rttMs,
+  default: 100,
+};
+const deploymentField: Field = {
+  key: "deploymentId",
+  flag: "deployment-id",
+  kind: "int",
+  valueName: "id",
+  help: "deployment ID shared by every host of one deployment; messages from others are dropped",
+  schema: positiveInt,
+  default: 1,
+};
+const apiTokenField: Field = {
+  key: "apiToken",
+  flag: "api-token",
+  kind: "text",
+  valueName: "token",
+  help: "bearer token the HTTP API requires",
+  schema: nonEmpty,
+};
+
+// ---- nodehost -----------------------------------------------------------------------------
+
+/** Options of `longboat nodehost`. */
+export interface NodeHostConfig {
+  dataDir: string;
+  raftAddress: string;
+  apiAddress: string;
+  rttMs: number;
+  deploymentId: number;
+  region: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  plugin: string[];
+  shards: ShardSpec[];
+  master: string[];
+  apiToken?: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+const tlsField = (key: string, flag: string, what: string): Field => ({
+  key,
+  flag,
+  kind: "text",
+  valueName: "file",
+  help: `${what} (PEM file) for mutual TLS of the raft transport; give --tls-ca, --tls-cert and --tls-key together`,
+  schema: nonEmpty,
+});
+
+export const NODEHOST_FIELDS: readonly Field[] = [
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    kind: "text",
+    valueName: "dir",
+    help: "directory of the log database and snapshots",
+    schema: nonEmpty,
+    default: "./longboat-data",
+  },
+  {
+    key: "raftAddress",
+    flag: "raft-address",
+    kind: "text",
+    valueName: "host:port",
+    help: "address other NodeHosts reach this one at for Raft messages",
+    schema: address,
+    required: true,
+  },
+  {
+    key: "apiAddress",
+    flag: "api-address",
+    kind: "text",
+    valueName: "host:port",
+    help: "address the HTTP API (Connect protocol, /healthz, /metrics) listens on",
+    schema: address,
+    required: true,
+  },
+  rttField,
+  deploymentField,
+  {
+    key: "region",
+    flag: "region",
+    kind: "text",
+    valueName: "name",
+    help: "region name the drummer uses to spread replicas",
+    schema: nonEmpty,
+    default: "default",
+  },
+  tlsField("tlsCa", "tls-ca", "CA certificate"),
+  tlsField("tlsCert", "tls-cert", "this host's certificate"),
+  tlsField("tlsKey", "tls-key", "this host's private key"),
+  {
+    key: "plugin",
+    flag: "plugin",
+    kind: "list",
+    valueName: "file",
+    help: "state machine plugin module to load; comma-separated or repeated",
+    schema: z.array(nonEmpty, { error: "must be a list of file names" }),
+    default: [],
+  },
+  {
+    key: "shards",
+    flag: "shard",
+    kind: "shards",
+    valueName: "spec",
+    help: "a replica to host: id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001[,join=true]; repeated",
+    schema: shards,
+    default: [],
+  },
+  {
+    key: "master",
+    flag: "master",
+    kind: "list",
+    valueName: "host:port,…",
+    help: "drummer API addresses to report to; comma-separated",
+    schema: addressList,
+    default: [],
+  },
+  apiTokenField,
+  {
+    key: "logLevel",
+    flag: "log-level",
+    kind: "text",
+    valueName: "level",
+    help: `log level: ${LOG_LEVELS.join(", ")}`,
+    schema: logLevel,
+    default: "info",
+  },
+];
+
+/** Merges and validates nodehost options; throws ConfigError. */
+export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
+  const { values, labels } = mergeFields(NODEHOST_FIELDS, input);
+  const config = values as unknown as NodeHostConfig;
+  const tls = [config.tlsCa, config.tlsCert, config.tlsKey];
+  if (tls.some((t) => t !== undefined) && tls.some((t) => t === undefined)) {
+    const given = ["tlsCa", "tlsCert", "tlsKey"]
+      .filter((k) => values[k] !== undefined)
+      .map((k) => labels.get(k));
+    throw new ConfigError(
+      `--tls-ca, --tls-cert and --tls-key must be given together, got only ${given.join(" and ")}`,
+    );
+  }
+  if (config.raftAddress === config.apiAddress) {
+    throw new ConfigError(
+      `${labels.get("apiAddress")} must differ from --raft-address, both are ${config.raftAddress}`,
+    );
+  }
+  for (const s of config.shards) {
+    const own = s.members.find((m) => m.replicaId === s.replicaId);
+    if (own !== undefined && own.address !== config.raftAddress) {
+      throw new ConfigError(
+        `${labels.get("shards")}: shard ${s.shardId} puts replica ${s.replicaId} at ${own.address}, but this NodeHost's raft address is ${config.raftAddress}`,
+      );
+    }
+  }
+  return config;
+}
+
+// ---- drummer ------------------------------------------------------------------------------
+
+/** Options of `longboat drummer`. */
+export interface DrummerConfig {
+  id: number;
+  peers: DrummerPeer[];
+  apiAddress: string;
+  /** This drummer's address among the peers. */
+  raftAddress: string;
+  dataDir: string;
+  deploymentId: number;
+  rttMs: number;
+}
+
+export const DRUMMER_FIELDS: readonly Field[] = [
+  {
+    key: "id",
+    flag: "id",
+    kind: "int",
+    valueName: "n",
+    help: "this drummer's ID; must appear in --peers",
+    schema: positiveInt,
+    required: true,
+  },
+  {
+    key: "peers",
+    flag: "peers",
+    kind: "peers",
+    valueName: "id=host:port,…",
+    help: "every drummer of the group and its raft address: 1=d1:9101,2=d2:9101,3=d3:9101",
+    schema: peers,
+    required: true,
+  },
+  {
+    key: "apiAddress",
+    flag: "api-address",
+    kind: "text",
+    valueName: "host:port",
+    help: "address the drummer API listens on (NodeHosts' --master, cmd's --drummer)",
+    schema: address,
+    required: true,
+  },
+  {
+    key: "raftAddress",
+    flag: "raft-address",
+    kind: "text",
+    valueName: "host:port",
+    help: "this drummer's raft address (default: its entry in --peers; if given it must match it)",
+    schema: address,
+  },
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    kind: "text",
+    valueName: "dir",
+    help: "directory of the drummer's log database",
+    schema: nonEmpty,
+    default: "./longboat-drummer-data",
+  },
+  deploymentField,
+  rttField,
+];
+
+/** Merges and validates drummer options; throws ConfigError. */
+export function resolveDrummerConfig(input: ConfigInput): DrummerConfig {
+  const { values, labels } = mergeFields(DRUMMER_FIELDS, input);
+  const config = values as unknown as Omit<DrummerConfig, "raftAddress"> & { raftAddress?: string };
+  const self = config.peers.find((p) => p.id === config.id);
+  if (self === undefined) {
+    const ids = config.peers.map((p) => p.id).join(", ");
+    throw new ConfigError(`${labels.get("id")} is ${config.id}, which is not among --peers (${ids})`);
+  }
+  if (config.raftAddress !== undefined && config.raftAddress !== self.address) {
+    throw new ConfigError(
+      `${labels.get("raftAddress")} is ${config.raftAddress}, but --peers gives drummer ${config.id} the address ${self.address}`,
+    );
+  }
+  return { ...config, raftAddress: self.address };
+}
+
+// ---- cmd ----------------------------------------------------------------------------------
+
+/** The operation of `longboat cmd <op>` with its positional arguments. */
+export type CmdRequest =
+  | { op: "status" }
+  | { op: "put"; key: string; value: string }
+  | { op: "get"; key: string }
+  | { op: "delete"; key: string }
+  | { op: "cas"; key: string; expected: string; value: string }
+  | { op: "members" }
+  | { op: "add-replica"; replicaId: number; address: string }
+  | { op: "remove-replica"; replicaId: number }
+  | { op: "transfer-leader"; replicaId: number }
+  | { op: "snapshot" };
+
+export type CmdOp = CmdRequest["op"];
+
+/** Positional arguments of each op; `replicaId` and `address` are validated as such. */
+export const CMD_OPS: Record<CmdOp, readonly string[]> = {
+  status: [],
+  put: ["key", "value"],
+  get: ["key"],
+  delete: ["key"],
+  cas: ["key", "expected", "value"],
+  members: [],
+  "add-replica": ["replicaId", "address"],
+  "remove-replica": ["replicaId"],
+  "transfer-leader": ["replicaId"],
+  snapshot: [],
+};
+
+/** Options of `longboat cmd`. */
+export interface CmdConfig {
+  request: CmdRequest;
+  nodehost: string[];
+  drummer: string[];
+  shard?: number;
+  json: boolean;
+  timeoutMs: number;
+  apiToken?: string;
+}
+
+export const CMD_FIELDS: readonly Field[] = [
+  {
+    key: "nodehost",
+    flag: "nodehost",
+    kind: "list",
+    valueName: "host:port,…",
+    help: "NodeHost API addresses to send the request to (tried in order); comma-separated",
+    schema: addressList,
+    default: [],
+  },
+  {
+    key: "drummer",
+    flag: "drummer",
+    kind: "list",
+    valueName: "host:port,…",
+    help: "drummer API addresses (for status); comma-separated",
+    schema: addressList,
+    default: [],
+  },
+  {
+    key: "shard",
+    flag: "shard",
+    kind: "int",
+    valueName: "id",
+    help: "shard ID the op works on (needed by every op but status)",
+    schema: positiveInt,
+  },
+  {
+    key: "json",
+    flag: "json",
+    kind: "bool",
+    help: "print JSON instead of a table",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
+  },
+  {
+    key: "timeoutMs",
+    flag: "timeout-ms",
+    kind: "int",
+    valueName: "ms",
+    help: `how long to wait for an answer in milliseconds, at most ${TIMEOUT_MS_MAX}`,
+    schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    default: 5000,
+  },
+  apiTokenField,
+];
+
+/** Merges and validates cmd options and `args` (the op and its positional arguments); throws ConfigError. */
+export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] }): CmdConfig {
+  const request = parseRequest(input.args);
+  const { values } = mergeFields(CMD_FIELDS, input);
+  const config = { ...values, request } as unknown as CmdConfig;
+  if (request.op === "status") {
+    if (config.nodehost.length === 0 && config.drummer.length === 0) {
+      throw new ConfigError("cmd status needs --nodehost or --drummer");
+    }
+    return config;
+  }
+  if (config.nodehost.length === 0) throw new ConfigError(`cmd ${request.op} needs --nodehost`);
+  if (config.shard === undefined) throw new ConfigError(`cmd ${request.op} needs --shard`);
+  return config;
+}
+
+function parseRequest(args: readonly string[]): CmdRequest {
+  const [op, ...rest] = args;
+  const ops = Object.keys(CMD_OPS);
+  if (op === undefined) throw new ConfigError(`cmd needs an op (one of ${ops.join(", ")})`);
+  if (!ops.includes(op)) throw new ConfigError(`cmd op "${op}" is unknown (one of ${ops.join(", ")})`);
+  const names = CMD_OPS[op as CmdOp];
+  if (rest.length !== names.length) {
+    const usage = names.map((n) => `<${n}>`).join(" ");
+    throw new ConfigError(
+      `cmd ${op} takes ${names.length} argument(s) ${usage}, got ${rest.length}`.trimEnd(),
+    );
+  }
+  const request: Record<string, unknown> = { op };
+  names.forEach((name, i) => {
+    const text = rest[i]!;
+    const schema = name === "replicaId" ? positiveInt : name === "address" ? address : z.string();
+    const value = name === "replicaId" && /^[0-9]+$/.test(text) ? Number(text) : text;
+    const result = schema.safeParse(value);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      const detail = (issue as { params?: { detail?: string } }).params?.detail;
+      throw new ConfigError(
+        `cmd ${op} <${name}> ${issue.message}, got ${JSON.stringify(value)}${detail ? ` (${detail})` : ""}`,
+      );
+    }
+    request[name] = result.data;
+  });
+  return request as CmdRequest;
+}
+
+// ---- dev ----------------------------------------------------------------------------------
+
+/** Options of `longboat dev`. */
+export interface DevConfig {
+  dataDir: string;
+  basePort: number;
+  shards: number;
+}
+
+export const DEV_FIELDS: readonly Field[] = [
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    kind: "text",
+    valueName: "dir",
+    help: "directory holding every host's data",
+    schema: nonEmpty,
+    default: "./.longboat-dev",
+  },
+  {
+    key: "basePort",
+    flag: "base-port",
+    kind: "int",
+    valueName: "port",
+    help: "raft ports are base+1..3, API ports base+11..13",
+    schema: positiveInt.max(DEV_BASE_PORT_MAX, {
+      error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+13)`,
+    }),
+    default: 7100,
+  },
+  {
+    key: "shards",
+    flag: "shards",
+    kind: "int",
+    valueName: "count",
+    help: `number of kv shards to create, at most ${DEV_SHARDS_MAX}`,
+    schema: positiveInt.max(DEV_SHARDS_MAX, { error: `must be at most ${DEV_SHARDS_MAX}` }),
+    default: 3,
+  },
+];
+
+/** Merges and validates dev options; throws ConfigError. */
+export function resolveDevConfig(input: ConfigInput): DevConfig {
+  return mergeFields(DEV_FIELDS, input).values as unknown as DevConfig;
+}

@@ -1,0 +1,141 @@
+/**
+ * The `longboat` executable. Exit codes: 0 done, 1 failed, 2 bad usage (unknown command or
+ * option, invalid configuration value).
+ *
+ * cac matches the subcommand and prints --help; the flag values themselves are read with
+ * node:util parseArgs, because cac's parser turns numeric-looking text into numbers
+ * (`--api-token 007` would become 7) and so could not report the value as typed.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { type CAC, cac } from "cac";
+import { ConfigError, type ConfigInput, type Field } from "./config.ts";
+import { envName } from "./merge.ts";
+import { SUBCOMMANDS, type Subcommand } from "./subcommands.ts";
+
+/** A command-line mistake that is not about a configuration value: exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** What main reads and writes besides the arguments, so tests can supply their own. */
+export interface Io {
+  env: Record<string, string | undefined>;
+  stderr(text: string): void;
+}
+
+/** Runs the CLI on `argv` (without the executable and script) and returns the exit code. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    const usage = e instanceof ConfigError || e instanceof UsageError;
+    io.stderr(`longboat: ${e instanceof Error ? e.message : String(e)}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
+  const cli = buildCli();
+  cli.parse(["longboat", "longboat", ...argv], { run: false });
+  if (cli.options.help) return 0; // cac has printed the help
+  const name = cli.matchedCommandName;
+  if (name === undefined) {
+    if (cli.args.length === 0) {
+      cli.outputHelp();
+      return 2;
+    }
+    const known = Object.keys(SUBCOMMANDS).join(", ");
+    throw new UsageError(`unknown command "${cli.args[0]}" (commands: ${known}; see longboat --help)`);
+  }
+  const sub = SUBCOMMANDS[name]!;
+  const { flags, positionals } = readFlags(name, sub, argv);
+  const configPath = typeof flags.config === "string" ? flags.config : io.env.LONGBOAT_CONFIG;
+  const input: ConfigInput = { flags, env: io.env };
+  if (sub.configFile && configPath !== undefined && configPath !== "")
+    input.file = loadConfigFile(configPath);
+  return sub.start(input, positionals.slice(1));
+}
+
+/** The cac program: one command per subcommand, options described from the field tables. */
+export function buildCli(): CAC {
+  const cli = cac("longboat");
+  for (const sub of Object.values(SUBCOMMANDS)) {
+    const command = cli.command(sub.usage, sub.description);
+    for (const field of sub.fields) command.option(optionName(field), optionHelp(field));
+    if (sub.configFile) {
+      command.option(
+        "--config <file>",
+        "JSON file of options with camelCase keys; flags and env beat it (env LONGBOAT_CONFIG)",
+      );
+    }
+    for (const example of sub.examples) command.example(example);
+    command.usage(`${sub.usage} [options]`);
+  }
+  // cac's help of a command lists usage and options; put what the command does under the usage.
+  cli.help((sections) => {
+    if (cli.matchedCommand !== undefined) sections.splice(2, 0, { body: cli.matchedCommand.description });
+    return sections;
+  });
+  cli.example("  $ longboat dev");
+  return cli;
+}
+
+function optionName(field: Field): string {
+  return field.valueName === undefined ? `--${field.flag}` : `--${field.flag} <${field.valueName}>`;
+}
+
+function optionHelp(field: Field): string {
+  const base = field.required
+    ? "required"
+    : field.default === undefined
+      ? "optional"
+      : `default ${JSON.stringify(field.default)}`;
+  return `${field.help} (${base}; env ${envName(field)})`;
+}
+
+function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const field of sub.fields)
+    options[field.flag] = { type: field.kind === "bool" ? "boolean" : "string", multiple: true };
+  if (sub.configFile) options.config = { type: "string" };
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    return { flags: values as ConfigInput["flags"] & { config?: string }, positionals };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === undefined || !code.startsWith("ERR_PARSE_ARGS")) throw e;
+    const unknown = /Unknown option '([^']+)'/.exec((e as Error).message);
+    const what = unknown ? `unknown option ${unknown[1]}` : (e as Error).message;
+    throw new UsageError(`${what} for longboat ${name} (see longboat ${name} --help)`);
+  }
+}
+
+function loadConfigFile(path: string): NonNullable<ConfigInput["file"]> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`--config ${path} cannot be read: ${(e as Error).message}`);
+  }
+  try {
+    return { path, data: JSON.parse(text) };
+  } catch (e) {
+    throw new ConfigError(`--config ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), {
+    env: process.env,
+    stderr: (text) => process.stderr.write(text),
+  });
+  process.exit(code);
+}

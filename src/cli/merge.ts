@@ -1,0 +1,181 @@
+/**
+ * Merging one subcommand's configuration from flags, LONGBOAT_* environment variables and a
+ * JSON config file, validating each value with the field's zod schema. The schemas themselves
+ * live in src/cli/config.ts; this file only knows how to read sources and word errors.
+ */
+import type { z } from "zod";
+import { parsePeers, parseShardSpec, SpecError } from "./specs.ts";
+
+/** A configuration value that is wrong; exit code 2. The message names the field, value and rule. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * How a field's flag and environment text becomes a value: `text` as is, `int` a decimal
+ * integer, `bool` true/false/1/0, `list` comma-separated (flag repeatable), `shards` one
+ * shard spec per flag (space-separated in the environment), `peers` id=host:port,….
+ */
+export type TextKind = "text" | "int" | "bool" | "list" | "shards" | "peers";
+
+/** One configuration field of a subcommand. */
+export interface Field {
+  /** camelCase key in the config file and in the resolved config. */
+  key: string;
+  /** kebab-case flag name without the leading dashes; the env name derives from it. */
+  flag: string;
+  kind: TextKind;
+  /** Value placeholder in --help, e.g. "ms" or "host:port"; absent for boolean flags. */
+  valueName?: string;
+  /** One line for --help: what the field does and its unit. */
+  help: string;
+  /** Validates one value from any source. */
+  schema: z.ZodType;
+  /** Used when no source gives the field; absent means optional unless `required`. */
+  default?: unknown;
+  required?: boolean;
+}
+
+/** Raw inputs: flag values keyed by flag name as parsed, the environment, a parsed JSON file. */
+export interface ConfigInput {
+  flags?: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  env?: Record<string, string | undefined>;
+  file?: { path: string; data: unknown };
+}
+
+/** Where each resolved key came from, in user terms (`--rtt-ms`, `LONGBOAT_RTT_MS`, `f.json at $.rttMs`). */
+export type Labels = Map<string, string>;
+
+/** `LONGBOAT_RTT_MS` for `rtt-ms`. */
+export function envName(field: Field): string {
+  return `LONGBOAT_${field.flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/**
+ * Resolves every field: flags beat env beat file beat default. Returns the values (absent
+ * optional fields left out) and where each came from. Throws ConfigError on the first bad value.
+ */
+export function mergeFields(
+  fields: readonly Field[],
+  input: ConfigInput,
+): { values: Record<string, unknown>; labels: Labels } {
+  const fileData = checkFileKeys(fields, input.file);
+  const values: Record<string, unknown> = {};
+  const labels: Labels = new Map();
+  for (const field of fields) {
+    const found = findValue(field, input, fileData);
+    if (found === undefined) {
+      if (field.required) {
+        throw new ConfigError(
+          `--${field.flag} is required (or ${envName(field)}, or "${field.key}" in --config)`,
+        );
+      }
+      if (field.default !== undefined) values[field.key] = field.default;
+      labels.set(field.key, `--${field.flag}`);
+      continue;
+    }
+    const result = field.schema.safeParse(found.value);
+    if (!result.success) throw new ConfigError(describeIssue(result.error.issues[0]!, found));
+    values[field.key] = result.data;
+    labels.set(field.key, found.label);
+  }
+  return { values, labels };
+}
+
+interface Found {
+  value: unknown;
+  label: string;
+  /** Whether the label is a JSON path that issue paths extend. */
+  json: boolean;
+}
+
+function findValue(field: Field, input: ConfigInput, fileData: Record<string, unknown> | undefined) {
+  const flagValue = input.flags?.[field.flag];
+  if (flagValue !== undefined) {
+    const texts = Array.isArray(flagValue) ? flagValue : [flagValue];
+    if (texts.length > 1 && field.kind !== "list" && field.kind !== "shards") {
+      throw new ConfigError(`--${field.flag} is given ${texts.length} times; give it once`);
+    }
+    return fromText(field, texts, `--${field.flag}`);
+  }
+  const envText = input.env?.[envName(field)];
+  if (envText !== undefined && envText !== "") {
+    const texts = field.kind === "shards" ? envText.trim().split(/\s+/) : [envText];
+    return fromText(field, texts, envName(field));
+  }
+  if (fileData !== undefined && field.key in fileData) {
+    return { value: fileData[field.key], label: `${input.file!.path} at $.${field.key}`, json: true };
+  }
+  return undefined;
+}
+
+function fromText(field: Field, texts: (string | boolean)[], label: string): Found {
+  const strings = texts.map(String);
+  try {
+    switch (field.kind) {
+      case "text":
+        return { value: strings[0], label, json: false };
+      case "int":
+        return {
+          value: /^-?[0-9]+$/.test(strings[0]!) ? Number(strings[0]) : strings[0],
+          label,
+          json: false,
+        };
+      case "bool":
+        return { value: textToBool(texts[0]!), label, json: false };
+      case "list":
+        return { value: strings.flatMap((s) => s.split(",")), label, json: false };
+      case "shards":
+        return { value: strings.map(parseShardSpec), label, json: false };
+      case "peers":
+        return { value: parsePeers(strings[0]!), label, json: false };
+    }
+  } catch (e) {
+    if (e instanceof SpecError) throw new ConfigError(`${label} ${e.message}`);
+    throw e;
+  }
+}
+
+function textToBool(text: string | boolean): unknown {
+  if (typeof text === "boolean") return text;
+  if (text === "true" || text === "1") return true;
+  if (text === "false" || text === "0") return false;
+  return text;
+}
+
+function checkFileKeys(fields: readonly Field[], file: ConfigInput["file"]) {
+  if (file === undefined) return undefined;
+  const data = file.data;
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${file.path} must hold a JSON object, got ${JSON.stringify(data)}`);
+  }
+  const allowed = fields.map((f) => f.key);
+  for (const key of Object.keys(data)) {
+    if (!allowed.includes(key)) {
+      throw new ConfigError(
+        `${file.path} has unknown key "${key}" at $.${key} (allowed: ${allowed.join(", ")})`,
+      );
+    }
+  }
+  return data as Record<string, unknown>;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, found: Found): string {
+  let value: unknown = found.value;
+  for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
+  const where = found.json ? found.label + renderPath(issue.path) : withTextPath(found, issue.path);
+  const got = value === undefined || typeof value === "object" ? "" : `, got ${JSON.stringify(value)}`;
+  const detail = (issue as { params?: { detail?: string } }).params?.detail;
+  return `${where} ${issue.message}${got}${detail === undefined ? "" : ` (${detail})`}`;
+}
+
+function withTextPath(found: Found, path: readonly PropertyKey[]): string {
+  // A list item is identified by the value shown after "got"; a field inside a shard spec
+  // needs its name: `--shard members[1].address must be …`.
+  const named = path.findIndex((p) => typeof p === "string");
+  return named < 0 ? found.label : `${found.label} ${renderPath(path.slice(named)).slice(1)}`;
+}
+
+function renderPath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
+}
