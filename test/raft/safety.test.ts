@@ -3,11 +3,12 @@
  * ticks, out-of-order / duplicated / lost deliveries, partitions, crashes (a replica reverts
  * to exactly what it persisted — what commitUpdate has been called for — and may even have
  * sent its leader Replicate messages before crashing mid-Update), restarts, snapshots with
- * log compaction and proposals. After every step it asserts the Raft safety properties:
+ * log compaction, leader transfers, reads and proposals. After every step it asserts:
  *   - at most one leader per term;
  *   - log matching (same index and term ⇒ same prefix), checked every few steps;
  *   - a committed entry never changes;
- *   - every replica's applied sequence is a prefix of one history.
+ *   - every replica's applied sequence is a prefix of one history;
+ *   - a ReadIndex answer is at least every index committed anywhere before the read began.
  * At the end the network heals and the shard must commit a final proposal everywhere.
  *
  * LONGBOAT_SEED=n replays one seed (printed on failure). LONGBOAT_SAFETY_SEEDS=n runs more
@@ -26,6 +27,11 @@ export class Checker {
   private committed = new Map<number, number>(); // index → term
   private history = new Map<number, string>(); // index → term:payload of the applied entry
   private checkedCommit = new Map<number, number>();
+  /** Read ctx.low → the highest index committed anywhere when the read was issued. */
+  private reads = new Map<number, number>();
+  private readsSeen = new WeakMap<TestNode, number>();
+  private nextReadCtx = 1;
+  readsChecked = 0;
 
   constructor(private readonly net: Network) {
     net.onApply = (node, e) => this.applied(node, e);
@@ -38,8 +44,39 @@ export class Checker {
     else if (h !== v) throw new Error(`node ${node.id} applied ${v} at ${e.index}, history has ${h}`);
   }
 
+  /**
+   * Issues a linearizable read on node: whatever was committed anywhere before the read
+   * started must be visible, so the index it is answered with must be at least that.
+   */
+  issueRead(node: TestNode): void {
+    let highest = 0;
+    for (const i of this.committed.keys()) if (i > highest) highest = i;
+    for (const n of this.net.nodes.values()) highest = Math.max(highest, n.raft.log.committed);
+    const low = this.nextReadCtx++;
+    this.reads.set(low, highest);
+    node.peer.readIndex({ low, high: 0 });
+  }
+
+  private checkReads(step: number, n: TestNode): void {
+    const seen = this.readsSeen.get(n) ?? 0;
+    for (let i = seen; i < n.readyToReads.length; i++) {
+      const r = n.readyToReads[i]!;
+      const atLeast = this.reads.get(r.ctx.low);
+      if (atLeast === undefined)
+        throw new Error(`step ${step}: node ${n.id} got a read it never issued (${r.ctx.low})`);
+      if (r.index < atLeast) {
+        throw new Error(
+          `step ${step}: read ${r.ctx.low} on node ${n.id} answered at ${r.index}, but ${atLeast} was committed before it started`,
+        );
+      }
+      this.readsChecked++;
+    }
+    this.readsSeen.set(n, n.readyToReads.length);
+  }
+
   check(step: number, withLogs: boolean): void {
     const live = [...this.net.nodes.values()].filter((n) => !n.crashed);
+    for (const n of live) this.checkReads(step, n);
     for (const n of live) {
       const r = n.raft;
       if (r.role === Role.Leader) {
@@ -125,7 +162,7 @@ function runSeed(seed: number): void {
   if (process.env.RAFT_STATS) {
     const n = [...net.nodes.values()];
     console.log(
-      `seed ${seed}: size=${size} maxTerm=${Math.max(...n.map((x) => x.raft.term))} applied=${n.map((x) => x.appliedIndex).join(",")} props=${proposals} first=${n.map((x) => x.raft.log.firstIndex()).join(",")} queue=${net.queue.length} snaps=${net.sentCount[16] ?? 0} noop=${net.sentCount[4] ?? 0} prevote=${net.sentCount[26] ?? 0} dropped=${n.map((x) => x.droppedEntries.length).join(",")}`,
+      `seed ${seed}: size=${size} maxTerm=${Math.max(...n.map((x) => x.raft.term))} applied=${n.map((x) => x.appliedIndex).join(",")} props=${proposals} reads=${checker.readsChecked} first=${n.map((x) => x.raft.log.firstIndex()).join(",")} queue=${net.queue.length} snaps=${net.sentCount[16] ?? 0} noop=${net.sentCount[4] ?? 0} prevote=${net.sentCount[26] ?? 0} dropped=${n.map((x) => x.droppedEntries.length).join(",")}`,
     );
   }
   if (!done) {
@@ -148,8 +185,14 @@ function randomStep(net: Network, rng: TestRng, checker: Checker, nextValue: () 
     if (!net.node(id).crashed) net.tick(id);
   } else if (roll < 470) {
     deliverRandom(net, rng);
-  } else if (roll < 770) {
+  } else if (roll < 740) {
     net.collect(pick());
+  } else if (roll < 800) {
+    const l = live();
+    if (l.length > 0) checker.issueRead(net.node(l[rng.nextInt(l.length)]!));
+  } else if (roll < 801) {
+    const l = live();
+    if (l.length > 0) net.peer(l[rng.nextInt(l.length)]!).requestLeaderTransfer(pick());
   } else if (roll < 870) {
     const leaders = net.leaders();
     const l = leaders.length > 0 && rng.nextInt(4) > 0 ? leaders : live();
@@ -252,4 +295,15 @@ test("the safety checker reports a changed committed entry", () => {
   const e = n3.storage.entries(n3.raft.log.committed, n3.raft.log.committed + 1, 1000)[0]!;
   e.term = 99;
   expect(() => checker.check(1, false)).toThrow(/committed term 99/);
+});
+
+test("the safety checker reports a read answered below an index committed before it began", () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  const checker = new Checker(net);
+  net.campaign(1);
+  net.propose(1, "a");
+  checker.check(0, false);
+  checker.issueRead(net.node(1));
+  net.node(1).readyToReads.push({ index: 1, ctx: { low: 1, high: 0 } });
+  expect(() => checker.check(1, false)).toThrow(/answered at 1/);
 });
