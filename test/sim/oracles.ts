@@ -23,6 +23,7 @@ export type OracleName =
   | "acked"
   | "session"
   | "convergence"
+  | "storm"
   | "linearizability";
 
 export class SimViolation extends Error {

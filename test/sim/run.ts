@@ -46,7 +46,7 @@ export interface RunResult {
 export const SAFETY_MS_DEFAULT = 3000;
 export const HEAL_MS_MAX_DEFAULT = 5000;
 /** Bound on the checker's memoised states per key before it answers "unknown". */
-export const CHECK_STATE_COUNT_MAX = 200_000;
+export const CHECK_STATE_COUNT_MAX = 50_000;
 
 export function replayCommand(seed: number): string {
   return `LONGBOAT_SIM_SEED=${seed} npx bun test test/sim/sim.test.ts`;
@@ -62,13 +62,14 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   try {
     await world.setup();
     workload.start();
-    await phase(world, opts.safetyMs ?? SAFETY_MS_DEFAULT, stepMs, () => false);
+    await phase(world, workload, opts.safetyMs ?? SAFETY_MS_DEFAULT, stepMs, () => false);
     workload.stopped = true;
     await world.stopFaults();
     const healMsMax = opts.healMsMax ?? HEAL_MS_MAX_DEFAULT;
     const healedAt = world.env.nowMs();
     let converged = await phase(
       world,
+      workload,
       healMsMax,
       stepMs,
       () => workload.idle && !world.membershipBusy && convergedNow(world),
@@ -117,6 +118,7 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
 /** Runs the world for up to durationMs; stops early (returning true) when done() holds. */
 async function phase(
   world: World,
+  workload: Workload,
   durationMs: number,
   stepMs: number,
   done: () => boolean,
@@ -124,6 +126,7 @@ async function phase(
   for (let t = 0; t < durationMs; t += stepMs) {
     world.env.advance(stepMs);
     await drain();
+    workload.probeNewLeaders();
     await world.injectFaults(stepMs);
     world.check();
     if (done()) return true;

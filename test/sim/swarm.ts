@@ -55,7 +55,7 @@ export function drawSwarm(rng: Rng): Swarm {
     hostCount,
     shardCount: int(1, 3),
     replicasPerShard: hostCount === 5 && on(0.3) ? 5 : 3,
-    clientCount: int(2, 6),
+    clientCount: int(3, 8),
     lossRate: on() ? range(0, 0.3) : 0,
     duplicateRate: on() ? range(0, 0.5) : 0,
     delayMsMin,
@@ -66,14 +66,14 @@ export function drawSwarm(rng: Rng): Swarm {
     clogPerSecond: on() ? range(0.1, 1) : 0,
     crashPerSecond: on() ? range(0.1, 1) : 0,
     pausePerSecond: on() ? range(0.1, 1) : 0,
-    writeFaultP: on(0.35) ? range(0.0005, 0.005) : 0,
+    writeFaultP: on() ? range(0.001, 0.02) : 0,
     readFaultP: on(0.2) ? range(0.0001, 0.001) : 0,
     snapshotEntries: on() ? int(5, 60) : 0,
     compactionOverhead: int(1, 20),
-    transferPerSecond: on() ? range(0.2, 3) : 0,
+    transferPerSecond: on() ? range(1, 10) : 0,
     membershipPerSecond: on(0.3) ? range(0.2, 1) : 0,
-    thinkMsMax: int(0, 30),
-    keyCount: int(2, 5),
+    thinkMsMax: int(0, 15),
+    keyCount: int(3, 8),
   };
 }
 

@@ -11,11 +11,14 @@ import { longboat } from "../../src/pb/longboat.js";
 import { HistoryRecorder } from "./history.ts";
 import type { KvInput, KvOutput } from "./linearizability.ts";
 import { commandDigest } from "./oracles.ts";
-import type { World } from "./world.ts";
+import type { HostSlot, World } from "./world.ts";
 
 const kvpb = longboat.nodehost.v1;
 const text = new TextEncoder();
 const untext = new TextDecoder();
+
+/** Client id of the new-leader prober in the history. */
+export const PROBE_CLIENT_ID = 0;
 
 /** Session-protected proposals retry this many times with the same series id. */
 export const SESSION_RETRY_COUNT_MAX = 3;
@@ -33,6 +36,8 @@ export class Workload {
   stopped = false;
   private running = 0;
   private readonly sessions = new Map<string, Session>();
+  /** Shard → the key of the latest acknowledged write. */
+  private readonly lastWritten = new Map<number, string>();
 
   constructor(private readonly world: World) {}
 
@@ -54,13 +59,20 @@ export class Workload {
   private async loop(clientId: number): Promise<void> {
     const w = this.world;
     let seq = 0;
+    let readBack: { shardId: number; key: string } | null = null;
     while (!this.stopped) {
       await this.sleep(1 + w.env.nextInt(w.swarm.thinkMsMax + 1));
       if (this.stopped) return;
-      const shardId = 1 + w.env.nextInt(w.swarm.shardCount);
-      const key = `${shardId}/k${w.env.nextInt(w.swarm.keyCount)}`;
+      let shardId = 1 + w.env.nextInt(w.swarm.shardCount);
+      let key = `${shardId}/k${w.env.nextInt(w.swarm.keyCount)}`;
       const value = `c${clientId}.${++seq}`;
-      const roll = w.rand();
+      let roll = w.rand();
+      if (readBack !== null) {
+        // Read your write: right after a write, read it back half the time.
+        ({ shardId, key } = readBack);
+        roll = 0;
+        readBack = null;
+      } else if (roll >= 0.4 && w.rand() < 0.5) readBack = { shardId, key };
       try {
         if (roll < 0.4) await this.get(clientId, shardId, key);
         else if (roll < 0.65) await this.put(clientId, shardId, key, value, false);
@@ -77,8 +89,25 @@ export class Workload {
     return 200 + this.world.env.nextInt(800);
   }
 
-  private async get(clientId: number, shardId: number, key: string): Promise<void> {
-    const h = this.world.pickHostFor(shardId);
+  /**
+   * A client redirected to a new leader reads at once the key last written on its shard:
+   * the moment a leader that has not yet committed in its term could serve stale data.
+   */
+  probeNewLeaders(): void {
+    const events = this.world.newLeaders;
+    this.world.newLeaders = [];
+    if (this.stopped) return;
+    for (const { host, shardId } of events) {
+      const key = this.lastWritten.get(shardId);
+      if (key === undefined || host.nh === null || host.fatal) continue;
+      void this.get(PROBE_CLIENT_ID, shardId, key, host).catch((e) => {
+        if (!(e instanceof LongboatError)) throw e;
+      });
+    }
+  }
+
+  private async get(clientId: number, shardId: number, key: string, via?: HostSlot): Promise<void> {
+    const h = via ?? this.world.pickHostFor(shardId);
     if (!h) return;
     const callMs = this.world.env.nowMs();
     const query = kvpb.KvQuery.encode({ get: { key } }).finish();
@@ -143,7 +172,10 @@ export class Workload {
     const w = this.world;
     const session = withSession ? await this.session(clientId, shardId) : null;
     if (withSession && session === null) return;
-    let opId = -1;
+    // Recorded lazily: a proposal the local core dropped (never appended) or the session
+    // manager rejected (applied as a no-op) has no effect and stays out of the history.
+    let callMs = -1;
+    let unknown = false;
     const attempts = session ? SESSION_RETRY_COUNT_MAX + 1 : 1;
     for (let attempt = 0; attempt < attempts; attempt++) {
       const h = w.pickHostFor(shardId);
@@ -161,17 +193,18 @@ export class Workload {
         await this.sleep(10);
         continue; // refused before it was queued: not proposed
       }
-      if (opId < 0) {
-        opId = this.history.invoke(clientId, input, w.env.nowMs());
+      if (callMs < 0) {
+        callMs = w.env.nowMs();
         this.stats.invoked++;
       } else this.stats.sessionRetries++;
       const result = await state.result;
       if (result.code === "completed") {
         const output: KvOutput = input.op === "cas" ? { ok: result.value === 1 } : {};
-        this.history.complete(opId, output, w.env.nowMs());
+        this.history.complete(this.history.invoke(clientId, input, callMs), output, w.env.nowMs());
         this.stats.completed++;
         const what = `client ${clientId} ${input.op} ${input.key}=${"value" in input ? input.value : ""}`;
         w.oracles.onAcked(shardId, result.index, commandDigest(s.clientId, s.seriesId, cmd), what);
+        this.lastWritten.set(shardId, input.key);
         w.log(
           `${what} acked at index ${result.index} via host ${h.index}${input.op === "cas" ? ` ok=${output.ok}` : ""}`,
         );
@@ -179,10 +212,14 @@ export class Workload {
         return;
       }
       w.log(`client ${clientId} ${input.op} ${input.key} via host ${h.index}: ${result.code}`);
+      if (result.code !== "dropped" && result.code !== "rejected") unknown = true;
+      if (session && result.code === "rejected") this.sessions.delete(`${clientId}:${shardId}`);
       if (!session || result.code === "rejected") break;
     }
+    // Outcome unknown (timeout, crash): the op stays uncompleted, it may take effect or not.
+    if (unknown) this.history.invoke(clientId, input, callMs);
     if (session) {
-      // Outcome unknown: the op stays uncompleted; the session moves on to a new series id.
+      // The session moves on to a new series id either way.
       session.proposalCompleted();
     }
     this.stats.failed++;

@@ -18,6 +18,13 @@ import type { Registry, Transport, TransportHandler } from "../../src/transport/
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
 
+/** Window and bound of the message storm oracle (a healthy host sends a few hundred). */
+export const STORM_WINDOW_MS = 100;
+export const STORM_MESSAGES_PER_WINDOW_MAX = 5000;
+
+/** Bound on new-leader events queued between two driver steps. */
+export const NEW_LEADER_EVENTS_MAX = 64;
+
 /** Milliseconds per engine tick in the simulation. */
 export const SIM_RTT_MS = 10;
 
@@ -109,6 +116,10 @@ export class World {
   /** Set at shutdown: background tasks stop. */
   closed = false;
   private nextReplicaId = 100;
+  /** Replicas that just became leader (the workload probes them with a read at once). */
+  newLeaders: { host: HostSlot; shardId: number }[] = [];
+  private stormWindowStartMs = 0;
+  private readonly sentAtWindowStart = new WeakMap<NodeHost, number>();
   private partitionUntilMs = -1;
   private readonly unclogAt = new Map<number, number>();
   private readonly kv: CreateStateMachine;
@@ -280,6 +291,8 @@ export class World {
 
   private onLeader(h: HostSlot, shardId: number, replicaId: number, leaderId: number, term: number): void {
     this.log(`host ${h.index} shard ${shardId} replica ${replicaId}: leader ${leaderId} term ${term}`);
+    if (leaderId === replicaId && this.newLeaders.length < NEW_LEADER_EVENTS_MAX)
+      this.newLeaders.push({ host: h, shardId });
     try {
       this.oracles.onLeader(shardId, replicaId, leaderId, term);
     } catch (e) {
@@ -291,10 +304,32 @@ export class World {
     return this.hosts.filter((h) => h.nh !== null && !h.fatal);
   }
 
-  /** A running, unpaused host that runs shardId, for a client request. */
+  /**
+   * A running, unpaused host that runs shardId, for a client request: half the time the one
+   * a random replica believes leads (clients that track the leader), else any.
+   */
   pickHostFor(shardId: number): HostSlot | undefined {
     const now = this.env.nowMs();
-    return this.pick(this.running().filter((h) => h.shards.has(shardId) && h.pausedUntilMs <= now));
+    const candidates = this.running().filter((h) => h.shards.has(shardId) && h.pausedUntilMs <= now);
+    const asked = this.pick(candidates);
+    if (asked === undefined || this.rand() < 0.5) return asked;
+    const leaderId = this.leaderOn(asked, shardId);
+    return candidates.find((h) => h.shards.get(shardId)!.replicaId === leaderId) ?? asked;
+  }
+
+  private leadsAny(h: HostSlot): boolean {
+    for (const [shardId, p] of h.shards) if (this.leaderOn(h, shardId) === p.replicaId) return true;
+    return false;
+  }
+
+  /** The leader host h's replica of shardId knows of (0: none, or the replica is gone). */
+  private leaderOn(h: HostSlot, shardId: number): number {
+    try {
+      return h.nh!.getLeaderId(shardId).leaderId;
+    } catch (e) {
+      if (!(e instanceof LongboatError)) throw e;
+      return 0; // removed from the shard, or the host stopped
+    }
   }
 
   // ---- crash and restart ----
@@ -337,7 +372,7 @@ export class World {
     for (const h of this.hosts) {
       if (h.nh !== null && h.fatal) {
         this.stats.diskFaultStops++;
-        await this.crash(h, "disk fault", 20 + this.env.nextInt(300));
+        await this.crash(h, "disk fault", 5 + this.env.nextInt(100));
       }
     }
     await this.restartDue();
@@ -361,7 +396,9 @@ export class World {
     if (chance(s.clogPerSecond)) this.clog(20 + this.env.nextInt(200), "clog");
     if (chance(s.pausePerSecond)) this.clog(200 + this.env.nextInt(1500), "pause");
     if (chance(s.crashPerSecond)) {
-      const h = this.pick(this.running());
+      // Half the crashes hit a leader: that is where acknowledged state is most at risk.
+      const leaders = this.running().filter((h) => this.leadsAny(h));
+      const h = this.rand() < 0.5 && leaders.length > 0 ? this.pick(leaders) : this.pick(this.running());
       if (h) {
         this.stats.crashes++;
         await this.crash(h, "process crash", 30 + this.env.nextInt(1000));
@@ -493,8 +530,7 @@ export class World {
       const nh = h.nh!;
       const p = h.shards.get(shardId);
       if (!p) continue;
-      const info = nh.getLeaderId(shardId);
-      if (!info.valid || info.leaderId !== p.replicaId) continue;
+      if (this.leaderOn(h, shardId) !== p.replicaId) continue;
       const targets = [...(this.shardMembers.get(shardId) ?? [])].filter((r) => r !== p.replicaId);
       const target = this.pick(targets);
       if (target === undefined) return;
@@ -534,6 +570,7 @@ export class World {
   /** Runs the per-step oracles over every running host (LogDB faults off while they read). */
   check(): void {
     if (this.violation) throw this.violation;
+    this.checkStorm();
     for (const h of this.running()) {
       const nh = h.nh!;
       const wf = this.faultsOff(h);
@@ -558,6 +595,27 @@ export class World {
       }
     }
     this.checkApplied();
+  }
+
+  /**
+   * Message storm oracle: a host sending more than STORM_MESSAGES_PER_WINDOW_MAX messages in
+   * one STORM_WINDOW_MS window is stuck in a send loop (and would also make the run crawl).
+   */
+  private checkStorm(): void {
+    const now = this.env.nowMs();
+    if (now - this.stormWindowStartMs < STORM_WINDOW_MS) return;
+    this.stormWindowStartMs = now;
+    for (const h of this.running()) {
+      const sent = h.nh!.stats.sentMessages;
+      const before = this.sentAtWindowStart.get(h.nh!) ?? 0;
+      this.sentAtWindowStart.set(h.nh!, sent);
+      if (sent - before > STORM_MESSAGES_PER_WINDOW_MAX) {
+        throw new SimViolation(
+          "storm",
+          `host ${h.index} sent ${sent - before} messages in ${STORM_WINDOW_MS}ms (bound ${STORM_MESSAGES_PER_WINDOW_MAX})`,
+        );
+      }
+    }
   }
 
   /** Session oracle over every state machine instance; forgets closed ones once matched. */
