@@ -19,8 +19,7 @@ const POSITIVE_INT = "must be a positive integer";
 const positiveInt = z
   .number({ error: POSITIVE_INT })
   .int({ error: POSITIVE_INT })
-  .min(1, { error: POSITIVE_INT })
-  .max(Number.MAX_SAFE_INTEGER, { error: `${POSITIVE_INT} up to 2^53-1` });
+  .min(1, { error: POSITIVE_INT }); // zod's int() refuses numbers beyond 2^53-1
 
 const NON_EMPTY = "must be a non-empty string";
 const nonEmpty = z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY });

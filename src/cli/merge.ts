@@ -116,11 +116,7 @@ function fromText(field: Field, texts: (string | boolean)[], label: string): Fou
       case "text":
         return { value: strings[0], label, json: false };
       case "int":
-        return {
-          value: /^-?[0-9]+$/.test(strings[0]!) ? Number(strings[0]) : strings[0],
-          label,
-          json: false,
-        };
+        return { value: textToInt(strings[0]!), label, json: false };
       case "bool":
         return { value: textToBool(texts[0]!), label, json: false };
       case "list":
@@ -134,6 +130,12 @@ function fromText(field: Field, texts: (string | boolean)[], label: string): Fou
     if (e instanceof SpecError) throw new ConfigError(`${label} ${e.message}`);
     throw e;
   }
+}
+
+/** Decimal integer text becomes a number; anything else (or beyond 2^53) stays text for the error. */
+function textToInt(text: string): unknown {
+  const n = /^-?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : text;
 }
 
 function textToBool(text: string | boolean): unknown {

@@ -1,0 +1,353 @@
+import { describe, expect, test } from "bun:test";
+import {
+  ConfigError,
+  type ConfigInput,
+  resolveCmdConfig,
+  resolveDevConfig,
+  resolveDrummerConfig,
+  resolveNodeHostConfig,
+} from "../../src/cli/config.ts";
+
+const ADDRS = { "raft-address": "h1:7001", "api-address": "h1:8001" };
+const MEMBERS = "members=1@h1:7001;2@h2:7001;3@h3:7001";
+
+function nodehostError(input: ConfigInput): string {
+  try {
+    resolveNodeHostConfig(input);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("merge priority", () => {
+  const file = { path: "lb.json", data: { rttMs: 300 } };
+
+  test("a flag beats the environment and the file", () => {
+    const config = resolveNodeHostConfig({
+      flags: { ...ADDRS, "rtt-ms": "100" },
+      env: { LONGBOAT_RTT_MS: "200" },
+      file,
+    });
+    expect(config.rttMs).toBe(100);
+  });
+
+  test("the environment beats the file", () => {
+    const config = resolveNodeHostConfig({ flags: ADDRS, env: { LONGBOAT_RTT_MS: "200" }, file });
+    expect(config.rttMs).toBe(200);
+  });
+
+  test("the file beats the default", () => {
+    expect(resolveNodeHostConfig({ flags: ADDRS, env: {}, file }).rttMs).toBe(300);
+  });
+
+  test("defaults fill what no source gives", () => {
+    expect(resolveNodeHostConfig({ flags: ADDRS })).toEqual({
+      dataDir: "./longboat-data",
+      raftAddress: "h1:7001",
+      apiAddress: "h1:8001",
+      rttMs: 100,
+      deploymentId: 1,
+      region: "default",
+      plugin: [],
+      shards: [],
+      master: [],
+      logLevel: "info",
+    });
+  });
+
+  test("an empty environment variable counts as unset", () => {
+    expect(resolveNodeHostConfig({ flags: ADDRS, env: { LONGBOAT_RTT_MS: "" }, file }).rttMs).toBe(300);
+  });
+
+  test("required addresses can all come from the environment", () => {
+    const env = { LONGBOAT_RAFT_ADDRESS: "h2:7001", LONGBOAT_API_ADDRESS: "h2:8001" };
+    expect(resolveNodeHostConfig({ env }).raftAddress).toBe("h2:7001");
+  });
+
+  test("a flag value is kept as typed, leading zeros included", () => {
+    expect(resolveNodeHostConfig({ flags: { ...ADDRS, "api-token": "007" } }).apiToken).toBe("007");
+  });
+});
+
+describe("nodehost values", () => {
+  test("lists are comma-separated and flags repeat", () => {
+    const config = resolveNodeHostConfig({ flags: { ...ADDRS, master: ["d1:9001,d2:9001", "d3:9001"] } });
+    expect(config.master).toEqual(["d1:9001", "d2:9001", "d3:9001"]);
+  });
+
+  test("shards come from repeated --shard specs", () => {
+    const shard = [`id=1,app=kv,replica=1,${MEMBERS}`, "id=2,app=kv,replica=1,join=true"];
+    const config = resolveNodeHostConfig({ flags: { ...ADDRS, shard } });
+    expect(config.shards.map((s) => s.shardId)).toEqual([1, 2]);
+    expect(config.shards[1]!.join).toBe(true);
+  });
+
+  test("shards come from LONGBOAT_SHARD separated by spaces", () => {
+    const env = { LONGBOAT_SHARD: `id=1,app=kv,replica=1,${MEMBERS} id=2,app=kv,replica=1,join=true` };
+    expect(resolveNodeHostConfig({ flags: ADDRS, env }).shards).toHaveLength(2);
+  });
+
+  test("shards come from the config file as objects", () => {
+    const shards = [{ shardId: 7, app: "kv", replicaId: 1, members: [{ replicaId: 1, address: "h1:7001" }] }];
+    const config = resolveNodeHostConfig({ flags: ADDRS, file: { path: "lb.json", data: { shards } } });
+    expect(config.shards).toEqual(shards);
+  });
+
+  test("all three TLS files are accepted together", () => {
+    const tls = { "tls-ca": "ca.pem", "tls-cert": "h1.pem", "tls-key": "h1.key" };
+    expect(resolveNodeHostConfig({ flags: { ...ADDRS, ...tls } }).tlsKey).toBe("h1.key");
+  });
+});
+
+describe("bad nodehost input", () => {
+  const cases: [string, ConfigInput, string][] = [
+    [
+      "a word for --rtt-ms",
+      { flags: { ...ADDRS, "rtt-ms": "fast" } },
+      '--rtt-ms must be a positive integer, got "fast"',
+    ],
+    ["zero --rtt-ms", { flags: { ...ADDRS, "rtt-ms": "0" } }, "--rtt-ms must be a positive integer, got 0"],
+    [
+      "--rtt-ms above its bound",
+      { flags: { ...ADDRS, "rtt-ms": "60001" } },
+      "--rtt-ms must be at most 60000 (one minute), got 60001",
+    ],
+    [
+      "a negative deployment id in the environment",
+      { flags: ADDRS, env: { LONGBOAT_DEPLOYMENT_ID: "-3" } },
+      "LONGBOAT_DEPLOYMENT_ID must be a positive integer, got -3",
+    ],
+    [
+      "a deployment id beyond 2^53",
+      { flags: { ...ADDRS, "deployment-id": "9007199254740993" } },
+      '--deployment-id must be a positive integer, got "9007199254740993"',
+    ],
+    [
+      "a missing --raft-address",
+      { flags: { "api-address": "h1:8001" } },
+      '--raft-address is required (or LONGBOAT_RAFT_ADDRESS, or "raftAddress" in --config)',
+    ],
+    [
+      "a port out of range",
+      { flags: { ...ADDRS, "raft-address": "h1:70000" } },
+      '--raft-address must be host:port with a port in 1..65535, got "h1:70000" (port 70000 is outside 1..65535)',
+    ],
+    [
+      "a bad master address",
+      { flags: { ...ADDRS, master: "d1:9001,d2" } },
+      '--master must be host:port with a port in 1..65535, got "d2" (expected host:port)',
+    ],
+    [
+      "an unknown log level",
+      { flags: { ...ADDRS, "log-level": "loud" } },
+      '--log-level must be one of debug, info, warn, error, got "loud"',
+    ],
+    [
+      "half the TLS files",
+      { flags: { ...ADDRS, "tls-ca": "ca.pem" }, env: { LONGBOAT_TLS_CERT: "c.pem" } },
+      "--tls-ca, --tls-cert and --tls-key must be given together, got only --tls-ca and LONGBOAT_TLS_CERT",
+    ],
+    [
+      "the same raft and api address",
+      { flags: { "raft-address": "h1:7001", "api-address": "h1:7001" } },
+      "--api-address must differ from --raft-address, both are h1:7001",
+    ],
+    [
+      "a non-repeatable flag given twice",
+      { flags: { ...ADDRS, "rtt-ms": ["100", "200"] } },
+      "--rtt-ms is given 2 times; give it once",
+    ],
+    [
+      "a shard whose replica is not a member",
+      { flags: { ...ADDRS, shard: `id=1,app=kv,replica=4,${MEMBERS}` } },
+      "--shard shard 1: replica 4 is not among its members (1, 2, 3); add it or set join=true",
+    ],
+    [
+      "a shard listing one address twice",
+      { flags: { ...ADDRS, shard: "id=1,app=kv,replica=1,members=1@h1:7001;2@h1:7001" } },
+      "--shard shard 1 lists address h1:7001 twice",
+    ],
+    [
+      "a shard given twice",
+      {
+        flags: { ...ADDRS, shard: [`id=1,app=kv,replica=1,${MEMBERS}`, `id=1,app=kv,replica=1,${MEMBERS}`] },
+      },
+      "--shard shard 1 is given twice",
+    ],
+    [
+      "a shard member with a bad address",
+      { flags: { ...ADDRS, shard: "id=1,app=kv,replica=1,members=1@h1:7001;2@h2:0" } },
+      '--shard members[1].address must be host:port with a port in 1..65535, got "h2:0" (port 0 is outside 1..65535)',
+    ],
+    [
+      "a shard spec with an unknown key",
+      { flags: { ...ADDRS, shard: "id=1,app=kv,replica=1,size=3" } },
+      '--shard unknown key "size" (allowed: id, app, replica, members, join)',
+    ],
+    [
+      "a shard placing this replica at another host",
+      { flags: { ...ADDRS, shard: "id=1,app=kv,replica=2,members=1@h1:7001;2@h2:7001" } },
+      "--shard: shard 1 puts replica 2 at h2:7001, but this NodeHost's raft address is h1:7001",
+    ],
+    [
+      "an unknown key in the config file",
+      { flags: ADDRS, file: { path: "lb.json", data: { rtMs: 5 } } },
+      'lb.json has unknown key "rtMs" at $.rtMs (allowed: dataDir, raftAddress, apiAddress, rttMs, deploymentId, region, tlsCa, tlsCert, tlsKey, plugin, shards, master, apiToken, logLevel)',
+    ],
+    [
+      "a string where the config file needs a number",
+      { flags: ADDRS, file: { path: "lb.json", data: { rttMs: "100" } } },
+      'lb.json at $.rttMs must be a positive integer, got "100"',
+    ],
+    [
+      "a config file that is not an object",
+      { flags: ADDRS, file: { path: "lb.json", data: [1] } },
+      "lb.json must hold a JSON object, got [1]",
+    ],
+    [
+      "a bad nested value in the config file",
+      {
+        flags: ADDRS,
+        file: {
+          path: "lb.json",
+          data: {
+            shards: [
+              { shardId: 1, app: "kv", replicaId: 1, members: [{ replicaId: 0, address: "h1:7001" }] },
+            ],
+          },
+        },
+      },
+      "lb.json at $.shards[0].members[0].replicaId must be a positive integer, got 0",
+    ],
+    [
+      "an unknown key inside a config file shard",
+      {
+        flags: ADDRS,
+        file: {
+          path: "lb.json",
+          data: { shards: [{ shardId: 1, app: "kv", replicaId: 1, members: [], size: 3 }] },
+        },
+      },
+      "lb.json at $.shards[0] must be an object {shardId, app, replicaId, members, join} with no other keys",
+    ],
+  ];
+  for (const [name, input, message] of cases) {
+    test(`${name} is refused naming the field and value`, () => {
+      expect(nodehostError(input)).toBe(message);
+    });
+  }
+});
+
+describe("drummer", () => {
+  const flags = { id: "2", peers: "1=d1:9101,2=d2:9101,3=d3:9101", "api-address": "d2:9001" };
+
+  test("the raft address defaults to this drummer's entry in --peers", () => {
+    expect(resolveDrummerConfig({ flags }).raftAddress).toBe("d2:9101");
+  });
+
+  test("an id missing from --peers is refused", () => {
+    expect(() => resolveDrummerConfig({ flags: { ...flags, id: "4" } })).toThrow(
+      "--id is 4, which is not among --peers (1, 2, 3)",
+    );
+  });
+
+  test("a raft address that contradicts --peers is refused", () => {
+    expect(() => resolveDrummerConfig({ flags: { ...flags, "raft-address": "d9:9101" } })).toThrow(
+      "--raft-address is d9:9101, but --peers gives drummer 2 the address d2:9101",
+    );
+  });
+
+  test("a peer listed twice is refused", () => {
+    expect(() => resolveDrummerConfig({ flags: { ...flags, peers: "1=d1:9101,1=d2:9101" } })).toThrow(
+      "--peers lists drummer 1 twice",
+    );
+  });
+});
+
+describe("cmd", () => {
+  const flags = { nodehost: "h1:8001", shard: "1" };
+
+  test("put takes a key and a value", () => {
+    const config = resolveCmdConfig({ flags, args: ["put", "k", "v"] });
+    expect(config.request).toEqual({ op: "put", key: "k", value: "v" });
+    expect(config.timeoutMs).toBe(5000);
+    expect(config.json).toBe(false);
+  });
+
+  test("add-replica takes a replica id and an address", () => {
+    expect(resolveCmdConfig({ flags, args: ["add-replica", "4", "h4:7001"] }).request).toEqual({
+      op: "add-replica",
+      replicaId: 4,
+      address: "h4:7001",
+    });
+  });
+
+  test("status needs only a drummer", () => {
+    expect(resolveCmdConfig({ flags: { drummer: "d1:9001" }, args: ["status"] }).drummer).toEqual([
+      "d1:9001",
+    ]);
+  });
+
+  test("--json from the environment accepts 1", () => {
+    expect(resolveCmdConfig({ flags, env: { LONGBOAT_JSON: "1" }, args: ["get", "k"] }).json).toBe(true);
+  });
+
+  test("--timeout-ms accepts its bound and refuses one more", () => {
+    expect(
+      resolveCmdConfig({ flags: { ...flags, "timeout-ms": "3600000" }, args: ["get", "k"] }).timeoutMs,
+    ).toBe(3_600_000);
+    expect(() =>
+      resolveCmdConfig({ flags: { ...flags, "timeout-ms": "3600001" }, args: ["get", "k"] }),
+    ).toThrow("--timeout-ms must be at most 3600000 (one hour), got 3600001");
+  });
+
+  const bad: [string[], Record<string, string>, string][] = [
+    [
+      [],
+      flags,
+      "cmd needs an op (one of status, put, get, delete, cas, members, add-replica, remove-replica, transfer-leader, snapshot)",
+    ],
+    [
+      ["grab"],
+      flags,
+      'cmd op "grab" is unknown (one of status, put, get, delete, cas, members, add-replica, remove-replica, transfer-leader, snapshot)',
+    ],
+    [["cas", "k", "v"], flags, "cmd cas takes 3 argument(s) <key> <expected> <value>, got 2"],
+    [["remove-replica", "x"], flags, 'cmd remove-replica <replicaId> must be a positive integer, got "x"'],
+    [
+      ["add-replica", "4", "h4"],
+      flags,
+      'cmd add-replica <address> must be host:port with a port in 1..65535, got "h4" (expected host:port)',
+    ],
+    [["get", "k"], { nodehost: "h1:8001" }, "cmd get needs --shard"],
+    [["get", "k"], { shard: "1" }, "cmd get needs --nodehost"],
+    [["status"], {}, "cmd status needs --nodehost or --drummer"],
+  ];
+  for (const [args, f, message] of bad) {
+    test(`refuses cmd ${args.join(" ") || "without an op"} with flags ${Object.keys(f).join(",") || "none"}`, () => {
+      expect(() => resolveCmdConfig({ flags: f, args })).toThrow(message);
+    });
+  }
+});
+
+describe("dev", () => {
+  test("defaults to ./.longboat-dev, base port 7100 and 3 shards", () => {
+    expect(resolveDevConfig({})).toEqual({ dataDir: "./.longboat-dev", basePort: 7100, shards: 3 });
+  });
+
+  test("the base port is bounded so base+13 stays a port", () => {
+    expect(resolveDevConfig({ flags: { "base-port": "65522" } }).basePort).toBe(65522);
+    expect(() => resolveDevConfig({ flags: { "base-port": "65523" } })).toThrow(
+      "--base-port must be at most 65522 (the highest port used is base+13), got 65523",
+    );
+  });
+
+  test("the shard count is bounded at 1024", () => {
+    expect(resolveDevConfig({ flags: { shards: "1024" } }).shards).toBe(1024);
+    expect(() => resolveDevConfig({ flags: { shards: "1025" } })).toThrow(
+      "--shards must be at most 1024, got 1025",
+    );
+  });
+});

@@ -1,0 +1,164 @@
+import { describe, expect, spyOn, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { envName } from "../../src/cli/merge.ts";
+import { main } from "../../src/cli/main.ts";
+import { SUBCOMMANDS } from "../../src/cli/subcommands.ts";
+
+const MAIN = join(import.meta.dir, "../../src/cli/main.ts");
+
+/** Runs main in-process, capturing stderr and what cac prints with console.info (help). */
+async function run(argv: string[], env: Record<string, string> = {}) {
+  let stderr = "";
+  let stdout = "";
+  const info = spyOn(console, "info").mockImplementation((text: string) => {
+    stdout += `${text}\n`;
+  });
+  const write = spyOn(process.stderr, "write").mockImplementation(() => true);
+  try {
+    const code = await main(argv, { env, stderr: (t) => (stderr += t) });
+    return { code, stdout, stderr };
+  } finally {
+    info.mockRestore();
+    write.mockRestore();
+  }
+}
+
+describe("--help", () => {
+  for (const [name, sub] of Object.entries(SUBCOMMANDS)) {
+    test(`${name} --help says what it does, every option with its default and env, and an example`, async () => {
+      const { code, stdout } = await run([name, "--help"]);
+      expect(code).toBe(0);
+      expect(stdout).toContain(sub.description);
+      for (const field of sub.fields) {
+        const line = stdout.split("\n").find((l) => l.trimStart().startsWith(`--${field.flag} `));
+        expect(line, `--${field.flag}`).toBeDefined();
+        expect(line).toContain(envName(field));
+        if (field.default !== undefined) expect(line).toContain(`default ${JSON.stringify(field.default)}`);
+        if (field.required) expect(line).toContain("required");
+      }
+      if (sub.configFile) expect(stdout).toContain("--config <file>");
+      expect(stdout).toContain(`$ longboat ${name}`);
+    });
+  }
+
+  test("top-level --help lists every subcommand", async () => {
+    const { code, stdout } = await run(["--help"]);
+    expect(code).toBe(0);
+    for (const name of Object.keys(SUBCOMMANDS)) expect(stdout).toContain(`  ${name}`);
+  });
+});
+
+describe("exit codes", () => {
+  test("no command prints the help and exits 2", async () => {
+    const { code, stdout } = await run([]);
+    expect(code).toBe(2);
+    expect(stdout).toContain("Commands:");
+  });
+
+  test("an unknown command exits 2 naming it", async () => {
+    const { code, stderr } = await run(["serve"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'longboat: unknown command "serve" (commands: nodehost, drummer, cmd, dev, version; see longboat --help)\n',
+    );
+  });
+
+  test("an unknown flag exits 2 naming it", async () => {
+    const { code, stderr } = await run(["dev", "--shard-count", "3"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      "longboat: unknown option --shard-count for longboat dev (see longboat dev --help)\n",
+    );
+  });
+
+  test("a flag without its value exits 2", async () => {
+    const { code, stderr } = await run(["dev", "--shards"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("--shards");
+  });
+
+  test("a bad value exits 2 with the field, value and rule", async () => {
+    const { code, stderr } = await run(["dev", "--shards", "many"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe('longboat: --shards must be a positive integer, got "many"\n');
+  });
+
+  test("valid options of a subcommand not wired yet exit 1", async () => {
+    const { code } = await run(["dev"]);
+    expect(code).toBe(1);
+  });
+});
+
+describe("--config", () => {
+  const dir = mkdtempSync(join(tmpdir(), "longboat-cli-"));
+
+  test("values come from the file named by --config", async () => {
+    const path = join(dir, "dev.json");
+    writeFileSync(path, JSON.stringify({ shards: 0 }));
+    const { code, stderr } = await run(["dev", "--config", path]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`longboat: ${path} at $.shards must be a positive integer, got 0\n`);
+  });
+
+  test("LONGBOAT_CONFIG names the file when --config is absent", async () => {
+    const path = join(dir, "env.json");
+    writeFileSync(path, JSON.stringify({ basePort: 70000 }));
+    const { stderr } = await run(["dev"], { LONGBOAT_CONFIG: path });
+    expect(stderr).toContain(`${path} at $.basePort must be at most 65522`);
+  });
+
+  test("a file that is not JSON exits 2 naming the file", async () => {
+    const path = join(dir, "broken.json");
+    writeFileSync(path, "{ shards: 3 }");
+    const { code, stderr } = await run(["dev", "--config", path]);
+    expect(code).toBe(2);
+    expect(stderr).toStartWith(`longboat: --config ${path} is not valid JSON: `);
+  });
+
+  test("a missing file exits 2 naming the file", async () => {
+    const { code, stderr } = await run(["dev", "--config", join(dir, "absent.json")]);
+    expect(code).toBe(2);
+    expect(stderr).toStartWith(`longboat: --config ${join(dir, "absent.json")} cannot be read: `);
+  });
+});
+
+describe("as a process", () => {
+  function spawn(args: string[]) {
+    const p = Bun.spawnSync([process.execPath, MAIN, ...args], { env: { PATH: process.env.PATH ?? "" } });
+    return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  }
+
+  test("version prints the version, commit and bun version and exits 0", () => {
+    const { code, stdout } = spawn(["version"]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^longboat \d+\.\d+\.\d+ \(commit [0-9a-z]+, bun \d+\.\d+\.\d+\)\n$/);
+  });
+
+  test("nodehost with valid options says it is not available yet and exits 1", () => {
+    const { code, stderr } = spawn([
+      "nodehost",
+      "--raft-address",
+      "127.0.0.1:7001",
+      "--api-address",
+      "127.0.0.1:8001",
+    ]);
+    expect(code).toBe(1);
+    expect(stderr).toBe("longboat nodehost: not available yet in this build\n");
+  });
+
+  test("a bad flag value exits 2", () => {
+    const { code, stderr } = spawn([
+      "nodehost",
+      "--raft-address",
+      "h1:7001",
+      "--api-address",
+      "h1:8001",
+      "--rtt-ms",
+      "fast",
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toBe('longboat: --rtt-ms must be a positive integer, got "fast"\n');
+  });
+});
