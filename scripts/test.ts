@@ -7,9 +7,9 @@
  *   npm test -- test/cli        # one folder
  */
 
-/** Only the end of bun's report is kept for parsing: its summary is the last few lines. */
 export {}; // a module, so top-level await is allowed
 
+/** Only the end of bun's report is kept for parsing: its summary is the last few lines. */
 const TAIL_BYTES_MAX = 64 * 1024;
 
 const child = Bun.spawn([process.execPath, "test", "--parallel", ...process.argv.slice(2)], {
