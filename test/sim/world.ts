@@ -12,9 +12,7 @@ import { LongboatError } from "../../src/engine/errors.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/statemachine/types.ts";
-import { makeEntry, type Message } from "../../src/raft/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
-import type { Registry, Transport, TransportHandler } from "../../src/transport/types.ts";
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
 
@@ -70,10 +68,6 @@ export interface WorldStats {
 }
 
 const encoder = new TextEncoder();
-
-function plainEntries(m: Message): Message {
-  return m.entries.length === 0 ? m : { ...m, entries: m.entries.map((e) => makeEntry(e)) };
-}
 
 /** Replica configuration every simulated shard uses (snapshot settings come from the swarm). */
 function replicaConfig(swarm: Swarm, shardId: number, replicaId: number) {
@@ -219,7 +213,7 @@ export class World {
           this.log(`host ${h.index} engine stopped: ${String(event.error).split("\n")[0]}`);
         }
       },
-      expert: { logdb: h.logdb, transport: (registry) => this.transport(h.address, registry) },
+      expert: { logdb: h.logdb, transport: (registry) => this.net.transport(h.address, 1, registry) },
     });
     h.nh = nh;
     h.fatal = false;
@@ -231,27 +225,6 @@ export class World {
     h.logdb.setWriteFault(wf);
     h.logdb.setReadFault(rf);
     return true;
-  }
-
-  /**
-   * The simulated transport of a host. Workaround (test/sim/regressions.test.ts, seed 1):
-   * received entries are copied into plain objects, because MemoryLogDB's `{ ...e }` copy
-   * drops the zero-valued fields protobufjs keeps on the prototype. LONGBOAT_SIM_NO_WORKAROUNDS=1
-   * turns the workaround off to replay the bug.
-   */
-  private transport(address: string, registry: Registry): Transport {
-    const t = this.net.transport(address, 1, registry);
-    if (process.env.LONGBOAT_SIM_NO_WORKAROUNDS === "1") return t;
-    const start = t.start.bind(t);
-    t.start = (handler: TransportHandler) =>
-      start({
-        onMessages: (messages, from) => handler.onMessages(messages.map(plainEntries), from),
-        onUnreachable: (shardId, replicaId) => handler.onUnreachable(shardId, replicaId),
-        onSnapshotStatus: (shardId, replicaId, failed) =>
-          handler.onSnapshotStatus(shardId, replicaId, failed),
-        onSnapshotReceived: (m) => handler.onSnapshotReceived(m),
-      });
-    return t;
   }
 
   /** The kv app, wrapped to record which indices each instance applies. */
