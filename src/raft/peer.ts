@@ -350,7 +350,7 @@ export class Peer {
       lastIndex: r.log.lastIndex(),
       quiesced: r.quiesce.quiesced,
       isTransferring: r.transferTarget !== 0,
-      rateLimited: r.rateLimiter.rateLimited(),
+      rateLimited: r.rateLimiter.isLimited(),
     };
   }
 }

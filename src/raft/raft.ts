@@ -268,6 +268,8 @@ export class Raft {
     this.tickCount++;
     if (this.role === Role.Leader) this.leaderTick();
     else this.nonLeaderTick();
+    // Refreshed once per tick (and on each proposal) so status() reads it without side effects.
+    this.rateLimiter.rateLimited();
   }
 
   /** A quiesced tick: time passes, nothing is sent and no election starts. */
@@ -608,7 +610,10 @@ export class Raft {
         this.getRemote(m.from)?.unreachable();
         return;
       case MT.RateLimit:
-        if (this.rateLimiter.enabled()) this.rateLimiter.setFollowerState(m.from, m.hint);
+        if (this.rateLimiter.enabled()) {
+          this.rateLimiter.setFollowerState(m.from, m.hint);
+          this.rateLimiter.rateLimited();
+        }
         return;
     }
   }

@@ -57,6 +57,11 @@ export class RateLimiter {
     return this.enabled() && this.ownSizeBytes > this.maxSizeBytes;
   }
 
+  /** The limited state as last computed (no side effect; safe for status()). */
+  isLimited(): boolean {
+    return this.limited;
+  }
+
   /** Computes (and may flip) the limited state. */
   rateLimited(): boolean {
     if (!this.enabled()) return false;

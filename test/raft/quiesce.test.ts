@@ -108,3 +108,14 @@ describe("quiesce", () => {
     expect(net.raft(2).electionTick).toBe(0);
   });
 });
+
+test("quiesce > a fully quiesced shard whose leader died elects a new one once a request wakes it", () => {
+  const net = Network.bootstrap([1, 2, 3], Q);
+  net.campaign(1);
+  net.tickAll(205);
+  net.crash(1);
+  net.peer(2).propose([entry("wake")]);
+  for (let i = 0; i < 80 && net.leaders().length === 0; i++) net.tickAll(1);
+  expect(net.leaders()).toHaveLength(1);
+  expect(net.leaders()[0]).not.toBe(1);
+});
