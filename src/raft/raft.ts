@@ -1,5 +1,6 @@
 import { type RaftConfig, Role, roleName } from "./config.ts";
 import { EntryLog } from "./log.ts";
+import { applyConfigChange, restoreRemotes } from "./membership.ts";
 import { QuiesceState } from "./quiesce.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { ReadIndexQueue } from "./readindex.ts";
@@ -7,7 +8,6 @@ import { Remote, RemoteState } from "./remote.ts";
 import { CompactedError, type LogStorage, type Rng } from "./storage.ts";
 import {
   type ConfigChange,
-  ConfigChangeType,
   type Entry,
   EntryType,
   entrySizeBytes,
@@ -105,7 +105,7 @@ export class Raft {
 
   // ---- membership ----
 
-  private newRemote(): Remote {
+  newRemote(): Remote {
     const r = new Remote(this.config.maxInflightMsgs, this.config.maxInflightBytes);
     r.reset(this.log.lastIndex() + 1);
     return r;
@@ -874,96 +874,15 @@ export class Raft {
     this.readyToReads.push(r);
   }
 
-  // ---- membership changes applied by the state machine ----
+  // ---- membership changes applied by the state machine (membership.ts) ----
 
   applyConfigChange(cc: ConfigChange): void {
-    this.pendingConfigChange = false;
-    const id = cc.replicaId;
-    if (id === 0) return;
-    if (this.removed.has(id) && cc.type !== ConfigChangeType.RemoveNode) return; // removed ids never return
-    switch (cc.type) {
-      case ConfigChangeType.AddNode:
-        this.addNode(id);
-        return;
-      case ConfigChangeType.AddNonVoting:
-        this.addNonVoting(id);
-        return;
-      case ConfigChangeType.AddWitness:
-        this.addWitness(id);
-        return;
-      case ConfigChangeType.RemoveNode:
-        this.removeNode(id);
-        return;
-    }
-  }
-
-  private addNode(id: number): void {
-    if (this.remotes.has(id)) return;
-    if (this.witnesses.has(id)) throw new Error(`witness ${id} cannot be promoted to a full member`);
-    const nv = this.nonVotings.get(id);
-    if (nv !== undefined) {
-      this.nonVotings.delete(id);
-      this.remotes.set(id, nv);
-      if (id === this.replicaId) this.role = Role.Follower;
-    } else {
-      this.remotes.set(id, this.newRemote());
-    }
-    if (this.role === Role.Leader && this.tryCommit()) this.broadcastReplicate();
-  }
-
-  private addNonVoting(id: number): void {
-    if (this.remotes.has(id) || this.witnesses.has(id) || this.nonVotings.has(id)) return;
-    if (id === this.replicaId && this.role !== Role.NonVoting) {
-      throw new Error(`replica ${id} is asked to become non-voting but is ${roleName(this.role)}`);
-    }
-    this.nonVotings.set(id, this.newRemote());
-  }
-
-  private addWitness(id: number): void {
-    if (this.remotes.has(id) || this.witnesses.has(id) || this.nonVotings.has(id)) return;
-    if (id === this.replicaId && this.role !== Role.Witness) {
-      throw new Error(`replica ${id} is asked to become a witness but is ${roleName(this.role)}`);
-    }
-    this.witnesses.set(id, this.newRemote());
-  }
-
-  private removeNode(id: number): void {
-    this.remotes.delete(id);
-    this.nonVotings.delete(id);
-    this.witnesses.delete(id);
-    this.removed.add(id);
-    if (this.transferTarget === id) this.transferTarget = 0;
-    if (this.role !== Role.Leader) return;
-    if (id === this.replicaId) {
-      this.becomeFollower(this.term, 0);
-      return;
-    }
-    if (this.votingCount() > 0 && this.tryCommit()) this.broadcastReplicate();
+    applyConfigChange(this, cc);
   }
 
   /** After the state machine recovered a received snapshot: peer maps follow its membership. */
   restoreRemotes(snap: SnapshotMeta): void {
-    const m = snap.membership;
-    if (m === null) return;
-    const self = this.replicaId;
-    const inAddresses = m.addresses.some((x) => x.replicaId === self);
-    if (this.role === Role.Witness && (inAddresses || m.nonVotings.some((x) => x.replicaId === self))) {
-      throw new Error(`snapshot ${snap.index} would turn witness ${self} into another role`);
-    }
-    if (
-      this.role !== Role.NonVoting &&
-      this.role !== Role.Witness &&
-      m.nonVotings.some((x) => x.replicaId === self)
-    ) {
-      throw new Error(`snapshot ${snap.index} would turn full member ${self} back into non-voting`);
-    }
-    if (this.role !== Role.Witness && m.witnesses.some((x) => x.replicaId === self)) {
-      throw new Error(`snapshot ${snap.index} would turn ${self} into a witness`);
-    }
-    this.restoreMembership(m);
-    if (this.role === Role.NonVoting && inAddresses) this.role = Role.Follower;
-    if (this.role === Role.Leader && !inAddresses) this.becomeFollower(this.term, 0);
-    this.pendingConfigChange = false;
+    restoreRemotes(this, snap);
   }
 }
 
