@@ -210,9 +210,15 @@ export function summarize(results: RunResult[], wallMs: number): string {
   const acked = results.reduce((a, r) => a + r.ackedWrites, 0);
   const unknown = results.filter((r) => r.linearizability === "unknown").length;
   const failed = results.filter((r) => r.violation !== null).length;
+  const sum = (k: keyof WorldStats) => results.reduce((a, r) => a + r.world[k], 0);
+  const faults =
+    `faults: ${sum("crashes")} crashes, ${sum("diskFaultStops")} disk-fault stops, ${sum("partitions")} partitions, ` +
+    `${sum("clogs")} clogs, ${sum("pauses")} pauses, ${sum("transfers")} leader transfers, ` +
+    `${sum("membershipChanges")} membership changes, ${sum("snapshotsCreated")} snapshots taken, ` +
+    `${sum("snapshotsReceived")} snapshots streamed`;
   return (
     `sim: ${results.length} seeds, ${simulatedHours.toFixed(3)} simulated hours, ${ops} client operations ` +
     `(${completed} completed, ${acked} acknowledged writes), ${failed} violations, ` +
-    `${unknown} histories too large to decide, ${(wallMs / 1000).toFixed(1)}s wall`
+    `${unknown} histories too large to decide, ${(wallMs / 1000).toFixed(1)}s wall; ${faults}`
   );
 }

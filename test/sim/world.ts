@@ -65,6 +65,8 @@ export interface WorldStats {
   pauses: number;
   transfers: number;
   membershipChanges: number;
+  snapshotsCreated: number;
+  snapshotsReceived: number;
 }
 
 const encoder = new TextEncoder();
@@ -99,6 +101,8 @@ export class World {
     pauses: 0,
     transfers: 0,
     membershipChanges: 0,
+    snapshotsCreated: 0,
+    snapshotsReceived: 0,
   };
   /** shard id → replica ids in its current membership (as the simulator asked for). */
   readonly shardMembers = new Map<number, Set<number>>();
@@ -206,6 +210,12 @@ export class World {
       env: this.env,
       listener: {
         leaderUpdated: (info) => this.onLeader(h, info.shardId, info.replicaId, info.leaderId, info.term),
+        snapshotReceived: () => {
+          this.stats.snapshotsReceived++;
+        },
+        snapshotCreated: () => {
+          this.stats.snapshotsCreated++;
+        },
       },
       log: (event) => {
         if (event.event === "engine-fatal") {
