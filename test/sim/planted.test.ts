@@ -24,15 +24,16 @@ async function firstCatch(bug: PlantedBug): Promise<{ seed: number; oracle: stri
   for (let seed = 1; seed <= PLANTED_SEED_BUDGET; seed++) {
     const r = await runSeed({ seed });
     if (r.violation) {
-      process.stderr.write(
-        `planted bug ${bug}: caught by seed ${seed} (${r.violation.message.slice(0, 200)})\n`,
-      );
+      const replay = `LONGBOAT_SIM_BUG=${bug} LONGBOAT_SIM_SEED=${seed} npx bun test test/sim/sim.test.ts`;
+      const first = r.violation.message.split("\n")[0];
+      process.stderr.write(`planted bug ${bug}: caught by seed ${seed}: ${first}\n  replay: ${replay}\n`);
       return { seed, oracle: r.violation.oracle };
     }
   }
   return null;
 }
 
+// "old-term-commit" is not listed: it needs a hook in src/raft (docs/simulator.md).
 for (const bug of ["stale-read", "early-ack"] as const) {
   test(`the simulator catches the planted bug ${bug} within ${PLANTED_SEED_BUDGET} seeds`, async () => {
     const caught = await firstCatch(bug);
