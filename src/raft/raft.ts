@@ -1,16 +1,16 @@
 import { type RaftConfig, Role, roleName } from "./config.ts";
 import { EntryLog } from "./log.ts";
 import { applyConfigChange, restoreRemotes } from "./membership.ts";
+import { broadcastHeartbeatWithCtx, sendHeartbeat, sendReplicate, tryCommit } from "./replicate.ts";
 import { QuiesceState } from "./quiesce.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { ReadIndexQueue } from "./readindex.ts";
 import { Remote, RemoteState } from "./remote.ts";
-import { CompactedError, type LogStorage, type Rng } from "./storage.ts";
+import type { LogStorage, Rng } from "./storage.ts";
 import {
   type ConfigChange,
   type Entry,
   EntryType,
-  entrySizeBytes,
   type Member,
   type Membership,
   type Message,
@@ -158,7 +158,7 @@ export class Raft {
     return this.remotes.get(id) ?? this.nonVotings.get(id) ?? this.witnesses.get(id);
   }
 
-  private forEachPeer(fn: (id: number, r: Remote) => void): void {
+  forEachPeer(fn: (id: number, r: Remote) => void): void {
     for (const [id, r] of this.remotes) if (id !== this.replicaId) fn(id, r);
     for (const [id, r] of this.nonVotings) if (id !== this.replicaId) fn(id, r);
     for (const [id, r] of this.witnesses) if (id !== this.replicaId) fn(id, r);
@@ -769,80 +769,28 @@ export class Raft {
     r.becomeWait();
   }
 
-  /** Raft §5.4.2: commit the quorum-th highest match only when its entry is of this term. */
+  // ---- replication messages and the commit rule (replicate.ts) ----
+
   tryCommit(): boolean {
-    const matches: number[] = [];
-    for (const r of this.remotes.values()) matches.push(r.match);
-    for (const r of this.witnesses.values()) matches.push(r.match);
-    if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
-    const q = matches[this.quorum() - 1]!;
-    if (q > this.log.committed && this.log.termOrNone(q) === this.term) {
-      this.log.commitTo(q);
-      return true;
-    }
-    return false;
+    return tryCommit(this);
   }
 
   broadcastReplicate(): void {
-    this.forEachPeer((id, r) => this.sendReplicate(id, r, true));
+    this.forEachPeer((id, r) => sendReplicate(this, id, r, true));
   }
 
-  /** Sends the next batch to a follower; returns true when a message left. */
   sendReplicate(to: number, r: Remote, allowEmpty: boolean): boolean {
-    if (r.isPaused()) return false;
-    const prevIndex = r.next - 1;
-    let prevTerm: number;
-    let entries: Entry[];
-    try {
-      prevTerm = this.log.term(prevIndex);
-      entries = this.log.entries(r.next, this.log.lastIndex() + 1, this.config.maxEntryBytesPerMessage);
-    } catch (e) {
-      if (e instanceof CompactedError) return this.sendSnapshot(to, r);
-      throw e;
-    }
-    if (entries.length === 0 && !allowEmpty) return false;
-    let sizeBytes = 0;
-    for (const e of entries) sizeBytes += entrySizeBytes(e);
-    if (this.witnesses.has(to)) entries = entries.map(toWitnessEntry);
-    const lastIndex = prevIndex + entries.length;
-    this.send(
-      makeMessage({
-        type: MT.Replicate,
-        to,
-        logIndex: prevIndex,
-        logTerm: prevTerm,
-        entries,
-        commit: this.log.committed,
-      }),
-    );
-    r.sent(lastIndex, entries.length, sizeBytes);
-    return true;
-  }
-
-  private sendSnapshot(to: number, r: Remote): boolean {
-    if (!r.active) return false; // never heard from it this round: do not ship a snapshot blind
-    const snap = this.log.snapshot();
-    if (snap === null) throw new Error(`replica ${to} needs compacted entries but there is no snapshot`);
-    const sent = this.witnesses.has(to) ? toWitnessSnapshot(snap) : snap;
-    this.send(makeMessage({ type: MT.InstallSnapshot, to, snapshot: sent }));
-    r.becomeSnapshot(snap.index);
-    return true;
+    return sendReplicate(this, to, r, allowEmpty);
   }
 
   private broadcastHeartbeat(): void {
     const ctx = this.readIndex.newest();
-    if (ctx !== null) this.broadcastHeartbeatWithCtx(ctx);
-    else this.forEachPeer((id, r) => this.sendHeartbeat(id, r, null));
+    if (ctx !== null) broadcastHeartbeatWithCtx(this, ctx);
+    else this.forEachPeer((id, r) => sendHeartbeat(this, id, r, null));
   }
 
   private broadcastHeartbeatWithCtx(ctx: ReadCtx): void {
-    this.forEachPeer((id, r) => this.sendHeartbeat(id, r, this.nonVotings.has(id) ? null : ctx));
-  }
-
-  private sendHeartbeat(to: number, r: Remote, ctx: ReadCtx | null): void {
-    const commit = Math.min(r.match, this.log.committed);
-    this.send(makeMessage({ type: MT.Heartbeat, to, commit, hint: ctx?.low ?? 0, hintHigh: ctx?.high ?? 0 }));
+    broadcastHeartbeatWithCtx(this, ctx);
   }
 
   /** The host persisted the log up to savedTo: the leader counts its own copy now. */
@@ -866,6 +814,7 @@ export class Raft {
 
   private dropRead(m: Message): void {
     if (m.from !== this.replicaId) return; // a remote requester's client times out
+    if (this.droppedReadIndexes.length >= MAX_PENDING_OUTPUTS) throw new Error("dropped read list overflow");
     this.droppedReadIndexes.push({ low: m.hint, high: m.hintHigh });
   }
 
@@ -884,13 +833,4 @@ export class Raft {
   restoreRemotes(snap: SnapshotMeta): void {
     restoreRemotes(this, snap);
   }
-}
-
-function toWitnessEntry(e: Entry): Entry {
-  if (e.type === EntryType.ConfigChange) return e;
-  return makeEntry({ term: e.term, index: e.index, type: EntryType.Metadata });
-}
-
-function toWitnessSnapshot(s: SnapshotMeta): SnapshotMeta {
-  return { ...s, filePath: "", fileSizeBytes: 0, witness: true, dummy: false };
 }
