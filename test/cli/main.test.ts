@@ -86,7 +86,15 @@ describe("exit codes", () => {
   });
 
   test("valid options of a subcommand not wired yet exit 1", async () => {
-    const { code } = await run(["dev"]);
+    const { code } = await run([
+      "drummer",
+      "--id",
+      "1",
+      "--peers",
+      "1=127.0.0.1:9101",
+      "--api-address",
+      "127.0.0.1:9001",
+    ]);
     expect(code).toBe(1);
   });
 });
@@ -136,16 +144,18 @@ describe("as a process", () => {
     expect(stdout).toMatch(/^longboat \d+\.\d+\.\d+ \(commit [0-9a-z]+, bun \d+\.\d+\.\d+\)\n$/);
   });
 
-  test("nodehost with valid options says it is not available yet and exits 1", () => {
+  test("drummer with valid options says it is not available yet and exits 1", () => {
     const { code, stderr } = spawn([
-      "nodehost",
-      "--raft-address",
-      "127.0.0.1:7001",
+      "drummer",
+      "--id",
+      "1",
+      "--peers",
+      "1=127.0.0.1:9101",
       "--api-address",
-      "127.0.0.1:8001",
+      "127.0.0.1:9001",
     ]);
     expect(code).toBe(1);
-    expect(stderr).toBe("longboat nodehost: not available yet in this build\n");
+    expect(stderr).toBe("longboat drummer: not available yet in this build\n");
   });
 
   test("a bad flag value exits 2", () => {

@@ -1,7 +1,113 @@
+import { createNodeHostApi } from "../../api/app.ts";
+import { serveApi } from "../../api/server.ts";
+import { NodeHost } from "../../nodehost.ts";
+import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
+import { parseAddress } from "../address.ts";
 import type { NodeHostConfig } from "../config.ts";
+import { jsonLogger } from "../log.ts";
 
-/** Runs `longboat nodehost` with validated options; returns the exit code. Not wired to the engine yet. */
-export async function run(_config: NodeHostConfig): Promise<number> {
-  process.stderr.write("longboat nodehost: not available yet in this build\n");
-  return 1;
+/** How long SIGTERM waits for leadership to move before stopping anyway. */
+const TRANSFER_WAIT_MS = 5000;
+
+/**
+ * Runs `longboat nodehost`: a NodeHost with the static shards of its configuration and the
+ * NodeHost API; SIGTERM/SIGINT hand leadership to a peer, then stop cleanly. Returns the exit code.
+ */
+export async function run(config: NodeHostConfig): Promise<number> {
+  const log = jsonLogger(config.logLevel);
+  const apps = builtinApps();
+  for (const path of config.plugin) {
+    const names = await loadPlugin(path, apps);
+    log({ level: "info", event: "plugin-loaded", path, apps: names });
+  }
+  for (const s of config.shards) apps.get(s.app); // unknown app names fail before anything starts
+  if (config.master.length > 0) {
+    log({
+      level: "warn",
+      event: "master-not-available",
+      detail: "this build has no master client yet; --master is validated and ignored, static shards run",
+    });
+  }
+  const tls =
+    config.tlsCa && config.tlsCert && config.tlsKey
+      ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
+      : undefined;
+  const nh = new NodeHost({
+    nodeHostDir: config.dataDir,
+    raftAddress: config.raftAddress,
+    rttMs: config.rttMs,
+    deploymentId: config.deploymentId,
+    tls,
+    log,
+  });
+  await nh.ready;
+  for (const s of config.shards) {
+    const members: Record<number, string> = {};
+    for (const m of s.members) members[m.replicaId] = m.address;
+    await nh.startReplica(
+      s.join ? {} : members,
+      s.join ?? false,
+      apps.get(s.app),
+      { shardId: s.shardId, replicaId: s.replicaId },
+      { app: s.app },
+    );
+  }
+  const api = parseAddress(config.apiAddress);
+  const app = createNodeHostApi({
+    nodehost: nh,
+    apiToken: config.apiToken,
+    apiAddress: config.apiAddress,
+    region: config.region,
+    log,
+  });
+  const server = serveApi(app, { hostname: api.host, port: api.port });
+  log({
+    level: "info",
+    event: "nodehost-started",
+    raftAddress: config.raftAddress,
+    apiAddress: config.apiAddress,
+    shards: config.shards.map((s) => s.shardId),
+  });
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  log({ level: "info", event: "stopping", signal });
+  await handOverLeadership(nh, log);
+  await server.stop();
+  await nh.stop();
+  log({ level: "info", event: "stopped" });
+  return 0;
+}
+
+/** Asks every shard this host leads to move leadership to another full member, and waits a bounded time. */
+async function handOverLeadership(nh: NodeHost, log: (e: Record<string, unknown>) => void): Promise<void> {
+  const led = nh.getNodeHostInfo({ skipLogInfo: true }).shards.filter((s) => s.isLeader);
+  for (const s of led) {
+    const target = s.membership.addresses.find((m) => m.replicaId !== s.replicaId);
+    if (!target) continue;
+    try {
+      nh.requestLeaderTransfer(s.shardId, target.replicaId);
+    } catch (error) {
+      log({ level: "warn", event: "leader-transfer-failed", shard: s.shardId, error: String(error) });
+    }
+  }
+  const deadline = Date.now() + TRANSFER_WAIT_MS;
+  while (Date.now() < deadline) {
+    const still = nh
+      .getNodeHostInfo({ skipLogInfo: true })
+      .shards.filter((s) => s.isLeader && s.membership.addresses.length > 1);
+    if (still.length === 0) break;
+    await Bun.sleep(20);
+  }
+  const remaining = nh
+    .getNodeHostInfo({ skipLogInfo: true })
+    .shards.filter((s) => s.isLeader)
+    .map((s) => s.shardId);
+  log({
+    level: "info",
+    event: "leadership-handed-over",
+    shards: led.map((s) => s.shardId),
+    stillLeading: remaining,
+  });
 }

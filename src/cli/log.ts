@@ -1,0 +1,17 @@
+/** Structured log lines on stderr: one JSON object per line with level, time and the event's fields. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export function jsonLogger(
+  minLevel: LogLevel,
+  write: (line: string) => void = (l) => process.stderr.write(l),
+): (event: Record<string, unknown>) => void {
+  return (event) => {
+    const level = (
+      typeof event.level === "string" && event.level in RANK ? event.level : "debug"
+    ) as LogLevel;
+    if (RANK[level] < RANK[minLevel]) return;
+    write(`${JSON.stringify({ level, time: new Date().toISOString(), ...event })}\n`);
+  };
+}
