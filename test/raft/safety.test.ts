@@ -3,22 +3,25 @@
  * ticks, out-of-order / duplicated / lost deliveries, partitions, crashes (a replica reverts
  * to exactly what it persisted — what commitUpdate has been called for — and may even have
  * sent its leader Replicate messages before crashing mid-Update), restarts, snapshots with
- * log compaction, leader transfers, reads and proposals. After every step it asserts:
+ * log compaction, membership changes (add / remove replicas), leader transfers, reads and
+ * proposals. After every step it asserts:
  *   - at most one leader per term;
  *   - log matching (same index and term ⇒ same prefix), checked every few steps;
  *   - a committed entry never changes;
  *   - every replica's applied sequence is a prefix of one history;
  *   - a ReadIndex answer is at least every index committed anywhere before the read began.
- * At the end the network heals and the shard must commit a final proposal everywhere.
+ * At the end the network heals and the shard must commit a final proposal on every member.
  *
  * LONGBOAT_SEED=n replays one seed (printed on failure). LONGBOAT_SAFETY_SEEDS=n runs more
  * seeds (default 300), LONGBOAT_SAFETY_STEPS=n more steps per seed (default 3000).
  */
 import { expect, test } from "bun:test";
 import { Role } from "../../src/raft/config.ts";
-import type { Entry } from "../../src/raft/types.ts";
+import { ConfigChangeType, type Entry } from "../../src/raft/types.ts";
 import { entry, Network, type TestNode, TestRng, text } from "./network.ts";
 
+/** Membership changes add replicas up to this id. */
+const MAX_REPLICA_ID = 8;
 const SEEDS = Number(process.env.LONGBOAT_SAFETY_SEEDS ?? 300);
 const STEPS = Number(process.env.LONGBOAT_SAFETY_STEPS ?? 3000);
 
@@ -156,13 +159,13 @@ function runSeed(seed: number): void {
     net.tickAll(1);
     const leaders = net.leaders();
     if (leaders.length === 1 && round % 20 === 0) net.propose(leaders[0]!, "final");
-    done = [...net.nodes.values()].every((n) => n.appliedData().includes("final"));
+    done = leaders.length === 1 && members(net, leaders[0]!).every((n) => n.appliedData().includes("final"));
     checker.check(STEPS + round, true);
   }
   if (process.env.RAFT_STATS) {
     const n = [...net.nodes.values()];
     console.log(
-      `seed ${seed}: size=${size} maxTerm=${Math.max(...n.map((x) => x.raft.term))} applied=${n.map((x) => x.appliedIndex).join(",")} props=${proposals} reads=${checker.readsChecked} first=${n.map((x) => x.raft.log.firstIndex()).join(",")} queue=${net.queue.length} snaps=${net.sentCount[16] ?? 0} noop=${net.sentCount[4] ?? 0} prevote=${net.sentCount[26] ?? 0} dropped=${n.map((x) => x.droppedEntries.length).join(",")}`,
+      `seed ${seed}: size=${size} voters=${net.leaders().map((l) => [...net.raft(l).remotes.keys()].join("+"))} removed=${net.leaders().map((l) => [...net.raft(l).removed].join("+"))} maxTerm=${Math.max(...n.map((x) => x.raft.term))} applied=${n.map((x) => x.appliedIndex).join(",")} props=${proposals} reads=${checker.readsChecked} first=${n.map((x) => x.raft.log.firstIndex()).join(",")} queue=${net.queue.length} snaps=${net.sentCount[16] ?? 0} noop=${net.sentCount[4] ?? 0} prevote=${net.sentCount[26] ?? 0} dropped=${n.map((x) => x.droppedEntries.length).join(",")}`,
     );
   }
   if (!done) {
@@ -173,6 +176,12 @@ function runSeed(seed: number): void {
     });
     throw new Error(`shard did not commit a proposal everywhere after healing:\n${states.join("\n")}`);
   }
+}
+
+/** The live replicas the leader counts as members (removed or never-added ones excluded). */
+function members(net: Network, leader: number): TestNode[] {
+  const r = net.raft(leader);
+  return [...net.nodes.values()].filter((n) => !n.crashed && r.isKnown(n.id));
 }
 
 function randomStep(net: Network, rng: TestRng, checker: Checker, nextValue: () => string): void {
@@ -190,7 +199,9 @@ function randomStep(net: Network, rng: TestRng, checker: Checker, nextValue: () 
   } else if (roll < 800) {
     const l = live();
     if (l.length > 0) checker.issueRead(net.node(l[rng.nextInt(l.length)]!));
-  } else if (roll < 801) {
+  } else if (roll < 804) {
+    changeMembership(net, rng);
+  } else if (roll < 805) {
     const l = live();
     if (l.length > 0) net.peer(l[rng.nextInt(l.length)]!).requestLeaderTransfer(pick());
   } else if (roll < 870) {
@@ -224,6 +235,44 @@ function randomStep(net: Network, rng: TestRng, checker: Checker, nextValue: () 
   } else {
     // a burst: every replica publishes its Update
     net.collectAll();
+  }
+}
+
+/** Adds a fresh replica or removes a voter (keeping at least 3), proposed on the newest leader. */
+function changeMembership(net: Network, rng: TestRng): void {
+  const leaders = net.leaders().sort((a, b) => net.raft(b).term - net.raft(a).term);
+  const l = leaders[0];
+  if (l === undefined) return;
+  const r = net.raft(l);
+  if (rng.nextInt(2) === 0) {
+    const id = Math.max(...net.nodes.keys()) + 1;
+    if (id > MAX_REPLICA_ID) return;
+    const { replicaId: _, ...config } = net.node(1).config;
+    net.addNode(id, { config });
+    net.peer(l).proposeConfigChange(
+      {
+        configChangeId: 0,
+        type: ConfigChangeType.AddNode,
+        replicaId: id,
+        address: `n${id}`,
+        initialize: false,
+      },
+      0,
+    );
+  } else {
+    const voters = [...r.remotes.keys()];
+    if (voters.length <= 3) return;
+    const id = voters[rng.nextInt(voters.length)]!;
+    net.peer(l).proposeConfigChange(
+      {
+        configChangeId: 0,
+        type: ConfigChangeType.RemoveNode,
+        replicaId: id,
+        address: "",
+        initialize: false,
+      },
+      0,
+    );
   }
 }
 
