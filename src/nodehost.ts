@@ -376,6 +376,28 @@ export class NodeHost {
     return this.readable(shardId).rsm.lookup(query);
   }
 
+  /**
+   * Resolves once the shard has a leader that serves linearizable requests (its election is
+   * over and its term's first entry committed); throws timeout after timeoutMs. Useful right
+   * after startReplica, when proposals would otherwise be dropped as shardNotReady.
+   */
+  async waitReady(shardId: number, opts: TimeoutOption): Promise<void> {
+    const deadlineMs = this.env.nowMs() + opts.timeoutMs;
+    const attemptMs = Math.max(10 * this.rttMs, 200);
+    for (;;) {
+      const leftMs = deadlineMs - this.env.nowMs();
+      if (leftMs < this.rttMs)
+        throw new LongboatError("timeout", `shard ${shardId} has no leader ready after ${opts.timeoutMs} ms`);
+      try {
+        await this.syncGetShardMembership(shardId, { timeoutMs: Math.min(attemptMs, leftMs) });
+        return;
+      } catch (error) {
+        if (!(error instanceof LongboatError) || !error.temporary) throw error;
+      }
+      await new Promise<void>((resolve) => this.env.setTimer(this.rttMs, resolve));
+    }
+  }
+
   // ---- membership ----
 
   async syncGetShardMembership(shardId: number, opts: TimeoutOption): Promise<Membership> {

@@ -1,0 +1,23 @@
+/**
+ * Longboat as a library: embed NodeHosts in an application with your own state machines.
+ * See README.md ("Embedding") for a ten-line example.
+ */
+export { LongboatError, isTemporary, NodeHost, Session } from "./nodehost.ts";
+export type {
+  EventListener,
+  NodeHostConfig,
+  NodeHostInfo,
+  ReplicaConfigInput,
+  ShardInfo,
+} from "./nodehost.ts";
+export { decodeKvQueryResult, encodeKvCommand, encodeKvQuery } from "./statemachine/kv.ts";
+export { AppRegistry, builtinApps, loadPlugin } from "./statemachine/registry.ts";
+export type {
+  CreateStateMachine,
+  IConcurrentStateMachine,
+  IOnDiskStateMachine,
+  IStateMachine,
+  SMEntry,
+  SMResult,
+} from "./statemachine/types.ts";
+export type { Membership } from "./raft/types.ts";
