@@ -30,7 +30,7 @@ import { StateMachineManager } from "./rsm/manager.ts";
 import type { CreateStateMachine, SMResult } from "./statemachine/types.ts";
 import { Http2Transport } from "./transport/http2.ts";
 import { MapRegistry } from "./transport/registry.ts";
-import type { Registry, Transport } from "./transport/types.ts";
+import type { Registry, Transport, TransportStats } from "./transport/types.ts";
 
 export { LongboatError, isTemporary } from "./engine/errors.ts";
 export type { EventListener } from "./engine/events.ts";
@@ -56,6 +56,8 @@ export interface NodeHostConfig {
   log?: (event: Record<string, unknown>) => void;
   /** Clock and randomness; default the real ones (the simulator injects its own). */
   env?: Env;
+  /** Called after every log database save (one fsync) with its duration and entry count. */
+  onSave?: (durationMs: number, entryCount: number) => void;
   /** Replace the log database or transport (tests, the simulator). */
   expert?: {
     logdb?: LogDB;
@@ -160,6 +162,7 @@ export class NodeHost {
       rttMs: this.rttMs,
       listener: config.listener,
       log: this.log,
+      onSave: config.onSave,
     });
     this.ready = this.transport.start(this.engine).then(() => this.engine.start());
     this.ready.catch(() => {});
@@ -168,6 +171,17 @@ export class NodeHost {
   /** Engine counters (iterations, fsyncs, entries…), for metrics and benchmarks. */
   get stats(): Readonly<EngineStats> {
     return this.engine.stats;
+  }
+
+  /** Queued and pending requests and inbound messages over all replicas (metrics). */
+  queueDepths(): { proposals: number; reads: number; inbox: number } {
+    return this.engine.queueDepths();
+  }
+
+  /** The transport's counters (bytes, batches, drops), when it keeps them. */
+  transportStats(): TransportStats | null {
+    const t = this.transport as Transport & { stats?: () => TransportStats };
+    return typeof t.stats === "function" ? t.stats() : null;
   }
 
   /** Stops every replica (pending requests end as terminated), the transport and the log database. */

@@ -200,12 +200,14 @@ export class MetricsRegistry {
   /** The whole registry in the Prometheus text format 0.0.4. */
   expose(): string {
     const out: string[] = [];
+    // Collectors run first: some update registered metrics (queue depths) before they print.
+    const collected = this.collectors.map((collect) => collect());
     for (const m of this.metrics.values()) {
       header(out, m.name, m.help, m.type);
       m.lines(out);
     }
-    for (const collect of this.collectors) {
-      for (const f of collect()) {
+    for (const families of collected) {
+      for (const f of families) {
         header(out, f.name, f.help, f.type);
         for (const s of f.samples) out.push(sample(f.name, s.labels ?? {}, s.value));
       }

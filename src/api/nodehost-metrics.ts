@@ -95,8 +95,28 @@ export class NodeHostMetrics {
     this.transportDrops.inc({ reason }, messageCount);
   }
 
+  private pullQueuesAndTransport(nodehost: NodeHostLike): void {
+    const q = nodehost.queueDepths?.();
+    if (q) {
+      this.setQueueDepth("proposals", q.proposals);
+      this.setQueueDepth("reads", q.reads);
+      this.setQueueDepth("inbox", q.inbox);
+    }
+    const t = nodehost.transportStats?.();
+    if (!t) return;
+    this.addTransportBytes("sent", delta(nodehost, "bytesSent", t.bytesSent));
+    this.addTransportDrops("queue_full", delta(nodehost, "queueFull", t.messagesDroppedQueueFull));
+    this.addTransportDrops("too_large", delta(nodehost, "tooLarge", t.messagesDroppedTooLarge));
+    this.addTransportDrops("unreachable", delta(nodehost, "unreachable", t.messagesDroppedUnreachable));
+    this.addTransportDrops("invalid", delta(nodehost, "invalid", t.messagesInvalid));
+  }
+
   /** Reads engine stats and shard state from nodehost at every scrape. Call once per NodeHost. */
   watchNodeHost(nodehost: NodeHostLike): void {
+    this.registry.addCollector(() => {
+      this.pullQueuesAndTransport(nodehost);
+      return [];
+    });
     this.registry.addCollector(() => {
       const s = nodehost.stats;
       const counter = (name: string, help: string, value: number) => ({
@@ -122,6 +142,17 @@ export class NodeHostMetrics {
       ];
     });
   }
+}
+
+/** Last cumulative transport counters seen, so each scrape adds only the difference. */
+const seenTransport = new WeakMap<NodeHostLike, Record<string, number>>();
+
+function delta(nodehost: NodeHostLike, key: string, value: number): number {
+  const seen = seenTransport.get(nodehost) ?? {};
+  seenTransport.set(nodehost, seen);
+  const d = Math.max(0, value - (seen[key] ?? 0));
+  seen[key] = value;
+  return d;
 }
 
 function shardFamilies(nodehost: NodeHostLike) {

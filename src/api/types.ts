@@ -90,6 +90,16 @@ export interface NodeHostLike {
     logsOnDisk: { shardId: number; replicaId: number }[];
   };
   readonly stats: Readonly<EngineStatsLike>;
+  /** Queued requests and inbound messages over all replicas (optional: read at every scrape). */
+  queueDepths?(): { proposals: number; reads: number; inbox: number };
+  /** Cumulative transport counters (optional: read at every scrape). */
+  transportStats?(): {
+    bytesSent: number;
+    messagesDroppedQueueFull: number;
+    messagesDroppedTooLarge: number;
+    messagesDroppedUnreachable: number;
+    messagesInvalid: number;
+  } | null;
 }
 
 /** A fetch-like function (globalThis.fetch by default; tests pass another app's fetch). */

@@ -21,6 +21,8 @@ export interface EngineOptions {
   log: (event: Record<string, unknown>) => void;
   /** Called once when the engine stopped itself after an unrecoverable error (a failed fsync). */
   onFatal?: (error: Error) => void;
+  /** Called after every LogDB save with its duration and entry count (metrics). */
+  onSave?: (durationMs: number, entryCount: number) => void;
 }
 
 /** Counters the metrics endpoint and the benchmarks read. */
@@ -113,6 +115,18 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.listenerError,
     );
     return replica;
+  }
+
+  /** Requests and messages waiting in every replica's queues (metrics). */
+  queueDepths(): { proposals: number; reads: number; inbox: number } {
+    const depth = { proposals: 0, reads: 0, inbox: 0 };
+    for (const r of this.replicas.values()) {
+      const q = r.queueDepths();
+      depth.proposals += q.proposals;
+      depth.reads += q.reads;
+      depth.inbox += q.inbox;
+    }
+    return depth;
   }
 
   getReplica(shardId: number): Replica | undefined {
@@ -340,7 +354,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (batch.length > 0) {
       const t0 = this.opts.env.nowMs();
       this.opts.logdb.saveUpdates(batch);
-      this.stats.saveMsTotal += this.opts.env.nowMs() - t0;
+      const durationMs = this.opts.env.nowMs() - t0;
+      this.stats.saveMsTotal += durationMs;
+      this.opts.onSave?.(durationMs, entryCount);
       this.stats.savedBatches++;
       this.stats.savedEntries += entryCount;
     }

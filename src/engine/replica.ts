@@ -161,6 +161,14 @@ export class Replica {
     this.transferTarget = target;
   }
 
+  queueDepths(): { proposals: number; reads: number; inbox: number } {
+    return {
+      proposals: this.proposals.length + this.pendingProposals.size,
+      reads: this.reads.queuedCount + this.reads.inFlightCount,
+      inbox: this.inbox.length,
+    };
+  }
+
   hasInput(): boolean {
     return (
       this.inbox.length > 0 ||

@@ -75,6 +75,21 @@ describe("three nodehost processes", () => {
     );
   }, 30_000);
 
+  test("/metrics reports fsync time, batch sizes, queue depths, transport bytes and API latency", async () => {
+    expect(cmd(["put", "--nodehost", cluster.hosts[0]!.api, "--shard", "1", "m", "1"]).code).toBe(0);
+    const text = await (await fetch(`http://${cluster.hosts[0]!.api}/metrics`)).text();
+    for (const name of [
+      "longboat_logdb_save_duration_seconds_bucket",
+      "longboat_logdb_save_batch_entries_count",
+      'longboat_queue_depth{queue="proposals"}',
+      'longboat_transport_bytes_total{direction="sent"}',
+      "longboat_api_request_duration_seconds_bucket",
+      "longboat_raft_elections_total",
+    ]) {
+      expect(text).toContain(name);
+    }
+  });
+
   test("kill -9 of the leader during a write load loses no acknowledged write; the restarted host catches up", async () => {
     const leader = await cluster.waitLeader(1);
     const acked: string[] = [];

@@ -1,4 +1,5 @@
 import { createNodeHostApi } from "../../api/app.ts";
+import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
 import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
@@ -32,6 +33,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
       : undefined;
+  const metrics = new NodeHostMetrics();
   const nh = new NodeHost({
     nodeHostDir: config.dataDir,
     raftAddress: config.raftAddress,
@@ -39,6 +41,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     deploymentId: config.deploymentId,
     tls,
     log,
+    onSave: (durationMs, entryCount) => metrics.observeSave(durationMs, entryCount),
   });
   await nh.ready;
   for (const s of config.shards) {
@@ -59,7 +62,9 @@ export async function run(config: NodeHostConfig): Promise<number> {
     apiAddress: config.apiAddress,
     region: config.region,
     log,
+    metrics,
   });
+  metrics.watchNodeHost(nh);
   const server = serveApi(app, { hostname: api.host, port: api.port });
   log({
     level: "info",
