@@ -63,6 +63,12 @@ export function serveH2c(app: Hono, hostname: string, port: number): Promise<htt
         outHeaders[k] = v;
       });
       outHeaders["content-length"] = out.byteLength;
+      // An empty body ends with the HEADERS frame: an empty DATA frame per response trips the
+      // peer's flood guard ("Too many invalid HTTP/2 frames") after a few thousand responses.
+      if (out.byteLength === 0) {
+        stream.respond(outHeaders, { endStream: true });
+        return;
+      }
       stream.respond(outHeaders);
       stream.end(out);
     });

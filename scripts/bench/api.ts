@@ -315,7 +315,10 @@ export function loadJob(
 
 if (import.meta.main) {
   const shards = Number(arg("shards", "48"));
-  const concurrencies = arg("concurrency", "1,16,64,256").split(",").map(Number);
+  const concurrencies = arg("concurrency", "1,16,64,256")
+    .split(",")
+    .map(Number)
+    .filter((c) => c > 0); // --concurrency 0: no write points
   const readConcurrencies = arg("reads", "64")
     .split(",")
     .map(Number)

@@ -133,7 +133,10 @@ async function etcdLeader(clientUrls: string[]): Promise<number> {
   return i;
 }
 
-const concurrencies = arg("concurrency", "1,16,64,256").split(",").map(Number);
+const concurrencies = arg("concurrency", "1,16,64,256")
+  .split(",")
+  .map(Number)
+  .filter((c) => c > 0); // --concurrency 0: no write points
 const readConcurrencies = arg("reads", "64")
   .split(",")
   .map(Number)

@@ -191,7 +191,8 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
   async function one(intendedMs: number): Promise<void> {
     const r = build(seq++ % job.keySpace);
     const pool = pools[r.endpoint]!;
-    const session = pool[next[r.endpoint]!++ % pool.length]!;
+    const slot = next[r.endpoint]!++ % pool.length;
+    const session = pool[slot]!;
     inFlight++;
     try {
       const a = await h2request(session, r.path, r.contentType, r.body, job.timeoutMs);
@@ -203,6 +204,12 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
         errors++;
         if (!firstError) firstError = String((error as Error).message ?? error);
       }
+      // A dead connection is replaced (once: whoever finds it first); the failed worker pauses
+      // 5 ms so a broken server is not hammered in a tight loop.
+      if ((session.destroyed || session.closed) && pool[slot] === session) {
+        pool[slot] = await connect(job.endpoints[r.endpoint]!).catch(() => session);
+      }
+      await new Promise((res) => setTimeout(res, 5));
     } finally {
       inFlight--;
     }
