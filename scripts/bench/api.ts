@@ -324,8 +324,7 @@ if (import.meta.main) {
     .map(Number)
     .filter((c) => c > 0); // --reads 0: no read points
   const protocol = arg("protocol", "h2") as "h2" | "h1";
-  if (protocol !== "h2")
-    throw new Error("the load generator speaks HTTP/2 only; --protocol h1 is for api-host use");
+  if (protocol !== "h2" && protocol !== "h1") throw new Error(`--protocol must be h2 or h1, got ${protocol}`);
   const o = commonOptions();
   const profDir = process.argv.includes("--cpu-prof") ? join("bench-results", `prof-${stamp()}`) : undefined;
   process.stderr.write(`api: starting 3 NodeHosts with ${shards} shards (load ${loadAvg()})\n`);
@@ -334,19 +333,25 @@ if (import.meta.main) {
   try {
     for (const c of concurrencies) {
       points.push(
-        await runPoint(loadJob(o, "longboat", "put", c, cluster.endpoints, cluster.leaderOf), cluster),
+        await runPoint(
+          { ...loadJob(o, "longboat", "put", c, cluster.endpoints, cluster.leaderOf), protocol },
+          cluster,
+        ),
       );
     }
     for (const c of readConcurrencies) {
       points.push(
-        await runPoint(loadJob(o, "longboat", "get", c, cluster.endpoints, cluster.leaderOf), cluster),
+        await runPoint(
+          { ...loadJob(o, "longboat", "get", c, cluster.endpoints, cluster.leaderOf), protocol },
+          cluster,
+        ),
       );
     }
   } finally {
     await cluster.stop();
   }
   console.log(
-    `\napi benchmark: 3 NodeHosts, ${shards} shards, fsync on, Connect/proto over h2c, 16 B keys and values`,
+    `\napi benchmark: 3 NodeHosts, ${shards} shards, fsync on, Connect/proto over ${protocol === "h2" ? "h2c" : "HTTP/1.1"}, 16 B keys and values`,
   );
   console.table(points.map(tableRow));
   for (const p of points)

@@ -24,6 +24,8 @@ export interface LoadJob {
   /** Longboat only: endpoint index leading shard s is leaderOf[s - 1]. */
   leaderOf?: number[];
   connectionsPerEndpoint: number;
+  /** "h1": Longboat only, HTTP/1.1 keep-alive through Bun's fetch (Bun picks the connection count). */
+  protocol?: "h2" | "h1";
   concurrency: number;
   ratePerSec: number;
   warmupMs: number;
@@ -98,6 +100,27 @@ export function h2request(
   });
 }
 
+/** One request over HTTP/1.1 keep-alive (Bun's fetch pool). */
+export async function h1request(
+  url: string,
+  contentType: string,
+  body: Uint8Array,
+  timeoutMs: number,
+): Promise<H2Answer> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": contentType },
+    body,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return {
+    status: res.status,
+    grpcStatus: undefined,
+    grpcMessage: undefined,
+    body: new Uint8Array(await res.arrayBuffer()),
+  };
+}
+
 export function connect(endpoint: string): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const s = http2.connect(endpoint, { settings: { maxConcurrentStreams: 4096 } });
@@ -170,7 +193,8 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
   const pools: http2.ClientHttp2Session[][] = [];
   for (const e of job.endpoints) {
     const pool: http2.ClientHttp2Session[] = [];
-    for (let i = 0; i < job.connectionsPerEndpoint; i++) pool.push(await connect(e));
+    const n = job.protocol === "h1" ? 1 : job.connectionsPerEndpoint;
+    for (let i = 0; i < n; i++) pool.push(await connect(e));
     pools.push(pool);
   }
   const next = pools.map(() => 0);
@@ -195,7 +219,10 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
     const session = pool[slot]!;
     inFlight++;
     try {
-      const a = await h2request(session, r.path, r.contentType, r.body, job.timeoutMs);
+      const a =
+        job.protocol === "h1"
+          ? await h1request(`${job.endpoints[r.endpoint]}${r.path}`, r.contentType, r.body, job.timeoutMs)
+          : await h2request(session, r.path, r.contentType, r.body, job.timeoutMs);
       const why = failure(a, grpc);
       if (why !== undefined) throw new Error(why);
       if (intendedMs >= measureFrom) hist.record((performance.now() - intendedMs) * 1000);
