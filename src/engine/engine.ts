@@ -377,7 +377,11 @@ export class Engine implements TransportHandler, ReplicaHost {
       return;
     }
     this.stats.droppedMessages++;
-    this.replicas.get(m.shardId)?.reportUnreachable(m.to);
+    const r = this.replicas.get(m.shardId);
+    // A snapshot refused at once gets no status from the transport: report it failed, or the
+    // core would wait in its Snapshot state for ever (sim seeds 387, 712, 742).
+    if (m.type === MessageType.InstallSnapshot) r?.reportSnapshotStatus(m.to, true);
+    r?.reportUnreachable(m.to);
   }
 
   private snapshot(r: Replica): void {

@@ -58,3 +58,20 @@ for (const seed of [1, 2, 11]) {
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
+
+/*
+ * Seeds 387, 712 and 742 (liveness, found by the 10,000-seed soak): after healing a follower
+ * stays behind for ever; the leader's remote for it is `state=Snapshot match=0 next=1`. The
+ * leader's InstallSnapshot was refused at once by the transport (the follower's host was down,
+ * or the outbound snapshot streams were full): Engine.send only reported the follower
+ * unreachable, which the core ignores in Snapshot state, and no snapshot status ever came.
+ * Fixed in src/engine/engine.ts send(): a refused snapshot is reported as failed.
+ *   LONGBOAT_SIM_SEED=712 npx bun test test/sim/sim.test.ts
+ */
+for (const seed of [387, 712, 742]) {
+  test(`seed ${seed}: a snapshot the transport refuses at once does not leave the follower behind for ever`, async () => {
+    const { runSeed } = await import("./run.ts");
+    const r = await runSeed({ seed });
+    expect(r.violation?.message ?? null).toBeNull();
+  });
+}
