@@ -8,11 +8,12 @@
  *   const r = await runSeed({ seed: 42 });
  *   if (r.violation) console.error(r.violation.message, replayCommand(42));
  */
+import { LongboatError } from "../../src/engine/errors.ts";
 import { checkOperations, kvModel } from "./linearizability.ts";
 import { SimViolation } from "./oracles.ts";
 import { describeSwarm, type Swarm } from "./swarm.ts";
 import { Workload, type WorkloadStats } from "./workload.ts";
-import { World, type WorldStats, drain } from "./world.ts";
+import { type HostSlot, World, type WorldStats, drain } from "./world.ts";
 
 export interface RunOptions {
   seed: number;
@@ -175,7 +176,8 @@ function checkAckedApplied(world: World): void {
   for (const a of world.oracles.acked) {
     for (const h of world.running()) {
       if (!h.shards.has(a.shardId)) continue;
-      const applied = h.nh!.stateHash(a.shardId).appliedIndex;
+      const applied = appliedOn(h, a.shardId);
+      if (applied === null) continue; // the replica left the shard
       if (applied < a.index) {
         throw new SimViolation(
           "acked",
@@ -183,6 +185,16 @@ function checkAckedApplied(world: World): void {
         );
       }
     }
+  }
+}
+
+/** The applied index of h's replica of shardId, or null when it no longer runs there. */
+function appliedOn(h: HostSlot, shardId: number): number | null {
+  try {
+    return h.nh!.stateHash(shardId).appliedIndex;
+  } catch (e) {
+    if (e instanceof LongboatError && e.code === "shardNotFound") return null;
+    throw e;
   }
 }
 
