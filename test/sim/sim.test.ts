@@ -15,6 +15,7 @@ import { describeSwarm } from "./swarm.ts";
 const single = process.env.LONGBOAT_SIM_SEED;
 const seedCount = Number(process.env.LONGBOAT_SIM_SEEDS ?? 200);
 const firstSeed = Number(process.env.LONGBOAT_SIM_FIRST_SEED ?? 1);
+const PROGRESS_SEEDS = 500;
 
 function failureMessage(r: RunResult): string {
   return (
@@ -49,6 +50,10 @@ if (single !== undefined) {
       for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
         const r = await runSeed({ seed });
         results.push(r);
+        // A soak reports progress every PROGRESS_SEEDS seeds (a partial summary line).
+        if (results.length % PROGRESS_SEEDS === 0 && results.length < seedCount) {
+          process.stderr.write(`progress: ${summarize(results, performance.now() - t0)}\n`);
+        }
         if (r.violation) {
           failures.push(failureMessage(r));
           process.stderr.write(`${failureMessage(r)}\n`);
