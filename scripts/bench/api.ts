@@ -86,7 +86,7 @@ export async function startLongboat(opts: {
   cpuProfDir?: string;
 }): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-api-"));
-  const base = 20000 + Math.floor(Math.random() * 20000);
+  const base = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral range (32768+)
   const raftAddresses = [1, 2, 3].map((i) => `127.0.0.1:${base + i}`);
   const apiPorts = [1, 2, 3].map((i) => base + 10 + i);
   const procs = raftAddresses.map((_, index) => {

@@ -18,7 +18,7 @@ const seconds = Number(arg("seconds", "10"));
 const payloads = arg("payload", "16,128,1024").split(",").map(Number);
 const concurrency = Number(arg("concurrency", "16"));
 const mixes = process.argv.includes("--reads") ? [0, 0.9] : [0];
-const basePort = 20000 + Math.floor(Math.random() * 20000);
+const basePort = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral range (32768+)
 
 interface HostResult {
   host: number;

@@ -65,7 +65,8 @@ interface EtcdCluster {
 
 async function startEtcd(bin: string): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-etcd-"));
-  const base = 42000 + Math.floor(Math.random() * 8000);
+  // Below the ephemeral range (32768+), so an outgoing connection cannot hold our port.
+  const base = 12000 + Math.floor(Math.random() * 7000);
   const names = ["m1", "m2", "m3"];
   const clientUrls = names.map((_, i) => `http://127.0.0.1:${base + i}`);
   const peerUrls = names.map((_, i) => `http://127.0.0.1:${base + 10 + i}`);
@@ -98,9 +99,12 @@ async function startEtcd(bin: string): Promise<EtcdCluster> {
   try {
     // Healthy (a leader and a committed round) within 20 s: 200 tries of 100 ms.
     for (let attempt = 0; ; attempt++) {
+      const dead = procs.findIndex((p) => p.exitCode !== null);
+      if (dead >= 0)
+        throw new Error(`etcd member ${names[dead]} exited with ${procs[dead]!.exitCode} during startup`);
       const healthy = await Promise.all(
         clientUrls.map((u) =>
-          fetch(`${u}/health`)
+          fetch(`${u}/health`, { signal: AbortSignal.timeout(1000) })
             .then((r) => r.json() as Promise<{ health?: string }>)
             .then((j) => j.health === "true")
             .catch(() => false),
@@ -123,7 +127,11 @@ async function etcdLeader(clientUrls: string[]): Promise<number> {
   const ids: string[] = [];
   let leader = "";
   for (const u of clientUrls) {
-    const res = await fetch(`${u}/v3/maintenance/status`, { method: "POST", body: "{}" });
+    const res = await fetch(`${u}/v3/maintenance/status`, {
+      method: "POST",
+      body: "{}",
+      signal: AbortSignal.timeout(5000),
+    });
     const j = (await res.json()) as { header?: { member_id?: string }; leader?: string };
     ids.push(j.header?.member_id ?? "");
     leader = j.leader ?? leader;
@@ -150,7 +158,16 @@ const version = etcdVersion(bin);
 process.stderr.write(
   `etcd ${version}: starting 3 members; Longboat: 3 NodeHosts, ${shards} shards (load ${loadAvg()})\n`,
 );
-const etcd = await startEtcd(bin);
+// A port taken by someone else kills a member at startup: three tries on fresh ports.
+let etcd: EtcdCluster | undefined;
+for (let attempt = 1; !etcd; attempt++) {
+  try {
+    etcd = await startEtcd(bin);
+  } catch (error) {
+    if (attempt >= 3) throw error;
+    process.stderr.write(`  etcd start failed (${(error as Error).message}); retrying on other ports\n`);
+  }
+}
 const lb = await startLongboat({ shards, protocol: "h2" });
 const etcdEndpoints = etcdEndpointsMode === "leader" ? [etcd.endpoints[etcd.leader]!] : etcd.endpoints;
 const pairs: { op: string; concurrency: number; etcd: Point; longboat: Point }[] = [];

@@ -165,7 +165,7 @@ async function cpuOver(pid: number, ms: number): Promise<number> {
 
 async function shardsPoint(shards: number, seconds: number) {
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-scale-"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = 20000 + Math.floor(Math.random() * 12000);
   const t0 = performance.now();
   const h = spawnHost({
     dataDir: dir,
@@ -232,7 +232,7 @@ async function shardsPoint(shards: number, seconds: number) {
 async function restartPoint(entries: number) {
   const shards = 16;
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-restart-"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = 20000 + Math.floor(Math.random() * 12000);
   const job = { dataDir: dir, raftAddress: `127.0.0.1:${port}`, shards, restart: false, rttMs: RTT_MS };
   try {
     const w = spawnHost(job);
