@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
 import { Engine, type EngineStats } from "./engine/engine.ts";
@@ -215,6 +215,12 @@ export class NodeHost {
     await this.ready;
     const config = validateReplicaConfig(configInput);
     const key = { shardId: config.shardId, replicaId: config.replicaId };
+    if (this.engine.wasRemoved(config.shardId)) {
+      throw new LongboatError(
+        "replicaRemoved",
+        `this host's replica of shard ${config.shardId} was removed; ids never return`,
+      );
+    }
     if (this.engine.getReplica(config.shardId)) {
       throw new LongboatError(
         "shardAlreadyExist",
@@ -510,6 +516,9 @@ export class NodeHost {
     opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number },
   ): Promise<number> {
     const r = this.writable(shardId);
+    if (opts.exportPath && !(existsSync(opts.exportPath) && statSync(opts.exportPath).isDirectory())) {
+      throw new LongboatError("dirNotExist", `export directory ${opts.exportPath} does not exist`);
+    }
     const state = r.requestSnapshot(
       { exportPath: opts.exportPath ?? "", compactionOverhead: opts.compactionOverhead ?? null },
       this.ticks(opts.timeoutMs),
@@ -569,8 +578,14 @@ export class NodeHost {
   private replica(shardId: number): Replica {
     this.checkOpen();
     const r = this.engine.getReplica(shardId);
-    if (!r) throw new LongboatError("shardNotFound", `shard ${shardId} on ${this.raftAddress}`);
-    return r;
+    if (r) return r;
+    if (this.engine.wasRemoved(shardId)) {
+      throw new LongboatError(
+        "replicaRemoved",
+        `this host's replica of shard ${shardId} was removed from the shard`,
+      );
+    }
+    throw new LongboatError("shardNotFound", `shard ${shardId} on ${this.raftAddress}`);
   }
 
   private readable(shardId: number): Replica {

@@ -51,6 +51,7 @@ export class Engine implements TransportHandler, ReplicaHost {
   private stopped = false;
   private tickTimer: TimerHandle | null = null;
   private keySeq = 0;
+  private readonly removedShards = new Set<number>();
   private readonly keyBase: number;
   fatalError: Error | null = null;
   readonly stats: EngineStats = {
@@ -211,7 +212,13 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   onRemoved(replica: Replica): void {
     // The replica applied its own removal: it stops after this cycle (never mid-iteration).
+    this.removedShards.add(replica.shardId);
     this.opts.env.defer(() => this.removeReplica(replica.shardId, "removed from the shard's membership"));
+  }
+
+  /** True when this host's replica of shardId applied its own removal (it never comes back). */
+  wasRemoved(shardId: number): boolean {
+    return this.removedShards.has(shardId);
   }
 
   log(event: Record<string, unknown>): void {
@@ -394,7 +401,23 @@ export class Engine implements TransportHandler, ReplicaHost {
       });
       return;
     }
-    const meta = r.rsm.saveSnapshot();
+    let meta: ReturnType<typeof r.rsm.saveSnapshot>;
+    try {
+      meta = r.rsm.saveSnapshot();
+    } catch (error) {
+      // The state machine could not save (an application error, a full disk): the log stays
+      // uncompacted and the replica keeps serving; the next due snapshot tries again.
+      r.lastSnapshotAttemptIndex = applied;
+      this.log({
+        level: "error",
+        event: "snapshot-failed",
+        shard: r.shardId,
+        replica: r.replicaId,
+        error: String(error),
+      });
+      r.finishSnapshotRequest({ code: "aborted", error: `saving the snapshot failed: ${String(error)}` });
+      return;
+    }
     if (meta.term === 0) meta.term = r.logReader.term(meta.index);
     this.opts.logdb.saveUpdates([
       { shardId: r.shardId, replicaId: r.replicaId, entries: [], state: null, snapshot: meta },

@@ -66,6 +66,8 @@ export class Replica {
   leaderId = 0;
   term = 0;
   lastSnapshotIndex: number;
+  /** Applied index of the last failed automatic snapshot; the next try waits for new entries. */
+  lastSnapshotAttemptIndex = 0;
   droppedInboxMessages = 0;
   stopped = false;
 
@@ -358,7 +360,8 @@ export class Replica {
     if (this.snapshotDir === null) return false;
     if (this.snapshotRequest !== null && !this.snapshotRequest.started) return true;
     const every = this.config.snapshotEntries;
-    return every > 0 && this.rsm.lastApplied() - this.lastSnapshotIndex >= every;
+    const since = Math.max(this.lastSnapshotIndex, this.lastSnapshotAttemptIndex);
+    return every > 0 && this.rsm.lastApplied() - since >= every;
   }
 
   takeSnapshotRequest(): SingleRequest<SnapshotRequestInput> | null {

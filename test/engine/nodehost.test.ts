@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { LongboatError } from "../../src/engine/errors.ts";
+import type { CreateStateMachine, IStateMachine } from "../../src/statemachine/types.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { hostAddress, SimCluster } from "./cluster.ts";
 
@@ -352,6 +353,68 @@ describe("error values", () => {
     const index = await cluster.settle(nh.syncRequestSnapshot(1, { ...T, exportPath: dir }));
     expect(index).toBeGreaterThan(0);
     expect(readdirSync(dir).length).toBe(1);
+  });
+
+  test("replicaRemoved for calls on a host whose replica was removed from the shard", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const victim = [1, 2, 3].find((i) => i !== leader)!;
+    const m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestDeleteReplica(1, victim, m.configChangeId, T));
+    await cluster.until(
+      () =>
+        !cluster
+          .host(victim)
+          .getNodeHostInfo()
+          .shards.some((s) => s.shardId === 1),
+      5000,
+      "the removed replica to stop",
+    );
+    await expectCode(() => cluster.host(victim).staleRead(1, get("a")), "replicaRemoved");
+  });
+
+  test("dirNotExist for a snapshot export into a missing directory", async () => {
+    const leader = await threeHosts();
+    await expectCode(
+      () => cluster.host(leader).syncRequestSnapshot(1, { ...T, exportPath: join(cluster.root, "missing") }),
+      "dirNotExist",
+    );
+  });
+
+  test("invalidOption for a NodeHost with a zero rttMs", async () => {
+    cluster = new SimCluster();
+    await expectCode(() => cluster.startHost(1, { rttMs: 0 }), "invalidOption");
+  });
+
+  test("aborted when the state machine fails to save a snapshot, and the replica keeps serving", async () => {
+    cluster = new SimCluster();
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    const failing: CreateStateMachine = (shardId, replicaId) => {
+      const sm = cluster.kv(shardId, replicaId) as IStateMachine;
+      sm.saveSnapshot = () => {
+        throw new Error("disk full");
+      };
+      return sm;
+    };
+    for (const i of [1, 2, 3]) {
+      await cluster.settle(
+        cluster
+          .host(i)
+          .startReplica(
+            cluster.members([1, 2, 3]),
+            false,
+            failing,
+            { shardId: 1, replicaId: i },
+            { app: "kv" },
+          ),
+      );
+    }
+    const leader = await cluster.waitLeader(1);
+    const nh = cluster.host(leader);
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "1"), T));
+    await expectCode(cluster.settle(nh.syncRequestSnapshot(1, T)), "aborted");
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("a", "2"), T));
+    expect(readValue(await cluster.settle(nh.syncRead(1, get("a"), T)))).toBe("2");
   });
 
   test("closed for any call after stop()", async () => {
