@@ -1,6 +1,6 @@
 // Scale benchmark: many shards on one NodeHost (single-replica kv shards, SQLite with fsync).
 //
-//   npm run bench -- scale [--shards 1000,10000] [--seconds 5] [--entries 1000000] [--skip-restart]
+//   npm run bench -- scale [--shards 1000,10000] [--seconds 5] [--entries 1000000] [--skip-restart] [--cpu-prof]
 //
 // For each shard count: time to start every replica and elect, memory (RSS) once started; idle
 // CPU and memory once every shard has quiesced (rttMs 50, electionRtt 5: a shard quiesces
@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { NodeHost } from "../../src/nodehost.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { builtinApps } from "../../src/statemachine/registry.ts";
-import { arg, loadAvg, procCpuMs, procRssMiB, readLine, writeResults } from "./api.ts";
+import { arg, loadAvg, procCpuMs, procRssMiB, readLine, stamp, writeResults } from "./api.ts";
 import { Histogram } from "./histogram.ts";
 
 interface HostJob {
@@ -135,8 +135,20 @@ interface Child {
   exit(): Promise<void>;
 }
 
+/** --cpu-prof: each host process writes a Bun CPU profile here (see profsum.ts). */
+const profDir = process.argv.includes("--cpu-prof")
+  ? join("bench-results", `prof-scale-${stamp()}`)
+  : undefined;
+
 function spawnHost(job: HostJob): Child {
-  const p = Bun.spawn(["bun", import.meta.path, "--role", "host", JSON.stringify(job)], {
+  const prof = profDir
+    ? [
+        "--cpu-prof",
+        `--cpu-prof-dir=${profDir}`,
+        `--cpu-prof-name=host-${job.shards}-${job.restart ? "restart" : "start"}.cpuprofile`,
+      ]
+    : [];
+  const p = Bun.spawn(["bun", ...prof, import.meta.path, "--role", "host", JSON.stringify(job)], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
