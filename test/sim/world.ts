@@ -440,12 +440,20 @@ export class World {
       target.shards.set(shardId, { replicaId: newId, members: null });
       this.log(`membership shard ${shardId}: replica ${newId} added on host ${target.index}`);
       if (target.nh !== null && !target.fatal) {
+        // Disk faults stay off while the replica starts, as in a restart (startHost); a start
+        // that fails anyway crashes the host, whose restart starts the replica.
         const cfg = replicaConfig(this.swarm, shardId, newId);
-        await target.nh.startReplica({}, true, this.recording(target), cfg, { app: "kv" }).catch((e) => {
+        const restore = this.faultsOff(target);
+        try {
+          await target.nh.startReplica({}, true, this.recording(target), cfg, { app: "kv" });
+        } catch (e) {
           this.log(
             `start of joining replica ${newId} on host ${target.index} failed: ${(e as Error).message}`,
           );
-        });
+          await this.crash(target, "joining replica failed to start", 20);
+        } finally {
+          restore();
+        }
       }
     } finally {
       this.membershipBusy = false;
