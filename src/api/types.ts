@@ -1,5 +1,7 @@
 import type { Session } from "../engine/session.ts";
 import type { Env } from "../env.ts";
+import type { EngineStats } from "../engine/engine.ts";
+import type { ShardInfo } from "../nodehost.ts";
 import type { Membership } from "../raft/types.ts";
 import type { NodeHostMetrics } from "./nodehost-metrics.ts";
 
@@ -8,31 +10,8 @@ interface TimeoutOption {
 }
 
 /** One shard as NodeHost.getNodeHostInfo() reports it (role: 1 follower … 4 leader, 5 non-voting, 6 witness). */
-export interface ShardInfoLike {
-  shardId: number;
-  replicaId: number;
-  app: string;
-  role: number;
-  isLeader: boolean;
-  leaderId: number;
-  term: number;
-  commitIndex: number;
-  appliedIndex: number;
-  membership: Membership;
-  configChangeId: number;
-  quiesced: boolean;
-}
-
-export interface EngineStatsLike {
-  iterations: number;
-  savedBatches: number;
-  savedEntries: number;
-  saveMsTotal: number;
-  sentMessages: number;
-  droppedMessages: number;
-  appliedEntries: number;
-  elections: number;
-}
+export type ShardInfoLike = ShardInfo;
+export type EngineStatsLike = EngineStats;
 
 /**
  * The part of NodeHost (src/nodehost.ts) the API calls. The real NodeHost satisfies it
