@@ -116,7 +116,7 @@ export class Replica {
     if (this.proposals.length >= this.config.maxProposalQueue || !this.pendingProposals.hasRoom()) {
       throw new LongboatError("systemBusy", `shard ${this.shardId} has too many proposals in flight`);
     }
-    if (this.peer.status().rateLimited) {
+    if (this.config.maxInMemLogSizeBytes > 0 && this.peer.status().rateLimited) {
       throw new LongboatError("systemBusy", `shard ${this.shardId} is rate limited (in-memory log full)`);
     }
     const key = this.host.nextRequestKey();
