@@ -17,7 +17,9 @@ const commit = gitCommit();
 const result = await Bun.build({
   entrypoints: [`${root}/src/cli/main.ts`],
   compile: { outfile },
-  define: { LONGBOAT_COMMIT: JSON.stringify(commit) },
+  // NODE_ENV=production turns src/engine/bugs.ts's plantedBug() into `return null`: the
+  // simulator's planted bugs (LONGBOAT_SIM_BUG) can never be switched on in the binary.
+  define: { LONGBOAT_COMMIT: JSON.stringify(commit), "process.env.NODE_ENV": JSON.stringify("production") },
 });
 if (!result.success) {
   for (const log of result.logs) console.error(log);

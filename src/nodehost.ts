@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
+import { plantedBug } from "./engine/bugs.ts";
 import { Engine, type EngineStats } from "./engine/engine.ts";
 import { LongboatError } from "./engine/errors.ts";
 import type { EventListener } from "./engine/events.ts";
@@ -247,7 +248,7 @@ export class NodeHost {
     if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);
     const logReader = new LogReader(this.logdb, key);
     const peer = Peer.create({
-      config: validateRaftConfig({ ...config }),
+      config: validateRaftConfig({ ...config, plantedCommitAnyTerm: plantedBug() === "old-term-commit" }),
       storage: logReader,
       rng: this.env,
       initialMembers: newNode ? boot.addresses : [],

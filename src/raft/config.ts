@@ -24,6 +24,12 @@ export interface RaftConfig {
   maxEntryBytesPerMessage: number;
   /** Entry bytes of committedEntries per Update (at least one entry). */
   maxApplyBytes: number;
+  /**
+   * TEST ONLY — breaks safety on purpose: the leader commits by counting replicas whatever the
+   * entry's term (Raft §5.4.2, Figure 8). Set only by the simulator's planted bug
+   * "old-term-commit" (src/engine/bugs.ts), which is never on in a production build.
+   */
+  plantedCommitAnyTerm: boolean;
 }
 
 export const Role = {
@@ -58,6 +64,7 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxInflightBytes: 32 * MIB,
   maxEntryBytesPerMessage: 8 * MIB,
   maxApplyBytes: 64 * MIB,
+  plantedCommitAnyTerm: false,
 } as const;
 
 /** A RaftConfig broke a rule; the message names the rule and the values. */
@@ -101,7 +108,15 @@ export function validateRaftConfig(
       `electionRtt must be > 2 × heartbeatRtt, got ${c.electionRtt} and ${c.heartbeatRtt}`,
     );
   }
-  for (const k of ["checkQuorum", "preVote", "isNonVoting", "isWitness", "quiesce"] as const) bool(k, c[k]);
+  for (const k of [
+    "checkQuorum",
+    "preVote",
+    "isNonVoting",
+    "isWitness",
+    "quiesce",
+    "plantedCommitAnyTerm",
+  ] as const)
+    bool(k, c[k]);
   if (c.isNonVoting && c.isWitness) {
     throw new RaftConfigError("isNonVoting and isWitness cannot both be true (a replica has one role)");
   }

@@ -214,3 +214,39 @@ describe("longboat dev", () => {
     }
   }, 60_000);
 });
+
+describe("the production binary", () => {
+  test("never reads LONGBOAT_SIM_BUG: a name that plantedBug() would refuse changes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "longboat-prod-"));
+    const raft = `127.0.0.1:${await freePort()}`;
+    const api = `127.0.0.1:${await freePort()}`;
+    const proc = Bun.spawn(
+      [
+        BIN,
+        "nodehost",
+        "--data-dir",
+        dir,
+        "--raft-address",
+        raft,
+        "--api-address",
+        api,
+        "--rtt-ms",
+        "20",
+        "--shard",
+        `id=1,app=kv,replica=1,members=1@${raft}`,
+      ],
+      { stdout: "ignore", stderr: "ignore", env: { ...process.env, LONGBOAT_SIM_BUG: "no-such-bug" } },
+    );
+    try {
+      await waitFor(
+        () => cmd(["put", "--nodehost", api, "--shard", "1", "k", "v", "--timeout-ms", "1000"]).code === 0,
+        15_000,
+        "a put on a single-replica shard",
+      );
+    } finally {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
