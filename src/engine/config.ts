@@ -35,6 +35,8 @@ export interface ReplicaConfig {
   maxPendingProposals: number;
   /** Largest proposal payload in bytes. Default 8 MiB. */
   maxProposalBytes: number;
+  /** Entry bytes one Replicate message carries (at least one entry). Default 8 MiB. */
+  maxEntryBytesPerMessage: number;
 }
 
 export type ReplicaConfigInput = Partial<ReplicaConfig> & { shardId: number; replicaId: number };
@@ -55,6 +57,7 @@ export const REPLICA_CONFIG_DEFAULTS: Omit<ReplicaConfig, "shardId" | "replicaId
   maxReadQueue: 4096,
   maxPendingProposals: 65536,
   maxProposalBytes: 8 * 1024 * 1024,
+  maxEntryBytesPerMessage: 8 * 1024 * 1024,
 };
 
 function positiveInt(name: string, v: number): void {
@@ -80,6 +83,7 @@ export function validateReplicaConfig(input: ReplicaConfigInput): ReplicaConfig 
   positiveInt("maxReadQueue", c.maxReadQueue);
   positiveInt("maxPendingProposals", c.maxPendingProposals);
   positiveInt("maxProposalBytes", c.maxProposalBytes);
+  positiveInt("maxEntryBytesPerMessage", c.maxEntryBytesPerMessage);
   nonNegativeInt("snapshotEntries", c.snapshotEntries);
   nonNegativeInt("compactionOverhead", c.compactionOverhead);
   nonNegativeInt("maxInMemLogSizeBytes", c.maxInMemLogSizeBytes);

@@ -631,6 +631,9 @@ export class Raft {
     return this.log.termOrNone(this.log.committed) === this.term;
   }
 
+  /** Request keys of recently appended forwarded proposals (bounded; duplicates are dropped). */
+  private readonly forwardedKeys = new RecentKeys(FORWARDED_KEYS_MAX);
+
   private appendEntries(entries: Entry[]): void {
     let index = this.log.lastIndex();
     const stamped = entries.map((e) => makeEntry({ ...e, term: this.term, index: ++index }));
@@ -647,7 +650,11 @@ export class Raft {
       return;
     }
     const entries: Entry[] = [];
+    const forwarded = m.from !== this.replicaId;
     for (const e of m.entries) {
+      // A forwarded proposal the network delivered twice must not be appended twice: the
+      // proposing host's request key identifies it (no-op sessions have no other dedup).
+      if (forwarded && e.key !== 0 && !this.forwardedKeys.add(e.key)) continue;
       if (e.type === EntryType.ConfigChange) {
         if (this.pendingConfigChange) {
           this.dropEntries([e]);
@@ -832,5 +839,30 @@ export class Raft {
   /** After the state machine recovered a received snapshot: peer maps follow its membership. */
   restoreRemotes(snap: SnapshotMeta): void {
     restoreRemotes(this, snap);
+  }
+}
+
+/** Forwarded proposal keys remembered by a leader; a duplicate older than this many is possible. */
+const FORWARDED_KEYS_MAX = 65536;
+
+/** A bounded set of numbers that forgets the oldest first. */
+class RecentKeys {
+  private readonly set = new Set<number>();
+  private readonly order: number[] = [];
+  private head = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** Adds key; false when it was already there. */
+  add(key: number): boolean {
+    if (this.set.has(key)) return false;
+    this.set.add(key);
+    this.order.push(key);
+    if (this.order.length - this.head > this.max) this.set.delete(this.order[this.head++]!);
+    if (this.head > this.max) {
+      this.order.splice(0, this.head);
+      this.head = 0;
+    }
+    return true;
   }
 }

@@ -23,6 +23,24 @@ describe("replication", () => {
     expect(sentOf(net, MT.Propose, 2)[0]!.to).toBe(1);
   });
 
+  test("a forwarded proposal the network delivers twice is appended once", () => {
+    const net = Network.bootstrap([1, 2, 3]);
+    net.campaign(1);
+    const last = net.raft(1).log.lastIndex();
+    const forwarded = makeMessage({
+      type: MT.Propose,
+      from: 2,
+      to: 1,
+      entries: [entry("once", { key: 77 })],
+    });
+    net.peer(1).step(forwarded);
+    net.peer(1).step({ ...forwarded, entries: [entry("once", { key: 77 })] });
+    expect(net.raft(1).log.lastIndex()).toBe(last + 1);
+    // A different key from the same follower is a different proposal.
+    net.peer(1).step({ ...forwarded, entries: [entry("twice", { key: 78 })] });
+    expect(net.raft(1).log.lastIndex()).toBe(last + 2);
+  });
+
   test("a proposal without a known leader is dropped", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.propose(2, "x");

@@ -75,3 +75,17 @@ for (const seed of [387, 712, 742]) {
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
+
+/*
+ * Seed 182 (linearizability, found when every other seed began replicating in small
+ * messages): a follower forwarded a no-op-session put to the leader, the network delivered
+ * the Propose twice, and the leader appended it twice (indexes 124 and 126), so a later write
+ * by the same client was overwritten by the old value. Fixed in src/raft/raft.ts: a leader
+ * drops forwarded entries whose request key it appended recently.
+ *   LONGBOAT_SIM_SEED=182 npx bun test test/sim/sim.test.ts
+ */
+test("seed 182: a forwarded proposal duplicated by the network is applied once", async () => {
+  const { runSeed } = await import("./run.ts");
+  const r = await runSeed({ seed: 182 });
+  expect(r.violation?.message ?? null).toBeNull();
+});
