@@ -193,7 +193,8 @@ function appliedOn(h: HostSlot, shardId: number): number | null {
   try {
     return h.nh!.stateHash(shardId).appliedIndex;
   } catch (e) {
-    if (e instanceof LongboatError && (e.code === "shardNotFound" || e.code === "replicaRemoved")) return null;
+    if (e instanceof LongboatError && (e.code === "shardNotFound" || e.code === "replicaRemoved"))
+      return null;
     throw e;
   }
 }
