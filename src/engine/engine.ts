@@ -403,7 +403,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     }
     let meta: ReturnType<typeof r.rsm.saveSnapshot>;
     try {
-      meta = r.rsm.saveSnapshot();
+      // Full even for an on-disk machine: the file may be streamed to a follower that has
+      // nothing (a metadata-only snapshot could not catch it up).
+      meta = r.rsm.saveSnapshot({ full: true });
     } catch (error) {
       // The state machine could not save (an application error, a full disk): the log stays
       // uncompacted and the replica keeps serving; the next due snapshot tries again.

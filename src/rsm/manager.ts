@@ -338,11 +338,14 @@ export class StateMachineManager {
     if (!p.hasData) this.checkDummy(meta, where);
     this.sessions.load(p.sessions);
     this.members.set(p.membership);
-    if (p.hasData) {
+    // An on-disk machine that already synced past the snapshot keeps its data: recovering an
+    // older full snapshot over it would lose the entries it applied after the snapshot.
+    const held = this.sm.kind === "on-disk" && this.onDiskIndex >= Math.max(meta.onDiskIndex, meta.index);
+    if (p.hasData && !held) {
       this.sm.recover(p.data);
       if (this.sm.kind === "on-disk") {
         this.sm.sync();
-        this.onDiskIndex = Math.max(this.onDiskIndex, meta.index);
+        this.onDiskIndex = meta.index;
       }
     }
   }
