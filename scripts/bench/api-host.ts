@@ -80,8 +80,17 @@ export function serveH2c(app: Hono, hostname: string, port: number): Promise<htt
   });
 }
 
-if (import.meta.main) {
-  const job = JSON.parse(process.argv[2]!) as ApiHostJob;
+/**
+ * The NodeHost of one benchmark host process: replica index+1 of every kv shard, members
+ * being every raft address of the cluster (shared by api-host.ts and engine-host.ts).
+ */
+export async function startKvNodeHost(job: {
+  index: number;
+  raftAddresses: string[];
+  dataDir: string;
+  shards: number;
+  rttMs: number;
+}): Promise<{ nh: NodeHost; me: number }> {
   const me = job.index + 1;
   const members: Record<number, string> = {};
   job.raftAddresses.forEach((a, i) => {
@@ -103,6 +112,12 @@ if (import.meta.main) {
       { app: "kv" },
     );
   }
+  return { nh, me };
+}
+
+if (import.meta.main) {
+  const job = JSON.parse(process.argv[2]!) as ApiHostJob;
+  const { nh, me } = await startKvNodeHost(job);
   const apiAddress = (replicaId: number) => `http://127.0.0.1:${job.apiPorts[replicaId - 1]}`;
   const app = createNodeHostApi({
     nodehost: nh,

@@ -1,8 +1,7 @@
 // One NodeHost process of the engine benchmark (scripts/bench/engine.ts starts three).
 // Reads its job as JSON from argv[2]; talks to the parent with lines on stdin/stdout.
-import { NodeHost } from "../../src/nodehost.ts";
 import { longboat } from "../../src/pb/longboat.js";
-import { builtinApps } from "../../src/statemachine/registry.ts";
+import { startKvNodeHost } from "./api-host.ts";
 import { Histogram } from "./histogram.ts";
 
 interface Job {
@@ -18,27 +17,7 @@ interface Job {
 }
 
 const job = JSON.parse(process.argv[2]!) as Job;
-const me = job.index + 1;
-const members: Record<number, string> = {};
-job.raftAddresses.forEach((a, i) => {
-  members[i + 1] = a;
-});
-const nh = new NodeHost({
-  nodeHostDir: job.dataDir,
-  raftAddress: job.raftAddresses[job.index]!,
-  rttMs: job.rttMs,
-});
-await nh.ready;
-const kv = builtinApps().get("kv");
-for (let s = 1; s <= job.shards; s++) {
-  await nh.startReplica(
-    members,
-    false,
-    kv,
-    { shardId: s, replicaId: me, electionRtt: 20, heartbeatRtt: 2 },
-    { app: "kv" },
-  );
-}
+const { nh, me } = await startKvNodeHost(job);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const preferred = (s: number) => ((s - 1) % job.raftAddresses.length) + 1;

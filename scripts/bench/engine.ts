@@ -6,12 +6,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { arg, readLine } from "./api.ts";
 import { Histogram } from "./histogram.ts";
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 
 const shards = Number(arg("shards", "48"));
 const seconds = Number(arg("seconds", "10"));
@@ -28,24 +24,6 @@ interface HostResult {
   cpuMs: number;
   writes: ReturnType<Histogram["toJSON"]>;
   reads: ReturnType<Histogram["toJSON"]>;
-}
-
-async function readLine(
-  reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> },
-  state: { buf: string },
-): Promise<string> {
-  const decoder = new TextDecoder();
-  for (;;) {
-    const i = state.buf.indexOf("\n");
-    if (i >= 0) {
-      const line = state.buf.slice(0, i);
-      state.buf = state.buf.slice(i + 1);
-      return line;
-    }
-    const { value, done } = await reader.read();
-    if (done) throw new Error("host process ended early");
-    state.buf += decoder.decode(value);
-  }
 }
 
 async function runOnce(payloadBytes: number, readRatio: number, round: number) {
@@ -70,11 +48,12 @@ async function runOnce(payloadBytes: number, readRatio: number, round: number) {
     });
   });
   const readers = procs.map((p) => ({ reader: p.stdout.getReader(), state: { buf: "" } }));
-  for (const r of readers) await readLine(r.reader, r.state);
+  for (const r of readers) await readLine(r.reader, r.state, "engine host");
   process.stderr.write(`  payload ${payloadBytes} B, reads ${readRatio * 100}%: running ${seconds}s…\n`);
   for (const p of procs) p.stdin.write("go\n");
   const results: HostResult[] = [];
-  for (const r of readers) results.push(JSON.parse(await readLine(r.reader, r.state)) as HostResult);
+  for (const r of readers)
+    results.push(JSON.parse(await readLine(r.reader, r.state, "engine host")) as HostResult);
   for (const p of procs) p.stdin.write("exit\n");
   await Promise.all(procs.map((p) => p.exited));
   rmSync(dir, { recursive: true, force: true });
