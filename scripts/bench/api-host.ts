@@ -115,6 +115,30 @@ export async function startKvNodeHost(job: {
   return { nh, me };
 }
 
+/**
+ * Moves leadership so host (s − 1) mod hostCount + 1 leads shard s; bounded to 200 rounds of
+ * 100 ms. Every host process runs it for the shards it leads. True when the spread settled.
+ */
+export async function spreadLeadership(nh: NodeHost, me: number, hostCount: number, shards: number) {
+  const preferred = (s: number) => ((s - 1) % hostCount) + 1;
+  for (let round = 0; round < 200; round++) {
+    let settled = true;
+    for (let s = 1; s <= shards; s++) {
+      const l = nh.getLeaderId(s);
+      if (!l.valid) settled = false;
+      else if (l.leaderId === me && preferred(s) !== me) {
+        settled = false;
+        try {
+          nh.requestLeaderTransfer(s, preferred(s));
+        } catch {}
+      } else if (preferred(s) === me && l.leaderId !== me) settled = false;
+    }
+    if (settled) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 if (import.meta.main) {
   const job = JSON.parse(process.argv[2]!) as ApiHostJob;
   const { nh, me } = await startKvNodeHost(job);
@@ -134,24 +158,7 @@ if (import.meta.main) {
     stopServer = () => server.stop();
   }
 
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const preferred = (s: number) => ((s - 1) % job.raftAddresses.length) + 1;
-  // Spread leadership: shard s is led by host preferred(s); bounded to 200 rounds of 100 ms.
-  let settled = false;
-  for (let round = 0; round < 200 && !settled; round++) {
-    settled = true;
-    for (let s = 1; s <= job.shards; s++) {
-      const l = nh.getLeaderId(s);
-      if (!l.valid) settled = false;
-      else if (l.leaderId === me && preferred(s) !== me) {
-        settled = false;
-        try {
-          nh.requestLeaderTransfer(s, preferred(s));
-        } catch {}
-      } else if (preferred(s) === me && l.leaderId !== me) settled = false;
-    }
-    if (!settled) await sleep(100);
-  }
+  const settled = await spreadLeadership(nh, me, job.raftAddresses.length, job.shards);
   console.log(JSON.stringify({ type: "ready", host: me, port, settled }));
 
   // Commands on stdin, one per line: "stats" answers the engine counters as a JSON line; "exit".

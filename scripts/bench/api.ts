@@ -23,6 +23,14 @@ export function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
+/** A comma-separated list of positive integers (0 or nothing: an empty list). */
+export function positiveList(name: string, fallback: string): number[] {
+  return arg(name, fallback)
+    .split(",")
+    .map(Number)
+    .filter((c) => c > 0);
+}
+
 export const stamp = () => new Date().toISOString().replace(/[:.]/g, "-");
 
 /** CPU time (user + system) a process has used so far, from /proc/<pid>/stat, in ms. */
@@ -315,14 +323,8 @@ export function loadJob(
 
 if (import.meta.main) {
   const shards = Number(arg("shards", "48"));
-  const concurrencies = arg("concurrency", "1,16,64,256")
-    .split(",")
-    .map(Number)
-    .filter((c) => c > 0); // --concurrency 0: no write points
-  const readConcurrencies = arg("reads", "64")
-    .split(",")
-    .map(Number)
-    .filter((c) => c > 0); // --reads 0: no read points
+  const concurrencies = positiveList("concurrency", "1,16,64,256"); // 0: no write points
+  const readConcurrencies = positiveList("reads", "64"); // 0: no read points
   const protocol = arg("protocol", "h2") as "h2" | "h1";
   if (protocol !== "h2" && protocol !== "h1") throw new Error(`--protocol must be h2 or h1, got ${protocol}`);
   const o = commonOptions();

@@ -1,7 +1,7 @@
 // One NodeHost process of the engine benchmark (scripts/bench/engine.ts starts three).
 // Reads its job as JSON from argv[2]; talks to the parent with lines on stdin/stdout.
 import { longboat } from "../../src/pb/longboat.js";
-import { startKvNodeHost } from "./api-host.ts";
+import { spreadLeadership, startKvNodeHost } from "./api-host.ts";
 import { Histogram } from "./histogram.ts";
 
 interface Job {
@@ -19,24 +19,7 @@ interface Job {
 const job = JSON.parse(process.argv[2]!) as Job;
 const { nh, me } = await startKvNodeHost(job);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const preferred = (s: number) => ((s - 1) % job.raftAddresses.length) + 1;
-// Spread leadership: shard s is led by host preferred(s).
-for (let round = 0; round < 200; round++) {
-  let settled = true;
-  for (let s = 1; s <= job.shards; s++) {
-    const l = nh.getLeaderId(s);
-    if (!l.valid) settled = false;
-    else if (l.leaderId === me && preferred(s) !== me) {
-      settled = false;
-      try {
-        nh.requestLeaderTransfer(s, preferred(s));
-      } catch {}
-    } else if (preferred(s) === me && l.leaderId !== me) settled = false;
-  }
-  if (settled) break;
-  await sleep(100);
-}
+await spreadLeadership(nh, me, job.raftAddresses.length, job.shards);
 console.log(JSON.stringify({ type: "ready" }));
 
 const lines = (async function* () {
@@ -54,6 +37,7 @@ const lines = (async function* () {
 })();
 await lines.next(); // "go"
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const payload = new Uint8Array(job.payloadBytes).fill(120);
 const writes = new Histogram();
 const reads = new Histogram();

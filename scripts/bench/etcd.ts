@@ -22,6 +22,7 @@ import {
   commonOptions,
   loadAvg,
   loadJob,
+  positiveList,
   type Point,
   runPoint,
   startLongboat,
@@ -141,14 +142,8 @@ async function etcdLeader(clientUrls: string[]): Promise<number> {
   return i;
 }
 
-const concurrencies = arg("concurrency", "1,16,64,256")
-  .split(",")
-  .map(Number)
-  .filter((c) => c > 0); // --concurrency 0: no write points
-const readConcurrencies = arg("reads", "64")
-  .split(",")
-  .map(Number)
-  .filter((c) => c > 0); // --reads 0: no read points
+const concurrencies = positiveList("concurrency", "1,16,64,256"); // 0: no write points
+const readConcurrencies = positiveList("reads", "64"); // 0: no read points
 const shards = Number(arg("shards", "48"));
 const etcdEndpointsMode = arg("etcd-endpoints", "all");
 const o = commonOptions();
