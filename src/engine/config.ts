@@ -31,6 +31,8 @@ export interface ReplicaConfig {
   maxProposalQueue: number;
   /** Reads queued per engine cycle before new ones are refused as busy. Default 4096. */
   maxReadQueue: number;
+  /** Reads awaiting confirmation and apply before new ones are refused as busy. Default 65536. */
+  maxPendingReads: number;
   /** Proposals awaiting their result before new ones are refused as busy. Default 65536. */
   maxPendingProposals: number;
   /** Largest proposal payload in bytes. Default 8 MiB. */
@@ -55,6 +57,7 @@ export const REPLICA_CONFIG_DEFAULTS: Omit<ReplicaConfig, "shardId" | "replicaId
   quiesce: false,
   maxProposalQueue: 2048,
   maxReadQueue: 4096,
+  maxPendingReads: 65536,
   maxPendingProposals: 65536,
   maxProposalBytes: 8 * 1024 * 1024,
   maxEntryBytesPerMessage: 8 * 1024 * 1024,
@@ -81,6 +84,7 @@ export function validateReplicaConfig(input: ReplicaConfigInput): ReplicaConfig 
   positiveInt("heartbeatRtt", c.heartbeatRtt);
   positiveInt("maxProposalQueue", c.maxProposalQueue);
   positiveInt("maxReadQueue", c.maxReadQueue);
+  positiveInt("maxPendingReads", c.maxPendingReads);
   positiveInt("maxPendingProposals", c.maxPendingProposals);
   positiveInt("maxProposalBytes", c.maxProposalBytes);
   positiveInt("maxEntryBytesPerMessage", c.maxEntryBytesPerMessage);

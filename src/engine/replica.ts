@@ -83,7 +83,7 @@ export class Replica {
     this.shardId = config.shardId;
     this.replicaId = config.replicaId;
     this.pendingProposals = new PendingProposals(config.maxPendingProposals);
-    this.reads = new PendingReads(config.maxReadQueue);
+    this.reads = new PendingReads(config.maxReadQueue, config.maxPendingReads);
     this.lastSnapshotIndex = logReader.snapshot()?.index ?? 0;
   }
 
@@ -133,7 +133,10 @@ export class Replica {
       return state;
     }
     if (!this.reads.enqueue({ state, query })) {
-      throw new LongboatError("systemBusy", `shard ${this.shardId} has too many reads queued`);
+      throw new LongboatError(
+        "systemBusy",
+        `shard ${this.shardId} has too many reads waiting (maxReadQueue per cycle, maxPendingReads in all)`,
+      );
     }
     return state;
   }
@@ -166,7 +169,7 @@ export class Replica {
   queueDepths(): { proposals: number; reads: number; inbox: number } {
     return {
       proposals: this.proposals.length + this.pendingProposals.size,
-      reads: this.reads.queuedCount + this.reads.inFlightCount,
+      reads: this.reads.pendingCount,
       inbox: this.inbox.length,
     };
   }

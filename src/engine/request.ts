@@ -131,22 +131,31 @@ function ctxKey(ctx: ReadCtx): string {
 export class PendingReads {
   private queue: ReadRequest[] = [];
   private readonly batches = new Map<string, ReadBatch>();
+  /** Reads queued or in a batch (not yet answered or failed). */
+  private pending = 0;
 
-  constructor(readonly maxQueued: number) {}
+  /**
+   * @param maxQueued reads queued within one engine cycle (one ReadIndex round)
+   * @param maxPending reads waiting in all, queued or awaiting confirmation and apply
+   */
+  constructor(
+    readonly maxQueued: number,
+    readonly maxPending: number,
+  ) {}
 
   get queuedCount(): number {
     return this.queue.length;
   }
 
-  get inFlightCount(): number {
-    let n = 0;
-    for (const b of this.batches.values()) n += b.requests.length;
-    return n;
+  /** Reads queued or awaiting confirmation and apply. */
+  get pendingCount(): number {
+    return this.pending;
   }
 
   enqueue(request: ReadRequest): boolean {
-    if (this.queue.length >= this.maxQueued) return false;
+    if (this.queue.length >= this.maxQueued || this.pending >= this.maxPending) return false;
     this.queue.push(request);
+    this.pending++;
     return true;
   }
 
@@ -168,7 +177,7 @@ export class PendingReads {
     const batch = this.batches.get(key);
     if (!batch) return;
     this.batches.delete(key);
-    for (const r of batch.requests) r.state.fail("dropped", detail);
+    this.fail(batch.requests, "dropped", detail);
   }
 
   /** Reads whose index is confirmed and applied; the caller answers them. */
@@ -179,6 +188,7 @@ export class PendingReads {
       this.batches.delete(key);
       for (const r of batch.requests) out.push(r);
     }
+    this.pending -= out.length;
     return out;
   }
 
@@ -186,6 +196,7 @@ export class PendingReads {
     const keep = (r: ReadRequest) => {
       if (r.state.deadlineTick > nowTick) return true;
       r.state.fail("timeout", `read not confirmed within the deadline (tick ${r.state.deadlineTick})`);
+      this.pending--;
       return false;
     };
     this.queue = this.queue.filter(keep);
@@ -200,15 +211,19 @@ export class PendingReads {
     for (const [key, batch] of this.batches) {
       if (batch.index !== 0) continue;
       this.batches.delete(key);
-      for (const r of batch.requests) r.state.fail(code, detail);
+      this.fail(batch.requests, code, detail);
     }
   }
 
   failAll(code: "terminated", detail: string): void {
-    this.failUnconfirmed(code, detail);
-    for (const batch of this.batches.values()) for (const r of batch.requests) r.state.fail(code, detail);
+    for (const batch of this.batches.values()) this.fail(batch.requests, code, detail);
     this.batches.clear();
-    for (const r of this.queue) r.state.fail(code, detail);
+    this.fail(this.queue, code, detail);
     this.queue = [];
+  }
+
+  private fail(requests: ReadRequest[], code: "dropped" | "terminated", detail: string): void {
+    for (const r of requests) r.state.fail(code, detail);
+    this.pending -= requests.length;
   }
 }

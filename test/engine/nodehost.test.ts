@@ -258,6 +258,16 @@ describe("error values", () => {
     await expectCode(() => nh.propose(nh.getNoOpSession(1), put("a", "3"), T), "systemBusy");
   });
 
+  test("systemBusy when reads awaiting confirmation reach maxPendingReads", async () => {
+    const leader = await threeHosts(1, { checkQuorum: false, maxPendingReads: 2 });
+    for (const i of [1, 2, 3]) if (i !== leader) await cluster.crashHost(i);
+    const nh = cluster.host(leader);
+    const waiting = [nh.syncRead(1, get("a"), T), nh.syncRead(1, get("a"), T)];
+    for (const w of waiting) w.catch(() => {});
+    await cluster.run(20); // no quorum: both stay unconfirmed
+    await expectCode(() => nh.syncRead(1, get("a"), T), "systemBusy");
+  });
+
   test("timeout when no quorum can be reached", async () => {
     const leader = await threeHosts(1, { checkQuorum: false });
     for (const i of [1, 2, 3]) if (i !== leader) await cluster.crashHost(i);
@@ -303,6 +313,44 @@ describe("error values", () => {
       cluster.host(1).startReplica({}, false, cluster.kv, { shardId: 5, replicaId: 1 }),
       "shardNotBootstrapped",
     );
+  });
+
+  test("invalidShardSettings for initial members that share an address", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const p = cluster.host(1).startReplica({ 1: hostAddress(1), 2: hostAddress(1) }, false, cluster.kv, {
+      shardId: 5,
+      replicaId: 1,
+    });
+    await expect(p).rejects.toThrow(`address ${hostAddress(1)} is used by two initial members`);
+  });
+
+  test("invalidShardSettings for a replica that is not among its initial members", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const p = cluster
+      .host(1)
+      .startReplica({ 2: hostAddress(2) }, false, cluster.kv, { shardId: 5, replicaId: 1 });
+    await expect(p).rejects.toThrow("replica 1 is not among the initial members");
+  });
+
+  test("invalidShardSettings for a joining replica given initial members", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const p = cluster
+      .host(1)
+      .startReplica(cluster.members([1]), true, cluster.kv, { shardId: 5, replicaId: 1 });
+    await expect(p).rejects.toThrow("a joining replica takes no initial members");
+  });
+
+  test("invalidShardSettings for a restart with other initial members than its bootstrap", async () => {
+    await threeHosts();
+    await cluster.crashHost(1);
+    await cluster.startHost(1);
+    const p = cluster
+      .host(1)
+      .startReplica(cluster.members([1, 2]), false, cluster.kv, { shardId: 1, replicaId: 1 });
+    await expect(p).rejects.toThrow("replica 1 of shard 1 was bootstrapped with other initial members");
   });
 
   test("invalidShardSettings for a config that breaks a rule, naming it", async () => {
