@@ -59,6 +59,11 @@ export class MemoryLogDB implements LogDB {
   private writeFaultP = 0;
   private readFaultP = 0;
   private closed = false;
+  /**
+   * Simulator hook: called after saveUpdates made a batch durable. What it throws reaches the
+   * caller with the batch kept: the machine dying right after its fsync returned.
+   */
+  afterSave: ((updates: readonly ReplicaUpdate[]) => void) | null = null;
 
   constructor(opts: MemoryLogDBOptions = {}) {
     this.limits = resolveLimits(opts);
@@ -135,6 +140,11 @@ export class MemoryLogDB implements LogDB {
   }
 
   saveUpdates(updates: readonly ReplicaUpdate[]): void {
+    this.save(updates);
+    this.afterSave?.(updates);
+  }
+
+  private save(updates: readonly ReplicaUpdate[]): void {
     this.enter("saveUpdates", true);
     checkBatch(updates, this.limits);
     // Plan every update before applying any: a refused update leaves nothing applied.

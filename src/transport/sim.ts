@@ -58,6 +58,8 @@ export class SimNetwork {
   private readonly isolated = new Set<string>();
   private readonly clogged = new Set<string>();
   private readonly clogQueues = new Map<string, Array<() => void>>();
+  /** Per sender: bumped by loseInFlight, so frames carried before it never arrive. */
+  private readonly epochs = new Map<string, number>();
   private defaultLink: LinkSettings = { ...DEFAULT_LINK };
   private snapshotRoot: string | null;
 
@@ -111,6 +113,20 @@ export class SimNetwork {
     this.isolated.add(address);
   }
 
+  /** Ends the isolation of one address (partitions and other isolations stay). */
+  unisolate(address: string): void {
+    this.isolated.delete(address);
+  }
+
+  /**
+   * A power loss at address: every frame it sent that has not arrived yet (in flight, held
+   * by a clog, or still queued in its transport) is lost, as a machine's send buffers are.
+   */
+  loseInFlight(address: string): void {
+    this.epochs.set(address, (this.epochs.get(address) ?? 0) + 1);
+    this.transports.get(address)?.dropQueued();
+  }
+
   /** Removes every partition and isolation (clogs stay until unclog). */
   heal(): void {
     this.blocked.clear();
@@ -159,6 +175,7 @@ export class SimNetwork {
       onLost?.();
       return;
     }
+    const epoch = this.epochs.get(from) ?? 0;
     const key = linkKey(from, to);
     if (this.clogged.has(from) || this.clogged.has(to)) {
       let held = this.clogQueues.get(key);
@@ -167,15 +184,16 @@ export class SimNetwork {
         this.clogQueues.set(key, held);
       }
       if (held.length >= CLOG_FRAMES_MAX) onLost?.();
-      else held.push(() => this.schedule(from, to, deliver, mayDuplicate, onLost));
+      else held.push(() => this.schedule(from, to, epoch, deliver, mayDuplicate, onLost));
       return;
     }
-    this.schedule(from, to, deliver, mayDuplicate, onLost);
+    this.schedule(from, to, epoch, deliver, mayDuplicate, onLost);
   }
 
   private schedule(
     from: string,
     to: string,
+    epoch: number,
     deliver: () => void,
     mayDuplicate: boolean,
     onLost?: () => void,
@@ -183,7 +201,7 @@ export class SimNetwork {
     const link = this.link(from, to);
     const key = linkKey(from, to);
     const arrive = () => {
-      if (this.isCut(from, to)) onLost?.();
+      if (this.isCut(from, to) || (this.epochs.get(from) ?? 0) !== epoch) onLost?.();
       else deliver();
     };
     const copies = mayDuplicate && this.env.random() < link.duplicateRate ? 2 : 1;
@@ -404,6 +422,11 @@ export class SimTransport implements Transport {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.queues.clear();
+  }
+
+  /** Forgets every message queued and not yet flushed (SimNetwork.loseInFlight). */
+  dropQueued(): void {
     this.queues.clear();
   }
 

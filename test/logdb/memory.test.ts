@@ -66,6 +66,30 @@ describe("MemoryLogDB faults and crashes", () => {
     expect(db.readLogState(K).lastIndex).toBe(3);
   });
 
+  test("afterSave sees each durable batch; what it throws reaches the caller with the batch kept", () => {
+    const db = new MemoryLogDB();
+    const seen: number[] = [];
+    db.afterSave = (updates) => {
+      seen.push(updates[0]!.entries.length);
+      throw new Error("power lost right after the fsync");
+    };
+    expect(() => db.saveUpdates([up({ entries: ents(1, 3, 1) })])).toThrow("power lost right after the fsync");
+    expect(seen).toEqual([3]);
+    db.crash();
+    expect(db.readLogState(K).lastIndex).toBe(3);
+  });
+
+  test("afterSave is not called for a batch that failed", () => {
+    const db = new MemoryLogDB({ rng: new ManualEnv(1) });
+    let calls = 0;
+    db.afterSave = () => {
+      calls++;
+    };
+    db.setWriteFault(1);
+    expect(() => db.saveUpdates([up({ entries: ents(1, 2, 1) })])).toThrow(LogDBIOError);
+    expect(calls).toBe(0);
+  });
+
   test("a clone is independent of the original", () => {
     const db = new MemoryLogDB();
     db.saveUpdates([up({ entries: ents(1, 3, 1) })]);

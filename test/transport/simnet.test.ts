@@ -67,6 +67,45 @@ test("an isolated NodeHost neither sends nor receives", async () => {
   expect(w.rb.messages.length).toBe(0);
 });
 
+test("unisolate ends one isolation and leaves the others", async () => {
+  const w = await world();
+  w.net.isolate(A);
+  w.net.isolate(B);
+  w.net.unisolate(A);
+  w.sendAB(1);
+  await w.run(10);
+  expect(w.rb.messages.length).toBe(0);
+  w.net.unisolate(B);
+  w.sendAB(1);
+  await w.run(10);
+  expect(w.rb.messages.length).toBe(1);
+});
+
+test("loseInFlight drops what a host sent and nobody received yet, not what it sends afterwards", async () => {
+  const w = await world();
+  w.net.setDefaultLink({ delayMsMin: 5, delayMsMax: 5 });
+  w.sendAB(3);
+  w.net.clog(B);
+  w.sendAB(2); // held by the clog
+  w.net.loseInFlight(A);
+  w.net.unclog(B);
+  await w.run(20);
+  expect(w.rb.messages.length).toBe(0);
+  w.sendAB(1);
+  await w.run(20);
+  expect(w.rb.messages.length).toBe(1);
+});
+
+test("loseInFlight of one host leaves the frames of another in flight", async () => {
+  const w = await world();
+  w.net.setDefaultLink({ delayMsMin: 5, delayMsMax: 5 });
+  w.b.send({ ...replicate(1, 9), from: 2 });
+  w.b.flush();
+  w.net.loseInFlight(A);
+  await w.run(20);
+  expect(w.ra.messages.length).toBe(1);
+});
+
 test("a clogged link holds frames and delivers them in order on unclog", async () => {
   const w = await world();
   w.net.clog(B);
