@@ -1,7 +1,9 @@
 /**
  * Bugs the simulator found in other layers, one test per bug, named after the seed that
  * found it. A skipped test is a bug still open: its comment says what was violated and how
- * to replay it; the owner fixes the bug and removes the `.skip`.
+ * to replay it; the owner fixes the bug and removes the `.skip`. The seeds run with leader
+ * churn off (`leaderChurn: false`): they were found before it existed, and some of them
+ * (2, 182) are leader-churn seeds now, which would run a different schedule.
  */
 import { expect, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
@@ -54,7 +56,7 @@ test("seed 1: an entry received over the wire keeps its zero-valued fields throu
 for (const seed of [1, 2, 11]) {
   test(`seed ${seed}: a follower whose last Replicate messages were lost catches up after healing`, async () => {
     const { runSeed } = await import("./run.ts");
-    const r = await runSeed({ seed });
+    const r = await runSeed({ seed, leaderChurn: false });
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
@@ -71,7 +73,7 @@ for (const seed of [1, 2, 11]) {
 for (const seed of [387, 712, 742]) {
   test(`seed ${seed}: a snapshot the transport refuses at once does not leave the follower behind for ever`, async () => {
     const { runSeed } = await import("./run.ts");
-    const r = await runSeed({ seed });
+    const r = await runSeed({ seed, leaderChurn: false });
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
@@ -86,6 +88,6 @@ for (const seed of [387, 712, 742]) {
  */
 test("seed 182: a forwarded proposal duplicated by the network is applied once", async () => {
   const { runSeed } = await import("./run.ts");
-  const r = await runSeed({ seed: 182 });
+  const r = await runSeed({ seed: 182, leaderChurn: false });
   expect(r.violation?.message ?? null).toBeNull();
 });

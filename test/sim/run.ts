@@ -25,6 +25,8 @@ export interface RunOptions {
   healMsMax?: number;
   /** Simulated milliseconds per driver step (oracles run after each). Default 2. */
   stepMs?: number;
+  /** False: never a leader-churn seed (swarm.ts), as seeds ran before it existed. Default true. */
+  leaderChurn?: boolean;
   /** Called with the world before it shuts down (debugging: inspect replicas). */
   inspect?: (world: World) => void;
 }
@@ -44,6 +46,8 @@ export interface RunResult {
   traceDigest: number;
 }
 
+/** Seeds CI runs (sim.test.ts without LONGBOAT_SIM_SEEDS), and each planted bug's budget. */
+export const DEFAULT_SEED_COUNT = 200;
 export const SAFETY_MS_DEFAULT = 3000;
 export const HEAL_MS_MAX_DEFAULT = 5000;
 /** Bound on the checker's memoised states per key before it answers "unknown". */
@@ -54,7 +58,7 @@ export function replayCommand(seed: number): string {
 }
 
 export async function runSeed(opts: RunOptions): Promise<RunResult> {
-  const world = new World(opts.seed, opts.trace ?? null);
+  const world = new World(opts.seed, opts.trace ?? null, opts.leaderChurn ?? true);
   const workload = new Workload(world);
   const stepMs = opts.stepMs ?? 2;
   let violation: SimViolation | null = null;
@@ -228,7 +232,8 @@ export function summarize(results: RunResult[], wallMs: number): string {
     `faults: ${sum("crashes")} crashes, ${sum("diskFaultStops")} disk-fault stops, ${sum("partitions")} partitions, ` +
     `${sum("clogs")} clogs, ${sum("pauses")} pauses, ${sum("transfers")} leader transfers, ` +
     `${sum("membershipChanges")} membership changes, ${sum("snapshotsCreated")} snapshots taken, ` +
-    `${sum("snapshotsReceived")} snapshots streamed`;
+    `${sum("snapshotsReceived")} snapshots streamed, ${sum("newLeaderIsolations")} new leaders isolated, ` +
+    `${sum("powerLosses")} power losses at a first commit`;
   return (
     `sim: ${results.length} seeds, ${simulatedHours.toFixed(3)} simulated hours, ${ops} client operations ` +
     `(${completed} completed, ${acked} acknowledged writes), ${failed} violations, ` +

@@ -9,11 +9,11 @@
  * A failure names the seed, the violated oracle and the replay command.
  */
 import { expect, test } from "bun:test";
-import { replayCommand, type RunResult, runSeed, summarize } from "./run.ts";
+import { DEFAULT_SEED_COUNT, replayCommand, type RunResult, runSeed, summarize } from "./run.ts";
 import { describeSwarm } from "./swarm.ts";
 
 const single = process.env.LONGBOAT_SIM_SEED;
-const seedCount = Number(process.env.LONGBOAT_SIM_SEEDS ?? 200);
+const seedCount = Number(process.env.LONGBOAT_SIM_SEEDS ?? DEFAULT_SEED_COUNT);
 const firstSeed = Number(process.env.LONGBOAT_SIM_FIRST_SEED ?? 1);
 const PROGRESS_SEEDS = 500;
 
@@ -39,6 +39,19 @@ if (single !== undefined) {
     expect(b.traceDigest).toBe(a.traceDigest);
     expect(b.workload).toEqual(a.workload);
     expect(b.simulatedMs).toBe(a.simulatedMs);
+  });
+
+  test("a leader-churn seed isolates fresh leaders and cuts power at a first commit, and stays safe", async () => {
+    // Seed 4 is a leader-churn seed (drawn from the targeted stream, swarm.ts).
+    const r = await runSeed({ seed: 4 });
+    expect(r.swarm.leaderChurn).toBe(true);
+    expect(r.swarm.crashPerSecond).toBe(0);
+    expect(r.world.newLeaderIsolations).toBeGreaterThan(0);
+    expect(r.world.powerLosses).toBeGreaterThan(0);
+    expect(r.violation?.message ?? null).toBeNull();
+    const plain = await runSeed({ seed: 4, leaderChurn: false });
+    expect(plain.swarm.leaderChurn).toBe(false);
+    expect(plain.world.newLeaderIsolations + plain.world.powerLosses).toBe(0);
   });
 
   test(

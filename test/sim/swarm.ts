@@ -41,10 +41,61 @@ export interface Swarm {
   thinkMsMax: number;
   /** Keys per shard (fewer keys: more contention, more work for the checker). */
   keyCount: number;
+  /**
+   * A leader-churn seed (a third of seeds): it aims at the moments around a leader change that
+   * Raft's Figure 8 is about, with the targeted faults below on, one entry per Replicate
+   * message, and the untargeted process faults (crashes, partitions, clogs, pauses, disk
+   * faults, transfers, membership changes) off so they do not mask the schedule. The link
+   * faults (loss, duplication, delay, reordering) stay as drawn.
+   */
+  leaderChurn: boolean;
+  /**
+   * Targeted: chance that a replica that has just become leader is cut off at once for
+   * 100–1000 ms, its election no-op still in flight (lost). Clients that track it keep
+   * proposing, so its log grows a tail nobody else has: logs diverge (Figure 8 a–b).
+   */
+  isolateNewLeaderP: number;
+  /**
+   * Targeted: chance that a leader's machine loses power right after the fsync in which its
+   * commit index first advances in its term; what it sent and nobody received yet is lost
+   * (Figure 8 c–d: a new leader has committed and not yet told anyone).
+   */
+  powerLossAtFirstCommitP: number;
+  /** Replicate messages carry one entry each, so followers acknowledge entry by entry. */
+  oneEntryPerMessage: boolean;
 }
 
-/** Draws the swarm of one seed; `on(p)` is a fair coin biased to p. */
-export function drawSwarm(rng: Rng): Swarm {
+/** Share of seeds that are leader-churn seeds. */
+export const LEADER_CHURN_SHARE = 1 / 3;
+
+/**
+ * Draws the swarm of one seed; `on(p)` is a fair coin biased to p. Whether the seed is a
+ * leader-churn seed, and its targeted rates, come from a stream of their own (`targeted`):
+ * every other seed runs exactly as it did before leader churn existed, and so does every
+ * seed when allowChurn is false (the regression tests replay seeds found before it).
+ */
+export function drawSwarm(rng: Rng, targeted: Rng, allowChurn = true): Swarm {
+  const swarm = drawUntargeted(rng);
+  const t = () => targeted.nextInt(1_000_000) / 1_000_000;
+  if (!allowChurn || t() >= LEADER_CHURN_SHARE) return swarm;
+  return {
+    ...swarm,
+    leaderChurn: true,
+    isolateNewLeaderP: 0.5 + t() * 0.3,
+    powerLossAtFirstCommitP: 0.9 + t() * 0.1,
+    oneEntryPerMessage: true,
+    partitionPerSecond: 0,
+    clogPerSecond: 0,
+    crashPerSecond: 0,
+    pausePerSecond: 0,
+    writeFaultP: 0,
+    readFaultP: 0,
+    transferPerSecond: 0,
+    membershipPerSecond: 0,
+  };
+}
+
+function drawUntargeted(rng: Rng): Swarm {
   const r = () => rng.nextInt(1_000_000) / 1_000_000;
   const on = (p = 0.5) => r() < p;
   const range = (lo: number, hi: number) => lo + r() * (hi - lo);
@@ -74,6 +125,10 @@ export function drawSwarm(rng: Rng): Swarm {
     membershipPerSecond: on(0.3) ? range(0.2, 1) : 0,
     thinkMsMax: int(0, 15),
     keyCount: int(3, 8),
+    leaderChurn: false,
+    isolateNewLeaderP: 0,
+    powerLossAtFirstCommitP: 0,
+    oneEntryPerMessage: false,
   };
 }
 
@@ -86,6 +141,9 @@ export function describeSwarm(s: Swarm): string {
     `partition/s=${p(s.partitionPerSecond)}${s.partitionOneWay ? "(one-way)" : ""} clog/s=${p(s.clogPerSecond)} ` +
     `crash/s=${p(s.crashPerSecond)} pause/s=${p(s.pausePerSecond)} writeFault=${p(s.writeFaultP)} ` +
     `readFault=${p(s.readFaultP)} snapshotEntries=${s.snapshotEntries}/${s.compactionOverhead} ` +
-    `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}`
+    `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}` +
+    (s.leaderChurn
+      ? ` leader-churn: isolateNewLeader=${p(s.isolateNewLeaderP)} powerLossAtFirstCommit=${p(s.powerLossAtFirstCommitP)} oneEntryPerMessage`
+      : "")
   );
 }

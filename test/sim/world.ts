@@ -12,6 +12,7 @@ import { LongboatError } from "../../src/engine/errors.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/statemachine/types.ts";
+import type { ReplicaUpdate } from "../../src/logdb/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
@@ -22,6 +23,14 @@ export const STORM_MESSAGES_PER_WINDOW_MAX = 5000;
 
 /** Bound on new-leader events queued between two driver steps. */
 export const NEW_LEADER_EVENTS_MAX = 64;
+
+/** What a targeted power loss throws out of saveUpdates (the save itself is durable). */
+export class SimulatedPowerLoss extends Error {
+  override name = "SimulatedPowerLoss";
+  constructor(host: number) {
+    super(`simulated power loss on host ${host} right after an fsync`);
+  }
+}
 
 /** Milliseconds per engine tick in the simulation. */
 export const SIM_RTT_MS = 10;
@@ -54,6 +63,8 @@ export interface HostSlot {
   fatal: boolean;
   /** Clients avoid a paused host until this time. */
   pausedUntilMs: number;
+  /** A targeted power loss stopped the engine (restart it as a crash). */
+  lostPower: boolean;
 }
 
 export interface WorldStats {
@@ -67,6 +78,8 @@ export interface WorldStats {
   membershipChanges: number;
   snapshotsCreated: number;
   snapshotsReceived: number;
+  newLeaderIsolations: number;
+  powerLosses: number;
 }
 
 const encoder = new TextEncoder();
@@ -74,10 +87,11 @@ const encoder = new TextEncoder();
 /** Replica configuration every simulated shard uses (snapshot settings come from the swarm). */
 function replicaConfig(swarm: Swarm, shardId: number, replicaId: number, seed: number) {
   return {
-    // Every other seed replicates in small messages (about one entry each), so followers
-    // acknowledge partial ranges: the situation the Raft §5.4.2 commit rule exists for.
-    // Derived from the seed, not drawn, so the swarm's other draws stay as they were.
-    maxEntryBytesPerMessage: seed % 2 === 0 ? 400 : 8 * 1024 * 1024,
+    // Every other seed replicates in small messages (a few entries each), leader-churn seeds
+    // in single entries, so followers acknowledge partial ranges: the situation the Raft
+    // §5.4.2 commit rule exists for. Derived from the seed, not drawn, so the swarm's other
+    // draws stay as they were.
+    maxEntryBytesPerMessage: swarm.oneEntryPerMessage ? 1 : seed % 2 === 0 ? 400 : 8 * 1024 * 1024,
     shardId,
     replicaId,
     electionRtt: 10,
@@ -107,6 +121,8 @@ export class World {
     membershipChanges: 0,
     snapshotsCreated: 0,
     snapshotsReceived: 0,
+    newLeaderIsolations: 0,
+    powerLosses: 0,
   };
   /** shard id → replica ids in its current membership (as the simulator asked for). */
   readonly shardMembers = new Map<number, Set<number>>();
@@ -124,6 +140,15 @@ export class World {
   private readonly sentAtWindowStart = new WeakMap<NodeHost, number>();
   private partitionUntilMs = -1;
   private readonly unclogAt = new Map<number, number>();
+  /** Host index → end of its targeted isolation. */
+  private readonly isolatedUntil = new Map<number, number>();
+  /**
+   * `${host}:${shard}:${replica}` → the term a replica leads and its durable commit index
+   * when it became leader (the power loss at its first commit watches for a higher one).
+   */
+  private readonly freshLeaders = new Map<string, { term: number; commit: number }>();
+  /** Randomness of the targeted faults (a stream of its own: see drawSwarm). */
+  private readonly targetedRng: ManualEnv;
   private readonly kv: CreateStateMachine;
   /** What every state machine instance applied (for the session oracle). */
   private applied: AppliedRecord[] = [];
@@ -131,9 +156,11 @@ export class World {
   constructor(
     readonly seed: number,
     readonly trace: ((line: string) => void) | null,
+    allowLeaderChurn = true,
   ) {
     this.env = new ManualEnv(seed);
-    this.swarm = drawSwarm(this.env);
+    this.targetedRng = new ManualEnv(seed + 2 ** 32);
+    this.swarm = drawSwarm(this.env, this.targetedRng, allowLeaderChurn);
     this.root = mkdtempSync(join(tmpdir(), `longboat-sim-${seed}-`));
     this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
     this.kv = builtinApps().get("kv");
@@ -151,7 +178,7 @@ export class World {
         identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 },
         rng: this.env,
       });
-      this.hosts.push({
+      const h: HostSlot = {
         index: i,
         address,
         logdb,
@@ -160,7 +187,10 @@ export class World {
         restartAtMs: Infinity,
         fatal: false,
         pausedUntilMs: 0,
-      });
+        lostPower: false,
+      };
+      logdb.afterSave = (updates) => this.afterSave(h, updates);
+      this.hosts.push(h);
     }
   }
 
@@ -280,10 +310,76 @@ export class World {
     this.log(`host ${h.index} shard ${shardId} replica ${replicaId}: leader ${leaderId} term ${term}`);
     if (leaderId === replicaId && this.newLeaders.length < NEW_LEADER_EVENTS_MAX)
       this.newLeaders.push({ host: h, shardId });
+    if (leaderId === replicaId && this.faultsOn) this.targetFreshLeader(h, shardId, replicaId, term);
     try {
       this.oracles.onLeader(shardId, replicaId, leaderId, term);
     } catch (e) {
       if (e instanceof SimViolation && this.violation === null) this.violation = e;
+    }
+  }
+
+  // ---- targeted faults (called from inside an engine iteration) ----
+
+  /**
+   * A replica has just become leader (its no-op was sent and saved this iteration): arm the
+   * power loss at its first commit, and maybe cut it off before the no-op arrives anywhere.
+   */
+  private targetFreshLeader(h: HostSlot, shardId: number, replicaId: number, term: number): void {
+    const s = this.swarm;
+    if (s.powerLossAtFirstCommitP > 0) {
+      const restore = this.faultsOff(h);
+      try {
+        const log = h.logdb.readLogState({ shardId, replicaId });
+        // Only a leader that inherited uncommitted entries (beyond its own no-op): its first
+        // commit is where Raft §5.4.2 decides what those older entries become.
+        if (log.lastIndex - 1 > log.state.commit)
+          this.freshLeaders.set(`${h.index}:${shardId}:${replicaId}`, { term, commit: log.state.commit });
+      } finally {
+        restore();
+      }
+    }
+    if (
+      s.isolateNewLeaderP > 0 &&
+      !this.isolatedUntil.has(h.index) &&
+      this.targetedRng.random() < s.isolateNewLeaderP
+    ) {
+      const durationMs = 100 + this.targetedRng.nextInt(900);
+      this.net.isolate(h.address);
+      this.isolatedUntil.set(h.index, this.env.nowMs() + durationMs);
+      this.stats.newLeaderIsolations++;
+      this.log(
+        `isolate host ${h.index} for ${durationMs}ms: replica ${replicaId} just became leader of shard ${shardId} in term ${term}`,
+      );
+    }
+  }
+
+  /**
+   * After each durable save of h: a fresh leader whose durable commit index first rose in its
+   * term may lose power right here, before anything the iteration does next (messages that
+   * carry the commit, applying, answering clients) and with its unreceived frames lost.
+   */
+  private afterSave(h: HostSlot, updates: readonly ReplicaUpdate[]): void {
+    if (!this.faultsOn || this.freshLeaders.size === 0) return;
+    for (const u of updates) {
+      if (u.state === null) continue;
+      const key = `${h.index}:${u.shardId}:${u.replicaId}`;
+      const fresh = this.freshLeaders.get(key);
+      if (fresh === undefined) continue;
+      if (u.state.term !== fresh.term) {
+        this.freshLeaders.delete(key);
+        continue;
+      }
+      if (u.state.commit <= fresh.commit) continue;
+      this.freshLeaders.delete(key);
+      if (this.targetedRng.random() >= this.swarm.powerLossAtFirstCommitP) continue;
+      this.net.loseInFlight(h.address);
+      h.lostPower = true;
+      this.stats.powerLosses++;
+      this.log(
+        `power loss on host ${h.index}: replica ${u.replicaId} of shard ${u.shardId}, leader in term ${fresh.term}, ` +
+          `has just made its first commit durable (${fresh.commit} -> ${u.state.commit})`,
+      );
+      throw new SimulatedPowerLoss(h.index);
     }
   }
 
@@ -358,8 +454,20 @@ export class World {
     const now = this.env.nowMs();
     for (const h of this.hosts) {
       if (h.nh !== null && h.fatal) {
+        if (h.lostPower) {
+          h.lostPower = false;
+          await this.crash(h, "power loss", 200 + this.targetedRng.nextInt(1300));
+          continue;
+        }
         this.stats.diskFaultStops++;
         await this.crash(h, "disk fault", 5 + this.env.nextInt(100));
+      }
+    }
+    for (const [i, at] of [...this.isolatedUntil]) {
+      if (at <= now) {
+        this.isolatedUntil.delete(i);
+        this.net.unisolate(hostAddress(i));
+        this.log(`isolation of host ${i} ends`);
       }
     }
     await this.restartDue();
@@ -373,6 +481,7 @@ export class World {
     if (this.partitionUntilMs >= 0 && this.partitionUntilMs <= now) {
       this.partitionUntilMs = -1;
       this.net.heal();
+      for (const i of this.isolatedUntil.keys()) this.net.isolate(hostAddress(i));
       this.log("partition healed");
     }
     if (!this.faultsOn) return;
@@ -547,13 +656,16 @@ export class World {
     this.partitionUntilMs = -1;
     for (const i of [...this.unclogAt.keys()]) this.net.unclog(hostAddress(i));
     this.unclogAt.clear();
+    this.isolatedUntil.clear();
+    this.freshLeaders.clear();
     this.net.setDefaultLink({ lossRate: 0, duplicateRate: 0, delayMsMin: 1, delayMsMax: 5, reorder: false });
     const now = this.env.nowMs();
     for (const h of this.hosts) {
       h.logdb.setWriteFault(0);
       h.logdb.setReadFault(0);
       h.pausedUntilMs = 0;
-      if (h.nh !== null && h.fatal) await this.crash(h, "disk fault", 0);
+      if (h.nh !== null && h.fatal) await this.crash(h, h.lostPower ? "power loss" : "disk fault", 0);
+      h.lostPower = false;
       if (h.nh === null) h.restartAtMs = now;
     }
     await this.restartDue();
@@ -566,6 +678,18 @@ export class World {
   check(): void {
     if (this.violation) throw this.violation;
     this.checkStorm();
+    for (const h of this.hosts) {
+      if (h.nh !== null) continue;
+      // A host that is down keeps what it made durable: a commit it saved before dying
+      // counts now, not only once it restarts.
+      const wf = this.faultsOff(h);
+      try {
+        for (const [shardId, p] of h.shards)
+          this.oracles.checkCommitted(h.index, h.logdb, shardId, p.replicaId);
+      } finally {
+        wf();
+      }
+    }
     for (const h of this.running()) {
       const nh = h.nh!;
       const wf = this.faultsOff(h);
