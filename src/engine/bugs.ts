@@ -10,7 +10,8 @@
  * - "early-ack": the engine sends votes and append acknowledgements before persisting
  *   what they promise (a crash or disk error afterwards forgets an acknowledged entry or vote).
  * - "old-term-commit": the leader commits an entry of an earlier term by counting replicas
- *   (Raft §5.4.2, Figure 8). Needs a hook in src/raft (see docs/simulator.md).
+ *   (Raft §5.4.2, Figure 8): NodeHost sets the raft config flag plantedCommitAnyTerm, which
+ *   tryCommit (src/raft/replicate.ts) reads.
  */
 export type PlantedBug = "stale-read" | "early-ack" | "old-term-commit";
 
