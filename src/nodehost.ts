@@ -174,6 +174,14 @@ export class NodeHost {
     return this.engine.stats;
   }
 
+  /**
+   * Simulator hook: this host's engine stalls for ms as a paused process or a slow apply
+   * would (no ticks, no iterations; requests and messages queue). See Engine.stall.
+   */
+  stallForTest(ms: number): void {
+    this.engine.stall(ms);
+  }
+
   /** Queued and pending requests and inbound messages over all replicas (metrics). */
   queueDepths(): { proposals: number; reads: number; inbox: number } {
     return this.engine.queueDepths();

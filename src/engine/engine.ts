@@ -50,6 +50,8 @@ export class Engine implements TransportHandler, ReplicaHost {
   private running = false;
   private stopped = false;
   private tickTimer: TimerHandle | null = null;
+  /** The engine is stalled until this time (stall()). */
+  private stalledUntilMs = 0;
   private keySeq = 0;
   private readonly removedShards = new Set<number>();
   private readonly keyBase: number;
@@ -89,6 +91,24 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   get isStopped(): boolean {
     return this.stopped;
+  }
+
+  /**
+   * Simulator hook: the engine stalls for ms, as a stopped process (SIGSTOP, a long GC pause)
+   * or an apply that takes that long would stall it: no tick is counted and no iteration
+   * runs until it ends; requests and inbound messages queue. An iteration under way finishes.
+   */
+  stall(ms: number): void {
+    const untilMs = this.opts.env.nowMs() + ms;
+    if (untilMs <= this.stalledUntilMs) return;
+    this.stalledUntilMs = untilMs;
+    this.opts.env.setTimer(ms, () => {
+      if (!this.stalled) this.schedule();
+    });
+  }
+
+  private get stalled(): boolean {
+    return this.opts.env.nowMs() < this.stalledUntilMs;
   }
 
   // ---- replicas ----
@@ -152,6 +172,7 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   /** Advances the logical clock by one tick for every replica (the timer calls it every rttMs). */
   onTick(): void {
+    if (this.stalled) return;
     this.tickCount++;
     for (const r of this.replicas.values()) {
       r.addTick();
@@ -304,7 +325,7 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   /** One engine iteration; public so the simulator can drive the engine step by step. */
   runIteration(): void {
-    if (this.stopped || this.running || this.ready.size === 0) return;
+    if (this.stopped || this.running || this.ready.size === 0 || this.stalled) return;
     this.running = true;
     try {
       this.iterate();

@@ -52,6 +52,31 @@ describe("three NodeHosts over the simulated network", () => {
     }
   });
 
+  test("a stalled leader runs nothing until the stall ends, while the others elect a new leader", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const termBefore = nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!.term;
+    nh.stallForTest(600);
+    let done = false;
+    const pending = nh.syncPropose(nh.getNoOpSession(1), put("s", "1"), T).then(() => {
+      done = true;
+    });
+    const others = [1, 2, 3].filter((i) => i !== leader);
+    await cluster.until(
+      () => others.some((i) => cluster.host(i).getNodeHostInfo({ skipLogInfo: true }).shards[0]!.isLeader),
+      590,
+      "a new leader among the hosts that are not stalled",
+    );
+    expect(done).toBe(false);
+    // Nothing ran on the stalled host: it still believes it leads in its old term.
+    const info = nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!;
+    expect(info.isLeader).toBe(true);
+    expect(info.term).toBe(termBefore);
+    await cluster.settle(pending.catch(() => {}));
+    await cluster.run(200);
+    expect(nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!.isLeader).toBe(false);
+  });
+
   test("a proposal made on a follower is forwarded to the leader and completes", async () => {
     const leader = await threeHosts();
     const follower = [1, 2, 3].find((i) => i !== leader)!;
