@@ -1,9 +1,10 @@
 /**
  * Bugs the simulator found in other layers, one test per bug, named after the seed that
  * found it. A skipped test is a bug still open: its comment says what was violated and how
- * to replay it; the owner fixes the bug and removes the `.skip`. The seeds run with leader
- * churn off (`leaderChurn: false`): they were found before it existed, and some of them
- * (2, 182) are leader-churn seeds now, which would run a different schedule.
+ * to replay it; the owner fixes the bug and removes the `.skip`. The seeds run without the
+ * faults added later (`laterFaults: false`: leader churn, slow apply), as they were found;
+ * some of them (2, 182) are leader-churn seeds now and would run another schedule. (Pauses
+ * stall the engine since then, so a seed with pauses runs a little differently.)
  */
 import { expect, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
@@ -56,7 +57,7 @@ test("seed 1: an entry received over the wire keeps its zero-valued fields throu
 for (const seed of [1, 2, 11]) {
   test(`seed ${seed}: a follower whose last Replicate messages were lost catches up after healing`, async () => {
     const { runSeed } = await import("./run.ts");
-    const r = await runSeed({ seed, leaderChurn: false });
+    const r = await runSeed({ seed, laterFaults: false });
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
@@ -73,7 +74,7 @@ for (const seed of [1, 2, 11]) {
 for (const seed of [387, 712, 742]) {
   test(`seed ${seed}: a snapshot the transport refuses at once does not leave the follower behind for ever`, async () => {
     const { runSeed } = await import("./run.ts");
-    const r = await runSeed({ seed, leaderChurn: false });
+    const r = await runSeed({ seed, laterFaults: false });
     expect(r.violation?.message ?? null).toBeNull();
   });
 }
@@ -88,6 +89,6 @@ for (const seed of [387, 712, 742]) {
  */
 test("seed 182: a forwarded proposal duplicated by the network is applied once", async () => {
   const { runSeed } = await import("./run.ts");
-  const r = await runSeed({ seed: 182, leaderChurn: false });
+  const r = await runSeed({ seed: 182, laterFaults: false });
   expect(r.violation?.message ?? null).toBeNull();
 });

@@ -25,8 +25,11 @@ export interface RunOptions {
   healMsMax?: number;
   /** Simulated milliseconds per driver step (oracles run after each). Default 2. */
   stepMs?: number;
-  /** False: never a leader-churn seed (swarm.ts), as seeds ran before it existed. Default true. */
-  leaderChurn?: boolean;
+  /**
+   * False: without the faults added after the first soaks (leader churn, slow apply: the
+   * second random stream of swarm.ts), as the regression seeds were found. Default true.
+   */
+  laterFaults?: boolean;
   /** Called with the world before it shuts down (debugging: inspect replicas). */
   inspect?: (world: World) => void;
 }
@@ -58,7 +61,7 @@ export function replayCommand(seed: number): string {
 }
 
 export async function runSeed(opts: RunOptions): Promise<RunResult> {
-  const world = new World(opts.seed, opts.trace ?? null, opts.leaderChurn ?? true);
+  const world = new World(opts.seed, opts.trace ?? null, opts.laterFaults ?? true);
   const workload = new Workload(world);
   const stepMs = opts.stepMs ?? 2;
   let violation: SimViolation | null = null;
@@ -233,7 +236,7 @@ export function summarize(results: RunResult[], wallMs: number): string {
     `${sum("clogs")} clogs, ${sum("pauses")} pauses, ${sum("transfers")} leader transfers, ` +
     `${sum("membershipChanges")} membership changes, ${sum("snapshotsCreated")} snapshots taken, ` +
     `${sum("snapshotsReceived")} snapshots streamed, ${sum("newLeaderIsolations")} new leaders isolated, ` +
-    `${sum("powerLosses")} power losses at a first commit`;
+    `${sum("powerLosses")} power losses at a first commit, ${sum("slowApplies")} slow applies`;
   return (
     `sim: ${results.length} seeds, ${simulatedHours.toFixed(3)} simulated hours, ${ops} client operations ` +
     `(${completed} completed, ${acked} acknowledged writes), ${failed} violations, ` +

@@ -49,7 +49,7 @@ if (single !== undefined) {
     expect(r.world.newLeaderIsolations).toBeGreaterThan(0);
     expect(r.world.powerLosses).toBeGreaterThan(0);
     expect(r.violation?.message ?? null).toBeNull();
-    const plain = await runSeed({ seed: 4, leaderChurn: false });
+    const plain = await runSeed({ seed: 4, laterFaults: false });
     expect(plain.swarm.leaderChurn).toBe(false);
     expect(plain.world.newLeaderIsolations + plain.world.powerLosses).toBe(0);
   });

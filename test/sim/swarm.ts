@@ -25,7 +25,10 @@ export interface Swarm {
   clogPerSecond: number;
   /** Chance per simulated second that a running host crashes (stop without flush). */
   crashPerSecond: number;
-  /** Chance per simulated second that a host pauses (isolated in time: all its frames held). */
+  /**
+   * Chance per simulated second that a host pauses (SIGSTOP, a long GC): its engine stalls (no
+   * ticks, no iterations) and its frames are held, both for 200–1700 ms.
+   */
   pausePerSecond: number;
   /** LogDB fault probability per call; a failed write stops the engine (a crash in fsync). */
   writeFaultP: number;
@@ -41,6 +44,9 @@ export interface Swarm {
   thinkMsMax: number;
   /** Keys per shard (fewer keys: more contention, more work for the checker). */
   keyCount: number;
+  /** Slow apply: chance per applied batch that the apply takes 5–slowApplyMsMax ms (the engine stalls). */
+  slowApplyP: number;
+  slowApplyMsMax: number;
   /**
    * A leader-churn seed (a third of seeds): it aims at the moments around a leader change that
    * Raft's Figure 8 is about, with the targeted faults below on, one entry per Replicate
@@ -69,15 +75,22 @@ export interface Swarm {
 export const LEADER_CHURN_SHARE = 1 / 3;
 
 /**
- * Draws the swarm of one seed; `on(p)` is a fair coin biased to p. Whether the seed is a
- * leader-churn seed, and its targeted rates, come from a stream of their own (`targeted`):
- * every other seed runs exactly as it did before leader churn existed, and so does every
- * seed when allowChurn is false (the regression tests replay seeds found before it).
+ * Draws the swarm of one seed; `on(p)` is a fair coin biased to p. The faults added after the
+ * first soaks (leader churn and its rates, slow apply) come from a stream of their own
+ * (`targeted`), so a seed without them runs exactly as it did before they existed. With
+ * laterFaults false the seed gets none of them (the regression tests replay seeds found
+ * before they existed).
  */
-export function drawSwarm(rng: Rng, targeted: Rng, allowChurn = true): Swarm {
+export function drawSwarm(rng: Rng, targeted: Rng, laterFaults = true): Swarm {
   const swarm = drawUntargeted(rng);
+  if (!laterFaults) return swarm;
   const t = () => targeted.nextInt(1_000_000) / 1_000_000;
-  if (!allowChurn || t() >= LEADER_CHURN_SHARE) return swarm;
+  if (t() >= LEADER_CHURN_SHARE) {
+    // Slow apply came after the first stream's draws were fixed: from the second stream, so
+    // that every seed without it runs as it did before.
+    if (t() >= 0.3) return swarm;
+    return { ...swarm, slowApplyP: 0.002 + t() * 0.018, slowApplyMsMax: 10 + targeted.nextInt(191) };
+  }
   return {
     ...swarm,
     leaderChurn: true,
@@ -125,6 +138,8 @@ function drawUntargeted(rng: Rng): Swarm {
     membershipPerSecond: on(0.3) ? range(0.2, 1) : 0,
     thinkMsMax: int(0, 15),
     keyCount: int(3, 8),
+    slowApplyP: 0,
+    slowApplyMsMax: 0,
     leaderChurn: false,
     isolateNewLeaderP: 0,
     powerLossAtFirstCommitP: 0,
@@ -142,6 +157,7 @@ export function describeSwarm(s: Swarm): string {
     `crash/s=${p(s.crashPerSecond)} pause/s=${p(s.pausePerSecond)} writeFault=${p(s.writeFaultP)} ` +
     `readFault=${p(s.readFaultP)} snapshotEntries=${s.snapshotEntries}/${s.compactionOverhead} ` +
     `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}` +
+    (s.slowApplyP > 0 ? ` slowApply=${p(s.slowApplyP)}x${s.slowApplyMsMax}ms` : "") +
     (s.leaderChurn
       ? ` leader-churn: isolateNewLeader=${p(s.isolateNewLeaderP)} powerLossAtFirstCommit=${p(s.powerLossAtFirstCommitP)} oneEntryPerMessage`
       : "")

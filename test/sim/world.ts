@@ -80,6 +80,7 @@ export interface WorldStats {
   snapshotsReceived: number;
   newLeaderIsolations: number;
   powerLosses: number;
+  slowApplies: number;
 }
 
 const encoder = new TextEncoder();
@@ -123,6 +124,7 @@ export class World {
     snapshotsReceived: 0,
     newLeaderIsolations: 0,
     powerLosses: 0,
+    slowApplies: 0,
   };
   /** shard id → replica ids in its current membership (as the simulator asked for). */
   readonly shardMembers = new Map<number, Set<number>>();
@@ -156,11 +158,11 @@ export class World {
   constructor(
     readonly seed: number,
     readonly trace: ((line: string) => void) | null,
-    allowLeaderChurn = true,
+    laterFaults = true,
   ) {
     this.env = new ManualEnv(seed);
     this.targetedRng = new ManualEnv(seed + 2 ** 32);
-    this.swarm = drawSwarm(this.env, this.targetedRng, allowLeaderChurn);
+    this.swarm = drawSwarm(this.env, this.targetedRng, laterFaults);
     this.root = mkdtempSync(join(tmpdir(), `longboat-sim-${seed}-`));
     this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
     this.kv = builtinApps().get("kv");
@@ -287,6 +289,7 @@ export class World {
       const wrapped: IStateMachine = {
         update: (entries: SMEntry[]) => {
           for (const e of entries) rec.pending.push(e.index);
+          this.maybeSlowApply(h);
           return sm.update(entries);
         },
         lookup: (q) => sm.lookup(q),
@@ -304,6 +307,16 @@ export class World {
       };
       return wrapped;
     };
+  }
+
+  /** Slow apply: this apply takes 5–slowApplyMsMax ms, so the host's engine stalls that long. */
+  private maybeSlowApply(h: HostSlot): void {
+    const s = this.swarm;
+    if (!this.faultsOn || s.slowApplyP <= 0 || h.nh === null || this.rand() >= s.slowApplyP) return;
+    const ms = 5 + this.env.nextInt(s.slowApplyMsMax - 4);
+    h.nh.stallForTest(ms);
+    this.stats.slowApplies++;
+    this.log(`slow apply on host ${h.index}: ${ms}ms`);
   }
 
   private onLeader(h: HostSlot, shardId: number, replicaId: number, leaderId: number, term: number): void {
@@ -623,6 +636,7 @@ export class World {
     this.unclogAt.set(h.index, this.env.nowMs() + durationMs);
     if (kind === "pause") {
       h.pausedUntilMs = this.env.nowMs() + durationMs;
+      h.nh?.stallForTest(durationMs);
       this.stats.pauses++;
     } else this.stats.clogs++;
     this.log(`${kind} host ${h.index} for ${durationMs}ms`);
