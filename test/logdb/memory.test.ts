@@ -73,7 +73,9 @@ describe("MemoryLogDB faults and crashes", () => {
       seen.push(updates[0]!.entries.length);
       throw new Error("power lost right after the fsync");
     };
-    expect(() => db.saveUpdates([up({ entries: ents(1, 3, 1) })])).toThrow("power lost right after the fsync");
+    expect(() => db.saveUpdates([up({ entries: ents(1, 3, 1) })])).toThrow(
+      "power lost right after the fsync",
+    );
     expect(seen).toEqual([3]);
     db.crash();
     expect(db.readLogState(K).lastIndex).toBe(3);
