@@ -162,6 +162,12 @@ export class NodeHostClient {
     return (await this.propose(shardId, pb.KvCommand.encode({ cas }).finish())).value === 1;
   }
 
+  /** Adds delta to the integer counter at key (absent: 0); returns the new value. */
+  async add(shardId: number, key: string, delta: number): Promise<number> {
+    const res = await this.propose(shardId, pb.KvCommand.encode({ add: { key, delta } }).finish());
+    return Number(new TextDecoder().decode(res.data));
+  }
+
   /** The value of key, or null when absent; `stale` reads the local replica without ReadIndex. */
   async get(shardId: number, key: string, opts: { stale?: boolean } = {}): Promise<Uint8Array | null> {
     const query = pb.KvQuery.encode({ get: { key } }).finish();

@@ -21,6 +21,9 @@ const positiveInt = z
   .int({ error: POSITIVE_INT })
   .min(1, { error: POSITIVE_INT }); // zod's int() refuses numbers beyond 2^53-1
 
+const SAFE_INTEGER = "must be an integer within ±(2^53 − 1)";
+const safeInteger = z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER });
+
 const NON_EMPTY = "must be a non-empty string";
 const nonEmpty = z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY });
 
@@ -363,6 +366,7 @@ export type CmdRequest =
   | { op: "get"; key: string }
   | { op: "delete"; key: string }
   | { op: "cas"; key: string; expected: string; value: string }
+  | { op: "add"; key: string; delta: number }
   | { op: "members" }
   | { op: "add-replica"; replicaId: number; address: string }
   | { op: "remove-replica"; replicaId: number }
@@ -378,6 +382,7 @@ export const CMD_OPS: Record<CmdOp, readonly string[]> = {
   get: ["key"],
   delete: ["key"],
   cas: ["key", "expected", "value"],
+  add: ["key", "delta"],
   members: [],
   "add-replica": ["replicaId", "address"],
   "remove-replica": ["replicaId"],
@@ -474,8 +479,16 @@ function parseRequest(args: readonly string[]): CmdRequest {
   const request: Record<string, unknown> = { op };
   names.forEach((name, i) => {
     const text = rest[i]!;
-    const schema = name === "replicaId" ? positiveInt : name === "address" ? address : z.string();
-    const value = name === "replicaId" && /^[0-9]+$/.test(text) ? Number(text) : text;
+    const schema =
+      name === "replicaId"
+        ? positiveInt
+        : name === "address"
+          ? address
+          : name === "delta"
+            ? safeInteger
+            : z.string();
+    const numeric = name === "replicaId" ? /^[0-9]+$/ : /^-?[0-9]+$/;
+    const value = (name === "replicaId" || name === "delta") && numeric.test(text) ? Number(text) : text;
     const result = schema.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;

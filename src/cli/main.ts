@@ -114,7 +114,11 @@ function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
     if (code === undefined || !code.startsWith("ERR_PARSE_ARGS")) throw e;
     const unknown = /Unknown option '([^']+)'/.exec((e as Error).message);
     const what = unknown ? `unknown option ${unknown[1]}` : (e as Error).message;
-    throw new UsageError(`${what} for longboat ${name} (see longboat ${name} --help)`);
+    const negative = unknown !== null && /^-[0-9]/.test(unknown[1]!);
+    const hint = negative
+      ? `a negative number goes after "--", e.g. longboat ${name} add <key> -- ${unknown[1]}`
+      : `see longboat ${name} --help`;
+    throw new UsageError(`${what} for longboat ${name} (${hint})`);
   }
 }
 

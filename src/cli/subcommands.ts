@@ -68,6 +68,7 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       "  $ longboat cmd status --drummer d1:9001,d2:9001,d3:9001",
       "  $ longboat cmd put --nodehost h1:8001 --shard 1 greeting hello",
       "  $ longboat cmd cas --nodehost h1:8001 --shard 1 greeting hello bonjour",
+      "  $ longboat cmd add --nodehost h1:8001 --shard 1 visits -- -1   # a counter; negative after --",
     ],
     start: (input, args) => cmd.run(resolveCmdConfig({ ...input, args })),
   },

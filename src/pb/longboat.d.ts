@@ -1077,7 +1077,8 @@ export namespace longboat {
                 put?: (longboat.nodehost.v1.KvPut.$Properties|null);
                 delete?: (longboat.nodehost.v1.KvDelete.$Properties|null);
                 cas?: (longboat.nodehost.v1.KvCompareAndSet.$Properties|null);
-                op?: ("put"|"delete"|"cas");
+                add?: (longboat.nodehost.v1.KvAdd.$Properties|null);
+                op?: ("put"|"delete"|"cas"|"add");
                 static create(properties: longboat.nodehost.v1.KvCommand.$Shape): longboat.nodehost.v1.KvCommand & longboat.nodehost.v1.KvCommand.$Shape;
                 static create(properties?: longboat.nodehost.v1.KvCommand.$Properties): longboat.nodehost.v1.KvCommand;
                 static encode(message: longboat.nodehost.v1.KvCommand.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1094,16 +1095,18 @@ export namespace longboat {
                     put?: (longboat.nodehost.v1.KvPut.$Properties|null);
                     "delete"?: (longboat.nodehost.v1.KvDelete.$Properties|null);
                     cas?: (longboat.nodehost.v1.KvCompareAndSet.$Properties|null);
-                    op?: ("put"|"delete"|"cas");
+                    add?: (longboat.nodehost.v1.KvAdd.$Properties|null);
+                    op?: ("put"|"delete"|"cas"|"add");
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = {
                   put?: longboat.nodehost.v1.KvPut.$Shape|null;
                   "delete"?: longboat.nodehost.v1.KvDelete.$Shape|null;
                   cas?: longboat.nodehost.v1.KvCompareAndSet.$Shape|null;
+                  add?: longboat.nodehost.v1.KvAdd.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ op?: undefined; put?: null; "delete"?: null; cas?: null }|{ op?: "put"; put: longboat.nodehost.v1.KvPut.$Shape; "delete"?: null; cas?: null }|{ op?: "delete"; put?: null; "delete": longboat.nodehost.v1.KvDelete.$Shape; cas?: null }|{ op?: "cas"; put?: null; "delete"?: null; cas: longboat.nodehost.v1.KvCompareAndSet.$Shape })
+                  ({ op?: undefined; put?: null; "delete"?: null; cas?: null; add?: null }|{ op?: "put"; put: longboat.nodehost.v1.KvPut.$Shape; "delete"?: null; cas?: null; add?: null }|{ op?: "delete"; put?: null; "delete": longboat.nodehost.v1.KvDelete.$Shape; cas?: null; add?: null }|{ op?: "cas"; put?: null; "delete"?: null; cas: longboat.nodehost.v1.KvCompareAndSet.$Shape; add?: null }|{ op?: "add"; put?: null; "delete"?: null; cas?: null; add: longboat.nodehost.v1.KvAdd.$Shape })
                 );
             }
 
@@ -1191,6 +1194,34 @@ export namespace longboat {
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.nodehost.v1.KvCompareAndSet.$Properties;
+            }
+
+            interface IKvAdd extends longboat.nodehost.v1.KvAdd.$Properties {
+            }
+
+            class KvAdd {
+                constructor(properties?: longboat.nodehost.v1.KvAdd.$Properties);
+                $unknowns?: Uint8Array[];
+                key: string;
+                delta: number;
+                static create(properties: longboat.nodehost.v1.KvAdd.$Shape): longboat.nodehost.v1.KvAdd & longboat.nodehost.v1.KvAdd.$Shape;
+                static create(properties?: longboat.nodehost.v1.KvAdd.$Properties): longboat.nodehost.v1.KvAdd;
+                static encode(message: longboat.nodehost.v1.KvAdd.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.KvAdd & longboat.nodehost.v1.KvAdd.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.KvAdd;
+                static toObject(message: longboat.nodehost.v1.KvAdd, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace KvAdd {
+                interface $Properties {
+                    key?: (string|null);
+                    delta?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.KvAdd.$Properties;
             }
 
             interface IKvQuery extends longboat.nodehost.v1.KvQuery.$Properties {

@@ -8018,11 +8018,12 @@ export const longboat = $root.longboat = (() => {
                 KvCommand.prototype.put = null;
                 KvCommand.prototype["delete"] = null;
                 KvCommand.prototype.cas = null;
+                KvCommand.prototype.add = null;
 
                 let $oneOfFields;
 
                 $Object.defineProperty(KvCommand.prototype, "op", {
-                    get: $util.oneOfGetter($oneOfFields = ["put", "delete", "cas"]),
+                    get: $util.oneOfGetter($oneOfFields = ["put", "delete", "cas", "add"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -8043,6 +8044,8 @@ export const longboat = $root.longboat = (() => {
                         $root.longboat.nodehost.v1.KvDelete.encode(message["delete"], writer.uint32(18).fork(), _depth + 1).ldelim();
                     if (message.cas != null && $Object.hasOwnProperty.call(message, "cas"))
                         $root.longboat.nodehost.v1.KvCompareAndSet.encode(message.cas, writer.uint32(26).fork(), _depth + 1).ldelim();
+                    if (message.add != null && $Object.hasOwnProperty.call(message, "add"))
+                        $root.longboat.nodehost.v1.KvAdd.encode(message.add, writer.uint32(34).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -8095,6 +8098,13 @@ export const longboat = $root.longboat = (() => {
                                     break;
                                 message.cas = $root.longboat.nodehost.v1.KvCompareAndSet.decode(reader, reader.size(), $undefined, _depth + 1, message.cas);
                                 message.op = "cas";
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                message.add = $root.longboat.nodehost.v1.KvAdd.decode(reader, reader.size(), $undefined, _depth + 1, message.add);
+                                message.op = "add";
                                 continue;
                             }
                         }
@@ -8150,6 +8160,16 @@ export const longboat = $root.longboat = (() => {
                                 return "cas." + error;
                         }
                     }
+                    if (message.add != null && $Object.hasOwnProperty.call(message, "add")) {
+                        if (properties.op === 1)
+                            return "op: multiple values";
+                        properties.op = 1;
+                        {
+                            let error = $root.longboat.nodehost.v1.KvAdd.verify(message.add, _depth + 1);
+                            if (error)
+                                return "add." + error;
+                        }
+                    }
                     return null;
                 };
 
@@ -8178,6 +8198,11 @@ export const longboat = $root.longboat = (() => {
                             throw $TypeError(".longboat.nodehost.v1.KvCommand.cas: object expected");
                         message.cas = $root.longboat.nodehost.v1.KvCompareAndSet.fromObject(object.cas, _depth + 1);
                     }
+                    if (object.add != null) {
+                        if (!$util.isObject(object.add))
+                            throw $TypeError(".longboat.nodehost.v1.KvCommand.add: object expected");
+                        message.add = $root.longboat.nodehost.v1.KvAdd.fromObject(object.add, _depth + 1);
+                    }
                     return message;
                 };
 
@@ -8203,6 +8228,11 @@ export const longboat = $root.longboat = (() => {
                         object.cas = $root.longboat.nodehost.v1.KvCompareAndSet.toObject(message.cas, options, _depth + 1);
                         if (options.oneofs)
                             object.op = "cas";
+                    }
+                    if (message.add != null && $Object.hasOwnProperty.call(message, "add")) {
+                        object.add = $root.longboat.nodehost.v1.KvAdd.toObject(message.add, options, _depth + 1);
+                        if (options.oneofs)
+                            object.op = "add";
                     }
                     return object;
                 };
@@ -8751,6 +8781,184 @@ export const longboat = $root.longboat = (() => {
                 };
 
                 return KvCompareAndSet;
+            })();
+
+            v1.KvAdd = (function() {
+
+                const KvAdd = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                KvAdd.prototype.key = "";
+                KvAdd.prototype.delta = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+                KvAdd.create = function(properties) {
+                    return new KvAdd(properties);
+                };
+
+                KvAdd.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.key != null && $Object.hasOwnProperty.call(message, "key") && message.key !== "")
+                        writer.uint32(10).string(message.key);
+                    if (message.delta != null && $Object.hasOwnProperty.call(message, "delta") && (typeof message.delta === "object" ? message.delta.low || message.delta.high : message.delta !== 0))
+                        writer.uint32(16).sint64(message.delta);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                KvAdd.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.KvAdd();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.key = value;
+                                else
+                                    delete message.key;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.sint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.delta = value;
+                                else
+                                    delete message.delta;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                KvAdd.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                        if (!$util.isString(message.key))
+                            return "key: string expected";
+                    if (message.delta != null && $Object.hasOwnProperty.call(message, "delta"))
+                        if (!$util.isInteger(message.delta) && !(message.delta && $util.isInteger(message.delta.low) && $util.isInteger(message.delta.high)))
+                            return "delta: integer|Long expected";
+                    return null;
+                };
+
+                KvAdd.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.KvAdd)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.KvAdd: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.KvAdd();
+                    if (object.key != null)
+                        if (typeof object.key !== "string" || object.key.length)
+                            message.key = $String(object.key);
+                    if (object.delta != null)
+                        if (typeof object.delta === "object" ? object.delta.low || object.delta.high : $Number(object.delta) !== 0)
+                            if ($util.Long)
+                                message.delta = $util.Long.fromValue(object.delta, false);
+                            else if (typeof object.delta === "string")
+                                message.delta = $parseInt(object.delta, 10);
+                            else if (typeof object.delta === "number")
+                                message.delta = object.delta;
+                            else if (typeof object.delta === "object")
+                                message.delta = new $util.LongBits(object.delta.low >>> 0, object.delta.high >>> 0).toNumber();
+                    return message;
+                };
+
+                KvAdd.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.key = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, false);
+                            object.delta = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.delta = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    }
+                    if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                        object.key = message.key;
+                    if (message.delta != null && $Object.hasOwnProperty.call(message, "delta"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.delta = typeof message.delta === "number" ? $BigInt(message.delta) : $util.Long.fromBits(message.delta.low >>> 0, message.delta.high >>> 0, false).toBigInt();
+                        else if (typeof message.delta === "number")
+                            object.delta = options.longs === $String ? $String(message.delta) : message.delta;
+                        else
+                            object.delta = options.longs === $String ? $util.Long.prototype.toString.call(message.delta) : options.longs === $Number ? new $util.LongBits(message.delta.low >>> 0, message.delta.high >>> 0).toNumber() : message.delta;
+                    return object;
+                };
+
+                KvAdd.prototype.toJSON = function() {
+                    return KvAdd.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                KvAdd.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.KvAdd";
+                };
+
+                return KvAdd;
             })();
 
             v1.KvQuery = (function() {

@@ -11,9 +11,10 @@ import {
 
 /**
  * The built-in `kv` app: string keys → byte values. Commands are `longboat.nodehost.v1.KvCommand`
- * (put / delete / compare-and-set), queries `KvQuery` (get / scan), answers `KvQueryResult`.
+ * (put / delete / compare-and-set / add), queries `KvQuery` (get / scan), answers `KvQueryResult`.
  * Results: put → 1; delete → 1 if the key existed else 0; cas → 1 when swapped, else 0 with
- * data = the current value (empty when absent). Bad client input (undecodable command, empty or
+ * data = the current value (empty when absent); add → 1 with data = the new value as decimal
+ * text (a counter is stored as its decimal text; absent counts as 0). Bad client input (undecodable command, empty or
  * oversized key, oversized value) → value RESULT_REJECTED (2^31) with a UTF-8 reason in data; update
  * never throws for client input, because a throw would crash every replica at the same entry.
  * Scans return keys in [start, end) in UTF-8 byte order (end "" = no upper bound), at most
@@ -38,7 +39,8 @@ export class KvQueryError extends Error {
 export type KvCommandInput =
   | { op: "put"; key: string; value: Uint8Array }
   | { op: "delete"; key: string }
-  | { op: "cas"; key: string; expected: Uint8Array | null; value: Uint8Array };
+  | { op: "cas"; key: string; expected: Uint8Array | null; value: Uint8Array }
+  | { op: "add"; key: string; delta: number };
 
 export type KvQueryInput =
   | { op: "get"; key: string }
@@ -67,6 +69,8 @@ export function encodeKvCommand(c: KvCommandInput): Uint8Array {
           value: c.value,
         },
       }).finish();
+    case "add":
+      return KvCommand.encode({ add: { key: c.key, delta: c.delta } }).finish();
   }
 }
 
@@ -140,7 +144,8 @@ export class KvStateMachine implements IStateMachine {
     if (cmd.put) return this.put(cmd.put.key ?? "", cmd.put.value ?? EMPTY);
     if (cmd.delete) return this.delete(cmd.delete.key ?? "");
     if (cmd.cas) return this.cas(cmd.cas);
-    return rejected("kv command has no operation (expected put, delete or cas)");
+    if (cmd.add) return this.add(cmd.add.key ?? "", cmd.add.delta ?? 0);
+    return rejected("kv command has no operation (expected put, delete, cas or add)");
   }
 
   private put(key: string, value: Uint8Array): SMResult {
@@ -171,6 +176,27 @@ export class KvStateMachine implements IStateMachine {
     if (!matches) return { value: 0, data: current ?? EMPTY };
     this.set(key, value);
     return { value: 1, data: EMPTY };
+  }
+
+  private add(key: string, delta: number): SMResult {
+    const bad = checkKey(key);
+    if (bad !== null) return rejected(`add: ${bad}`);
+    if (!Number.isSafeInteger(delta))
+      return rejected(`add: delta ${delta} is not an integer within ±(2^53 − 1)`);
+    const current = this.map.get(key);
+    let base = 0;
+    if (current !== undefined) {
+      const text = new TextDecoder().decode(current);
+      if (!/^-?(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) {
+        return rejected(`add: the value of ${JSON.stringify(key)} is not an integer counter`);
+      }
+      base = Number(text);
+    }
+    const sum = base + delta;
+    if (!Number.isSafeInteger(sum)) return rejected(`add: ${base} + ${delta} is beyond ±(2^53 − 1)`);
+    const stored = utf8.encode(String(sum));
+    this.set(key, stored);
+    return { value: 1, data: stored };
   }
 
   private set(key: string, value: Uint8Array): void {

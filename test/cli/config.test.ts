@@ -276,6 +276,14 @@ describe("cmd", () => {
     expect(config.json).toBe(false);
   });
 
+  test("add takes a key and a signed integer delta", () => {
+    expect(resolveCmdConfig({ flags, args: ["add", "n", "-3"] }).request).toEqual({
+      op: "add",
+      key: "n",
+      delta: -3,
+    });
+  });
+
   test("add-replica takes a replica id and an address", () => {
     expect(resolveCmdConfig({ flags, args: ["add-replica", "4", "h4:7001"] }).request).toEqual({
       op: "add-replica",
@@ -307,15 +315,21 @@ describe("cmd", () => {
     [
       [],
       flags,
-      "cmd needs an op (one of status, put, get, delete, cas, members, add-replica, remove-replica, transfer-leader, snapshot)",
+      "cmd needs an op (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot)",
     ],
     [
       ["grab"],
       flags,
-      'cmd op "grab" is unknown (one of status, put, get, delete, cas, members, add-replica, remove-replica, transfer-leader, snapshot)',
+      'cmd op "grab" is unknown (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot)',
     ],
     [["cas", "k", "v"], flags, "cmd cas takes 3 argument(s) <key> <expected> <value>, got 2"],
     [["remove-replica", "x"], flags, 'cmd remove-replica <replicaId> must be a positive integer, got "x"'],
+    [["add", "n", "1.5"], flags, 'cmd add <delta> must be an integer within ±(2^53 − 1), got "1.5"'],
+    [
+      ["add", "n", "9007199254740992"],
+      flags,
+      "cmd add <delta> must be an integer within ±(2^53 − 1), got 9007199254740992",
+    ],
     [
       ["add-replica", "4", "h4"],
       flags,

@@ -73,6 +73,14 @@ describe("exit codes", () => {
     );
   });
 
+  test("a negative number where an option may stand exits 2 saying to put it after --", async () => {
+    const { code, stderr } = await run(["cmd", "add", "--nodehost", "h1:8001", "--shard", "1", "n", "-2"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'longboat: unknown option -2 for longboat cmd (a negative number goes after "--", e.g. longboat cmd add <key> -- -2)\n',
+    );
+  });
+
   test("a flag without its value exits 2", async () => {
     const { code, stderr } = await run(["dev", "--shards"]);
     expect(code).toBe(2);

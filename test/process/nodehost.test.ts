@@ -30,6 +30,23 @@ describe("three nodehost processes", () => {
     expect(absent.stderr).toContain("not found");
   });
 
+  test("cmd add counts from 0 and prints the new value; add on a non-integer value fails with the reason", () => {
+    const [a, b] = [cluster.hosts[0]!.api, cluster.hosts[1]!.api];
+    expect(cmd(["add", "--nodehost", a, "--shard", "1", "visits", "5"])).toMatchObject({
+      code: 0,
+      stdout: "5\n",
+    });
+    expect(cmd(["add", "--nodehost", b, "--shard", "1", "visits", "--", "-2"])).toMatchObject({
+      code: 0,
+      stdout: "3\n",
+    });
+    expect(cmd(["get", "--nodehost", b, "--shard", "1", "visits"]).stdout).toBe("3\n");
+    expect(cmd(["put", "--nodehost", a, "--shard", "1", "word", "hello"]).code).toBe(0);
+    const bad = cmd(["add", "--nodehost", a, "--shard", "1", "word", "1"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("not an integer counter");
+  });
+
   test("cmd status lists every shard with role, leader and indexes; --json gives structure", () => {
     const human = cmd(["status", "--nodehost", cluster.hosts[2]!.api]);
     expect(human.code).toBe(0);

@@ -91,6 +91,42 @@ describe("kv commands", () => {
     expect(r.data.byteLength).toBe(0);
   });
 
+  test("add counts from 0 on a missing key and returns the new value", () => {
+    const sm = new KvStateMachine();
+    const a = run(sm, encodeKvCommand({ op: "add", key: "n", delta: 5 }));
+    expect(a.value).toBe(1);
+    expect(dec.decode(a.data)).toBe("5");
+    const b = run(sm, encodeKvCommand({ op: "add", key: "n", delta: -7 }));
+    expect(dec.decode(b.data)).toBe("-2");
+    expect(dec.decode(get(sm, "n").value)).toBe("-2");
+  });
+
+  test("add works on a counter written by put as decimal text", () => {
+    const sm = new KvStateMachine();
+    put(sm, "n", "40");
+    expect(dec.decode(run(sm, encodeKvCommand({ op: "add", key: "n", delta: 2 })).data)).toBe("42");
+  });
+
+  test("add refuses a value that is not an integer and leaves it as it was", () => {
+    const sm = new KvStateMachine();
+    for (const v of ["x", "1.5", "01", "", " 3", "9007199254740993"]) {
+      put(sm, "n", v);
+      const r = run(sm, encodeKvCommand({ op: "add", key: "n", delta: 1 }));
+      expect(r.value).toBe(RESULT_REJECTED);
+      expect(dec.decode(r.data)).toContain("not an integer counter");
+      expect(dec.decode(get(sm, "n").value)).toBe(v);
+    }
+  });
+
+  test("add refuses a sum beyond ±(2^53 − 1) and leaves the counter as it was", () => {
+    const sm = new KvStateMachine();
+    put(sm, "n", String(Number.MAX_SAFE_INTEGER));
+    const r = run(sm, encodeKvCommand({ op: "add", key: "n", delta: 1 }));
+    expect(r.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(r.data)).toContain("beyond");
+    expect(dec.decode(get(sm, "n").value)).toBe(String(Number.MAX_SAFE_INTEGER));
+  });
+
   test("a batch applies in order with one result per entry", () => {
     const sm = new KvStateMachine();
     const rs = sm.update([

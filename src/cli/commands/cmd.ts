@@ -67,6 +67,11 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
       print(config, swapped ? "swapped" : "not swapped: the current value differs", { ok: true, swapped });
       return swapped ? 0 : 1;
     }
+    case "add": {
+      const value = await client.add(shardOf(config), r.key, r.delta);
+      print(config, String(value), { ok: true, value });
+      return 0;
+    }
     case "members": {
       const m = await client.members(shardOf(config));
       print(config, formatMembership(m), { ok: true, membership: m });
