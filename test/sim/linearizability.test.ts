@@ -179,6 +179,39 @@ describe("kv: compare-and-set, delete, partitions", () => {
     expect(verdict.explanation).toContain('get("b") -> (absent)');
   });
 
+  test("concurrent adds may apply in either order; each returns the sum at its place", () => {
+    const ops = [
+      kv(1, { op: "add", key: "n", delta: 2 }, 0, 10, { value: "5" }),
+      kv(2, { op: "add", key: "n", delta: 3 }, 0, 10, { value: "3" }),
+      kv(3, { op: "get", key: "n" }, 20, 30, { value: "5" }),
+    ];
+    expect(checkKv(ops)).toBe("ok");
+  });
+
+  test("an add applied twice (a retry counted again) is illegal", () => {
+    const ops = [
+      kv(1, { op: "add", key: "n", delta: 1 }, 0, 10, { value: "1" }),
+      kv(2, { op: "get", key: "n" }, 20, 30, { value: "2" }),
+    ];
+    expect(checkKv(ops)).toBe("illegal");
+  });
+
+  test("a never-returned add may count or not, but only once", () => {
+    const pending = kv(1, { op: "add", key: "n", delta: 4 }, 0, Infinity);
+    const read = (value: string) => kv(2, { op: "get", key: "n" }, 20, 30, { value });
+    expect(checkKv([pending, read("4")])).toBe("ok");
+    expect(checkKv([pending, kv(2, { op: "get", key: "n" }, 20, 30, { value: null })])).toBe("ok");
+    expect(checkKv([pending, read("8")])).toBe("illegal");
+  });
+
+  test("an add on a value that is not an integer is illegal (the kv app rejects it)", () => {
+    const ops = [
+      kv(1, { op: "put", key: "n", value: "x" }, 0, 10),
+      kv(2, { op: "add", key: "n", delta: 1 }, 20, 30, { value: "1" }),
+    ];
+    expect(checkKv(ops)).toBe("illegal");
+  });
+
   test("a value written to one key is not readable from another", () => {
     const ops = [
       kv(1, { op: "put", key: "a", value: "1" }, 0, 10),
@@ -488,6 +521,11 @@ function applyKv(store: Map<string, string>, input: KvInput): KvOutput {
       if (current !== input.expected) return { ok: false };
       store.set(input.key, input.value);
       return { ok: true };
+    case "add": {
+      const sum = String(Number(current ?? "0") + input.delta);
+      store.set(input.key, sum);
+      return { value: sum };
+    }
   }
 }
 

@@ -414,14 +414,19 @@ export type KvInput =
   | { op: "put"; key: string; value: string }
   | { op: "get"; key: string }
   | { op: "delete"; key: string }
-  | { op: "cas"; key: string; expected: string | null; value: string };
-/** A get's `value` (null or absent: key not found); a cas's `ok` (absent counts as false). */
+  | { op: "cas"; key: string; expected: string | null; value: string }
+  | { op: "add"; key: string; delta: number };
+/**
+ * A get's `value` (null or absent: key not found); a cas's `ok` (absent counts as false); an
+ * add's `value`, the counter after it.
+ */
 export type KvOutput = { value?: string | null; ok?: boolean };
 
 /**
- * A string key-value map with compare-and-set, partitioned per key. Its state is the value of
- * one key (null when absent), so it must be used through its partition (checkOperations does).
- * `cas` with `expected: null` means "only if absent".
+ * A string key-value map with compare-and-set and counters, partitioned per key. Its state is
+ * the value of one key (null when absent), so it must be used through its partition
+ * (checkOperations does). `cas` with `expected: null` means "only if absent"; `add` adds to the
+ * integer the value spells (absent: 0) and returns the sum, as the kv app does.
  */
 export const kvModel: Model<string | null, KvInput, KvOutput> = {
   init: () => null,
@@ -437,6 +442,12 @@ export const kvModel: Model<string | null, KvInput, KvOutput> = {
         const matched = state === input.expected;
         const ok = output === undefined || (output.ok === true) === matched;
         return { ok, state: matched ? input.value : state };
+      }
+      case "add": {
+        const base = state === null ? 0 : Number(state);
+        if (state !== null && !/^-?(0|[1-9][0-9]*)$/.test(state)) return { ok: false, state };
+        const sum = String(base + input.delta);
+        return { ok: output === undefined || output.value === sum, state: sum };
       }
     }
   },
@@ -472,5 +483,7 @@ function describeKv(input: KvInput, output: KvOutput | undefined): string {
         `cas(${key}, ${shown(input.expected)} => ${JSON.stringify(input.value)}) -> ` +
         `${output === undefined ? "?" : output.ok === true}`
       );
+    case "add":
+      return `add(${key}, ${input.delta}) -> ${output === undefined ? "?" : shown(output.value)}`;
   }
 }

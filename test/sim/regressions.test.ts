@@ -2,9 +2,10 @@
  * Bugs the simulator found in other layers, one test per bug, named after the seed that
  * found it. A skipped test is a bug still open: its comment says what was violated and how
  * to replay it; the owner fixes the bug and removes the `.skip`. The seeds run without the
- * faults added later (`laterFaults: false`: leader churn, slow apply), as they were found;
- * some of them (2, 182) are leader-churn seeds now and would run another schedule. (Pauses
- * stall the engine since then, so a seed with pauses runs a little differently.)
+ * faults added later (`laterFaults: false`: leader churn, slow apply; some of these seeds
+ * are leader-churn seeds now). Other changes since (pauses stall the engine, half the
+ * session-protected writes are increments) changed their schedules anyway: they stay as
+ * regression runs of those seeds, and each comment says what the original run hit.
  */
 import { expect, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";

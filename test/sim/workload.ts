@@ -1,6 +1,6 @@
 /**
- * Simulated clients: each one loops put / get / cas / session-protected put on random keys of
- * random shards through a random running NodeHost, and records every operation in the
+ * Simulated clients: each one loops put / get / cas / session-protected put or increment
+ * (kv `add` on a counter key) on random keys of random shards through a random running NodeHost, and records every operation in the
  * history with virtual-clock timestamps. A write whose outcome is unknown (timeout, crash)
  * stays uncompleted in the history: the checker lets it take effect anywhere after its call,
  * or never. A failed read is left out (it has no effect).
@@ -19,6 +19,9 @@ const untext = new TextDecoder();
 
 /** Client id of the new-leader prober in the history. */
 export const PROBE_CLIENT_ID = 0;
+
+/** Counter keys per shard (`<shard>/n<i>`), written only by session-protected increments. */
+export const COUNTER_KEY_COUNT = 2;
 
 /** Session-protected proposals retry this many times with the same series id. */
 export const SESSION_RETRY_COUNT_MAX = 3;
@@ -67,16 +70,26 @@ export class Workload {
       let key = `${shardId}/k${w.env.nextInt(w.swarm.keyCount)}`;
       const value = `c${clientId}.${++seq}`;
       let roll = w.rand();
+      let counter = false;
       if (readBack !== null) {
         // Read your write: right after a write, read it back half the time.
         ({ shardId, key } = readBack);
         roll = 0;
         readBack = null;
-      } else if (roll >= 0.4 && w.rand() < 0.5) readBack = { shardId, key };
+      } else {
+        // Half the session-protected writes increment a counter: a retry applied twice shows
+        // as a count off by its delta.
+        if (roll >= 0.85 && w.rand() < 0.5) {
+          counter = true;
+          key = `${shardId}/n${w.env.nextInt(COUNTER_KEY_COUNT)}`;
+        }
+        if (roll >= 0.4 && w.rand() < 0.5) readBack = { shardId, key };
+      }
       try {
         if (roll < 0.4) await this.get(clientId, shardId, key);
         else if (roll < 0.65) await this.put(clientId, shardId, key, value, false);
         else if (roll < 0.85) await this.cas(clientId, shardId, key, value);
+        else if (counter) await this.add(clientId, shardId, key, 1 + w.env.nextInt(5));
         else await this.put(clientId, shardId, key, value, true);
       } catch (e) {
         if (!(e instanceof LongboatError)) throw e;
@@ -149,6 +162,12 @@ export class Workload {
     await this.propose(clientId, shardId, { op: "put", key, value }, cmd, withSession);
   }
 
+  /** A session-protected increment of a counter key. */
+  private async add(clientId: number, shardId: number, key: string, delta: number): Promise<void> {
+    const cmd = kvpb.KvCommand.encode({ add: { key, delta } }).finish();
+    await this.propose(clientId, shardId, { op: "add", key, delta }, cmd, true);
+  }
+
   private async session(clientId: number, shardId: number): Promise<Session | null> {
     const k = `${clientId}:${shardId}`;
     const have = this.sessions.get(k);
@@ -199,10 +218,18 @@ export class Workload {
       } else this.stats.sessionRetries++;
       const result = await state.result;
       if (result.code === "completed") {
-        const output: KvOutput = input.op === "cas" ? { ok: result.value === 1 } : {};
+        const output: KvOutput =
+          input.op === "cas"
+            ? { ok: result.value === 1 }
+            : input.op === "add"
+              ? { value: untext.decode(result.data) }
+              : {};
         this.history.complete(this.history.invoke(clientId, input, callMs), output, w.env.nowMs());
         this.stats.completed++;
-        const what = `client ${clientId} ${input.op} ${input.key}=${"value" in input ? input.value : ""}`;
+        const what =
+          input.op === "add"
+            ? `client ${clientId} add ${input.key}+${input.delta} -> ${output.value}`
+            : `client ${clientId} ${input.op} ${input.key}=${"value" in input ? input.value : ""}`;
         w.oracles.onAcked(shardId, result.index, commandDigest(s.clientId, s.seriesId, cmd), what);
         this.lastWritten.set(shardId, input.key);
         w.log(
