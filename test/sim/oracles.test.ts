@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
 import { makeEntry } from "../../src/raft/types.ts";
-import { type AppliedRecord, commandDigest, Oracles, SimViolation } from "./oracles.ts";
+import { type AppliedRecord, commandDigest, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
+const hashOf = (s: string) => fnv1a(bytes(s)).toString(16);
 const key = { shardId: 1, replicaId: 1 };
 
 function dbWith(
@@ -140,7 +141,8 @@ describe("oracles", () => {
       shardId: 1,
       replicaId: 1,
       host: 1,
-      pending: [1, 2],
+      pending: [1, 2].map((index) => ({ index, cmdHash: hashOf("a") })),
+      lastApplied: 2,
       seen: new Set(),
       closed: false,
     };
@@ -165,10 +167,63 @@ describe("oracles", () => {
       shardId: 1,
       replicaId: 1,
       host: 1,
-      pending: [1, 2],
+      pending: [1, 2].map((index) => ({ index, cmdHash: hashOf("a") })),
+      lastApplied: 2,
       seen: new Set(),
       closed: false,
     };
+    o.checkApplied(rec);
+    expect(rec.pending).toEqual([]);
+  });
+
+  const fresh = (): AppliedRecord => ({
+    shardId: 1,
+    replicaId: 1,
+    host: 1,
+    pending: [],
+    lastApplied: 0,
+    seen: new Set(),
+    closed: false,
+  });
+
+  test("a state machine handed a command other than the committed one is an applied violation", () => {
+    const o = new Oracles();
+    o.checkCommitted(
+      1,
+      dbWith(
+        [
+          { term: 1, cmd: "a" },
+          { term: 1, cmd: "b" },
+        ],
+        2,
+      ),
+      1,
+      1,
+    );
+    const rec = fresh();
+    o.onApply(rec, 1, bytes("a"));
+    o.onApply(rec, 2, bytes("c"));
+    const v = violation(() => o.checkApplied(rec));
+    expect(v.oracle).toBe("applied");
+    expect(v.message).toContain("index 2");
+  });
+
+  test("an index applied again, or out of order, is an applied violation at once", () => {
+    const o = new Oracles();
+    const rec = fresh();
+    o.onApply(rec, 1, bytes("a"));
+    o.onApply(rec, 3, bytes("b"));
+    expect(violation(() => o.onApply(rec, 3, bytes("b"))).message).toContain("applied index 3 after 3");
+    expect(violation(() => o.onApply(rec, 2, bytes("b"))).oracle).toBe("applied");
+  });
+
+  test("commands applied before the LogDB shows them committed stay pending, then match", () => {
+    const o = new Oracles();
+    const rec = fresh();
+    o.onApply(rec, 1, bytes("a"));
+    o.checkApplied(rec);
+    expect(rec.pending.length).toBe(1);
+    o.checkCommitted(1, dbWith([{ term: 1, cmd: "a" }], 1), 1, 1);
     o.checkApplied(rec);
     expect(rec.pending).toEqual([]);
   });

@@ -9,7 +9,9 @@
  * - acked: an acknowledged write is the canonical entry at the index it was acknowledged at,
  *   and after the heal phase every replica applied it;
  * - session: a session-protected proposal (client id, series id) reaches the user state
- *   machine at most once in the canonical history.
+ *   machine at most once in the canonical history;
+ * - applied: what each state machine instance applies is a prefix of the one history: indices
+ *   strictly increasing (since its last snapshot recovery), each command the canonical one.
  *
  * A violation throws SimViolation naming the oracle and the evidence.
  */
@@ -22,6 +24,7 @@ export type OracleName =
   | "hash"
   | "acked"
   | "session"
+  | "applied"
   | "convergence"
   | "storm"
   | "linearizability";
@@ -61,6 +64,8 @@ export function commandDigest(clientId: number, seriesId: number, cmd: Uint8Arra
 
 interface Canonical {
   digest: string;
+  /** FNV-1a of the command bytes alone (what a state machine is handed). */
+  cmdHash: string;
   command: string;
   clientId: number;
   seriesId: number;
@@ -71,8 +76,10 @@ export interface AppliedRecord {
   shardId: number;
   replicaId: number;
   host: number;
-  /** Indices applied but not yet matched against the canonical history. */
-  pending: number[];
+  /** Applied (index, FNV-1a of the command) not yet matched against the canonical history. */
+  pending: { index: number; cmdHash: string }[];
+  /** The highest index this instance applied since it was created or recovered a snapshot. */
+  lastApplied: number;
   /** (client id, series id) of session-protected proposals this instance applied. */
   seen: Set<string>;
   closed: boolean;
@@ -153,6 +160,7 @@ export class Oracles {
         throw new Error(`canonical history of shard ${shardId} is full`);
       canon.set(e.index, {
         digest,
+        cmdHash: fnv1a(e.cmd ?? EMPTY).toString(16),
         command: commandDigest(e.clientId, e.seriesId, e.cmd),
         clientId: e.clientId,
         seriesId: e.seriesId,
@@ -221,19 +229,27 @@ export class Oracles {
    */
   checkApplied(rec: AppliedRecord): void {
     const canon = this.committed.get(rec.shardId);
-    const still: number[] = [];
-    for (const index of rec.pending) {
+    const still: AppliedRecord["pending"] = [];
+    const where = `shard ${rec.shardId} replica ${rec.replicaId} on host ${rec.host}`;
+    for (const p of rec.pending) {
+      const { index } = p;
       const c = canon?.get(index);
       if (c === undefined) {
-        still.push(index);
+        still.push(p);
         continue;
+      }
+      if (c.cmdHash !== p.cmdHash) {
+        throw new SimViolation(
+          "applied",
+          `${where} applied at index ${index} a command (hash ${p.cmdHash}) that is not the committed one (hash ${c.cmdHash})`,
+        );
       }
       if (c.clientId === 0) continue;
       const id = `${c.clientId}/${c.seriesId}`;
       if (rec.seen.has(id)) {
         throw new SimViolation(
           "session",
-          `shard ${rec.shardId} replica ${rec.replicaId} on host ${rec.host} applied session proposal client ${c.clientId} series ${c.seriesId} twice (again at index ${index})`,
+          `${where} applied session proposal client ${c.clientId} series ${c.seriesId} twice (again at index ${index})`,
         );
       }
       rec.seen.add(id);
@@ -244,6 +260,18 @@ export class Oracles {
       );
     }
     rec.pending = still;
+  }
+
+  /** Records what an instance was handed; an index not above the last one is a violation. */
+  onApply(rec: AppliedRecord, index: number, cmd: Uint8Array): void {
+    if (index <= rec.lastApplied) {
+      throw new SimViolation(
+        "applied",
+        `shard ${rec.shardId} replica ${rec.replicaId} on host ${rec.host} applied index ${index} after ${rec.lastApplied}`,
+      );
+    }
+    rec.lastApplied = index;
+    rec.pending.push({ index, cmdHash: fnv1a(cmd).toString(16) });
   }
 
   highestAcked(shardId: number): number {

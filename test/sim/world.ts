@@ -273,7 +273,7 @@ export class World {
     return true;
   }
 
-  /** The kv app, wrapped to record which indices each instance applies. */
+  /** The kv app, wrapped to record what each instance applies (the session and applied oracles). */
   private recording(h: HostSlot): CreateStateMachine {
     return (shardId, replicaId) => {
       const sm = this.kv(shardId, replicaId) as IStateMachine;
@@ -282,13 +282,22 @@ export class World {
         replicaId,
         host: h.index,
         pending: [],
+        lastApplied: 0,
         seen: new Set(),
         closed: false,
       };
       this.applied.push(rec);
       const wrapped: IStateMachine = {
         update: (entries: SMEntry[]) => {
-          for (const e of entries) rec.pending.push(e.index);
+          for (const e of entries) {
+            try {
+              this.oracles.onApply(rec, e.index, e.cmd);
+            } catch (err) {
+              // Called inside the engine: keep the first violation for the next check.
+              if (!(err instanceof SimViolation)) throw err;
+              this.violation ??= err;
+            }
+          }
           this.maybeSlowApply(h);
           return sm.update(entries);
         },
@@ -297,6 +306,7 @@ export class World {
         recoverFromSnapshot: (payload) => {
           rec.seen.clear();
           rec.pending = [];
+          rec.lastApplied = 0;
           sm.recoverFromSnapshot(payload);
         },
         hash: () => sm.hash(),
