@@ -99,6 +99,8 @@ export class Engine implements TransportHandler, ReplicaHost {
    * runs until it ends; requests and inbound messages queue. An iteration under way finishes.
    */
   stall(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0)
+      throw new RangeError(`Engine.stall: ms must be finite and ≥ 0, got ${ms}`);
     const untilMs = this.opts.env.nowMs() + ms;
     if (untilMs <= this.stalledUntilMs) return;
     this.stalledUntilMs = untilMs;

@@ -75,6 +75,7 @@ describe("three NodeHosts over the simulated network", () => {
     await cluster.settle(pending.catch(() => {}));
     await cluster.run(200);
     expect(nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!.isLeader).toBe(false);
+    expect(() => nh.stallForTest(-1)).toThrow("Engine.stall: ms must be finite and ≥ 0, got -1");
   });
 
   test("a proposal made on a follower is forwarded to the leader and completes", async () => {
