@@ -464,6 +464,13 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
   return config;
 }
 
+/** How a positional argument of `cmd` is checked; numeric: text read as a number first. */
+const CMD_ARGS: Record<string, { schema: z.ZodType; numeric?: RegExp }> = {
+  replicaId: { schema: positiveInt, numeric: /^[0-9]+$/ },
+  address: { schema: address },
+  delta: { schema: safeInteger, numeric: /^-?[0-9]+$/ },
+};
+
 function parseRequest(args: readonly string[]): CmdRequest {
   const [op, ...rest] = args;
   const ops = Object.keys(CMD_OPS);
@@ -479,16 +486,8 @@ function parseRequest(args: readonly string[]): CmdRequest {
   const request: Record<string, unknown> = { op };
   names.forEach((name, i) => {
     const text = rest[i]!;
-    const schema =
-      name === "replicaId"
-        ? positiveInt
-        : name === "address"
-          ? address
-          : name === "delta"
-            ? safeInteger
-            : z.string();
-    const numeric = name === "replicaId" ? /^[0-9]+$/ : /^-?[0-9]+$/;
-    const value = (name === "replicaId" || name === "delta") && numeric.test(text) ? Number(text) : text;
+    const { schema, numeric } = CMD_ARGS[name] ?? { schema: z.string() };
+    const value = numeric?.test(text) ? Number(text) : text;
     const result = schema.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;

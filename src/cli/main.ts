@@ -116,7 +116,7 @@ function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
     const what = unknown ? `unknown option ${unknown[1]}` : (e as Error).message;
     const negative = unknown !== null && /^-[0-9]/.test(unknown[1]!);
     const hint = negative
-      ? `a negative number goes after "--", e.g. longboat ${name} add <key> -- ${unknown[1]}`
+      ? `a negative number goes after "--", as in "… -- ${unknown[1]}"; see longboat ${name} --help`
       : `see longboat ${name} --help`;
     throw new UsageError(`${what} for longboat ${name} (${hint})`);
   }

@@ -77,7 +77,7 @@ describe("exit codes", () => {
     const { code, stderr } = await run(["cmd", "add", "--nodehost", "h1:8001", "--shard", "1", "n", "-2"]);
     expect(code).toBe(2);
     expect(stderr).toBe(
-      'longboat: unknown option -2 for longboat cmd (a negative number goes after "--", e.g. longboat cmd add <key> -- -2)\n',
+      'longboat: unknown option -2 for longboat cmd (a negative number goes after "--", as in "… -- -2"; see longboat cmd --help)\n',
     );
   });
 
