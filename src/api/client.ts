@@ -49,6 +49,7 @@ export interface NodeHostClientOptions {
 
 type Codec = "json" | "proto";
 const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
 const asBytes = (v: string | Uint8Array) => (typeof v === "string" ? utf8.encode(v) : v);
 
 /**
@@ -137,7 +138,7 @@ export class NodeHostClient {
     if (res.status !== 200) throw errorFrom(res.status, bytes, address);
     const type = METHOD_TYPES[method].response;
     if (codec === "proto") return type.decode(bytes);
-    return type.fromObject(JSON.parse(new TextDecoder().decode(bytes)));
+    return type.fromObject(JSON.parse(fromUtf8.decode(bytes)));
   }
 
   // ---- kv helpers (app `kv`, commands and queries in proto/longboat/nodehost/v1/kv.proto) ----
@@ -165,7 +166,7 @@ export class NodeHostClient {
   /** Adds delta to the integer counter at key (absent: 0); returns the new value. */
   async add(shardId: number, key: string, delta: number): Promise<number> {
     const res = await this.propose(shardId, pb.KvCommand.encode({ add: { key, delta } }).finish());
-    return Number(new TextDecoder().decode(res.data));
+    return Number(fromUtf8.decode(res.data));
   }
 
   /** The value of key, or null when absent; `stale` reads the local replica without ReadIndex. */
@@ -226,11 +227,7 @@ export class NodeHostClient {
   private async propose(shardId: number, command: Uint8Array) {
     const res = await this.call("Propose", { shardId, command, timeoutMs: this.timeoutMs });
     if (Number(res.value) === KV_RESULT_REJECTED) {
-      throw new ApiError(
-        "invalid_argument",
-        `kv rejected the command: ${new TextDecoder().decode(res.data)}`,
-        "",
-      );
+      throw new ApiError("invalid_argument", `kv rejected the command: ${fromUtf8.decode(res.data)}`, "");
     }
     return { value: Number(res.value), data: res.data };
   }
@@ -239,7 +236,7 @@ export class NodeHostClient {
 /** Connect's mapping of HTTP status to code, used when an error body is not a Connect error. */
 function errorFrom(status: number, bytes: Uint8Array, address: string): ApiError {
   try {
-    const body = JSON.parse(new TextDecoder().decode(bytes)) as { code?: unknown; message?: unknown };
+    const body = JSON.parse(fromUtf8.decode(bytes)) as { code?: unknown; message?: unknown };
     if (isConnectCode(body.code)) return new ApiError(body.code, String(body.message ?? ""), address);
   } catch {
     // not JSON: fall through to the HTTP status

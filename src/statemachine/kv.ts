@@ -29,6 +29,7 @@ const KvCommand = longboat.nodehost.v1.KvCommand;
 const KvQuery = longboat.nodehost.v1.KvQuery;
 const KvQueryResult = longboat.nodehost.v1.KvQueryResult;
 const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
 /** A query the kv app cannot answer (lookups may throw: they are local, not replicated). */
@@ -186,7 +187,7 @@ export class KvStateMachine implements IStateMachine {
     const current = this.map.get(key);
     let base = 0;
     if (current !== undefined) {
-      const text = new TextDecoder().decode(current);
+      const text = fromUtf8.decode(current);
       if (!/^-?(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) {
         return rejected(`add: the value of ${JSON.stringify(key)} is not an integer counter`);
       }

@@ -127,6 +127,17 @@ describe("kv commands", () => {
     expect(dec.decode(get(sm, "n").value)).toBe(String(Number.MAX_SAFE_INTEGER));
   });
 
+  test("add refuses an empty key and a delta beyond ±(2^53 − 1), naming them", () => {
+    const sm = new KvStateMachine();
+    const empty = run(sm, encodeKvCommand({ op: "add", key: "", delta: 1 }));
+    expect(empty.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(empty.data)).toBe("add: key is empty");
+    const huge = run(sm, encodeKvCommand({ op: "add", key: "n", delta: 2 ** 60 }));
+    expect(huge.value).toBe(RESULT_REJECTED);
+    expect(dec.decode(huge.data)).toContain("add: delta");
+    expect(get(sm, "n").found).toBe(false);
+  });
+
   test("a batch applies in order with one result per entry", () => {
     const sm = new KvStateMachine();
     const rs = sm.update([
