@@ -36,1030 +36,1498 @@ export namespace longboat {
                 type $Shape = longboat.drummer.v1.RegionCount.$Properties;
             }
 
-            interface IRegions extends longboat.drummer.v1.Regions.$Properties {
+            interface IShardMember extends longboat.drummer.v1.ShardMember.$Properties {
             }
 
-            class Regions {
-                constructor(properties?: longboat.drummer.v1.Regions.$Properties);
+            class ShardMember {
+                constructor(properties?: longboat.drummer.v1.ShardMember.$Properties);
                 $unknowns?: Uint8Array[];
-                regions: longboat.drummer.v1.RegionCount.$Properties[];
-                static create(properties: longboat.drummer.v1.Regions.$Shape): longboat.drummer.v1.Regions & longboat.drummer.v1.Regions.$Shape;
-                static create(properties?: longboat.drummer.v1.Regions.$Properties): longboat.drummer.v1.Regions;
-                static encode(message: longboat.drummer.v1.Regions.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.Regions & longboat.drummer.v1.Regions.$Shape;
+                replicaId: number;
+                raftAddress: string;
+                static create(properties: longboat.drummer.v1.ShardMember.$Shape): longboat.drummer.v1.ShardMember & longboat.drummer.v1.ShardMember.$Shape;
+                static create(properties?: longboat.drummer.v1.ShardMember.$Properties): longboat.drummer.v1.ShardMember;
+                static encode(message: longboat.drummer.v1.ShardMember.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardMember & longboat.drummer.v1.ShardMember.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.Regions;
-                static toObject(message: longboat.drummer.v1.Regions, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardMember;
+                static toObject(message: longboat.drummer.v1.ShardMember, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace Regions {
+            namespace ShardMember {
                 interface $Properties {
-                    regions?: (longboat.drummer.v1.RegionCount.$Properties[]|null);
+                    replicaId?: (number|null);
+                    raftAddress?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.Regions.$Properties;
+                type $Shape = longboat.drummer.v1.ShardMember.$Properties;
             }
 
-            interface IShard extends longboat.drummer.v1.Shard.$Properties {
+            interface IShardDefinition extends longboat.drummer.v1.ShardDefinition.$Properties {
             }
 
-            class Shard {
-                constructor(properties?: longboat.drummer.v1.Shard.$Properties);
+            class ShardDefinition {
+                constructor(properties?: longboat.drummer.v1.ShardDefinition.$Properties);
                 $unknowns?: Uint8Array[];
                 shardId: number;
                 app: string;
                 replicaCount: number;
-                members: number[];
-                static create(properties: longboat.drummer.v1.Shard.$Shape): longboat.drummer.v1.Shard & longboat.drummer.v1.Shard.$Shape;
-                static create(properties?: longboat.drummer.v1.Shard.$Properties): longboat.drummer.v1.Shard;
-                static encode(message: longboat.drummer.v1.Shard.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.Shard & longboat.drummer.v1.Shard.$Shape;
+                regions: longboat.drummer.v1.RegionCount.$Properties[];
+                static create(properties: longboat.drummer.v1.ShardDefinition.$Shape): longboat.drummer.v1.ShardDefinition & longboat.drummer.v1.ShardDefinition.$Shape;
+                static create(properties?: longboat.drummer.v1.ShardDefinition.$Properties): longboat.drummer.v1.ShardDefinition;
+                static encode(message: longboat.drummer.v1.ShardDefinition.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardDefinition & longboat.drummer.v1.ShardDefinition.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.Shard;
-                static toObject(message: longboat.drummer.v1.Shard, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardDefinition;
+                static toObject(message: longboat.drummer.v1.ShardDefinition, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace Shard {
+            namespace ShardDefinition {
                 interface $Properties {
                     shardId?: (number|null);
                     app?: (string|null);
                     replicaCount?: (number|null);
-                    members?: (number[]|null);
+                    regions?: (longboat.drummer.v1.RegionCount.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.Shard.$Properties;
+                type $Shape = longboat.drummer.v1.ShardDefinition.$Properties;
             }
 
-            interface IShardCollection extends longboat.drummer.v1.ShardCollection.$Properties {
+            interface IShardView extends longboat.drummer.v1.ShardView.$Properties {
             }
 
-            class ShardCollection {
-                constructor(properties?: longboat.drummer.v1.ShardCollection.$Properties);
+            class ShardView {
+                constructor(properties?: longboat.drummer.v1.ShardView.$Properties);
                 $unknowns?: Uint8Array[];
-                shards: longboat.drummer.v1.Shard.$Properties[];
-                static create(properties: longboat.drummer.v1.ShardCollection.$Shape): longboat.drummer.v1.ShardCollection & longboat.drummer.v1.ShardCollection.$Shape;
-                static create(properties?: longboat.drummer.v1.ShardCollection.$Properties): longboat.drummer.v1.ShardCollection;
-                static encode(message: longboat.drummer.v1.ShardCollection.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardCollection & longboat.drummer.v1.ShardCollection.$Shape;
+                shardId: number;
+                configChangeId: number;
+                members: longboat.drummer.v1.ShardMember.$Properties[];
+                initialMembers: longboat.drummer.v1.ShardMember.$Properties[];
+                removedReplicaIds: number[];
+                nextReplicaId: number;
+                unstartedReplicaIds: number[];
+                wantedRegion: string;
+                static create(properties: longboat.drummer.v1.ShardView.$Shape): longboat.drummer.v1.ShardView & longboat.drummer.v1.ShardView.$Shape;
+                static create(properties?: longboat.drummer.v1.ShardView.$Properties): longboat.drummer.v1.ShardView;
+                static encode(message: longboat.drummer.v1.ShardView.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardView & longboat.drummer.v1.ShardView.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardCollection;
-                static toObject(message: longboat.drummer.v1.ShardCollection, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardView;
+                static toObject(message: longboat.drummer.v1.ShardView, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace ShardCollection {
+            namespace ShardView {
                 interface $Properties {
-                    shards?: (longboat.drummer.v1.Shard.$Properties[]|null);
+                    shardId?: (number|null);
+                    configChangeId?: (number|null);
+                    members?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
+                    initialMembers?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
+                    removedReplicaIds?: (number[]|null);
+                    nextReplicaId?: (number|null);
+                    unstartedReplicaIds?: (number[]|null);
+                    wantedRegion?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ShardCollection.$Properties;
+                type $Shape = longboat.drummer.v1.ShardView.$Properties;
             }
 
-            enum ChangeCode {
-                CHANGE_CODE_OK = 0,
-                CHANGE_CODE_SHARD_EXISTS = 1,
-                CHANGE_CODE_CONFLICT = 2,
-                CHANGE_CODE_BOOTSTRAPPED = 3,
-                CHANGE_CODE_REGIONS_SET = 4,
-                CHANGE_CODE_NOT_BOOTSTRAPPED = 5
+            interface IHostRecord extends longboat.drummer.v1.HostRecord.$Properties {
             }
 
-            interface IChangeResponse extends longboat.drummer.v1.ChangeResponse.$Properties {
-            }
-
-            class ChangeResponse {
-                constructor(properties?: longboat.drummer.v1.ChangeResponse.$Properties);
+            class HostRecord {
+                constructor(properties?: longboat.drummer.v1.HostRecord.$Properties);
                 $unknowns?: Uint8Array[];
-                code: longboat.drummer.v1.ChangeCode;
-                message: string;
-                static create(properties: longboat.drummer.v1.ChangeResponse.$Shape): longboat.drummer.v1.ChangeResponse & longboat.drummer.v1.ChangeResponse.$Shape;
-                static create(properties?: longboat.drummer.v1.ChangeResponse.$Properties): longboat.drummer.v1.ChangeResponse;
-                static encode(message: longboat.drummer.v1.ChangeResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ChangeResponse & longboat.drummer.v1.ChangeResponse.$Shape;
+                raftAddress: string;
+                apiAddress: string;
+                region: string;
+                static create(properties: longboat.drummer.v1.HostRecord.$Shape): longboat.drummer.v1.HostRecord & longboat.drummer.v1.HostRecord.$Shape;
+                static create(properties?: longboat.drummer.v1.HostRecord.$Properties): longboat.drummer.v1.HostRecord;
+                static encode(message: longboat.drummer.v1.HostRecord.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.HostRecord & longboat.drummer.v1.HostRecord.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ChangeResponse;
-                static toObject(message: longboat.drummer.v1.ChangeResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.HostRecord;
+                static toObject(message: longboat.drummer.v1.HostRecord, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace ChangeResponse {
+            namespace HostRecord {
                 interface $Properties {
-                    code?: (longboat.drummer.v1.ChangeCode|null);
-                    message?: (string|null);
+                    raftAddress?: (string|null);
+                    apiAddress?: (string|null);
+                    region?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ChangeResponse.$Properties;
+                type $Shape = longboat.drummer.v1.HostRecord.$Properties;
             }
 
-            enum RequestType {
-                REQUEST_TYPE_CREATE = 0,
-                REQUEST_TYPE_DELETE = 1,
-                REQUEST_TYPE_ADD = 2,
-                REQUEST_TYPE_KILL = 3
+            interface IDrummerRecord extends longboat.drummer.v1.DrummerRecord.$Properties {
             }
 
-            interface IReplicaConfig extends longboat.drummer.v1.ReplicaConfig.$Properties {
-            }
-
-            class ReplicaConfig {
-                constructor(properties?: longboat.drummer.v1.ReplicaConfig.$Properties);
+            class DrummerRecord {
+                constructor(properties?: longboat.drummer.v1.DrummerRecord.$Properties);
                 $unknowns?: Uint8Array[];
-                electionRtt: number;
-                heartbeatRtt: number;
-                checkQuorum: boolean;
-                snapshotEntries: number;
-                compactionOverhead: number;
-                static create(properties: longboat.drummer.v1.ReplicaConfig.$Shape): longboat.drummer.v1.ReplicaConfig & longboat.drummer.v1.ReplicaConfig.$Shape;
-                static create(properties?: longboat.drummer.v1.ReplicaConfig.$Properties): longboat.drummer.v1.ReplicaConfig;
-                static encode(message: longboat.drummer.v1.ReplicaConfig.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReplicaConfig & longboat.drummer.v1.ReplicaConfig.$Shape;
+                drummerId: number;
+                apiAddress: string;
+                static create(properties: longboat.drummer.v1.DrummerRecord.$Shape): longboat.drummer.v1.DrummerRecord & longboat.drummer.v1.DrummerRecord.$Shape;
+                static create(properties?: longboat.drummer.v1.DrummerRecord.$Properties): longboat.drummer.v1.DrummerRecord;
+                static encode(message: longboat.drummer.v1.DrummerRecord.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerRecord & longboat.drummer.v1.DrummerRecord.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReplicaConfig;
-                static toObject(message: longboat.drummer.v1.ReplicaConfig, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerRecord;
+                static toObject(message: longboat.drummer.v1.DrummerRecord, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace ReplicaConfig {
+            namespace DrummerRecord {
                 interface $Properties {
-                    electionRtt?: (number|null);
-                    heartbeatRtt?: (number|null);
-                    checkQuorum?: (boolean|null);
-                    snapshotEntries?: (number|null);
-                    compactionOverhead?: (number|null);
+                    drummerId?: (number|null);
+                    apiAddress?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ReplicaConfig.$Properties;
+                type $Shape = longboat.drummer.v1.DrummerRecord.$Properties;
             }
 
-            interface INodeHostRequest extends longboat.drummer.v1.NodeHostRequest.$Properties {
+            enum DecisionKind {
+                DECISION_KIND_UNSPECIFIED = 0,
+                DECISION_KIND_CREATE = 1,
+                DECISION_KIND_ADD = 2,
+                DECISION_KIND_JOIN = 3,
+                DECISION_KIND_REMOVE = 4,
+                DECISION_KIND_RESTORE = 5,
+                DECISION_KIND_KILL = 6
             }
 
-            class NodeHostRequest {
-                constructor(properties?: longboat.drummer.v1.NodeHostRequest.$Properties);
+            enum DecisionState {
+                DECISION_STATE_UNSPECIFIED = 0,
+                DECISION_STATE_IN_FLIGHT = 1,
+                DECISION_STATE_DONE = 2,
+                DECISION_STATE_FAILED = 3
+            }
+
+            interface IDecision extends longboat.drummer.v1.Decision.$Properties {
+            }
+
+            class Decision {
+                constructor(properties?: longboat.drummer.v1.Decision.$Properties);
                 $unknowns?: Uint8Array[];
-                requestId: number;
-                type: longboat.drummer.v1.RequestType;
+                decisionId: number;
+                kind: longboat.drummer.v1.DecisionKind;
+                shardId: number;
+                replicaId: number;
+                replicaAddress: string;
+                executorAddress: string;
+                app: string;
+                initialMembers: longboat.drummer.v1.ShardMember.$Properties[];
+                configChangeId: number;
+                reason: string;
+                repair: boolean;
+                createdMs: number;
+                endedMs: number;
+                state: longboat.drummer.v1.DecisionState;
+                outcome: string;
+                leaderTerm: number;
+                static create(properties: longboat.drummer.v1.Decision.$Shape): longboat.drummer.v1.Decision & longboat.drummer.v1.Decision.$Shape;
+                static create(properties?: longboat.drummer.v1.Decision.$Properties): longboat.drummer.v1.Decision;
+                static encode(message: longboat.drummer.v1.Decision.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.Decision & longboat.drummer.v1.Decision.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.Decision;
+                static toObject(message: longboat.drummer.v1.Decision, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Decision {
+                interface $Properties {
+                    decisionId?: (number|null);
+                    kind?: (longboat.drummer.v1.DecisionKind|null);
+                    shardId?: (number|null);
+                    replicaId?: (number|null);
+                    replicaAddress?: (string|null);
+                    executorAddress?: (string|null);
+                    app?: (string|null);
+                    initialMembers?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
+                    configChangeId?: (number|null);
+                    reason?: (string|null);
+                    repair?: (boolean|null);
+                    createdMs?: (number|null);
+                    endedMs?: (number|null);
+                    state?: (longboat.drummer.v1.DecisionState|null);
+                    outcome?: (string|null);
+                    leaderTerm?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.Decision.$Properties;
+            }
+
+            interface IDrummerCounters extends longboat.drummer.v1.DrummerCounters.$Properties {
+            }
+
+            class DrummerCounters {
+                constructor(properties?: longboat.drummer.v1.DrummerCounters.$Properties);
+                $unknowns?: Uint8Array[];
+                repairsStarted: number;
+                repairsDone: number;
+                repairsFailed: number;
+                decisionsDone: number;
+                decisionsFailed: number;
+                itemsRejected: number;
+                static create(properties: longboat.drummer.v1.DrummerCounters.$Shape): longboat.drummer.v1.DrummerCounters & longboat.drummer.v1.DrummerCounters.$Shape;
+                static create(properties?: longboat.drummer.v1.DrummerCounters.$Properties): longboat.drummer.v1.DrummerCounters;
+                static encode(message: longboat.drummer.v1.DrummerCounters.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerCounters & longboat.drummer.v1.DrummerCounters.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerCounters;
+                static toObject(message: longboat.drummer.v1.DrummerCounters, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DrummerCounters {
+                interface $Properties {
+                    repairsStarted?: (number|null);
+                    repairsDone?: (number|null);
+                    repairsFailed?: (number|null);
+                    decisionsDone?: (number|null);
+                    decisionsFailed?: (number|null);
+                    itemsRejected?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.DrummerCounters.$Properties;
+            }
+
+            interface IDrummerState extends longboat.drummer.v1.DrummerState.$Properties {
+            }
+
+            class DrummerState {
+                constructor(properties?: longboat.drummer.v1.DrummerState.$Properties);
+                $unknowns?: Uint8Array[];
+                version: number;
+                deploymentId: number;
+                bootstrapped: boolean;
+                timeMs: number;
+                leaderTerm: number;
+                leaderDrummerId: number;
+                nextDecisionId: number;
+                shards: longboat.drummer.v1.ShardDefinition.$Properties[];
+                views: longboat.drummer.v1.ShardView.$Properties[];
+                hosts: longboat.drummer.v1.HostRecord.$Properties[];
+                drummers: longboat.drummer.v1.DrummerRecord.$Properties[];
+                inFlight: longboat.drummer.v1.Decision.$Properties[];
+                finished: longboat.drummer.v1.Decision.$Properties[];
+                repairingShardIds: number[];
+                counters?: (longboat.drummer.v1.DrummerCounters.$Properties|null);
+                static create(properties: longboat.drummer.v1.DrummerState.$Shape): longboat.drummer.v1.DrummerState & longboat.drummer.v1.DrummerState.$Shape;
+                static create(properties?: longboat.drummer.v1.DrummerState.$Properties): longboat.drummer.v1.DrummerState;
+                static encode(message: longboat.drummer.v1.DrummerState.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerState & longboat.drummer.v1.DrummerState.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerState;
+                static toObject(message: longboat.drummer.v1.DrummerState, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DrummerState {
+                interface $Properties {
+                    version?: (number|null);
+                    deploymentId?: (number|null);
+                    bootstrapped?: (boolean|null);
+                    timeMs?: (number|null);
+                    leaderTerm?: (number|null);
+                    leaderDrummerId?: (number|null);
+                    nextDecisionId?: (number|null);
+                    shards?: (longboat.drummer.v1.ShardDefinition.$Properties[]|null);
+                    views?: (longboat.drummer.v1.ShardView.$Properties[]|null);
+                    hosts?: (longboat.drummer.v1.HostRecord.$Properties[]|null);
+                    drummers?: (longboat.drummer.v1.DrummerRecord.$Properties[]|null);
+                    inFlight?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    finished?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    repairingShardIds?: (number[]|null);
+                    counters?: (longboat.drummer.v1.DrummerCounters.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.DrummerState.$Properties;
+            }
+
+            interface ISetDeploymentUpdate extends longboat.drummer.v1.SetDeploymentUpdate.$Properties {
+            }
+
+            class SetDeploymentUpdate {
+                constructor(properties?: longboat.drummer.v1.SetDeploymentUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                deploymentId: number;
+                static create(properties: longboat.drummer.v1.SetDeploymentUpdate.$Shape): longboat.drummer.v1.SetDeploymentUpdate & longboat.drummer.v1.SetDeploymentUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.SetDeploymentUpdate.$Properties): longboat.drummer.v1.SetDeploymentUpdate;
+                static encode(message: longboat.drummer.v1.SetDeploymentUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.SetDeploymentUpdate & longboat.drummer.v1.SetDeploymentUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.SetDeploymentUpdate;
+                static toObject(message: longboat.drummer.v1.SetDeploymentUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SetDeploymentUpdate {
+                interface $Properties {
+                    deploymentId?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.SetDeploymentUpdate.$Properties;
+            }
+
+            interface ICreateShardUpdate extends longboat.drummer.v1.CreateShardUpdate.$Properties {
+            }
+
+            class CreateShardUpdate {
+                constructor(properties?: longboat.drummer.v1.CreateShardUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                static create(properties: longboat.drummer.v1.CreateShardUpdate.$Shape): longboat.drummer.v1.CreateShardUpdate & longboat.drummer.v1.CreateShardUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.CreateShardUpdate.$Properties): longboat.drummer.v1.CreateShardUpdate;
+                static encode(message: longboat.drummer.v1.CreateShardUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.CreateShardUpdate & longboat.drummer.v1.CreateShardUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.CreateShardUpdate;
+                static toObject(message: longboat.drummer.v1.CreateShardUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CreateShardUpdate {
+                interface $Properties {
+                    shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.CreateShardUpdate.$Properties;
+            }
+
+            interface ISetRegionsUpdate extends longboat.drummer.v1.SetRegionsUpdate.$Properties {
+            }
+
+            class SetRegionsUpdate {
+                constructor(properties?: longboat.drummer.v1.SetRegionsUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                regions: longboat.drummer.v1.RegionCount.$Properties[];
+                static create(properties: longboat.drummer.v1.SetRegionsUpdate.$Shape): longboat.drummer.v1.SetRegionsUpdate & longboat.drummer.v1.SetRegionsUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.SetRegionsUpdate.$Properties): longboat.drummer.v1.SetRegionsUpdate;
+                static encode(message: longboat.drummer.v1.SetRegionsUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.SetRegionsUpdate & longboat.drummer.v1.SetRegionsUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.SetRegionsUpdate;
+                static toObject(message: longboat.drummer.v1.SetRegionsUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SetRegionsUpdate {
+                interface $Properties {
+                    shardId?: (number|null);
+                    regions?: (longboat.drummer.v1.RegionCount.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.SetRegionsUpdate.$Properties;
+            }
+
+            interface IBootstrapUpdate extends longboat.drummer.v1.BootstrapUpdate.$Properties {
+            }
+
+            class BootstrapUpdate {
+                constructor(properties?: longboat.drummer.v1.BootstrapUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.drummer.v1.BootstrapUpdate.$Shape): longboat.drummer.v1.BootstrapUpdate & longboat.drummer.v1.BootstrapUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.BootstrapUpdate.$Properties): longboat.drummer.v1.BootstrapUpdate;
+                static encode(message: longboat.drummer.v1.BootstrapUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.BootstrapUpdate & longboat.drummer.v1.BootstrapUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.BootstrapUpdate;
+                static toObject(message: longboat.drummer.v1.BootstrapUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace BootstrapUpdate {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.BootstrapUpdate.$Properties;
+            }
+
+            interface IRegisterDrummerUpdate extends longboat.drummer.v1.RegisterDrummerUpdate.$Properties {
+            }
+
+            class RegisterDrummerUpdate {
+                constructor(properties?: longboat.drummer.v1.RegisterDrummerUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                drummer?: (longboat.drummer.v1.DrummerRecord.$Properties|null);
+                static create(properties: longboat.drummer.v1.RegisterDrummerUpdate.$Shape): longboat.drummer.v1.RegisterDrummerUpdate & longboat.drummer.v1.RegisterDrummerUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.RegisterDrummerUpdate.$Properties): longboat.drummer.v1.RegisterDrummerUpdate;
+                static encode(message: longboat.drummer.v1.RegisterDrummerUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.RegisterDrummerUpdate & longboat.drummer.v1.RegisterDrummerUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.RegisterDrummerUpdate;
+                static toObject(message: longboat.drummer.v1.RegisterDrummerUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace RegisterDrummerUpdate {
+                interface $Properties {
+                    drummer?: (longboat.drummer.v1.DrummerRecord.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.RegisterDrummerUpdate.$Properties;
+            }
+
+            interface ILeaderStartedUpdate extends longboat.drummer.v1.LeaderStartedUpdate.$Properties {
+            }
+
+            class LeaderStartedUpdate {
+                constructor(properties?: longboat.drummer.v1.LeaderStartedUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                leaderTerm: number;
+                drummerId: number;
+                static create(properties: longboat.drummer.v1.LeaderStartedUpdate.$Shape): longboat.drummer.v1.LeaderStartedUpdate & longboat.drummer.v1.LeaderStartedUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.LeaderStartedUpdate.$Properties): longboat.drummer.v1.LeaderStartedUpdate;
+                static encode(message: longboat.drummer.v1.LeaderStartedUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.LeaderStartedUpdate & longboat.drummer.v1.LeaderStartedUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.LeaderStartedUpdate;
+                static toObject(message: longboat.drummer.v1.LeaderStartedUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace LeaderStartedUpdate {
+                interface $Properties {
+                    leaderTerm?: (number|null);
+                    drummerId?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.LeaderStartedUpdate.$Properties;
+            }
+
+            interface IDecisionEnd extends longboat.drummer.v1.DecisionEnd.$Properties {
+            }
+
+            class DecisionEnd {
+                constructor(properties?: longboat.drummer.v1.DecisionEnd.$Properties);
+                $unknowns?: Uint8Array[];
+                decisionId: number;
+                failed: boolean;
+                outcome: string;
+                static create(properties: longboat.drummer.v1.DecisionEnd.$Shape): longboat.drummer.v1.DecisionEnd & longboat.drummer.v1.DecisionEnd.$Shape;
+                static create(properties?: longboat.drummer.v1.DecisionEnd.$Properties): longboat.drummer.v1.DecisionEnd;
+                static encode(message: longboat.drummer.v1.DecisionEnd.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DecisionEnd & longboat.drummer.v1.DecisionEnd.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DecisionEnd;
+                static toObject(message: longboat.drummer.v1.DecisionEnd, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DecisionEnd {
+                interface $Properties {
+                    decisionId?: (number|null);
+                    failed?: (boolean|null);
+                    outcome?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.DecisionEnd.$Properties;
+            }
+
+            interface ISchedulerStepUpdate extends longboat.drummer.v1.SchedulerStepUpdate.$Properties {
+            }
+
+            class SchedulerStepUpdate {
+                constructor(properties?: longboat.drummer.v1.SchedulerStepUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                leaderTerm: number;
+                nowMs: number;
+                maxRepairs: number;
+                hosts: longboat.drummer.v1.HostRecord.$Properties[];
+                views: longboat.drummer.v1.ShardView.$Properties[];
+                decisions: longboat.drummer.v1.Decision.$Properties[];
+                ends: longboat.drummer.v1.DecisionEnd.$Properties[];
+                repairsDoneShardIds: number[];
+                static create(properties: longboat.drummer.v1.SchedulerStepUpdate.$Shape): longboat.drummer.v1.SchedulerStepUpdate & longboat.drummer.v1.SchedulerStepUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.SchedulerStepUpdate.$Properties): longboat.drummer.v1.SchedulerStepUpdate;
+                static encode(message: longboat.drummer.v1.SchedulerStepUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.SchedulerStepUpdate & longboat.drummer.v1.SchedulerStepUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.SchedulerStepUpdate;
+                static toObject(message: longboat.drummer.v1.SchedulerStepUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SchedulerStepUpdate {
+                interface $Properties {
+                    leaderTerm?: (number|null);
+                    nowMs?: (number|null);
+                    maxRepairs?: (number|null);
+                    hosts?: (longboat.drummer.v1.HostRecord.$Properties[]|null);
+                    views?: (longboat.drummer.v1.ShardView.$Properties[]|null);
+                    decisions?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    ends?: (longboat.drummer.v1.DecisionEnd.$Properties[]|null);
+                    repairsDoneShardIds?: (number[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.SchedulerStepUpdate.$Properties;
+            }
+
+            interface IDrummerUpdate extends longboat.drummer.v1.DrummerUpdate.$Properties {
+            }
+
+            class DrummerUpdate {
+                constructor(properties?: longboat.drummer.v1.DrummerUpdate.$Properties);
+                $unknowns?: Uint8Array[];
+                setDeployment?: (longboat.drummer.v1.SetDeploymentUpdate.$Properties|null);
+                createShard?: (longboat.drummer.v1.CreateShardUpdate.$Properties|null);
+                setRegions?: (longboat.drummer.v1.SetRegionsUpdate.$Properties|null);
+                bootstrap?: (longboat.drummer.v1.BootstrapUpdate.$Properties|null);
+                registerDrummer?: (longboat.drummer.v1.RegisterDrummerUpdate.$Properties|null);
+                leaderStarted?: (longboat.drummer.v1.LeaderStartedUpdate.$Properties|null);
+                schedulerStep?: (longboat.drummer.v1.SchedulerStepUpdate.$Properties|null);
+                update?: ("setDeployment"|"createShard"|"setRegions"|"bootstrap"|"registerDrummer"|"leaderStarted"|"schedulerStep");
+                static create(properties: longboat.drummer.v1.DrummerUpdate.$Shape): longboat.drummer.v1.DrummerUpdate & longboat.drummer.v1.DrummerUpdate.$Shape;
+                static create(properties?: longboat.drummer.v1.DrummerUpdate.$Properties): longboat.drummer.v1.DrummerUpdate;
+                static encode(message: longboat.drummer.v1.DrummerUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerUpdate & longboat.drummer.v1.DrummerUpdate.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerUpdate;
+                static toObject(message: longboat.drummer.v1.DrummerUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DrummerUpdate {
+                interface $Properties {
+                    setDeployment?: (longboat.drummer.v1.SetDeploymentUpdate.$Properties|null);
+                    createShard?: (longboat.drummer.v1.CreateShardUpdate.$Properties|null);
+                    setRegions?: (longboat.drummer.v1.SetRegionsUpdate.$Properties|null);
+                    bootstrap?: (longboat.drummer.v1.BootstrapUpdate.$Properties|null);
+                    registerDrummer?: (longboat.drummer.v1.RegisterDrummerUpdate.$Properties|null);
+                    leaderStarted?: (longboat.drummer.v1.LeaderStartedUpdate.$Properties|null);
+                    schedulerStep?: (longboat.drummer.v1.SchedulerStepUpdate.$Properties|null);
+                    update?: ("setDeployment"|"createShard"|"setRegions"|"bootstrap"|"registerDrummer"|"leaderStarted"|"schedulerStep");
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = {
+                  setDeployment?: longboat.drummer.v1.SetDeploymentUpdate.$Shape|null;
+                  createShard?: longboat.drummer.v1.CreateShardUpdate.$Shape|null;
+                  setRegions?: longboat.drummer.v1.SetRegionsUpdate.$Shape|null;
+                  bootstrap?: longboat.drummer.v1.BootstrapUpdate.$Shape|null;
+                  registerDrummer?: longboat.drummer.v1.RegisterDrummerUpdate.$Shape|null;
+                  leaderStarted?: longboat.drummer.v1.LeaderStartedUpdate.$Shape|null;
+                  schedulerStep?: longboat.drummer.v1.SchedulerStepUpdate.$Shape|null;
+                  $unknowns?: Uint8Array[];
+                } & (
+                  ({ update?: undefined; setDeployment?: null; createShard?: null; setRegions?: null; bootstrap?: null; registerDrummer?: null; leaderStarted?: null; schedulerStep?: null }|{ update?: "setDeployment"; setDeployment: longboat.drummer.v1.SetDeploymentUpdate.$Shape; createShard?: null; setRegions?: null; bootstrap?: null; registerDrummer?: null; leaderStarted?: null; schedulerStep?: null }|{ update?: "createShard"; setDeployment?: null; createShard: longboat.drummer.v1.CreateShardUpdate.$Shape; setRegions?: null; bootstrap?: null; registerDrummer?: null; leaderStarted?: null; schedulerStep?: null }|{ update?: "setRegions"; setDeployment?: null; createShard?: null; setRegions: longboat.drummer.v1.SetRegionsUpdate.$Shape; bootstrap?: null; registerDrummer?: null; leaderStarted?: null; schedulerStep?: null }|{ update?: "bootstrap"; setDeployment?: null; createShard?: null; setRegions?: null; bootstrap: longboat.drummer.v1.BootstrapUpdate.$Shape; registerDrummer?: null; leaderStarted?: null; schedulerStep?: null }|{ update?: "registerDrummer"; setDeployment?: null; createShard?: null; setRegions?: null; bootstrap?: null; registerDrummer: longboat.drummer.v1.RegisterDrummerUpdate.$Shape; leaderStarted?: null; schedulerStep?: null }|{ update?: "leaderStarted"; setDeployment?: null; createShard?: null; setRegions?: null; bootstrap?: null; registerDrummer?: null; leaderStarted: longboat.drummer.v1.LeaderStartedUpdate.$Shape; schedulerStep?: null }|{ update?: "schedulerStep"; setDeployment?: null; createShard?: null; setRegions?: null; bootstrap?: null; registerDrummer?: null; leaderStarted?: null; schedulerStep: longboat.drummer.v1.SchedulerStepUpdate.$Shape })
+                );
+            }
+
+            interface IReplicaReport extends longboat.drummer.v1.ReplicaReport.$Properties {
+            }
+
+            class ReplicaReport {
+                constructor(properties?: longboat.drummer.v1.ReplicaReport.$Properties);
+                $unknowns?: Uint8Array[];
                 shardId: number;
                 replicaId: number;
                 app: string;
-                members: longboat.raft.v1.Member.$Properties[];
-                join: boolean;
-                restore: boolean;
-                raftAddress: string;
-                targetAddress: string;
+                isLeader: boolean;
+                leaderReplicaId: number;
                 configChangeId: number;
-                config?: (longboat.drummer.v1.ReplicaConfig.$Properties|null);
-                static create(properties: longboat.drummer.v1.NodeHostRequest.$Shape): longboat.drummer.v1.NodeHostRequest & longboat.drummer.v1.NodeHostRequest.$Shape;
-                static create(properties?: longboat.drummer.v1.NodeHostRequest.$Properties): longboat.drummer.v1.NodeHostRequest;
-                static encode(message: longboat.drummer.v1.NodeHostRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.NodeHostRequest & longboat.drummer.v1.NodeHostRequest.$Shape;
+                members: longboat.drummer.v1.ShardMember.$Properties[];
+                appliedIndex: number;
+                pending: boolean;
+                static create(properties: longboat.drummer.v1.ReplicaReport.$Shape): longboat.drummer.v1.ReplicaReport & longboat.drummer.v1.ReplicaReport.$Shape;
+                static create(properties?: longboat.drummer.v1.ReplicaReport.$Properties): longboat.drummer.v1.ReplicaReport;
+                static encode(message: longboat.drummer.v1.ReplicaReport.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReplicaReport & longboat.drummer.v1.ReplicaReport.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.NodeHostRequest;
-                static toObject(message: longboat.drummer.v1.NodeHostRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReplicaReport;
+                static toObject(message: longboat.drummer.v1.ReplicaReport, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace NodeHostRequest {
+            namespace ReplicaReport {
                 interface $Properties {
-                    requestId?: (number|null);
-                    type?: (longboat.drummer.v1.RequestType|null);
                     shardId?: (number|null);
                     replicaId?: (number|null);
                     app?: (string|null);
-                    members?: (longboat.raft.v1.Member.$Properties[]|null);
-                    join?: (boolean|null);
-                    restore?: (boolean|null);
-                    raftAddress?: (string|null);
-                    targetAddress?: (string|null);
-                    configChangeId?: (number|null);
-                    config?: (longboat.drummer.v1.ReplicaConfig.$Properties|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.drummer.v1.NodeHostRequest.$Properties;
-            }
-
-            interface INodeHostRequestCollection extends longboat.drummer.v1.NodeHostRequestCollection.$Properties {
-            }
-
-            class NodeHostRequestCollection {
-                constructor(properties?: longboat.drummer.v1.NodeHostRequestCollection.$Properties);
-                $unknowns?: Uint8Array[];
-                requests: longboat.drummer.v1.NodeHostRequest.$Properties[];
-                static create(properties: longboat.drummer.v1.NodeHostRequestCollection.$Shape): longboat.drummer.v1.NodeHostRequestCollection & longboat.drummer.v1.NodeHostRequestCollection.$Shape;
-                static create(properties?: longboat.drummer.v1.NodeHostRequestCollection.$Properties): longboat.drummer.v1.NodeHostRequestCollection;
-                static encode(message: longboat.drummer.v1.NodeHostRequestCollection.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.NodeHostRequestCollection & longboat.drummer.v1.NodeHostRequestCollection.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.NodeHostRequestCollection;
-                static toObject(message: longboat.drummer.v1.NodeHostRequestCollection, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace NodeHostRequestCollection {
-                interface $Properties {
-                    requests?: (longboat.drummer.v1.NodeHostRequest.$Properties[]|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.drummer.v1.NodeHostRequestCollection.$Properties;
-            }
-
-            interface IReplicaInfo extends longboat.drummer.v1.ReplicaInfo.$Properties {
-            }
-
-            class ReplicaInfo {
-                constructor(properties?: longboat.drummer.v1.ReplicaInfo.$Properties);
-                $unknowns?: Uint8Array[];
-                shardId: number;
-                replicaId: number;
-                isLeader: boolean;
-                term: number;
-                membership?: (longboat.raft.v1.Membership.$Properties|null);
-                incomplete: boolean;
-                static create(properties: longboat.drummer.v1.ReplicaInfo.$Shape): longboat.drummer.v1.ReplicaInfo & longboat.drummer.v1.ReplicaInfo.$Shape;
-                static create(properties?: longboat.drummer.v1.ReplicaInfo.$Properties): longboat.drummer.v1.ReplicaInfo;
-                static encode(message: longboat.drummer.v1.ReplicaInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReplicaInfo & longboat.drummer.v1.ReplicaInfo.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReplicaInfo;
-                static toObject(message: longboat.drummer.v1.ReplicaInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace ReplicaInfo {
-                interface $Properties {
-                    shardId?: (number|null);
-                    replicaId?: (number|null);
                     isLeader?: (boolean|null);
-                    term?: (number|null);
-                    membership?: (longboat.raft.v1.Membership.$Properties|null);
-                    incomplete?: (boolean|null);
+                    leaderReplicaId?: (number|null);
+                    configChangeId?: (number|null);
+                    members?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
+                    appliedIndex?: (number|null);
+                    pending?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ReplicaInfo.$Properties;
+                type $Shape = longboat.drummer.v1.ReplicaReport.$Properties;
             }
 
-            interface ILogInfo extends longboat.drummer.v1.LogInfo.$Properties {
+            interface IReplicaKey extends longboat.drummer.v1.ReplicaKey.$Properties {
             }
 
-            class LogInfo {
-                constructor(properties?: longboat.drummer.v1.LogInfo.$Properties);
+            class ReplicaKey {
+                constructor(properties?: longboat.drummer.v1.ReplicaKey.$Properties);
                 $unknowns?: Uint8Array[];
                 shardId: number;
                 replicaId: number;
-                static create(properties: longboat.drummer.v1.LogInfo.$Shape): longboat.drummer.v1.LogInfo & longboat.drummer.v1.LogInfo.$Shape;
-                static create(properties?: longboat.drummer.v1.LogInfo.$Properties): longboat.drummer.v1.LogInfo;
-                static encode(message: longboat.drummer.v1.LogInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.LogInfo & longboat.drummer.v1.LogInfo.$Shape;
+                static create(properties: longboat.drummer.v1.ReplicaKey.$Shape): longboat.drummer.v1.ReplicaKey & longboat.drummer.v1.ReplicaKey.$Shape;
+                static create(properties?: longboat.drummer.v1.ReplicaKey.$Properties): longboat.drummer.v1.ReplicaKey;
+                static encode(message: longboat.drummer.v1.ReplicaKey.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReplicaKey & longboat.drummer.v1.ReplicaKey.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.LogInfo;
-                static toObject(message: longboat.drummer.v1.LogInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReplicaKey;
+                static toObject(message: longboat.drummer.v1.ReplicaKey, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace LogInfo {
+            namespace ReplicaKey {
                 interface $Properties {
                     shardId?: (number|null);
                     replicaId?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.LogInfo.$Properties;
+                type $Shape = longboat.drummer.v1.ReplicaKey.$Properties;
             }
 
-            interface INodeHostInfo extends longboat.drummer.v1.NodeHostInfo.$Properties {
+            interface IDecisionResult extends longboat.drummer.v1.DecisionResult.$Properties {
             }
 
-            class NodeHostInfo {
-                constructor(properties?: longboat.drummer.v1.NodeHostInfo.$Properties);
+            class DecisionResult {
+                constructor(properties?: longboat.drummer.v1.DecisionResult.$Properties);
+                $unknowns?: Uint8Array[];
+                decisionId: number;
+                ok: boolean;
+                message: string;
+                static create(properties: longboat.drummer.v1.DecisionResult.$Shape): longboat.drummer.v1.DecisionResult & longboat.drummer.v1.DecisionResult.$Shape;
+                static create(properties?: longboat.drummer.v1.DecisionResult.$Properties): longboat.drummer.v1.DecisionResult;
+                static encode(message: longboat.drummer.v1.DecisionResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DecisionResult & longboat.drummer.v1.DecisionResult.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DecisionResult;
+                static toObject(message: longboat.drummer.v1.DecisionResult, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DecisionResult {
+                interface $Properties {
+                    decisionId?: (number|null);
+                    ok?: (boolean|null);
+                    message?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.DecisionResult.$Properties;
+            }
+
+            interface IReportRequest extends longboat.drummer.v1.ReportRequest.$Properties {
+            }
+
+            class ReportRequest {
+                constructor(properties?: longboat.drummer.v1.ReportRequest.$Properties);
                 $unknowns?: Uint8Array[];
                 raftAddress: string;
                 apiAddress: string;
                 region: string;
                 deploymentId: number;
-                replicas: longboat.drummer.v1.ReplicaInfo.$Properties[];
-                logsIncluded: boolean;
-                logs: longboat.drummer.v1.LogInfo.$Properties[];
-                lastTick: number;
-                static create(properties: longboat.drummer.v1.NodeHostInfo.$Shape): longboat.drummer.v1.NodeHostInfo & longboat.drummer.v1.NodeHostInfo.$Shape;
-                static create(properties?: longboat.drummer.v1.NodeHostInfo.$Properties): longboat.drummer.v1.NodeHostInfo;
-                static encode(message: longboat.drummer.v1.NodeHostInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.NodeHostInfo & longboat.drummer.v1.NodeHostInfo.$Shape;
+                replicas: longboat.drummer.v1.ReplicaReport.$Properties[];
+                logsOnDisk: longboat.drummer.v1.ReplicaKey.$Properties[];
+                results: longboat.drummer.v1.DecisionResult.$Properties[];
+                static create(properties: longboat.drummer.v1.ReportRequest.$Shape): longboat.drummer.v1.ReportRequest & longboat.drummer.v1.ReportRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.ReportRequest.$Properties): longboat.drummer.v1.ReportRequest;
+                static encode(message: longboat.drummer.v1.ReportRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReportRequest & longboat.drummer.v1.ReportRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.NodeHostInfo;
-                static toObject(message: longboat.drummer.v1.NodeHostInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReportRequest;
+                static toObject(message: longboat.drummer.v1.ReportRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace NodeHostInfo {
+            namespace ReportRequest {
                 interface $Properties {
                     raftAddress?: (string|null);
                     apiAddress?: (string|null);
                     region?: (string|null);
                     deploymentId?: (number|null);
-                    replicas?: (longboat.drummer.v1.ReplicaInfo.$Properties[]|null);
-                    logsIncluded?: (boolean|null);
-                    logs?: (longboat.drummer.v1.LogInfo.$Properties[]|null);
-                    lastTick?: (number|null);
+                    replicas?: (longboat.drummer.v1.ReplicaReport.$Properties[]|null);
+                    logsOnDisk?: (longboat.drummer.v1.ReplicaKey.$Properties[]|null);
+                    results?: (longboat.drummer.v1.DecisionResult.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.NodeHostInfo.$Properties;
+                type $Shape = longboat.drummer.v1.ReportRequest.$Properties;
             }
 
-            interface INodeHostCollection extends longboat.drummer.v1.NodeHostCollection.$Properties {
+            interface IReportResponse extends longboat.drummer.v1.ReportResponse.$Properties {
             }
 
-            class NodeHostCollection {
-                constructor(properties?: longboat.drummer.v1.NodeHostCollection.$Properties);
+            class ReportResponse {
+                constructor(properties?: longboat.drummer.v1.ReportResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                nodehosts: longboat.drummer.v1.NodeHostInfo.$Properties[];
-                tick: number;
-                static create(properties: longboat.drummer.v1.NodeHostCollection.$Shape): longboat.drummer.v1.NodeHostCollection & longboat.drummer.v1.NodeHostCollection.$Shape;
-                static create(properties?: longboat.drummer.v1.NodeHostCollection.$Properties): longboat.drummer.v1.NodeHostCollection;
-                static encode(message: longboat.drummer.v1.NodeHostCollection.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.NodeHostCollection & longboat.drummer.v1.NodeHostCollection.$Shape;
+                requests: longboat.drummer.v1.Decision.$Properties[];
+                leaderDrummerId: number;
+                leaderApiAddress: string;
+                reportIntervalMs: number;
+                drummerApiAddresses: string[];
+                static create(properties: longboat.drummer.v1.ReportResponse.$Shape): longboat.drummer.v1.ReportResponse & longboat.drummer.v1.ReportResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.ReportResponse.$Properties): longboat.drummer.v1.ReportResponse;
+                static encode(message: longboat.drummer.v1.ReportResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ReportResponse & longboat.drummer.v1.ReportResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.NodeHostCollection;
-                static toObject(message: longboat.drummer.v1.NodeHostCollection, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ReportResponse;
+                static toObject(message: longboat.drummer.v1.ReportResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace NodeHostCollection {
+            namespace ReportResponse {
                 interface $Properties {
-                    nodehosts?: (longboat.drummer.v1.NodeHostInfo.$Properties[]|null);
-                    tick?: (number|null);
+                    requests?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    leaderDrummerId?: (number|null);
+                    leaderApiAddress?: (string|null);
+                    reportIntervalMs?: (number|null);
+                    drummerApiAddresses?: (string[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.NodeHostCollection.$Properties;
+                type $Shape = longboat.drummer.v1.ReportResponse.$Properties;
             }
 
-            interface IDeploymentInfo extends longboat.drummer.v1.DeploymentInfo.$Properties {
+            interface ICreateShardRequest extends longboat.drummer.v1.CreateShardRequest.$Properties {
             }
 
-            class DeploymentInfo {
-                constructor(properties?: longboat.drummer.v1.DeploymentInfo.$Properties);
-                $unknowns?: Uint8Array[];
-                deploymentId: number;
-                static create(properties: longboat.drummer.v1.DeploymentInfo.$Shape): longboat.drummer.v1.DeploymentInfo & longboat.drummer.v1.DeploymentInfo.$Shape;
-                static create(properties?: longboat.drummer.v1.DeploymentInfo.$Properties): longboat.drummer.v1.DeploymentInfo;
-                static encode(message: longboat.drummer.v1.DeploymentInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DeploymentInfo & longboat.drummer.v1.DeploymentInfo.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DeploymentInfo;
-                static toObject(message: longboat.drummer.v1.DeploymentInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace DeploymentInfo {
-                interface $Properties {
-                    deploymentId?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.drummer.v1.DeploymentInfo.$Properties;
-            }
-
-            enum ShardState {
-                SHARD_STATE_UNSPECIFIED = 0,
-                SHARD_STATE_OK = 1,
-                SHARD_STATE_UNAVAILABLE = 2
-            }
-
-            interface IShardStateEntry extends longboat.drummer.v1.ShardStateEntry.$Properties {
-            }
-
-            class ShardStateEntry {
-                constructor(properties?: longboat.drummer.v1.ShardStateEntry.$Properties);
+            class CreateShardRequest {
+                constructor(properties?: longboat.drummer.v1.CreateShardRequest.$Properties);
                 $unknowns?: Uint8Array[];
                 shardId: number;
-                leaderReplicaId: number;
-                membership?: (longboat.raft.v1.Membership.$Properties|null);
-                apiAddresses: longboat.raft.v1.Member.$Properties[];
-                state: longboat.drummer.v1.ShardState;
-                static create(properties: longboat.drummer.v1.ShardStateEntry.$Shape): longboat.drummer.v1.ShardStateEntry & longboat.drummer.v1.ShardStateEntry.$Shape;
-                static create(properties?: longboat.drummer.v1.ShardStateEntry.$Properties): longboat.drummer.v1.ShardStateEntry;
-                static encode(message: longboat.drummer.v1.ShardStateEntry.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardStateEntry & longboat.drummer.v1.ShardStateEntry.$Shape;
+                app: string;
+                replicaCount: number;
+                regions: longboat.drummer.v1.RegionCount.$Properties[];
+                static create(properties: longboat.drummer.v1.CreateShardRequest.$Shape): longboat.drummer.v1.CreateShardRequest & longboat.drummer.v1.CreateShardRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.CreateShardRequest.$Properties): longboat.drummer.v1.CreateShardRequest;
+                static encode(message: longboat.drummer.v1.CreateShardRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.CreateShardRequest & longboat.drummer.v1.CreateShardRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardStateEntry;
-                static toObject(message: longboat.drummer.v1.ShardStateEntry, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.CreateShardRequest;
+                static toObject(message: longboat.drummer.v1.CreateShardRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace ShardStateEntry {
+            namespace CreateShardRequest {
                 interface $Properties {
                     shardId?: (number|null);
-                    leaderReplicaId?: (number|null);
-                    membership?: (longboat.raft.v1.Membership.$Properties|null);
-                    apiAddresses?: (longboat.raft.v1.Member.$Properties[]|null);
-                    state?: (longboat.drummer.v1.ShardState|null);
+                    app?: (string|null);
+                    replicaCount?: (number|null);
+                    regions?: (longboat.drummer.v1.RegionCount.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ShardStateEntry.$Properties;
+                type $Shape = longboat.drummer.v1.CreateShardRequest.$Properties;
             }
 
-            interface IGetShardStatesRequest extends longboat.drummer.v1.GetShardStatesRequest.$Properties {
+            interface ICreateShardResponse extends longboat.drummer.v1.CreateShardResponse.$Properties {
             }
 
-            class GetShardStatesRequest {
-                constructor(properties?: longboat.drummer.v1.GetShardStatesRequest.$Properties);
+            class CreateShardResponse {
+                constructor(properties?: longboat.drummer.v1.CreateShardResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                shardIds: number[];
-                static create(properties: longboat.drummer.v1.GetShardStatesRequest.$Shape): longboat.drummer.v1.GetShardStatesRequest & longboat.drummer.v1.GetShardStatesRequest.$Shape;
-                static create(properties?: longboat.drummer.v1.GetShardStatesRequest.$Properties): longboat.drummer.v1.GetShardStatesRequest;
-                static encode(message: longboat.drummer.v1.GetShardStatesRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.GetShardStatesRequest & longboat.drummer.v1.GetShardStatesRequest.$Shape;
+                shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                static create(properties: longboat.drummer.v1.CreateShardResponse.$Shape): longboat.drummer.v1.CreateShardResponse & longboat.drummer.v1.CreateShardResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.CreateShardResponse.$Properties): longboat.drummer.v1.CreateShardResponse;
+                static encode(message: longboat.drummer.v1.CreateShardResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.CreateShardResponse & longboat.drummer.v1.CreateShardResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.GetShardStatesRequest;
-                static toObject(message: longboat.drummer.v1.GetShardStatesRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.CreateShardResponse;
+                static toObject(message: longboat.drummer.v1.CreateShardResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace GetShardStatesRequest {
+            namespace CreateShardResponse {
+                interface $Properties {
+                    shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.CreateShardResponse.$Properties;
+            }
+
+            interface ISetRegionsRequest extends longboat.drummer.v1.SetRegionsRequest.$Properties {
+            }
+
+            class SetRegionsRequest {
+                constructor(properties?: longboat.drummer.v1.SetRegionsRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                regions: longboat.drummer.v1.RegionCount.$Properties[];
+                static create(properties: longboat.drummer.v1.SetRegionsRequest.$Shape): longboat.drummer.v1.SetRegionsRequest & longboat.drummer.v1.SetRegionsRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.SetRegionsRequest.$Properties): longboat.drummer.v1.SetRegionsRequest;
+                static encode(message: longboat.drummer.v1.SetRegionsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.SetRegionsRequest & longboat.drummer.v1.SetRegionsRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.SetRegionsRequest;
+                static toObject(message: longboat.drummer.v1.SetRegionsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SetRegionsRequest {
+                interface $Properties {
+                    shardId?: (number|null);
+                    regions?: (longboat.drummer.v1.RegionCount.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.SetRegionsRequest.$Properties;
+            }
+
+            interface ISetRegionsResponse extends longboat.drummer.v1.SetRegionsResponse.$Properties {
+            }
+
+            class SetRegionsResponse {
+                constructor(properties?: longboat.drummer.v1.SetRegionsResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                static create(properties: longboat.drummer.v1.SetRegionsResponse.$Shape): longboat.drummer.v1.SetRegionsResponse & longboat.drummer.v1.SetRegionsResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.SetRegionsResponse.$Properties): longboat.drummer.v1.SetRegionsResponse;
+                static encode(message: longboat.drummer.v1.SetRegionsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.SetRegionsResponse & longboat.drummer.v1.SetRegionsResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.SetRegionsResponse;
+                static toObject(message: longboat.drummer.v1.SetRegionsResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SetRegionsResponse {
+                interface $Properties {
+                    shard?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.SetRegionsResponse.$Properties;
+            }
+
+            interface IBootstrapRequest extends longboat.drummer.v1.BootstrapRequest.$Properties {
+            }
+
+            class BootstrapRequest {
+                constructor(properties?: longboat.drummer.v1.BootstrapRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.drummer.v1.BootstrapRequest.$Shape): longboat.drummer.v1.BootstrapRequest & longboat.drummer.v1.BootstrapRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.BootstrapRequest.$Properties): longboat.drummer.v1.BootstrapRequest;
+                static encode(message: longboat.drummer.v1.BootstrapRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.BootstrapRequest & longboat.drummer.v1.BootstrapRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.BootstrapRequest;
+                static toObject(message: longboat.drummer.v1.BootstrapRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace BootstrapRequest {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.BootstrapRequest.$Properties;
+            }
+
+            interface IBootstrapResponse extends longboat.drummer.v1.BootstrapResponse.$Properties {
+            }
+
+            class BootstrapResponse {
+                constructor(properties?: longboat.drummer.v1.BootstrapResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                shardCount: number;
+                static create(properties: longboat.drummer.v1.BootstrapResponse.$Shape): longboat.drummer.v1.BootstrapResponse & longboat.drummer.v1.BootstrapResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.BootstrapResponse.$Properties): longboat.drummer.v1.BootstrapResponse;
+                static encode(message: longboat.drummer.v1.BootstrapResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.BootstrapResponse & longboat.drummer.v1.BootstrapResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.BootstrapResponse;
+                static toObject(message: longboat.drummer.v1.BootstrapResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace BootstrapResponse {
+                interface $Properties {
+                    shardCount?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.BootstrapResponse.$Properties;
+            }
+
+            interface IGetDeploymentRequest extends longboat.drummer.v1.GetDeploymentRequest.$Properties {
+            }
+
+            class GetDeploymentRequest {
+                constructor(properties?: longboat.drummer.v1.GetDeploymentRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.drummer.v1.GetDeploymentRequest.$Shape): longboat.drummer.v1.GetDeploymentRequest & longboat.drummer.v1.GetDeploymentRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.GetDeploymentRequest.$Properties): longboat.drummer.v1.GetDeploymentRequest;
+                static encode(message: longboat.drummer.v1.GetDeploymentRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.GetDeploymentRequest & longboat.drummer.v1.GetDeploymentRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.GetDeploymentRequest;
+                static toObject(message: longboat.drummer.v1.GetDeploymentRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GetDeploymentRequest {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.GetDeploymentRequest.$Properties;
+            }
+
+            interface IGetDeploymentResponse extends longboat.drummer.v1.GetDeploymentResponse.$Properties {
+            }
+
+            class GetDeploymentResponse {
+                constructor(properties?: longboat.drummer.v1.GetDeploymentResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                deploymentId: number;
+                bootstrapped: boolean;
+                shardCount: number;
+                leaderDrummerId: number;
+                static create(properties: longboat.drummer.v1.GetDeploymentResponse.$Shape): longboat.drummer.v1.GetDeploymentResponse & longboat.drummer.v1.GetDeploymentResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.GetDeploymentResponse.$Properties): longboat.drummer.v1.GetDeploymentResponse;
+                static encode(message: longboat.drummer.v1.GetDeploymentResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.GetDeploymentResponse & longboat.drummer.v1.GetDeploymentResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.GetDeploymentResponse;
+                static toObject(message: longboat.drummer.v1.GetDeploymentResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GetDeploymentResponse {
+                interface $Properties {
+                    deploymentId?: (number|null);
+                    bootstrapped?: (boolean|null);
+                    shardCount?: (number|null);
+                    leaderDrummerId?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.GetDeploymentResponse.$Properties;
+            }
+
+            enum HostState {
+                HOST_STATE_UNSPECIFIED = 0,
+                HOST_STATE_ALIVE = 1,
+                HOST_STATE_DEAD = 2,
+                HOST_STATE_UNKNOWN = 3
+            }
+
+            interface INodeHostStatus extends longboat.drummer.v1.NodeHostStatus.$Properties {
+            }
+
+            class NodeHostStatus {
+                constructor(properties?: longboat.drummer.v1.NodeHostStatus.$Properties);
+                $unknowns?: Uint8Array[];
+                raftAddress: string;
+                apiAddress: string;
+                region: string;
+                state: longboat.drummer.v1.HostState;
+                lastReportAgeMs: number;
+                reported: boolean;
+                replicas: longboat.drummer.v1.ReplicaReport.$Properties[];
+                static create(properties: longboat.drummer.v1.NodeHostStatus.$Shape): longboat.drummer.v1.NodeHostStatus & longboat.drummer.v1.NodeHostStatus.$Shape;
+                static create(properties?: longboat.drummer.v1.NodeHostStatus.$Properties): longboat.drummer.v1.NodeHostStatus;
+                static encode(message: longboat.drummer.v1.NodeHostStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.NodeHostStatus & longboat.drummer.v1.NodeHostStatus.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.NodeHostStatus;
+                static toObject(message: longboat.drummer.v1.NodeHostStatus, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace NodeHostStatus {
+                interface $Properties {
+                    raftAddress?: (string|null);
+                    apiAddress?: (string|null);
+                    region?: (string|null);
+                    state?: (longboat.drummer.v1.HostState|null);
+                    lastReportAgeMs?: (number|null);
+                    reported?: (boolean|null);
+                    replicas?: (longboat.drummer.v1.ReplicaReport.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.NodeHostStatus.$Properties;
+            }
+
+            interface IListNodeHostsRequest extends longboat.drummer.v1.ListNodeHostsRequest.$Properties {
+            }
+
+            class ListNodeHostsRequest {
+                constructor(properties?: longboat.drummer.v1.ListNodeHostsRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.drummer.v1.ListNodeHostsRequest.$Shape): longboat.drummer.v1.ListNodeHostsRequest & longboat.drummer.v1.ListNodeHostsRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.ListNodeHostsRequest.$Properties): longboat.drummer.v1.ListNodeHostsRequest;
+                static encode(message: longboat.drummer.v1.ListNodeHostsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListNodeHostsRequest & longboat.drummer.v1.ListNodeHostsRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListNodeHostsRequest;
+                static toObject(message: longboat.drummer.v1.ListNodeHostsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListNodeHostsRequest {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ListNodeHostsRequest.$Properties;
+            }
+
+            interface IListNodeHostsResponse extends longboat.drummer.v1.ListNodeHostsResponse.$Properties {
+            }
+
+            class ListNodeHostsResponse {
+                constructor(properties?: longboat.drummer.v1.ListNodeHostsResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                nodehosts: longboat.drummer.v1.NodeHostStatus.$Properties[];
+                fromLeader: boolean;
+                listening: boolean;
+                static create(properties: longboat.drummer.v1.ListNodeHostsResponse.$Shape): longboat.drummer.v1.ListNodeHostsResponse & longboat.drummer.v1.ListNodeHostsResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.ListNodeHostsResponse.$Properties): longboat.drummer.v1.ListNodeHostsResponse;
+                static encode(message: longboat.drummer.v1.ListNodeHostsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListNodeHostsResponse & longboat.drummer.v1.ListNodeHostsResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListNodeHostsResponse;
+                static toObject(message: longboat.drummer.v1.ListNodeHostsResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListNodeHostsResponse {
+                interface $Properties {
+                    nodehosts?: (longboat.drummer.v1.NodeHostStatus.$Properties[]|null);
+                    fromLeader?: (boolean|null);
+                    listening?: (boolean|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ListNodeHostsResponse.$Properties;
+            }
+
+            enum ShardHealth {
+                SHARD_HEALTH_UNSPECIFIED = 0,
+                SHARD_HEALTH_OK = 1,
+                SHARD_HEALTH_UNDER_REPLICATED = 2,
+                SHARD_HEALTH_REPAIRING = 3,
+                SHARD_HEALTH_NO_QUORUM = 4,
+                SHARD_HEALTH_UNPLACED = 5,
+                SHARD_HEALTH_PLACING = 6,
+                SHARD_HEALTH_UNKNOWN = 7
+            }
+
+            enum MemberState {
+                MEMBER_STATE_UNSPECIFIED = 0,
+                MEMBER_STATE_OK = 1,
+                MEMBER_STATE_STARTING = 2,
+                MEMBER_STATE_STOPPED = 3,
+                MEMBER_STATE_DEAD = 4,
+                MEMBER_STATE_LOST = 5,
+                MEMBER_STATE_UNKNOWN = 6
+            }
+
+            interface IMemberStatus extends longboat.drummer.v1.MemberStatus.$Properties {
+            }
+
+            class MemberStatus {
+                constructor(properties?: longboat.drummer.v1.MemberStatus.$Properties);
+                $unknowns?: Uint8Array[];
+                replicaId: number;
+                raftAddress: string;
+                apiAddress: string;
+                state: longboat.drummer.v1.MemberState;
+                isLeader: boolean;
+                static create(properties: longboat.drummer.v1.MemberStatus.$Shape): longboat.drummer.v1.MemberStatus & longboat.drummer.v1.MemberStatus.$Shape;
+                static create(properties?: longboat.drummer.v1.MemberStatus.$Properties): longboat.drummer.v1.MemberStatus;
+                static encode(message: longboat.drummer.v1.MemberStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.MemberStatus & longboat.drummer.v1.MemberStatus.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.MemberStatus;
+                static toObject(message: longboat.drummer.v1.MemberStatus, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace MemberStatus {
+                interface $Properties {
+                    replicaId?: (number|null);
+                    raftAddress?: (string|null);
+                    apiAddress?: (string|null);
+                    state?: (longboat.drummer.v1.MemberState|null);
+                    isLeader?: (boolean|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.MemberStatus.$Properties;
+            }
+
+            interface IShardStatus extends longboat.drummer.v1.ShardStatus.$Properties {
+            }
+
+            class ShardStatus {
+                constructor(properties?: longboat.drummer.v1.ShardStatus.$Properties);
+                $unknowns?: Uint8Array[];
+                definition?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                configChangeId: number;
+                members: longboat.drummer.v1.MemberStatus.$Properties[];
+                leaderReplicaId: number;
+                health: longboat.drummer.v1.ShardHealth;
+                reason: string;
+                static create(properties: longboat.drummer.v1.ShardStatus.$Shape): longboat.drummer.v1.ShardStatus & longboat.drummer.v1.ShardStatus.$Shape;
+                static create(properties?: longboat.drummer.v1.ShardStatus.$Properties): longboat.drummer.v1.ShardStatus;
+                static encode(message: longboat.drummer.v1.ShardStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ShardStatus & longboat.drummer.v1.ShardStatus.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ShardStatus;
+                static toObject(message: longboat.drummer.v1.ShardStatus, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ShardStatus {
+                interface $Properties {
+                    definition?: (longboat.drummer.v1.ShardDefinition.$Properties|null);
+                    configChangeId?: (number|null);
+                    members?: (longboat.drummer.v1.MemberStatus.$Properties[]|null);
+                    leaderReplicaId?: (number|null);
+                    health?: (longboat.drummer.v1.ShardHealth|null);
+                    reason?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ShardStatus.$Properties;
+            }
+
+            interface IListShardsRequest extends longboat.drummer.v1.ListShardsRequest.$Properties {
+            }
+
+            class ListShardsRequest {
+                constructor(properties?: longboat.drummer.v1.ListShardsRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardIds: number[];
+                static create(properties: longboat.drummer.v1.ListShardsRequest.$Shape): longboat.drummer.v1.ListShardsRequest & longboat.drummer.v1.ListShardsRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.ListShardsRequest.$Properties): longboat.drummer.v1.ListShardsRequest;
+                static encode(message: longboat.drummer.v1.ListShardsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListShardsRequest & longboat.drummer.v1.ListShardsRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListShardsRequest;
+                static toObject(message: longboat.drummer.v1.ListShardsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListShardsRequest {
                 interface $Properties {
                     shardIds?: (number[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.GetShardStatesRequest.$Properties;
+                type $Shape = longboat.drummer.v1.ListShardsRequest.$Properties;
             }
 
-            interface IGetShardStatesResponse extends longboat.drummer.v1.GetShardStatesResponse.$Properties {
+            interface IListShardsResponse extends longboat.drummer.v1.ListShardsResponse.$Properties {
             }
 
-            class GetShardStatesResponse {
-                constructor(properties?: longboat.drummer.v1.GetShardStatesResponse.$Properties);
+            class ListShardsResponse {
+                constructor(properties?: longboat.drummer.v1.ListShardsResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                shards: longboat.drummer.v1.ShardStateEntry.$Properties[];
+                shards: longboat.drummer.v1.ShardStatus.$Properties[];
                 unknownShardIds: number[];
-                static create(properties: longboat.drummer.v1.GetShardStatesResponse.$Shape): longboat.drummer.v1.GetShardStatesResponse & longboat.drummer.v1.GetShardStatesResponse.$Shape;
-                static create(properties?: longboat.drummer.v1.GetShardStatesResponse.$Properties): longboat.drummer.v1.GetShardStatesResponse;
-                static encode(message: longboat.drummer.v1.GetShardStatesResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.GetShardStatesResponse & longboat.drummer.v1.GetShardStatesResponse.$Shape;
+                fromLeader: boolean;
+                static create(properties: longboat.drummer.v1.ListShardsResponse.$Shape): longboat.drummer.v1.ListShardsResponse & longboat.drummer.v1.ListShardsResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.ListShardsResponse.$Properties): longboat.drummer.v1.ListShardsResponse;
+                static encode(message: longboat.drummer.v1.ListShardsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListShardsResponse & longboat.drummer.v1.ListShardsResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.GetShardStatesResponse;
-                static toObject(message: longboat.drummer.v1.GetShardStatesResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListShardsResponse;
+                static toObject(message: longboat.drummer.v1.ListShardsResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace GetShardStatesResponse {
+            namespace ListShardsResponse {
                 interface $Properties {
-                    shards?: (longboat.drummer.v1.ShardStateEntry.$Properties[]|null);
+                    shards?: (longboat.drummer.v1.ShardStatus.$Properties[]|null);
                     unknownShardIds?: (number[]|null);
+                    fromLeader?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.GetShardStatesResponse.$Properties;
+                type $Shape = longboat.drummer.v1.ListShardsResponse.$Properties;
             }
 
-            interface IConfigChangeIndexList extends longboat.drummer.v1.ConfigChangeIndexList.$Properties {
+            interface IListDecisionsRequest extends longboat.drummer.v1.ListDecisionsRequest.$Properties {
             }
 
-            class ConfigChangeIndexList {
-                constructor(properties?: longboat.drummer.v1.ConfigChangeIndexList.$Properties);
+            class ListDecisionsRequest {
+                constructor(properties?: longboat.drummer.v1.ListDecisionsRequest.$Properties);
                 $unknowns?: Uint8Array[];
-                items: longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties[];
-                static create(properties: longboat.drummer.v1.ConfigChangeIndexList.$Shape): longboat.drummer.v1.ConfigChangeIndexList & longboat.drummer.v1.ConfigChangeIndexList.$Shape;
-                static create(properties?: longboat.drummer.v1.ConfigChangeIndexList.$Properties): longboat.drummer.v1.ConfigChangeIndexList;
-                static encode(message: longboat.drummer.v1.ConfigChangeIndexList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ConfigChangeIndexList & longboat.drummer.v1.ConfigChangeIndexList.$Shape;
+                shardId: number;
+                includeFinished: boolean;
+                static create(properties: longboat.drummer.v1.ListDecisionsRequest.$Shape): longboat.drummer.v1.ListDecisionsRequest & longboat.drummer.v1.ListDecisionsRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.ListDecisionsRequest.$Properties): longboat.drummer.v1.ListDecisionsRequest;
+                static encode(message: longboat.drummer.v1.ListDecisionsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListDecisionsRequest & longboat.drummer.v1.ListDecisionsRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ConfigChangeIndexList;
-                static toObject(message: longboat.drummer.v1.ConfigChangeIndexList, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListDecisionsRequest;
+                static toObject(message: longboat.drummer.v1.ListDecisionsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace ConfigChangeIndexList {
+            namespace ListDecisionsRequest {
                 interface $Properties {
-                    items?: (longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties[]|null);
+                    shardId?: (number|null);
+                    includeFinished?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.ConfigChangeIndexList.$Properties;
-
-                interface IItem extends longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties {
-                }
-
-                class Item {
-                    constructor(properties?: longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties);
-                    $unknowns?: Uint8Array[];
-                    shardId: number;
-                    configChangeId: number;
-                    static create(properties: longboat.drummer.v1.ConfigChangeIndexList.Item.$Shape): longboat.drummer.v1.ConfigChangeIndexList.Item & longboat.drummer.v1.ConfigChangeIndexList.Item.$Shape;
-                    static create(properties?: longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties): longboat.drummer.v1.ConfigChangeIndexList.Item;
-                    static encode(message: longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                    static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ConfigChangeIndexList.Item & longboat.drummer.v1.ConfigChangeIndexList.Item.$Shape;
-                    static verify(message: { [k: string]: any }): (string|null);
-                    static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ConfigChangeIndexList.Item;
-                    static toObject(message: longboat.drummer.v1.ConfigChangeIndexList.Item, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                    toJSON(): { [k: string]: any };
-                    static getTypeUrl(prefix?: string): string;
-                }
-
-                namespace Item {
-                    interface $Properties {
-                        shardId?: (number|null);
-                        configChangeId?: (number|null);
-                        $unknowns?: Uint8Array[];
-                    }
-                    type $Shape = longboat.drummer.v1.ConfigChangeIndexList.Item.$Properties;
-                }
+                type $Shape = longboat.drummer.v1.ListDecisionsRequest.$Properties;
             }
 
-            interface IDrummerServerRequest extends longboat.drummer.v1.DrummerServerRequest.$Properties {
+            interface IListDecisionsResponse extends longboat.drummer.v1.ListDecisionsResponse.$Properties {
             }
 
-            class DrummerServerRequest {
-                constructor(properties?: longboat.drummer.v1.DrummerServerRequest.$Properties);
+            class ListDecisionsResponse {
+                constructor(properties?: longboat.drummer.v1.ListDecisionsResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                replicaId: number;
+                inFlight: longboat.drummer.v1.Decision.$Properties[];
+                finished: longboat.drummer.v1.Decision.$Properties[];
+                repairsStarted: number;
+                repairsDone: number;
+                repairsFailed: number;
+                static create(properties: longboat.drummer.v1.ListDecisionsResponse.$Shape): longboat.drummer.v1.ListDecisionsResponse & longboat.drummer.v1.ListDecisionsResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.ListDecisionsResponse.$Properties): longboat.drummer.v1.ListDecisionsResponse;
+                static encode(message: longboat.drummer.v1.ListDecisionsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListDecisionsResponse & longboat.drummer.v1.ListDecisionsResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListDecisionsResponse;
+                static toObject(message: longboat.drummer.v1.ListDecisionsResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListDecisionsResponse {
+                interface $Properties {
+                    inFlight?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    finished?: (longboat.drummer.v1.Decision.$Properties[]|null);
+                    repairsStarted?: (number|null);
+                    repairsDone?: (number|null);
+                    repairsFailed?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ListDecisionsResponse.$Properties;
+            }
+
+            interface IDrummerStatus extends longboat.drummer.v1.DrummerStatus.$Properties {
+            }
+
+            class DrummerStatus {
+                constructor(properties?: longboat.drummer.v1.DrummerStatus.$Properties);
+                $unknowns?: Uint8Array[];
+                drummerId: number;
+                raftAddress: string;
+                apiAddress: string;
+                isLeader: boolean;
+                static create(properties: longboat.drummer.v1.DrummerStatus.$Shape): longboat.drummer.v1.DrummerStatus & longboat.drummer.v1.DrummerStatus.$Shape;
+                static create(properties?: longboat.drummer.v1.DrummerStatus.$Properties): longboat.drummer.v1.DrummerStatus;
+                static encode(message: longboat.drummer.v1.DrummerStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerStatus & longboat.drummer.v1.DrummerStatus.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerStatus;
+                static toObject(message: longboat.drummer.v1.DrummerStatus, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DrummerStatus {
+                interface $Properties {
+                    drummerId?: (number|null);
+                    raftAddress?: (string|null);
+                    apiAddress?: (string|null);
+                    isLeader?: (boolean|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.DrummerStatus.$Properties;
+            }
+
+            interface IListDrummersRequest extends longboat.drummer.v1.ListDrummersRequest.$Properties {
+            }
+
+            class ListDrummersRequest {
+                constructor(properties?: longboat.drummer.v1.ListDrummersRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.drummer.v1.ListDrummersRequest.$Shape): longboat.drummer.v1.ListDrummersRequest & longboat.drummer.v1.ListDrummersRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.ListDrummersRequest.$Properties): longboat.drummer.v1.ListDrummersRequest;
+                static encode(message: longboat.drummer.v1.ListDrummersRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListDrummersRequest & longboat.drummer.v1.ListDrummersRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListDrummersRequest;
+                static toObject(message: longboat.drummer.v1.ListDrummersRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListDrummersRequest {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ListDrummersRequest.$Properties;
+            }
+
+            interface IListDrummersResponse extends longboat.drummer.v1.ListDrummersResponse.$Properties {
+            }
+
+            class ListDrummersResponse {
+                constructor(properties?: longboat.drummer.v1.ListDrummersResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                drummers: longboat.drummer.v1.DrummerStatus.$Properties[];
+                leaderDrummerId: number;
+                configChangeId: number;
+                static create(properties: longboat.drummer.v1.ListDrummersResponse.$Shape): longboat.drummer.v1.ListDrummersResponse & longboat.drummer.v1.ListDrummersResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.ListDrummersResponse.$Properties): longboat.drummer.v1.ListDrummersResponse;
+                static encode(message: longboat.drummer.v1.ListDrummersResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.ListDrummersResponse & longboat.drummer.v1.ListDrummersResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.ListDrummersResponse;
+                static toObject(message: longboat.drummer.v1.ListDrummersResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListDrummersResponse {
+                interface $Properties {
+                    drummers?: (longboat.drummer.v1.DrummerStatus.$Properties[]|null);
+                    leaderDrummerId?: (number|null);
+                    configChangeId?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.ListDrummersResponse.$Properties;
+            }
+
+            interface IAddDrummerRequest extends longboat.drummer.v1.AddDrummerRequest.$Properties {
+            }
+
+            class AddDrummerRequest {
+                constructor(properties?: longboat.drummer.v1.AddDrummerRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                drummerId: number;
                 raftAddress: string;
                 timeoutMs: number;
-                static create(properties: longboat.drummer.v1.DrummerServerRequest.$Shape): longboat.drummer.v1.DrummerServerRequest & longboat.drummer.v1.DrummerServerRequest.$Shape;
-                static create(properties?: longboat.drummer.v1.DrummerServerRequest.$Properties): longboat.drummer.v1.DrummerServerRequest;
-                static encode(message: longboat.drummer.v1.DrummerServerRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.DrummerServerRequest & longboat.drummer.v1.DrummerServerRequest.$Shape;
+                static create(properties: longboat.drummer.v1.AddDrummerRequest.$Shape): longboat.drummer.v1.AddDrummerRequest & longboat.drummer.v1.AddDrummerRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.AddDrummerRequest.$Properties): longboat.drummer.v1.AddDrummerRequest;
+                static encode(message: longboat.drummer.v1.AddDrummerRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.AddDrummerRequest & longboat.drummer.v1.AddDrummerRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.DrummerServerRequest;
-                static toObject(message: longboat.drummer.v1.DrummerServerRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.AddDrummerRequest;
+                static toObject(message: longboat.drummer.v1.AddDrummerRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace DrummerServerRequest {
+            namespace AddDrummerRequest {
                 interface $Properties {
-                    replicaId?: (number|null);
+                    drummerId?: (number|null);
                     raftAddress?: (string|null);
                     timeoutMs?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.DrummerServerRequest.$Properties;
+                type $Shape = longboat.drummer.v1.AddDrummerRequest.$Properties;
             }
 
-            interface IEmpty extends longboat.drummer.v1.Empty.$Properties {
+            interface IAddDrummerResponse extends longboat.drummer.v1.AddDrummerResponse.$Properties {
             }
 
-            class Empty {
-                constructor(properties?: longboat.drummer.v1.Empty.$Properties);
+            class AddDrummerResponse {
+                constructor(properties?: longboat.drummer.v1.AddDrummerResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                static create(properties: longboat.drummer.v1.Empty.$Shape): longboat.drummer.v1.Empty & longboat.drummer.v1.Empty.$Shape;
-                static create(properties?: longboat.drummer.v1.Empty.$Properties): longboat.drummer.v1.Empty;
-                static encode(message: longboat.drummer.v1.Empty.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.Empty & longboat.drummer.v1.Empty.$Shape;
+                drummers: longboat.drummer.v1.DrummerStatus.$Properties[];
+                static create(properties: longboat.drummer.v1.AddDrummerResponse.$Shape): longboat.drummer.v1.AddDrummerResponse & longboat.drummer.v1.AddDrummerResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.AddDrummerResponse.$Properties): longboat.drummer.v1.AddDrummerResponse;
+                static encode(message: longboat.drummer.v1.AddDrummerResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.AddDrummerResponse & longboat.drummer.v1.AddDrummerResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.Empty;
-                static toObject(message: longboat.drummer.v1.Empty, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.AddDrummerResponse;
+                static toObject(message: longboat.drummer.v1.AddDrummerResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace Empty {
+            namespace AddDrummerResponse {
                 interface $Properties {
+                    drummers?: (longboat.drummer.v1.DrummerStatus.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.drummer.v1.Empty.$Properties;
-            }
-        }
-    }
-
-    namespace raft {
-
-        namespace v1 {
-
-            enum EntryType {
-                ENTRY_TYPE_APPLICATION = 0,
-                ENTRY_TYPE_CONFIG_CHANGE = 1,
-                ENTRY_TYPE_ENCODED = 2,
-                ENTRY_TYPE_METADATA = 3
+                type $Shape = longboat.drummer.v1.AddDrummerResponse.$Properties;
             }
 
-            interface IEntry extends longboat.raft.v1.Entry.$Properties {
+            interface IRemoveDrummerRequest extends longboat.drummer.v1.RemoveDrummerRequest.$Properties {
             }
 
-            class Entry {
-                constructor(properties?: longboat.raft.v1.Entry.$Properties);
+            class RemoveDrummerRequest {
+                constructor(properties?: longboat.drummer.v1.RemoveDrummerRequest.$Properties);
                 $unknowns?: Uint8Array[];
-                term: number;
-                index: number;
-                type: longboat.raft.v1.EntryType;
-                key: number;
-                clientId: number;
-                seriesId: number;
-                respondedTo: number;
-                cmd: Uint8Array;
-                static create(properties: longboat.raft.v1.Entry.$Shape): longboat.raft.v1.Entry & longboat.raft.v1.Entry.$Shape;
-                static create(properties?: longboat.raft.v1.Entry.$Properties): longboat.raft.v1.Entry;
-                static encode(message: longboat.raft.v1.Entry.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Entry & longboat.raft.v1.Entry.$Shape;
+                drummerId: number;
+                timeoutMs: number;
+                static create(properties: longboat.drummer.v1.RemoveDrummerRequest.$Shape): longboat.drummer.v1.RemoveDrummerRequest & longboat.drummer.v1.RemoveDrummerRequest.$Shape;
+                static create(properties?: longboat.drummer.v1.RemoveDrummerRequest.$Properties): longboat.drummer.v1.RemoveDrummerRequest;
+                static encode(message: longboat.drummer.v1.RemoveDrummerRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.RemoveDrummerRequest & longboat.drummer.v1.RemoveDrummerRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Entry;
-                static toObject(message: longboat.raft.v1.Entry, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.RemoveDrummerRequest;
+                static toObject(message: longboat.drummer.v1.RemoveDrummerRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace Entry {
+            namespace RemoveDrummerRequest {
                 interface $Properties {
-                    term?: (number|null);
-                    index?: (number|null);
-                    type?: (longboat.raft.v1.EntryType|null);
-                    key?: (number|null);
-                    clientId?: (number|null);
-                    seriesId?: (number|null);
-                    respondedTo?: (number|null);
-                    cmd?: (Uint8Array|null);
+                    drummerId?: (number|null);
+                    timeoutMs?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.raft.v1.Entry.$Properties;
+                type $Shape = longboat.drummer.v1.RemoveDrummerRequest.$Properties;
             }
 
-            enum MessageType {
-                MESSAGE_TYPE_LOCAL_TICK = 0,
-                MESSAGE_TYPE_ELECTION = 1,
-                MESSAGE_TYPE_LEADER_HEARTBEAT = 2,
-                MESSAGE_TYPE_CONFIG_CHANGE_EVENT = 3,
-                MESSAGE_TYPE_NOOP = 4,
-                MESSAGE_TYPE_PING = 5,
-                MESSAGE_TYPE_PONG = 6,
-                MESSAGE_TYPE_PROPOSE = 7,
-                MESSAGE_TYPE_SNAPSHOT_STATUS = 8,
-                MESSAGE_TYPE_UNREACHABLE = 9,
-                MESSAGE_TYPE_CHECK_QUORUM = 10,
-                MESSAGE_TYPE_BATCHED_READ_INDEX = 11,
-                MESSAGE_TYPE_REPLICATE = 12,
-                MESSAGE_TYPE_REPLICATE_RESP = 13,
-                MESSAGE_TYPE_REQUEST_VOTE = 14,
-                MESSAGE_TYPE_REQUEST_VOTE_RESP = 15,
-                MESSAGE_TYPE_INSTALL_SNAPSHOT = 16,
-                MESSAGE_TYPE_HEARTBEAT = 17,
-                MESSAGE_TYPE_HEARTBEAT_RESP = 18,
-                MESSAGE_TYPE_READ_INDEX = 19,
-                MESSAGE_TYPE_READ_INDEX_RESP = 20,
-                MESSAGE_TYPE_QUIESCE = 21,
-                MESSAGE_TYPE_SNAPSHOT_RECEIVED = 22,
-                MESSAGE_TYPE_LEADER_TRANSFER = 23,
-                MESSAGE_TYPE_TIMEOUT_NOW = 24,
-                MESSAGE_TYPE_RATE_LIMIT = 25,
-                MESSAGE_TYPE_REQUEST_PRE_VOTE = 26,
-                MESSAGE_TYPE_REQUEST_PRE_VOTE_RESP = 27,
-                MESSAGE_TYPE_LOG_QUERY = 28
+            interface IRemoveDrummerResponse extends longboat.drummer.v1.RemoveDrummerResponse.$Properties {
             }
 
-            interface IMessage extends longboat.raft.v1.Message.$Properties {
-            }
-
-            class Message {
-                constructor(properties?: longboat.raft.v1.Message.$Properties);
+            class RemoveDrummerResponse {
+                constructor(properties?: longboat.drummer.v1.RemoveDrummerResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                type: longboat.raft.v1.MessageType;
-                to: number;
-                from: number;
-                shardId: number;
-                term: number;
-                logTerm: number;
-                logIndex: number;
-                commit: number;
-                reject: boolean;
-                hint: number;
-                hintHigh: number;
-                entries: longboat.raft.v1.Entry.$Properties[];
-                snapshot?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
-                static create(properties: longboat.raft.v1.Message.$Shape): longboat.raft.v1.Message & longboat.raft.v1.Message.$Shape;
-                static create(properties?: longboat.raft.v1.Message.$Properties): longboat.raft.v1.Message;
-                static encode(message: longboat.raft.v1.Message.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Message & longboat.raft.v1.Message.$Shape;
+                drummers: longboat.drummer.v1.DrummerStatus.$Properties[];
+                static create(properties: longboat.drummer.v1.RemoveDrummerResponse.$Shape): longboat.drummer.v1.RemoveDrummerResponse & longboat.drummer.v1.RemoveDrummerResponse.$Shape;
+                static create(properties?: longboat.drummer.v1.RemoveDrummerResponse.$Properties): longboat.drummer.v1.RemoveDrummerResponse;
+                static encode(message: longboat.drummer.v1.RemoveDrummerResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.RemoveDrummerResponse & longboat.drummer.v1.RemoveDrummerResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Message;
-                static toObject(message: longboat.raft.v1.Message, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.RemoveDrummerResponse;
+                static toObject(message: longboat.drummer.v1.RemoveDrummerResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace Message {
+            namespace RemoveDrummerResponse {
                 interface $Properties {
-                    type?: (longboat.raft.v1.MessageType|null);
-                    to?: (number|null);
-                    from?: (number|null);
-                    shardId?: (number|null);
-                    term?: (number|null);
-                    logTerm?: (number|null);
-                    logIndex?: (number|null);
-                    commit?: (number|null);
-                    reject?: (boolean|null);
-                    hint?: (number|null);
-                    hintHigh?: (number|null);
-                    entries?: (longboat.raft.v1.Entry.$Properties[]|null);
-                    snapshot?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
+                    drummers?: (longboat.drummer.v1.DrummerStatus.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.raft.v1.Message.$Properties;
-            }
-
-            interface IMessageBatch extends longboat.raft.v1.MessageBatch.$Properties {
-            }
-
-            class MessageBatch {
-                constructor(properties?: longboat.raft.v1.MessageBatch.$Properties);
-                $unknowns?: Uint8Array[];
-                deploymentId: number;
-                sourceAddress: string;
-                formatVersion: number;
-                messages: longboat.raft.v1.Message.$Properties[];
-                static create(properties: longboat.raft.v1.MessageBatch.$Shape): longboat.raft.v1.MessageBatch & longboat.raft.v1.MessageBatch.$Shape;
-                static create(properties?: longboat.raft.v1.MessageBatch.$Properties): longboat.raft.v1.MessageBatch;
-                static encode(message: longboat.raft.v1.MessageBatch.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.MessageBatch & longboat.raft.v1.MessageBatch.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.MessageBatch;
-                static toObject(message: longboat.raft.v1.MessageBatch, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace MessageBatch {
-                interface $Properties {
-                    deploymentId?: (number|null);
-                    sourceAddress?: (string|null);
-                    formatVersion?: (number|null);
-                    messages?: (longboat.raft.v1.Message.$Properties[]|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.MessageBatch.$Properties;
-            }
-
-            interface IMember extends longboat.raft.v1.Member.$Properties {
-            }
-
-            class Member {
-                constructor(properties?: longboat.raft.v1.Member.$Properties);
-                $unknowns?: Uint8Array[];
-                replicaId: number;
-                address: string;
-                static create(properties: longboat.raft.v1.Member.$Shape): longboat.raft.v1.Member & longboat.raft.v1.Member.$Shape;
-                static create(properties?: longboat.raft.v1.Member.$Properties): longboat.raft.v1.Member;
-                static encode(message: longboat.raft.v1.Member.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Member & longboat.raft.v1.Member.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Member;
-                static toObject(message: longboat.raft.v1.Member, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace Member {
-                interface $Properties {
-                    replicaId?: (number|null);
-                    address?: (string|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.Member.$Properties;
-            }
-
-            interface IMembership extends longboat.raft.v1.Membership.$Properties {
-            }
-
-            class Membership {
-                constructor(properties?: longboat.raft.v1.Membership.$Properties);
-                $unknowns?: Uint8Array[];
-                configChangeId: number;
-                addresses: longboat.raft.v1.Member.$Properties[];
-                nonVotings: longboat.raft.v1.Member.$Properties[];
-                witnesses: longboat.raft.v1.Member.$Properties[];
-                removed: number[];
-                static create(properties: longboat.raft.v1.Membership.$Shape): longboat.raft.v1.Membership & longboat.raft.v1.Membership.$Shape;
-                static create(properties?: longboat.raft.v1.Membership.$Properties): longboat.raft.v1.Membership;
-                static encode(message: longboat.raft.v1.Membership.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Membership & longboat.raft.v1.Membership.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Membership;
-                static toObject(message: longboat.raft.v1.Membership, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace Membership {
-                interface $Properties {
-                    configChangeId?: (number|null);
-                    addresses?: (longboat.raft.v1.Member.$Properties[]|null);
-                    nonVotings?: (longboat.raft.v1.Member.$Properties[]|null);
-                    witnesses?: (longboat.raft.v1.Member.$Properties[]|null);
-                    removed?: (number[]|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.Membership.$Properties;
-            }
-
-            enum ConfigChangeType {
-                CONFIG_CHANGE_TYPE_ADD_NODE = 0,
-                CONFIG_CHANGE_TYPE_REMOVE_NODE = 1,
-                CONFIG_CHANGE_TYPE_ADD_NON_VOTING = 2,
-                CONFIG_CHANGE_TYPE_ADD_WITNESS = 3
-            }
-
-            interface IConfigChange extends longboat.raft.v1.ConfigChange.$Properties {
-            }
-
-            class ConfigChange {
-                constructor(properties?: longboat.raft.v1.ConfigChange.$Properties);
-                $unknowns?: Uint8Array[];
-                configChangeId: number;
-                type: longboat.raft.v1.ConfigChangeType;
-                replicaId: number;
-                address: string;
-                initialize: boolean;
-                static create(properties: longboat.raft.v1.ConfigChange.$Shape): longboat.raft.v1.ConfigChange & longboat.raft.v1.ConfigChange.$Shape;
-                static create(properties?: longboat.raft.v1.ConfigChange.$Properties): longboat.raft.v1.ConfigChange;
-                static encode(message: longboat.raft.v1.ConfigChange.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.ConfigChange & longboat.raft.v1.ConfigChange.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.ConfigChange;
-                static toObject(message: longboat.raft.v1.ConfigChange, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace ConfigChange {
-                interface $Properties {
-                    configChangeId?: (number|null);
-                    type?: (longboat.raft.v1.ConfigChangeType|null);
-                    replicaId?: (number|null);
-                    address?: (string|null);
-                    initialize?: (boolean|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.ConfigChange.$Properties;
-            }
-
-            interface ISnapshotMeta extends longboat.raft.v1.SnapshotMeta.$Properties {
-            }
-
-            class SnapshotMeta {
-                constructor(properties?: longboat.raft.v1.SnapshotMeta.$Properties);
-                $unknowns?: Uint8Array[];
-                shardId: number;
-                replicaId: number;
-                index: number;
-                term: number;
-                membership?: (longboat.raft.v1.Membership.$Properties|null);
-                filePath: string;
-                fileSizeBytes: number;
-                witness: boolean;
-                dummy: boolean;
-                onDiskIndex: number;
-                app: string;
-                checksum: number;
-                static create(properties: longboat.raft.v1.SnapshotMeta.$Shape): longboat.raft.v1.SnapshotMeta & longboat.raft.v1.SnapshotMeta.$Shape;
-                static create(properties?: longboat.raft.v1.SnapshotMeta.$Properties): longboat.raft.v1.SnapshotMeta;
-                static encode(message: longboat.raft.v1.SnapshotMeta.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.SnapshotMeta & longboat.raft.v1.SnapshotMeta.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.SnapshotMeta;
-                static toObject(message: longboat.raft.v1.SnapshotMeta, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace SnapshotMeta {
-                interface $Properties {
-                    shardId?: (number|null);
-                    replicaId?: (number|null);
-                    index?: (number|null);
-                    term?: (number|null);
-                    membership?: (longboat.raft.v1.Membership.$Properties|null);
-                    filePath?: (string|null);
-                    fileSizeBytes?: (number|null);
-                    witness?: (boolean|null);
-                    dummy?: (boolean|null);
-                    onDiskIndex?: (number|null);
-                    app?: (string|null);
-                    checksum?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.SnapshotMeta.$Properties;
-            }
-
-            interface ISnapshotChunk extends longboat.raft.v1.SnapshotChunk.$Properties {
-            }
-
-            class SnapshotChunk {
-                constructor(properties?: longboat.raft.v1.SnapshotChunk.$Properties);
-                $unknowns?: Uint8Array[];
-                deploymentId: number;
-                sourceAddress: string;
-                formatVersion: number;
-                shardId: number;
-                to: number;
-                from: number;
-                term: number;
-                chunkIndex: number;
-                chunkCount: number;
-                fileSizeBytes: number;
-                meta?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
-                data: Uint8Array;
-                checksum: number;
-                static create(properties: longboat.raft.v1.SnapshotChunk.$Shape): longboat.raft.v1.SnapshotChunk & longboat.raft.v1.SnapshotChunk.$Shape;
-                static create(properties?: longboat.raft.v1.SnapshotChunk.$Properties): longboat.raft.v1.SnapshotChunk;
-                static encode(message: longboat.raft.v1.SnapshotChunk.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.SnapshotChunk & longboat.raft.v1.SnapshotChunk.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.SnapshotChunk;
-                static toObject(message: longboat.raft.v1.SnapshotChunk, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace SnapshotChunk {
-                interface $Properties {
-                    deploymentId?: (number|null);
-                    sourceAddress?: (string|null);
-                    formatVersion?: (number|null);
-                    shardId?: (number|null);
-                    to?: (number|null);
-                    from?: (number|null);
-                    term?: (number|null);
-                    chunkIndex?: (number|null);
-                    chunkCount?: (number|null);
-                    fileSizeBytes?: (number|null);
-                    meta?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
-                    data?: (Uint8Array|null);
-                    checksum?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.SnapshotChunk.$Properties;
-            }
-
-            interface IState extends longboat.raft.v1.State.$Properties {
-            }
-
-            class State {
-                constructor(properties?: longboat.raft.v1.State.$Properties);
-                $unknowns?: Uint8Array[];
-                term: number;
-                vote: number;
-                commit: number;
-                static create(properties: longboat.raft.v1.State.$Shape): longboat.raft.v1.State & longboat.raft.v1.State.$Shape;
-                static create(properties?: longboat.raft.v1.State.$Properties): longboat.raft.v1.State;
-                static encode(message: longboat.raft.v1.State.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.State & longboat.raft.v1.State.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.State;
-                static toObject(message: longboat.raft.v1.State, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace State {
-                interface $Properties {
-                    term?: (number|null);
-                    vote?: (number|null);
-                    commit?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.State.$Properties;
-            }
-
-            interface IBootstrap extends longboat.raft.v1.Bootstrap.$Properties {
-            }
-
-            class Bootstrap {
-                constructor(properties?: longboat.raft.v1.Bootstrap.$Properties);
-                $unknowns?: Uint8Array[];
-                addresses: longboat.raft.v1.Member.$Properties[];
-                join: boolean;
-                app: string;
-                configJson: string;
-                static create(properties: longboat.raft.v1.Bootstrap.$Shape): longboat.raft.v1.Bootstrap & longboat.raft.v1.Bootstrap.$Shape;
-                static create(properties?: longboat.raft.v1.Bootstrap.$Properties): longboat.raft.v1.Bootstrap;
-                static encode(message: longboat.raft.v1.Bootstrap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Bootstrap & longboat.raft.v1.Bootstrap.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Bootstrap;
-                static toObject(message: longboat.raft.v1.Bootstrap, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace Bootstrap {
-                interface $Properties {
-                    addresses?: (longboat.raft.v1.Member.$Properties[]|null);
-                    join?: (boolean|null);
-                    app?: (string|null);
-                    configJson?: (string|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.raft.v1.Bootstrap.$Properties;
+                type $Shape = longboat.drummer.v1.RemoveDrummerResponse.$Properties;
             }
         }
     }
@@ -2067,6 +2535,436 @@ export namespace longboat {
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.nodehost.v1.LogInfo.$Properties;
+            }
+        }
+    }
+
+    namespace raft {
+
+        namespace v1 {
+
+            enum EntryType {
+                ENTRY_TYPE_APPLICATION = 0,
+                ENTRY_TYPE_CONFIG_CHANGE = 1,
+                ENTRY_TYPE_ENCODED = 2,
+                ENTRY_TYPE_METADATA = 3
+            }
+
+            interface IEntry extends longboat.raft.v1.Entry.$Properties {
+            }
+
+            class Entry {
+                constructor(properties?: longboat.raft.v1.Entry.$Properties);
+                $unknowns?: Uint8Array[];
+                term: number;
+                index: number;
+                type: longboat.raft.v1.EntryType;
+                key: number;
+                clientId: number;
+                seriesId: number;
+                respondedTo: number;
+                cmd: Uint8Array;
+                static create(properties: longboat.raft.v1.Entry.$Shape): longboat.raft.v1.Entry & longboat.raft.v1.Entry.$Shape;
+                static create(properties?: longboat.raft.v1.Entry.$Properties): longboat.raft.v1.Entry;
+                static encode(message: longboat.raft.v1.Entry.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Entry & longboat.raft.v1.Entry.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Entry;
+                static toObject(message: longboat.raft.v1.Entry, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Entry {
+                interface $Properties {
+                    term?: (number|null);
+                    index?: (number|null);
+                    type?: (longboat.raft.v1.EntryType|null);
+                    key?: (number|null);
+                    clientId?: (number|null);
+                    seriesId?: (number|null);
+                    respondedTo?: (number|null);
+                    cmd?: (Uint8Array|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.Entry.$Properties;
+            }
+
+            enum MessageType {
+                MESSAGE_TYPE_LOCAL_TICK = 0,
+                MESSAGE_TYPE_ELECTION = 1,
+                MESSAGE_TYPE_LEADER_HEARTBEAT = 2,
+                MESSAGE_TYPE_CONFIG_CHANGE_EVENT = 3,
+                MESSAGE_TYPE_NOOP = 4,
+                MESSAGE_TYPE_PING = 5,
+                MESSAGE_TYPE_PONG = 6,
+                MESSAGE_TYPE_PROPOSE = 7,
+                MESSAGE_TYPE_SNAPSHOT_STATUS = 8,
+                MESSAGE_TYPE_UNREACHABLE = 9,
+                MESSAGE_TYPE_CHECK_QUORUM = 10,
+                MESSAGE_TYPE_BATCHED_READ_INDEX = 11,
+                MESSAGE_TYPE_REPLICATE = 12,
+                MESSAGE_TYPE_REPLICATE_RESP = 13,
+                MESSAGE_TYPE_REQUEST_VOTE = 14,
+                MESSAGE_TYPE_REQUEST_VOTE_RESP = 15,
+                MESSAGE_TYPE_INSTALL_SNAPSHOT = 16,
+                MESSAGE_TYPE_HEARTBEAT = 17,
+                MESSAGE_TYPE_HEARTBEAT_RESP = 18,
+                MESSAGE_TYPE_READ_INDEX = 19,
+                MESSAGE_TYPE_READ_INDEX_RESP = 20,
+                MESSAGE_TYPE_QUIESCE = 21,
+                MESSAGE_TYPE_SNAPSHOT_RECEIVED = 22,
+                MESSAGE_TYPE_LEADER_TRANSFER = 23,
+                MESSAGE_TYPE_TIMEOUT_NOW = 24,
+                MESSAGE_TYPE_RATE_LIMIT = 25,
+                MESSAGE_TYPE_REQUEST_PRE_VOTE = 26,
+                MESSAGE_TYPE_REQUEST_PRE_VOTE_RESP = 27,
+                MESSAGE_TYPE_LOG_QUERY = 28
+            }
+
+            interface IMessage extends longboat.raft.v1.Message.$Properties {
+            }
+
+            class Message {
+                constructor(properties?: longboat.raft.v1.Message.$Properties);
+                $unknowns?: Uint8Array[];
+                type: longboat.raft.v1.MessageType;
+                to: number;
+                from: number;
+                shardId: number;
+                term: number;
+                logTerm: number;
+                logIndex: number;
+                commit: number;
+                reject: boolean;
+                hint: number;
+                hintHigh: number;
+                entries: longboat.raft.v1.Entry.$Properties[];
+                snapshot?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
+                static create(properties: longboat.raft.v1.Message.$Shape): longboat.raft.v1.Message & longboat.raft.v1.Message.$Shape;
+                static create(properties?: longboat.raft.v1.Message.$Properties): longboat.raft.v1.Message;
+                static encode(message: longboat.raft.v1.Message.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Message & longboat.raft.v1.Message.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Message;
+                static toObject(message: longboat.raft.v1.Message, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Message {
+                interface $Properties {
+                    type?: (longboat.raft.v1.MessageType|null);
+                    to?: (number|null);
+                    from?: (number|null);
+                    shardId?: (number|null);
+                    term?: (number|null);
+                    logTerm?: (number|null);
+                    logIndex?: (number|null);
+                    commit?: (number|null);
+                    reject?: (boolean|null);
+                    hint?: (number|null);
+                    hintHigh?: (number|null);
+                    entries?: (longboat.raft.v1.Entry.$Properties[]|null);
+                    snapshot?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.Message.$Properties;
+            }
+
+            interface IMessageBatch extends longboat.raft.v1.MessageBatch.$Properties {
+            }
+
+            class MessageBatch {
+                constructor(properties?: longboat.raft.v1.MessageBatch.$Properties);
+                $unknowns?: Uint8Array[];
+                deploymentId: number;
+                sourceAddress: string;
+                formatVersion: number;
+                messages: longboat.raft.v1.Message.$Properties[];
+                static create(properties: longboat.raft.v1.MessageBatch.$Shape): longboat.raft.v1.MessageBatch & longboat.raft.v1.MessageBatch.$Shape;
+                static create(properties?: longboat.raft.v1.MessageBatch.$Properties): longboat.raft.v1.MessageBatch;
+                static encode(message: longboat.raft.v1.MessageBatch.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.MessageBatch & longboat.raft.v1.MessageBatch.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.MessageBatch;
+                static toObject(message: longboat.raft.v1.MessageBatch, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace MessageBatch {
+                interface $Properties {
+                    deploymentId?: (number|null);
+                    sourceAddress?: (string|null);
+                    formatVersion?: (number|null);
+                    messages?: (longboat.raft.v1.Message.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.MessageBatch.$Properties;
+            }
+
+            interface IMember extends longboat.raft.v1.Member.$Properties {
+            }
+
+            class Member {
+                constructor(properties?: longboat.raft.v1.Member.$Properties);
+                $unknowns?: Uint8Array[];
+                replicaId: number;
+                address: string;
+                static create(properties: longboat.raft.v1.Member.$Shape): longboat.raft.v1.Member & longboat.raft.v1.Member.$Shape;
+                static create(properties?: longboat.raft.v1.Member.$Properties): longboat.raft.v1.Member;
+                static encode(message: longboat.raft.v1.Member.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Member & longboat.raft.v1.Member.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Member;
+                static toObject(message: longboat.raft.v1.Member, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Member {
+                interface $Properties {
+                    replicaId?: (number|null);
+                    address?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.Member.$Properties;
+            }
+
+            interface IMembership extends longboat.raft.v1.Membership.$Properties {
+            }
+
+            class Membership {
+                constructor(properties?: longboat.raft.v1.Membership.$Properties);
+                $unknowns?: Uint8Array[];
+                configChangeId: number;
+                addresses: longboat.raft.v1.Member.$Properties[];
+                nonVotings: longboat.raft.v1.Member.$Properties[];
+                witnesses: longboat.raft.v1.Member.$Properties[];
+                removed: number[];
+                static create(properties: longboat.raft.v1.Membership.$Shape): longboat.raft.v1.Membership & longboat.raft.v1.Membership.$Shape;
+                static create(properties?: longboat.raft.v1.Membership.$Properties): longboat.raft.v1.Membership;
+                static encode(message: longboat.raft.v1.Membership.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Membership & longboat.raft.v1.Membership.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Membership;
+                static toObject(message: longboat.raft.v1.Membership, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Membership {
+                interface $Properties {
+                    configChangeId?: (number|null);
+                    addresses?: (longboat.raft.v1.Member.$Properties[]|null);
+                    nonVotings?: (longboat.raft.v1.Member.$Properties[]|null);
+                    witnesses?: (longboat.raft.v1.Member.$Properties[]|null);
+                    removed?: (number[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.Membership.$Properties;
+            }
+
+            enum ConfigChangeType {
+                CONFIG_CHANGE_TYPE_ADD_NODE = 0,
+                CONFIG_CHANGE_TYPE_REMOVE_NODE = 1,
+                CONFIG_CHANGE_TYPE_ADD_NON_VOTING = 2,
+                CONFIG_CHANGE_TYPE_ADD_WITNESS = 3
+            }
+
+            interface IConfigChange extends longboat.raft.v1.ConfigChange.$Properties {
+            }
+
+            class ConfigChange {
+                constructor(properties?: longboat.raft.v1.ConfigChange.$Properties);
+                $unknowns?: Uint8Array[];
+                configChangeId: number;
+                type: longboat.raft.v1.ConfigChangeType;
+                replicaId: number;
+                address: string;
+                initialize: boolean;
+                static create(properties: longboat.raft.v1.ConfigChange.$Shape): longboat.raft.v1.ConfigChange & longboat.raft.v1.ConfigChange.$Shape;
+                static create(properties?: longboat.raft.v1.ConfigChange.$Properties): longboat.raft.v1.ConfigChange;
+                static encode(message: longboat.raft.v1.ConfigChange.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.ConfigChange & longboat.raft.v1.ConfigChange.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.ConfigChange;
+                static toObject(message: longboat.raft.v1.ConfigChange, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ConfigChange {
+                interface $Properties {
+                    configChangeId?: (number|null);
+                    type?: (longboat.raft.v1.ConfigChangeType|null);
+                    replicaId?: (number|null);
+                    address?: (string|null);
+                    initialize?: (boolean|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.ConfigChange.$Properties;
+            }
+
+            interface ISnapshotMeta extends longboat.raft.v1.SnapshotMeta.$Properties {
+            }
+
+            class SnapshotMeta {
+                constructor(properties?: longboat.raft.v1.SnapshotMeta.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                replicaId: number;
+                index: number;
+                term: number;
+                membership?: (longboat.raft.v1.Membership.$Properties|null);
+                filePath: string;
+                fileSizeBytes: number;
+                witness: boolean;
+                dummy: boolean;
+                onDiskIndex: number;
+                app: string;
+                checksum: number;
+                static create(properties: longboat.raft.v1.SnapshotMeta.$Shape): longboat.raft.v1.SnapshotMeta & longboat.raft.v1.SnapshotMeta.$Shape;
+                static create(properties?: longboat.raft.v1.SnapshotMeta.$Properties): longboat.raft.v1.SnapshotMeta;
+                static encode(message: longboat.raft.v1.SnapshotMeta.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.SnapshotMeta & longboat.raft.v1.SnapshotMeta.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.SnapshotMeta;
+                static toObject(message: longboat.raft.v1.SnapshotMeta, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SnapshotMeta {
+                interface $Properties {
+                    shardId?: (number|null);
+                    replicaId?: (number|null);
+                    index?: (number|null);
+                    term?: (number|null);
+                    membership?: (longboat.raft.v1.Membership.$Properties|null);
+                    filePath?: (string|null);
+                    fileSizeBytes?: (number|null);
+                    witness?: (boolean|null);
+                    dummy?: (boolean|null);
+                    onDiskIndex?: (number|null);
+                    app?: (string|null);
+                    checksum?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.SnapshotMeta.$Properties;
+            }
+
+            interface ISnapshotChunk extends longboat.raft.v1.SnapshotChunk.$Properties {
+            }
+
+            class SnapshotChunk {
+                constructor(properties?: longboat.raft.v1.SnapshotChunk.$Properties);
+                $unknowns?: Uint8Array[];
+                deploymentId: number;
+                sourceAddress: string;
+                formatVersion: number;
+                shardId: number;
+                to: number;
+                from: number;
+                term: number;
+                chunkIndex: number;
+                chunkCount: number;
+                fileSizeBytes: number;
+                meta?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
+                data: Uint8Array;
+                checksum: number;
+                static create(properties: longboat.raft.v1.SnapshotChunk.$Shape): longboat.raft.v1.SnapshotChunk & longboat.raft.v1.SnapshotChunk.$Shape;
+                static create(properties?: longboat.raft.v1.SnapshotChunk.$Properties): longboat.raft.v1.SnapshotChunk;
+                static encode(message: longboat.raft.v1.SnapshotChunk.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.SnapshotChunk & longboat.raft.v1.SnapshotChunk.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.SnapshotChunk;
+                static toObject(message: longboat.raft.v1.SnapshotChunk, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace SnapshotChunk {
+                interface $Properties {
+                    deploymentId?: (number|null);
+                    sourceAddress?: (string|null);
+                    formatVersion?: (number|null);
+                    shardId?: (number|null);
+                    to?: (number|null);
+                    from?: (number|null);
+                    term?: (number|null);
+                    chunkIndex?: (number|null);
+                    chunkCount?: (number|null);
+                    fileSizeBytes?: (number|null);
+                    meta?: (longboat.raft.v1.SnapshotMeta.$Properties|null);
+                    data?: (Uint8Array|null);
+                    checksum?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.SnapshotChunk.$Properties;
+            }
+
+            interface IState extends longboat.raft.v1.State.$Properties {
+            }
+
+            class State {
+                constructor(properties?: longboat.raft.v1.State.$Properties);
+                $unknowns?: Uint8Array[];
+                term: number;
+                vote: number;
+                commit: number;
+                static create(properties: longboat.raft.v1.State.$Shape): longboat.raft.v1.State & longboat.raft.v1.State.$Shape;
+                static create(properties?: longboat.raft.v1.State.$Properties): longboat.raft.v1.State;
+                static encode(message: longboat.raft.v1.State.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.State & longboat.raft.v1.State.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.State;
+                static toObject(message: longboat.raft.v1.State, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace State {
+                interface $Properties {
+                    term?: (number|null);
+                    vote?: (number|null);
+                    commit?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.State.$Properties;
+            }
+
+            interface IBootstrap extends longboat.raft.v1.Bootstrap.$Properties {
+            }
+
+            class Bootstrap {
+                constructor(properties?: longboat.raft.v1.Bootstrap.$Properties);
+                $unknowns?: Uint8Array[];
+                addresses: longboat.raft.v1.Member.$Properties[];
+                join: boolean;
+                app: string;
+                configJson: string;
+                static create(properties: longboat.raft.v1.Bootstrap.$Shape): longboat.raft.v1.Bootstrap & longboat.raft.v1.Bootstrap.$Shape;
+                static create(properties?: longboat.raft.v1.Bootstrap.$Properties): longboat.raft.v1.Bootstrap;
+                static encode(message: longboat.raft.v1.Bootstrap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.raft.v1.Bootstrap & longboat.raft.v1.Bootstrap.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.raft.v1.Bootstrap;
+                static toObject(message: longboat.raft.v1.Bootstrap, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Bootstrap {
+                interface $Properties {
+                    addresses?: (longboat.raft.v1.Member.$Properties[]|null);
+                    join?: (boolean|null);
+                    app?: (string|null);
+                    configJson?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.raft.v1.Bootstrap.$Properties;
             }
         }
     }
