@@ -4,9 +4,9 @@
 // request goes to the API of the host leading its shard (learned from Status), so no forwarding.
 //
 //   npm run bench -- api [--shards 48] [--seconds 5] [--warmup 1] [--concurrency 1,16,64,256]
-//        [--reads 64] [--connections 4] [--rate 0] [--protocol h2|h1] [--cpu-prof]
+//        [--reads 64] [--connections 4] [--loadgens 2] [--rate 0] [--protocol h2|h1] [--cpu-prof]
 //
-// --connections is per endpoint (3 endpoints). --rate N > 0 runs open loop at N requests/s
+// --connections is per endpoint (3 endpoints), shared out among the --loadgens processes. --rate N > 0 runs open loop at N requests/s
 // (latency from the scheduled start). --cpu-prof writes Bun CPU profiles of the hosts to
 // bench-results/prof-<date>/ (summarise with scripts/bench/profsum.ts).
 // Prints a table and writes bench-results/api-<date>.json.
@@ -185,7 +185,9 @@ export interface Point {
   p999Ms: number;
   errors: number;
   firstError: string;
+  /** Client CPU summed over the load generator processes (200 % = two cores). */
   clientCpuPercent: number;
+  loadgens: number;
   serverCpuPercent: number[];
   /** Per host over the run: fsyncs/s, entries per fsync, % of wall time inside saveUpdates. */
   engine?: {
@@ -197,19 +199,61 @@ export interface Point {
   loadAvg: string;
 }
 
-/** Runs one load generator process and measures the servers' CPU over the same time. */
-export async function runPoint(job: LoadJob, servers: Servers): Promise<Point> {
-  const serverPids = servers.pids;
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "loadgen.ts"), JSON.stringify(job)], {
-    stdout: "pipe",
-    stderr: "inherit",
+/**
+ * Splits a job over `processes` load generators: concurrency, connections and rate are shared
+ * out (each process gets at least one worker and one connection per endpoint).
+ */
+export function splitJob(job: LoadJob, processes: number): LoadJob[] {
+  const n = Math.max(1, Math.min(processes, job.concurrency));
+  return Array.from({ length: n }, (_, i) => {
+    const concurrency = Math.floor(job.concurrency / n) + (i < job.concurrency % n ? 1 : 0);
+    return {
+      ...job,
+      label: n > 1 ? `${job.label} [${i + 1}/${n}]` : job.label,
+      concurrency,
+      connectionsPerEndpoint: Math.max(1, Math.min(concurrency, Math.round(job.connectionsPerEndpoint / n))),
+      ratePerSec: job.ratePerSec / n,
+    };
   });
+}
+
+/** Merges the results of the load generator processes of one point. */
+export function mergeResults(results: LoadResult[]): LoadResult {
+  const hist = new Histogram();
+  for (const r of results) hist.merge(Histogram.fromJSON(r.latency));
+  const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
+  return {
+    label: results[0]!.label,
+    ops: hist.total,
+    opsPerSec: results.reduce((a, r) => a + r.opsPerSec, 0),
+    errors: results.reduce((a, r) => a + r.errors, 0),
+    firstError: results.find((r) => r.firstError)?.firstError ?? "",
+    elapsedMs,
+    clientCpuMs: results.reduce((a, r) => a + r.clientCpuMs, 0),
+    latency: hist.toJSON(),
+  };
+}
+
+/**
+ * Runs one point with `loadgens` load generator processes (the job split among them) and
+ * measures the servers' CPU over the same time.
+ */
+export async function runPoint(job: LoadJob, servers: Servers, loadgens = 1): Promise<Point> {
+  const serverPids = servers.pids;
+  const procs = splitJob(job, loadgens).map((j) =>
+    Bun.spawn(["bun", join(import.meta.dir, "loadgen.ts"), JSON.stringify(j)], {
+      stdout: "pipe",
+      stderr: "inherit",
+    }),
+  );
   // Server CPU is sampled from the end of the warmup to the end of the run.
   await new Promise((r) => setTimeout(r, job.warmupMs + 300)); // connection setup ≈ 300 ms
   const cpu0 = serverPids.map(procCpuMs);
   const stats0 = await servers.stats?.();
   const t0 = performance.now();
-  const line = await readLine(proc.stdout.getReader(), { buf: "" }, "load generator");
+  const lines = await Promise.all(
+    procs.map((p) => readLine(p.stdout.getReader(), { buf: "" }, "load generator")),
+  );
   const cpu1 = serverPids.map(procCpuMs);
   const wallMs = performance.now() - t0;
   const stats1 = await servers.stats?.();
@@ -226,8 +270,8 @@ export async function runPoint(job: LoadJob, servers: Servers): Promise<Point> {
           };
         })
       : undefined;
-  await proc.exited;
-  const r = JSON.parse(line) as LoadResult;
+  await Promise.all(procs.map((p) => p.exited));
+  const r = mergeResults(lines.map((l) => JSON.parse(l) as LoadResult));
   const s = Histogram.fromJSON(r.latency).summary();
   return {
     system: job.system,
@@ -240,6 +284,7 @@ export async function runPoint(job: LoadJob, servers: Servers): Promise<Point> {
     errors: r.errors,
     firstError: r.firstError,
     clientCpuPercent: Math.round((r.clientCpuMs / r.elapsedMs) * 100),
+    loadgens: Math.min(loadgens, job.concurrency),
     serverCpuPercent: cpu1.map((c, i) => Math.round(((c - cpu0[i]!) / wallMs) * 100)),
     engine,
     loadAvg: loadAvg(),
@@ -256,6 +301,7 @@ export function tableRow(p: Point) {
     "p99 ms": p.p99Ms.toFixed(2),
     "p99.9 ms": p.p999Ms.toFixed(2),
     "client cpu %": p.clientCpuPercent,
+    loadgens: p.loadgens,
     "server cpu %": p.serverCpuPercent.join("/"),
     "fsync/s": p.engine?.map((e) => e.fsyncsPerSec).join("/") ?? "",
     "in fsync %": p.engine?.map((e) => e.saveTimePercent).join("/") ?? "",
@@ -281,6 +327,8 @@ export interface CommonOptions {
   connectionsPerEndpoint: number;
   ratePerSec: number;
   keySpace: number;
+  /** Load generator processes per point (the job is split among them). */
+  loadgens: number;
 }
 
 export function commonOptions(): CommonOptions {
@@ -290,6 +338,7 @@ export function commonOptions(): CommonOptions {
     connectionsPerEndpoint: Number(arg("connections", "4")),
     ratePerSec: Number(arg("rate", "0")),
     keySpace: Number(arg("keys", "10000")),
+    loadgens: Number(arg("loadgens", "2")),
   };
 }
 
@@ -303,6 +352,8 @@ export function loadJob(
 ): LoadJob {
   if (!(o.seconds > 0 && o.seconds <= 600))
     throw new Error(`--seconds must be in (0, 600], got ${o.seconds}`);
+  if (!(Number.isSafeInteger(o.loadgens) && o.loadgens >= 1 && o.loadgens <= 16))
+    throw new Error(`--loadgens must be an integer in 1..16, got ${o.loadgens}`);
   return {
     label: `${system} ${op} c=${concurrency}`,
     system,
@@ -338,6 +389,7 @@ if (import.meta.main) {
         await runPoint(
           { ...loadJob(o, "longboat", "put", c, cluster.endpoints, cluster.leaderOf), protocol },
           cluster,
+          o.loadgens,
         ),
       );
     }
@@ -346,6 +398,7 @@ if (import.meta.main) {
         await runPoint(
           { ...loadJob(o, "longboat", "get", c, cluster.endpoints, cluster.leaderOf), protocol },
           cluster,
+          o.loadgens,
         ),
       );
     }

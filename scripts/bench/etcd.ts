@@ -8,9 +8,12 @@
 // next to its numbers.
 //
 //   npm run bench -- etcd [--concurrency 1,16,64,256] [--reads 64] [--seconds 5] [--warmup 1]
-//        [--connections 4] [--shards 48] [--etcd-endpoints all|leader] [--rate 0]
+//        [--connections 4] [--loadgens 2] [--shards 48] [--etcd-endpoints all|leader] [--rate 0]
 //
-// --connections is per endpoint (3 endpoints for both systems). etcd requests go round-robin to
+// --connections is per endpoint (3 endpoints for both systems), shared out among the --loadgens
+// load generator processes. --etcd-tool <binary> also runs etcd's own Go benchmark tool
+// (built by etcd-tool.ts) after each etcd point, with the same clients and connections, so the
+// load generator's own limit shows ("ours/tool" should be ≥ 0.9). etcd requests go round-robin to
 // all members (like etcd's own benchmark tool) unless --etcd-endpoints leader.
 // Prints a table and writes bench-results/etcd-<date>.json.
 import { spawnSync } from "node:child_process";
@@ -142,10 +145,55 @@ async function etcdLeader(clientUrls: string[]): Promise<number> {
   return i;
 }
 
+/** etcd's own Go benchmark tool (etcd-tool.ts builds it) against the same members and load. */
+function runEtcdTool(
+  tool: string,
+  op: "put" | "get",
+  concurrency: number,
+  endpoints: string[],
+  totalRequests: number,
+): Point {
+  const hostPorts = endpoints.map((e) => e.replace(/^http:\/\//, ""));
+  const conns = Math.min(concurrency, o.connectionsPerEndpoint * hostPorts.length);
+  const common = [`--endpoints=${hostPorts.join(",")}`, `--conns=${conns}`, `--clients=${concurrency}`];
+  const cmd =
+    op === "put"
+      ? [
+          ...common,
+          "put",
+          "--key-size=16",
+          "--val-size=16",
+          `--key-space-size=${o.keySpace}`,
+          `--total=${totalRequests}`,
+        ]
+      : [...common, "range", "k000000000000001", "--consistency=l", `--total=${totalRequests}`];
+  const r = spawnSync(tool, cmd, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const text = `${r.stdout}\n${r.stderr}`;
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+  const secs = (pct: string) => num(new RegExp(`${pct.replace(".", "\\.")}% in (\\S+) secs`)) * 1000;
+  const opsPerSec = num(/Requests\/sec:\s+(\S+)/);
+  return {
+    system: "etcd-tool",
+    op,
+    concurrency,
+    opsPerSec,
+    p50Ms: secs("50"),
+    p99Ms: secs("99"),
+    p999Ms: secs("99.9"),
+    errors: r.status === 0 && Number.isFinite(opsPerSec) ? 0 : 1,
+    firstError: r.status === 0 ? "" : text.slice(-300),
+    clientCpuPercent: 0,
+    loadgens: 1,
+    serverCpuPercent: [],
+    loadAvg: loadAvg(),
+  };
+}
+
 const concurrencies = positiveList("concurrency", "1,16,64,256"); // 0: no write points
 const readConcurrencies = positiveList("reads", "64"); // 0: no read points
 const shards = Number(arg("shards", "48"));
 const etcdEndpointsMode = arg("etcd-endpoints", "all");
+const etcdTool = arg("etcd-tool", "");
 const o = commonOptions();
 
 const bin = ensureEtcd();
@@ -165,16 +213,20 @@ for (let attempt = 1; !etcd; attempt++) {
 }
 const lb = await startLongboat({ shards, protocol: "h2" });
 const etcdEndpoints = etcdEndpointsMode === "leader" ? [etcd.endpoints[etcd.leader]!] : etcd.endpoints;
-const pairs: { op: string; concurrency: number; etcd: Point; longboat: Point }[] = [];
+const pairs: { op: string; concurrency: number; etcd: Point; longboat: Point; etcdTool?: Point }[] = [];
 try {
   const plan: ["put" | "get", number][] = [
     ...concurrencies.map((c) => ["put", c] as ["put", number]),
     ...readConcurrencies.map((c) => ["get", c] as ["get", number]),
   ];
   for (const [op, c] of plan) {
-    const e = await runPoint(loadJob(o, "etcd", op, c, etcdEndpoints), { pids: etcd.pids });
-    const l = await runPoint(loadJob(o, "longboat", op, c, lb.endpoints, lb.leaderOf), lb);
-    pairs.push({ op, concurrency: c, etcd: e, longboat: l });
+    const e = await runPoint(loadJob(o, "etcd", op, c, etcdEndpoints), { pids: etcd.pids }, o.loadgens);
+    const l = await runPoint(loadJob(o, "longboat", op, c, lb.endpoints, lb.leaderOf), lb, o.loadgens);
+    // The tool runs a request count, not a duration: as many as our generator did in --seconds.
+    const t = etcdTool
+      ? runEtcdTool(etcdTool, op, c, etcdEndpoints, Math.max(1000, Math.round(e.opsPerSec * o.seconds)))
+      : undefined;
+    pairs.push({ op, concurrency: c, etcd: e, longboat: l, ...(t ? { etcdTool: t } : {}) });
   }
 } finally {
   await lb.stop();
@@ -184,7 +236,13 @@ try {
 console.log(
   `\netcd ${version} (3 members, default fsync, ${etcdEndpointsMode} endpoints) vs Longboat (3 NodeHosts, ${shards} shards, fsync on); 16 B keys and values, closed loop`,
 );
-console.table(pairs.flatMap((p) => [tableRow(p.etcd), tableRow(p.longboat)]));
+console.table(
+  pairs.flatMap((p) => [
+    tableRow(p.etcd),
+    ...(p.etcdTool ? [tableRow(p.etcdTool)] : []),
+    tableRow(p.longboat),
+  ]),
+);
 console.table(
   pairs.map((p) => ({
     op: p.op === "put" ? "write" : "linearizable read",
@@ -195,6 +253,12 @@ console.table(
     "etcd p99 ms": p.etcd.p99Ms.toFixed(1),
     "longboat p99 ms": p.longboat.p99Ms.toFixed(1),
     "client cpu % etcd/lb": `${p.etcd.clientCpuPercent}/${p.longboat.clientCpuPercent}`,
+    ...(p.etcdTool
+      ? {
+          "etcd-tool ops/s": Math.round(p.etcdTool.opsPerSec),
+          "ours/tool": (p.etcd.opsPerSec / Math.max(1, p.etcdTool.opsPerSec)).toFixed(2),
+        }
+      : {}),
   })),
 );
 for (const p of pairs)

@@ -13,6 +13,7 @@
 import http2 from "node:http2";
 import { longboat } from "../../src/pb/longboat.js";
 import { encodePut, encodeRange, PUT_PATH, RANGE_PATH } from "./etcd-client.ts";
+import { RawH2Connection, postHeaderBlock } from "./h2raw.ts";
 import { Histogram } from "./histogram.ts";
 
 export interface LoadJob {
@@ -26,6 +27,8 @@ export interface LoadJob {
   connectionsPerEndpoint: number;
   /** "h1": Longboat only, HTTP/1.1 keep-alive through Bun's fetch (Bun picks the connection count). */
   protocol?: "h2" | "h1";
+  /** HTTP/2 client: "raw" (h2raw.ts, default) or "node" (node:http2, about twice the CPU per request). */
+  client?: "raw" | "node";
   concurrency: number;
   ratePerSec: number;
   warmupMs: number;
@@ -138,8 +141,35 @@ const pb = longboat.nodehost.v1;
 const LB_PROPOSE = "/longboat.nodehost.v1.NodeHostService/Propose";
 const LB_READ = "/longboat.nodehost.v1.NodeHostService/Read";
 
-/** Builds the request for key index k: which endpoint, path, content type, body, and how to judge the answer. */
-function requestBuilder(job: LoadJob) {
+interface BuiltRequest {
+  endpoint: number;
+  path: string;
+  contentType: string;
+  body: Uint8Array;
+}
+
+/**
+ * Builds the request for key index k (which endpoint, path, content type, body). Bodies are
+ * encoded once per key and reused: the key space is bounded (--keys), and encoding per request
+ * cost the client as much CPU as the rest of the request.
+ */
+function requestBuilder(job: LoadJob): (k: number) => BuiltRequest {
+  const encodeOnce = encoder(job);
+  const cache = new Map<number, BuiltRequest>();
+  let rr = 0;
+  return (k: number) => {
+    let r = cache.get(k);
+    if (r === undefined) {
+      r = encodeOnce(k);
+      cache.set(k, r);
+    }
+    // etcd: every request goes to the next member in turn, as etcd's own tool does.
+    if (job.system === "etcd") return { ...r, endpoint: rr++ % job.endpoints.length };
+    return r;
+  };
+}
+
+function encoder(job: LoadJob): (k: number) => BuiltRequest {
   const value = new Uint8Array(job.valueBytes).fill(118);
   const enc = new TextEncoder();
   const shards = job.leaderOf?.length ?? 0;
@@ -168,11 +198,10 @@ function requestBuilder(job: LoadJob) {
       };
     };
   }
-  let rr = 0;
   return (k: number) => {
     const key = enc.encode(keyOf(k, job.keyBytes));
     return {
-      endpoint: rr++ % job.endpoints.length,
+      endpoint: 0,
       path: job.op === "put" ? PUT_PATH : RANGE_PATH,
       contentType: "application/grpc",
       body: job.op === "put" ? encodePut(key, value) : encodeRange(key, false),
@@ -187,19 +216,66 @@ function failure(a: H2Answer, grpc: boolean): string | undefined {
   return undefined;
 }
 
+/** One connection of the pool, whatever the client: send a request, know when it broke. */
+interface Sender {
+  send(r: BuiltRequest): Promise<string | undefined>;
+  broken(): boolean;
+  expire(): void;
+  close(): void;
+}
+
+async function openSender(job: LoadJob, endpoint: string): Promise<Sender> {
+  const grpc = job.system === "etcd";
+  if (job.protocol === "h1") {
+    return {
+      send: async (r) =>
+        failure(await h1request(`${endpoint}${r.path}`, r.contentType, r.body, job.timeoutMs), grpc),
+      broken: () => false,
+      expire: () => {},
+      close: () => {},
+    };
+  }
+  if (job.client === "node") {
+    const session = await connect(endpoint);
+    return {
+      send: async (r) =>
+        failure(await h2request(session, r.path, r.contentType, r.body, job.timeoutMs), grpc),
+      broken: () => session.destroyed || session.closed,
+      expire: () => {},
+      close: () => session.close(),
+    };
+  }
+  const url = new URL(endpoint);
+  const conn = await RawH2Connection.open(url.hostname, Number(url.port));
+  const blocks = new Map<string, Uint8Array>();
+  return {
+    send: async (r) => {
+      let block = blocks.get(r.path);
+      if (block === undefined) {
+        block = postHeaderBlock(url.host, r.path, r.contentType);
+        blocks.set(r.path, block);
+      }
+      const a = await conn.post(block, r.body, grpc);
+      return a.ok ? undefined : a.error;
+    },
+    broken: () => conn.dead !== null,
+    expire: () => conn.expire(job.timeoutMs),
+    close: () => conn.close(),
+  };
+}
+
 export async function runLoad(job: LoadJob, progress: (line: string) => void): Promise<LoadResult> {
   if (job.concurrency < 1 || job.connectionsPerEndpoint < 1)
     throw new Error("loadgen: concurrency and connections must be ≥ 1");
-  const pools: http2.ClientHttp2Session[][] = [];
+  const pools: Sender[][] = [];
   for (const e of job.endpoints) {
-    const pool: http2.ClientHttp2Session[] = [];
+    const pool: Sender[] = [];
     const n = job.protocol === "h1" ? 1 : job.connectionsPerEndpoint;
-    for (let i = 0; i < n; i++) pool.push(await connect(e));
+    for (let i = 0; i < n; i++) pool.push(await openSender(job, e));
     pools.push(pool);
   }
   const next = pools.map(() => 0);
   const build = requestBuilder(job);
-  const grpc = job.system === "etcd";
   const hist = new Histogram();
   let errors = 0;
   let firstError = "";
@@ -216,14 +292,10 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
     const r = build(seq++ % job.keySpace);
     const pool = pools[r.endpoint]!;
     const slot = next[r.endpoint]!++ % pool.length;
-    const session = pool[slot]!;
+    const sender = pool[slot]!;
     inFlight++;
     try {
-      const a =
-        job.protocol === "h1"
-          ? await h1request(`${job.endpoints[r.endpoint]}${r.path}`, r.contentType, r.body, job.timeoutMs)
-          : await h2request(session, r.path, r.contentType, r.body, job.timeoutMs);
-      const why = failure(a, grpc);
+      const why = await sender.send(r);
       if (why !== undefined) throw new Error(why);
       if (intendedMs >= measureFrom) hist.record((performance.now() - intendedMs) * 1000);
     } catch (error) {
@@ -233,8 +305,8 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
       }
       // A dead connection is replaced (once: whoever finds it first); the failed worker pauses
       // 5 ms so a broken server is not hammered in a tight loop.
-      if ((session.destroyed || session.closed) && pool[slot] === session) {
-        pool[slot] = await connect(job.endpoints[r.endpoint]!).catch(() => session);
+      if (sender.broken() && pool[slot] === sender) {
+        pool[slot] = await openSender(job, job.endpoints[r.endpoint]!).catch(() => sender);
       }
       await new Promise((res) => setTimeout(res, 5));
     } finally {
@@ -248,6 +320,7 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
       cpu0 = process.cpuUsage();
       cpuMarked = true;
     }
+    for (const pool of pools) for (const sender of pool) sender.expire();
     const s = hist.summary();
     const t = Math.max(0, now - measureFrom) / 1000;
     progress(
@@ -288,7 +361,7 @@ export async function runLoad(job: LoadJob, progress: (line: string) => void): P
   clearInterval(ticker);
   const cpu = process.cpuUsage(cpu0);
   const elapsedMs = Math.min(performance.now(), deadline) - measureFrom;
-  for (const pool of pools) for (const s of pool) s.close();
+  for (const pool of pools) for (const sender of pool) sender.close();
   return {
     label: job.label,
     ops: hist.total,
