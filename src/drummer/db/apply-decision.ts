@@ -1,9 +1,9 @@
 /**
  * Committing a new decision. DrummerDB itself keeps the scheduler's rules, so no leader (a
- * deposed one included) can break them: one change per shard at a time (a launch's creates
- * excepted), config changes that quote the view's config-change index, replica ids never
- * reused, zombies killed only once their removal is committed, and at most maxRepairs shards
- * being repaired at once.
+ * deposed one included) can break them: one change per shard at a time (creates and
+ * restores of different replicas excepted), config changes that quote the view's
+ * config-change index, replica ids never reused, zombies killed only once their removal is
+ * committed, and at most maxRepairs shards being repaired at once.
  */
 import { DB_LIMITS, type DbState, addInFlight, inFlightOf } from "./state.ts";
 import { sameMembers } from "./apply-view.ts";
@@ -56,14 +56,17 @@ export function applyDecision(s: DbState, d: Decision, maxRepairs: number): stri
   return null;
 }
 
-/** One change per shard at a time: the creates of one launch may run together. */
+/** Starts that change no membership: several may run together, on different replicas. */
+const parallelStart = (kind: DecisionKind) => kind === DecisionKind.Create || kind === DecisionKind.Restore;
+
+/** One change per shard at a time; the creates of a launch, or restores, may run together. */
 function busy(s: DbState, d: Decision, what: string): string | null {
   for (const x of inFlightOf(s, d.shardId)) {
     const conflict =
       d.kind === DecisionKind.Kill
         ? x.kind === DecisionKind.Kill && x.replicaId === d.replicaId && x.replicaAddress === d.replicaAddress
         : changesShard(x.kind) &&
-          (d.kind !== DecisionKind.Create || x.kind !== DecisionKind.Create || x.replicaId === d.replicaId);
+          (!parallelStart(d.kind) || !parallelStart(x.kind) || x.replicaId === d.replicaId);
     if (conflict) {
       return `${what}: decision ${x.decisionId} (${DECISION_KIND_NAMES[x.kind]} replica ${x.replicaId}) is in flight; one change per shard at a time`;
     }

@@ -1,0 +1,50 @@
+/**
+ * The scheduler: a pure function from (committed DrummerDB state, the leader's live reports,
+ * now) to one step of decisions and the problems it sees. Every decision carries its reason.
+ *
+ * ```ts
+ * const { step, problems } = schedule({ state: db.state, hosts, nowMs, listeningSinceMs, config });
+ * // propose step (with the leader term, now and --max-repairs) to DrummerDB, log problems
+ * ```
+ *
+ * A shard whose view changes in this step, or that has a change in flight (or ending in this
+ * step), is planned again on the next pass, from the state this step leaves.
+ */
+import { inFlightOf } from "../db/state.ts";
+import { changesShard } from "../types.ts";
+import { ClusterView } from "./cluster.ts";
+import { launches } from "./launch.ts";
+import { analyzeShard } from "./members.ts";
+import { changedHosts, decisionEnds, observedViews } from "./progress.ts";
+import { planShard, RepairSlots } from "./shard.ts";
+import type { Problem, SchedulerInput, SchedulerOutput } from "./types.ts";
+import { zombieKills } from "./zombies.ts";
+
+export function schedule(input: SchedulerInput): SchedulerOutput {
+  const c = new ClusterView(input);
+  const config = input.config;
+  const ends = decisionEnds(c, config);
+  const views = observedViews(c);
+  const ending = new Set(ends.map((e) => e.decisionId));
+  const moving = new Set(views.map((v) => v.shardId));
+  const problems: Problem[] = [];
+  const launch = launches(c, config);
+  problems.push(...launch.problems);
+  const decisions = [...launch.decisions];
+  const repairsDoneShardIds: number[] = [];
+  const slots = new RepairSlots(c.state.repairing, config.maxRepairs);
+  const shardIds = [...c.state.views.keys()].sort((a, b) => a - b);
+  for (const shardId of shardIds) {
+    const def = c.state.shards.get(shardId);
+    const view = c.state.views.get(shardId)!;
+    if (!def || moving.has(shardId)) continue;
+    const busy = inFlightOf(c.state, shardId).some((d) => changesShard(d.kind) || ending.has(d.decisionId));
+    if (busy) continue;
+    const plan = planShard(c, def, analyzeShard(c, view), slots, config);
+    decisions.push(...plan.decisions);
+    problems.push(...plan.problems);
+    if (plan.repaired) repairsDoneShardIds.push(shardId);
+  }
+  decisions.push(...zombieKills(c, config));
+  return { step: { hosts: changedHosts(c), views, decisions, ends, repairsDoneShardIds }, problems };
+}

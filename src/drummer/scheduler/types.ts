@@ -1,0 +1,85 @@
+/**
+ * What the scheduler reads and writes. The scheduler is a pure function of (committed
+ * DrummerDB state, the leader's live reports, now): no clock, no randomness, no I/O. Times are
+ * drummer milliseconds (the leader converts its clock to DrummerDB's timeline).
+ */
+import type { SchedulerStep } from "../db/codec.ts";
+import type { DbState } from "../db/state.ts";
+import type { ShardMember } from "../types.ts";
+
+/** One replica as a NodeHost's last report described it. */
+export interface ReplicaObservation {
+  shardId: number;
+  replicaId: number;
+  app: string;
+  isLeader: boolean;
+  leaderReplicaId: number;
+  configChangeId: number;
+  members: ShardMember[];
+  appliedIndex: number;
+  /** It has applied no membership yet (joined, waiting for the leader). */
+  pending: boolean;
+}
+
+export interface DecisionOutcome {
+  ok: boolean;
+  message: string;
+}
+
+/** The leader's soft state about one NodeHost: its last report and when it came. */
+export interface HostObservation {
+  raftAddress: string;
+  apiAddress: string;
+  region: string;
+  lastReportMs: number;
+  replicas: ReplicaObservation[];
+  /** `${shardId}:${replicaId}` of every replica whose data is on the host's disk. */
+  logsOnDisk: Set<string>;
+  /** What the host said about decisions it carried out, kept until the decision ends. */
+  results: Map<number, DecisionOutcome>;
+}
+
+export interface SchedulerConfig {
+  /** A NodeHost silent this long is dead. */
+  deadTimeoutMs: number;
+  /** Shards repaired at once, at most. */
+  maxRepairs: number;
+  /** A decision with no visible effect after this long fails (and is retried or replanned). */
+  decisionTimeoutMs: number;
+  /** Shards launched per pass, at most (a large launch spreads over passes). */
+  launchesPerPassMax: number;
+  /** Zombie kills decided per pass, at most. */
+  killsPerPassMax: number;
+}
+
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
+  deadTimeoutMs: 60_000,
+  maxRepairs: 4,
+  decisionTimeoutMs: 60_000,
+  launchesPerPassMax: 256,
+  killsPerPassMax: 64,
+};
+
+export interface SchedulerInput {
+  state: Readonly<DbState>;
+  hosts: ReadonlyMap<string, HostObservation>;
+  nowMs: number;
+  /** When this leader started listening to reports (it judges nobody dead for a dead timeout). */
+  listeningSinceMs: number;
+  config: SchedulerConfig;
+}
+
+/** A shard the scheduler cannot act on, and why (impossible placement, no quorum, no slot…). */
+export interface Problem {
+  shardId: number;
+  message: string;
+}
+
+export type StepItems = Pick<SchedulerStep, "hosts" | "views" | "decisions" | "ends" | "repairsDoneShardIds">;
+
+export interface SchedulerOutput {
+  step: StepItems;
+  problems: Problem[];
+}
+
+export const replicaKey = (shardId: number, replicaId: number) => `${shardId}:${replicaId}`;
