@@ -28,9 +28,9 @@ export interface ResponseTypes {
   CloseSession: longboat.nodehost.v1.CloseSessionResponse;
   Propose: longboat.nodehost.v1.ProposeResponse;
   Read: longboat.nodehost.v1.ReadResponse;
-  StaleRead: longboat.nodehost.v1.ReadResponse;
-  AddReplica: longboat.nodehost.v1.MembershipChangeResponse;
-  DeleteReplica: longboat.nodehost.v1.MembershipChangeResponse;
+  StaleRead: longboat.nodehost.v1.StaleReadResponse;
+  AddReplica: longboat.nodehost.v1.AddReplicaResponse;
+  DeleteReplica: longboat.nodehost.v1.DeleteReplicaResponse;
   GetMembership: longboat.nodehost.v1.GetMembershipResponse;
   TransferLeader: longboat.nodehost.v1.TransferLeaderResponse;
   RequestSnapshot: longboat.nodehost.v1.RequestSnapshotResponse;

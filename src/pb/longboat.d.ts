@@ -2128,6 +2128,32 @@ export namespace longboat {
                 type $Shape = longboat.nodehost.v1.StaleReadRequest.$Properties;
             }
 
+            interface IStaleReadResponse extends longboat.nodehost.v1.StaleReadResponse.$Properties {
+            }
+
+            class StaleReadResponse {
+                constructor(properties?: longboat.nodehost.v1.StaleReadResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                result: Uint8Array;
+                static create(properties: longboat.nodehost.v1.StaleReadResponse.$Shape): longboat.nodehost.v1.StaleReadResponse & longboat.nodehost.v1.StaleReadResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.StaleReadResponse.$Properties): longboat.nodehost.v1.StaleReadResponse;
+                static encode(message: longboat.nodehost.v1.StaleReadResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.StaleReadResponse & longboat.nodehost.v1.StaleReadResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.StaleReadResponse;
+                static toObject(message: longboat.nodehost.v1.StaleReadResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StaleReadResponse {
+                interface $Properties {
+                    result?: (Uint8Array|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.StaleReadResponse.$Properties;
+            }
+
             enum ReplicaRole {
                 REPLICA_ROLE_UNSPECIFIED = 0,
                 REPLICA_ROLE_FULL = 1,
@@ -2171,6 +2197,32 @@ export namespace longboat {
                 type $Shape = longboat.nodehost.v1.AddReplicaRequest.$Properties;
             }
 
+            interface IAddReplicaResponse extends longboat.nodehost.v1.AddReplicaResponse.$Properties {
+            }
+
+            class AddReplicaResponse {
+                constructor(properties?: longboat.nodehost.v1.AddReplicaResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                membership?: (longboat.raft.v1.Membership.$Properties|null);
+                static create(properties: longboat.nodehost.v1.AddReplicaResponse.$Shape): longboat.nodehost.v1.AddReplicaResponse & longboat.nodehost.v1.AddReplicaResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.AddReplicaResponse.$Properties): longboat.nodehost.v1.AddReplicaResponse;
+                static encode(message: longboat.nodehost.v1.AddReplicaResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.AddReplicaResponse & longboat.nodehost.v1.AddReplicaResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.AddReplicaResponse;
+                static toObject(message: longboat.nodehost.v1.AddReplicaResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace AddReplicaResponse {
+                interface $Properties {
+                    membership?: (longboat.raft.v1.Membership.$Properties|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.AddReplicaResponse.$Properties;
+            }
+
             interface IDeleteReplicaRequest extends longboat.nodehost.v1.DeleteReplicaRequest.$Properties {
             }
 
@@ -2203,30 +2255,30 @@ export namespace longboat {
                 type $Shape = longboat.nodehost.v1.DeleteReplicaRequest.$Properties;
             }
 
-            interface IMembershipChangeResponse extends longboat.nodehost.v1.MembershipChangeResponse.$Properties {
+            interface IDeleteReplicaResponse extends longboat.nodehost.v1.DeleteReplicaResponse.$Properties {
             }
 
-            class MembershipChangeResponse {
-                constructor(properties?: longboat.nodehost.v1.MembershipChangeResponse.$Properties);
+            class DeleteReplicaResponse {
+                constructor(properties?: longboat.nodehost.v1.DeleteReplicaResponse.$Properties);
                 $unknowns?: Uint8Array[];
                 membership?: (longboat.raft.v1.Membership.$Properties|null);
-                static create(properties: longboat.nodehost.v1.MembershipChangeResponse.$Shape): longboat.nodehost.v1.MembershipChangeResponse & longboat.nodehost.v1.MembershipChangeResponse.$Shape;
-                static create(properties?: longboat.nodehost.v1.MembershipChangeResponse.$Properties): longboat.nodehost.v1.MembershipChangeResponse;
-                static encode(message: longboat.nodehost.v1.MembershipChangeResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.MembershipChangeResponse & longboat.nodehost.v1.MembershipChangeResponse.$Shape;
+                static create(properties: longboat.nodehost.v1.DeleteReplicaResponse.$Shape): longboat.nodehost.v1.DeleteReplicaResponse & longboat.nodehost.v1.DeleteReplicaResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.DeleteReplicaResponse.$Properties): longboat.nodehost.v1.DeleteReplicaResponse;
+                static encode(message: longboat.nodehost.v1.DeleteReplicaResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.DeleteReplicaResponse & longboat.nodehost.v1.DeleteReplicaResponse.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.MembershipChangeResponse;
-                static toObject(message: longboat.nodehost.v1.MembershipChangeResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.DeleteReplicaResponse;
+                static toObject(message: longboat.nodehost.v1.DeleteReplicaResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace MembershipChangeResponse {
+            namespace DeleteReplicaResponse {
                 interface $Properties {
                     membership?: (longboat.raft.v1.Membership.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.nodehost.v1.MembershipChangeResponse.$Properties;
+                type $Shape = longboat.nodehost.v1.DeleteReplicaResponse.$Properties;
             }
 
             interface IGetMembershipRequest extends longboat.nodehost.v1.GetMembershipRequest.$Properties {

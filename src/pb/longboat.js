@@ -14767,6 +14767,155 @@ export const longboat = $root.longboat = (() => {
                 return StaleReadRequest;
             })();
 
+            v1.StaleReadResponse = (function() {
+
+                const StaleReadResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                StaleReadResponse.prototype.result = $util.newBuffer([]);
+
+                StaleReadResponse.create = function(properties) {
+                    return new StaleReadResponse(properties);
+                };
+
+                StaleReadResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.result != null && $Object.hasOwnProperty.call(message, "result") && message.result.length)
+                        writer.uint32(10).bytes(message.result);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                StaleReadResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.StaleReadResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.result = value;
+                                else
+                                    delete message.result;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                StaleReadResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.result != null && $Object.hasOwnProperty.call(message, "result"))
+                        if (!(message.result && typeof message.result.length === "number" || $util.isString(message.result)))
+                            return "result: buffer expected";
+                    return null;
+                };
+
+                StaleReadResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.StaleReadResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.StaleReadResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.StaleReadResponse();
+                    if (object.result != null)
+                        if (object.result.length)
+                            if (typeof object.result === "string")
+                                $util.base64.decode(object.result, message.result = $util.newBuffer($util.base64.length(object.result)), 0);
+                            else if (object.result.length >= 0)
+                                message.result = object.result;
+                    return message;
+                };
+
+                StaleReadResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        if (options.bytes === $String)
+                            object.result = "";
+                        else {
+                            object.result = [];
+                            if (options.bytes !== $Array)
+                                object.result = $util.newBuffer(object.result);
+                        }
+                    if (message.result != null && $Object.hasOwnProperty.call(message, "result"))
+                        object.result = options.bytes === $String ? $util.base64.encode(message.result, 0, message.result.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.result) : message.result;
+                    return object;
+                };
+
+                StaleReadResponse.prototype.toJSON = function() {
+                    return StaleReadResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                StaleReadResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.StaleReadResponse";
+                };
+
+                return StaleReadResponse;
+            })();
+
             v1.ReplicaRole = (function() {
                 const valuesById = $Object.create(null), values = $Object.create(valuesById);
                 values[valuesById[0] = "REPLICA_ROLE_UNSPECIFIED"] = 0;
@@ -15089,6 +15238,147 @@ export const longboat = $root.longboat = (() => {
                 return AddReplicaRequest;
             })();
 
+            v1.AddReplicaResponse = (function() {
+
+                const AddReplicaResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                AddReplicaResponse.prototype.membership = null;
+
+                AddReplicaResponse.create = function(properties) {
+                    return new AddReplicaResponse(properties);
+                };
+
+                AddReplicaResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        $root.longboat.raft.v1.Membership.encode(message.membership, writer.uint32(10).fork(), _depth + 1).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                AddReplicaResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.AddReplicaResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                message.membership = $root.longboat.raft.v1.Membership.decode(reader, reader.size(), $undefined, _depth + 1, message.membership);
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                AddReplicaResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership")) {
+                        let error = $root.longboat.raft.v1.Membership.verify(message.membership, _depth + 1);
+                        if (error)
+                            return "membership." + error;
+                    }
+                    return null;
+                };
+
+                AddReplicaResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.AddReplicaResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.AddReplicaResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.AddReplicaResponse();
+                    if (object.membership != null) {
+                        if (!$util.isObject(object.membership))
+                            throw $TypeError(".longboat.nodehost.v1.AddReplicaResponse.membership: object expected");
+                        message.membership = $root.longboat.raft.v1.Membership.fromObject(object.membership, _depth + 1);
+                    }
+                    return message;
+                };
+
+                AddReplicaResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        object.membership = null;
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        object.membership = $root.longboat.raft.v1.Membership.toObject(message.membership, options, _depth + 1);
+                    return object;
+                };
+
+                AddReplicaResponse.prototype.toJSON = function() {
+                    return AddReplicaResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                AddReplicaResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.AddReplicaResponse";
+                };
+
+                return AddReplicaResponse;
+            })();
+
             v1.DeleteReplicaRequest = (function() {
 
                 const DeleteReplicaRequest = function (properties) {
@@ -15341,22 +15631,22 @@ export const longboat = $root.longboat = (() => {
                 return DeleteReplicaRequest;
             })();
 
-            v1.MembershipChangeResponse = (function() {
+            v1.DeleteReplicaResponse = (function() {
 
-                const MembershipChangeResponse = function (properties) {
+                const DeleteReplicaResponse = function (properties) {
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
                                 this[keys[i]] = properties[keys[i]];
                 };
 
-                MembershipChangeResponse.prototype.membership = null;
+                DeleteReplicaResponse.prototype.membership = null;
 
-                MembershipChangeResponse.create = function(properties) {
-                    return new MembershipChangeResponse(properties);
+                DeleteReplicaResponse.create = function(properties) {
+                    return new DeleteReplicaResponse(properties);
                 };
 
-                MembershipChangeResponse.encode = function (message, writer, _depth) {
+                DeleteReplicaResponse.encode = function (message, writer, _depth) {
                     if (!writer)
                         writer = $Writer.create();
                     if (_depth === $undefined)
@@ -15371,7 +15661,7 @@ export const longboat = $root.longboat = (() => {
                     return writer;
                 };
 
-                MembershipChangeResponse.decode = function (reader, length, _end, _depth, _target) {
+                DeleteReplicaResponse.decode = function (reader, length, _end, _depth, _target) {
                     if (!(reader instanceof $Reader))
                         reader = $Reader.create(reader);
                     if (_depth === $undefined)
@@ -15388,7 +15678,7 @@ export const longboat = $root.longboat = (() => {
                         length = reader.len;
                         reader.len = end;
                     }
-                    message = _target || new $root.longboat.nodehost.v1.MembershipChangeResponse();
+                    message = _target || new $root.longboat.nodehost.v1.DeleteReplicaResponse();
                     while (reader.pos < end) {
                         let start = reader.pos;
                         let tag = reader.tag();
@@ -15421,7 +15711,7 @@ export const longboat = $root.longboat = (() => {
                     return message;
                 };
 
-                MembershipChangeResponse.verify = function (message, _depth) {
+                DeleteReplicaResponse.verify = function (message, _depth) {
                     if (typeof message !== "object" || message === null)
                         return "object expected";
                     if (_depth === $undefined)
@@ -15436,25 +15726,25 @@ export const longboat = $root.longboat = (() => {
                     return null;
                 };
 
-                MembershipChangeResponse.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.MembershipChangeResponse)
+                DeleteReplicaResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.DeleteReplicaResponse)
                         return object;
                     if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.MembershipChangeResponse: object expected");
+                        throw $TypeError(".longboat.nodehost.v1.DeleteReplicaResponse: object expected");
                     if (_depth === $undefined)
                         _depth = 0;
                     if (_depth > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.MembershipChangeResponse();
+                    let message = new $root.longboat.nodehost.v1.DeleteReplicaResponse();
                     if (object.membership != null) {
                         if (!$util.isObject(object.membership))
-                            throw $TypeError(".longboat.nodehost.v1.MembershipChangeResponse.membership: object expected");
+                            throw $TypeError(".longboat.nodehost.v1.DeleteReplicaResponse.membership: object expected");
                         message.membership = $root.longboat.raft.v1.Membership.fromObject(object.membership, _depth + 1);
                     }
                     return message;
                 };
 
-                MembershipChangeResponse.toObject = function (message, options, _depth) {
+                DeleteReplicaResponse.toObject = function (message, options, _depth) {
                     if (!options)
                         options = {};
                     if (_depth === $undefined)
@@ -15469,17 +15759,17 @@ export const longboat = $root.longboat = (() => {
                     return object;
                 };
 
-                MembershipChangeResponse.prototype.toJSON = function() {
-                    return MembershipChangeResponse.toObject(this, $protobuf.util.toJSONOptions);
+                DeleteReplicaResponse.prototype.toJSON = function() {
+                    return DeleteReplicaResponse.toObject(this, $protobuf.util.toJSONOptions);
                 };
 
-                MembershipChangeResponse.getTypeUrl = function(prefix) {
+                DeleteReplicaResponse.getTypeUrl = function(prefix) {
                     if (prefix === $undefined)
                         prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.MembershipChangeResponse";
+                    return prefix + "/longboat.nodehost.v1.DeleteReplicaResponse";
                 };
 
-                return MembershipChangeResponse;
+                return DeleteReplicaResponse;
             })();
 
             v1.GetMembershipRequest = (function() {
