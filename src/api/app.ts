@@ -1,7 +1,16 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { realEnv } from "../env.ts";
-import { ConnectError, connectErrorBody, longboatCode, toConnectError } from "./errors.ts";
+import {
+  type Codec,
+  codecOf,
+  codeOf,
+  decodeMessage,
+  encodeMessage,
+  errorResponse,
+  readBody,
+} from "./connect.ts";
+import { ConnectError, longboatCode, toConnectError } from "./errors.ts";
 import { FORWARDED_HEADER, Forwarder } from "./forward.ts";
 import {
   FORWARDABLE,
@@ -12,14 +21,12 @@ import {
   shardOfRequest,
 } from "./methods.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
-import { describeIssues, type MethodName, normalizeKeys, type RequestOf, RequestSchemas } from "./schemas.ts";
+import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostApiOptions } from "./types.ts";
 
 export const SERVICE = "longboat.nodehost.v1.NodeHostService";
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 5000;
-
-type Codec = "json" | "proto";
 
 /**
  * The NodeHost API as a Hono app: Connect protocol unary calls at
@@ -155,97 +162,13 @@ export function createNodeHostApi(opts: NodeHostApiOptions): Hono {
   return app;
 }
 
-function codecOf(contentType: string | null): Codec {
-  const media = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-  if (media === "application/json") return "json";
-  if (media === "application/proto") return "proto";
-  throw new ConnectError(
-    "invalid_argument",
-    `content-type "${contentType ?? ""}" is not supported; use application/json or application/proto`,
-    415,
-  );
-}
-
-/** Reads the body, refusing more than maxBytes without reading further. */
-async function readBody(req: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooBig = (what: string) =>
-    new ConnectError("resource_exhausted", `request body of ${what} exceeds the limit of ${maxBytes} bytes`);
-  const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) throw tooBig(`${declared} bytes`);
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let sizeBytes = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    sizeBytes += value.byteLength;
-    if (sizeBytes > maxBytes) {
-      await reader.cancel();
-      throw tooBig(`more than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
-
 function decodeRequest(method: MethodName, codec: Codec, body: Uint8Array): unknown {
   const messageName = `${method === "StaleRead" ? "StaleRead" : method}Request`;
-  let input: unknown;
-  if (codec === "json") {
-    const text = new TextDecoder().decode(body);
-    try {
-      input = normalizeKeys(text.trim() === "" ? {} : JSON.parse(text));
-    } catch (error) {
-      throw new ConnectError(
-        "invalid_argument",
-        `malformed JSON in ${messageName}: ${(error as Error).message}`,
-      );
-    }
-  } else {
-    const type = METHOD_TYPES[method].request;
-    try {
-      input = type.toObject(type.decode(body), { defaults: true });
-    } catch (error) {
-      throw new ConnectError(
-        "invalid_argument",
-        `malformed application/proto ${messageName}: ${(error as Error).message}`,
-      );
-    }
-  }
-  const parsed = RequestSchemas[method].safeParse(input);
-  if (!parsed.success) throw new ConnectError("invalid_argument", describeIssues(messageName, parsed.error));
-  return parsed.data;
+  return decodeMessage(METHOD_TYPES[method].request, RequestSchemas[method], messageName, codec, body);
 }
 
 function encodeResponse(method: MethodName, codec: Codec, result: object): Response {
-  const type = METHOD_TYPES[method].response;
-  const message = type.fromObject(result as Record<string, unknown>);
-  if (codec === "proto") {
-    return new Response(type.encode(message).finish(), {
-      status: 200,
-      headers: { "content-type": "application/proto" },
-    });
-  }
-  const json = type.toObject(message, { longs: String, bytes: String, enums: String, defaults: true });
-  return new Response(JSON.stringify(json), { status: 200, headers: { "content-type": "application/json" } });
-}
-
-function errorResponse(error: ConnectError, headers: Record<string, string> = {}): Response {
-  return new Response(connectErrorBody(error), {
-    status: error.httpStatus,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-/** The Connect code of an error response (also one relayed from another NodeHost). */
-async function codeOf(response: Response): Promise<string> {
-  try {
-    const body = (await response.clone().json()) as { code?: unknown };
-    return typeof body.code === "string" ? body.code : "unknown";
-  } catch {
-    return "unknown";
-  }
+  return encodeMessage(METHOD_TYPES[method].response, codec, result);
 }
 
 function methodLabel(path: string): string {

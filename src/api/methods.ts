@@ -1,19 +1,14 @@
 import { Session } from "../engine/session.ts";
 import { longboat } from "../pb/longboat.js";
 import type { Membership } from "../raft/types.ts";
+import type { PbType } from "./connect.ts";
 import { ConnectError } from "./errors.ts";
 import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostLike } from "./types.ts";
 
 const pb = longboat.nodehost.v1;
 
-/** A generated protobufjs message class, as far as the API uses it. */
-export interface PbType {
-  decode(bytes: Uint8Array): object;
-  encode(message: object): { finish(): Uint8Array };
-  fromObject(object: Record<string, unknown>): object;
-  toObject(message: object, options?: Record<string, unknown>): Record<string, unknown>;
-}
+export type { PbType } from "./connect.ts";
 
 /** The request and response message classes of every method of NodeHostService. */
 export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbType }> = {

@@ -9,7 +9,7 @@ import { z } from "zod";
 
 const UINT32_MAX = 2 ** 32 - 1;
 
-function uint(bits: 32 | 64) {
+export function uint(bits: 32 | 64) {
   const max = bits === 32 ? UINT32_MAX : Number.MAX_SAFE_INTEGER;
   const what = bits === 32 ? "uint32" : "uint64 (a decimal string or a number)";
   return z
@@ -37,7 +37,7 @@ function uint(bits: 32 | 64) {
 
 const BASE64_RE = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
-const bytes = z
+export const bytes = z
   .unknown()
   .optional()
   .transform((v, ctx): Uint8Array => {
@@ -50,7 +50,7 @@ const bytes = z
     return new Uint8Array(0);
   });
 
-const string = z
+export const string = z
   .unknown()
   .optional()
   .transform((v, ctx): string => {
@@ -60,7 +60,7 @@ const string = z
     return "";
   });
 
-const bool = z
+export const bool = z
   .unknown()
   .optional()
   .transform((v, ctx): boolean => {
@@ -70,7 +70,7 @@ const bool = z
     return false;
   });
 
-function enumOf(names: readonly string[]) {
+export function enumOf(names: readonly string[]) {
   return z
     .unknown()
     .optional()
@@ -87,7 +87,7 @@ function enumOf(names: readonly string[]) {
 }
 
 /** A message field: absent or null gives null. */
-function message<T extends z.ZodType>(schema: T) {
+export function message<T extends z.ZodType>(schema: T) {
   return z
     .unknown()
     .optional()
