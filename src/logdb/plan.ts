@@ -1,6 +1,6 @@
 import { type Entry, entrySizeBytes, type SnapshotMeta } from "../raft/types.ts";
 import { BatchTooLargeError, EntryTooLargeError, LogDBArgumentError } from "./errors.ts";
-import type { ReplicaKey, ReplicaLogState, ReplicaUpdate } from "./types.ts";
+import type { ImportedReplica, ReplicaKey, ReplicaLogState, ReplicaUpdate } from "./types.ts";
 import { DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_ENTRY_BYTES, type LogDBLimits } from "./types.ts";
 
 /**
@@ -166,6 +166,31 @@ export function planCompact(key: ReplicaKey, range: ReplicaRange, index: number)
   if (range.entryLast === 0 || index < range.entryFirst) return range;
   if (index >= range.entryLast) return { ...range, entryFirst: 0, entryLast: 0 };
   return { ...range, entryFirst: index + 1 };
+}
+
+/**
+ * The range after importSnapshot (only the snapshot point, no entries); throws when the
+ * record is not one a replica can restart from.
+ */
+export function planImport(key: ReplicaKey, record: ImportedReplica): ReplicaRange {
+  checkKey(key, "importSnapshot");
+  const { snapshot, state } = record;
+  const where = `importSnapshot: shard ${key.shardId} replica ${key.replicaId}`;
+  const positive = (n: number) => Number.isSafeInteger(n) && n >= 1;
+  if (!positive(snapshot.index) || !positive(snapshot.term)) {
+    throw new LogDBArgumentError(
+      `${where}: snapshot index ${snapshot.index} and term ${snapshot.term} must be positive integers`,
+    );
+  }
+  if (snapshot.shardId !== key.shardId) {
+    throw new LogDBArgumentError(`${where}: the snapshot is of shard ${snapshot.shardId}`);
+  }
+  if (state.commit !== snapshot.index || !(state.term >= snapshot.term)) {
+    throw new LogDBArgumentError(
+      `${where}: the hard state (term ${state.term}, commit ${state.commit}) must commit the snapshot at ${snapshot.index} in a term ≥ ${snapshot.term}`,
+    );
+  }
+  return { snapshotIndex: snapshot.index, snapshotTerm: snapshot.term, entryFirst: 0, entryLast: 0 };
 }
 
 /** The summary a replica starts from. */

@@ -1,5 +1,5 @@
 import { Database, type Statement } from "bun:sqlite";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   EMPTY_STATE,
@@ -18,14 +18,17 @@ import {
   checkKey,
   logStateOf,
   planCompact,
+  planImport,
   planUpdate,
   type ReplicaRange,
   resolveLimits,
 } from "./plan.ts";
 import type {
   BootstrapRecord,
+  ImportedReplica,
   LogDB,
   LogDBLimits,
+  LogUsage,
   NodeHostIdentity,
   ReplicaKey,
   ReplicaLogState,
@@ -342,6 +345,59 @@ export class SqliteLogDB implements LogDB {
     this.ranges.set(`${key.shardId}:${key.replicaId}`, next);
   }
 
+  importSnapshot(key: ReplicaKey, record: ImportedReplica): void {
+    this.open("importSnapshot");
+    const next = planImport(key, record);
+    const { shardId, replicaId } = key;
+    const { state, snapshot } = record;
+    const s = this.s;
+    try {
+      this.db.transaction(() => {
+        for (const st of s.removeAll) st.run(shardId, replicaId);
+        s.upsertSnapshot.run(shardId, replicaId, snapshot.index, snapshot.term, encodeSnapshotMeta(snapshot));
+        s.upsertState.run(shardId, replicaId, state.term, state.vote, state.commit);
+        s.upsertBootstrap.run(shardId, replicaId, encodeBootstrap(record.bootstrap));
+      })();
+    } catch (error) {
+      throw this.wrap(error);
+    }
+    this.ranges.set(`${shardId}:${replicaId}`, next);
+  }
+
+  logUsage(key: ReplicaKey): LogUsage {
+    this.open("logUsage");
+    const row = this.s.usage.values(key.shardId, key.replicaId)[0];
+    const entryCount = Number(row?.[0] ?? 0);
+    return { entryCount, sizeBytes: Number(row?.[1] ?? 0) + entryCount * ENTRY_HEADER_BYTES };
+  }
+
+  /**
+   * Checkpoints the WAL into the database and truncates it (the WAL holds every page written
+   * since the last checkpoint, so after a burst of writes it is often the larger file), then,
+   * when the database was created with auto_vacuum=INCREMENTAL, returns its free pages to
+   * the file system. Pages freed by compactions are otherwise reused for new entries.
+   */
+  reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number } {
+    this.open("reclaimSpace");
+    const sizeBytesBefore = this.sizeBytes();
+    try {
+      this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      if (Number(this.db.query("PRAGMA auto_vacuum").values()[0]?.[0]) === 2) {
+        this.db.exec("PRAGMA incremental_vacuum");
+        this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      }
+    } catch (error) {
+      throw this.wrap(error);
+    }
+    return { sizeBytesBefore, sizeBytesAfter: this.sizeBytes() };
+  }
+
+  /** Bytes of the database file and its WAL. */
+  private sizeBytes(): number {
+    const size = (p: string) => (existsSync(p) ? statSync(p).size : 0);
+    return size(this.path) + size(`${this.path}-wal`);
+  }
+
   /** The durability settings in effect (journal mode, synchronous level, page size). */
   settings(): { journalMode: string; synchronous: number; pageSizeBytes: number; lockingMode: string } {
     this.open("settings");
@@ -395,6 +451,7 @@ function prepareAll(db: Database) {
     snapshotPoint: q(`SELECT idx, term FROM snapshots ${where}`),
     snapshotMeta: q(`SELECT meta FROM snapshots ${where}`),
     state: q(`SELECT term, vote, commit_index FROM state ${where}`),
+    usage: q(`SELECT count(*), coalesce(sum(length(cmd)), 0) FROM entries ${where}`),
     bootstrap: q(`SELECT record FROM bootstrap ${where}`),
     listReplicas: q(
       "SELECT shard, replica FROM bootstrap UNION SELECT shard, replica FROM state UNION SELECT shard, replica FROM snapshots ORDER BY 1, 2",

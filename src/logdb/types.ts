@@ -33,6 +33,23 @@ export interface BootstrapRecord {
   configJson: string;
 }
 
+/**
+ * What a restore writes for one replica (LogDB.importSnapshot): the snapshot it restarts
+ * from, its hard state (commit = snapshot index) and the bootstrap record it starts with.
+ */
+export interface ImportedReplica {
+  bootstrap: BootstrapRecord;
+  state: State;
+  snapshot: SnapshotMeta;
+}
+
+/** Stored entries of one replica (LogDB.logUsage). */
+export interface LogUsage {
+  entryCount: number;
+  /** Sum of entrySizeBytes over the stored entries. */
+  sizeBytes: number;
+}
+
 /** The on-disk format this build writes and reads. */
 export const LOGDB_FORMAT_VERSION = 1;
 
@@ -101,5 +118,20 @@ export interface LogDB {
    * index above the snapshot index throws LogDBArgumentError.
    */
   compact(key: ReplicaKey, index: number): void;
+  /**
+   * Replaces every record of the replica (entries, hard state, snapshot metadata, bootstrap)
+   * by a restored snapshot: one transaction, all or nothing. The log restarts right after the
+   * snapshot; state.commit must equal the snapshot index and state.term be at least its term.
+   * Used offline, to rebuild a shard that lost quorum from a backup (`longboat restore`).
+   * @throws LogDBArgumentError (nothing applied)
+   */
+  importSnapshot(key: ReplicaKey, record: ImportedReplica): void;
+  /** How many entries the replica stores and their size. Reads every entry: for reports, not hot paths. */
+  logUsage(key: ReplicaKey): LogUsage;
+  /**
+   * Hands space freed by compactions back to the file system where the store can, and
+   * returns the store's size in bytes before and after (0 and 0 in memory).
+   */
+  reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number };
   close(): void;
 }

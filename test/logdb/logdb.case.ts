@@ -428,6 +428,94 @@ export function runLogDBConformance(name: string, h: LogDBHarness): void {
       }),
     );
 
+    const restored = (index: number, term: number) => ({
+      bootstrap: {
+        addresses: [{ replicaId: 2, address: "h9:7001" }],
+        join: false,
+        app: "kv",
+        configJson: "{}",
+      },
+      state: { term, vote: 0, commit: index },
+      snapshot: snap(index, term),
+    });
+
+    test(
+      "importSnapshot replaces every record of the replica: the log restarts after the snapshot",
+      withDb((db) => {
+        const other = { shardId: 1, replicaId: 3 };
+        for (const key of [K, other]) {
+          db.saveBootstrap(key, { addresses: [], join: true, app: "kv", configJson: "{}" });
+          db.saveUpdates([
+            { ...key, entries: ents(1, 30, 4), state: { term: 4, vote: 3, commit: 30 }, snapshot: null },
+          ]);
+          db.saveUpdates([{ ...key, entries: [], state: null, snapshot: snap(20, 4) }]);
+        }
+        db.importSnapshot(K, restored(12, 2));
+        expect(db.readLogState(K)).toEqual({
+          state: { term: 2, vote: 0, commit: 12 },
+          snapshot: snap(12, 2),
+          firstIndex: 13,
+          lastIndex: 12,
+        });
+        expect(db.term(K, 12)).toBe(2);
+        expect(db.entries(K, 13, 14, 1 << 20)).toEqual([]);
+        expect(db.getBootstrap(K)?.addresses).toEqual([{ replicaId: 2, address: "h9:7001" }]);
+        expect(db.logUsage(K)).toEqual({ entryCount: 0, sizeBytes: 0 });
+        expect(db.readLogState(other).lastIndex).toBe(30);
+        db.saveUpdates([up({ entries: ents(13, 14, 3), state: { term: 3, vote: 2, commit: 14 } })]);
+        expect(db.readLogState(K).lastIndex).toBe(14);
+      }),
+    );
+
+    test(
+      "importSnapshot refuses a hard state that does not commit the snapshot, and applies nothing",
+      withDb((db) => {
+        db.saveUpdates([up({ entries: ents(1, 5, 1), state: { term: 1, vote: 2, commit: 5 } })]);
+        const bad = { ...restored(12, 2), state: { term: 2, vote: 0, commit: 11 } };
+        expect(() => db.importSnapshot(K, bad)).toThrow(/must commit the snapshot at 12/);
+        expect(() =>
+          db.importSnapshot(K, { ...restored(12, 2), snapshot: { ...snap(12, 2), shardId: 4 } }),
+        ).toThrow(/the snapshot is of shard 4/);
+        expect(db.readLogState(K).lastIndex).toBe(5);
+      }),
+    );
+
+    test("an imported snapshot is there after reopening", () => {
+      let db = h.open();
+      db.importSnapshot(K, restored(40, 6));
+      db = h.reopen(db);
+      try {
+        expect(db.readLogState(K)).toMatchObject({ snapshot: snap(40, 6), firstIndex: 41, lastIndex: 40 });
+        expect(db.getBootstrap(K)?.app).toBe("kv");
+      } finally {
+        db.close();
+      }
+    });
+
+    test(
+      "logUsage counts the stored entries and their entrySizeBytes, before and after compact",
+      withDb((db) => {
+        db.saveUpdates([up({ entries: ents(1, 10, 1, 100), state: { term: 1, vote: 2, commit: 10 } })]);
+        expect(db.logUsage(K)).toEqual({ entryCount: 10, sizeBytes: 10 * (ENTRY_HEADER_BYTES + 100) });
+        db.saveUpdates([up({ snapshot: snap(8, 1) })]);
+        db.compact(K, 6);
+        expect(db.logUsage(K)).toEqual({ entryCount: 4, sizeBytes: 4 * (ENTRY_HEADER_BYTES + 100) });
+        expect(db.logUsage({ shardId: 9, replicaId: 9 })).toEqual({ entryCount: 0, sizeBytes: 0 });
+      }),
+    );
+
+    test(
+      "reclaimSpace reports sizes that never grow",
+      withDb((db) => {
+        db.saveUpdates([up({ entries: ents(1, 50, 1, 800), state: { term: 1, vote: 2, commit: 50 } })]);
+        db.saveUpdates([up({ snapshot: snap(50, 1) })]);
+        db.compact(K, 50);
+        const r = db.reclaimSpace();
+        expect(r.sizeBytesAfter).toBeLessThanOrEqual(r.sizeBytesBefore);
+        expect(db.readLogState(K).snapshot?.index).toBe(50);
+      }),
+    );
+
     test("every call after close() throws LogDBClosedError", () => {
       const db = h.open();
       db.close();
