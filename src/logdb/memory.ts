@@ -26,6 +26,7 @@ import {
   type ReplicaKey,
   type ReplicaLogState,
   type ReplicaUpdate,
+  type Tombstone,
 } from "./types.ts";
 
 export interface MemoryLogDBOptions extends LogDBLimits {
@@ -56,6 +57,7 @@ const FAULT_SCALE = 1_000_000;
  */
 export class MemoryLogDB implements LogDB {
   private replicas = new Map<string, MemReplica>();
+  private tombstones = new Map<string, Tombstone>();
   private readonly limits: Required<LogDBLimits>;
   private readonly identity: NodeHostIdentity;
   private readonly rng: Rng | null;
@@ -114,6 +116,7 @@ export class MemoryLogDB implements LogDB {
       ...(this.rng ? { rng: this.rng } : {}),
     });
     for (const [k, r] of this.replicas) c.replicas.set(k, { ...r, entries: r.entries.slice() });
+    for (const [k, t] of this.tombstones) c.tombstones.set(k, { ...t });
     return c;
   }
 
@@ -252,9 +255,18 @@ export class MemoryLogDB implements LogDB {
     return out.sort((a, b) => a.shardId - b.shardId || a.replicaId - b.replicaId);
   }
 
-  removeReplica(key: ReplicaKey): void {
+  removeReplica(key: ReplicaKey, tombstone?: Tombstone): void {
     this.enter("removeReplica", true);
-    this.replicas.delete(`${key.shardId}:${key.replicaId}`);
+    checkKey(key, "removeReplica");
+    const k = `${key.shardId}:${key.replicaId}`;
+    this.replicas.delete(k);
+    if (tombstone !== undefined) this.tombstones.set(k, { ...tombstone });
+  }
+
+  getTombstone(key: ReplicaKey): Tombstone | null {
+    this.enter("getTombstone", false);
+    const t = this.tombstones.get(`${key.shardId}:${key.replicaId}`);
+    return t === undefined ? null : { ...t };
   }
 
   compact(key: ReplicaKey, index: number): void {

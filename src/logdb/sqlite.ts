@@ -33,6 +33,7 @@ import type {
   ReplicaKey,
   ReplicaLogState,
   ReplicaUpdate,
+  Tombstone,
 } from "./types.ts";
 
 export interface SqliteLogDBOptions extends LogDBLimits {
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS snapshots (shard INTEGER NOT NULL, replica INTEGER NO
   term INTEGER NOT NULL, meta BLOB NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bootstrap (shard INTEGER NOT NULL, replica INTEGER NOT NULL, record TEXT NOT NULL,
   PRIMARY KEY (shard, replica)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (shard INTEGER NOT NULL, replica INTEGER NOT NULL,
+  removed_at_ms INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
 `;
 
 const CORRUPT_CODES = new Set([
@@ -329,12 +332,26 @@ export class SqliteLogDB implements LogDB {
     return this.s.listReplicas.values().map((r) => ({ shardId: Number(r[0]), replicaId: Number(r[1]) }));
   }
 
-  removeReplica(key: ReplicaKey): void {
+  removeReplica(key: ReplicaKey, tombstone?: Tombstone): void {
     this.open("removeReplica");
-    this.db.transaction(() => {
-      for (const st of this.s.removeAll) st.run(key.shardId, key.replicaId);
-    })();
+    checkKey(key, "removeReplica");
+    try {
+      this.db.transaction(() => {
+        for (const st of this.s.removeAll) st.run(key.shardId, key.replicaId);
+        if (tombstone !== undefined) {
+          this.s.upsertTombstone.run(key.shardId, key.replicaId, tombstone.removedAtMs, tombstone.reason);
+        }
+      })();
+    } catch (error) {
+      throw this.wrap(error);
+    }
     this.ranges.delete(`${key.shardId}:${key.replicaId}`);
+  }
+
+  getTombstone(key: ReplicaKey): Tombstone | null {
+    this.open("getTombstone");
+    const row = this.s.tombstone.values(key.shardId, key.replicaId)[0];
+    return row === undefined ? null : { removedAtMs: Number(row[0]), reason: String(row[1]) };
   }
 
   compact(key: ReplicaKey, index: number): void {
@@ -451,6 +468,10 @@ function prepareAll(db: Database) {
     snapshotPoint: q(`SELECT idx, term FROM snapshots ${where}`),
     snapshotMeta: q(`SELECT meta FROM snapshots ${where}`),
     state: q(`SELECT term, vote, commit_index FROM state ${where}`),
+    upsertTombstone: q(
+      "INSERT OR REPLACE INTO tombstones (shard, replica, removed_at_ms, reason) VALUES (?,?,?,?)",
+    ),
+    tombstone: q(`SELECT removed_at_ms, reason FROM tombstones ${where}`),
     usage: q(`SELECT count(*), coalesce(sum(length(cmd)), 0) FROM entries ${where}`),
     bootstrap: q(`SELECT record FROM bootstrap ${where}`),
     listReplicas: q(

@@ -43,6 +43,16 @@ export interface ImportedReplica {
   snapshot: SnapshotMeta;
 }
 
+/**
+ * Left by removeReplica when a replica's data is removed for good (NodeHost.removeData): a
+ * removed replica id never returns, so a restart that would bootstrap it anew is refused.
+ */
+export interface Tombstone {
+  /** When the data was removed, ms since the epoch (the NodeHost's clock). */
+  removedAtMs: number;
+  reason: string;
+}
+
 /** Stored entries of one replica (LogDB.logUsage). */
 export interface LogUsage {
   entryCount: number;
@@ -111,8 +121,14 @@ export interface LogDB {
   getBootstrap(key: ReplicaKey): BootstrapRecord | null;
   /** Every (shard, replica) with a bootstrap record, hard state or snapshot on disk, sorted. */
   listReplicas(): ReplicaKey[];
-  /** Removes every record of the replica (entries, state, snapshot metadata, bootstrap). */
-  removeReplica(key: ReplicaKey): void;
+  /**
+   * Removes every record of the replica (entries, state, snapshot metadata, bootstrap), in one
+   * transaction. With a tombstone, the same transaction records that the replica's data was
+   * removed for good (getTombstone); a tombstone is never removed.
+   */
+  removeReplica(key: ReplicaKey, tombstone?: Tombstone): void;
+  /** The tombstone removeReplica left for the replica, or null. */
+  getTombstone(key: ReplicaKey): Tombstone | null;
   /**
    * Removes entries with index ≤ index. Only entries covered by the stored snapshot may go:
    * index above the snapshot index throws LogDBArgumentError.

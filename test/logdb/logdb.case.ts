@@ -516,6 +516,23 @@ export function runLogDBConformance(name: string, h: LogDBHarness): void {
       }),
     );
 
+    test("removeReplica with a tombstone leaves it, and only it, for that replica; it survives reopening", () => {
+      let db = h.open();
+      db.saveUpdates([up({ entries: ents(1, 3, 1), state: { term: 1, vote: 2, commit: 3 } })]);
+      expect(db.getTombstone(K)).toBeNull();
+      db.removeReplica(K, { removedAtMs: 1234, reason: "removed from shard 1" });
+      db.removeReplica({ shardId: 1, replicaId: 3 });
+      expect(db.getTombstone({ shardId: 1, replicaId: 3 })).toBeNull();
+      db = h.reopen(db);
+      try {
+        expect(db.getTombstone(K)).toEqual({ removedAtMs: 1234, reason: "removed from shard 1" });
+        expect(db.listReplicas()).toEqual([]);
+        expect(db.readLogState(K).lastIndex).toBe(0);
+      } finally {
+        db.close();
+      }
+    });
+
     test("every call after close() throws LogDBClosedError", () => {
       const db = h.open();
       db.close();
