@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
 import { plantedBug } from "./engine/bugs.ts";
@@ -23,10 +23,12 @@ import { Peer } from "./raft/peer.ts";
 import {
   type ConfigChange,
   ConfigChangeType,
+  type Entry,
   type Member,
   type Membership,
   EntryType,
 } from "./raft/types.ts";
+import { committedMembership, isMember } from "./rsm/committed.ts";
 import { StateMachineManager } from "./rsm/manager.ts";
 import type { CreateStateMachine, SMResult } from "./statemachine/types.ts";
 import { Http2Transport } from "./transport/http2.ts";
@@ -90,6 +92,37 @@ export interface NodeHostInfo {
 
 interface TimeoutOption {
   timeoutMs: number;
+}
+
+/** What NodeHost.requestCompaction did. Sizes count entrySizeBytes (payload + 128). */
+export interface CompactionReport {
+  shardId: number;
+  replicaId: number;
+  /** Index of the snapshot the removed entries are in (0: no snapshot, nothing removed). */
+  snapshotIndex: number;
+  /** First index left in the log. */
+  firstIndex: number;
+  entriesRemoved: number;
+  logBytesRemoved: number;
+  /** What the replica's log holds now. */
+  logEntries: number;
+  logBytes: number;
+  /** Size of the log database files (all shards) before and after space was handed back. */
+  fileBytesBefore: number;
+  fileBytesAfter: number;
+}
+
+/** A slice of a replica's log (NodeHost.queryRaftLog). */
+export interface RaftLogQuery {
+  shardId: number;
+  replicaId: number;
+  /** The stored range: entries below firstIndex are compacted into the snapshot. */
+  firstIndex: number;
+  lastIndex: number;
+  /** Entries above it are not committed yet (as this replica knows). */
+  commitIndex: number;
+  snapshotIndex: number;
+  entries: Entry[];
 }
 
 /**
@@ -224,6 +257,13 @@ export class NodeHost {
     await this.ready;
     const config = validateReplicaConfig(configInput);
     const key = { shardId: config.shardId, replicaId: config.replicaId };
+    const tombstone = this.logdb.getTombstone(key);
+    if (tombstone !== null) {
+      throw new LongboatError(
+        "replicaRemoved",
+        `replica ${key.replicaId} of shard ${key.shardId} was removed and its data deleted on this host (${tombstone.reason}); ids never return: start a new replica id, or drop this shard from the host's configuration`,
+      );
+    }
     if (this.engine.wasRemoved(config.shardId)) {
       throw new LongboatError(
         "replicaRemoved",
@@ -519,21 +559,225 @@ export class NodeHost {
     this.engine.markReady(r);
   }
 
-  /** Takes a snapshot now (optionally also copied into exportPath); resolves with its index. */
+  /**
+   * Takes a snapshot now (optionally also copied into exportPath); resolves with its index.
+   * Afterwards the log is compacted as the replica's compactionOverhead says, or keeping
+   * `compactionOverhead` entries behind the snapshot, or up to `compactionIndex` (at most the
+   * snapshot's index); name at most one of the two.
+   */
   async syncRequestSnapshot(
     shardId: number,
-    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number },
+    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number; compactionIndex?: number },
   ): Promise<number> {
     const r = this.writable(shardId);
     if (opts.exportPath && !(existsSync(opts.exportPath) && statSync(opts.exportPath).isDirectory())) {
       throw new LongboatError("dirNotExist", `export directory ${opts.exportPath} does not exist`);
     }
+    const compactionOverhead = optionalCount("compactionOverhead", opts.compactionOverhead);
+    const compactionIndex = optionalCount("compactionIndex", opts.compactionIndex);
+    if (compactionOverhead !== null && compactionIndex !== null) {
+      throw new LongboatError(
+        "invalidOption",
+        `name compactionOverhead or compactionIndex, not both (got ${compactionOverhead} and ${compactionIndex})`,
+      );
+    }
     const state = r.requestSnapshot(
-      { exportPath: opts.exportPath ?? "", compactionOverhead: opts.compactionOverhead ?? null },
+      { exportPath: opts.exportPath ?? "", compactionOverhead, compactionIndex },
       this.ticks(opts.timeoutMs),
     );
     this.engine.markReady(r);
     return (await awaitCompleted(state)).index;
+  }
+
+  /**
+   * Compacts a shard's log now: removes the entries its latest snapshot covers except the
+   * last `compactionOverhead` (default: the replica's), then hands the space freed in the log
+   * database back to the file system where it can. For replicas with disableAutoCompactions,
+   * or to reclaim space at a quiet moment.
+   * @example const r = nh.requestCompaction(1); console.log(r.entriesRemoved, r.logBytesRemoved);
+   */
+  requestCompaction(shardId: number, opts: { compactionOverhead?: number } = {}): CompactionReport {
+    const r = this.replica(shardId);
+    const overhead =
+      optionalCount("compactionOverhead", opts.compactionOverhead) ?? r.config.compactionOverhead;
+    const key = { shardId, replicaId: r.replicaId };
+    const before = this.logdb.logUsage(key);
+    const snapshotIndex = r.logReader.snapshot()?.index ?? 0;
+    const compactTo = snapshotIndex - overhead;
+    if (compactTo >= r.logReader.firstIndex()) this.engine.compactLog(r, compactTo);
+    const after = this.logdb.logUsage(key);
+    const space = this.logdb.reclaimSpace();
+    const report: CompactionReport = {
+      shardId,
+      replicaId: r.replicaId,
+      snapshotIndex,
+      firstIndex: r.logReader.firstIndex(),
+      entriesRemoved: before.entryCount - after.entryCount,
+      logBytesRemoved: before.sizeBytes - after.sizeBytes,
+      logEntries: after.entryCount,
+      logBytes: after.sizeBytes,
+      fileBytesBefore: space.sizeBytesBefore,
+      fileBytesAfter: space.sizeBytesAfter,
+    };
+    this.log({ level: "info", event: "log-compacted", ...report });
+    return report;
+  }
+
+  /**
+   * Entries of a shard's log with index in [firstIndex, lastIndex): at least one when there is
+   * one, then as many as fit in maxBytes (entrySizeBytes). Reads this host's replica, running or
+   * stopped (pass replicaId when several replicas of the shard have data here). The answer
+   * also gives the stored range and commit index, to page on. For debugging.
+   * @throws outOfRange when firstIndex was compacted away or lies beyond the log's end
+   */
+  queryRaftLog(
+    shardId: number,
+    firstIndex: number,
+    lastIndex: number,
+    maxBytes: number,
+    opts: { replicaId?: number } = {},
+  ): RaftLogQuery {
+    this.checkOpen();
+    for (const [name, v] of [
+      ["firstIndex", firstIndex],
+      ["lastIndex", lastIndex],
+      ["maxBytes", maxBytes],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 1)
+        throw new LongboatError("invalidOption", `${name} must be a positive integer, got ${v}`);
+    }
+    if (lastIndex < firstIndex) {
+      throw new LongboatError("invalidOption", `lastIndex ${lastIndex} is below firstIndex ${firstIndex}`);
+    }
+    const { reader, replicaId } = this.logReaderOf(shardId, opts.replicaId);
+    const first = reader.firstIndex();
+    const last = reader.lastIndex();
+    const snapshotIndex = reader.snapshot()?.index ?? 0;
+    const where = `shard ${shardId} replica ${replicaId} on ${this.raftAddress}`;
+    if (firstIndex < first) {
+      throw new LongboatError(
+        "outOfRange",
+        `entries of ${where} below ${first} were compacted (the snapshot at ${snapshotIndex} holds them); ask from ${first}`,
+      );
+    }
+    if (firstIndex > last + 1) {
+      throw new LongboatError("outOfRange", `the log of ${where} ends at ${last}, below ${firstIndex}`);
+    }
+    const high = Math.min(lastIndex, last + 1);
+    const entries = firstIndex < high ? reader.entries(firstIndex, high, maxBytes) : [];
+    const commitIndex = reader.nodeState().state.commit;
+    return { shardId, replicaId, firstIndex: first, lastIndex: last, commitIndex, snapshotIndex, entries };
+  }
+
+  private logReaderOf(
+    shardId: number,
+    replicaId: number | undefined,
+  ): { reader: LogReader; replicaId: number } {
+    const running = this.engine.getReplica(shardId);
+    if (running && (replicaId === undefined || running.replicaId === replicaId)) {
+      return { reader: running.logReader, replicaId: running.replicaId };
+    }
+    const onDisk = this.logdb
+      .listReplicas()
+      .filter((k) => k.shardId === shardId && (replicaId === undefined || k.replicaId === replicaId));
+    const what = replicaId === undefined ? `shard ${shardId}` : `replica ${replicaId} of shard ${shardId}`;
+    if (onDisk.length === 0)
+      throw new LongboatError("shardNotFound", `no log of ${what} on ${this.raftAddress}`);
+    if (onDisk.length > 1) {
+      throw new LongboatError(
+        "invalidOption",
+        `${this.raftAddress} holds logs of replicas ${onDisk.map((k) => k.replicaId).join(", ")} of shard ${shardId}: name one`,
+      );
+    }
+    return { reader: new LogReader(this.logdb, onDisk[0]!), replicaId: onDisk[0]!.replicaId };
+  }
+
+  // ---- removing data ----
+
+  /**
+   * Deletes everything this host stores of a replica that was removed from its shard: log,
+   * hard state, snapshots, bootstrap record. A tombstone stays, so the replica id can never be
+   * started on this host again (a removed id never returns). Refused while the replica runs
+   * here (stop it first, or use syncRemoveData) and while it is still a member: the replica's
+   * own log must show its removal, or `membership` — the shard's current membership as read
+   * from a live member (a drummer's committed view) — must not list it. Deleting the data of a
+   * member would take a vote away from its shard. Calling it again after it is done does nothing.
+   * @example nh.stopShard(1); nh.removeData(1, 3, { membership: await other.syncGetShardMembership(1, { timeoutMs: 2000 }) });
+   */
+  removeData(shardId: number, replicaId: number, opts: { membership?: Membership } = {}): void {
+    this.checkOpen();
+    const key = replicaKey(shardId, replicaId);
+    const running = this.engine.getReplica(shardId);
+    if (running && running.replicaId === replicaId) {
+      throw new LongboatError(
+        "shardNotStopped",
+        `replica ${replicaId} of shard ${shardId} runs on ${this.raftAddress}: stop it first (or use syncRemoveData, which waits for it to stop)`,
+      );
+    }
+    const tombstone = this.logdb.getTombstone(key);
+    const hasLog = this.logdb.listReplicas().some((k) => k.shardId === shardId && k.replicaId === replicaId);
+    if (tombstone === null && !hasLog) {
+      throw new LongboatError(
+        "shardNotFound",
+        `no data of replica ${replicaId} of shard ${shardId} on ${this.raftAddress}`,
+      );
+    }
+    if (tombstone === null) this.checkNotMember(key, opts.membership);
+    // The tombstone is written in the same transaction as the removal; snapshot files go
+    // afterwards (a crash in between leaves files no record points to, removed by a rerun).
+    const reason = `data of replica ${replicaId} of shard ${shardId} removed by removeData`;
+    if (hasLog || tombstone === null) {
+      this.logdb.removeReplica(key, tombstone ?? { removedAtMs: this.env.nowMs(), reason });
+    }
+    rmSync(joinPath(this.dir, "snapshots", `${shardId}-${replicaId}`), { recursive: true, force: true });
+    this.log({ level: "info", event: "replica-data-removed", shard: shardId, replica: replicaId });
+  }
+
+  /**
+   * removeData once the replica has stopped: waits (up to timeoutMs) for a replica that is
+   * stopping — one that just applied its own removal stops after its engine cycle.
+   */
+  async syncRemoveData(
+    shardId: number,
+    replicaId: number,
+    opts: TimeoutOption & { membership?: Membership },
+  ): Promise<void> {
+    this.ticks(opts.timeoutMs);
+    const deadlineMs = this.env.nowMs() + opts.timeoutMs;
+    while (this.engine.getReplica(shardId)?.replicaId === replicaId) {
+      this.checkOpen();
+      if (this.env.nowMs() >= deadlineMs) {
+        throw new LongboatError(
+          "timeout",
+          `replica ${replicaId} of shard ${shardId} still runs on ${this.raftAddress} after ${opts.timeoutMs} ms (stop it, or remove it from the shard)`,
+        );
+      }
+      await new Promise<void>((resolve) => this.env.setTimer(this.rttMs, resolve));
+    }
+    this.removeData(shardId, replicaId, opts.membership ? { membership: opts.membership } : {});
+  }
+
+  /** Refuses (rejected) when the replica is still a member as far as can be known here. */
+  private checkNotMember(key: ReplicaKey, given: Membership | undefined): void {
+    const { shardId, replicaId } = key;
+    if (given !== undefined) {
+      if (isMember(given, replicaId)) {
+        throw new LongboatError(
+          "rejected",
+          `replica ${replicaId} is still a member of shard ${shardId} in the given membership (config change ${given.configChangeId}): remove it from the shard first`,
+        );
+      }
+      return;
+    }
+    const boot = this.logdb.getBootstrap(key);
+    const ordered = boot === null ? true : orderedConfigChangeOf(boot.configJson);
+    const local = committedMembership(this.logdb, key, ordered);
+    if (isMember(local.membership, replicaId)) {
+      throw new LongboatError(
+        "rejected",
+        `replica ${replicaId} is still a member of shard ${shardId} as far as its log here knows (committed up to ${local.commitIndex}): remove it from the shard first, or pass the shard's current membership read from a live member`,
+      );
+    }
   }
 
   // ---- information ----
@@ -620,6 +864,35 @@ export class NodeHost {
       );
     }
     return ticks;
+  }
+}
+
+/** A non-negative integer option, or null when absent. */
+function optionalCount(name: string, value: number | undefined): number | null {
+  if (value === undefined) return null;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new LongboatError("invalidOption", `${name} must be a non-negative integer, got ${value}`);
+  }
+  return value;
+}
+
+function replicaKey(shardId: number, replicaId: number): ReplicaKey {
+  for (const [name, v] of [
+    ["shard id", shardId],
+    ["replica id", replicaId],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new LongboatError("invalidOption", `${name} must be a positive integer, got ${v}`);
+  }
+  return { shardId, replicaId };
+}
+
+/** The orderedConfigChange setting in a bootstrap record's config JSON (default true). */
+function orderedConfigChangeOf(configJson: string): boolean {
+  try {
+    return (JSON.parse(configJson) as { orderedConfigChange?: unknown }).orderedConfigChange !== false;
+  } catch {
+    return true;
   }
 }
 

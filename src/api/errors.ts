@@ -62,6 +62,8 @@ const LONGBOAT_TO_CONNECT: Record<ErrorCode, ConnectCode> = {
   shardClosed: "unavailable",
   timeout: "deadline_exceeded",
   rejected: "failed_precondition",
+  shardNotStopped: "failed_precondition",
+  outOfRange: "out_of_range",
   aborted: "aborted",
   replicaRemoved: "internal",
   shardAlreadyExist: "internal",

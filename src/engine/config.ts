@@ -19,6 +19,11 @@ export interface ReplicaConfig {
   snapshotEntries: number;
   /** Entries kept in the log behind a snapshot for slow followers. Default 5000. */
   compactionOverhead: number;
+  /**
+   * Keep the log after snapshots: entries are only removed by NodeHost.requestCompaction or
+   * a snapshot request that names a compaction. Default false.
+   */
+  disableAutoCompactions: boolean;
   /** Config changes must quote the membership's current configChangeId. Default true. */
   orderedConfigChange: boolean;
   /** Bytes of unapplied log in memory before proposals are refused as busy (0: unlimited). Default 0. */
@@ -50,6 +55,7 @@ export const REPLICA_CONFIG_DEFAULTS: Omit<ReplicaConfig, "shardId" | "replicaId
   preVote: true,
   snapshotEntries: 0,
   compactionOverhead: 5000,
+  disableAutoCompactions: false,
   orderedConfigChange: true,
   maxInMemLogSizeBytes: 0,
   isNonVoting: false,

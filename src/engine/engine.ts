@@ -8,7 +8,7 @@ import type { Registry, Transport, TransportHandler } from "../transport/types.t
 import { plantedBug } from "./bugs.ts";
 import { LongboatError } from "./errors.ts";
 import { emit, type EventListener } from "./events.ts";
-import type { Replica, ReplicaHost } from "./replica.ts";
+import { compactionTarget, type Replica, type ReplicaHost } from "./replica.ts";
 
 export interface EngineOptions {
   env: Env;
@@ -449,12 +449,8 @@ export class Engine implements TransportHandler, ReplicaHost {
     ]);
     r.logReader.createSnapshot(meta);
     r.lastSnapshotIndex = meta.index;
-    const overhead = request?.input.compactionOverhead ?? r.config.compactionOverhead;
-    const compactTo = meta.index - overhead;
-    if (compactTo > r.logReader.firstIndex()) {
-      r.logReader.compact(compactTo);
-      this.opts.logdb.compact({ shardId: r.shardId, replicaId: r.replicaId }, compactTo);
-    }
+    const compactTo = compactionTarget(r.config, meta.index, request?.input ?? null);
+    if (compactTo > r.logReader.firstIndex()) this.compactLog(r, compactTo);
     r.snapshotDir?.removeOlderThan(meta.index);
     this.log({
       level: "info",
@@ -474,6 +470,16 @@ export class Engine implements TransportHandler, ReplicaHost {
       copyFileSync(meta.filePath, join(exportPath, basename(meta.filePath)));
     }
     r.finishSnapshotRequest({ index: meta.index });
+  }
+
+  /**
+   * Removes r's log entries up to index, which its snapshot covers: from the reader the Raft
+   * core reads through, then from the log database. A follower that still needs them is
+   * then sent the snapshot instead.
+   */
+  compactLog(r: Replica, index: number): void {
+    r.logReader.compact(index);
+    this.opts.logdb.compact({ shardId: r.shardId, replicaId: r.replicaId }, index);
   }
 
   private fatal(error: Error): void {

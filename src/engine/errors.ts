@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   rejected: { temporary: false, text: "rejected" },
   aborted: { temporary: true, text: "aborted" },
   invalidTarget: { temporary: false, text: "invalid target" },
+  shardNotStopped: { temporary: false, text: "the replica still runs on this NodeHost" },
+  outOfRange: { temporary: false, text: "out of range" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -25,7 +25,29 @@ interface SingleRequest<T> {
 
 export interface SnapshotRequestInput {
   exportPath: string;
+  /** Entries to keep behind the snapshot instead of the replica's compactionOverhead. */
   compactionOverhead: number | null;
+  /** Compact the log up to this index (at most the snapshot's) instead. */
+  compactionIndex: number | null;
+}
+
+/**
+ * The index a new snapshot at snapshotIndex compacts the log to (≤ 0: nothing): the
+ * request's compaction index or overhead when it names one, else the replica's overhead
+ * unless automatic compaction is off (engine.md §1.15).
+ */
+export function compactionTarget(
+  config: Pick<ReplicaConfig, "compactionOverhead" | "disableAutoCompactions">,
+  snapshotIndex: number,
+  request: SnapshotRequestInput | null,
+): number {
+  if (request !== null && request.compactionIndex !== null) {
+    return Math.min(request.compactionIndex, snapshotIndex);
+  }
+  if (request !== null && request.compactionOverhead !== null) {
+    return snapshotIndex - request.compactionOverhead;
+  }
+  return config.disableAutoCompactions ? 0 : snapshotIndex - config.compactionOverhead;
 }
 
 /** What the engine gives a replica to reach the rest of the NodeHost. */
