@@ -624,8 +624,8 @@ export class NodeHost {
   }
 
   /**
-   * Entries of a shard's log with index in [firstIndex, lastIndex): at least one when there is
-   * one, then as many as fit in maxBytes (entrySizeBytes). Reads this host's replica, running or
+   * Entries of a shard's log with index in [firstIndex, lastIndex) (firstIndex 0: from the first
+   * stored entry): at least one when there is one, then as many as fit in maxBytes (entrySizeBytes). Reads this host's replica, running or
    * stopped (pass replicaId when several replicas of the shard have data here). The answer
    * also gives the stored range and commit index, to page on. For debugging.
    * @throws outOfRange when firstIndex was compacted away or lies beyond the log's end
@@ -638,19 +638,20 @@ export class NodeHost {
     opts: { replicaId?: number } = {},
   ): RaftLogQuery {
     this.checkOpen();
-    for (const [name, v] of [
-      ["firstIndex", firstIndex],
-      ["lastIndex", lastIndex],
-      ["maxBytes", maxBytes],
+    for (const [name, v, min] of [
+      ["firstIndex", firstIndex, 0],
+      ["lastIndex", lastIndex, 1],
+      ["maxBytes", maxBytes, 1],
     ] as const) {
-      if (!Number.isSafeInteger(v) || v < 1)
-        throw new LongboatError("invalidOption", `${name} must be a positive integer, got ${v}`);
-    }
-    if (lastIndex < firstIndex) {
-      throw new LongboatError("invalidOption", `lastIndex ${lastIndex} is below firstIndex ${firstIndex}`);
+      if (!Number.isSafeInteger(v) || v < min)
+        throw new LongboatError("invalidOption", `${name} must be an integer ≥ ${min}, got ${v}`);
     }
     const { reader, replicaId } = this.logReaderOf(shardId, opts.replicaId);
     const first = reader.firstIndex();
+    if (firstIndex === 0) firstIndex = first;
+    if (lastIndex < firstIndex) {
+      throw new LongboatError("invalidOption", `lastIndex ${lastIndex} is below firstIndex ${firstIndex}`);
+    }
     const last = reader.lastIndex();
     const snapshotIndex = reader.snapshot()?.index ?? 0;
     const where = `shard ${shardId} replica ${replicaId} on ${this.raftAddress}`;
@@ -698,7 +699,7 @@ export class NodeHost {
    * Deletes everything this host stores of a replica that was removed from its shard: log,
    * hard state, snapshots, bootstrap record. A tombstone stays, so the replica id can never be
    * started on this host again (a removed id never returns). Refused while the replica runs
-   * here (stop it first, or use syncRemoveData) and while it is still a member: the replica's
+   * here (syncRemoveData waits for one that is stopping) and while it is still a member: the replica's
    * own log must show its removal, or `membership` — the shard's current membership as read
    * from a live member (a drummer's committed view) — must not list it. Deleting the data of a
    * member would take a vote away from its shard. Calling it again after it is done does nothing.
@@ -711,7 +712,7 @@ export class NodeHost {
     if (running && running.replicaId === replicaId) {
       throw new LongboatError(
         "shardNotStopped",
-        `replica ${replicaId} of shard ${shardId} runs on ${this.raftAddress}: stop it first (or use syncRemoveData, which waits for it to stop)`,
+        `replica ${replicaId} of shard ${shardId} runs on ${this.raftAddress}: remove it from the shard first (it stops when it applies its removal), or stop it`,
       );
     }
     const tombstone = this.logdb.getTombstone(key);
@@ -734,8 +735,10 @@ export class NodeHost {
   }
 
   /**
-   * removeData once the replica has stopped: waits (up to timeoutMs) for a replica that is
-   * stopping — one that just applied its own removal stops after its engine cycle.
+   * removeData once the replica has stopped: waits (up to timeoutMs) for a replica on its way
+   * out — one that applied its own removal (it stops after that engine cycle), or one that the
+   * given membership no longer lists (it stops when the removal reaches it). Any other running
+   * replica is refused at once (shardNotStopped), as by removeData.
    */
   async syncRemoveData(
     shardId: number,
@@ -744,12 +747,20 @@ export class NodeHost {
   ): Promise<void> {
     this.ticks(opts.timeoutMs);
     const deadlineMs = this.env.nowMs() + opts.timeoutMs;
-    while (this.engine.getReplica(shardId)?.replicaId === replicaId) {
+    // On its way out: it applied its own removal, or the caller's membership no longer lists
+    // it (it stops once the removal reaches it; a replica cut off from its shard times out).
+    const leaving =
+      this.engine.wasRemoved(shardId) ||
+      (opts.membership !== undefined && !isMember(opts.membership, replicaId));
+    const stopping = () =>
+      this.engine.getReplica(shardId)?.replicaId === replicaId &&
+      (leaving || this.engine.wasRemoved(shardId));
+    while (stopping()) {
       this.checkOpen();
       if (this.env.nowMs() >= deadlineMs) {
         throw new LongboatError(
           "timeout",
-          `replica ${replicaId} of shard ${shardId} still runs on ${this.raftAddress} after ${opts.timeoutMs} ms (stop it, or remove it from the shard)`,
+          `replica ${replicaId} of shard ${shardId} still runs on ${this.raftAddress} after ${opts.timeoutMs} ms: its removal has not reached it`,
         );
       }
       await new Promise<void>((resolve) => this.env.setTimer(this.rttMs, resolve));

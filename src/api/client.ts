@@ -35,6 +35,9 @@ export interface ResponseTypes {
   TransferLeader: longboat.nodehost.v1.TransferLeaderResponse;
   RequestSnapshot: longboat.nodehost.v1.RequestSnapshotResponse;
   Status: longboat.nodehost.v1.StatusResponse;
+  RemoveData: longboat.nodehost.v1.RemoveDataResponse;
+  Compact: longboat.nodehost.v1.CompactResponse;
+  QueryRaftLog: longboat.nodehost.v1.QueryRaftLogResponse;
 }
 
 export interface NodeHostClientOptions {
@@ -214,14 +217,61 @@ export class NodeHostClient {
     await this.call("TransferLeader", { shardId, targetReplicaId });
   }
 
-  /** Takes a snapshot of shardId on the NodeHost that answers; returns its index. */
-  async snapshot(shardId: number, opts: { exportPath?: string } = {}): Promise<number> {
+  /**
+   * Takes a snapshot of shardId on the NodeHost that answers; returns its index. The log is
+   * then compacted keeping compactionOverhead entries, or up to compactionIndex, when given.
+   */
+  async snapshot(
+    shardId: number,
+    opts: { exportPath?: string; compactionOverhead?: number; compactionIndex?: number } = {},
+  ): Promise<number> {
     const res = await this.call("RequestSnapshot", {
       shardId,
       exportPath: opts.exportPath ?? "",
+      compactionOverhead: opts.compactionOverhead ?? 0,
+      overrideCompactionOverhead: opts.compactionOverhead !== undefined,
+      compactionIndex: opts.compactionIndex ?? 0,
       timeoutMs: this.timeoutMs,
     });
     return Number(res.index);
+  }
+
+  /**
+   * Deletes the data the NodeHost that answers holds of a replica removed from its shard.
+   * membership: the shard's current membership from a live member (needed when the replica's
+   * own log never saw its removal).
+   */
+  async removeData(
+    shardId: number,
+    replicaId: number,
+    opts: { membership?: longboat.raft.v1.IMembership } = {},
+  ): Promise<void> {
+    const request: Record<string, unknown> = { shardId, replicaId, timeoutMs: this.timeoutMs };
+    if (opts.membership) request.membership = opts.membership;
+    await this.call("RemoveData", request);
+  }
+
+  /** Compacts shardId's log on the NodeHost that answers and reports the space freed. */
+  compact(shardId: number, opts: { compactionOverhead?: number } = {}) {
+    return this.call("Compact", {
+      shardId,
+      compactionOverhead: opts.compactionOverhead ?? 0,
+      overrideCompactionOverhead: opts.compactionOverhead !== undefined,
+    });
+  }
+
+  /** Entries of shardId's log on the NodeHost that answers, [firstIndex, lastIndex) (0: from the start / to the end). */
+  queryRaftLog(
+    shardId: number,
+    opts: { firstIndex?: number; lastIndex?: number; maxBytes?: number; replicaId?: number } = {},
+  ) {
+    return this.call("QueryRaftLog", {
+      shardId,
+      firstIndex: opts.firstIndex ?? 0,
+      lastIndex: opts.lastIndex ?? 0,
+      maxBytes: opts.maxBytes ?? 0,
+      replicaId: opts.replicaId ?? 0,
+    });
   }
 
   private async propose(shardId: number, command: Uint8Array) {

@@ -23,7 +23,14 @@ export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbTyp
   TransferLeader: { request: pb.TransferLeaderRequest, response: pb.TransferLeaderResponse },
   RequestSnapshot: { request: pb.RequestSnapshotRequest, response: pb.RequestSnapshotResponse },
   Status: { request: pb.StatusRequest, response: pb.StatusResponse },
+  RemoveData: { request: pb.RemoveDataRequest, response: pb.RemoveDataResponse },
+  Compact: { request: pb.CompactRequest, response: pb.CompactResponse },
+  QueryRaftLog: { request: pb.QueryRaftLogRequest, response: pb.QueryRaftLogResponse },
 };
+
+/** QueryRaftLog's answer size when the request says 0, and the most it may ask for. */
+export const QUERY_LOG_DEFAULT_BYTES = 1024 * 1024;
+export const QUERY_LOG_MAX_BYTES = 8 * 1024 * 1024;
 
 export function isMethodName(name: string): name is MethodName {
   return Object.hasOwn(RequestSchemas, name);
@@ -145,12 +152,59 @@ export const HANDLERS: { [M in MethodName]: Handler<M> } = {
     return {};
   },
   async RequestSnapshot(ctx, req) {
-    const opts: { timeoutMs: number; exportPath?: string; compactionOverhead?: number } = {
-      timeoutMs: ctx.timeoutMs(req.timeoutMs),
-    };
+    const opts: {
+      timeoutMs: number;
+      exportPath?: string;
+      compactionOverhead?: number;
+      compactionIndex?: number;
+    } = { timeoutMs: ctx.timeoutMs(req.timeoutMs) };
     if (req.exportPath !== "") opts.exportPath = req.exportPath;
     if (req.overrideCompactionOverhead) opts.compactionOverhead = req.compactionOverhead;
+    if (req.compactionIndex > 0) opts.compactionIndex = req.compactionIndex;
     return { index: await ctx.nodehost.syncRequestSnapshot(req.shardId, opts) };
+  },
+  async RemoveData(ctx, req) {
+    const opts = {
+      timeoutMs: ctx.timeoutMs(req.timeoutMs),
+      ...(req.membership ? { membership: req.membership } : {}),
+    };
+    await ctx.nodehost.syncRemoveData(req.shardId, req.replicaId, opts);
+    return {};
+  },
+  Compact(ctx, req) {
+    const opts = req.overrideCompactionOverhead ? { compactionOverhead: req.compactionOverhead } : {};
+    const r = ctx.nodehost.requestCompaction(req.shardId, opts);
+    return {
+      replicaId: r.replicaId,
+      snapshotIndex: r.snapshotIndex,
+      firstIndex: r.firstIndex,
+      entriesRemoved: r.entriesRemoved,
+      logBytesRemoved: r.logBytesRemoved,
+      logEntries: r.logEntries,
+      logBytes: r.logBytes,
+      fileBytesBefore: r.fileBytesBefore,
+      fileBytesAfter: r.fileBytesAfter,
+    };
+  },
+  QueryRaftLog(ctx, req) {
+    if (req.maxBytes > QUERY_LOG_MAX_BYTES) {
+      throw new ConnectError(
+        "invalid_argument",
+        `QueryRaftLogRequest.maxBytes ${req.maxBytes} exceeds ${QUERY_LOG_MAX_BYTES}`,
+      );
+    }
+    const lastIndex = req.lastIndex === 0 ? Number.MAX_SAFE_INTEGER : req.lastIndex;
+    const maxBytes = req.maxBytes === 0 ? QUERY_LOG_DEFAULT_BYTES : req.maxBytes;
+    const opts = req.replicaId === 0 ? {} : { replicaId: req.replicaId };
+    const r = ctx.nodehost.queryRaftLog(req.shardId, req.firstIndex, lastIndex, maxBytes, opts);
+    return {
+      replicaId: r.replicaId,
+      firstIndex: r.firstIndex,
+      lastIndex: r.lastIndex,
+      commitIndex: r.commitIndex,
+      snapshotIndex: r.snapshotIndex,
+      entries: r.entries,
+    };
   },
   Status(ctx) {
     const info = ctx.nodehost.getNodeHostInfo();

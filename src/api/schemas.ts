@@ -116,6 +116,39 @@ export const SessionSchema = z.strictObject({
   respondedTo: uint(64),
 });
 
+/** A repeated field: absent or null gives []. */
+function repeated<T extends z.ZodType>(schema: T) {
+  return z
+    .unknown()
+    .optional()
+    .transform((v, ctx): z.output<T>[] => {
+      if (v === undefined || v === null) return [];
+      if (!Array.isArray(v)) {
+        ctx.addIssue({ code: "custom", message: "expected a list" });
+        return [];
+      }
+      const out: z.output<T>[] = [];
+      v.forEach((item, i) => {
+        const parsed = schema.safeParse(item);
+        if (parsed.success) out.push(parsed.data);
+        else
+          for (const issue of parsed.error.issues)
+            ctx.addIssue({ code: "custom", message: issue.message, path: [i, ...issue.path] });
+      });
+      return out;
+    });
+}
+
+const MemberSchema = z.strictObject({ replicaId: uint(64), address: string });
+
+export const MembershipSchema = z.strictObject({
+  configChangeId: uint(64),
+  addresses: repeated(MemberSchema),
+  nonVotings: repeated(MemberSchema),
+  witnesses: repeated(MemberSchema),
+  removed: repeated(uint(64)),
+});
+
 export const REPLICA_ROLES = [
   "REPLICA_ROLE_UNSPECIFIED",
   "REPLICA_ROLE_FULL",
@@ -156,8 +189,27 @@ export const RequestSchemas = {
     compactionOverhead: uint(64),
     overrideCompactionOverhead: bool,
     timeoutMs: uint(32),
+    compactionIndex: uint(64),
   }),
   Status: z.strictObject({}),
+  RemoveData: z.strictObject({
+    shardId: uint(64),
+    replicaId: uint(64),
+    membership: message(MembershipSchema),
+    timeoutMs: uint(32),
+  }),
+  Compact: z.strictObject({
+    shardId: uint(64),
+    compactionOverhead: uint(64),
+    overrideCompactionOverhead: bool,
+  }),
+  QueryRaftLog: z.strictObject({
+    shardId: uint(64),
+    firstIndex: uint(64),
+    lastIndex: uint(64),
+    maxBytes: uint(64),
+    replicaId: uint(64),
+  }),
 } as const;
 
 export type MethodName = keyof typeof RequestSchemas;

@@ -1,7 +1,7 @@
 import type { Session } from "../engine/session.ts";
 import type { Env } from "../env.ts";
 import type { EngineStats } from "../engine/engine.ts";
-import type { ShardInfo } from "../nodehost.ts";
+import type { CompactionReport, RaftLogQuery, ShardInfo } from "../nodehost.ts";
 import type { Membership } from "../raft/types.ts";
 import type { NodeHostMetrics } from "./nodehost-metrics.ts";
 
@@ -59,8 +59,21 @@ export interface NodeHostLike {
   requestLeaderTransfer(shardId: number, targetReplicaId: number): void;
   syncRequestSnapshot(
     shardId: number,
-    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number },
+    opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number; compactionIndex?: number },
   ): Promise<number>;
+  syncRemoveData(
+    shardId: number,
+    replicaId: number,
+    opts: TimeoutOption & { membership?: Membership },
+  ): Promise<void>;
+  requestCompaction(shardId: number, opts?: { compactionOverhead?: number }): CompactionReport;
+  queryRaftLog(
+    shardId: number,
+    firstIndex: number,
+    lastIndex: number,
+    maxBytes: number,
+    opts?: { replicaId?: number },
+  ): RaftLogQuery;
   getLeaderId(shardId: number): { leaderId: number; term: number; valid: boolean };
   getNodeHostInfo(opts?: { skipLogInfo?: boolean }): {
     raftAddress: string;

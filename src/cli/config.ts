@@ -21,6 +21,12 @@ const positiveInt = z
   .int({ error: POSITIVE_INT })
   .min(1, { error: POSITIVE_INT }); // zod's int() refuses numbers beyond 2^53-1
 
+const NON_NEGATIVE_INT = "must be an integer ≥ 0";
+const nonNegativeInt = z
+  .number({ error: NON_NEGATIVE_INT })
+  .int({ error: NON_NEGATIVE_INT })
+  .min(0, { error: NON_NEGATIVE_INT });
+
 const SAFE_INTEGER = "must be an integer within ±(2^53 − 1)";
 const safeInteger = z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER });
 
@@ -371,7 +377,10 @@ export type CmdRequest =
   | { op: "add-replica"; replicaId: number; address: string }
   | { op: "remove-replica"; replicaId: number }
   | { op: "transfer-leader"; replicaId: number }
-  | { op: "snapshot" };
+  | { op: "snapshot" }
+  | { op: "compact" }
+  | { op: "log" }
+  | { op: "remove-data"; replicaId: number };
 
 export type CmdOp = CmdRequest["op"];
 
@@ -388,6 +397,9 @@ export const CMD_OPS: Record<CmdOp, readonly string[]> = {
   "remove-replica": ["replicaId"],
   "transfer-leader": ["replicaId"],
   snapshot: [],
+  compact: [],
+  log: [],
+  "remove-data": ["replicaId"],
 };
 
 /** Options of `longboat cmd`. */
@@ -399,6 +411,15 @@ export interface CmdConfig {
   json: boolean;
   timeoutMs: number;
   apiToken?: string;
+  /** log: first and last index to print (inclusive). */
+  from?: number;
+  to?: number;
+  /** remove-data: API addresses of live members to read the shard's membership from. */
+  membershipFrom: string[];
+  /** snapshot and compact: entries kept behind the snapshot. */
+  compactionOverhead?: number;
+  /** snapshot: compact up to this index instead. */
+  compactionIndex?: number;
 }
 
 export const CMD_FIELDS: readonly Field[] = [
@@ -446,6 +467,47 @@ export const CMD_FIELDS: readonly Field[] = [
     default: 5000,
   },
   apiTokenField,
+  {
+    key: "from",
+    flag: "from",
+    kind: "int",
+    valueName: "index",
+    help: "log: first index to print (default: the first entry stored)",
+    schema: positiveInt,
+  },
+  {
+    key: "to",
+    flag: "to",
+    kind: "int",
+    valueName: "index",
+    help: "log: last index to print (default: the last entry stored)",
+    schema: positiveInt,
+  },
+  {
+    key: "membershipFrom",
+    flag: "membership-from",
+    kind: "list",
+    valueName: "host:port,…",
+    help: "remove-data: API addresses of live members of the shard to read its membership from (needed when the removed replica's own log never saw its removal)",
+    schema: addressList,
+    default: [],
+  },
+  {
+    key: "compactionOverhead",
+    flag: "compaction-overhead",
+    kind: "int",
+    valueName: "entries",
+    help: "snapshot and compact: entries to keep in the log behind the snapshot (default: the replica's setting)",
+    schema: nonNegativeInt,
+  },
+  {
+    key: "compactionIndex",
+    flag: "compaction-index",
+    kind: "int",
+    valueName: "index",
+    help: "snapshot: compact the log up to this index (at most the snapshot's) instead",
+    schema: positiveInt,
+  },
 ];
 
 /** Merges and validates cmd options and `args` (the op and its positional arguments); throws ConfigError. */
@@ -461,6 +523,12 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
   }
   if (config.nodehost.length === 0) throw new ConfigError(`cmd ${request.op} needs --nodehost`);
   if (config.shard === undefined) throw new ConfigError(`cmd ${request.op} needs --shard`);
+  if (config.from !== undefined && config.to !== undefined && config.to < config.from) {
+    throw new ConfigError(`--to ${config.to} is below --from ${config.from}`);
+  }
+  if (config.compactionOverhead !== undefined && config.compactionIndex !== undefined) {
+    throw new ConfigError("give --compaction-overhead or --compaction-index, not both");
+  }
   return config;
 }
 

@@ -2398,6 +2398,7 @@ export namespace longboat {
                 compactionOverhead: number;
                 overrideCompactionOverhead: boolean;
                 timeoutMs: number;
+                compactionIndex: number;
                 static create(properties: longboat.nodehost.v1.RequestSnapshotRequest.$Shape): longboat.nodehost.v1.RequestSnapshotRequest & longboat.nodehost.v1.RequestSnapshotRequest.$Shape;
                 static create(properties?: longboat.nodehost.v1.RequestSnapshotRequest.$Properties): longboat.nodehost.v1.RequestSnapshotRequest;
                 static encode(message: longboat.nodehost.v1.RequestSnapshotRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -2416,6 +2417,7 @@ export namespace longboat {
                     compactionOverhead?: (number|null);
                     overrideCompactionOverhead?: (boolean|null);
                     timeoutMs?: (number|null);
+                    compactionIndex?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.nodehost.v1.RequestSnapshotRequest.$Properties;
@@ -2587,6 +2589,204 @@ export namespace longboat {
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.nodehost.v1.LogInfo.$Properties;
+            }
+
+            interface IRemoveDataRequest extends longboat.nodehost.v1.RemoveDataRequest.$Properties {
+            }
+
+            class RemoveDataRequest {
+                constructor(properties?: longboat.nodehost.v1.RemoveDataRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                replicaId: number;
+                membership?: (longboat.raft.v1.Membership.$Properties|null);
+                timeoutMs: number;
+                static create(properties: longboat.nodehost.v1.RemoveDataRequest.$Shape): longboat.nodehost.v1.RemoveDataRequest & longboat.nodehost.v1.RemoveDataRequest.$Shape;
+                static create(properties?: longboat.nodehost.v1.RemoveDataRequest.$Properties): longboat.nodehost.v1.RemoveDataRequest;
+                static encode(message: longboat.nodehost.v1.RemoveDataRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.RemoveDataRequest & longboat.nodehost.v1.RemoveDataRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.RemoveDataRequest;
+                static toObject(message: longboat.nodehost.v1.RemoveDataRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace RemoveDataRequest {
+                interface $Properties {
+                    shardId?: (number|null);
+                    replicaId?: (number|null);
+                    membership?: (longboat.raft.v1.Membership.$Properties|null);
+                    timeoutMs?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.RemoveDataRequest.$Properties;
+            }
+
+            interface IRemoveDataResponse extends longboat.nodehost.v1.RemoveDataResponse.$Properties {
+            }
+
+            class RemoveDataResponse {
+                constructor(properties?: longboat.nodehost.v1.RemoveDataResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                static create(properties: longboat.nodehost.v1.RemoveDataResponse.$Shape): longboat.nodehost.v1.RemoveDataResponse & longboat.nodehost.v1.RemoveDataResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.RemoveDataResponse.$Properties): longboat.nodehost.v1.RemoveDataResponse;
+                static encode(message: longboat.nodehost.v1.RemoveDataResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.RemoveDataResponse & longboat.nodehost.v1.RemoveDataResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.RemoveDataResponse;
+                static toObject(message: longboat.nodehost.v1.RemoveDataResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace RemoveDataResponse {
+                interface $Properties {
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.RemoveDataResponse.$Properties;
+            }
+
+            interface ICompactRequest extends longboat.nodehost.v1.CompactRequest.$Properties {
+            }
+
+            class CompactRequest {
+                constructor(properties?: longboat.nodehost.v1.CompactRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                compactionOverhead: number;
+                overrideCompactionOverhead: boolean;
+                static create(properties: longboat.nodehost.v1.CompactRequest.$Shape): longboat.nodehost.v1.CompactRequest & longboat.nodehost.v1.CompactRequest.$Shape;
+                static create(properties?: longboat.nodehost.v1.CompactRequest.$Properties): longboat.nodehost.v1.CompactRequest;
+                static encode(message: longboat.nodehost.v1.CompactRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.CompactRequest & longboat.nodehost.v1.CompactRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.CompactRequest;
+                static toObject(message: longboat.nodehost.v1.CompactRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CompactRequest {
+                interface $Properties {
+                    shardId?: (number|null);
+                    compactionOverhead?: (number|null);
+                    overrideCompactionOverhead?: (boolean|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.CompactRequest.$Properties;
+            }
+
+            interface ICompactResponse extends longboat.nodehost.v1.CompactResponse.$Properties {
+            }
+
+            class CompactResponse {
+                constructor(properties?: longboat.nodehost.v1.CompactResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                replicaId: number;
+                snapshotIndex: number;
+                firstIndex: number;
+                entriesRemoved: number;
+                logBytesRemoved: number;
+                logEntries: number;
+                logBytes: number;
+                fileBytesBefore: number;
+                fileBytesAfter: number;
+                static create(properties: longboat.nodehost.v1.CompactResponse.$Shape): longboat.nodehost.v1.CompactResponse & longboat.nodehost.v1.CompactResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.CompactResponse.$Properties): longboat.nodehost.v1.CompactResponse;
+                static encode(message: longboat.nodehost.v1.CompactResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.CompactResponse & longboat.nodehost.v1.CompactResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.CompactResponse;
+                static toObject(message: longboat.nodehost.v1.CompactResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CompactResponse {
+                interface $Properties {
+                    replicaId?: (number|null);
+                    snapshotIndex?: (number|null);
+                    firstIndex?: (number|null);
+                    entriesRemoved?: (number|null);
+                    logBytesRemoved?: (number|null);
+                    logEntries?: (number|null);
+                    logBytes?: (number|null);
+                    fileBytesBefore?: (number|null);
+                    fileBytesAfter?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.CompactResponse.$Properties;
+            }
+
+            interface IQueryRaftLogRequest extends longboat.nodehost.v1.QueryRaftLogRequest.$Properties {
+            }
+
+            class QueryRaftLogRequest {
+                constructor(properties?: longboat.nodehost.v1.QueryRaftLogRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                firstIndex: number;
+                lastIndex: number;
+                maxBytes: number;
+                replicaId: number;
+                static create(properties: longboat.nodehost.v1.QueryRaftLogRequest.$Shape): longboat.nodehost.v1.QueryRaftLogRequest & longboat.nodehost.v1.QueryRaftLogRequest.$Shape;
+                static create(properties?: longboat.nodehost.v1.QueryRaftLogRequest.$Properties): longboat.nodehost.v1.QueryRaftLogRequest;
+                static encode(message: longboat.nodehost.v1.QueryRaftLogRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.QueryRaftLogRequest & longboat.nodehost.v1.QueryRaftLogRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.QueryRaftLogRequest;
+                static toObject(message: longboat.nodehost.v1.QueryRaftLogRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace QueryRaftLogRequest {
+                interface $Properties {
+                    shardId?: (number|null);
+                    firstIndex?: (number|null);
+                    lastIndex?: (number|null);
+                    maxBytes?: (number|null);
+                    replicaId?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.QueryRaftLogRequest.$Properties;
+            }
+
+            interface IQueryRaftLogResponse extends longboat.nodehost.v1.QueryRaftLogResponse.$Properties {
+            }
+
+            class QueryRaftLogResponse {
+                constructor(properties?: longboat.nodehost.v1.QueryRaftLogResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                replicaId: number;
+                firstIndex: number;
+                lastIndex: number;
+                commitIndex: number;
+                snapshotIndex: number;
+                entries: longboat.raft.v1.Entry.$Properties[];
+                static create(properties: longboat.nodehost.v1.QueryRaftLogResponse.$Shape): longboat.nodehost.v1.QueryRaftLogResponse & longboat.nodehost.v1.QueryRaftLogResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.QueryRaftLogResponse.$Properties): longboat.nodehost.v1.QueryRaftLogResponse;
+                static encode(message: longboat.nodehost.v1.QueryRaftLogResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.QueryRaftLogResponse & longboat.nodehost.v1.QueryRaftLogResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.QueryRaftLogResponse;
+                static toObject(message: longboat.nodehost.v1.QueryRaftLogResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace QueryRaftLogResponse {
+                interface $Properties {
+                    replicaId?: (number|null);
+                    firstIndex?: (number|null);
+                    lastIndex?: (number|null);
+                    commitIndex?: (number|null);
+                    snapshotIndex?: (number|null);
+                    entries?: (longboat.raft.v1.Entry.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.QueryRaftLogResponse.$Properties;
             }
         }
     }

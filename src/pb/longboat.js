@@ -16405,6 +16405,7 @@ export const longboat = $root.longboat = (() => {
                 RequestSnapshotRequest.prototype.compactionOverhead = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 RequestSnapshotRequest.prototype.overrideCompactionOverhead = false;
                 RequestSnapshotRequest.prototype.timeoutMs = 0;
+                RequestSnapshotRequest.prototype.compactionIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 RequestSnapshotRequest.create = function(properties) {
                     return new RequestSnapshotRequest(properties);
@@ -16427,6 +16428,8 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(32).bool(message.overrideCompactionOverhead);
                     if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
                         writer.uint32(40).uint32(message.timeoutMs);
+                    if (message.compactionIndex != null && $Object.hasOwnProperty.call(message, "compactionIndex") && (typeof message.compactionIndex === "object" ? message.compactionIndex.low || message.compactionIndex.high : message.compactionIndex !== 0))
+                        writer.uint32(48).uint64(message.compactionIndex);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -16505,6 +16508,15 @@ export const longboat = $root.longboat = (() => {
                                     delete message.timeoutMs;
                                 continue;
                             }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.compactionIndex = value;
+                                else
+                                    delete message.compactionIndex;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -16544,6 +16556,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                         if (!$util.isInteger(message.timeoutMs))
                             return "timeoutMs: integer expected";
+                    if (message.compactionIndex != null && $Object.hasOwnProperty.call(message, "compactionIndex"))
+                        if (!$util.isInteger(message.compactionIndex) && !(message.compactionIndex && $util.isInteger(message.compactionIndex.low) && $util.isInteger(message.compactionIndex.high)))
+                            return "compactionIndex: integer|Long expected";
                     return null;
                 };
 
@@ -16586,6 +16601,16 @@ export const longboat = $root.longboat = (() => {
                     if (object.timeoutMs != null)
                         if ($Number(object.timeoutMs) !== 0)
                             message.timeoutMs = object.timeoutMs >>> 0;
+                    if (object.compactionIndex != null)
+                        if (typeof object.compactionIndex === "object" ? object.compactionIndex.low || object.compactionIndex.high : $Number(object.compactionIndex) !== 0)
+                            if ($util.Long)
+                                message.compactionIndex = $util.Long.fromValue(object.compactionIndex, true);
+                            else if (typeof object.compactionIndex === "string")
+                                message.compactionIndex = $parseInt(object.compactionIndex, 10);
+                            else if (typeof object.compactionIndex === "number")
+                                message.compactionIndex = object.compactionIndex;
+                            else if (typeof object.compactionIndex === "object")
+                                message.compactionIndex = new $util.LongBits(object.compactionIndex.low >>> 0, object.compactionIndex.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -16611,6 +16636,11 @@ export const longboat = $root.longboat = (() => {
                             object.compactionOverhead = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.overrideCompactionOverhead = false;
                         object.timeoutMs = 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.compactionIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.compactionIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -16632,6 +16662,13 @@ export const longboat = $root.longboat = (() => {
                         object.overrideCompactionOverhead = message.overrideCompactionOverhead;
                     if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                         object.timeoutMs = message.timeoutMs;
+                    if (message.compactionIndex != null && $Object.hasOwnProperty.call(message, "compactionIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.compactionIndex = typeof message.compactionIndex === "number" ? $BigInt(message.compactionIndex) : $util.Long.fromBits(message.compactionIndex.low >>> 0, message.compactionIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.compactionIndex === "number")
+                            object.compactionIndex = options.longs === $String ? $String(message.compactionIndex) : message.compactionIndex;
+                        else
+                            object.compactionIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.compactionIndex) : options.longs === $Number ? new $util.LongBits(message.compactionIndex.low >>> 0, message.compactionIndex.high >>> 0).toNumber(true) : message.compactionIndex;
                     return object;
                 };
 
@@ -17870,6 +17907,1666 @@ export const longboat = $root.longboat = (() => {
                 };
 
                 return LogInfo;
+            })();
+
+            v1.RemoveDataRequest = (function() {
+
+                const RemoveDataRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                RemoveDataRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                RemoveDataRequest.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                RemoveDataRequest.prototype.membership = null;
+                RemoveDataRequest.prototype.timeoutMs = 0;
+
+                RemoveDataRequest.create = function(properties) {
+                    return new RemoveDataRequest(properties);
+                };
+
+                RemoveDataRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(16).uint64(message.replicaId);
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        $root.longboat.raft.v1.Membership.encode(message.membership, writer.uint32(26).fork(), _depth + 1).ldelim();
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
+                        writer.uint32(32).uint32(message.timeoutMs);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                RemoveDataRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.RemoveDataRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                message.membership = $root.longboat.raft.v1.Membership.decode(reader, reader.size(), $undefined, _depth + 1, message.membership);
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.timeoutMs = value;
+                                else
+                                    delete message.timeoutMs;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                RemoveDataRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership")) {
+                        let error = $root.longboat.raft.v1.Membership.verify(message.membership, _depth + 1);
+                        if (error)
+                            return "membership." + error;
+                    }
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                        if (!$util.isInteger(message.timeoutMs))
+                            return "timeoutMs: integer expected";
+                    return null;
+                };
+
+                RemoveDataRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.RemoveDataRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.RemoveDataRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.RemoveDataRequest();
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    if (object.membership != null) {
+                        if (!$util.isObject(object.membership))
+                            throw $TypeError(".longboat.nodehost.v1.RemoveDataRequest.membership: object expected");
+                        message.membership = $root.longboat.raft.v1.Membership.fromObject(object.membership, _depth + 1);
+                    }
+                    if (object.timeoutMs != null)
+                        if ($Number(object.timeoutMs) !== 0)
+                            message.timeoutMs = object.timeoutMs >>> 0;
+                    return message;
+                };
+
+                RemoveDataRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.membership = null;
+                        object.timeoutMs = 0;
+                    }
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        object.membership = $root.longboat.raft.v1.Membership.toObject(message.membership, options, _depth + 1);
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                        object.timeoutMs = message.timeoutMs;
+                    return object;
+                };
+
+                RemoveDataRequest.prototype.toJSON = function() {
+                    return RemoveDataRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                RemoveDataRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.RemoveDataRequest";
+                };
+
+                return RemoveDataRequest;
+            })();
+
+            v1.RemoveDataResponse = (function() {
+
+                const RemoveDataResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                RemoveDataResponse.create = function(properties) {
+                    return new RemoveDataResponse(properties);
+                };
+
+                RemoveDataResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                RemoveDataResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.RemoveDataResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        reader.skipType(tag & 7, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                RemoveDataResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    return null;
+                };
+
+                RemoveDataResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.RemoveDataResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.RemoveDataResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    return new $root.longboat.nodehost.v1.RemoveDataResponse();
+                };
+
+                RemoveDataResponse.toObject = function () {
+                    return {};
+                };
+
+                RemoveDataResponse.prototype.toJSON = function() {
+                    return RemoveDataResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                RemoveDataResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.RemoveDataResponse";
+                };
+
+                return RemoveDataResponse;
+            })();
+
+            v1.CompactRequest = (function() {
+
+                const CompactRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                CompactRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactRequest.prototype.compactionOverhead = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactRequest.prototype.overrideCompactionOverhead = false;
+
+                CompactRequest.create = function(properties) {
+                    return new CompactRequest(properties);
+                };
+
+                CompactRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.compactionOverhead != null && $Object.hasOwnProperty.call(message, "compactionOverhead") && (typeof message.compactionOverhead === "object" ? message.compactionOverhead.low || message.compactionOverhead.high : message.compactionOverhead !== 0))
+                        writer.uint32(16).uint64(message.compactionOverhead);
+                    if (message.overrideCompactionOverhead != null && $Object.hasOwnProperty.call(message, "overrideCompactionOverhead") && message.overrideCompactionOverhead !== false)
+                        writer.uint32(24).bool(message.overrideCompactionOverhead);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                CompactRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.CompactRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.compactionOverhead = value;
+                                else
+                                    delete message.compactionOverhead;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.overrideCompactionOverhead = value;
+                                else
+                                    delete message.overrideCompactionOverhead;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                CompactRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.compactionOverhead != null && $Object.hasOwnProperty.call(message, "compactionOverhead"))
+                        if (!$util.isInteger(message.compactionOverhead) && !(message.compactionOverhead && $util.isInteger(message.compactionOverhead.low) && $util.isInteger(message.compactionOverhead.high)))
+                            return "compactionOverhead: integer|Long expected";
+                    if (message.overrideCompactionOverhead != null && $Object.hasOwnProperty.call(message, "overrideCompactionOverhead"))
+                        if (typeof message.overrideCompactionOverhead !== "boolean")
+                            return "overrideCompactionOverhead: boolean expected";
+                    return null;
+                };
+
+                CompactRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.CompactRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.CompactRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.CompactRequest();
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.compactionOverhead != null)
+                        if (typeof object.compactionOverhead === "object" ? object.compactionOverhead.low || object.compactionOverhead.high : $Number(object.compactionOverhead) !== 0)
+                            if ($util.Long)
+                                message.compactionOverhead = $util.Long.fromValue(object.compactionOverhead, true);
+                            else if (typeof object.compactionOverhead === "string")
+                                message.compactionOverhead = $parseInt(object.compactionOverhead, 10);
+                            else if (typeof object.compactionOverhead === "number")
+                                message.compactionOverhead = object.compactionOverhead;
+                            else if (typeof object.compactionOverhead === "object")
+                                message.compactionOverhead = new $util.LongBits(object.compactionOverhead.low >>> 0, object.compactionOverhead.high >>> 0).toNumber(true);
+                    if (object.overrideCompactionOverhead != null)
+                        if (object.overrideCompactionOverhead)
+                            message.overrideCompactionOverhead = $Boolean(object.overrideCompactionOverhead);
+                    return message;
+                };
+
+                CompactRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.compactionOverhead = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.compactionOverhead = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.overrideCompactionOverhead = false;
+                    }
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.compactionOverhead != null && $Object.hasOwnProperty.call(message, "compactionOverhead"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.compactionOverhead = typeof message.compactionOverhead === "number" ? $BigInt(message.compactionOverhead) : $util.Long.fromBits(message.compactionOverhead.low >>> 0, message.compactionOverhead.high >>> 0, true).toBigInt();
+                        else if (typeof message.compactionOverhead === "number")
+                            object.compactionOverhead = options.longs === $String ? $String(message.compactionOverhead) : message.compactionOverhead;
+                        else
+                            object.compactionOverhead = options.longs === $String ? $util.Long.prototype.toString.call(message.compactionOverhead) : options.longs === $Number ? new $util.LongBits(message.compactionOverhead.low >>> 0, message.compactionOverhead.high >>> 0).toNumber(true) : message.compactionOverhead;
+                    if (message.overrideCompactionOverhead != null && $Object.hasOwnProperty.call(message, "overrideCompactionOverhead"))
+                        object.overrideCompactionOverhead = message.overrideCompactionOverhead;
+                    return object;
+                };
+
+                CompactRequest.prototype.toJSON = function() {
+                    return CompactRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                CompactRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.CompactRequest";
+                };
+
+                return CompactRequest;
+            })();
+
+            v1.CompactResponse = (function() {
+
+                const CompactResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                CompactResponse.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.snapshotIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.firstIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.entriesRemoved = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.logBytesRemoved = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.logEntries = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.logBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.fileBytesBefore = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                CompactResponse.prototype.fileBytesAfter = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                CompactResponse.create = function(properties) {
+                    return new CompactResponse(properties);
+                };
+
+                CompactResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(8).uint64(message.replicaId);
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex") && (typeof message.snapshotIndex === "object" ? message.snapshotIndex.low || message.snapshotIndex.high : message.snapshotIndex !== 0))
+                        writer.uint32(16).uint64(message.snapshotIndex);
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex") && (typeof message.firstIndex === "object" ? message.firstIndex.low || message.firstIndex.high : message.firstIndex !== 0))
+                        writer.uint32(24).uint64(message.firstIndex);
+                    if (message.entriesRemoved != null && $Object.hasOwnProperty.call(message, "entriesRemoved") && (typeof message.entriesRemoved === "object" ? message.entriesRemoved.low || message.entriesRemoved.high : message.entriesRemoved !== 0))
+                        writer.uint32(32).uint64(message.entriesRemoved);
+                    if (message.logBytesRemoved != null && $Object.hasOwnProperty.call(message, "logBytesRemoved") && (typeof message.logBytesRemoved === "object" ? message.logBytesRemoved.low || message.logBytesRemoved.high : message.logBytesRemoved !== 0))
+                        writer.uint32(40).uint64(message.logBytesRemoved);
+                    if (message.logEntries != null && $Object.hasOwnProperty.call(message, "logEntries") && (typeof message.logEntries === "object" ? message.logEntries.low || message.logEntries.high : message.logEntries !== 0))
+                        writer.uint32(48).uint64(message.logEntries);
+                    if (message.logBytes != null && $Object.hasOwnProperty.call(message, "logBytes") && (typeof message.logBytes === "object" ? message.logBytes.low || message.logBytes.high : message.logBytes !== 0))
+                        writer.uint32(56).uint64(message.logBytes);
+                    if (message.fileBytesBefore != null && $Object.hasOwnProperty.call(message, "fileBytesBefore") && (typeof message.fileBytesBefore === "object" ? message.fileBytesBefore.low || message.fileBytesBefore.high : message.fileBytesBefore !== 0))
+                        writer.uint32(64).uint64(message.fileBytesBefore);
+                    if (message.fileBytesAfter != null && $Object.hasOwnProperty.call(message, "fileBytesAfter") && (typeof message.fileBytesAfter === "object" ? message.fileBytesAfter.low || message.fileBytesAfter.high : message.fileBytesAfter !== 0))
+                        writer.uint32(72).uint64(message.fileBytesAfter);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                CompactResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.CompactResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.snapshotIndex = value;
+                                else
+                                    delete message.snapshotIndex;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.firstIndex = value;
+                                else
+                                    delete message.firstIndex;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.entriesRemoved = value;
+                                else
+                                    delete message.entriesRemoved;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.logBytesRemoved = value;
+                                else
+                                    delete message.logBytesRemoved;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.logEntries = value;
+                                else
+                                    delete message.logEntries;
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.logBytes = value;
+                                else
+                                    delete message.logBytes;
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.fileBytesBefore = value;
+                                else
+                                    delete message.fileBytesBefore;
+                                continue;
+                            }
+                        case 9: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.fileBytesAfter = value;
+                                else
+                                    delete message.fileBytesAfter;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                CompactResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex"))
+                        if (!$util.isInteger(message.snapshotIndex) && !(message.snapshotIndex && $util.isInteger(message.snapshotIndex.low) && $util.isInteger(message.snapshotIndex.high)))
+                            return "snapshotIndex: integer|Long expected";
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (!$util.isInteger(message.firstIndex) && !(message.firstIndex && $util.isInteger(message.firstIndex.low) && $util.isInteger(message.firstIndex.high)))
+                            return "firstIndex: integer|Long expected";
+                    if (message.entriesRemoved != null && $Object.hasOwnProperty.call(message, "entriesRemoved"))
+                        if (!$util.isInteger(message.entriesRemoved) && !(message.entriesRemoved && $util.isInteger(message.entriesRemoved.low) && $util.isInteger(message.entriesRemoved.high)))
+                            return "entriesRemoved: integer|Long expected";
+                    if (message.logBytesRemoved != null && $Object.hasOwnProperty.call(message, "logBytesRemoved"))
+                        if (!$util.isInteger(message.logBytesRemoved) && !(message.logBytesRemoved && $util.isInteger(message.logBytesRemoved.low) && $util.isInteger(message.logBytesRemoved.high)))
+                            return "logBytesRemoved: integer|Long expected";
+                    if (message.logEntries != null && $Object.hasOwnProperty.call(message, "logEntries"))
+                        if (!$util.isInteger(message.logEntries) && !(message.logEntries && $util.isInteger(message.logEntries.low) && $util.isInteger(message.logEntries.high)))
+                            return "logEntries: integer|Long expected";
+                    if (message.logBytes != null && $Object.hasOwnProperty.call(message, "logBytes"))
+                        if (!$util.isInteger(message.logBytes) && !(message.logBytes && $util.isInteger(message.logBytes.low) && $util.isInteger(message.logBytes.high)))
+                            return "logBytes: integer|Long expected";
+                    if (message.fileBytesBefore != null && $Object.hasOwnProperty.call(message, "fileBytesBefore"))
+                        if (!$util.isInteger(message.fileBytesBefore) && !(message.fileBytesBefore && $util.isInteger(message.fileBytesBefore.low) && $util.isInteger(message.fileBytesBefore.high)))
+                            return "fileBytesBefore: integer|Long expected";
+                    if (message.fileBytesAfter != null && $Object.hasOwnProperty.call(message, "fileBytesAfter"))
+                        if (!$util.isInteger(message.fileBytesAfter) && !(message.fileBytesAfter && $util.isInteger(message.fileBytesAfter.low) && $util.isInteger(message.fileBytesAfter.high)))
+                            return "fileBytesAfter: integer|Long expected";
+                    return null;
+                };
+
+                CompactResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.CompactResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.CompactResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.CompactResponse();
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    if (object.snapshotIndex != null)
+                        if (typeof object.snapshotIndex === "object" ? object.snapshotIndex.low || object.snapshotIndex.high : $Number(object.snapshotIndex) !== 0)
+                            if ($util.Long)
+                                message.snapshotIndex = $util.Long.fromValue(object.snapshotIndex, true);
+                            else if (typeof object.snapshotIndex === "string")
+                                message.snapshotIndex = $parseInt(object.snapshotIndex, 10);
+                            else if (typeof object.snapshotIndex === "number")
+                                message.snapshotIndex = object.snapshotIndex;
+                            else if (typeof object.snapshotIndex === "object")
+                                message.snapshotIndex = new $util.LongBits(object.snapshotIndex.low >>> 0, object.snapshotIndex.high >>> 0).toNumber(true);
+                    if (object.firstIndex != null)
+                        if (typeof object.firstIndex === "object" ? object.firstIndex.low || object.firstIndex.high : $Number(object.firstIndex) !== 0)
+                            if ($util.Long)
+                                message.firstIndex = $util.Long.fromValue(object.firstIndex, true);
+                            else if (typeof object.firstIndex === "string")
+                                message.firstIndex = $parseInt(object.firstIndex, 10);
+                            else if (typeof object.firstIndex === "number")
+                                message.firstIndex = object.firstIndex;
+                            else if (typeof object.firstIndex === "object")
+                                message.firstIndex = new $util.LongBits(object.firstIndex.low >>> 0, object.firstIndex.high >>> 0).toNumber(true);
+                    if (object.entriesRemoved != null)
+                        if (typeof object.entriesRemoved === "object" ? object.entriesRemoved.low || object.entriesRemoved.high : $Number(object.entriesRemoved) !== 0)
+                            if ($util.Long)
+                                message.entriesRemoved = $util.Long.fromValue(object.entriesRemoved, true);
+                            else if (typeof object.entriesRemoved === "string")
+                                message.entriesRemoved = $parseInt(object.entriesRemoved, 10);
+                            else if (typeof object.entriesRemoved === "number")
+                                message.entriesRemoved = object.entriesRemoved;
+                            else if (typeof object.entriesRemoved === "object")
+                                message.entriesRemoved = new $util.LongBits(object.entriesRemoved.low >>> 0, object.entriesRemoved.high >>> 0).toNumber(true);
+                    if (object.logBytesRemoved != null)
+                        if (typeof object.logBytesRemoved === "object" ? object.logBytesRemoved.low || object.logBytesRemoved.high : $Number(object.logBytesRemoved) !== 0)
+                            if ($util.Long)
+                                message.logBytesRemoved = $util.Long.fromValue(object.logBytesRemoved, true);
+                            else if (typeof object.logBytesRemoved === "string")
+                                message.logBytesRemoved = $parseInt(object.logBytesRemoved, 10);
+                            else if (typeof object.logBytesRemoved === "number")
+                                message.logBytesRemoved = object.logBytesRemoved;
+                            else if (typeof object.logBytesRemoved === "object")
+                                message.logBytesRemoved = new $util.LongBits(object.logBytesRemoved.low >>> 0, object.logBytesRemoved.high >>> 0).toNumber(true);
+                    if (object.logEntries != null)
+                        if (typeof object.logEntries === "object" ? object.logEntries.low || object.logEntries.high : $Number(object.logEntries) !== 0)
+                            if ($util.Long)
+                                message.logEntries = $util.Long.fromValue(object.logEntries, true);
+                            else if (typeof object.logEntries === "string")
+                                message.logEntries = $parseInt(object.logEntries, 10);
+                            else if (typeof object.logEntries === "number")
+                                message.logEntries = object.logEntries;
+                            else if (typeof object.logEntries === "object")
+                                message.logEntries = new $util.LongBits(object.logEntries.low >>> 0, object.logEntries.high >>> 0).toNumber(true);
+                    if (object.logBytes != null)
+                        if (typeof object.logBytes === "object" ? object.logBytes.low || object.logBytes.high : $Number(object.logBytes) !== 0)
+                            if ($util.Long)
+                                message.logBytes = $util.Long.fromValue(object.logBytes, true);
+                            else if (typeof object.logBytes === "string")
+                                message.logBytes = $parseInt(object.logBytes, 10);
+                            else if (typeof object.logBytes === "number")
+                                message.logBytes = object.logBytes;
+                            else if (typeof object.logBytes === "object")
+                                message.logBytes = new $util.LongBits(object.logBytes.low >>> 0, object.logBytes.high >>> 0).toNumber(true);
+                    if (object.fileBytesBefore != null)
+                        if (typeof object.fileBytesBefore === "object" ? object.fileBytesBefore.low || object.fileBytesBefore.high : $Number(object.fileBytesBefore) !== 0)
+                            if ($util.Long)
+                                message.fileBytesBefore = $util.Long.fromValue(object.fileBytesBefore, true);
+                            else if (typeof object.fileBytesBefore === "string")
+                                message.fileBytesBefore = $parseInt(object.fileBytesBefore, 10);
+                            else if (typeof object.fileBytesBefore === "number")
+                                message.fileBytesBefore = object.fileBytesBefore;
+                            else if (typeof object.fileBytesBefore === "object")
+                                message.fileBytesBefore = new $util.LongBits(object.fileBytesBefore.low >>> 0, object.fileBytesBefore.high >>> 0).toNumber(true);
+                    if (object.fileBytesAfter != null)
+                        if (typeof object.fileBytesAfter === "object" ? object.fileBytesAfter.low || object.fileBytesAfter.high : $Number(object.fileBytesAfter) !== 0)
+                            if ($util.Long)
+                                message.fileBytesAfter = $util.Long.fromValue(object.fileBytesAfter, true);
+                            else if (typeof object.fileBytesAfter === "string")
+                                message.fileBytesAfter = $parseInt(object.fileBytesAfter, 10);
+                            else if (typeof object.fileBytesAfter === "number")
+                                message.fileBytesAfter = object.fileBytesAfter;
+                            else if (typeof object.fileBytesAfter === "object")
+                                message.fileBytesAfter = new $util.LongBits(object.fileBytesAfter.low >>> 0, object.fileBytesAfter.high >>> 0).toNumber(true);
+                    return message;
+                };
+
+                CompactResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.snapshotIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.snapshotIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.firstIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.firstIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.entriesRemoved = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.entriesRemoved = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.logBytesRemoved = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.logBytesRemoved = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.logEntries = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.logEntries = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.logBytes = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.logBytes = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.fileBytesBefore = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.fileBytesBefore = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.fileBytesAfter = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.fileBytesAfter = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    }
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.snapshotIndex = typeof message.snapshotIndex === "number" ? $BigInt(message.snapshotIndex) : $util.Long.fromBits(message.snapshotIndex.low >>> 0, message.snapshotIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.snapshotIndex === "number")
+                            object.snapshotIndex = options.longs === $String ? $String(message.snapshotIndex) : message.snapshotIndex;
+                        else
+                            object.snapshotIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.snapshotIndex) : options.longs === $Number ? new $util.LongBits(message.snapshotIndex.low >>> 0, message.snapshotIndex.high >>> 0).toNumber(true) : message.snapshotIndex;
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.firstIndex = typeof message.firstIndex === "number" ? $BigInt(message.firstIndex) : $util.Long.fromBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.firstIndex === "number")
+                            object.firstIndex = options.longs === $String ? $String(message.firstIndex) : message.firstIndex;
+                        else
+                            object.firstIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.firstIndex) : options.longs === $Number ? new $util.LongBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0).toNumber(true) : message.firstIndex;
+                    if (message.entriesRemoved != null && $Object.hasOwnProperty.call(message, "entriesRemoved"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.entriesRemoved = typeof message.entriesRemoved === "number" ? $BigInt(message.entriesRemoved) : $util.Long.fromBits(message.entriesRemoved.low >>> 0, message.entriesRemoved.high >>> 0, true).toBigInt();
+                        else if (typeof message.entriesRemoved === "number")
+                            object.entriesRemoved = options.longs === $String ? $String(message.entriesRemoved) : message.entriesRemoved;
+                        else
+                            object.entriesRemoved = options.longs === $String ? $util.Long.prototype.toString.call(message.entriesRemoved) : options.longs === $Number ? new $util.LongBits(message.entriesRemoved.low >>> 0, message.entriesRemoved.high >>> 0).toNumber(true) : message.entriesRemoved;
+                    if (message.logBytesRemoved != null && $Object.hasOwnProperty.call(message, "logBytesRemoved"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.logBytesRemoved = typeof message.logBytesRemoved === "number" ? $BigInt(message.logBytesRemoved) : $util.Long.fromBits(message.logBytesRemoved.low >>> 0, message.logBytesRemoved.high >>> 0, true).toBigInt();
+                        else if (typeof message.logBytesRemoved === "number")
+                            object.logBytesRemoved = options.longs === $String ? $String(message.logBytesRemoved) : message.logBytesRemoved;
+                        else
+                            object.logBytesRemoved = options.longs === $String ? $util.Long.prototype.toString.call(message.logBytesRemoved) : options.longs === $Number ? new $util.LongBits(message.logBytesRemoved.low >>> 0, message.logBytesRemoved.high >>> 0).toNumber(true) : message.logBytesRemoved;
+                    if (message.logEntries != null && $Object.hasOwnProperty.call(message, "logEntries"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.logEntries = typeof message.logEntries === "number" ? $BigInt(message.logEntries) : $util.Long.fromBits(message.logEntries.low >>> 0, message.logEntries.high >>> 0, true).toBigInt();
+                        else if (typeof message.logEntries === "number")
+                            object.logEntries = options.longs === $String ? $String(message.logEntries) : message.logEntries;
+                        else
+                            object.logEntries = options.longs === $String ? $util.Long.prototype.toString.call(message.logEntries) : options.longs === $Number ? new $util.LongBits(message.logEntries.low >>> 0, message.logEntries.high >>> 0).toNumber(true) : message.logEntries;
+                    if (message.logBytes != null && $Object.hasOwnProperty.call(message, "logBytes"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.logBytes = typeof message.logBytes === "number" ? $BigInt(message.logBytes) : $util.Long.fromBits(message.logBytes.low >>> 0, message.logBytes.high >>> 0, true).toBigInt();
+                        else if (typeof message.logBytes === "number")
+                            object.logBytes = options.longs === $String ? $String(message.logBytes) : message.logBytes;
+                        else
+                            object.logBytes = options.longs === $String ? $util.Long.prototype.toString.call(message.logBytes) : options.longs === $Number ? new $util.LongBits(message.logBytes.low >>> 0, message.logBytes.high >>> 0).toNumber(true) : message.logBytes;
+                    if (message.fileBytesBefore != null && $Object.hasOwnProperty.call(message, "fileBytesBefore"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.fileBytesBefore = typeof message.fileBytesBefore === "number" ? $BigInt(message.fileBytesBefore) : $util.Long.fromBits(message.fileBytesBefore.low >>> 0, message.fileBytesBefore.high >>> 0, true).toBigInt();
+                        else if (typeof message.fileBytesBefore === "number")
+                            object.fileBytesBefore = options.longs === $String ? $String(message.fileBytesBefore) : message.fileBytesBefore;
+                        else
+                            object.fileBytesBefore = options.longs === $String ? $util.Long.prototype.toString.call(message.fileBytesBefore) : options.longs === $Number ? new $util.LongBits(message.fileBytesBefore.low >>> 0, message.fileBytesBefore.high >>> 0).toNumber(true) : message.fileBytesBefore;
+                    if (message.fileBytesAfter != null && $Object.hasOwnProperty.call(message, "fileBytesAfter"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.fileBytesAfter = typeof message.fileBytesAfter === "number" ? $BigInt(message.fileBytesAfter) : $util.Long.fromBits(message.fileBytesAfter.low >>> 0, message.fileBytesAfter.high >>> 0, true).toBigInt();
+                        else if (typeof message.fileBytesAfter === "number")
+                            object.fileBytesAfter = options.longs === $String ? $String(message.fileBytesAfter) : message.fileBytesAfter;
+                        else
+                            object.fileBytesAfter = options.longs === $String ? $util.Long.prototype.toString.call(message.fileBytesAfter) : options.longs === $Number ? new $util.LongBits(message.fileBytesAfter.low >>> 0, message.fileBytesAfter.high >>> 0).toNumber(true) : message.fileBytesAfter;
+                    return object;
+                };
+
+                CompactResponse.prototype.toJSON = function() {
+                    return CompactResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                CompactResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.CompactResponse";
+                };
+
+                return CompactResponse;
+            })();
+
+            v1.QueryRaftLogRequest = (function() {
+
+                const QueryRaftLogRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                QueryRaftLogRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogRequest.prototype.firstIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogRequest.prototype.lastIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogRequest.prototype.maxBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogRequest.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                QueryRaftLogRequest.create = function(properties) {
+                    return new QueryRaftLogRequest(properties);
+                };
+
+                QueryRaftLogRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex") && (typeof message.firstIndex === "object" ? message.firstIndex.low || message.firstIndex.high : message.firstIndex !== 0))
+                        writer.uint32(16).uint64(message.firstIndex);
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex") && (typeof message.lastIndex === "object" ? message.lastIndex.low || message.lastIndex.high : message.lastIndex !== 0))
+                        writer.uint32(24).uint64(message.lastIndex);
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes") && (typeof message.maxBytes === "object" ? message.maxBytes.low || message.maxBytes.high : message.maxBytes !== 0))
+                        writer.uint32(32).uint64(message.maxBytes);
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(40).uint64(message.replicaId);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                QueryRaftLogRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.QueryRaftLogRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.firstIndex = value;
+                                else
+                                    delete message.firstIndex;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.lastIndex = value;
+                                else
+                                    delete message.lastIndex;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.maxBytes = value;
+                                else
+                                    delete message.maxBytes;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                QueryRaftLogRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (!$util.isInteger(message.firstIndex) && !(message.firstIndex && $util.isInteger(message.firstIndex.low) && $util.isInteger(message.firstIndex.high)))
+                            return "firstIndex: integer|Long expected";
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex"))
+                        if (!$util.isInteger(message.lastIndex) && !(message.lastIndex && $util.isInteger(message.lastIndex.low) && $util.isInteger(message.lastIndex.high)))
+                            return "lastIndex: integer|Long expected";
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
+                        if (!$util.isInteger(message.maxBytes) && !(message.maxBytes && $util.isInteger(message.maxBytes.low) && $util.isInteger(message.maxBytes.high)))
+                            return "maxBytes: integer|Long expected";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    return null;
+                };
+
+                QueryRaftLogRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.QueryRaftLogRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.QueryRaftLogRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.QueryRaftLogRequest();
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.firstIndex != null)
+                        if (typeof object.firstIndex === "object" ? object.firstIndex.low || object.firstIndex.high : $Number(object.firstIndex) !== 0)
+                            if ($util.Long)
+                                message.firstIndex = $util.Long.fromValue(object.firstIndex, true);
+                            else if (typeof object.firstIndex === "string")
+                                message.firstIndex = $parseInt(object.firstIndex, 10);
+                            else if (typeof object.firstIndex === "number")
+                                message.firstIndex = object.firstIndex;
+                            else if (typeof object.firstIndex === "object")
+                                message.firstIndex = new $util.LongBits(object.firstIndex.low >>> 0, object.firstIndex.high >>> 0).toNumber(true);
+                    if (object.lastIndex != null)
+                        if (typeof object.lastIndex === "object" ? object.lastIndex.low || object.lastIndex.high : $Number(object.lastIndex) !== 0)
+                            if ($util.Long)
+                                message.lastIndex = $util.Long.fromValue(object.lastIndex, true);
+                            else if (typeof object.lastIndex === "string")
+                                message.lastIndex = $parseInt(object.lastIndex, 10);
+                            else if (typeof object.lastIndex === "number")
+                                message.lastIndex = object.lastIndex;
+                            else if (typeof object.lastIndex === "object")
+                                message.lastIndex = new $util.LongBits(object.lastIndex.low >>> 0, object.lastIndex.high >>> 0).toNumber(true);
+                    if (object.maxBytes != null)
+                        if (typeof object.maxBytes === "object" ? object.maxBytes.low || object.maxBytes.high : $Number(object.maxBytes) !== 0)
+                            if ($util.Long)
+                                message.maxBytes = $util.Long.fromValue(object.maxBytes, true);
+                            else if (typeof object.maxBytes === "string")
+                                message.maxBytes = $parseInt(object.maxBytes, 10);
+                            else if (typeof object.maxBytes === "number")
+                                message.maxBytes = object.maxBytes;
+                            else if (typeof object.maxBytes === "object")
+                                message.maxBytes = new $util.LongBits(object.maxBytes.low >>> 0, object.maxBytes.high >>> 0).toNumber(true);
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    return message;
+                };
+
+                QueryRaftLogRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.firstIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.firstIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.lastIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.lastIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.maxBytes = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.maxBytes = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    }
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.firstIndex = typeof message.firstIndex === "number" ? $BigInt(message.firstIndex) : $util.Long.fromBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.firstIndex === "number")
+                            object.firstIndex = options.longs === $String ? $String(message.firstIndex) : message.firstIndex;
+                        else
+                            object.firstIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.firstIndex) : options.longs === $Number ? new $util.LongBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0).toNumber(true) : message.firstIndex;
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.lastIndex = typeof message.lastIndex === "number" ? $BigInt(message.lastIndex) : $util.Long.fromBits(message.lastIndex.low >>> 0, message.lastIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.lastIndex === "number")
+                            object.lastIndex = options.longs === $String ? $String(message.lastIndex) : message.lastIndex;
+                        else
+                            object.lastIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.lastIndex) : options.longs === $Number ? new $util.LongBits(message.lastIndex.low >>> 0, message.lastIndex.high >>> 0).toNumber(true) : message.lastIndex;
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.maxBytes = typeof message.maxBytes === "number" ? $BigInt(message.maxBytes) : $util.Long.fromBits(message.maxBytes.low >>> 0, message.maxBytes.high >>> 0, true).toBigInt();
+                        else if (typeof message.maxBytes === "number")
+                            object.maxBytes = options.longs === $String ? $String(message.maxBytes) : message.maxBytes;
+                        else
+                            object.maxBytes = options.longs === $String ? $util.Long.prototype.toString.call(message.maxBytes) : options.longs === $Number ? new $util.LongBits(message.maxBytes.low >>> 0, message.maxBytes.high >>> 0).toNumber(true) : message.maxBytes;
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    return object;
+                };
+
+                QueryRaftLogRequest.prototype.toJSON = function() {
+                    return QueryRaftLogRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                QueryRaftLogRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.QueryRaftLogRequest";
+                };
+
+                return QueryRaftLogRequest;
+            })();
+
+            v1.QueryRaftLogResponse = (function() {
+
+                const QueryRaftLogResponse = function (properties) {
+                    this.entries = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                QueryRaftLogResponse.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogResponse.prototype.firstIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogResponse.prototype.lastIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogResponse.prototype.commitIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogResponse.prototype.snapshotIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                QueryRaftLogResponse.prototype.entries = $util.emptyArray;
+
+                QueryRaftLogResponse.create = function(properties) {
+                    return new QueryRaftLogResponse(properties);
+                };
+
+                QueryRaftLogResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(8).uint64(message.replicaId);
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex") && (typeof message.firstIndex === "object" ? message.firstIndex.low || message.firstIndex.high : message.firstIndex !== 0))
+                        writer.uint32(16).uint64(message.firstIndex);
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex") && (typeof message.lastIndex === "object" ? message.lastIndex.low || message.lastIndex.high : message.lastIndex !== 0))
+                        writer.uint32(24).uint64(message.lastIndex);
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex") && (typeof message.commitIndex === "object" ? message.commitIndex.low || message.commitIndex.high : message.commitIndex !== 0))
+                        writer.uint32(32).uint64(message.commitIndex);
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex") && (typeof message.snapshotIndex === "object" ? message.snapshotIndex.low || message.snapshotIndex.high : message.snapshotIndex !== 0))
+                        writer.uint32(40).uint64(message.snapshotIndex);
+                    if (message.entries != null && message.entries.length)
+                        for (let i = 0; i < message.entries.length; ++i)
+                            $root.longboat.raft.v1.Entry.encode(message.entries[i], writer.uint32(50).fork(), _depth + 1).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                QueryRaftLogResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.QueryRaftLogResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.firstIndex = value;
+                                else
+                                    delete message.firstIndex;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.lastIndex = value;
+                                else
+                                    delete message.lastIndex;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.commitIndex = value;
+                                else
+                                    delete message.commitIndex;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.snapshotIndex = value;
+                                else
+                                    delete message.snapshotIndex;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.entries && message.entries.length))
+                                    message.entries = [];
+                                message.entries.push($root.longboat.raft.v1.Entry.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                QueryRaftLogResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (!$util.isInteger(message.firstIndex) && !(message.firstIndex && $util.isInteger(message.firstIndex.low) && $util.isInteger(message.firstIndex.high)))
+                            return "firstIndex: integer|Long expected";
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex"))
+                        if (!$util.isInteger(message.lastIndex) && !(message.lastIndex && $util.isInteger(message.lastIndex.low) && $util.isInteger(message.lastIndex.high)))
+                            return "lastIndex: integer|Long expected";
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (!$util.isInteger(message.commitIndex) && !(message.commitIndex && $util.isInteger(message.commitIndex.low) && $util.isInteger(message.commitIndex.high)))
+                            return "commitIndex: integer|Long expected";
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex"))
+                        if (!$util.isInteger(message.snapshotIndex) && !(message.snapshotIndex && $util.isInteger(message.snapshotIndex.low) && $util.isInteger(message.snapshotIndex.high)))
+                            return "snapshotIndex: integer|Long expected";
+                    if (message.entries != null && $Object.hasOwnProperty.call(message, "entries")) {
+                        if (!$Array.isArray(message.entries))
+                            return "entries: array expected";
+                        for (let i = 0; i < message.entries.length; ++i) {
+                            let error = $root.longboat.raft.v1.Entry.verify(message.entries[i], _depth + 1);
+                            if (error)
+                                return "entries." + error;
+                        }
+                    }
+                    return null;
+                };
+
+                QueryRaftLogResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.QueryRaftLogResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.QueryRaftLogResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.QueryRaftLogResponse();
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    if (object.firstIndex != null)
+                        if (typeof object.firstIndex === "object" ? object.firstIndex.low || object.firstIndex.high : $Number(object.firstIndex) !== 0)
+                            if ($util.Long)
+                                message.firstIndex = $util.Long.fromValue(object.firstIndex, true);
+                            else if (typeof object.firstIndex === "string")
+                                message.firstIndex = $parseInt(object.firstIndex, 10);
+                            else if (typeof object.firstIndex === "number")
+                                message.firstIndex = object.firstIndex;
+                            else if (typeof object.firstIndex === "object")
+                                message.firstIndex = new $util.LongBits(object.firstIndex.low >>> 0, object.firstIndex.high >>> 0).toNumber(true);
+                    if (object.lastIndex != null)
+                        if (typeof object.lastIndex === "object" ? object.lastIndex.low || object.lastIndex.high : $Number(object.lastIndex) !== 0)
+                            if ($util.Long)
+                                message.lastIndex = $util.Long.fromValue(object.lastIndex, true);
+                            else if (typeof object.lastIndex === "string")
+                                message.lastIndex = $parseInt(object.lastIndex, 10);
+                            else if (typeof object.lastIndex === "number")
+                                message.lastIndex = object.lastIndex;
+                            else if (typeof object.lastIndex === "object")
+                                message.lastIndex = new $util.LongBits(object.lastIndex.low >>> 0, object.lastIndex.high >>> 0).toNumber(true);
+                    if (object.commitIndex != null)
+                        if (typeof object.commitIndex === "object" ? object.commitIndex.low || object.commitIndex.high : $Number(object.commitIndex) !== 0)
+                            if ($util.Long)
+                                message.commitIndex = $util.Long.fromValue(object.commitIndex, true);
+                            else if (typeof object.commitIndex === "string")
+                                message.commitIndex = $parseInt(object.commitIndex, 10);
+                            else if (typeof object.commitIndex === "number")
+                                message.commitIndex = object.commitIndex;
+                            else if (typeof object.commitIndex === "object")
+                                message.commitIndex = new $util.LongBits(object.commitIndex.low >>> 0, object.commitIndex.high >>> 0).toNumber(true);
+                    if (object.snapshotIndex != null)
+                        if (typeof object.snapshotIndex === "object" ? object.snapshotIndex.low || object.snapshotIndex.high : $Number(object.snapshotIndex) !== 0)
+                            if ($util.Long)
+                                message.snapshotIndex = $util.Long.fromValue(object.snapshotIndex, true);
+                            else if (typeof object.snapshotIndex === "string")
+                                message.snapshotIndex = $parseInt(object.snapshotIndex, 10);
+                            else if (typeof object.snapshotIndex === "number")
+                                message.snapshotIndex = object.snapshotIndex;
+                            else if (typeof object.snapshotIndex === "object")
+                                message.snapshotIndex = new $util.LongBits(object.snapshotIndex.low >>> 0, object.snapshotIndex.high >>> 0).toNumber(true);
+                    if (object.entries) {
+                        if (!$Array.isArray(object.entries))
+                            throw $TypeError(".longboat.nodehost.v1.QueryRaftLogResponse.entries: array expected");
+                        message.entries = $Array(object.entries.length);
+                        for (let i = 0; i < object.entries.length; ++i) {
+                            if (!$util.isObject(object.entries[i]))
+                                throw $TypeError(".longboat.nodehost.v1.QueryRaftLogResponse.entries: object expected");
+                            message.entries[i] = $root.longboat.raft.v1.Entry.fromObject(object.entries[i], _depth + 1);
+                        }
+                    }
+                    return message;
+                };
+
+                QueryRaftLogResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.arrays || options.defaults)
+                        object.entries = [];
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.firstIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.firstIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.lastIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.lastIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.commitIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.commitIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.snapshotIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.snapshotIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    }
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    if (message.firstIndex != null && $Object.hasOwnProperty.call(message, "firstIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.firstIndex = typeof message.firstIndex === "number" ? $BigInt(message.firstIndex) : $util.Long.fromBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.firstIndex === "number")
+                            object.firstIndex = options.longs === $String ? $String(message.firstIndex) : message.firstIndex;
+                        else
+                            object.firstIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.firstIndex) : options.longs === $Number ? new $util.LongBits(message.firstIndex.low >>> 0, message.firstIndex.high >>> 0).toNumber(true) : message.firstIndex;
+                    if (message.lastIndex != null && $Object.hasOwnProperty.call(message, "lastIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.lastIndex = typeof message.lastIndex === "number" ? $BigInt(message.lastIndex) : $util.Long.fromBits(message.lastIndex.low >>> 0, message.lastIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.lastIndex === "number")
+                            object.lastIndex = options.longs === $String ? $String(message.lastIndex) : message.lastIndex;
+                        else
+                            object.lastIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.lastIndex) : options.longs === $Number ? new $util.LongBits(message.lastIndex.low >>> 0, message.lastIndex.high >>> 0).toNumber(true) : message.lastIndex;
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.commitIndex = typeof message.commitIndex === "number" ? $BigInt(message.commitIndex) : $util.Long.fromBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.commitIndex === "number")
+                            object.commitIndex = options.longs === $String ? $String(message.commitIndex) : message.commitIndex;
+                        else
+                            object.commitIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.commitIndex) : options.longs === $Number ? new $util.LongBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0).toNumber(true) : message.commitIndex;
+                    if (message.snapshotIndex != null && $Object.hasOwnProperty.call(message, "snapshotIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.snapshotIndex = typeof message.snapshotIndex === "number" ? $BigInt(message.snapshotIndex) : $util.Long.fromBits(message.snapshotIndex.low >>> 0, message.snapshotIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.snapshotIndex === "number")
+                            object.snapshotIndex = options.longs === $String ? $String(message.snapshotIndex) : message.snapshotIndex;
+                        else
+                            object.snapshotIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.snapshotIndex) : options.longs === $Number ? new $util.LongBits(message.snapshotIndex.low >>> 0, message.snapshotIndex.high >>> 0).toNumber(true) : message.snapshotIndex;
+                    if (message.entries && message.entries.length) {
+                        object.entries = $Array(message.entries.length);
+                        for (let j = 0; j < message.entries.length; ++j)
+                            object.entries[j] = $root.longboat.raft.v1.Entry.toObject(message.entries[j], options, _depth + 1);
+                    }
+                    return object;
+                };
+
+                QueryRaftLogResponse.prototype.toJSON = function() {
+                    return QueryRaftLogResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                QueryRaftLogResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.QueryRaftLogResponse";
+                };
+
+                return QueryRaftLogResponse;
             })();
 
             return v1;

@@ -237,3 +237,29 @@ test("Propose with a session of another shard is invalid_argument", async () => 
   const e = await connectError(await postProto(app, "Propose", body));
   expect(e.message).toBe("ProposeRequest.session.shardId 2 differs from ProposeRequest.shardId 1");
 });
+
+test("RemoveData of a replica that still runs is failed_precondition; a bad membership is invalid_argument", async () => {
+  const { app, stillServes } = setup();
+  const running = await connectError(await postJson(app, "RemoveData", { shardId: "1", replicaId: "1" }));
+  expect(running).toMatchObject({ status: 400, code: "failed_precondition" });
+  const bad = await connectError(
+    await postJson(app, "RemoveData", { shardId: "1", replicaId: "3", membership: { addresses: "h1" } }),
+  );
+  expect(bad).toMatchObject({ code: "invalid_argument" });
+  expect(bad.message).toContain("RemoveDataRequest.membership.addresses: expected a list");
+  await stillServes();
+});
+
+test("QueryRaftLog asking for more than 8 MiB is invalid_argument; a compacted start is out_of_range", async () => {
+  const { app, fake } = setup();
+  const big = await connectError(
+    await postJson(app, "QueryRaftLog", { shardId: "1", maxBytes: 8 * 1024 * 1024 + 1 }),
+  );
+  expect(big).toMatchObject({ code: "invalid_argument" });
+  expect(big.message).toContain("exceeds 8388608");
+  fake.failNext = new LongboatError("outOfRange", "entries below 5 were compacted");
+  const compacted = await connectError(
+    await postJson(app, "QueryRaftLog", { shardId: "1", firstIndex: "2" }),
+  );
+  expect(compacted).toMatchObject({ status: 400, code: "out_of_range" });
+});

@@ -121,9 +121,55 @@ export class FakeNodeHost implements NodeHostLike {
   requestLeaderTransfer(shardId: number, targetReplicaId: number): void {
     this.shard(shardId, false, `transfer:${targetReplicaId}`);
   }
-  async syncRequestSnapshot(shardId: number, opts: { exportPath?: string; compactionOverhead?: number }) {
-    this.shard(shardId, false, `snapshot:${opts.exportPath ?? ""}:${opts.compactionOverhead ?? "-"}`);
+  async syncRequestSnapshot(
+    shardId: number,
+    opts: { exportPath?: string; compactionOverhead?: number; compactionIndex?: number },
+  ) {
+    const compaction = `${opts.compactionOverhead ?? "-"}${opts.compactionIndex ? `@${opts.compactionIndex}` : ""}`;
+    this.shard(shardId, false, `snapshot:${opts.exportPath ?? ""}:${compaction}`);
     return 123;
+  }
+  async syncRemoveData(shardId: number, replicaId: number, opts: { membership?: Membership }) {
+    this.calls.push(`removeData:${shardId}:${replicaId}:${opts.membership?.configChangeId ?? "-"}`);
+    const s = this.shards.get(shardId);
+    if (s?.replicaId === replicaId) throw new LongboatError("shardNotStopped", `shard ${shardId} runs`);
+  }
+  requestCompaction(shardId: number, opts: { compactionOverhead?: number } = {}) {
+    const s = this.shard(shardId, false, `compact:${opts.compactionOverhead ?? "-"}`);
+    return {
+      shardId,
+      replicaId: s.replicaId,
+      snapshotIndex: 100,
+      firstIndex: 91,
+      entriesRemoved: 90,
+      logBytesRemoved: 90 * 140,
+      logEntries: 30,
+      logBytes: 30 * 140,
+      fileBytesBefore: 65536,
+      fileBytesAfter: 32768,
+    };
+  }
+  queryRaftLog(shardId: number, firstIndex: number, lastIndex: number, maxBytes: number) {
+    const s = this.shard(shardId, false, `log:${firstIndex}:${lastIndex}:${maxBytes}`);
+    const entry = {
+      term: 3,
+      index: Math.max(firstIndex, 5),
+      type: 0 as const,
+      key: 7,
+      clientId: 0,
+      seriesId: 0,
+      respondedTo: 0,
+      cmd: enc.encode("cmd"),
+    };
+    return {
+      shardId,
+      replicaId: s.replicaId,
+      firstIndex: 5,
+      lastIndex: 9,
+      commitIndex: 8,
+      snapshotIndex: 4,
+      entries: [entry],
+    };
   }
   getLeaderId(shardId: number) {
     const s = this.shards.get(shardId);

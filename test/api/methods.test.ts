@@ -113,6 +113,50 @@ const CASES: Case[] = [
     },
   },
   {
+    method: "RequestSnapshot",
+    name: "requests a snapshot with a compaction index",
+    request: { shardId: "1", compactionIndex: "40" },
+    check: (_r, fake) => expect(fake.calls).toEqual(["snapshot::-@40:1"]),
+  },
+  {
+    method: "RemoveData",
+    name: "removes a stopped replica's data with the shard's membership",
+    request: {
+      shardId: "1",
+      replicaId: "3",
+      membership: {
+        configChangeId: "12",
+        addresses: [{ replicaId: "1", address: "h1:7001" }],
+        removed: ["3"],
+      },
+    },
+    check: (r, fake) => {
+      expect(r).toEqual({});
+      expect(fake.calls).toEqual(["removeData:1:3:12"]);
+    },
+  },
+  {
+    method: "Compact",
+    name: "compacts with an overhead and reports the space",
+    request: { shardId: "1", compactionOverhead: "0", overrideCompactionOverhead: true },
+    check: (r, fake) => {
+      expect(fake.calls).toEqual(["compact:0:1"]);
+      expect(r).toMatchObject({ entriesRemoved: "90", firstIndex: "91", fileBytesBefore: "65536" });
+    },
+  },
+  {
+    method: "QueryRaftLog",
+    name: "reads entries from the start with the default size",
+    request: { shardId: "1" },
+    check: (r, fake) => {
+      expect(fake.calls).toEqual([`log:0:${Number.MAX_SAFE_INTEGER}:1048576:1`]);
+      expect(r).toMatchObject({ firstIndex: "5", lastIndex: "9", commitIndex: "8", snapshotIndex: "4" });
+      expect(r.entries).toHaveLength(1);
+      expect(r.entries[0]).toMatchObject({ index: "5", term: "3", type: "ENTRY_TYPE_APPLICATION" });
+      expect(text(r.entries[0].cmd)).toBe("cmd");
+    },
+  },
+  {
     method: "Status",
     name: "reports every shard",
     request: {},

@@ -57,7 +57,9 @@ describe("removeData", () => {
     const nh = cluster.host(other);
     const running = await errorOf(() => nh.removeData(1, other));
     expect(running.code).toBe("shardNotStopped");
-    expect(running.message).toContain("stop it first");
+    expect(running.message).toContain("remove it from the shard first");
+    // Not on its way out: syncRemoveData refuses at once instead of waiting.
+    expect((await errorOf(cluster.settle(nh.syncRemoveData(1, other, T), 100))).code).toBe("shardNotStopped");
     nh.stopShard(1);
     const member = await errorOf(() => nh.removeData(1, other));
     expect(member.code).toBe("rejected");
@@ -79,8 +81,9 @@ describe("removeData", () => {
     const m = await cluster.settle(cluster.host(leader).syncGetShardMembership(1, T));
     await cluster.settle(cluster.host(leader).syncRequestDeleteReplica(1, victim, m.configChangeId, T));
     const nh = cluster.host(victim);
-    // The victim applies its own removal, stops after that cycle; syncRemoveData waits for it.
-    await cluster.settle(nh.syncRemoveData(1, victim, T));
+    const current = await cluster.settle(cluster.host(leader).syncGetShardMembership(1, T));
+    // The victim stops once it applies its own removal; syncRemoveData waits for that.
+    await cluster.settle(nh.syncRemoveData(1, victim, { ...T, membership: current }));
     expect(nh.getNodeHostInfo().logsOnDisk).not.toContainEqual({ shardId: 1, replicaId: victim });
     expect(existsSync(snapshotDirOf(victim, victim))).toBe(false);
     const restart = await errorOf(
