@@ -315,12 +315,12 @@ describe("cmd", () => {
     [
       [],
       flags,
-      "cmd needs an op (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot)",
+      "cmd needs an op (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot, compact, log, remove-data)",
     ],
     [
       ["grab"],
       flags,
-      'cmd op "grab" is unknown (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot)',
+      'cmd op "grab" is unknown (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot, compact, log, remove-data)',
     ],
     [["cas", "k", "v"], flags, "cmd cas takes 3 argument(s) <key> <expected> <value>, got 2"],
     [["remove-replica", "x"], flags, 'cmd remove-replica <replicaId> must be a positive integer, got "x"'],
@@ -338,6 +338,15 @@ describe("cmd", () => {
     [["get", "k"], { nodehost: "h1:8001" }, "cmd get needs --shard"],
     [["get", "k"], { shard: "1" }, "cmd get needs --nodehost"],
     [["status"], {}, "cmd status needs --nodehost or --drummer"],
+    [["log"], { ...flags, from: "9", to: "3" }, "--to 3 is below --from 9"],
+    [["log"], { ...flags, from: "0" }, "must be a positive integer"],
+    [
+      ["snapshot"],
+      { ...flags, "compaction-overhead": "5", "compaction-index": "9" },
+      "give --compaction-overhead or --compaction-index, not both",
+    ],
+    [["remove-data"], flags, "cmd remove-data takes 1 argument(s) <replicaId>, got 0"],
+    [["remove-data", "2"], { ...flags, "membership-from": "h2" }, "must be host:port"],
   ];
   for (const [args, f, message] of bad) {
     test(`refuses cmd ${args.join(" ") || "without an op"} with flags ${Object.keys(f).join(",") || "none"}`, () => {
