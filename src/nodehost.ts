@@ -291,6 +291,7 @@ export class NodeHost {
       sm: create(config.shardId, config.replicaId),
       snapshotDir,
       isWitness: config.isWitness,
+      deploymentId: this.deploymentId,
     });
     rsm.open();
     if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);

@@ -23,6 +23,7 @@ export function decodeSnapshotMeta(bytes: Uint8Array): SnapshotMeta {
     onDiskIndex: Number(m.onDiskIndex ?? 0),
     app: m.app ?? "",
     checksum: Number(m.checksum ?? 0),
+    ...(Number(m.deploymentId ?? 0) > 0 ? { deploymentId: Number(m.deploymentId) } : {}),
   };
 }
 
@@ -44,6 +45,7 @@ export function copySnapshotMeta(meta: SnapshotMeta): SnapshotMeta {
     onDiskIndex: meta.onDiskIndex,
     app: meta.app,
     checksum: meta.checksum,
+    ...(meta.deploymentId ? { deploymentId: meta.deploymentId } : {}),
   };
 }
 

@@ -3077,6 +3077,7 @@ export namespace longboat {
                 onDiskIndex: number;
                 app: string;
                 checksum: number;
+                deploymentId: number;
                 static create(properties: longboat.raft.v1.SnapshotMeta.$Shape): longboat.raft.v1.SnapshotMeta & longboat.raft.v1.SnapshotMeta.$Shape;
                 static create(properties?: longboat.raft.v1.SnapshotMeta.$Properties): longboat.raft.v1.SnapshotMeta;
                 static encode(message: longboat.raft.v1.SnapshotMeta.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -3102,6 +3103,7 @@ export namespace longboat {
                     onDiskIndex?: (number|null);
                     app?: (string|null);
                     checksum?: (number|null);
+                    deploymentId?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.raft.v1.SnapshotMeta.$Properties;

@@ -21757,6 +21757,7 @@ export const longboat = $root.longboat = (() => {
                 SnapshotMeta.prototype.onDiskIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 SnapshotMeta.prototype.app = "";
                 SnapshotMeta.prototype.checksum = 0;
+                SnapshotMeta.prototype.deploymentId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 SnapshotMeta.create = function(properties) {
                     return new SnapshotMeta(properties);
@@ -21793,6 +21794,8 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(90).string(message.app);
                     if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum") && message.checksum !== 0)
                         writer.uint32(96).uint32(message.checksum);
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId") && (typeof message.deploymentId === "object" ? message.deploymentId.low || message.deploymentId.high : message.deploymentId !== 0))
+                        writer.uint32(104).uint64(message.deploymentId);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -21931,6 +21934,15 @@ export const longboat = $root.longboat = (() => {
                                     delete message.checksum;
                                 continue;
                             }
+                        case 13: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.deploymentId = value;
+                                else
+                                    delete message.deploymentId;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -21993,6 +22005,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum"))
                         if (!$util.isInteger(message.checksum))
                             return "checksum: integer expected";
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId"))
+                        if (!$util.isInteger(message.deploymentId) && !(message.deploymentId && $util.isInteger(message.deploymentId.low) && $util.isInteger(message.deploymentId.high)))
+                            return "deploymentId: integer|Long expected";
                     return null;
                 };
 
@@ -22086,6 +22101,16 @@ export const longboat = $root.longboat = (() => {
                     if (object.checksum != null)
                         if ($Number(object.checksum) !== 0)
                             message.checksum = object.checksum >>> 0;
+                    if (object.deploymentId != null)
+                        if (typeof object.deploymentId === "object" ? object.deploymentId.low || object.deploymentId.high : $Number(object.deploymentId) !== 0)
+                            if ($util.Long)
+                                message.deploymentId = $util.Long.fromValue(object.deploymentId, true);
+                            else if (typeof object.deploymentId === "string")
+                                message.deploymentId = $parseInt(object.deploymentId, 10);
+                            else if (typeof object.deploymentId === "number")
+                                message.deploymentId = object.deploymentId;
+                            else if (typeof object.deploymentId === "object")
+                                message.deploymentId = new $util.LongBits(object.deploymentId.low >>> 0, object.deploymentId.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -22134,6 +22159,11 @@ export const longboat = $root.longboat = (() => {
                             object.onDiskIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.app = "";
                         object.checksum = 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.deploymentId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.deploymentId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -22189,6 +22219,13 @@ export const longboat = $root.longboat = (() => {
                         object.app = message.app;
                     if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum"))
                         object.checksum = message.checksum;
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.deploymentId = typeof message.deploymentId === "number" ? $BigInt(message.deploymentId) : $util.Long.fromBits(message.deploymentId.low >>> 0, message.deploymentId.high >>> 0, true).toBigInt();
+                        else if (typeof message.deploymentId === "number")
+                            object.deploymentId = options.longs === $String ? $String(message.deploymentId) : message.deploymentId;
+                        else
+                            object.deploymentId = options.longs === $String ? $util.Long.prototype.toString.call(message.deploymentId) : options.longs === $Number ? new $util.LongBits(message.deploymentId.low >>> 0, message.deploymentId.high >>> 0).toNumber(true) : message.deploymentId;
                     return object;
                 };
 

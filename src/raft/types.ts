@@ -120,6 +120,8 @@ export interface SnapshotMeta {
   onDiskIndex: number;
   app: string;
   checksum: number;
+  /** Deployment of the NodeHost that wrote the snapshot file; absent or 0: not recorded. */
+  deploymentId?: number;
 }
 
 export interface Message {

@@ -42,6 +42,8 @@ export interface StateMachineManagerOptions {
   isWitness?: boolean;
   /** Config changes must quote the current configChangeId (default true). */
   orderedConfigChange?: boolean;
+  /** Written into every snapshot file's header (a restore refuses another deployment's). */
+  deploymentId?: number;
 }
 
 /** Thrown when the manager is used against its invariants (a bug in the caller, not bad input). */
@@ -72,6 +74,7 @@ export class StateMachineManager {
   private readonly sm: ManagedStateMachine;
   private readonly snapshotDir: SnapshotDir | null;
   private readonly isWitness: boolean;
+  private readonly deploymentId: number;
   private readonly sessions: SessionManager;
   private readonly members: MembershipManager;
   private applied = 0;
@@ -88,6 +91,7 @@ export class StateMachineManager {
     this.replicaId = opts.replicaId;
     this.app = opts.app;
     this.isWitness = opts.isWitness ?? false;
+    this.deploymentId = opts.deploymentId ?? 0;
     this.snapshotDir = opts.snapshotDir;
     this.sm = adaptStateMachine(
       opts.sm,
@@ -294,6 +298,7 @@ export class StateMachineManager {
       onDiskIndex: onDisk ? this.applied : 0,
       app: this.app,
       checksum: 0,
+      ...(this.deploymentId > 0 ? { deploymentId: this.deploymentId } : {}),
     };
     const sessions = collect((sink) => this.sessions.save(sink));
     return this.snapshotDir.create(meta, (sink) => {

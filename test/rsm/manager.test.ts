@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SnapshotCorruptError } from "../../src/logdb/errors.ts";
-import { SnapshotDir } from "../../src/logdb/snapshotfile.ts";
+import { SnapshotDir, verifySnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import { ConfigChangeType, EntryType } from "../../src/raft/types.ts";
 import { StateMachineShapeError } from "../../src/rsm/adapter.ts";
 import { type ApplyOutcome, StateMachineManager, StateMachineManagerError } from "../../src/rsm/manager.ts";
@@ -246,6 +246,24 @@ describe("manager snapshots", () => {
     expect(fresh.membership()).toEqual(m.membership());
     expect(fresh.lastApplied()).toBe(8);
     expect(fresh.sessionCount()).toBe(2);
+  });
+
+  test("the snapshot file's header names the deployment that wrote it", () => {
+    const sm = new LogMachine();
+    const m = new StateMachineManager({
+      shardId: 1,
+      replicaId: 1,
+      app: "log",
+      sm,
+      snapshotDir: new SnapshotDir(join(root, String(dirCount++)), 1, 1),
+      deploymentId: 42,
+    });
+    m.open();
+    m.apply([new EntryMaker().configChange({ replicaId: 1, initialize: true })]);
+    const meta = m.saveSnapshot();
+    expect(meta.deploymentId).toBe(42);
+    expect(verifySnapshotFile(meta.filePath).meta.deploymentId).toBe(42);
+    expect(verifySnapshotFile(busy().m.saveSnapshot().filePath).meta.deploymentId).toBeUndefined();
   });
 
   test("a recovered manager continues at the next index and still dedups a retry from before", () => {
