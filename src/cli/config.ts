@@ -50,6 +50,21 @@ const addressList = z.array(address, { error: ADDRESS_LIST }).min(1, { error: AD
 export const RTT_MS_MAX = 60_000;
 const rttMs = positiveInt.max(RTT_MS_MAX, { error: `must be at most ${RTT_MS_MAX} (one minute)` });
 
+const DURATION = "must be a duration like 500ms, 5s, 2m or 1h";
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Upper bound of a duration option: one day. */
+export const DURATION_MS_MAX = 86_400_000;
+/** A duration as text with a unit (or a number of milliseconds in a config file); gives milliseconds. */
+const duration = z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx): number => {
+  const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^([0-9]+)(ms|s|m|h)$/.exec(v);
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < 1 || ms > DURATION_MS_MAX) {
+    ctx.addIssue({ code: "custom", message: m ? "must be between 1ms and 24h" : DURATION });
+    return 0;
+  }
+  return ms;
+});
+
 /** Upper bound of cmd --timeout-ms: one hour. */
 export const TIMEOUT_MS_MAX = 3_600_000;
 /** Upper bound of dev --shards. */
@@ -143,6 +158,26 @@ const apiTokenField: Field = {
   help: "bearer token the HTTP API requires",
   schema: nonEmpty,
 };
+
+const logLevelField: Field = {
+  key: "logLevel",
+  flag: "log-level",
+  kind: "text",
+  valueName: "level",
+  help: `log level: ${LOG_LEVELS.join(", ")}`,
+  schema: logLevel,
+  default: "info",
+};
+
+/** --tls-ca, --tls-cert and --tls-key come together or not at all. */
+function checkTls(values: Record<string, unknown>, labels: Map<string, string>): void {
+  const keys = ["tlsCa", "tlsCert", "tlsKey"];
+  const given = keys.filter((k) => values[k] !== undefined);
+  if (given.length === 0 || given.length === 3) return;
+  throw new ConfigError(
+    `--tls-ca, --tls-cert and --tls-key must be given together, got only ${given.map((k) => labels.get(k)).join(" and ")}`,
+  );
+}
 
 // ---- nodehost -----------------------------------------------------------------------------
 
@@ -243,28 +278,17 @@ export const NODEHOST_FIELDS: readonly Field[] = [
     default: [],
   },
   apiTokenField,
-  {
-    key: "logLevel",
-    flag: "log-level",
-    kind: "text",
-    valueName: "level",
-    help: `log level: ${LOG_LEVELS.join(", ")}`,
-    schema: logLevel,
-    default: "info",
-  },
+  logLevelField,
 ];
 
 /** Merges and validates nodehost options; throws ConfigError. */
 export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
   const { values, labels } = mergeFields(NODEHOST_FIELDS, input);
   const config = values as unknown as NodeHostConfig;
-  const tls = [config.tlsCa, config.tlsCert, config.tlsKey];
-  if (tls.some((t) => t !== undefined) && tls.some((t) => t === undefined)) {
-    const given = ["tlsCa", "tlsCert", "tlsKey"]
-      .filter((k) => values[k] !== undefined)
-      .map((k) => labels.get(k));
+  checkTls(values, labels);
+  if (config.master.length > 0 && config.shards.length > 0) {
     throw new ConfigError(
-      `--tls-ca, --tls-cert and --tls-key must be given together, got only ${given.join(" and ")}`,
+      `${labels.get("master")} and ${labels.get("shards")} cannot be used together: with --master the drummers decide which replicas this NodeHost runs (drop --shard, or drop --master for static shards)`,
     );
   }
   if (config.raftAddress === config.apiAddress) {
@@ -295,7 +319,18 @@ export interface DrummerConfig {
   dataDir: string;
   deploymentId: number;
   rttMs: number;
+  deadTimeoutMs: number;
+  reportIntervalMs: number;
+  maxRepairs: number;
+  join: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  logLevel: (typeof LOG_LEVELS)[number];
 }
+
+/** Upper bound of --max-repairs. */
+export const MAX_REPAIRS_MAX = 10_000;
 
 export const DRUMMER_FIELDS: readonly Field[] = [
   {
@@ -312,7 +347,7 @@ export const DRUMMER_FIELDS: readonly Field[] = [
     flag: "peers",
     kind: "peers",
     valueName: "id=host:port,…",
-    help: "every drummer of the group and its raft address: 1=d1:9101,2=d2:9101,3=d3:9101",
+    help: "every drummer of a new group and its raft address: 1=d1:9101,2=d2:9101,3=d3:9101 (used at first start only; later the group's membership is in its log)",
     schema: peers,
     required: true,
   },
@@ -344,12 +379,59 @@ export const DRUMMER_FIELDS: readonly Field[] = [
   },
   deploymentField,
   rttField,
+  {
+    key: "deadTimeout",
+    flag: "dead-timeout",
+    kind: "text",
+    valueName: "duration",
+    help: "a NodeHost silent this long is dead and its replicas are rebuilt elsewhere (e.g. 60s, 2m)",
+    schema: duration,
+    default: "60s",
+  },
+  {
+    key: "reportInterval",
+    flag: "report-interval",
+    kind: "text",
+    valueName: "duration",
+    help: "how often NodeHosts report to the drummers (the drummers tell them); at most half the dead timeout",
+    schema: duration,
+    default: "5s",
+  },
+  {
+    key: "maxRepairs",
+    flag: "max-repairs",
+    kind: "int",
+    valueName: "n",
+    help: "shards repaired at once, at most (losing a rack does not start a storm)",
+    schema: positiveInt.max(MAX_REPAIRS_MAX, { error: `must be at most ${MAX_REPAIRS_MAX}` }),
+    default: 4,
+  },
+  {
+    key: "join",
+    flag: "join",
+    kind: "bool",
+    help: "start as a drummer added to a running group (longboat cmd add-drummer first); --peers then only needs this drummer",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
+  },
+  tlsField("tlsCa", "tls-ca", "CA certificate"),
+  tlsField("tlsCert", "tls-cert", "this drummer's certificate"),
+  tlsField("tlsKey", "tls-key", "this drummer's private key"),
+  logLevelField,
 ];
 
 /** Merges and validates drummer options; throws ConfigError. */
 export function resolveDrummerConfig(input: ConfigInput): DrummerConfig {
   const { values, labels } = mergeFields(DRUMMER_FIELDS, input);
-  const config = values as unknown as Omit<DrummerConfig, "raftAddress"> & { raftAddress?: string };
+  const config = values as unknown as Omit<
+    DrummerConfig,
+    "raftAddress" | "deadTimeoutMs" | "reportIntervalMs"
+  > & {
+    raftAddress?: string;
+    deadTimeout: number;
+    reportInterval: number;
+  };
+  checkTls(values, labels);
   const self = config.peers.find((p) => p.id === config.id);
   if (self === undefined) {
     const ids = config.peers.map((p) => p.id).join(", ");
@@ -360,7 +442,18 @@ export function resolveDrummerConfig(input: ConfigInput): DrummerConfig {
       `${labels.get("raftAddress")} is ${config.raftAddress}, but --peers gives drummer ${config.id} the address ${self.address}`,
     );
   }
-  return { ...config, raftAddress: self.address };
+  if (self.address === config.apiAddress) {
+    throw new ConfigError(
+      `${labels.get("apiAddress")} must differ from the raft address, both are ${self.address}`,
+    );
+  }
+  if (config.reportInterval * 2 > config.deadTimeout) {
+    throw new ConfigError(
+      `${labels.get("deadTimeout")} (${config.deadTimeout} ms) must be at least twice ${labels.get("reportInterval")} (${config.reportInterval} ms): a NodeHost that misses one report would be dead`,
+    );
+  }
+  const { deadTimeout, reportInterval, ...rest } = config;
+  return { ...rest, raftAddress: self.address, deadTimeoutMs: deadTimeout, reportIntervalMs: reportInterval };
 }
 
 // ---- cmd ----------------------------------------------------------------------------------

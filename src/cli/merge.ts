@@ -70,7 +70,11 @@ export function mergeFields(
           `--${field.flag} is required (or ${envName(field)}, or "${field.key}" in --config)`,
         );
       }
-      if (field.default !== undefined) values[field.key] = field.default;
+      // A text default is written as a user would type it (e.g. "60s"), so it goes through the
+      // schema like typed text; other defaults are given as the value itself.
+      if (field.default !== undefined) {
+        values[field.key] = field.kind === "text" ? field.schema.parse(field.default) : field.default;
+      }
       labels.set(field.key, `--${field.flag}`);
       continue;
     }

@@ -53,10 +53,14 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
   },
   drummer: {
     usage: "drummer",
-    description: "Run one drummer of the master group that watches NodeHosts and repairs shards",
+    description:
+      "Run one drummer of the master group (3 or 5 of them replicate DrummerDB): the one that leads places the defined shards on NodeHosts started with --master, notices a NodeHost silent for --dead-timeout and rebuilds its replicas elsewhere",
     fields: DRUMMER_FIELDS,
     configFile: true,
-    examples: ["  $ longboat drummer --id 1 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d1:9001"],
+    examples: [
+      "  $ longboat drummer --id 1 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d1:9001",
+      "  $ longboat drummer --id 2 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d2:9001 --dead-timeout 30s",
+    ],
     start: (input) => drummer.run(resolveDrummerConfig(input)),
   },
   cmd: {

@@ -264,6 +264,64 @@ describe("drummer", () => {
       "--peers lists drummer 1 twice",
     );
   });
+
+  test("durations take a unit and become milliseconds; the defaults are 60s, 5s and 4 repairs", () => {
+    expect(resolveDrummerConfig({ flags })).toMatchObject({
+      deadTimeoutMs: 60_000,
+      reportIntervalMs: 5000,
+      maxRepairs: 4,
+    });
+    const c = resolveDrummerConfig({ flags: { ...flags, "dead-timeout": "2m", "report-interval": "500ms" } });
+    expect(c).toMatchObject({ deadTimeoutMs: 120_000, reportIntervalMs: 500 });
+    const file = resolveDrummerConfig({
+      flags,
+      file: { path: "d.json", data: { deadTimeout: 9000, reportInterval: "1s" } },
+    });
+    expect(file).toMatchObject({ deadTimeoutMs: 9000, reportIntervalMs: 1000 });
+  });
+
+  const bad: [string, Record<string, string>, string][] = [
+    [
+      "a duration without a unit",
+      { "dead-timeout": "60" },
+      '--dead-timeout must be a duration like 500ms, 5s, 2m or 1h, got "60"',
+    ],
+    [
+      "a duration over a day",
+      { "report-interval": "25h" },
+      '--report-interval must be between 1ms and 24h, got "25h"',
+    ],
+    ["max repairs 0", { "max-repairs": "0" }, "--max-repairs must be a positive integer, got 0"],
+    [
+      "an API address equal to the raft address",
+      { "api-address": "d2:9101" },
+      "--api-address must differ from the raft address, both are d2:9101",
+    ],
+    [
+      "TLS without its key",
+      { "tls-ca": "ca.pem", "tls-cert": "c.pem" },
+      "--tls-ca, --tls-cert and --tls-key must be given together, got only --tls-ca and --tls-cert",
+    ],
+  ];
+  for (const [name, extra, message] of bad) {
+    test(`${name} is refused naming the field`, () => {
+      expect(() => resolveDrummerConfig({ flags: { ...flags, ...extra } })).toThrow(message);
+    });
+  }
+});
+
+describe("nodehost --master", () => {
+  test("--master with --shard is refused: the drummers decide what a master-mode NodeHost runs", () => {
+    const flags = {
+      "raft-address": "h1:7001",
+      "api-address": "h1:8001",
+      master: "d1:9001",
+      shard: "id=1,app=kv,replica=1,members=1@h1:7001",
+    };
+    expect(() => resolveNodeHostConfig({ flags })).toThrow(
+      "--master and --shard cannot be used together: with --master the drummers decide which replicas this NodeHost runs (drop --shard, or drop --master for static shards)",
+    );
+  });
 });
 
 describe("cmd", () => {

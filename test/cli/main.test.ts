@@ -93,8 +93,8 @@ describe("exit codes", () => {
     expect(stderr).toBe('longboat: --shards must be a positive integer, got "many"\n');
   });
 
-  test("valid options of a subcommand not wired yet exit 1", async () => {
-    const { code } = await run([
+  test("a drummer dead timeout shorter than two report intervals exits 2 naming both", async () => {
+    const { code, stderr } = await run([
       "drummer",
       "--id",
       "1",
@@ -102,8 +102,15 @@ describe("exit codes", () => {
       "1=127.0.0.1:9101",
       "--api-address",
       "127.0.0.1:9001",
+      "--dead-timeout",
+      "8s",
+      "--report-interval",
+      "5s",
     ]);
-    expect(code).toBe(1);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      "longboat: --dead-timeout (8000 ms) must be at least twice --report-interval (5000 ms): a NodeHost that misses one report would be dead\n",
+    );
   });
 });
 
@@ -152,18 +159,18 @@ describe("as a process", () => {
     expect(stdout).toMatch(/^longboat \d+\.\d+\.\d+ \(commit [0-9a-z]+, bun \d+\.\d+\.\d+\)\n$/);
   });
 
-  test("drummer with valid options says it is not available yet and exits 1", () => {
-    const { code, stderr } = spawn([
-      "drummer",
-      "--id",
-      "1",
-      "--peers",
-      "1=127.0.0.1:9101",
-      "--api-address",
-      "127.0.0.1:9001",
-    ]);
-    expect(code).toBe(1);
-    expect(stderr).toBe("longboat drummer: not available yet in this build\n");
+  test("drummer --help teaches the dead timeout, report interval and repair limit", () => {
+    const { code, stdout } = spawn(["drummer", "--help"]);
+    expect(code).toBe(0);
+    for (const flag of [
+      "--dead-timeout <duration>",
+      "--report-interval <duration>",
+      "--max-repairs <n>",
+      "--join",
+    ]) {
+      expect(stdout).toContain(flag);
+    }
+    expect(stdout).toContain("LONGBOAT_DEAD_TIMEOUT");
   });
 
   test("a bad flag value exits 2", () => {

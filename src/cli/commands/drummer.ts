@@ -1,7 +1,72 @@
+import { serveApi } from "../../api/server.ts";
+import { Drummer } from "../../drummer/drummer.ts";
+import { parseAddress } from "../address.ts";
 import type { DrummerConfig } from "../config.ts";
+import { jsonLogger } from "../log.ts";
 
-/** Runs `longboat drummer` with validated options; returns the exit code. Not wired to the engine yet. */
-export async function run(_config: DrummerConfig): Promise<number> {
-  process.stderr.write("longboat drummer: not available yet in this build\n");
-  return 1;
+/** How long SIGTERM waits for DrummerDB leadership to move before stopping anyway. */
+const TRANSFER_WAIT_MS = 5000;
+
+/**
+ * Runs `longboat drummer`: a replica of the DrummerDB shard, the leader loop and the Drummer
+ * API. SIGTERM/SIGINT hand DrummerDB leadership to a peer, then stop. Exit 1 when the drummer
+ * cannot serve (its data belongs to another deployment).
+ */
+export async function run(config: DrummerConfig): Promise<number> {
+  const log = jsonLogger(config.logLevel);
+  const tls =
+    config.tlsCa && config.tlsCert && config.tlsKey
+      ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
+      : undefined;
+  const drummer = new Drummer({
+    drummerId: config.id,
+    raftAddress: config.raftAddress,
+    apiAddress: config.apiAddress,
+    peers: config.peers,
+    join: config.join,
+    dataDir: config.dataDir,
+    deploymentId: config.deploymentId,
+    rttMs: config.rttMs,
+    deadTimeoutMs: config.deadTimeoutMs,
+    reportIntervalMs: config.reportIntervalMs,
+    maxRepairs: config.maxRepairs,
+    tls,
+    log,
+  });
+  let fatal: (message: string) => void = () => {};
+  const failed = new Promise<string>((resolve) => {
+    fatal = resolve;
+  });
+  drummer.onFatal = (message) => fatal(message);
+  await drummer.start();
+  const api = parseAddress(config.apiAddress);
+  const server = serveApi(drummer.api(), { hostname: api.host, port: api.port });
+  log({
+    level: "info",
+    event: "drummer-serving",
+    drummer: config.id,
+    raftAddress: config.raftAddress,
+    apiAddress: config.apiAddress,
+  });
+  const signal = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  const outcome = await Promise.race([
+    signal.then((s) => ({ signal: s })),
+    failed.then((error) => ({ error })),
+  ]);
+  if ("error" in outcome) {
+    process.stderr.write(`longboat drummer: ${outcome.error}\n`);
+    await server.stop();
+    await drummer.stop();
+    return 1;
+  }
+  log({ level: "info", event: "stopping", signal: outcome.signal });
+  const handedOver = await drummer.handOverLeadership(TRANSFER_WAIT_MS);
+  log({ level: "info", event: "leadership-handed-over", done: handedOver });
+  await server.stop();
+  await drummer.stop();
+  log({ level: "info", event: "stopped" });
+  return 0;
 }

@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DrummerCallError } from "../../src/drummer/client.ts";
+import { DrummerGroup } from "./group.ts";
+
+const report = (raftAddress: string, extra: Record<string, unknown> = {}) => ({
+  raftAddress,
+  apiAddress: raftAddress.replace(":7001", ":8001"),
+  region: "r1",
+  deploymentId: 1,
+  replicas: [],
+  logsOnDisk: [],
+  results: [],
+  ...extra,
+});
+
+async function failure(p: Promise<unknown>): Promise<DrummerCallError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DrummerCallError) return e;
+    throw e;
+  }
+  throw new Error("the call succeeded");
+}
+
+describe("three drummers", () => {
+  const g = new DrummerGroup(5, 3, { deadTimeoutMs: 2000, reportIntervalMs: 500, passIntervalMs: 50 });
+  let follower = 0;
+  beforeAll(async () => {
+    await g.startAll();
+    await g.until(() => g.leader() !== undefined, 5000, "a drummer leader");
+    await g.until(() => g.leader()!.db.state.drummers.size === 3, 5000, "every drummer registered");
+    follower = g.members.find((m) => !m.drummer!.loop.leading)!.id;
+  });
+  afterAll(() => g.close());
+
+  test("one leads; DrummerDB records its term, the deployment ID and every drummer's API address", () => {
+    const leaders = g.members.filter((m) => m.drummer!.loop.leading);
+    expect(leaders.length).toBe(1);
+    const s = leaders[0]!.drummer!.db.state;
+    expect(s.leaderDrummerId).toBe(leaders[0]!.id);
+    expect(s.deploymentId).toBe(1);
+    expect([...s.drummers.values()].map((d) => d.apiAddress).sort()).toEqual(
+      g.members.map((m) => m.apiAddress),
+    );
+  });
+
+  test("shards are defined through any drummer; an id in use and a bad app are refused naming the field", async () => {
+    const r = await g.request(follower, "CreateShard", { shardId: 1, app: "kv", replicaCount: 3 });
+    expect(r.shard).toMatchObject({ shardId: 1, app: "kv", replicaCount: 3 });
+    const again = await failure(
+      g.request(follower, "CreateShard", { shardId: 1, app: "kv", replicaCount: 3 }),
+    );
+    expect(again.code).toBe("already_exists");
+    expect(again.detail).toBe("shard 1 is already defined (app kv, 3 replicas)");
+    const badApp = await failure(
+      g.request(follower, "CreateShard", { shardId: 2, app: "no such/app", replicaCount: 3 }),
+    );
+    expect(badApp.code).toBe("invalid_argument");
+    expect(badApp.detail).toMatch(/^CreateShardRequest.app must be an app name/);
+    const regions = await failure(
+      g.request(follower, "CreateShard", {
+        shardId: 2,
+        app: "kv",
+        replicaCount: 1,
+        regions: [{ region: "eu", count: 2 }],
+      }),
+    );
+    expect(regions.detail).toMatch(
+      /CreateShardRequest.regions asks for 2 replicas in regions but the shard has 1/,
+    );
+  });
+
+  test("bootstrap once; a second bootstrap is a clear failed_precondition", async () => {
+    expect(await g.request(follower, "Bootstrap", {})).toMatchObject({ shardCount: 1 });
+    const twice = await failure(g.request(follower, "Bootstrap", {}));
+    expect(twice.code).toBe("failed_precondition");
+    expect(twice.detail).toBe("the deployment is already bootstrapped");
+  });
+
+  test("a report to a follower reaches the leader; the reply says where the leader is and how often to report", async () => {
+    const leader = g.leader()!;
+    const r = await g.request(follower, "Report", report("h1:7001"));
+    expect(r).toMatchObject({
+      leaderDrummerId: leader.settings.drummerId,
+      leaderApiAddress: leader.settings.apiAddress,
+      reportIntervalMs: 500,
+    });
+    expect(leader.reports.hosts.has("h1:7001")).toBe(true);
+    expect(g.members[follower - 1]!.drummer!.reports.hosts.size).toBe(0);
+  });
+
+  test("bad reports are refused naming the field; another deployment's report is refused", async () => {
+    const badAddress = await failure(g.request(follower, "Report", report("nowhere")));
+    expect(badAddress).toMatchObject({ code: "invalid_argument" });
+    expect(badAddress.detail).toMatch(/^ReportRequest.raftAddress must be host:port/);
+    const app = g.members[follower - 1]!.app!;
+    const res = await app.fetch(
+      new Request("http://x/longboat.drummer.v1.DrummerService/Report", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(report("h1:7001", { replicas: [{ shardId: "x", colour: 1 }] })),
+      }),
+    );
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.code).toBe("invalid_argument");
+    expect(body.message).toMatch(/ReportRequest.replicas.0.shardId: expected uint64/);
+    expect(body.message).toMatch(/ReportRequest.replicas.0.colour: unknown field/);
+    const other = await failure(g.request(follower, "Report", report("h9:7001", { deploymentId: 2 })));
+    expect(other.code).toBe("failed_precondition");
+    expect(other.detail).toBe("NodeHost h9:7001 belongs to deployment 2, these drummers to 1");
+  });
+
+  test("list shards answers the known ids and names the unknown ones, instead of failing (§11.11)", async () => {
+    const r = await g.request(follower, "ListShards", { shardIds: [1, 99] });
+    expect((r.shards as { definition: { shardId: number } }[]).map((s) => s.definition.shardId)).toEqual([1]);
+    expect(r.unknownShardIds).toEqual([99]);
+    expect(r.fromLeader).toBe(true);
+  });
+
+  test("get deployment, list drummers and /metrics answer on any drummer", async () => {
+    const dep = await g.request(follower, "GetDeployment", {});
+    expect(dep).toMatchObject({
+      deploymentId: 1,
+      bootstrapped: true,
+      shardCount: 1,
+      leaderDrummerId: g.leader()!.settings.drummerId,
+    });
+    const ds = await g.request(follower, "ListDrummers", {});
+    expect((ds.drummers as unknown[]).length).toBe(3);
+    const res = await g.members[follower - 1]!.app!.fetch(new Request("http://x/metrics"));
+    const text = await res.text();
+    expect(text).toContain("longboat_drummer_leader 0");
+    expect(text).toContain('longboat_drummer_repairs_total{result="started"} 0');
+  });
+
+  test("add-drummer refuses an id already used or removed, and an address in use (§11.14)", async () => {
+    const used = await failure(
+      g.request(follower, "AddDrummer", { drummerId: 2, raftAddress: "10.9.0.9:9101" }),
+    );
+    expect(used).toMatchObject({ code: "already_exists", detail: "drummer 2 is a member already" });
+    const at = await failure(
+      g.request(follower, "AddDrummer", { drummerId: 7, raftAddress: "10.9.0.1:9101" }),
+    );
+    expect(at.detail).toBe("drummer 1 is at 10.9.0.1:9101 already");
+  });
+
+  test("the leader crashes: another drummer leads in a later term and continues", async () => {
+    const old = g.leader()!;
+    const oldTerm = old.loop.leaderTerm;
+    await g.crash(old.settings.drummerId);
+    await g.until(() => g.leader() !== undefined, 10_000, "a new leader");
+    const now = g.leader()!;
+    expect(now.loop.leaderTerm).toBeGreaterThan(oldTerm);
+    expect(now.db.state.leaderTerm).toBe(now.loop.leaderTerm);
+    expect(now.db.state.shards.has(1)).toBe(true);
+  });
+});

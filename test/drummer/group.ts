@@ -1,0 +1,170 @@
+/**
+ * Drummers in one process on one virtual clock: each a real Drummer (NodeHost, DrummerDB,
+ * leader loop, API app) over a simulated network and an in-memory log database. Calls between
+ * drummers, and from tests, go through each drummer's Hono app (`fetch` routes by address), so
+ * they take the same path as over HTTP, minus the socket.
+ */
+import type { Hono } from "hono";
+import type { FetchLike } from "../../src/api/types.ts";
+import { drummerCaller } from "../../src/drummer/client.ts";
+import type { DrummerMethod } from "../../src/drummer/api/schemas.ts";
+import { Drummer } from "../../src/drummer/drummer.ts";
+import type { DrummerSettingsInput } from "../../src/drummer/config.ts";
+import { ManualEnv } from "../../src/env.ts";
+import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import { SimNetwork } from "../../src/transport/sim.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)); // env-ok: test driver
+
+export interface GroupMember {
+  id: number;
+  raftAddress: string;
+  apiAddress: string;
+  logdb: MemoryLogDB;
+  drummer: Drummer | null;
+  app: Hono | null;
+}
+
+export type GroupSettings = Omit<DrummerSettingsInput, "drummerId" | "apiAddress" | "deploymentId">;
+
+export class DrummerGroup {
+  readonly env: ManualEnv;
+  readonly net: SimNetwork;
+  readonly members: GroupMember[] = [];
+  readonly root = mkdtempSync(join(tmpdir(), "longboat-drummers-"));
+  /** Addresses whose API is unreachable (besides stopped drummers). */
+  readonly cut = new Set<string>();
+  /** Extra apps reachable through fetch (e.g. nothing, or test doubles). */
+  readonly extraApps = new Map<string, Hono>();
+  readonly logs: Record<string, unknown>[] = [];
+
+  constructor(
+    seed: number,
+    count: number,
+    readonly settings: GroupSettings = {},
+    readonly deploymentId = 1,
+  ) {
+    this.env = new ManualEnv(seed);
+    this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
+    for (let id = 1; id <= count; id++) {
+      const raftAddress = `10.9.0.${id}:9101`;
+      this.members.push({
+        id,
+        raftAddress,
+        apiAddress: `10.9.0.${id}:9001`,
+        logdb: new MemoryLogDB({ identity: { raftAddress, deploymentId, formatVersion: 1 }, rng: this.env }),
+        drummer: null,
+        app: null,
+      });
+    }
+  }
+
+  /** A fetch that reaches running drummers' apps 1 ms away (and fails for stopped or cut ones). */
+  readonly fetch: FetchLike = (url, init) => {
+    const host = new URL(url).host;
+    return new Promise<Response>((resolve, reject) => {
+      const signal = init.signal;
+      signal?.addEventListener("abort", () => reject(new Error("aborted")));
+      this.env.setTimer(1, () => {
+        const app = this.members.find((m) => m.apiAddress === host)?.app ?? this.extraApps.get(host);
+        if (!app || this.cut.has(host)) return reject(new TypeError(`connection refused: ${host}`));
+        Promise.resolve(app.fetch(new Request(url, { ...init, signal: undefined }))).then(
+          (res) => this.env.setTimer(1, () => resolve(res)),
+          reject,
+        );
+      });
+    });
+  };
+
+  get call() {
+    return drummerCaller(this.fetch, this.env);
+  }
+
+  async start(id: number): Promise<Drummer> {
+    const m = this.members[id - 1]!;
+    m.logdb.crash();
+    const d = new Drummer({
+      drummerId: id,
+      raftAddress: m.raftAddress,
+      apiAddress: m.apiAddress,
+      deploymentId: this.deploymentId,
+      peers: this.members.map((x) => ({ id: x.id, address: x.raftAddress })),
+      dataDir: join(this.root, `d${id}`),
+      rttMs: 10,
+      env: this.env,
+      log: (e) => this.logs.push({ drummer: id, ...e }),
+      expert: {
+        logdb: m.logdb,
+        transport: (registry) => this.net.transport(m.raftAddress, this.deploymentId, registry),
+        fetch: this.fetch,
+      },
+      ...this.settings,
+    });
+    m.drummer = d;
+    m.app = d.api();
+    await d.start();
+    return d;
+  }
+
+  async startAll(): Promise<void> {
+    for (const m of this.members) await this.start(m.id);
+  }
+
+  /** Stops a drummer as a crash would (what its log database saved stays). */
+  async crash(id: number): Promise<void> {
+    const m = this.members[id - 1]!;
+    const d = m.drummer;
+    m.drummer = null;
+    m.app = null;
+    await d?.stop();
+  }
+
+  /** Runs the world for ms of virtual time in small steps. */
+  async run(ms: number, stepMs = 5): Promise<void> {
+    for (let t = 0; t < ms; t += stepMs) {
+      this.env.advance(stepMs);
+      await drain();
+    }
+  }
+
+  /** Runs until cond holds (checked every step); throws after maxMs. */
+  async until(cond: () => boolean, maxMs: number, what: string): Promise<void> {
+    for (let t = 0; t < maxMs; t += 5) {
+      if (cond()) return;
+      this.env.advance(5);
+      await drain();
+    }
+    if (!cond()) throw new Error(`${what}: not within ${maxMs} ms of virtual time`);
+  }
+
+  leader(): Drummer | undefined {
+    return this.members.map((m) => m.drummer).find((d) => d?.loop.leading) ?? undefined;
+  }
+
+  /** Calls a method on drummer id's API while the clock runs. */
+  async request(
+    id: number,
+    method: DrummerMethod,
+    req: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const p = this.call(this.members[id - 1]!.apiAddress, method, req, { timeoutMs: 3000 });
+    let settled = false;
+    p.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    for (let t = 0; t < 5000 && !settled; t += 5) {
+      this.env.advance(5);
+      await drain();
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.members) await this.crash(m.id);
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
