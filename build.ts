@@ -15,7 +15,9 @@ function gitCommit(): string {
 
 const commit = gitCommit();
 const result = await Bun.build({
-  entrypoints: [`${root}/src/cli/main.ts`],
+  // The log writer runs as a Worker: it must be an entrypoint of the binary too, and
+  // src/logdb/sqlite.ts finds it at its path relative to the entrypoints' common folder (src/).
+  entrypoints: [`${root}/src/cli/main.ts`, `${root}/src/logdb/sqlite-writer.ts`],
   compile: { outfile },
   // NODE_ENV=production turns src/engine/bugs.ts's plantedBug() into `return null`: the
   // simulator's planted bugs (LONGBOAT_SIM_BUG) can never be switched on in the binary.

@@ -10,6 +10,24 @@ import { LongboatError } from "./errors.ts";
 import { emit, type EventListener } from "./events.ts";
 import { compactionTarget, type Replica, type ReplicaHost } from "./replica.ts";
 
+/** One replica's Update on its way through the loop. */
+interface Work {
+  r: Replica;
+  u: Update;
+}
+
+/** A batch handed to the log writer. */
+interface SaveBatch {
+  work: Work[];
+  startMs: number;
+  entryCount: number;
+}
+
+/** An Update that must be durable before its messages leave and its entries apply. */
+function needsSave(u: Update): boolean {
+  return u.entriesToSave.length > 0 || u.state !== null || u.snapshot !== null;
+}
+
 export interface EngineOptions {
   env: Env;
   logdb: LogDB;
@@ -21,7 +39,7 @@ export interface EngineOptions {
   log: (event: Record<string, unknown>) => void;
   /** Called once when the engine stopped itself after an unrecoverable error (a failed fsync). */
   onFatal?: (error: Error) => void;
-  /** Called after every LogDB save with its duration and entry count (metrics). */
+  /** Called after every batch the log writer made durable, with its time from hand-over to durable and its entry count (metrics). */
   onSave?: (durationMs: number, entryCount: number) => void;
 }
 
@@ -53,6 +71,14 @@ export class Engine implements TransportHandler, ReplicaHost {
   /** The engine is stalled until this time (stall()). */
   private stalledUntilMs = 0;
   private keySeq = 0;
+  /** Updates waiting for the writer to be idle (the next batch). */
+  private batch: Work[] = [];
+  /** The batch the writer has, or null when it is idle. */
+  private inflight: SaveBatch | null = null;
+  /** Batches the writer finished, waiting for the loop. */
+  private saved: { batch: SaveBatch; error: Error | null }[] = [];
+  /** Replicas with an Update in `batch` or `inflight`. */
+  private readonly saving = new Set<Replica>();
   private readonly removedShards = new Set<number>();
   private readonly keyBase: number;
   fatalError: Error | null = null;
@@ -128,6 +154,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (!replica) return undefined;
     this.replicas.delete(shardId);
     this.ready.delete(replica);
+    this.saving.delete(replica);
     replica.stopped = true;
     replica.failAll(`replica ${replica.replicaId} of shard ${shardId} stopped: ${reason}`);
     this.opts.registry.removeShard(shardId);
@@ -327,74 +354,131 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   /** One engine iteration; public so the simulator can drive the engine step by step. */
   runIteration(): void {
-    if (this.stopped || this.running || this.ready.size === 0 || this.stalled) return;
+    if (this.stopped || this.running || this.stalled) return;
+    if (this.ready.size === 0 && this.saved.length === 0) return;
     this.running = true;
     try {
-      this.iterate();
+      this.finishSaved();
+      if (this.ready.size > 0) this.iterate();
     } catch (error) {
       this.fatal(error as Error);
     } finally {
       this.running = false;
     }
-    if (this.ready.size > 0) this.schedule();
+    if (this.ready.size > 0 || this.saved.length > 0) this.schedule();
   }
 
+  /**
+   * Steps every ready replica and collects the Updates of those not waiting for the writer. An
+   * Update with something to persist joins the next batch; one without is finished at once.
+   */
   private iterate(): void {
     this.stats.iterations++;
     const active = [...this.ready];
     this.ready = new Set();
-    const work: { r: Replica; u: Update }[] = [];
+    const toSave: Work[] = [];
+    const now: Work[] = [];
+    // A replica whose Update is with the writer still steps its inputs (proposals append to its
+    // log, messages are answered into its next Update), but gives no Update until that one is
+    // durable and handed back: its entries would be handed out twice.
     for (const r of active) if (!r.stopped) r.stepInputs();
     for (const r of active) {
-      if (!r.stopped && r.peer.hasUpdate(true))
-        work.push({ r, u: r.peer.getUpdate(true, r.rsm.lastApplied()) });
+      if (r.stopped || this.saving.has(r) || !r.peer.hasUpdate(true)) continue;
+      const w = { r, u: r.peer.getUpdate(true, r.rsm.lastApplied()) };
+      if (needsSave(w.u)) toSave.push(w);
+      else now.push(w);
     }
     // Leaders' replication may leave before the local fsync (Raft thesis §10.2.1).
-    for (const { u } of work) for (const m of u.fastMessages) this.send(m);
+    for (const { u } of toSave) for (const m of u.fastMessages) this.send(m);
+    for (const { u } of now) for (const m of u.fastMessages) this.send(m);
+    if (plantedBug() === "early-ack") {
+      // test-only (src/engine/bugs.ts): votes and acknowledgements leave before their fsync.
+      for (const { u } of toSave) for (const m of u.messages) this.send(m);
+      for (const w of toSave) w.u.messages = [];
+    }
     this.opts.transport.flush();
-    const earlyAck = plantedBug() === "early-ack"; // test-only: see src/engine/bugs.ts
-    if (earlyAck) for (const { u } of work) for (const m of u.messages) this.send(m);
-    this.persist(work);
+    for (const w of toSave) {
+      this.saving.add(w.r);
+      this.batch.push(w);
+    }
+    this.submitBatch();
+    this.finish(now);
+    for (const r of active) {
+      if (r.stopped || this.saving.has(r)) continue;
+      if (r.snapshotDue()) this.snapshot(r);
+      if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+    }
+  }
+
+  /**
+   * Hands the accumulated batch to the log writer when it is idle (double buffering: one batch
+   * syncs while the next accumulates). Its done only queues the result: the engine loop picks
+   * it up (finishSaved), so a stalled engine stays stalled and nothing runs re-entrantly.
+   */
+  private submitBatch(): void {
+    if (this.inflight !== null || this.batch.length === 0) return;
+    const work = this.batch;
+    this.batch = [];
+    const updates: ReplicaUpdate[] = work.map(({ u }) => ({
+      shardId: u.shardId,
+      replicaId: u.replicaId,
+      entries: u.entriesToSave,
+      state: u.state,
+      snapshot: u.snapshot,
+    }));
+    const startMs = this.opts.env.nowMs();
+    const batch = { work, startMs, entryCount: updates.reduce((n, u) => n + u.entries.length, 0) };
+    this.inflight = batch;
+    this.opts.logdb.saveUpdatesAsync(updates, (error) => {
+      if (this.stopped || this.inflight !== batch) return;
+      this.saved.push({ batch, error });
+      this.schedule();
+    });
+  }
+
+  /**
+   * The writer made a batch durable: the next batch goes to the writer at once, then this one's
+   * messages leave (they promise what is now durable), its entries are applied and its Updates
+   * handed back. A failed write stops the engine (the state it would promise is not on disk).
+   */
+  private finishSaved(): void {
+    while (this.saved.length > 0) {
+      const { batch, error } = this.saved.shift()!;
+      this.inflight = null;
+      if (error !== null) throw error;
+      const durationMs = this.opts.env.nowMs() - batch.startMs;
+      this.stats.saveMsTotal += durationMs;
+      this.stats.savedBatches++;
+      this.stats.savedEntries += batch.entryCount;
+      this.opts.onSave?.(durationMs, batch.entryCount);
+      const live = batch.work.filter(({ r }) => !r.stopped);
+      for (const { r, u } of live) {
+        if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
+        if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
+        if (u.state !== null) r.logReader.setState(u.state);
+      }
+      for (const { r } of batch.work) this.saving.delete(r);
+      this.submitBatch();
+      this.finish(live);
+      for (const { r } of live) {
+        if (r.stopped) continue;
+        if (r.snapshotDue()) this.snapshot(r);
+        if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+      }
+    }
+  }
+
+  /** Sends what waited for durability, applies, and hands the Updates back to the cores. */
+  private finish(work: Work[]): void {
+    if (work.length === 0) return;
     // Votes and acknowledgements promise durable state: only now may they leave.
-    if (!earlyAck) for (const { u } of work) for (const m of u.messages) this.send(m);
+    for (const { u } of work) for (const m of u.messages) this.send(m);
     this.opts.transport.flush();
     for (const { r, u } of work) {
       this.stats.appliedEntries += u.committedEntries.length;
       r.applyUpdate(u);
     }
     for (const { r, u } of work) r.peer.commitUpdate(u);
-    for (const r of active) if (!r.stopped && r.snapshotDue()) this.snapshot(r);
-    for (const r of active) if (!r.stopped && (r.hasInput() || r.peer.hasUpdate(true))) this.ready.add(r);
-  }
-
-  private persist(work: { r: Replica; u: Update }[]): void {
-    const batch: ReplicaUpdate[] = [];
-    let entryCount = 0;
-    for (const { u } of work) {
-      if (u.entriesToSave.length === 0 && u.state === null && u.snapshot === null) continue;
-      batch.push({
-        shardId: u.shardId,
-        replicaId: u.replicaId,
-        entries: u.entriesToSave,
-        state: u.state,
-        snapshot: u.snapshot,
-      });
-      entryCount += u.entriesToSave.length;
-    }
-    if (batch.length > 0) {
-      const t0 = this.opts.env.nowMs();
-      this.opts.logdb.saveUpdates(batch);
-      const durationMs = this.opts.env.nowMs() - t0;
-      this.stats.saveMsTotal += durationMs;
-      this.opts.onSave?.(durationMs, entryCount);
-      this.stats.savedBatches++;
-      this.stats.savedEntries += entryCount;
-    }
-    for (const { r, u } of work) {
-      if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
-      if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
-      if (u.state !== null) r.logReader.setState(u.state);
-    }
   }
 
   private send(m: Message): void {

@@ -1,3 +1,4 @@
+import type { TimerHandle } from "../env.ts";
 import type { Rng } from "../raft/storage.ts";
 import { EMPTY_STATE, type Entry, entrySizeBytes, type SnapshotMeta, type State } from "../raft/types.ts";
 import { copyBootstrap, copySnapshotMeta } from "./codec.ts";
@@ -26,6 +27,7 @@ import {
   type ReplicaKey,
   type ReplicaLogState,
   type ReplicaUpdate,
+  type SaveDone,
   type Tombstone,
 } from "./types.ts";
 
@@ -34,6 +36,25 @@ export interface MemoryLogDBOptions extends LogDBLimits {
   identity?: NodeHostIdentity;
   /** Randomness for injected faults (required before setWriteFault/setReadFault with p > 0). */
   rng?: Rng;
+  /**
+   * The simulated writer of saveUpdatesAsync: batches become durable one after another, each
+   * latencyMs() (default 0) after the later of its submission and the previous batch's end, on
+   * the given clock. Without it a batch is durable on the next microtask.
+   */
+  writer?: MemoryWriterOptions;
+}
+
+export interface MemoryWriterOptions {
+  nowMs(): number;
+  setTimer(delayMs: number, fn: () => void): TimerHandle;
+  /** Milliseconds the writer takes for the next batch (drawn per batch; ≥ 0). */
+  latencyMs?: () => number;
+}
+
+interface QueuedBatch {
+  updates: readonly ReplicaUpdate[];
+  done: SaveDone;
+  timer: TimerHandle | null;
 }
 
 interface MemReplica {
@@ -64,6 +85,13 @@ export class MemoryLogDB implements LogDB {
   private writeFaultP = 0;
   private readFaultP = 0;
   private closed = false;
+  private readonly writer: MemoryWriterOptions | null;
+  /** saveUpdatesAsync batches not yet durable, oldest first. */
+  private queue: QueuedBatch[] = [];
+  /** Ranges as the queued batches will leave them (checked at submission, as SQLite does). */
+  private plannedRanges = new Map<string, ReplicaRange>();
+  /** Time (on the writer's clock) at which the writer finishes the last queued batch. */
+  private writerFreeAtMs = 0;
   /**
    * Simulator hook: called after saveUpdates made a batch durable. What it throws reaches the
    * caller with the batch kept: the machine dying right after its fsync returned.
@@ -78,6 +106,7 @@ export class MemoryLogDB implements LogDB {
       formatVersion: LOGDB_FORMAT_VERSION,
     };
     this.rng = opts.rng ?? null;
+    this.writer = opts.writer ?? null;
   }
 
   /** Makes each write call fail with probability p (in [0, 1]) without applying anything. */
@@ -97,9 +126,21 @@ export class MemoryLogDB implements LogDB {
     return p;
   }
 
-  /** A simulated crash: what returned stays, the handle reopens. */
+  /** A simulated crash: what returned stays, batches still queued are lost, the handle reopens. */
   crash(): void {
+    this.dropQueued();
     this.closed = false;
+  }
+
+  /** Batches queued by saveUpdatesAsync and not yet durable (tests). */
+  get queuedBatches(): number {
+    return this.queue.length;
+  }
+
+  private dropQueued(): void {
+    for (const b of this.queue) b.timer?.cancel();
+    this.queue = [];
+    this.plannedRanges.clear();
   }
 
   /** Reopens after close(), checking the identity as opening a data directory does. */
@@ -146,8 +187,84 @@ export class MemoryLogDB implements LogDB {
   }
 
   saveUpdates(updates: readonly ReplicaUpdate[]): void {
+    this.flushQueued();
     this.save(updates);
     this.afterSave?.(updates);
+  }
+
+  saveUpdatesAsync(updates: readonly ReplicaUpdate[], done: SaveDone): void {
+    if (this.closed) throw new LogDBClosedError("saveUpdatesAsync");
+    checkBatch(updates, this.limits);
+    // A snapshot's plan reads the term stored at its index: let earlier batches land first.
+    if (updates.some((u) => u.snapshot !== null)) this.flushQueued();
+    this.planQueued(updates);
+    // What the caller passed may change after this call: keep a copy, as a Worker gets one.
+    const batch: QueuedBatch = { updates: updates.map(copyUpdate), done, timer: null };
+    this.queue.push(batch);
+    if (this.writer === null) {
+      queueMicrotask(() => this.complete(batch));
+      return;
+    }
+    const latencyMs = Math.max(0, this.writer.latencyMs?.() ?? 0);
+    // The writer takes one batch at a time: this one starts when the previous one ends.
+    const nowMs = this.writer.nowMs();
+    const delayMs = Math.max(0, this.writerFreeAtMs - nowMs) + latencyMs;
+    this.writerFreeAtMs = nowMs + delayMs;
+    batch.timer = this.writer.setTimer(delayMs, () => this.complete(batch));
+  }
+
+  /** Plans a batch on top of the queued ones; throws (nothing queued) when it does not fit. */
+  private planQueued(updates: readonly ReplicaUpdate[]): void {
+    const next = new Map<string, ReplicaRange>();
+    for (const u of updates) {
+      const k = `${u.shardId}:${u.replicaId}`;
+      const r = this.replicas.get(k);
+      const range = next.get(k) ?? this.plannedRanges.get(k) ?? r?.range ?? EMPTY_RANGE;
+      next.set(k, planUpdate(u, range, (index) => (r ? termIn(r, index) : undefined)).next);
+    }
+    for (const [k, range] of next) this.plannedRanges.set(k, range);
+  }
+
+  /** The writer finished `batch`: durable (or failed), then done. Batches complete in order. */
+  private complete(batch: QueuedBatch): void {
+    if (this.queue[0] !== batch) return; // dropped by a crash, or already flushed
+    this.queue.shift();
+    const error = this.writeQueued(batch);
+    if (this.queue.length === 0 || error !== null) this.plannedRanges.clear();
+    batch.done(error);
+  }
+
+  /** Writes one queued batch; returns the error its done gets (null: durable). */
+  private writeQueued(batch: QueuedBatch): Error | null {
+    try {
+      this.save(batch.updates);
+    } catch (error) {
+      return error as Error;
+    }
+    try {
+      this.afterSave?.(batch.updates);
+    } catch (error) {
+      return error as Error; // durable, but the machine died right after the fsync
+    }
+    return null;
+  }
+
+  /**
+   * A synchronous write waits for the writer: every queued batch becomes durable (or fails)
+   * now, and its done follows on the writer's clock right away (never inside this call).
+   */
+  private flushQueued(): void {
+    const queued = this.queue;
+    if (queued.length === 0) return;
+    this.queue = [];
+    this.plannedRanges.clear();
+    this.writerFreeAtMs = this.writer?.nowMs() ?? 0;
+    for (const b of queued) {
+      b.timer?.cancel();
+      const error = this.writeQueued(b);
+      if (this.writer === null) queueMicrotask(() => b.done(error));
+      else this.writer.setTimer(0, () => b.done(error));
+    }
   }
 
   private save(updates: readonly ReplicaUpdate[]): void {
@@ -232,6 +349,7 @@ export class MemoryLogDB implements LogDB {
   }
 
   saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void {
+    this.flushQueued();
     this.enter("saveBootstrap", true);
     checkKey(key, "saveBootstrap");
     const copy = copyBootstrap(record);
@@ -256,6 +374,7 @@ export class MemoryLogDB implements LogDB {
   }
 
   removeReplica(key: ReplicaKey, tombstone?: Tombstone): void {
+    this.flushQueued();
     this.enter("removeReplica", true);
     checkKey(key, "removeReplica");
     const k = `${key.shardId}:${key.replicaId}`;
@@ -270,6 +389,7 @@ export class MemoryLogDB implements LogDB {
   }
 
   compact(key: ReplicaKey, index: number): void {
+    this.flushQueued();
     this.enter("compact", true);
     checkKey(key, "compact");
     const r = this.get(key);
@@ -282,6 +402,7 @@ export class MemoryLogDB implements LogDB {
   }
 
   importSnapshot(key: ReplicaKey, record: ImportedReplica): void {
+    this.flushQueued();
     this.enter("importSnapshot", true);
     const range = planImport(key, record);
     const { term, vote, commit } = record.state;
@@ -303,13 +424,26 @@ export class MemoryLogDB implements LogDB {
   }
 
   reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number } {
+    this.flushQueued();
     this.enter("reclaimSpace", true);
     return { sizeBytesBefore: 0, sizeBytesAfter: 0 };
   }
 
+  /** Closes the handle; batches still queued are lost, as in a crash. */
   close(): void {
+    this.dropQueued();
     this.closed = true;
   }
+}
+
+function copyUpdate(u: ReplicaUpdate): ReplicaUpdate {
+  return {
+    shardId: u.shardId,
+    replicaId: u.replicaId,
+    entries: u.entries.map((e) => copyEntry(e, e.cmd.slice())),
+    state: u.state === null ? null : { term: u.state.term, vote: u.state.vote, commit: u.state.commit },
+    snapshot: u.snapshot === null ? null : copySnapshotMeta(u.snapshot),
+  };
 }
 
 /**

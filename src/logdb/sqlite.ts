@@ -14,6 +14,17 @@ import { decodeBootstrap, decodeSnapshotMeta, encodeBootstrap, encodeSnapshotMet
 import { LogDBClosedError, LogDBCorruptError } from "./errors.ts";
 import { checkIdentity, type StoredIdentity } from "./identity.ts";
 import {
+  CTRL_BUFFER_BYTES,
+  CTRL_DONE,
+  CTRL_ERROR_BYTES,
+  CTRL_OPENED,
+  ERROR_TEXT_AT,
+  SQL,
+  type WriterMessage,
+  type WriterOp,
+  type WriterReply,
+} from "./sqlite-sql.ts";
+import {
   checkBatch,
   checkKey,
   logStateOf,
@@ -33,6 +44,7 @@ import type {
   ReplicaKey,
   ReplicaLogState,
   ReplicaUpdate,
+  SaveDone,
   Tombstone,
 } from "./types.ts";
 
@@ -45,6 +57,12 @@ export interface SqliteLogDBOptions extends LogDBLimits {
 }
 
 export const LOGDB_FILE_NAME = "logdb.sqlite";
+/** Held with an exclusive lock while a process has the data directory open. */
+export const LOGDB_LOCK_FILE_NAME = "logdb.lock";
+/** How long a synchronous write waits for the writer to finish the queued batches. */
+const DRAIN_TIMEOUT_MS = 60_000;
+/** How long opening waits for the writer Worker to open its connection. */
+const WRITER_OPEN_TIMEOUT_MS = 30_000;
 
 /**
  * Opens (creating when absent) the log database of a NodeHost data directory.
@@ -81,10 +99,23 @@ const CORRUPT_CODES = new Set([
 
 type EntryRow = [number, number, number, number, number, number, number, Uint8Array];
 
-/** The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL. */
+/**
+ * The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL. Two connections: the
+ * engine thread's reads (and its rare synchronous writes, after the queue drained), and a
+ * writer Worker (sqlite-writer.ts) that commits the saveUpdatesAsync batches, so the fsync
+ * never blocks the engine thread. A separate lock file keeps a second process out.
+ */
 export class SqliteLogDB implements LogDB {
   readonly path: string;
   private readonly db: Database;
+  private readonly lockDb: Database;
+  private writer: Worker | null = null;
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_BUFFER_BYTES));
+  /** Id of the last batch handed to the writer; done callbacks by id. */
+  private submitted = 0;
+  private readonly pending = new Map<number, SaveDone>();
+  /** The writer failed in a way that leaves it unusable (it died, or a drain timed out). */
+  private writerBroken: Error | null = null;
   private readonly limits: Required<LogDBLimits>;
   /** Stored range per replica, loaded on first use; one per replica with data (removed with it). */
   private readonly ranges = new Map<string, ReplicaRange>();
@@ -97,40 +128,93 @@ export class SqliteLogDB implements LogDB {
     this.path = join(opts.dir, LOGDB_FILE_NAME);
     const existed = existsSync(this.path);
     let db: Database | null = null;
+    this.lockDb = lockDirectory(opts.dir);
     try {
       db = new Database(this.path, { create: true });
       this.db = db;
-      this.configure(db, opts.dir);
+      this.configure(db);
       if (existed && opts.checkAtOpen !== false) this.quickCheck(db);
       db.exec(SCHEMA);
       this.s = prepareAll(db);
       this.checkIdentity(opts.dir, opts.identity);
+      this.writer = this.startWriter();
     } catch (error) {
       if (db !== null) closeDatabase(db);
+      closeDatabase(this.lockDb);
       throw this.wrap(error);
     }
   }
 
-  private configure(db: Database, dir: string): void {
-    try {
-      // One process owns a data directory: the exclusive lock makes a second opener fail fast.
-      db.exec("PRAGMA locking_mode=EXCLUSIVE");
-      // 8 KiB pages keep 1 KiB entries inside their B-tree cell (3.5× faster than 4 KiB
-      // pages in scripts/bench/logdb.ts); only takes effect when the file is created.
-      db.exec("PRAGMA page_size=8192");
-      const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
-      if (mode !== "wal")
-        throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
-      db.exec("PRAGMA synchronous=FULL");
-      db.exec("BEGIN IMMEDIATE; COMMIT");
-    } catch (error) {
-      if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
-        throw new Error(
-          `data directory ${dir} is in use by another process (stop it, or use another --data-dir)`,
-        );
-      }
-      throw error;
+  private startWriter(): Worker {
+    const w = new Worker(writerUrl());
+    w.onmessage = (event: MessageEvent<WriterReply>) => this.onWriterReply(event.data);
+    w.onerror = (event) =>
+      this.onWriterDied(new Error(`log writer of ${this.path} failed: ${event.message}`));
+    w.postMessage({ kind: "open", path: this.path, ctrl: this.ctrl } satisfies WriterMessage);
+    const result = Atomics.wait(this.ctrl, CTRL_OPENED, 0, WRITER_OPEN_TIMEOUT_MS);
+    const opened = Atomics.load(this.ctrl, CTRL_OPENED);
+    if (opened !== 1) {
+      w.terminate();
+      const length = Atomics.load(this.ctrl, CTRL_ERROR_BYTES);
+      const text = new TextDecoder().decode(new Uint8Array(this.ctrl.buffer, ERROR_TEXT_AT, length).slice());
+      throw new Error(
+        `log writer of ${this.path} could not open the database: ${result === "timed-out" ? "no answer within 30 s" : text}`,
+      );
     }
+    // The engine's own timers keep the process alive; a forgotten close must not.
+    w.unref();
+    return w;
+  }
+
+  private onWriterReply(reply: WriterReply): void {
+    const done = this.pending.get(reply.id);
+    if (done === undefined) return;
+    this.pending.delete(reply.id);
+    if (reply.error === null) {
+      done(null);
+      return;
+    }
+    // The ranges planned for queued batches assumed success: read them again when next needed.
+    this.ranges.clear();
+    const error = Object.assign(new Error(reply.error.message), { code: reply.error.code });
+    done(this.wrap(error) as Error);
+  }
+
+  private onWriterDied(error: Error): void {
+    this.writerBroken ??= error;
+    this.ranges.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const done of pending) done(error);
+  }
+
+  /** Waits until the writer has finished every batch handed to it (synchronous writes call it). */
+  private drain(): void {
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    for (;;) {
+      if (this.writerBroken !== null) throw this.writerBroken;
+      const done = Atomics.load(this.ctrl, CTRL_DONE);
+      if (done >= this.submitted) return;
+      const leftMs = deadline - performance.now();
+      if (leftMs <= 0) {
+        this.writerBroken = new Error(`log writer of ${this.path} did not finish its batches within 60 s`);
+        throw this.writerBroken;
+      }
+      Atomics.wait(this.ctrl, CTRL_DONE, done, Math.min(leftMs, 1000));
+    }
+  }
+
+  private configure(db: Database): void {
+    // The writer Worker's commits and this thread's reads meet in WAL mode; a reader waits at
+    // most this long for a lock (only a checkpoint or a synchronous write can hold one).
+    db.exec("PRAGMA busy_timeout=10000");
+    // 8 KiB pages keep 1 KiB entries inside their B-tree cell (3.5× faster than 4 KiB
+    // pages in scripts/bench/logdb.ts); only takes effect when the file is created.
+    db.exec("PRAGMA page_size=8192");
+    const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
+    if (mode !== "wal")
+      throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
+    db.exec("PRAGMA synchronous=FULL");
   }
 
   private quickCheck(db: Database): void {
@@ -192,6 +276,7 @@ export class SqliteLogDB implements LogDB {
     this.open("saveUpdates");
     checkBatch(updates, this.limits);
     if (updates.length === 0) return;
+    this.drain();
     const next = new Map<string, ReplicaRange>();
     this.s.begin.run();
     try {
@@ -204,6 +289,56 @@ export class SqliteLogDB implements LogDB {
     }
     // Only a committed transaction changes the cached ranges.
     for (const [k, r] of next) this.ranges.set(k, r);
+  }
+
+  saveUpdatesAsync(updates: readonly ReplicaUpdate[], done: SaveDone): void {
+    this.open("saveUpdatesAsync");
+    checkBatch(updates, this.limits);
+    if (this.writerBroken !== null) throw this.writerBroken;
+    // A snapshot's plan reads the term stored at its index: let earlier batches land first.
+    if (updates.some((u) => u.snapshot !== null)) this.drain();
+    const next = new Map<string, ReplicaRange>();
+    const ops: WriterOp[] = updates.map((u) => this.planOp(u, next));
+    // Planned ranges count from now: later batches are planned on top of this one.
+    for (const [k, r] of next) this.ranges.set(k, r);
+    const id = ++this.submitted;
+    this.pending.set(id, done);
+    (this.writer as Worker).postMessage({ kind: "batch", id, ops } satisfies WriterMessage);
+  }
+
+  private planOp(u: ReplicaUpdate, next: Map<string, ReplicaRange>): WriterOp {
+    const shard = u.shardId;
+    const replica = u.replicaId;
+    const k = `${shard}:${replica}`;
+    const plan = planUpdate(u, next.get(k) ?? this.range(shard, replica), (index) =>
+      this.entryTerm(shard, replica, index),
+    );
+    next.set(k, plan.next);
+    return {
+      shard,
+      replica,
+      state: u.state === null ? null : [u.state.term, u.state.vote, u.state.commit],
+      snapshot:
+        u.snapshot === null
+          ? null
+          : {
+              index: u.snapshot.index,
+              term: u.snapshot.term,
+              meta: encodeSnapshotMeta(u.snapshot),
+              resetEntries: plan.resetEntries,
+            },
+      truncateFrom: plan.truncateFrom,
+      entries: u.entries.map((e) => [
+        e.index,
+        e.term,
+        e.type,
+        e.key,
+        e.clientId,
+        e.seriesId,
+        e.respondedTo,
+        e.cmd,
+      ]),
+    };
   }
 
   private saveOne(u: ReplicaUpdate, next: Map<string, ReplicaRange>): void {
@@ -294,6 +429,9 @@ export class SqliteLogDB implements LogDB {
   readLogState(key: ReplicaKey): ReplicaLogState {
     this.open("readLogState");
     checkKey(key, "readLogState");
+    // A replica starts from it: batches handed to the writer count (a replica stopped with
+    // one in flight and started again must see it).
+    this.drain();
     try {
       const range = this.range(key.shardId, key.replicaId);
       const st = this.s.state.values(key.shardId, key.replicaId)[0];
@@ -313,6 +451,7 @@ export class SqliteLogDB implements LogDB {
   saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void {
     this.open("saveBootstrap");
     checkKey(key, "saveBootstrap");
+    this.drain();
     this.s.upsertBootstrap.run(key.shardId, key.replicaId, encodeBootstrap(record));
   }
 
@@ -334,6 +473,7 @@ export class SqliteLogDB implements LogDB {
 
   removeReplica(key: ReplicaKey, tombstone?: Tombstone): void {
     this.open("removeReplica");
+    this.drain();
     checkKey(key, "removeReplica");
     try {
       this.db.transaction(() => {
@@ -357,6 +497,7 @@ export class SqliteLogDB implements LogDB {
   compact(key: ReplicaKey, index: number): void {
     this.open("compact");
     checkKey(key, "compact");
+    this.drain();
     const next = planCompact(key, this.range(key.shardId, key.replicaId), index);
     this.s.deleteTo.run(key.shardId, key.replicaId, index);
     this.ranges.set(`${key.shardId}:${key.replicaId}`, next);
@@ -364,6 +505,7 @@ export class SqliteLogDB implements LogDB {
 
   importSnapshot(key: ReplicaKey, record: ImportedReplica): void {
     this.open("importSnapshot");
+    this.drain();
     const next = planImport(key, record);
     const { shardId, replicaId } = key;
     const { state, snapshot } = record;
@@ -396,6 +538,7 @@ export class SqliteLogDB implements LogDB {
    */
   reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number } {
     this.open("reclaimSpace");
+    this.drain();
     const sizeBytesBefore = this.sizeBytes();
     try {
       this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -423,14 +566,69 @@ export class SqliteLogDB implements LogDB {
       journalMode: String(one("journal_mode")),
       synchronous: Number(one("synchronous")),
       pageSizeBytes: Number(one("page_size")),
-      lockingMode: String(one("locking_mode")),
+      // The data directory's lock (lockDirectory), not the log's own connection.
+      lockingMode: String(this.lockDb.query("PRAGMA locking_mode").values()[0]?.[0]),
     };
   }
 
+  /**
+   * Waits for the batches handed to the writer (bounded), closes both connections and releases
+   * the lock. Batches whose done has not run by then lose their done (the engine has stopped).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    try {
+      if (this.writerBroken === null) this.drain();
+    } catch {
+      // a writer that cannot finish is abandoned: what it did not commit is lost, as in a crash
+    }
+    const w = this.writer;
+    if (w !== null && this.writerBroken === null) {
+      Atomics.store(this.ctrl, CTRL_OPENED, 0);
+      w.postMessage({ kind: "close" } satisfies WriterMessage);
+      Atomics.wait(this.ctrl, CTRL_OPENED, 0, 5000);
+    }
+    w?.terminate();
+    this.writer = null;
+    this.pending.clear();
     closeDatabase(this.db);
+    closeDatabase(this.lockDb);
+  }
+}
+
+/**
+ * Where the writer Worker's module is. From source: beside this file. In the compiled binary
+ * (build.ts adds the writer as a second entrypoint) every module is bundled into one chunk whose
+ * import.meta.url is the binary, and the writer sits at its path relative to the entrypoints'
+ * common folder, src/.
+ */
+function writerUrl(): string {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return "./logdb/sqlite-writer.ts";
+  return new URL("./sqlite-writer.ts", import.meta.url).href;
+}
+
+/**
+ * One process owns a data directory: an exclusive lock on a small database beside the log
+ * makes a second opener fail fast (the log itself has two connections, so it cannot hold it).
+ */
+function lockDirectory(dir: string): Database {
+  const path = join(dir, LOGDB_LOCK_FILE_NAME);
+  const lock = new Database(path, { create: true });
+  try {
+    lock.exec("PRAGMA locking_mode=EXCLUSIVE");
+    lock.exec("PRAGMA journal_mode=MEMORY"); // nothing in it to protect: no journal file beside it
+    lock.exec("CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY)");
+    lock.exec("BEGIN IMMEDIATE; INSERT OR REPLACE INTO owner (id) VALUES (1); COMMIT");
+    return lock;
+  } catch (error) {
+    closeDatabase(lock);
+    if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
+      throw new Error(
+        `data directory ${dir} is in use by another process (stop it, or use another --data-dir)`,
+      );
+    }
+    throw error;
   }
 }
 
@@ -441,23 +639,17 @@ function closeDatabase(db: Database): void {
 
 function prepareAll(db: Database) {
   const q = (sql: string): Statement => db.prepare(sql);
-  const where = "WHERE shard = ? AND replica = ?";
+  const where = SQL.where;
   return {
     begin: q("BEGIN"),
     commit: q("COMMIT"),
     rollback: q("ROLLBACK"),
-    insertEntry: q(
-      "INSERT INTO entries (shard, replica, idx, term, type, ekey, client, series, responded, cmd) VALUES (?,?,?,?,?,?,?,?,?,?)",
-    ),
-    deleteFrom: q(`DELETE FROM entries ${where} AND idx >= ?`),
+    insertEntry: q(SQL.write.insertEntry),
+    deleteFrom: q(SQL.write.deleteFrom),
     deleteTo: q(`DELETE FROM entries ${where} AND idx <= ?`),
-    deleteAll: q(`DELETE FROM entries ${where}`),
-    upsertState: q(
-      "INSERT OR REPLACE INTO state (shard, replica, term, vote, commit_index) VALUES (?,?,?,?,?)",
-    ),
-    upsertSnapshot: q(
-      "INSERT OR REPLACE INTO snapshots (shard, replica, idx, term, meta) VALUES (?,?,?,?,?)",
-    ),
+    deleteAll: q(SQL.write.deleteAll),
+    upsertState: q(SQL.write.upsertState),
+    upsertSnapshot: q(SQL.write.upsertSnapshot),
     upsertBootstrap: q("INSERT OR REPLACE INTO bootstrap (shard, replica, record) VALUES (?,?,?)"),
     entries: q(
       `SELECT idx, term, type, ekey, client, series, responded, cmd FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?`,

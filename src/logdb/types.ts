@@ -93,9 +93,13 @@ export interface ReplicaLogState {
   lastIndex: number;
 }
 
+/** Called once when a batch of saveUpdatesAsync is durable (null) or failed (the error). */
+export type SaveDone = (error: Error | null) => void;
+
 /**
- * Persistent log storage of every replica of one NodeHost. Synchronous by design:
- * bun:sqlite blocks, and the Raft core reads through it while stepping.
+ * Persistent log storage of every replica of one NodeHost. Reads are synchronous (the Raft
+ * core reads through it while stepping); the engine's hot write, saveUpdatesAsync, runs off
+ * the caller's thread (a Worker for SQLite) and reports when it is durable.
  * Implementations: SQLite (src/logdb/sqlite.ts) and in-memory (src/logdb/memory.ts),
  * both run by one conformance suite (test/logdb/logdb.case.ts).
  */
@@ -108,6 +112,18 @@ export interface LogDB {
    * @throws EntryTooLargeError, BatchTooLargeError, LogDBArgumentError (nothing applied)
    */
   saveUpdates(updates: readonly ReplicaUpdate[]): void;
+  /**
+   * saveUpdates without waiting: the batch is checked now (the same errors are thrown, nothing
+   * queued) and written after every batch queued before it, in one transaction with one fsync.
+   * `done(null)` is called once it is durable, `done(error)` when writing it failed (nothing of
+   * it applied, unless the error says otherwise); never inside this call. Reads see a batch
+   * from its done on (maybe earlier: callers must not rely on either). Every other write (saveUpdates, saveBootstrap, compact,
+   * removeReplica) first waits for the queued batches to be durable, so writes stay in call
+   * order. A batch still queued when the database closes or the process dies is lost, and its
+   * done is never called.
+   * @throws EntryTooLargeError, BatchTooLargeError, LogDBArgumentError (nothing queued)
+   */
+  saveUpdatesAsync(updates: readonly ReplicaUpdate[], done: SaveDone): void;
   /**
    * Stored entries in [low, high) as a contiguous run starting at low (empty when low is not
    * stored): at least one when available, then as many as fit in maxSizeBytes (entrySizeBytes).

@@ -41,7 +41,11 @@ export class SimCluster {
     const address = hostAddress(i);
     let logdb = this.logdbs.get(i);
     if (!logdb) {
-      logdb = new MemoryLogDB({ identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 } });
+      logdb = new MemoryLogDB({
+        identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 },
+        // The log writer on the virtual clock: a batch is durable as soon as the loop yields.
+        writer: this.env,
+      });
       this.logdbs.set(i, logdb);
     }
     const db = logdb;

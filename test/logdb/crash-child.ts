@@ -1,20 +1,49 @@
 /**
  * Child of crash.test.ts: opens the log database in argv[2], continues the deterministic
- * workload from the last committed batch, and prints `ack <g>` after each saveUpdates
- * returned (the write is durable). It runs until killed or after argv[3] batches.
+ * workload from the last committed batch, and prints `ack <g>` once batch g is durable. It
+ * runs until killed or after argv[3] batches. argv[4] "async": batches go through
+ * saveUpdatesAsync with up to ASYNC_AHEAD queued (the engine's double buffering), acked from
+ * their done; otherwise through saveUpdates, acked when it returned.
  */
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { modelAfter, nextBatch } from "./crash-model.ts";
 
 const dir = process.argv[2] as string;
 const maxBatches = Number(process.argv[3] ?? 1_000_000);
+const mode = process.argv[4] ?? "sync";
+/** Batches queued at once in async mode. */
+const ASYNC_AHEAD = 2; // crash.test.ts allows this many batches beyond the last ack
 const db = openSqliteLogDB({ dir, identity: { raftAddress: "crash:1", deploymentId: 1, formatVersion: 1 } });
 let g = db.readLogState({ shardId: 1, replicaId: 1 }).state.commit;
 const model = modelAfter(g);
 process.stdout.write(`start ${g}\n`);
-for (let n = 0; n < maxBatches; n++) {
-  g++;
-  db.saveUpdates(nextBatch(model, g));
-  process.stdout.write(`ack ${g}\n`);
+if (mode === "async") {
+  let queued = 0;
+  let n = 0;
+  const pump = () => {
+    while (queued < ASYNC_AHEAD && n < maxBatches) {
+      g++;
+      n++;
+      queued++;
+      const mine = g;
+      db.saveUpdatesAsync(nextBatch(model, g), (error) => {
+        if (error !== null) {
+          console.error(`batch ${mine} failed: ${error.message}`);
+          process.exit(1);
+        }
+        queued--;
+        process.stdout.write(`ack ${mine}\n`);
+        if (n >= maxBatches && queued === 0) db.close();
+        else pump();
+      });
+    }
+  };
+  pump();
+} else {
+  for (let n = 0; n < maxBatches; n++) {
+    g++;
+    db.saveUpdates(nextBatch(model, g));
+    process.stdout.write(`ack ${g}\n`);
+  }
+  db.close();
 }
-db.close();

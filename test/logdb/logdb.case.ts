@@ -73,7 +73,115 @@ export function snap(index: number, term: number): SnapshotMeta {
 
 const indexes = (es: Entry[]): number[] => es.map((e) => e.index);
 
+/** saveUpdatesAsync as a promise; also checks done is not called inside the call. */
+export function saveAsync(db: LogDB, updates: ReplicaUpdate[]): Promise<void> {
+  let returned = false;
+  return new Promise((resolve, reject) => {
+    db.saveUpdatesAsync(updates, (error) => {
+      if (!returned) reject(new Error("done was called inside saveUpdatesAsync"));
+      else if (error === null) resolve();
+      else reject(error);
+    });
+    returned = true;
+  });
+}
+
+function runAsyncConformance(name: string, h: LogDBHarness): void {
+  describe(`${name} LogDB conformance: saveUpdatesAsync`, () => {
+    const withDb = (fn: (db: LogDB) => Promise<void>) => async () => {
+      const db = h.open();
+      try {
+        await fn(db);
+      } finally {
+        db.close();
+      }
+    };
+
+    test(
+      "a batch is readable once its done is called, with every field",
+      withDb(async (db) => {
+        const saved = ents(1, 5, 3);
+        await saveAsync(db, [up({ entries: saved, state: { term: 3, vote: 2, commit: 4 } })]);
+        expect(db.entries(K, 1, 6, 1 << 20)).toEqual(saved);
+        expect(db.readLogState(K)).toMatchObject({ state: { term: 3, vote: 2, commit: 4 }, lastIndex: 5 });
+      }),
+    );
+
+    test(
+      "batches queued without waiting are written in call order (a later overwrite wins)",
+      withDb(async (db) => {
+        const a = saveAsync(db, [up({ entries: ents(1, 5, 1) })]);
+        const b = saveAsync(db, [up({ entries: ents(3, 4, 2) })]);
+        const c = saveAsync(db, [up({ entries: ents(5, 6, 2) })]);
+        const order: string[] = [];
+        await Promise.all([
+          a.then(() => order.push("a")),
+          b.then(() => order.push("b")),
+          c.then(() => order.push("c")),
+        ]);
+        expect(order).toEqual(["a", "b", "c"]);
+        expect(db.entries(K, 1, 7, 1 << 20).map((e) => e.term)).toEqual([1, 1, 2, 2, 2, 2]);
+        expect(db.readLogState(K)).toMatchObject({ firstIndex: 1, lastIndex: 6 });
+      }),
+    );
+
+    test(
+      "a synchronous write waits for the queued batches and builds on them",
+      withDb(async (db) => {
+        const a = saveAsync(db, [up({ entries: ents(1, 3, 1) })]);
+        db.saveUpdates([up({ entries: ents(4, 4, 1) })]);
+        expect(indexes(db.entries(K, 1, 5, 1 << 20))).toEqual([1, 2, 3, 4]);
+        await a;
+        db.compact(K, 0);
+        expect(db.readLogState(K).lastIndex).toBe(4);
+      }),
+    );
+
+    test(
+      "a refused batch throws at once, queues nothing, and later batches still work",
+      withDb(async (db) => {
+        await saveAsync(db, [up({ entries: ents(1, 2, 1) })]);
+        expect(() => db.saveUpdatesAsync([up({ entries: ents(5, 5, 1) })], () => {})).toThrow(
+          LogDBArgumentError,
+        );
+        expect(() =>
+          db.saveUpdatesAsync([up({ entries: ents(3, 3, 1, LIMITS.maxEntryBytes) })], () => {}),
+        ).toThrow(EntryTooLargeError);
+        await saveAsync(db, [up({ entries: ents(3, 3, 1) })]);
+        expect(db.readLogState(K).lastIndex).toBe(3);
+      }),
+    );
+
+    test(
+      "a received snapshot in a queued batch replaces a log written by an earlier queued batch",
+      withDb(async (db) => {
+        const a = saveAsync(db, [up({ entries: ents(1, 5, 1) })]);
+        const b = saveAsync(db, [up({ snapshot: snap(8, 2) })]);
+        const c = saveAsync(db, [up({ entries: ents(9, 9, 2) })]);
+        await Promise.all([a, b, c]);
+        expect(db.readLogState(K)).toMatchObject({ firstIndex: 9, lastIndex: 9 });
+        expect(db.term(K, 8)).toBe(2);
+        expect(db.entries(K, 1, 2, 1 << 20)).toEqual([]);
+      }),
+    );
+
+    test(
+      "batches of many replicas in one call are one unit",
+      withDb(async (db) => {
+        const other = { shardId: 2, replicaId: 5 };
+        await saveAsync(db, [
+          up({ entries: ents(1, 2, 1) }),
+          { ...up({ entries: ents(1, 1, 4) }), ...other },
+        ]);
+        expect(db.readLogState(K).lastIndex).toBe(2);
+        expect(db.readLogState(other).lastIndex).toBe(1);
+      }),
+    );
+  });
+}
+
 export function runLogDBConformance(name: string, h: LogDBHarness): void {
+  runAsyncConformance(name, h);
   describe(`${name} LogDB conformance`, () => {
     const withDb = (fn: (db: LogDB) => void) => () => {
       const db = h.open();

@@ -20,7 +20,7 @@ runLogDBConformance("sqlite", {
 });
 
 describe("SqliteLogDB", () => {
-  test("the database runs in WAL mode with synchronous=FULL and an exclusive lock", () => {
+  test("the database runs in WAL mode with synchronous=FULL and the directory lock is exclusive", () => {
     const db = openSqliteLogDB({ dir: join(root, "settings"), identity: IDENTITY });
     try {
       expect(db.settings()).toEqual({

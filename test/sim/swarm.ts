@@ -48,6 +48,11 @@ export interface Swarm {
   slowApplyP: number;
   slowApplyMsMax: number;
   /**
+   * The log writer's time per batch is drawn from 0 to this (0: a batch is durable as soon as
+   * the engine loop yields). Set by World from a random stream of its own.
+   */
+  writerLatencyMsMax: number;
+  /**
    * A leader-churn seed (a third of seeds): it aims at the moments around a leader change that
    * Raft's Figure 8 is about, with the targeted faults below on, one entry per Replicate
    * message, and the untargeted process faults (crashes, partitions, clogs, pauses, disk
@@ -140,6 +145,7 @@ function drawUntargeted(rng: Rng): Swarm {
     keyCount: int(3, 8),
     slowApplyP: 0,
     slowApplyMsMax: 0,
+    writerLatencyMsMax: 0,
     leaderChurn: false,
     isolateNewLeaderP: 0,
     powerLossAtFirstCommitP: 0,
@@ -158,6 +164,7 @@ export function describeSwarm(s: Swarm): string {
     `readFault=${p(s.readFaultP)} snapshotEntries=${s.snapshotEntries}/${s.compactionOverhead} ` +
     `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}` +
     (s.slowApplyP > 0 ? ` slowApply=${p(s.slowApplyP)}x${s.slowApplyMsMax}ms` : "") +
+    (s.writerLatencyMsMax > 0 ? ` writer=0-${s.writerLatencyMsMax}ms` : "") +
     (s.leaderChurn
       ? ` leader-churn: isolateNewLeader=${p(s.isolateNewLeaderP)} powerLossAtFirstCommit=${p(s.powerLossAtFirstCommitP)} oneEntryPerMessage`
       : "")

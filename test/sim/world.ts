@@ -151,6 +151,8 @@ export class World {
   private readonly freshLeaders = new Map<string, { term: number; commit: number }>();
   /** Randomness of the targeted faults (a stream of its own: see drawSwarm). */
   private readonly targetedRng: ManualEnv;
+  /** Randomness of the log writer's latency (a stream of its own). */
+  private readonly writerRng: ManualEnv;
   private readonly kv: CreateStateMachine;
   /** What every state machine instance applied (for the session oracle). */
   private applied: AppliedRecord[] = [];
@@ -162,7 +164,12 @@ export class World {
   ) {
     this.env = new ManualEnv(seed);
     this.targetedRng = new ManualEnv(seed + 2 ** 32);
-    this.swarm = drawSwarm(this.env, this.targetedRng, laterFaults);
+    this.writerRng = new ManualEnv(seed + 3 * 2 ** 32);
+    // Half the seeds run a slow log writer (each batch 0–1..20 ms), so the orderings only a
+    // slow writer produces (replicas stepping while their Update syncs, batches queueing
+    // behind one another, a crash with batches queued) are tested.
+    const writerLatencyMsMax = this.writerRng.random() < 0.5 ? 0 : 1 + this.writerRng.nextInt(20);
+    this.swarm = { ...drawSwarm(this.env, this.targetedRng, laterFaults), writerLatencyMsMax };
     this.root = mkdtempSync(join(tmpdir(), `longboat-sim-${seed}-`));
     this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
     this.kv = builtinApps().get("kv");
@@ -179,6 +186,11 @@ export class World {
       const logdb = new MemoryLogDB({
         identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 },
         rng: this.env,
+        writer: {
+          nowMs: () => this.env.nowMs(),
+          setTimer: (ms, fn) => this.env.setTimer(ms, fn),
+          latencyMs: () => (writerLatencyMsMax === 0 ? 0 : this.writerRng.nextInt(writerLatencyMsMax + 1)),
+        },
       });
       const h: HostSlot = {
         index: i,
