@@ -3,9 +3,18 @@
  * See README.md ("Embedding") for a ten-line example.
  */
 export { LongboatError, isTemporary, NodeHost, Session } from "./nodehost.ts";
+export { EVENT_KINDS } from "./nodehost.ts";
 export type {
+  EventHandler,
+  EventKind,
   EventListener,
+  EventOf,
+  LeaderRole,
+  ListenerStats,
   NodeHostConfig,
+  NodeHostEvent,
+  SubscribeOptions,
+  Subscription,
   NodeHostInfo,
   ReplicaConfigInput,
   ShardInfo,

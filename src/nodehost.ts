@@ -4,7 +4,17 @@ import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } fr
 import { plantedBug } from "./engine/bugs.ts";
 import { Engine, type EngineStats } from "./engine/engine.ts";
 import { LongboatError } from "./engine/errors.ts";
-import type { EventListener } from "./engine/events.ts";
+import {
+  type EventBody,
+  type EventHandler,
+  EventHub,
+  type EventListener,
+  type LeaderRole,
+  type ListenerStats,
+  listenerHandler,
+  type SubscribeOptions,
+  type Subscription,
+} from "./engine/events.ts";
 import { Replica } from "./engine/replica.ts";
 import { awaitCompleted, type RequestState } from "./engine/request.ts";
 import {
@@ -36,7 +46,18 @@ import { MapRegistry } from "./transport/registry.ts";
 import type { Registry, Transport, TransportStats } from "./transport/types.ts";
 
 export { LongboatError, isTemporary } from "./engine/errors.ts";
-export type { EventListener } from "./engine/events.ts";
+export type {
+  EventKind,
+  EventListener,
+  EventHandler,
+  EventOf,
+  LeaderRole,
+  ListenerStats,
+  NodeHostEvent,
+  SubscribeOptions,
+  Subscription,
+} from "./engine/events.ts";
+export { EVENT_KINDS } from "./engine/events.ts";
 export type { ReplicaConfigInput } from "./engine/config.ts";
 export { Session } from "./engine/session.ts";
 
@@ -54,7 +75,13 @@ export interface NodeHostConfig {
   deploymentId?: number;
   /** Mutual TLS between NodeHosts when set. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * Event methods (leaderUpdated, roleChanged, …), delivered off the engine loop like
+   * subscribe(); more listeners can be added with subscribe().
+   */
   listener?: EventListener;
+  /** Election timeouts a replica knows no leader before it reports shardUnavailable. Default 3. */
+  unavailableElectionTimeouts?: number;
   /** Structured log sink; default: nothing. */
   log?: (event: Record<string, unknown>) => void;
   /** Clock and randomness; default the real ones (the simulator injects its own). */
@@ -65,6 +92,11 @@ export interface NodeHostConfig {
   expert?: {
     logdb?: LogDB;
     transport?: (registry: Registry, env: Env) => Transport;
+    /**
+     * Called synchronously inside the engine loop with every event (the simulator injects
+     * faults at exact points with it). It delays the engine: applications use subscribe().
+     */
+    engineListener?: (event: EventBody) => void;
   };
 }
 
@@ -152,6 +184,7 @@ export class NodeHost {
   private readonly engine: Engine;
   private readonly dir: string;
   private readonly log: (event: Record<string, unknown>) => void;
+  private readonly events: EventHub;
   private closed = false;
 
   constructor(config: NodeHostConfig) {
@@ -188,13 +221,19 @@ export class NodeHost {
         snapshotDir: joinPath(this.dir, "incoming"),
         log: this.log,
       });
+    this.events = new EventHub(this.env, (name, error) =>
+      this.log({ level: "warn", event: "listener-error", listener: name, error: String(error) }),
+    );
+    if (config.listener) this.events.subscribe(listenerHandler(config.listener), { name: "config.listener" });
     this.engine = new Engine({
       env: this.env,
       logdb: this.logdb,
       transport: this.transport,
       registry: this.registry,
       rttMs: this.rttMs,
-      listener: config.listener,
+      events: this.events,
+      engineListener: config.expert?.engineListener,
+      unavailableElectionTimeouts: config.unavailableElectionTimeouts,
       log: this.log,
       onSave: config.onSave,
     });
@@ -213,6 +252,26 @@ export class NodeHost {
    */
   stallForTest(ms: number): void {
     this.engine.stall(ms);
+  }
+
+  /**
+   * Calls handler with every event (filtered by opts.kinds and opts.shardId), in order, off the
+   * engine loop: each listener has a bounded queue (opts.queueMax, default 1024); when it is
+   * full, new events are dropped, counted (eventListenerStats, /metrics) and announced by an
+   * eventsDropped event. A throwing or rejecting listener is logged and keeps receiving.
+   *
+   * ```ts
+   * const sub = nh.subscribe((e) => console.log(e.kind, e.shardId), { kinds: ["roleChanged"] });
+   * sub.close();
+   * ```
+   */
+  subscribe(handler: EventHandler, opts: SubscribeOptions = {}): Subscription {
+    return this.events.subscribe(handler, opts);
+  }
+
+  /** Delivered, dropped and queued events of every listener (metrics). */
+  eventListenerStats(): ListenerStats[] {
+    return this.events.stats();
   }
 
   /** Queued and pending requests and inbound messages over all replicas (metrics). */
@@ -308,6 +367,8 @@ export class NodeHost {
     const snapMembership = logState.snapshot?.membership;
     const replica = new Replica(config, boot.app, peer, logReader, rsm, snapshotDir, this.engine);
     if (snapMembership) this.engine.onMembershipApplied(replica, snapMembership);
+    if (logState.snapshot !== null && !config.isWitness)
+      this.engine.onSnapshotRecovered(replica, logState.snapshot.index);
     this.engine.addReplica(replica);
     this.log({
       level: "info",
@@ -546,6 +607,14 @@ export class NodeHost {
   getLeaderId(shardId: number): { leaderId: number; term: number; valid: boolean } {
     const s = this.replica(shardId).peer.status();
     return { leaderId: s.leaderId, term: s.term, valid: s.leaderId !== 0 };
+  }
+
+  /**
+   * The leadership this host's replica may act on (docs/leader-hooks.md): "leader" only while
+   * it leads, has committed in its term and heard from a quorum within an election timeout.
+   */
+  getLeaderRole(shardId: number): { role: LeaderRole; term: number; leaderId: number } {
+    return this.engine.leaderRole(this.replica(shardId));
   }
 
   requestLeaderTransfer(shardId: number, targetReplicaId: number): void {

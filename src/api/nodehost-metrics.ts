@@ -139,6 +139,7 @@ export class NodeHostMetrics {
         counter("longboat_rsm_applied_entries_total", "Entries applied to state machines.", s.appliedEntries),
         counter("longboat_raft_elections_total", "Elections started.", s.elections),
         ...shardFamilies(nodehost),
+        ...listenerFamilies(nodehost),
       ];
     });
   }
@@ -177,5 +178,36 @@ function shardFamilies(nodehost: NodeHostLike) {
     gauge("longboat_shard_term", "Raft term of the shard's replica.", (s) => s.term),
     gauge("longboat_shard_commit_index", "Commit index of the shard's replica.", (s) => s.commitIndex),
     gauge("longboat_shard_applied_index", "Applied index of the shard's replica.", (s) => s.appliedIndex),
+  ];
+}
+
+/** Event listeners' queues (src/engine/events.ts): a growing dropped count is a listener too slow. */
+function listenerFamilies(nodehost: NodeHostLike) {
+  const stats = nodehost.eventListenerStats?.() ?? [];
+  const family = (
+    name: string,
+    help: string,
+    type: "counter" | "gauge",
+    key: "delivered" | "dropped" | "queued",
+  ) => ({
+    name,
+    help,
+    type,
+    samples: stats.map((l) => ({ labels: { listener: l.name }, value: l[key] })),
+  });
+  return [
+    family(
+      "longboat_events_delivered_total",
+      "Events handed to each event listener.",
+      "counter",
+      "delivered",
+    ),
+    family(
+      "longboat_events_dropped_total",
+      "Events dropped because the listener's queue was full.",
+      "counter",
+      "dropped",
+    ),
+    family("longboat_events_queued", "Events waiting for each event listener.", "gauge", "queued"),
   ];
 }

@@ -84,6 +84,8 @@ export interface NodeHostLike {
   readonly stats: Readonly<EngineStatsLike>;
   /** Queued requests and inbound messages over all replicas (optional: read at every scrape). */
   queueDepths?(): { proposals: number; reads: number; inbox: number };
+  /** Delivered, dropped and queued events per event listener (optional: read at every scrape). */
+  eventListenerStats?(): { name: string; delivered: number; dropped: number; queued: number }[];
   /** Cumulative transport counters (optional: read at every scrape). */
   transportStats?(): {
     bytesSent: number;

@@ -7,7 +7,8 @@ import { type Membership, type Message, MessageType } from "../raft/types.ts";
 import type { Registry, Transport, TransportHandler } from "../transport/types.ts";
 import { plantedBug } from "./bugs.ts";
 import { LongboatError } from "./errors.ts";
-import { emit, type EventListener } from "./events.ts";
+import { type EventBody, EventHub, type LeaderRole, membershipEvent } from "./events.ts";
+import { ReplicaLeadership, StallGuard } from "./leadership.ts";
 import { compactionTarget, type Replica, type ReplicaHost } from "./replica.ts";
 
 /** One replica's Update on its way through the loop. */
@@ -35,7 +36,15 @@ export interface EngineOptions {
   registry: Registry;
   /** Milliseconds between two ticks. */
   rttMs: number;
-  listener?: EventListener;
+  /** Where events go (delivered to listeners off the engine loop). Default: a hub of its own. */
+  events?: EventHub;
+  /**
+   * Called synchronously inside the engine iteration with every event, before the hub gets it.
+   * For the simulator only (it injects faults at exact points); a throw is logged and ignored.
+   */
+  engineListener?: (event: EventBody) => void;
+  /** Election timeouts without a known leader before shardUnavailable. Default 3. */
+  unavailableElectionTimeouts?: number;
   log: (event: Record<string, unknown>) => void;
   /** Called once when the engine stopped itself after an unrecoverable error (a failed fsync). */
   onFatal?: (error: Error) => void;
@@ -81,6 +90,10 @@ export class Engine implements TransportHandler, ReplicaHost {
   private readonly saving = new Set<Replica>();
   private readonly removedShards = new Set<number>();
   private readonly keyBase: number;
+  readonly events: EventHub;
+  private readonly stallGuard: StallGuard;
+  private readonly leadership = new Map<Replica, ReplicaLeadership>();
+  private readonly unavailableTimeouts: number;
   fatalError: Error | null = null;
   readonly stats: EngineStats = {
     iterations: 0,
@@ -97,6 +110,19 @@ export class Engine implements TransportHandler, ReplicaHost {
     // Request keys: a random high part per engine and a sequence, unique within the process
     // and unlikely to collide with another NodeHost's pending keys.
     this.keyBase = (1 + opts.env.nextInt(2 ** 20)) * 2 ** 32;
+    this.events =
+      opts.events ??
+      new EventHub(opts.env, (name, error) =>
+        this.log({ level: "warn", event: "listener-error", listener: name, error: String(error) }),
+      );
+    this.stallGuard = new StallGuard(opts.rttMs);
+    this.unavailableTimeouts = opts.unavailableElectionTimeouts ?? 3;
+    if (!Number.isSafeInteger(this.unavailableTimeouts) || this.unavailableTimeouts < 1) {
+      throw new LongboatError(
+        "invalidOption",
+        `unavailableElectionTimeouts must be a positive integer, got ${opts.unavailableElectionTimeouts}`,
+      );
+    }
   }
 
   start(): void {
@@ -146,6 +172,16 @@ export class Engine implements TransportHandler, ReplicaHost {
       throw new LongboatError("shardAlreadyExist", `shard ${replica.shardId} is already running here`);
     }
     this.replicas.set(replica.shardId, replica);
+    this.leadership.set(
+      replica,
+      new ReplicaLeadership(replica.shardId, replica.replicaId, {
+        leaseMs: replica.config.electionRtt * this.opts.rttMs,
+        electionRtt: replica.config.electionRtt,
+        unavailableTimeouts: this.unavailableTimeouts,
+        startTick: this.tickCount,
+      }),
+    );
+    this.emit({ kind: "replicaReady", shardId: replica.shardId, replicaId: replica.replicaId });
     this.markReady(replica);
   }
 
@@ -158,12 +194,10 @@ export class Engine implements TransportHandler, ReplicaHost {
     replica.stopped = true;
     replica.failAll(`replica ${replica.replicaId} of shard ${shardId} stopped: ${reason}`);
     this.opts.registry.removeShard(shardId);
-    emit(
-      this.opts.listener,
-      "replicaUnloaded",
-      { shardId, replicaId: replica.replicaId, reason },
-      this.listenerError,
-    );
+    const none = this.leadership.get(replica)?.stop();
+    this.leadership.delete(replica);
+    if (none) this.emit(none);
+    this.emit({ kind: "replicaStopped", shardId, replicaId: replica.replicaId, reason });
     return replica;
   }
 
@@ -202,6 +236,7 @@ export class Engine implements TransportHandler, ReplicaHost {
   /** Advances the logical clock by one tick for every replica (the timer calls it every rttMs). */
   onTick(): void {
     if (this.stalled) return;
+    this.stallGuard.onTick(this.opts.env.nowMs());
     this.tickCount++;
     for (const r of this.replicas.values()) {
       r.addTick();
@@ -225,12 +260,8 @@ export class Engine implements TransportHandler, ReplicaHost {
       for (const m of list) registry.add(replica.shardId, m.replicaId, m.address);
     }
     for (const id of membership.removed) registry.remove(replica.shardId, id);
-    emit(
-      this.opts.listener,
-      "membershipChanged",
-      { shardId: replica.shardId, replicaId: replica.replicaId, membership },
-      this.listenerError,
-    );
+    if (this.wantsEvent("membershipChanged"))
+      this.emit(membershipEvent(replica.shardId, replica.replicaId, membership));
   }
 
   onLeaderChanged(replica: Replica, leaderId: number, term: number): void {
@@ -243,21 +274,27 @@ export class Engine implements TransportHandler, ReplicaHost {
       leaderId,
       term,
     });
-    emit(
-      this.opts.listener,
-      "leaderUpdated",
-      { shardId: replica.shardId, replicaId: replica.replicaId, leaderId, term },
-      this.listenerError,
-    );
+    this.emit({
+      kind: "leaderUpdated",
+      shardId: replica.shardId,
+      replicaId: replica.replicaId,
+      leaderId,
+      term,
+    });
   }
 
   onSnapshotSaved(replica: Replica, index: number): void {
-    emit(
-      this.opts.listener,
-      "snapshotCreated",
-      { shardId: replica.shardId, replicaId: replica.replicaId, index },
-      this.listenerError,
-    );
+    this.emit({ kind: "snapshotCreated", shardId: replica.shardId, replicaId: replica.replicaId, index });
+  }
+
+  onSnapshotRecovered(replica: Replica, index: number): void {
+    this.emit({ kind: "snapshotRecovered", shardId: replica.shardId, replicaId: replica.replicaId, index });
+  }
+
+  onDropped(replica: Replica, proposalCount: number, readCount: number): void {
+    const base = { shardId: replica.shardId, replicaId: replica.replicaId };
+    if (proposalCount > 0) this.emit({ kind: "proposalDropped", ...base, count: proposalCount });
+    if (readCount > 0) this.emit({ kind: "readDropped", ...base, count: readCount });
   }
 
   onRemoved(replica: Replica): void {
@@ -275,19 +312,53 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.opts.log(event);
   }
 
-  private readonly listenerError = (error: unknown) => {
-    this.log({ level: "warn", event: "listener-error", error: String(error) });
-  };
+  // ---- events ----
+
+  private wantsEvent(kind: EventBody["kind"]): boolean {
+    return this.opts.engineListener !== undefined || this.events.wants(kind);
+  }
+
+  /** Hands an event to the simulator's in-loop listener, if any, and to the hub. */
+  private emit(event: EventBody): void {
+    if (this.opts.engineListener) {
+      try {
+        this.opts.engineListener(event);
+      } catch (error) {
+        this.log({ level: "warn", event: "listener-error", listener: "engine", error: String(error) });
+      }
+    }
+    this.events.publish(event);
+  }
+
+  /** The leadership view of a replica as last reported (none when it is not running). */
+  leaderRole(r: Replica): { role: LeaderRole; term: number; leaderId: number } {
+    return this.leadership.get(r)?.reported ?? { role: "none", term: 0, leaderId: 0 };
+  }
+
+  /** Re-evaluates the leadership view of a replica (leadership.ts) and publishes what changed. */
+  private evaluateLeadership(r: Replica): void {
+    const view = this.leadership.get(r);
+    if (view === undefined) return;
+    const facts = r.peer.leadershipFacts();
+    const role = view.evaluate(facts, this.opts.env.nowMs());
+    if (role !== null) this.emit(role);
+    const availability = view.availability(facts, this.tickCount);
+    if (availability !== null) this.emit(availability);
+  }
 
   // ---- TransportHandler ----
 
   onMessages(messages: Message[], sourceAddress: string): void {
+    const nowMs = this.opts.env.nowMs();
+    const renews = this.stallGuard.accepts(nowMs);
     for (const m of messages) {
       const r = this.replicas.get(m.shardId);
       if (!r || r.replicaId !== m.to) {
         this.stats.droppedMessages++;
         continue;
       }
+      if (renews && (m.type === MessageType.ReplicateResp || m.type === MessageType.HeartbeatResp))
+        this.leadership.get(r)?.noteContact(m.from, m.term, nowMs);
       if (this.opts.registry.resolve(m.shardId, m.from) === undefined) {
         this.opts.registry.add(m.shardId, m.from, sourceAddress);
       }
@@ -332,12 +403,13 @@ export class Engine implements TransportHandler, ReplicaHost {
       rmSync(meta.filePath, { force: true });
       return;
     }
-    emit(
-      this.opts.listener,
-      "snapshotReceived",
-      { shardId: r.shardId, replicaId: r.replicaId, index: meta.index, from: message.from },
-      this.listenerError,
-    );
+    this.emit({
+      kind: "snapshotReceived",
+      shardId: r.shardId,
+      replicaId: r.replicaId,
+      index: meta.index,
+      from: message.from,
+    });
     if (r.deliver(message)) this.markReady(r);
   }
 
@@ -403,6 +475,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     }
     this.submitBatch();
     this.finish(now);
+    for (const r of active) if (!r.stopped) this.evaluateLeadership(r);
     for (const r of active) {
       if (r.stopped || this.saving.has(r)) continue;
       if (r.snapshotDue()) this.snapshot(r);
@@ -462,6 +535,7 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.finish(live);
       for (const { r } of live) {
         if (r.stopped) continue;
+        this.evaluateLeadership(r);
         if (r.snapshotDue()) this.snapshot(r);
         if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
       }
@@ -564,6 +638,7 @@ export class Engine implements TransportHandler, ReplicaHost {
   compactLog(r: Replica, index: number): void {
     r.logReader.compact(index);
     this.opts.logdb.compact({ shardId: r.shardId, replicaId: r.replicaId }, index);
+    this.emit({ kind: "logCompacted", shardId: r.shardId, replicaId: r.replicaId, index });
   }
 
   private fatal(error: Error): void {

@@ -59,6 +59,10 @@ export interface ReplicaHost {
   onMembershipApplied(replica: Replica, membership: Membership): void;
   onLeaderChanged(replica: Replica, leaderId: number, term: number): void;
   onSnapshotSaved(replica: Replica, index: number): void;
+  /** The state machine was rebuilt from a received snapshot. */
+  onSnapshotRecovered(replica: Replica, index: number): void;
+  /** Proposals the core refused and reads that failed as dropped in one cycle. */
+  onDropped(replica: Replica, proposalCount: number, readCount: number): void;
   onRemoved(replica: Replica): void;
   log(event: Record<string, unknown>): void;
 }
@@ -281,10 +285,13 @@ export class Replica {
       this.leaderChanged(update.leaderUpdate.leaderId, update.leaderUpdate.term);
     if (update.committedEntries.length > 0) this.applyEntries(update.committedEntries);
     for (const r of update.readyToReads) this.reads.ready(r.ctx, r.index);
+    let droppedReads = 0;
     for (const ctx of update.droppedReadIndexes) {
-      this.reads.dropped(ctx, `shard ${this.shardId} has no leader able to serve reads now`);
+      droppedReads += this.reads.dropped(ctx, `shard ${this.shardId} has no leader able to serve reads now`);
     }
     for (const e of update.droppedEntries) this.dropped(e);
+    if (droppedReads > 0 || update.droppedEntries.length > 0)
+      this.host.onDropped(this, update.droppedEntries.length, droppedReads);
     this.answerReads();
   }
 
@@ -300,6 +307,7 @@ export class Replica {
       replica: this.replicaId,
       index: meta.index,
     });
+    this.host.onSnapshotRecovered(this, meta.index);
   }
 
   private leaderChanged(leaderId: number, term: number): void {
@@ -309,7 +317,8 @@ export class Replica {
     if (!changed) return;
     // A read confirmed by a former leader stays valid; one still waiting for a confirmation
     // round would only time out, so it fails now and the client retries against the new leader.
-    this.reads.failUnconfirmed("dropped", `leader of shard ${this.shardId} changed`);
+    const dropped = this.reads.failUnconfirmed("dropped", `leader of shard ${this.shardId} changed`);
+    if (dropped > 0) this.host.onDropped(this, 0, dropped);
     this.host.onLeaderChanged(this, leaderId, term);
   }
 

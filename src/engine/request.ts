@@ -172,12 +172,14 @@ export class PendingReads {
     if (batch) batch.index = index;
   }
 
-  dropped(ctx: ReadCtx, detail: string): void {
+  /** Fails the reads of a batch the core refused; returns how many there were. */
+  dropped(ctx: ReadCtx, detail: string): number {
     const key = ctxKey(ctx);
     const batch = this.batches.get(key);
-    if (!batch) return;
+    if (!batch) return 0;
     this.batches.delete(key);
     this.fail(batch.requests, "dropped", detail);
+    return batch.requests.length;
   }
 
   /** Reads whose index is confirmed and applied; the caller answers them. */
@@ -207,12 +209,16 @@ export class PendingReads {
   }
 
   /** Fails every read that has not been confirmed yet (leader change, stop). */
-  failUnconfirmed(code: "dropped" | "terminated", detail: string): void {
+  /** Fails every read still waiting for its confirmation round; returns how many. */
+  failUnconfirmed(code: "dropped" | "terminated", detail: string): number {
+    let count = 0;
     for (const [key, batch] of this.batches) {
       if (batch.index !== 0) continue;
       this.batches.delete(key);
       this.fail(batch.requests, code, detail);
+      count += batch.requests.length;
     }
+    return count;
   }
 
   failAll(code: "terminated", detail: string): void {

@@ -42,6 +42,23 @@ export interface PeerStatus {
   rateLimited: boolean;
 }
 
+/** The Raft facts the engine's leadership view reads (src/engine/leadership.ts). */
+export interface LeadershipFacts {
+  replicaId: number;
+  /** The role is Leader. */
+  isLeader: boolean;
+  term: number;
+  /** The leader this replica knows of (0: none). */
+  leaderId: number;
+  /** Commit index. */
+  commit: number;
+  /** Index of the last entry in the log (persisted or not). */
+  lastIndex: number;
+  /** Voting replicas (full members and witnesses) that make a quorum. */
+  quorum: number;
+  isVoter(replicaId: number): boolean;
+}
+
 export interface PeerCreateOptions {
   config: RaftConfig;
   storage: LogStorage;
@@ -334,6 +351,24 @@ export class Peer {
     if (r.log.processed > r.applied) r.applied = r.log.processed;
     r.log.trimTo(r.applied);
     r.selfPersisted();
+  }
+
+  /**
+   * What the engine's leadership view reads (src/engine/leadership.ts): in-memory fields only,
+   * never the log storage (it runs after every iteration).
+   */
+  leadershipFacts(): LeadershipFacts {
+    const r = this.raft;
+    return {
+      replicaId: r.replicaId,
+      isLeader: r.role === Role.Leader,
+      term: r.term,
+      leaderId: r.leaderId,
+      commit: r.log.committed,
+      lastIndex: r.log.lastIndex(),
+      quorum: r.quorum(),
+      isVoter: (id) => r.isVoter(id),
+    };
   }
 
   status(): PeerStatus {

@@ -148,3 +148,29 @@ test(`per-shard gauges stop at ${MAX_SHARD_SERIES} shards while longboat_shards 
   expect(families.get("longboat_shard_term")!.samples).toHaveLength(MAX_SHARD_SERIES);
   expect(families.get("longboat_shards")!.samples[0]!.value).toBe(MAX_SHARD_SERIES + 1);
 });
+
+test("event listeners' delivered, dropped and queued counts are exposed per listener", () => {
+  const fake = Object.assign(new FakeNodeHost().addShard(1), {
+    eventListenerStats: () => [
+      { name: "hooks", delivered: 7, dropped: 0, queued: 1 },
+      { name: "watch-1", delivered: 3, dropped: 12, queued: 1024 },
+    ],
+  });
+  const metrics = new NodeHostMetrics();
+  metrics.watchNodeHost(fake);
+  const families = parseExposition(metrics.registry.expose());
+  const values = (name: string) => families.get(name)!.samples.map((s) => [s.labels.listener, s.value]);
+  expect(families.get("longboat_events_dropped_total")!.type).toBe("counter");
+  expect(values("longboat_events_dropped_total")).toEqual([
+    ["hooks", 0],
+    ["watch-1", 12],
+  ]);
+  expect(values("longboat_events_delivered_total")).toEqual([
+    ["hooks", 7],
+    ["watch-1", 3],
+  ]);
+  expect(values("longboat_events_queued")).toEqual([
+    ["hooks", 1],
+    ["watch-1", 1024],
+  ]);
+});

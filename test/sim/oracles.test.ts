@@ -55,6 +55,31 @@ describe("oracles", () => {
     expect(() => o.onLeader(2, 2, 2, 5)).not.toThrow();
   });
 
+  test("two replicas reported leader for one term of a shard is a role violation", () => {
+    const o = new Oracles();
+    o.onRole(1, 1, "leader", 5, 0);
+    o.onRole(1, 1, "none", 5, 10);
+    o.onRole(1, 1, "leader", 5, 20); // the same replica again in its term: fine
+    o.onRole(2, 2, "leader", 5, 20); // another shard: fine
+    expect(violation(() => o.onRole(1, 2, "leader", 5, 30)).oracle).toBe("role");
+  });
+
+  test("a replica reporting a lower term than before is a role violation, whatever the role", () => {
+    const o = new Oracles();
+    o.onRole(1, 3, "follower", 7, 0);
+    o.onRole(1, 3, "none", 7, 10);
+    expect(violation(() => o.onRole(1, 3, "follower", 6, 20)).oracle).toBe("role");
+  });
+
+  test("overlapping leaders of different terms are counted with the longest overlap, not a violation", () => {
+    const o = new Oracles();
+    o.onRole(1, 1, "leader", 5, 0);
+    o.onRole(1, 2, "leader", 6, 100);
+    o.onRole(1, 1, "none", 5, 250);
+    expect(o.roleOverlaps).toBe(1);
+    expect(o.roleOverlapMsMax).toBe(150);
+  });
+
   test("a committed entry that differs between replicas is a committed violation", () => {
     const o = new Oracles();
     o.checkCommitted(

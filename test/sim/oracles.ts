@@ -11,7 +11,10 @@
  * - session: a session-protected proposal (client id, series id) reaches the user state
  *   machine at most once in the canonical history;
  * - applied: what each state machine instance applies is a prefix of the one history: indices
- *   strictly increasing (since its last snapshot recovery), each command the canonical one.
+ *   strictly increasing (since its last snapshot recovery), each command the canonical one;
+ * - role: the leadership view hooks act on (roleChanged events, delivered to a listener as an
+ *   application gets them): a (shard, term) is reported "leader" by one replica at most, and
+ *   the terms one replica reports never decrease, across restarts too.
  *
  * A violation throws SimViolation naming the oracle and the evidence.
  */
@@ -25,6 +28,7 @@ export type OracleName =
   | "acked"
   | "session"
   | "applied"
+  | "role"
   | "convergence"
   | "storm"
   | "linearizability";
@@ -100,6 +104,16 @@ export class Oracles {
   private readonly checkedTo = new Map<string, number>();
   /** shard → applied index → state machine hash. */
   private readonly hashes = new Map<number, Map<number, { hash: string; who: string }>>();
+  /** shard → term → the replica reported "leader" for it (role oracle). */
+  private readonly roleLeaders = new Map<number, Map<number, number>>();
+  /** `${shard}:${replica}` → the last term that replica reported (role oracle). */
+  private readonly roleTerms = new Map<string, number>();
+  /** `${shard}` → replica → since when it is reported "leader" (overlap statistics). */
+  private readonly leadingSince = new Map<number, Map<number, number>>();
+  /** Times a replica was reported leader while another replica of its shard still was. */
+  roleOverlaps = 0;
+  /** Longest such overlap, in simulated milliseconds, measured when the older one ends. */
+  roleOverlapMsMax = 0;
   /** Acknowledged writes: shard, index, command digest, what the client did. */
   readonly acked: { shardId: number; index: number; command: string; what: string }[] = [];
   entriesChecked = 0;
@@ -121,6 +135,52 @@ export class Oracles {
         "leader",
         `shard ${shardId} term ${term} has two leaders: replica ${seen.reportedBy} saw ${seen.leaderId}, replica ${replicaId} saw ${leaderId}`,
       );
+    }
+  }
+
+  /** A replica reported a role (a roleChanged event) at simulated time nowMs. */
+  onRole(shardId: number, replicaId: number, role: string, term: number, nowMs: number): void {
+    const who = `${shardId}:${replicaId}`;
+    const last = this.roleTerms.get(who) ?? 0;
+    if (term < last) {
+      throw new SimViolation(
+        "role",
+        `shard ${shardId} replica ${replicaId} reported term ${term} after term ${last}`,
+      );
+    }
+    this.roleTerms.set(who, term);
+    this.trackOverlap(shardId, replicaId, role === "leader", nowMs);
+    if (role !== "leader") return;
+    let terms = this.roleLeaders.get(shardId);
+    if (!terms) {
+      terms = new Map();
+      this.roleLeaders.set(shardId, terms);
+    }
+    const seen = terms.get(term);
+    if (seen !== undefined && seen !== replicaId) {
+      throw new SimViolation(
+        "role",
+        `shard ${shardId} term ${term} was reported "leader" by replica ${seen} and by replica ${replicaId}`,
+      );
+    }
+    terms.set(term, replicaId);
+  }
+
+  private trackOverlap(shardId: number, replicaId: number, leading: boolean, nowMs: number): void {
+    let since = this.leadingSince.get(shardId);
+    if (!since) {
+      since = new Map();
+      this.leadingSince.set(shardId, since);
+    }
+    const was = since.get(replicaId);
+    if (leading && was === undefined) {
+      if (since.size > 0) this.roleOverlaps++;
+      since.set(replicaId, nowMs);
+    } else if (!leading && was !== undefined) {
+      since.delete(replicaId);
+      for (const other of since.values()) {
+        if (other > was) this.roleOverlapMsMax = Math.max(this.roleOverlapMsMax, nowMs - other);
+      }
     }
   }
 

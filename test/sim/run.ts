@@ -47,6 +47,9 @@ export interface RunResult {
   linearizability: "ok" | "illegal" | "unknown" | "skipped";
   /** Digest of the whole trace: two runs of one seed must agree. */
   traceDigest: number;
+  /** Times two replicas of a shard were reported "leader" at once (different terms), and the longest. */
+  roleOverlaps: number;
+  roleOverlapMsMax: number;
 }
 
 /** Seeds CI runs (sim.test.ts without LONGBOAT_SIM_SEEDS), and each planted bug's budget. */
@@ -120,6 +123,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
     entriesChecked: world.oracles.entriesChecked,
     linearizability,
     traceDigest: world.traceDigest,
+    roleOverlaps: world.oracles.roleOverlaps,
+    roleOverlapMsMax: world.oracles.roleOverlapMsMax,
   };
 }
 
@@ -237,9 +242,12 @@ export function summarize(results: RunResult[], wallMs: number): string {
     `${sum("membershipChanges")} membership changes, ${sum("snapshotsCreated")} snapshots taken, ` +
     `${sum("snapshotsReceived")} snapshots streamed, ${sum("newLeaderIsolations")} new leaders isolated, ` +
     `${sum("powerLosses")} power losses at a first commit, ${sum("slowApplies")} slow applies`;
+  const overlaps = results.reduce((a, r) => a + r.roleOverlaps, 0);
+  const overlapMsMax = results.reduce((a, r) => Math.max(a, r.roleOverlapMsMax), 0);
   return (
     `sim: ${results.length} seeds, ${simulatedHours.toFixed(3)} simulated hours, ${ops} client operations ` +
     `(${completed} completed, ${acked} acknowledged writes), ${failed} violations, ` +
-    `${unknown} histories too large to decide, ${(wallMs / 1000).toFixed(1)}s wall; ${faults}`
+    `${unknown} histories too large to decide, ${(wallMs / 1000).toFixed(1)}s wall; ${faults}; ` +
+    `roles: ${overlaps} times two replicas of a shard were "leader" at once (different terms), longest ${overlapMsMax}ms`
   );
 }

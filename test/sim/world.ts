@@ -256,23 +256,37 @@ export class World {
       raftAddress: h.address,
       rttMs: SIM_RTT_MS,
       env: this.env,
-      listener: {
-        leaderUpdated: (info) => this.onLeader(h, info.shardId, info.replicaId, info.leaderId, info.term),
-        snapshotReceived: () => {
-          this.stats.snapshotsReceived++;
-        },
-        snapshotCreated: () => {
-          this.stats.snapshotsCreated++;
-        },
-      },
       log: (event) => {
         if (event.event === "engine-fatal") {
           h.fatal = true;
           this.log(`host ${h.index} engine stopped: ${String(event.error).split("\n")[0]}`);
         }
       },
-      expert: { logdb: h.logdb, transport: (registry) => this.net.transport(h.address, 1, registry) },
+      expert: {
+        logdb: h.logdb,
+        transport: (registry) => this.net.transport(h.address, 1, registry),
+        // In the engine loop, where the targeted faults must strike (a fresh leader at once).
+        engineListener: (e) => {
+          if (e.kind === "leaderUpdated") this.onLeader(h, e.shardId, e.replicaId, e.leaderId, e.term);
+          else if (e.kind === "snapshotReceived") this.stats.snapshotsReceived++;
+          else if (e.kind === "snapshotCreated") this.stats.snapshotsCreated++;
+        },
+      },
     });
+    // The role oracle listens as an application would: through subscribe(), off the engine loop
+    // (deliveries are ManualEnv timers that draw no randomness, so schedules stay as they were).
+    nh.subscribe(
+      (e) => {
+        if (e.kind !== "roleChanged") return;
+        try {
+          this.oracles.onRole(e.shardId, e.replicaId, e.role, e.term, this.env.nowMs());
+        } catch (err) {
+          if (!(err instanceof SimViolation)) throw err;
+          this.violation ??= err;
+        }
+      },
+      { kinds: ["roleChanged"], name: "role-oracle", queueMax: 65536 },
+    );
     h.nh = nh;
     h.fatal = false;
     await nh.ready;
