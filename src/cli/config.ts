@@ -197,7 +197,63 @@ export interface NodeHostConfig {
   master: string[];
   apiToken?: string;
   logLevel: (typeof LOG_LEVELS)[number];
+  onLeaderChange?: string;
+  onLeaderChangeShell: boolean;
+  leaderWebhook?: string;
+  hookTimeoutMs: number;
 }
+
+/** Upper bound of --hook-timeout-ms: ten minutes. */
+export const HOOK_TIMEOUT_MS_MAX = 600_000;
+
+const WEBHOOK_URL = "must be an http:// or https:// URL";
+const webhookUrl = z.string({ error: WEBHOOK_URL }).refine((text) => {
+  try {
+    const url = new URL(text);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, WEBHOOK_URL);
+
+/** Leader-change hooks (docs/leader-hooks.md). */
+const HOOK_FIELDS: readonly Field[] = [
+  {
+    key: "onLeaderChange",
+    flag: "on-leader-change",
+    kind: "text",
+    valueName: "command",
+    help: "command run (no shell) on each leadership change of a replica here, one at a time per shard, with LONGBOAT_SHARD, _REPLICA, _TERM, _LEADER and _ROLE (leader|follower|none) set",
+    schema: nonEmpty,
+  },
+  {
+    key: "onLeaderChangeShell",
+    flag: "on-leader-change-shell",
+    kind: "bool",
+    help: "run --on-leader-change through /bin/sh -c",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
+  },
+  {
+    key: "leaderWebhook",
+    flag: "leader-webhook",
+    kind: "text",
+    valueName: "url",
+    help: "URL POSTed the same facts as JSON on each leadership change, in order, retried with backoff; the term is the fencing token",
+    schema: webhookUrl,
+  },
+  {
+    key: "hookTimeoutMs",
+    flag: "hook-timeout-ms",
+    kind: "int",
+    valueName: "ms",
+    help: `longest a hook command or one webhook POST may take in milliseconds, at most ${HOOK_TIMEOUT_MS_MAX}`,
+    schema: positiveInt.max(HOOK_TIMEOUT_MS_MAX, {
+      error: `must be at most ${HOOK_TIMEOUT_MS_MAX} (ten minutes)`,
+    }),
+    default: 10_000,
+  },
+];
 
 const tlsField = (key: string, flag: string, what: string): Field => ({
   key,
@@ -279,6 +335,7 @@ export const NODEHOST_FIELDS: readonly Field[] = [
   },
   apiTokenField,
   logLevelField,
+  ...HOOK_FIELDS,
 ];
 
 /** Merges and validates nodehost options; throws ConfigError. */
@@ -290,6 +347,9 @@ export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
     throw new ConfigError(
       `${labels.get("master")} and ${labels.get("shards")} cannot be used together: with --master the drummers decide which replicas this NodeHost runs (drop --shard, or drop --master for static shards)`,
     );
+  }
+  if (config.onLeaderChangeShell && config.onLeaderChange === undefined) {
+    throw new ConfigError(`${labels.get("onLeaderChangeShell")} needs --on-leader-change`);
   }
   if (config.raftAddress === config.apiAddress) {
     throw new ConfigError(

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   ConfigError,
   type ConfigInput,
+  NODEHOST_FIELDS,
   resolveCmdConfig,
   resolveDevConfig,
   resolveDrummerConfig,
@@ -54,6 +55,8 @@ describe("merge priority", () => {
       shards: [],
       master: [],
       logLevel: "info",
+      onLeaderChangeShell: false,
+      hookTimeoutMs: 10_000,
     });
   });
 
@@ -99,10 +102,43 @@ describe("nodehost values", () => {
     const tls = { "tls-ca": "ca.pem", "tls-cert": "h1.pem", "tls-key": "h1.key" };
     expect(resolveNodeHostConfig({ flags: { ...ADDRS, ...tls } }).tlsKey).toBe("h1.key");
   });
+
+  test("leader-change hooks: a command, the shell switch, a webhook URL and the timeout", () => {
+    const config = resolveNodeHostConfig({
+      flags: {
+        ...ADDRS,
+        "on-leader-change": "./on-leader.sh --verbose",
+        "on-leader-change-shell": true,
+        "leader-webhook": "https://lb.example/leader",
+        "hook-timeout-ms": "2500",
+      },
+    });
+    expect(config).toMatchObject({
+      onLeaderChange: "./on-leader.sh --verbose",
+      onLeaderChangeShell: true,
+      leaderWebhook: "https://lb.example/leader",
+      hookTimeoutMs: 2500,
+    });
+  });
 });
 
 describe("bad nodehost input", () => {
   const cases: [string, ConfigInput, string][] = [
+    [
+      "a webhook that is not an http URL",
+      { flags: { ...ADDRS, "leader-webhook": "ftp://x/y" } },
+      '--leader-webhook must be an http:// or https:// URL, got "ftp://x/y"',
+    ],
+    [
+      "the shell switch without a command",
+      { flags: { ...ADDRS, "on-leader-change-shell": true } },
+      "--on-leader-change-shell needs --on-leader-change",
+    ],
+    [
+      "a hook timeout above its bound",
+      { flags: { ...ADDRS, "hook-timeout-ms": "600001" } },
+      "--hook-timeout-ms must be at most 600000 (ten minutes), got 600001",
+    ],
     [
       "a word for --rtt-ms",
       { flags: { ...ADDRS, "rtt-ms": "fast" } },
@@ -194,7 +230,7 @@ describe("bad nodehost input", () => {
     [
       "an unknown key in the config file",
       { flags: ADDRS, file: { path: "lb.json", data: { rtMs: 5 } } },
-      'lb.json has unknown key "rtMs" at $.rtMs (allowed: dataDir, raftAddress, apiAddress, rttMs, deploymentId, region, tlsCa, tlsCert, tlsKey, plugin, shards, master, apiToken, logLevel)',
+      `lb.json has unknown key "rtMs" at $.rtMs (allowed: ${NODEHOST_FIELDS.map((f) => f.key).join(", ")})`,
     ],
     [
       "a string where the config file needs a number",

@@ -5,6 +5,7 @@ import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
 import type { NodeHostConfig } from "../config.ts";
+import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
 import { jsonLogger } from "../log.ts";
 
 /** How long SIGTERM waits for leadership to move before stopping anyway. */
@@ -43,6 +44,8 @@ export async function run(config: NodeHostConfig): Promise<number> {
     log,
     onSave: (durationMs, entryCount) => metrics.observeSave(durationMs, entryCount),
   });
+  // Before any replica starts, so the hooks see every leadership change from the first.
+  const hooks = startHooks(nh, config, log);
   await nh.ready;
   for (const s of config.shards) {
     const members: Record<number, string> = {};
@@ -81,6 +84,11 @@ export async function run(config: NodeHostConfig): Promise<number> {
   await handOverLeadership(nh, log);
   await server.stop();
   await nh.stop();
+  // Stopping told every hook "none" for the shards here: let those notifications run.
+  if (hooks && !(await hooks.drain(config.hookTimeoutMs + HOOK_KILL_GRACE_MS + 1000))) {
+    log({ level: "warn", event: "hooks-unfinished", detail: "hooks still running at exit are stopped" });
+    await hooks.close();
+  }
   log({ level: "info", event: "stopped" });
   return 0;
 }
