@@ -193,6 +193,7 @@ export class HookQueue {
   private start(st: ShardState, change: LeaderChange, attempt: number): void {
     st.running = change;
     this.stats.started++;
+    this.logChange("info", "hook-start", change, { attempt });
     const controller = new AbortController();
     st.abort = () => controller.abort();
     const startedMs = this.opts.env.nowMs();

@@ -1,0 +1,125 @@
+// Leader-change hooks on three real nodehost processes: the fence example as the hook, kill -9
+// of the leader, SIGTERM of the next one.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinary, type HostSpec, ProcessCluster, ROOT, waitFor } from "./harness.ts";
+
+/** One tick; the election timeout is 10 ticks (the default electionRtt). */
+const RTT_MS = 100;
+const ELECTION_TIMEOUT_MS = 10 * RTT_MS;
+/** Five ticks for the three round trips of PreVote, Vote and the first commit, on a busy machine. */
+const ELECTION_ROUNDS_MS = 5 * RTT_MS;
+const FENCE = join(ROOT, "examples/leader-hooks/fence.sh");
+
+interface Action {
+  atMs: number;
+  shard: number;
+  term: number;
+  role: string;
+  host: string;
+  verdict: string;
+}
+
+/** Three nodehosts whose --on-leader-change is fence.sh over one shared state directory. */
+class HookedCluster extends ProcessCluster {
+  readonly state = mkdtempSync(join(tmpdir(), "longboat-hooks-state-"));
+
+  override args(h: HostSpec): string[] {
+    const a = super.args(h);
+    a[a.indexOf("--rtt-ms") + 1] = String(RTT_MS);
+    return [...a, "--on-leader-change", `${FENCE} ${this.state}`, "--hook-timeout-ms", "5000"];
+  }
+
+  actions(): Action[] {
+    const file = join(this.state, "actions.log");
+    if (!existsSync(file)) return [];
+    return readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const field = (k: string) => new RegExp(`${k}=(\\S+)`).exec(line)![1]!;
+        return {
+          atMs: Number(BigInt(line.split(" ")[0]!) / 1_000_000n),
+          shard: Number(field("shard")),
+          term: Number(field("term")),
+          role: field("role"),
+          host: field("host"),
+          verdict: line.split(" ").at(-1)!,
+        };
+      });
+  }
+
+  /** When host index's nodehost started the hook for a change matching pick (its log's time). */
+  hookStartMs(index: number, pick: (e: { role: string; term: number }) => boolean): number | undefined {
+    for (const line of (this.logs.get(index) ?? "").split("\n")) {
+      if (!line.includes('"hook-start"')) continue;
+      const e = JSON.parse(line) as { time: string; role: string; term: number };
+      if (pick(e)) return Date.parse(e.time);
+    }
+    return undefined;
+  }
+
+  hostIndex(raft: string): number {
+    return this.hosts.find((h) => h.raft === raft)!.index;
+  }
+}
+
+beforeAll(() => ensureBinary());
+
+describe("--on-leader-change on three nodehost processes", () => {
+  const cluster = new HookedCluster(1);
+  beforeAll(async () => {
+    await cluster.init();
+    await cluster.startAll();
+  }, 60_000);
+  afterAll(async () => {
+    await cluster.stop();
+    rmSync(cluster.state, { recursive: true, force: true });
+  });
+
+  test("kill -9 of the leader: the new leader's hook runs with a higher term within two election timeouts (and the election's round trips)", async () => {
+    await waitFor(() => cluster.actions().some((a) => a.role === "leader"), 15_000, "a first leader's hook");
+    const first = cluster.actions().find((a) => a.role === "leader")!;
+    expect(first.verdict).toBe("accepted");
+    const victim = cluster.hostIndex(first.host);
+    expect(await cluster.leaderOf(1)).toBe(victim);
+    // The other two hosts' hooks were told "follower" of the same term.
+    await waitFor(
+      () => cluster.actions().filter((a) => a.role === "follower" && a.term === first.term).length === 2,
+      10_000,
+      "the followers' hooks",
+    );
+    const killedAtMs = Date.now();
+    await cluster.kill(victim);
+    await waitFor(
+      () => cluster.actions().some((a) => a.role === "leader" && a.term > first.term),
+      10_000,
+      "a new leader's hook",
+    );
+    const next = cluster.actions().find((a) => a.role === "leader" && a.term > first.term)!;
+    expect(next.verdict).toBe("accepted");
+    const successor = cluster.hostIndex(next.host);
+    expect(successor).not.toBe(victim);
+    // The nodehost starts the hook (its "hook-start" log line) within two election timeouts of
+    // the kill, plus the round trips of the election: a follower campaigns when its randomized
+    // timeout, drawn from [E, 2E) ticks, runs out after the last heartbeat (at most one tick
+    // before the kill); PreVote, Vote and the new term's first commit take three round trips,
+    // given ELECTION_ROUNDS_MS. How long the script itself then takes is the script's business.
+    const startedMs = cluster.hookStartMs(successor, (e) => e.role === "leader" && e.term === next.term)!;
+    expect(startedMs - killedAtMs).toBeLessThanOrEqual(2 * ELECTION_TIMEOUT_MS + ELECTION_ROUNDS_MS);
+    // Every decision the fence took was in term order: nothing was refused.
+    expect(cluster.actions().every((a) => a.verdict === "accepted")).toBe(true);
+  }, 60_000);
+
+  test("SIGTERM: the leader hands over and its hook is told none before the process exits", async () => {
+    const leader = await cluster.waitLeader(1);
+    const raft = cluster.hosts[leader - 1]!.raft;
+    const code = await cluster.kill(leader, "SIGTERM");
+    expect(code).toBe(0);
+    const mine = cluster.actions().filter((a) => a.host === raft);
+    expect(mine.at(-1)).toMatchObject({ role: "none", verdict: "accepted" });
+    expect(cluster.logs.get(leader)).toContain('"event":"hook-done"');
+  }, 60_000);
+});
