@@ -3,6 +3,7 @@ import { join as joinPath } from "node:path";
 import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
 import { plantedBug } from "./engine/bugs.ts";
 import { Engine, type EngineStats } from "./engine/engine.ts";
+import { SnapshotExport } from "./engine/export.ts";
 import { LongboatError } from "./engine/errors.ts";
 import {
   type EventBody,
@@ -60,6 +61,7 @@ export type {
 export { EVENT_KINDS } from "./engine/events.ts";
 export type { ReplicaConfigInput } from "./engine/config.ts";
 export { Session } from "./engine/session.ts";
+export type { SnapshotExport } from "./engine/export.ts";
 
 /** Data format of a NodeHost directory written by this build. */
 export const DATA_FORMAT_VERSION = 1;
@@ -859,6 +861,44 @@ export class NodeHost {
         `replica ${replicaId} is still a member of shard ${shardId} as far as its log here knows (committed up to ${local.commitIndex}): remove it from the shard first, or pass the shard's current membership read from a live member`,
       );
     }
+  }
+
+  /**
+   * A snapshot of the shard for a backup, held open until its close(). Every write completed
+   * before the call is in it: a ReadIndex round with the leader comes first, then a snapshot
+   * is taken when entries were applied since the last one. `unconfirmed` skips the leader
+   * (for a shard that lost quorum): the snapshot then holds what this replica applied, which
+   * may miss writes the shard acknowledged.
+   * @example const e = await nh.syncExportSnapshot(1, { timeoutMs: 10_000 }); const head = e.read(0, 1 << 20); e.close();
+   */
+  async syncExportSnapshot(
+    shardId: number,
+    opts: TimeoutOption & { unconfirmed?: boolean },
+  ): Promise<SnapshotExport> {
+    const r = this.readable(shardId);
+    if (r.snapshotDir === null)
+      throw new LongboatError("invalidOperation", `replica of shard ${shardId} keeps no snapshots`);
+    if (opts.unconfirmed !== true) await this.syncGetShardMembership(shardId, opts);
+    const applied = r.rsm.lastApplied();
+    if (applied > r.lastSnapshotIndex) {
+      try {
+        await this.syncRequestSnapshot(shardId, { timeoutMs: opts.timeoutMs });
+      } catch (error) {
+        // Another snapshot covering `applied` may have been taken meanwhile: then it will do.
+        if (!(error instanceof LongboatError && error.code === "rejected")) throw error;
+      }
+    }
+    // No await from here on: the recorded snapshot's file exists until a newer one replaces
+    // it, and opening it now keeps it readable for the export's lifetime.
+    const current = this.readable(shardId);
+    const meta = current.logReader.snapshot();
+    if (current !== r || meta === null || meta.index < applied || meta.filePath === "") {
+      throw new LongboatError(
+        "aborted",
+        `no snapshot of shard ${shardId} at or above index ${applied} to export on ${this.raftAddress} (the replica restarted or was stopped meanwhile): try again`,
+      );
+    }
+    return new SnapshotExport(meta, this.deploymentId);
   }
 
   // ---- information ----

@@ -10,6 +10,7 @@ import {
   errorResponse,
   readBody,
 } from "./connect.ts";
+import { BackupRegistry } from "./backups.ts";
 import { ConnectError, longboatCode, toConnectError } from "./errors.ts";
 import { FORWARDED_HEADER, Forwarder } from "./forward.ts";
 import {
@@ -61,6 +62,7 @@ export function createNodeHostApi(opts: NodeHostApiOptions): Hono {
   );
   const ctx: HandlerContext = {
     nodehost: opts.nodehost,
+    backups: new BackupRegistry(env),
     timeoutMs: (requested) => (requested > 0 ? requested : defaultTimeoutMs),
     apiAddress: opts.apiAddress ?? "",
     region: opts.region ?? "",

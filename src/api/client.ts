@@ -38,7 +38,28 @@ export interface ResponseTypes {
   RemoveData: longboat.nodehost.v1.RemoveDataResponse;
   Compact: longboat.nodehost.v1.CompactResponse;
   QueryRaftLog: longboat.nodehost.v1.QueryRaftLogResponse;
+  OpenBackup: longboat.nodehost.v1.OpenBackupResponse;
+  ReadBackup: longboat.nodehost.v1.ReadBackupResponse;
+  CloseBackup: longboat.nodehost.v1.CloseBackupResponse;
 }
+
+/** What a backup holds (NodeHostClient.backup). */
+export interface BackupInfo {
+  /** API address of the NodeHost that took the snapshot. */
+  address: string;
+  shardId: number;
+  replicaId: number;
+  index: number;
+  term: number;
+  sizeBytes: number;
+  /** CRC-32 of the snapshot file's header and payload (its trailer repeats it). */
+  checksum: number;
+  deploymentId: number;
+  app: string;
+}
+
+/** Bytes asked per ReadBackup call. */
+export const BACKUP_CHUNK_BYTES = 1024 * 1024;
 
 export interface NodeHostClientOptions {
   /** API addresses (host:port) tried in turn on connection errors and `unavailable`. */
@@ -272,6 +293,61 @@ export class NodeHostClient {
       maxBytes: opts.maxBytes ?? 0,
       replicaId: opts.replicaId ?? 0,
     });
+  }
+
+  /**
+   * Backs up shardId from the NodeHost that answers first: it takes a snapshot holding every
+   * acknowledged write (unconfirmed: what its replica applied, without the leader), and the
+   * snapshot file's bytes are handed to write() in order, chunk by chunk. Whoever writes them
+   * checks the file (src/logdb/snapshotfile.ts verifySnapshotFile) against the checksum.
+   * @example const info = await client.backup(1, (chunk) => file.write(chunk));
+   */
+  async backup(
+    shardId: number,
+    write: (chunk: Uint8Array) => void | Promise<void>,
+    opts: { unconfirmed?: boolean; onProgress?: (doneBytes: number, info: BackupInfo) => void } = {},
+  ): Promise<BackupInfo> {
+    const open = await this.call("OpenBackup", {
+      shardId,
+      unconfirmed: opts.unconfirmed === true,
+      timeoutMs: this.timeoutMs,
+    });
+    const info: BackupInfo = {
+      address: this.addresses[this.current]!,
+      shardId: Number(open.shardId),
+      replicaId: Number(open.replicaId),
+      index: Number(open.index),
+      term: Number(open.term),
+      sizeBytes: Number(open.sizeBytes),
+      checksum: Number(open.checksum) >>> 0,
+      deploymentId: Number(open.deploymentId),
+      app: open.app,
+    };
+    // The backup lives on the NodeHost that opened it: no failover from here on.
+    const holder = new NodeHostClient({ ...this.opts, addresses: [info.address], timeoutMs: this.timeoutMs });
+    try {
+      opts.onProgress?.(0, info);
+      for (let offset = 0; offset < info.sizeBytes; ) {
+        const chunk = await holder.call("ReadBackup", {
+          backupId: open.backupId,
+          offset,
+          maxBytes: BACKUP_CHUNK_BYTES,
+        });
+        if (chunk.data.byteLength === 0) {
+          throw new ApiError(
+            "data_loss",
+            `the backup ended at ${offset} of ${info.sizeBytes} bytes`,
+            info.address,
+          );
+        }
+        await write(chunk.data);
+        offset += chunk.data.byteLength;
+        opts.onProgress?.(offset, info);
+      }
+    } finally {
+      await holder.call("CloseBackup", { backupId: open.backupId }).catch(() => {});
+    }
+    return info;
   }
 
   private async propose(shardId: number, command: Uint8Array) {

@@ -203,6 +203,9 @@ export const RequestSchemas = {
     compactionOverhead: uint(64),
     overrideCompactionOverhead: bool,
   }),
+  OpenBackup: z.strictObject({ shardId: uint(64), unconfirmed: bool, timeoutMs: uint(32) }),
+  ReadBackup: z.strictObject({ backupId: string, offset: uint(64), maxBytes: uint(32) }),
+  CloseBackup: z.strictObject({ backupId: string }),
   QueryRaftLog: z.strictObject({
     shardId: uint(64),
     firstIndex: uint(64),

@@ -1,7 +1,7 @@
 import type { Session } from "../engine/session.ts";
 import type { Env } from "../env.ts";
 import type { EngineStats } from "../engine/engine.ts";
-import type { CompactionReport, RaftLogQuery, ShardInfo } from "../nodehost.ts";
+import type { CompactionReport, RaftLogQuery, ShardInfo, SnapshotExport } from "../nodehost.ts";
 import type { Membership } from "../raft/types.ts";
 import type { NodeHostMetrics } from "./nodehost-metrics.ts";
 
@@ -74,6 +74,10 @@ export interface NodeHostLike {
     maxBytes: number,
     opts?: { replicaId?: number },
   ): RaftLogQuery;
+  syncExportSnapshot(
+    shardId: number,
+    opts: TimeoutOption & { unconfirmed?: boolean },
+  ): Promise<SnapshotExport>;
   getLeaderId(shardId: number): { leaderId: number; term: number; valid: boolean };
   getNodeHostInfo(opts?: { skipLogInfo?: boolean }): {
     raftAddress: string;

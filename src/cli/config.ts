@@ -722,6 +722,193 @@ function parseRequest(args: readonly string[]): CmdRequest {
   return request as CmdRequest;
 }
 
+// ---- backup -------------------------------------------------------------------------------
+
+/** Options of `longboat backup`. */
+export interface BackupConfig {
+  nodehost: string[];
+  shard: number;
+  out: string;
+  withoutQuorum: boolean;
+  json: boolean;
+  timeoutMs: number;
+  apiToken?: string;
+}
+
+const shardField = (help: string): Field => ({
+  key: "shard",
+  flag: "shard",
+  kind: "int",
+  valueName: "id",
+  help,
+  schema: positiveInt,
+  required: true,
+});
+const jsonField: Field = {
+  key: "json",
+  flag: "json",
+  kind: "bool",
+  help: "print the result as JSON",
+  schema: z.boolean({ error: "must be true or false" }),
+  default: false,
+};
+
+export const BACKUP_FIELDS: readonly Field[] = [
+  {
+    key: "nodehost",
+    flag: "nodehost",
+    kind: "list",
+    valueName: "host:port,…",
+    help: "API addresses of the shard's NodeHosts; the one whose replica leads takes the snapshot",
+    schema: addressList,
+    required: true,
+  },
+  shardField("shard to back up"),
+  {
+    key: "out",
+    flag: "out",
+    kind: "text",
+    valueName: "file",
+    help: "file to write the backup to on this machine; must not exist",
+    schema: nonEmpty,
+    required: true,
+  },
+  {
+    key: "withoutQuorum",
+    flag: "without-quorum",
+    kind: "bool",
+    help: "for a shard that lost quorum: take the snapshot on the first --nodehost holding the shard, without the leader; it holds what that replica applied, which may miss acknowledged writes",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
+  },
+  jsonField,
+  {
+    key: "timeoutMs",
+    flag: "timeout-ms",
+    kind: "int",
+    valueName: "ms",
+    help: `how long each request may take (the snapshot, each chunk) in milliseconds, at most ${TIMEOUT_MS_MAX}`,
+    schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    default: 60_000,
+  },
+  apiTokenField,
+];
+
+/** Merges and validates backup options; throws ConfigError. */
+export function resolveBackupConfig(input: ConfigInput): BackupConfig {
+  return mergeFields(BACKUP_FIELDS, input).values as unknown as BackupConfig;
+}
+
+// ---- restore ------------------------------------------------------------------------------
+
+/** Options of `longboat restore`. */
+export interface RestoreConfig {
+  dataDir: string;
+  shard: number;
+  replica: number;
+  members: { replicaId: number; address: string }[];
+  from: string;
+  deploymentId: number;
+  json: boolean;
+}
+
+const MEMBERS = "must be a list of replicaId@host:port, like 1@h1:7001,2@h2:7001,3@h3:7001";
+const memberList = z
+  .array(z.string({ error: MEMBERS }), { error: MEMBERS })
+  .min(1, { error: MEMBERS })
+  .transform((items, ctx) => {
+    const out: { replicaId: number; address: string }[] = [];
+    for (const item of items) {
+      const at = item.indexOf("@");
+      const id = at > 0 && /^[0-9]+$/.test(item.slice(0, at)) ? Number(item.slice(0, at)) : Number.NaN;
+      const addr = item.slice(at + 1);
+      let problem =
+        at < 0 ? "has no @" : !Number.isSafeInteger(id) || id < 1 ? "has no positive replica id" : "";
+      if (problem === "") {
+        try {
+          parseAddress(addr);
+        } catch (e) {
+          if (!(e instanceof AddressError)) throw e;
+          problem = `has a bad address (${e.reason})`;
+        }
+      }
+      if (problem !== "") {
+        ctx.addIssue({ code: "custom", message: `${MEMBERS}; ${JSON.stringify(item)} ${problem}` });
+        return z.NEVER;
+      }
+      out.push({ replicaId: id, address: addr });
+    }
+    const dupId = firstDuplicate(out.map((m) => m.replicaId));
+    const dupAddress = firstDuplicate(out.map((m) => m.address));
+    if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists replica ${dupId} twice` });
+    else if (dupAddress !== undefined)
+      ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
+    return out;
+  });
+
+export const RESTORE_FIELDS: readonly Field[] = [
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    kind: "text",
+    valueName: "dir",
+    help: "data directory of the NodeHost that will run the replica (created when absent); no NodeHost may be running on it",
+    schema: nonEmpty,
+    required: true,
+  },
+  shardField("shard to restore; the backup must be of this shard"),
+  {
+    key: "replica",
+    flag: "replica",
+    kind: "int",
+    valueName: "id",
+    help: "replica id this data directory's NodeHost runs; one of --members",
+    schema: positiveInt,
+    required: true,
+  },
+  {
+    key: "members",
+    flag: "members",
+    kind: "list",
+    valueName: "id@host:port,…",
+    help: "the shard's new members with their raft addresses, the same on every member restored",
+    schema: memberList,
+    required: true,
+  },
+  {
+    key: "from",
+    flag: "from",
+    kind: "text",
+    valueName: "file",
+    help: "the backup (longboat backup) or exported snapshot file to restore",
+    schema: nonEmpty,
+    required: true,
+  },
+  {
+    key: "deploymentId",
+    flag: "deployment-id",
+    kind: "int",
+    valueName: "id",
+    help: "deployment ID of the NodeHosts that will run the shard; the backup must be of the same deployment",
+    schema: positiveInt,
+    default: 1,
+  },
+  jsonField,
+];
+
+/** Merges and validates restore options; throws ConfigError. */
+export function resolveRestoreConfig(input: ConfigInput): RestoreConfig {
+  const { values, labels } = mergeFields(RESTORE_FIELDS, input);
+  const config = values as unknown as RestoreConfig;
+  if (!config.members.some((m) => m.replicaId === config.replica)) {
+    const ids = config.members.map((m) => m.replicaId).join(", ");
+    throw new ConfigError(
+      `${labels.get("replica")} is ${config.replica}, which is not among --members (${ids}); restore each member's own data directory with its own --replica`,
+    );
+  }
+  return config;
+}
+
 // ---- dev ----------------------------------------------------------------------------------
 
 /** Options of `longboat dev`. */

@@ -2,12 +2,15 @@
  * The table of subcommands: their help, their fields and how each one starts once its
  * options are valid. main.ts turns it into cac commands and flag parsing.
  */
+import * as backup from "./commands/backup.ts";
 import * as cmd from "./commands/cmd.ts";
 import * as dev from "./commands/dev.ts";
 import * as drummer from "./commands/drummer.ts";
 import * as nodehost from "./commands/nodehost.ts";
+import * as restore from "./commands/restore.ts";
 import * as version from "./commands/version.ts";
 import {
+  BACKUP_FIELDS,
   CMD_FIELDS,
   CMD_OPS,
   type ConfigInput,
@@ -15,10 +18,13 @@ import {
   DRUMMER_FIELDS,
   type Field,
   NODEHOST_FIELDS,
+  RESTORE_FIELDS,
+  resolveBackupConfig,
   resolveCmdConfig,
   resolveDevConfig,
   resolveDrummerConfig,
   resolveNodeHostConfig,
+  resolveRestoreConfig,
 } from "./config.ts";
 
 export interface Subcommand {
@@ -75,6 +81,27 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       "  $ longboat cmd add --nodehost h1:8001 --shard 1 visits -- -1   # a counter; negative after --",
     ],
     start: (input, args) => cmd.run(resolveCmdConfig({ ...input, args })),
+  },
+  backup: {
+    usage: "backup",
+    description:
+      "Back up a shard: the leader takes a snapshot holding every acknowledged write, and it is streamed to a file on this machine, checksum verified",
+    fields: BACKUP_FIELDS,
+    configFile: true,
+    examples: ["  $ longboat backup --nodehost h1:8001,h2:8001,h3:8001 --shard 1 --out shard-1.lbsnap"],
+    start: (input) => backup.run(resolveBackupConfig(input)),
+  },
+  restore: {
+    usage: "restore",
+    description:
+      "Offline: rewrite one replica's state in a data directory from a backup, with a new membership (a shard that lost quorum); run it for every member, then start them",
+    fields: RESTORE_FIELDS,
+    configFile: true,
+    examples: [
+      "  $ longboat restore --data-dir /var/lib/longboat --shard 1 --replica 1 \\",
+      "      --members 1@h1:7001,2@h4:7001,3@h5:7001 --from shard-1.lbsnap",
+    ],
+    start: (input) => restore.run(resolveRestoreConfig(input)),
   },
   dev: {
     usage: "dev",

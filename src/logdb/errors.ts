@@ -57,6 +57,14 @@ export class LogDBCorruptError extends Error {
   }
 }
 
+/** Another process holds the data directory's log database (a running NodeHost, a restore). */
+export class LogDBLockedError extends Error {
+  override readonly name = "LogDBLockedError";
+  constructor(readonly dir: string) {
+    super(`data directory ${dir} is in use by another process (stop it, or use another --data-dir)`);
+  }
+}
+
 /** A call after close(). */
 export class LogDBClosedError extends Error {
   override readonly name = "LogDBClosedError";

@@ -32,9 +32,13 @@ const MAGIC = new TextEncoder().encode("LBSNAP\x00\x01");
 const END_MAGIC = 0x45534e4c; // "LNSE"
 const PREFIX_BYTES = MAGIC.byteLength + 8;
 const TRAILER_BYTES = 16;
+/** Bytes before the header (magic, header length, header CRC) and after the payload. */
+export const SNAPSHOT_PREFIX_BYTES = PREFIX_BYTES;
+export const SNAPSHOT_TRAILER_BYTES = TRAILER_BYTES;
 /** Bound of the encoded metadata (membership lists included). */
 export const MAX_SNAPSHOT_HEADER_BYTES = 4 * 1024 * 1024;
-const FILE_PATTERN = /^snapshot-([0-9a-f]{16})\.lbsnap$/;
+/** snapshot-<index>.lbsnap, or snapshot-<index>-<tag>.lbsnap for one a restore wrote. */
+const FILE_PATTERN = /^snapshot-([0-9a-f]{16})(?:-[0-9a-f]{8})?\.lbsnap$/;
 
 const crc32 = (data: Uint8Array, seed: number): number => Bun.hash.crc32(data, seed) >>> 0;
 
@@ -234,6 +238,16 @@ function hex(n: number): string {
 
 export function snapshotFileName(index: number): string {
   return `snapshot-${index.toString(16).padStart(16, "0")}.lbsnap`;
+}
+
+/**
+ * The name of a snapshot a restore writes: tagged (8 hex digits), so it never replaces a file
+ * that the replica's current record may still point to.
+ */
+export function restoredSnapshotFileName(index: number, tag: string): string {
+  if (!/^[0-9a-f]{8}$/.test(tag))
+    throw new LogDBArgumentError(`restore tag must be 8 hex digits, got ${tag}`);
+  return `snapshot-${index.toString(16).padStart(16, "0")}-${tag}.lbsnap`;
 }
 
 /**

@@ -11,7 +11,7 @@ import {
   type State,
 } from "../raft/types.ts";
 import { decodeBootstrap, decodeSnapshotMeta, encodeBootstrap, encodeSnapshotMeta } from "./codec.ts";
-import { LogDBClosedError, LogDBCorruptError } from "./errors.ts";
+import { LogDBClosedError, LogDBCorruptError, LogDBLockedError } from "./errors.ts";
 import { checkIdentity, type StoredIdentity } from "./identity.ts";
 import {
   CTRL_BUFFER_BYTES,
@@ -623,11 +623,7 @@ function lockDirectory(dir: string): Database {
     return lock;
   } catch (error) {
     closeDatabase(lock);
-    if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) {
-      throw new Error(
-        `data directory ${dir} is in use by another process (stop it, or use another --data-dir)`,
-      );
-    }
+    if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) throw new LogDBLockedError(dir);
     throw error;
   }
 }

@@ -19569,6 +19569,1204 @@ export const longboat = $root.longboat = (() => {
                 return QueryRaftLogResponse;
             })();
 
+            v1.OpenBackupRequest = (function() {
+
+                const OpenBackupRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                OpenBackupRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupRequest.prototype.unconfirmed = false;
+                OpenBackupRequest.prototype.timeoutMs = 0;
+
+                OpenBackupRequest.create = function(properties) {
+                    return new OpenBackupRequest(properties);
+                };
+
+                OpenBackupRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.unconfirmed != null && $Object.hasOwnProperty.call(message, "unconfirmed") && message.unconfirmed !== false)
+                        writer.uint32(16).bool(message.unconfirmed);
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
+                        writer.uint32(24).uint32(message.timeoutMs);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                OpenBackupRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.OpenBackupRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.unconfirmed = value;
+                                else
+                                    delete message.unconfirmed;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.timeoutMs = value;
+                                else
+                                    delete message.timeoutMs;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                OpenBackupRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.unconfirmed != null && $Object.hasOwnProperty.call(message, "unconfirmed"))
+                        if (typeof message.unconfirmed !== "boolean")
+                            return "unconfirmed: boolean expected";
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                        if (!$util.isInteger(message.timeoutMs))
+                            return "timeoutMs: integer expected";
+                    return null;
+                };
+
+                OpenBackupRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.OpenBackupRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.OpenBackupRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.OpenBackupRequest();
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.unconfirmed != null)
+                        if (object.unconfirmed)
+                            message.unconfirmed = $Boolean(object.unconfirmed);
+                    if (object.timeoutMs != null)
+                        if ($Number(object.timeoutMs) !== 0)
+                            message.timeoutMs = object.timeoutMs >>> 0;
+                    return message;
+                };
+
+                OpenBackupRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.unconfirmed = false;
+                        object.timeoutMs = 0;
+                    }
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.unconfirmed != null && $Object.hasOwnProperty.call(message, "unconfirmed"))
+                        object.unconfirmed = message.unconfirmed;
+                    if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                        object.timeoutMs = message.timeoutMs;
+                    return object;
+                };
+
+                OpenBackupRequest.prototype.toJSON = function() {
+                    return OpenBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                OpenBackupRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.OpenBackupRequest";
+                };
+
+                return OpenBackupRequest;
+            })();
+
+            v1.OpenBackupResponse = (function() {
+
+                const OpenBackupResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                OpenBackupResponse.prototype.backupId = "";
+                OpenBackupResponse.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.index = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.sizeBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.checksum = 0;
+                OpenBackupResponse.prototype.deploymentId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                OpenBackupResponse.prototype.app = "";
+
+                OpenBackupResponse.create = function(properties) {
+                    return new OpenBackupResponse(properties);
+                };
+
+                OpenBackupResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
+                        writer.uint32(10).string(message.backupId);
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(16).uint64(message.shardId);
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(24).uint64(message.replicaId);
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index") && (typeof message.index === "object" ? message.index.low || message.index.high : message.index !== 0))
+                        writer.uint32(32).uint64(message.index);
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
+                        writer.uint32(40).uint64(message.term);
+                    if (message.sizeBytes != null && $Object.hasOwnProperty.call(message, "sizeBytes") && (typeof message.sizeBytes === "object" ? message.sizeBytes.low || message.sizeBytes.high : message.sizeBytes !== 0))
+                        writer.uint32(48).uint64(message.sizeBytes);
+                    if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum") && message.checksum !== 0)
+                        writer.uint32(56).uint32(message.checksum);
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId") && (typeof message.deploymentId === "object" ? message.deploymentId.low || message.deploymentId.high : message.deploymentId !== 0))
+                        writer.uint32(64).uint64(message.deploymentId);
+                    if (message.app != null && $Object.hasOwnProperty.call(message, "app") && message.app !== "")
+                        writer.uint32(74).string(message.app);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                OpenBackupResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.OpenBackupResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.backupId = value;
+                                else
+                                    delete message.backupId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.index = value;
+                                else
+                                    delete message.index;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.term = value;
+                                else
+                                    delete message.term;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.sizeBytes = value;
+                                else
+                                    delete message.sizeBytes;
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.checksum = value;
+                                else
+                                    delete message.checksum;
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.deploymentId = value;
+                                else
+                                    delete message.deploymentId;
+                                continue;
+                            }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.app = value;
+                                else
+                                    delete message.app;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                OpenBackupResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        if (!$util.isString(message.backupId))
+                            return "backupId: string expected";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index"))
+                        if (!$util.isInteger(message.index) && !(message.index && $util.isInteger(message.index.low) && $util.isInteger(message.index.high)))
+                            return "index: integer|Long expected";
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (!$util.isInteger(message.term) && !(message.term && $util.isInteger(message.term.low) && $util.isInteger(message.term.high)))
+                            return "term: integer|Long expected";
+                    if (message.sizeBytes != null && $Object.hasOwnProperty.call(message, "sizeBytes"))
+                        if (!$util.isInteger(message.sizeBytes) && !(message.sizeBytes && $util.isInteger(message.sizeBytes.low) && $util.isInteger(message.sizeBytes.high)))
+                            return "sizeBytes: integer|Long expected";
+                    if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum"))
+                        if (!$util.isInteger(message.checksum))
+                            return "checksum: integer expected";
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId"))
+                        if (!$util.isInteger(message.deploymentId) && !(message.deploymentId && $util.isInteger(message.deploymentId.low) && $util.isInteger(message.deploymentId.high)))
+                            return "deploymentId: integer|Long expected";
+                    if (message.app != null && $Object.hasOwnProperty.call(message, "app"))
+                        if (!$util.isString(message.app))
+                            return "app: string expected";
+                    return null;
+                };
+
+                OpenBackupResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.OpenBackupResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.OpenBackupResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.OpenBackupResponse();
+                    if (object.backupId != null)
+                        if (typeof object.backupId !== "string" || object.backupId.length)
+                            message.backupId = $String(object.backupId);
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    if (object.index != null)
+                        if (typeof object.index === "object" ? object.index.low || object.index.high : $Number(object.index) !== 0)
+                            if ($util.Long)
+                                message.index = $util.Long.fromValue(object.index, true);
+                            else if (typeof object.index === "string")
+                                message.index = $parseInt(object.index, 10);
+                            else if (typeof object.index === "number")
+                                message.index = object.index;
+                            else if (typeof object.index === "object")
+                                message.index = new $util.LongBits(object.index.low >>> 0, object.index.high >>> 0).toNumber(true);
+                    if (object.term != null)
+                        if (typeof object.term === "object" ? object.term.low || object.term.high : $Number(object.term) !== 0)
+                            if ($util.Long)
+                                message.term = $util.Long.fromValue(object.term, true);
+                            else if (typeof object.term === "string")
+                                message.term = $parseInt(object.term, 10);
+                            else if (typeof object.term === "number")
+                                message.term = object.term;
+                            else if (typeof object.term === "object")
+                                message.term = new $util.LongBits(object.term.low >>> 0, object.term.high >>> 0).toNumber(true);
+                    if (object.sizeBytes != null)
+                        if (typeof object.sizeBytes === "object" ? object.sizeBytes.low || object.sizeBytes.high : $Number(object.sizeBytes) !== 0)
+                            if ($util.Long)
+                                message.sizeBytes = $util.Long.fromValue(object.sizeBytes, true);
+                            else if (typeof object.sizeBytes === "string")
+                                message.sizeBytes = $parseInt(object.sizeBytes, 10);
+                            else if (typeof object.sizeBytes === "number")
+                                message.sizeBytes = object.sizeBytes;
+                            else if (typeof object.sizeBytes === "object")
+                                message.sizeBytes = new $util.LongBits(object.sizeBytes.low >>> 0, object.sizeBytes.high >>> 0).toNumber(true);
+                    if (object.checksum != null)
+                        if ($Number(object.checksum) !== 0)
+                            message.checksum = object.checksum >>> 0;
+                    if (object.deploymentId != null)
+                        if (typeof object.deploymentId === "object" ? object.deploymentId.low || object.deploymentId.high : $Number(object.deploymentId) !== 0)
+                            if ($util.Long)
+                                message.deploymentId = $util.Long.fromValue(object.deploymentId, true);
+                            else if (typeof object.deploymentId === "string")
+                                message.deploymentId = $parseInt(object.deploymentId, 10);
+                            else if (typeof object.deploymentId === "number")
+                                message.deploymentId = object.deploymentId;
+                            else if (typeof object.deploymentId === "object")
+                                message.deploymentId = new $util.LongBits(object.deploymentId.low >>> 0, object.deploymentId.high >>> 0).toNumber(true);
+                    if (object.app != null)
+                        if (typeof object.app !== "string" || object.app.length)
+                            message.app = $String(object.app);
+                    return message;
+                };
+
+                OpenBackupResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.backupId = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.index = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.index = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.term = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.term = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.sizeBytes = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.sizeBytes = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.checksum = 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.deploymentId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.deploymentId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.app = "";
+                    }
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        object.backupId = message.backupId;
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.index = typeof message.index === "number" ? $BigInt(message.index) : $util.Long.fromBits(message.index.low >>> 0, message.index.high >>> 0, true).toBigInt();
+                        else if (typeof message.index === "number")
+                            object.index = options.longs === $String ? $String(message.index) : message.index;
+                        else
+                            object.index = options.longs === $String ? $util.Long.prototype.toString.call(message.index) : options.longs === $Number ? new $util.LongBits(message.index.low >>> 0, message.index.high >>> 0).toNumber(true) : message.index;
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.term = typeof message.term === "number" ? $BigInt(message.term) : $util.Long.fromBits(message.term.low >>> 0, message.term.high >>> 0, true).toBigInt();
+                        else if (typeof message.term === "number")
+                            object.term = options.longs === $String ? $String(message.term) : message.term;
+                        else
+                            object.term = options.longs === $String ? $util.Long.prototype.toString.call(message.term) : options.longs === $Number ? new $util.LongBits(message.term.low >>> 0, message.term.high >>> 0).toNumber(true) : message.term;
+                    if (message.sizeBytes != null && $Object.hasOwnProperty.call(message, "sizeBytes"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.sizeBytes = typeof message.sizeBytes === "number" ? $BigInt(message.sizeBytes) : $util.Long.fromBits(message.sizeBytes.low >>> 0, message.sizeBytes.high >>> 0, true).toBigInt();
+                        else if (typeof message.sizeBytes === "number")
+                            object.sizeBytes = options.longs === $String ? $String(message.sizeBytes) : message.sizeBytes;
+                        else
+                            object.sizeBytes = options.longs === $String ? $util.Long.prototype.toString.call(message.sizeBytes) : options.longs === $Number ? new $util.LongBits(message.sizeBytes.low >>> 0, message.sizeBytes.high >>> 0).toNumber(true) : message.sizeBytes;
+                    if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum"))
+                        object.checksum = message.checksum;
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.deploymentId = typeof message.deploymentId === "number" ? $BigInt(message.deploymentId) : $util.Long.fromBits(message.deploymentId.low >>> 0, message.deploymentId.high >>> 0, true).toBigInt();
+                        else if (typeof message.deploymentId === "number")
+                            object.deploymentId = options.longs === $String ? $String(message.deploymentId) : message.deploymentId;
+                        else
+                            object.deploymentId = options.longs === $String ? $util.Long.prototype.toString.call(message.deploymentId) : options.longs === $Number ? new $util.LongBits(message.deploymentId.low >>> 0, message.deploymentId.high >>> 0).toNumber(true) : message.deploymentId;
+                    if (message.app != null && $Object.hasOwnProperty.call(message, "app"))
+                        object.app = message.app;
+                    return object;
+                };
+
+                OpenBackupResponse.prototype.toJSON = function() {
+                    return OpenBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                OpenBackupResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.OpenBackupResponse";
+                };
+
+                return OpenBackupResponse;
+            })();
+
+            v1.ReadBackupRequest = (function() {
+
+                const ReadBackupRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ReadBackupRequest.prototype.backupId = "";
+                ReadBackupRequest.prototype.offset = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ReadBackupRequest.prototype.maxBytes = 0;
+
+                ReadBackupRequest.create = function(properties) {
+                    return new ReadBackupRequest(properties);
+                };
+
+                ReadBackupRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
+                        writer.uint32(10).string(message.backupId);
+                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset") && (typeof message.offset === "object" ? message.offset.low || message.offset.high : message.offset !== 0))
+                        writer.uint32(16).uint64(message.offset);
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes") && message.maxBytes !== 0)
+                        writer.uint32(24).uint32(message.maxBytes);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ReadBackupRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.ReadBackupRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.backupId = value;
+                                else
+                                    delete message.backupId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.offset = value;
+                                else
+                                    delete message.offset;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.maxBytes = value;
+                                else
+                                    delete message.maxBytes;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ReadBackupRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        if (!$util.isString(message.backupId))
+                            return "backupId: string expected";
+                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset"))
+                        if (!$util.isInteger(message.offset) && !(message.offset && $util.isInteger(message.offset.low) && $util.isInteger(message.offset.high)))
+                            return "offset: integer|Long expected";
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
+                        if (!$util.isInteger(message.maxBytes))
+                            return "maxBytes: integer expected";
+                    return null;
+                };
+
+                ReadBackupRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.ReadBackupRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.ReadBackupRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.ReadBackupRequest();
+                    if (object.backupId != null)
+                        if (typeof object.backupId !== "string" || object.backupId.length)
+                            message.backupId = $String(object.backupId);
+                    if (object.offset != null)
+                        if (typeof object.offset === "object" ? object.offset.low || object.offset.high : $Number(object.offset) !== 0)
+                            if ($util.Long)
+                                message.offset = $util.Long.fromValue(object.offset, true);
+                            else if (typeof object.offset === "string")
+                                message.offset = $parseInt(object.offset, 10);
+                            else if (typeof object.offset === "number")
+                                message.offset = object.offset;
+                            else if (typeof object.offset === "object")
+                                message.offset = new $util.LongBits(object.offset.low >>> 0, object.offset.high >>> 0).toNumber(true);
+                    if (object.maxBytes != null)
+                        if ($Number(object.maxBytes) !== 0)
+                            message.maxBytes = object.maxBytes >>> 0;
+                    return message;
+                };
+
+                ReadBackupRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.backupId = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.offset = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.offset = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.maxBytes = 0;
+                    }
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        object.backupId = message.backupId;
+                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.offset = typeof message.offset === "number" ? $BigInt(message.offset) : $util.Long.fromBits(message.offset.low >>> 0, message.offset.high >>> 0, true).toBigInt();
+                        else if (typeof message.offset === "number")
+                            object.offset = options.longs === $String ? $String(message.offset) : message.offset;
+                        else
+                            object.offset = options.longs === $String ? $util.Long.prototype.toString.call(message.offset) : options.longs === $Number ? new $util.LongBits(message.offset.low >>> 0, message.offset.high >>> 0).toNumber(true) : message.offset;
+                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
+                        object.maxBytes = message.maxBytes;
+                    return object;
+                };
+
+                ReadBackupRequest.prototype.toJSON = function() {
+                    return ReadBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ReadBackupRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.ReadBackupRequest";
+                };
+
+                return ReadBackupRequest;
+            })();
+
+            v1.ReadBackupResponse = (function() {
+
+                const ReadBackupResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ReadBackupResponse.prototype.data = $util.newBuffer([]);
+
+                ReadBackupResponse.create = function(properties) {
+                    return new ReadBackupResponse(properties);
+                };
+
+                ReadBackupResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data") && message.data.length)
+                        writer.uint32(10).bytes(message.data);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ReadBackupResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.ReadBackupResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.data = value;
+                                else
+                                    delete message.data;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ReadBackupResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data"))
+                        if (!(message.data && typeof message.data.length === "number" || $util.isString(message.data)))
+                            return "data: buffer expected";
+                    return null;
+                };
+
+                ReadBackupResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.ReadBackupResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.ReadBackupResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.ReadBackupResponse();
+                    if (object.data != null)
+                        if (object.data.length)
+                            if (typeof object.data === "string")
+                                $util.base64.decode(object.data, message.data = $util.newBuffer($util.base64.length(object.data)), 0);
+                            else if (object.data.length >= 0)
+                                message.data = object.data;
+                    return message;
+                };
+
+                ReadBackupResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        if (options.bytes === $String)
+                            object.data = "";
+                        else {
+                            object.data = [];
+                            if (options.bytes !== $Array)
+                                object.data = $util.newBuffer(object.data);
+                        }
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data"))
+                        object.data = options.bytes === $String ? $util.base64.encode(message.data, 0, message.data.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.data) : message.data;
+                    return object;
+                };
+
+                ReadBackupResponse.prototype.toJSON = function() {
+                    return ReadBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ReadBackupResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.ReadBackupResponse";
+                };
+
+                return ReadBackupResponse;
+            })();
+
+            v1.CloseBackupRequest = (function() {
+
+                const CloseBackupRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                CloseBackupRequest.prototype.backupId = "";
+
+                CloseBackupRequest.create = function(properties) {
+                    return new CloseBackupRequest(properties);
+                };
+
+                CloseBackupRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
+                        writer.uint32(10).string(message.backupId);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                CloseBackupRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.CloseBackupRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.backupId = value;
+                                else
+                                    delete message.backupId;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                CloseBackupRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        if (!$util.isString(message.backupId))
+                            return "backupId: string expected";
+                    return null;
+                };
+
+                CloseBackupRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.CloseBackupRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.CloseBackupRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.CloseBackupRequest();
+                    if (object.backupId != null)
+                        if (typeof object.backupId !== "string" || object.backupId.length)
+                            message.backupId = $String(object.backupId);
+                    return message;
+                };
+
+                CloseBackupRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        object.backupId = "";
+                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
+                        object.backupId = message.backupId;
+                    return object;
+                };
+
+                CloseBackupRequest.prototype.toJSON = function() {
+                    return CloseBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                CloseBackupRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.CloseBackupRequest";
+                };
+
+                return CloseBackupRequest;
+            })();
+
+            v1.CloseBackupResponse = (function() {
+
+                const CloseBackupResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                CloseBackupResponse.create = function(properties) {
+                    return new CloseBackupResponse(properties);
+                };
+
+                CloseBackupResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                CloseBackupResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.CloseBackupResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        reader.skipType(tag & 7, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                CloseBackupResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    return null;
+                };
+
+                CloseBackupResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.CloseBackupResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.CloseBackupResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    return new $root.longboat.nodehost.v1.CloseBackupResponse();
+                };
+
+                CloseBackupResponse.toObject = function () {
+                    return {};
+                };
+
+                CloseBackupResponse.prototype.toJSON = function() {
+                    return CloseBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                CloseBackupResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.CloseBackupResponse";
+                };
+
+                return CloseBackupResponse;
+            })();
+
             return v1;
         })();
 

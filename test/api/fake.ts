@@ -1,5 +1,7 @@
 import { LongboatError } from "../../src/engine/errors.ts";
+import { SnapshotExport } from "../../src/engine/export.ts";
 import { Session } from "../../src/engine/session.ts";
+import { verifySnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import type { EngineStatsLike, NodeHostLike, ShardInfoLike } from "../../src/api/types.ts";
 import type { Membership } from "../../src/raft/types.ts";
 
@@ -170,6 +172,14 @@ export class FakeNodeHost implements NodeHostLike {
       snapshotIndex: 4,
       entries: [entry],
     };
+  }
+  /** The snapshot file syncExportSnapshot exports (tests set it). */
+  exportFile: string | undefined;
+  async syncExportSnapshot(shardId: number, opts: { unconfirmed?: boolean }): Promise<SnapshotExport> {
+    this.shard(shardId, false, `export:${opts.unconfirmed ? "unconfirmed" : "confirmed"}`);
+    if (this.exportFile === undefined)
+      throw new LongboatError("invalidOperation", "the fake has no export file");
+    return new SnapshotExport(verifySnapshotFile(this.exportFile).meta, 9);
   }
   getLeaderId(shardId: number) {
     const s = this.shards.get(shardId);

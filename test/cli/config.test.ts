@@ -3,10 +3,12 @@ import {
   ConfigError,
   type ConfigInput,
   NODEHOST_FIELDS,
+  resolveBackupConfig,
   resolveCmdConfig,
   resolveDevConfig,
   resolveDrummerConfig,
   resolveNodeHostConfig,
+  resolveRestoreConfig,
 } from "../../src/cli/config.ts";
 
 const ADDRS = { "raft-address": "h1:7001", "api-address": "h1:8001" };
@@ -467,4 +469,62 @@ describe("dev", () => {
       "--shards must be at most 1024, got 1025",
     );
   });
+});
+
+describe("backup", () => {
+  test("needs --nodehost, --shard and --out; waits a minute per request by default", () => {
+    expect(
+      resolveBackupConfig({ flags: { nodehost: "h1:8001,h2:8001", shard: "1", out: "b.lbsnap" } }),
+    ).toEqual({
+      nodehost: ["h1:8001", "h2:8001"],
+      shard: 1,
+      out: "b.lbsnap",
+      withoutQuorum: false,
+      json: false,
+      timeoutMs: 60_000,
+    });
+    expect(() => resolveBackupConfig({ flags: { nodehost: "h1:8001", shard: "1" } })).toThrow(
+      "--out is required",
+    );
+  });
+});
+
+describe("restore", () => {
+  const flags = {
+    "data-dir": "d",
+    shard: "1",
+    replica: "2",
+    members: "1@h1:7001,2@h2:7001",
+    from: "b.lbsnap",
+  };
+
+  test("parses the members and defaults to deployment 1", () => {
+    expect(resolveRestoreConfig({ flags })).toEqual({
+      dataDir: "d",
+      shard: 1,
+      replica: 2,
+      members: [
+        { replicaId: 1, address: "h1:7001" },
+        { replicaId: 2, address: "h2:7001" },
+      ],
+      from: "b.lbsnap",
+      deploymentId: 1,
+      json: false,
+    });
+  });
+
+  const bad: [Record<string, string>, string][] = [
+    [{ replica: "3" }, "--replica is 3, which is not among --members (1, 2)"],
+    [{ members: "1@h1:7001,1@h2:7001" }, "lists replica 1 twice"],
+    [{ members: "1@h1:7001,2@h1:7001" }, "lists address h1:7001 twice"],
+    [{ members: "1=h1:7001" }, '"1=h1:7001" has no @'],
+    [{ members: "x@h1:7001" }, "has no positive replica id"],
+    [{ members: "1@h1" }, "has a bad address (expected host:port)"],
+    [{ "data-dir": "" }, "--data-dir must be a non-empty string"],
+  ];
+  for (const [over, message] of bad) {
+    test(`refuses ${JSON.stringify(over)}`, () => {
+      expect(() => resolveRestoreConfig({ flags: { ...flags, ...over } })).toThrow(message);
+    });
+  }
 });

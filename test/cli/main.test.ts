@@ -61,7 +61,7 @@ describe("exit codes", () => {
     const { code, stderr } = await run(["serve"]);
     expect(code).toBe(2);
     expect(stderr).toBe(
-      'longboat: unknown command "serve" (commands: nodehost, drummer, cmd, dev, version; see longboat --help)\n',
+      'longboat: unknown command "serve" (commands: nodehost, drummer, cmd, backup, restore, dev, version; see longboat --help)\n',
     );
   });
 

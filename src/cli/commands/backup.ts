@@ -1,0 +1,127 @@
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ApiError, type BackupInfo, NodeHostClient } from "../../api/client.ts";
+import { verifySnapshotFile } from "../../logdb/snapshotfile.ts";
+import type { BackupConfig } from "../config.ts";
+import { progressLine } from "../progress.ts";
+
+const ROLE_LEADER = 4;
+
+/**
+ * Runs `longboat backup`: finds the NodeHost whose replica leads the shard, has it take a
+ * snapshot holding every acknowledged write, streams the file here in chunks into
+ * `<out>.tmp`, verifies its CRC-32 against what the NodeHost announced, makes it durable and
+ * renames it to `<out>`. Returns the exit code (0 done, 1 failed).
+ */
+export async function run(config: BackupConfig): Promise<number> {
+  const out = resolve(config.out);
+  const tmp = `${out}.tmp`;
+  try {
+    if (existsSync(out)) throw new Error(`${out} exists; choose another --out or remove it`);
+    const source = await findSource(config);
+    const client = new NodeHostClient({
+      addresses: [source],
+      token: config.apiToken,
+      timeoutMs: config.timeoutMs,
+    });
+    const progress = progressLine(process.stderr, `backup of shard ${config.shard}`);
+    const fd = openSync(tmp, "w");
+    let info: BackupInfo;
+    try {
+      info = await client.backup(config.shard, (chunk) => writeAll(fd, chunk), {
+        unconfirmed: config.withoutQuorum,
+        onProgress: (done, i) => progress.update(done, i.sizeBytes),
+      });
+      // Durable before it gets its name (the fsync of the file, then rename, then directory).
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+      progress.end();
+    }
+    check(tmp, info, config.shard);
+    if (existsSync(out))
+      throw new Error(`${out} appeared while the backup ran; the backup is left in ${tmp}`);
+    renameSync(tmp, out);
+    syncDir(dirname(out));
+    report(config, out, info);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof Error && error.message.includes("left in"))) rmSync(tmp, { force: true });
+    const message = error instanceof Error ? error.message : String(error);
+    if (config.json) process.stdout.write(`${JSON.stringify({ ok: false, error: message })}\n`);
+    else process.stderr.write(`longboat backup: ${message}\n`);
+    return 1;
+  }
+}
+
+/** The API address to back up from: the leader's, or with --without-quorum the first holding the shard. */
+async function findSource(config: BackupConfig): Promise<string> {
+  const seen: string[] = [];
+  for (const address of config.nodehost) {
+    const client = new NodeHostClient({ addresses: [address], token: config.apiToken, timeoutMs: 5000 });
+    let shard: { role?: number | null } | undefined;
+    try {
+      shard = (await client.status()).shards.find((s) => Number(s.shardId) === config.shard);
+    } catch (error) {
+      seen.push(`${address}: ${error instanceof ApiError ? error.code : String(error)}`);
+      continue;
+    }
+    if (shard === undefined) {
+      seen.push(`${address}: no replica of shard ${config.shard}`);
+      continue;
+    }
+    if (config.withoutQuorum || Number(shard.role) === ROLE_LEADER) return address;
+    seen.push(`${address}: not the leader`);
+  }
+  const hint = config.withoutQuorum
+    ? ""
+    : " (name the leader's NodeHost in --nodehost; for a shard that lost quorum see --without-quorum)";
+  throw new Error(`no NodeHost to back up shard ${config.shard} from: ${seen.join("; ")}${hint}`);
+}
+
+/** The file received is the snapshot the NodeHost announced: its own checksums, size, shard, CRC. */
+function check(path: string, info: BackupInfo, shardId: number): void {
+  const { meta, checksum } = verifySnapshotFile(path);
+  if (checksum !== info.checksum) {
+    throw new Error(
+      `the file received has CRC-32 0x${checksum.toString(16)}, the NodeHost announced 0x${info.checksum.toString(16)}`,
+    );
+  }
+  if (meta.shardId !== shardId || meta.index !== info.index) {
+    throw new Error(
+      `the file received is of shard ${meta.shardId} at ${meta.index}, not shard ${shardId} at ${info.index}`,
+    );
+  }
+}
+
+function report(config: BackupConfig, out: string, info: BackupInfo): void {
+  const crc = `0x${info.checksum.toString(16).padStart(8, "0")}`;
+  const json = {
+    ok: true,
+    file: out,
+    shard: info.shardId,
+    replica: info.replicaId,
+    from: info.address,
+    index: info.index,
+    term: info.term,
+    sizeBytes: info.sizeBytes,
+    checksum: crc,
+    deploymentId: info.deploymentId,
+    app: info.app,
+  };
+  const human = `backup of shard ${info.shardId} (replica ${info.replicaId} at ${info.address}, deployment ${info.deploymentId}) at index ${info.index}, term ${info.term}: ${info.sizeBytes} bytes, CRC-32 ${crc}, written to ${out}`;
+  process.stdout.write(config.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
+}
+
+function writeAll(fd: number, chunk: Uint8Array): void {
+  for (let off = 0; off < chunk.byteLength; ) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
