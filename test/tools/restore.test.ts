@@ -1,6 +1,6 @@
 // Offline restore (src/tools/restore.ts) on real data directories (SQLite log, snapshot files)
 // with NodeHosts over the simulated network and a virtual clock.
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import {
   cpSync,
   existsSync,
@@ -13,7 +13,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ManualEnv } from "../../src/env.ts";
+import { realEnv } from "../../src/env.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { longboat } from "../../src/pb/longboat.js";
@@ -29,13 +29,21 @@ const readValue = (bytes: Uint8Array) => {
   const r = kv.KvQueryResult.decode(bytes);
   return r.found ? new TextDecoder().decode(r.value) : null;
 };
-const T = { timeoutMs: 3000 };
+const T = { timeoutMs: 10_000 };
 const addr = (i: number) => `10.0.0.${i}:7001`;
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+// Real time (see World): a test is bounded by its waits, each at most WAIT_MS.
+setDefaultTimeout(120_000);
 
-/** NodeHosts with SQLite data directories under one root, over one simulated network. */
+/** Bound of every wait for a leader (real time). */
+const WAIT_MS = 20_000;
+
+/**
+ * NodeHosts with SQLite data directories under one root, over one simulated network, on the
+ * real clock: the log's writer Worker commits in real time, so virtual time cannot run ahead
+ * of it. Every wait is for a condition, bounded by WAIT_MS.
+ */
 class World {
-  readonly env = new ManualEnv(3);
+  readonly env = realEnv();
   readonly net = new SimNetwork(this.env);
   readonly root = mkdtempSync(join(tmpdir(), "longboat-restore-"));
   readonly hosts = new Map<number, NodeHost>();
@@ -44,74 +52,47 @@ class World {
     return join(this.root, `host-${name}`);
   }
 
-  async start(i: number, dir = this.dir(i), deploymentId = 1): Promise<NodeHost> {
+  async start(i: number, dir = this.dir(i)): Promise<NodeHost> {
     const nh = new NodeHost({
       nodeHostDir: dir,
       raftAddress: addr(i),
       rttMs: 10,
       env: this.env,
-      deploymentId,
-      expert: { transport: (registry) => this.net.transport(addr(i), deploymentId, registry) },
+      expert: { transport: (registry) => this.net.transport(addr(i), 1, registry) },
     });
     this.hosts.set(i, nh);
-    await this.settle(nh.ready);
+    await nh.ready;
     return nh;
   }
 
   /** Starts replica i of shardId on host i; members are replica ids, each on the host of its number. */
   async replica(i: number, shardId: number, members: number[]): Promise<void> {
     const m = Object.fromEntries(members.map((id) => [id, addr(id)]));
-    const nh = this.hosts.get(i)!;
-    await this.settle(
-      nh.startReplica(m, false, builtinApps().get("kv"), { shardId, replicaId: i }, { app: "kv" }),
-    );
+    await this.hosts
+      .get(i)!
+      .startReplica(m, false, builtinApps().get("kv"), { shardId, replicaId: i }, { app: "kv" });
   }
 
   async leader(shardId: number): Promise<NodeHost> {
-    for (let t = 0; t < 30_000; t++) {
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline) {
       for (const nh of this.hosts.values()) {
         const s = nh.getNodeHostInfo({ skipLogInfo: true }).shards.find((x) => x.shardId === shardId);
-        if (s?.isLeader) {
-          try {
-            await this.settle(nh.syncGetShardMembership(shardId, { timeoutMs: 500 }));
-            return nh;
-          } catch {
-            // not ready yet
-          }
+        if (!s?.isLeader) continue;
+        try {
+          await nh.syncGetShardMembership(shardId, { timeoutMs: 1000 });
+          return nh;
+        } catch {
+          // not ready yet
         }
       }
-      this.env.advance(1);
-      await drain();
+      await Bun.sleep(10);
     }
-    throw new Error(`no leader for shard ${shardId}`);
-  }
-
-  async settle<T>(p: Promise<T>): Promise<T> {
-    let done = false;
-    let value: T | undefined;
-    let error: unknown;
-    p.then(
-      (v) => {
-        done = true;
-        value = v;
-      },
-      (e) => {
-        done = true;
-        error = e ?? new Error("rejected");
-      },
-    );
-    await drain();
-    for (let t = 0; !done && t < 30_000; t++) {
-      this.env.advance(1);
-      await drain();
-    }
-    if (!done) throw new Error("did not settle");
-    if (error !== undefined) throw error;
-    return value as T;
+    throw new Error(`no leader for shard ${shardId} within ${WAIT_MS} ms`);
   }
 
   async stopAll(): Promise<void> {
-    for (const nh of this.hosts.values()) await this.settle(nh.stop());
+    for (const nh of this.hosts.values()) await nh.stop();
     this.hosts.clear();
   }
 
@@ -132,11 +113,10 @@ async function backedUp(n = 40): Promise<string> {
   for (const i of [1, 2, 3]) await w.start(i);
   for (const shard of [1, 2]) for (const i of [1, 2, 3]) await w.replica(i, shard, [1, 2, 3]);
   const leader = await w.leader(1);
-  for (let k = 0; k < n; k++)
-    await w.settle(leader.syncPropose(leader.getNoOpSession(1), put(`k${k}`, `v${k}`), T));
+  for (let k = 0; k < n; k++) await leader.syncPropose(leader.getNoOpSession(1), put(`k${k}`, `v${k}`), T);
   const leader2 = await w.leader(2);
-  await w.settle(leader2.syncPropose(leader2.getNoOpSession(2), put("other", "shard two"), T));
-  const e = await w.settle(leader.syncExportSnapshot(1, T));
+  await leader2.syncPropose(leader2.getNoOpSession(2), put("other", "shard two"), T);
+  const e = await leader.syncExportSnapshot(1, T);
   const file = join(w.root, "shard-1.lbsnap");
   writeFileSync(file, e.read(0, e.sizeBytes));
   e.close();
@@ -176,24 +156,20 @@ describe("restoreReplica", () => {
       await w.start(id + 3, w.dir(`new-${id}`));
       // The restored bootstrap record holds the new members; the same list starts it.
       const members = Object.fromEntries([1, 2, 3].map((x) => [x, addr(x + 3)]));
-      await w.settle(
-        w.hosts
-          .get(id + 3)!
-          .startReplica(
-            members,
-            false,
-            builtinApps().get("kv"),
-            { shardId: 1, replicaId: id },
-            { app: "kv" },
-          ),
+      const nh = w.hosts.get(id + 3)!;
+      await nh.startReplica(
+        members,
+        false,
+        builtinApps().get("kv"),
+        { shardId: 1, replicaId: id },
+        { app: "kv" },
       );
     }
     const leader = await w.leader(1);
-    for (let k = 0; k < 40; k++)
-      expect(readValue(await w.settle(leader.syncRead(1, get(`k${k}`), T)))).toBe(`v${k}`);
-    await w.settle(leader.syncPropose(leader.getNoOpSession(1), put("after", "restore"), T));
-    expect(readValue(await w.settle(leader.syncRead(1, get("after"), T)))).toBe("restore");
-    const m = await w.settle(leader.syncGetShardMembership(1, T));
+    for (let k = 0; k < 40; k++) expect(readValue(await leader.syncRead(1, get(`k${k}`), T))).toBe(`v${k}`);
+    await leader.syncPropose(leader.getNoOpSession(1), put("after", "restore"), T);
+    expect(readValue(await leader.syncRead(1, get("after"), T))).toBe("restore");
+    const m = await leader.syncGetShardMembership(1, T);
     expect(m.addresses.map((x) => x.replicaId)).toEqual([1, 2, 3]);
   });
 
@@ -303,12 +279,12 @@ describe("restoreReplica", () => {
   test("refuses members that reuse an id removed before the backup", async () => {
     await backedUp(2);
     const leader = await w.leader(1);
-    const m = await w.settle(leader.syncGetShardMembership(1, T));
+    const m = await leader.syncGetShardMembership(1, T);
     const self = leader.getNodeHostInfo().shards[0]!.replicaId;
     const victim = [1, 2, 3].find((id) => id !== self)!;
-    await w.settle(leader.syncRequestDeleteReplica(1, victim, m.configChangeId, T));
-    await w.settle(leader.syncPropose(leader.getNoOpSession(1), put("after", "removal"), T));
-    const e = await w.settle(leader.syncExportSnapshot(1, T));
+    await leader.syncRequestDeleteReplica(1, victim, m.configChangeId, T);
+    await leader.syncPropose(leader.getNoOpSession(1), put("after", "removal"), T);
+    const e = await leader.syncExportSnapshot(1, T);
     const file = join(w.root, "after-removal.lbsnap");
     writeFileSync(file, e.read(0, e.sizeBytes));
     e.close();
