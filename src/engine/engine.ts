@@ -432,6 +432,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     try {
       this.finishSaved();
       if (this.ready.size > 0) this.iterate();
+      this.submitBatch();
     } catch (error) {
       this.fatal(error as Error);
     } finally {
@@ -473,7 +474,6 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.saving.add(w.r);
       this.batch.push(w);
     }
-    this.submitBatch();
     this.finish(now);
     for (const r of active) if (!r.stopped) this.evaluateLeadership(r);
     for (const r of active) {
@@ -485,8 +485,11 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   /**
    * Hands the accumulated batch to the log writer when it is idle (double buffering: one batch
-   * syncs while the next accumulates). Its done only queues the result: the engine loop picks
-   * it up (finishSaved), so a stalled engine stays stalled and nothing runs re-entrantly.
+   * syncs while the next accumulates). Called at the end of each loop turn, after the finished
+   * batch's replicas gave their next Updates, so every replica with work is in every batch
+   * (handing the next batch over before that made each busy replica skip every other batch).
+   * Its done only queues the result: the engine loop picks it up (finishSaved), so a stalled
+   * engine stays stalled and nothing runs re-entrantly.
    */
   private submitBatch(): void {
     if (this.inflight !== null || this.batch.length === 0) return;
@@ -510,9 +513,10 @@ export class Engine implements TransportHandler, ReplicaHost {
   }
 
   /**
-   * The writer made a batch durable: the next batch goes to the writer at once, then this one's
-   * messages leave (they promise what is now durable), its entries are applied and its Updates
-   * handed back. A failed write stops the engine (the state it would promise is not on disk).
+   * The writer made a batch durable: its messages leave (they promise what is now durable), its
+   * entries are applied and its Updates handed back; the loop turn then collects their next
+   * Updates into the waiting batch and hands it over. A failed write stops the engine (the
+   * state it would promise is not on disk).
    */
   private finishSaved(): void {
     while (this.saved.length > 0) {
@@ -531,7 +535,6 @@ export class Engine implements TransportHandler, ReplicaHost {
         if (u.state !== null) r.logReader.setState(u.state);
       }
       for (const { r } of batch.work) this.saving.delete(r);
-      this.submitBatch();
       this.finish(live);
       for (const { r } of live) {
         if (r.stopped) continue;
