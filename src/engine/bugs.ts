@@ -12,10 +12,20 @@
  * - "old-term-commit": the leader commits an entry of an earlier term by counting replicas
  *   (Raft §5.4.2, Figure 8): NodeHost sets the raft config flag plantedCommitAnyTerm, which
  *   tryCommit (src/raft/replicate.ts) reads.
+ * - "skip-commit-write": the engine never writes a hard state in which only the commit index
+ *   moved (instead of writing it, unwaited, in order with the replica's later writes), so a
+ *   later entry can be durable while the commit index before it is not: after a restart a
+ *   replica can hold two config changes above its commit and cannot become leader
+ *   (docs/durability.md, "The commit index on disk").
  */
-export type PlantedBug = "stale-read" | "early-ack" | "old-term-commit";
+export type PlantedBug = "stale-read" | "early-ack" | "old-term-commit" | "skip-commit-write";
 
-export const PLANTED_BUGS: readonly PlantedBug[] = ["stale-read", "early-ack", "old-term-commit"];
+export const PLANTED_BUGS: readonly PlantedBug[] = [
+  "stale-read",
+  "early-ack",
+  "old-term-commit",
+  "skip-commit-write",
+];
 
 /** The planted bug switched on by LONGBOAT_SIM_BUG, or null (always null in production). */
 export function plantedBug(): PlantedBug | null {

@@ -17,16 +17,45 @@ interface Work {
   u: Update;
 }
 
+/** One write of a batch: an Update that waits for it, or a hard state nobody waits for (w null). */
+interface BatchItem {
+  w: Work | null;
+  update: ReplicaUpdate;
+}
+
 /** A batch handed to the log writer. */
 interface SaveBatch {
-  work: Work[];
+  items: BatchItem[];
   startMs: number;
   entryCount: number;
 }
 
-/** An Update that must be durable before its messages leave and its entries apply. */
-function needsSave(u: Update): boolean {
-  return u.entriesToSave.length > 0 || u.state !== null || u.snapshot !== null;
+/**
+ * What an Update needs from the log writer before its messages leave and its entries apply:
+ * - "sync": entries, a snapshot, or a new term or vote — what the messages promise (a vote, an
+ *   append acknowledgement) must be durable first;
+ * - "lazy": only the commit index moved. It is written in the next batch, in order with the
+ *   replica's later writes, but nothing waits for it (etcd's MustSync): an entry known committed
+ *   is durable on a quorum, so applying it and answering before the local commit index is on
+ *   disk loses nothing. In order matters: a restart must never find an entry durable whose
+ *   preceding commit index is not (docs/durability.md, "The commit index on disk");
+ * - "none": nothing to write.
+ */
+function saveKind(r: Replica, u: Update): "sync" | "lazy" | "none" {
+  if (u.entriesToSave.length > 0 || u.snapshot !== null) return "sync";
+  if (u.state === null) return "none";
+  const saved = r.logReader.hardState();
+  return u.state.term !== saved.term || u.state.vote !== saved.vote ? "sync" : "lazy";
+}
+
+function toReplicaUpdate(u: Update): ReplicaUpdate {
+  return {
+    shardId: u.shardId,
+    replicaId: u.replicaId,
+    entries: u.entriesToSave,
+    state: u.state,
+    snapshot: u.snapshot,
+  };
 }
 
 export interface EngineOptions {
@@ -80,8 +109,8 @@ export class Engine implements TransportHandler, ReplicaHost {
   /** The engine is stalled until this time (stall()). */
   private stalledUntilMs = 0;
   private keySeq = 0;
-  /** Updates waiting for the writer to be idle (the next batch). */
-  private batch: Work[] = [];
+  /** Writes waiting for the writer to be idle (the next batch), in call order. */
+  private batch: BatchItem[] = [];
   /** The batch the writer has, or null when it is idle. */
   private inflight: SaveBatch | null = null;
   /** Batches the writer finished, waiting for the loop. */
@@ -458,8 +487,10 @@ export class Engine implements TransportHandler, ReplicaHost {
     for (const r of active) {
       if (r.stopped || this.saving.has(r) || !r.peer.hasUpdate(true)) continue;
       const w = { r, u: r.peer.getUpdate(true, r.rsm.lastApplied()) };
-      if (needsSave(w.u)) toSave.push(w);
+      const kind = saveKind(r, w.u);
+      if (kind === "sync") toSave.push(w);
       else now.push(w);
+      if (kind === "lazy") this.queueLazyState(w);
     }
     // Leaders' replication may leave before the local fsync (Raft thesis §10.2.1).
     for (const { u } of toSave) for (const m of u.fastMessages) this.send(m);
@@ -472,7 +503,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.opts.transport.flush();
     for (const w of toSave) {
       this.saving.add(w.r);
-      this.batch.push(w);
+      this.batch.push({ w, update: toReplicaUpdate(w.u) });
     }
     this.finish(now);
     for (const r of active) if (!r.stopped) this.evaluateLeadership(r);
@@ -493,17 +524,11 @@ export class Engine implements TransportHandler, ReplicaHost {
    */
   private submitBatch(): void {
     if (this.inflight !== null || this.batch.length === 0) return;
-    const work = this.batch;
+    const items = this.batch;
     this.batch = [];
-    const updates: ReplicaUpdate[] = work.map(({ u }) => ({
-      shardId: u.shardId,
-      replicaId: u.replicaId,
-      entries: u.entriesToSave,
-      state: u.state,
-      snapshot: u.snapshot,
-    }));
+    const updates = items.map((i) => i.update);
     const startMs = this.opts.env.nowMs();
-    const batch = { work, startMs, entryCount: updates.reduce((n, u) => n + u.entries.length, 0) };
+    const batch = { items, startMs, entryCount: updates.reduce((n, u) => n + u.entries.length, 0) };
     this.inflight = batch;
     this.opts.logdb.saveUpdatesAsync(updates, (error) => {
       if (this.stopped || this.inflight !== batch) return;
@@ -528,13 +553,15 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.stats.savedBatches++;
       this.stats.savedEntries += batch.entryCount;
       this.opts.onSave?.(durationMs, batch.entryCount);
-      const live = batch.work.filter(({ r }) => !r.stopped);
+      const work: Work[] = [];
+      for (const i of batch.items) if (i.w !== null) work.push(i.w);
+      const live = work.filter(({ r }) => !r.stopped);
       for (const { r, u } of live) {
         if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
         if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
         if (u.state !== null) r.logReader.setState(u.state);
       }
-      for (const { r } of batch.work) this.saving.delete(r);
+      for (const { r } of work) this.saving.delete(r);
       this.finish(live);
       for (const { r } of live) {
         if (r.stopped) continue;
@@ -543,6 +570,21 @@ export class Engine implements TransportHandler, ReplicaHost {
         if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
       }
     }
+  }
+
+  /**
+   * A commit-index-only hard state: into the next batch, in order with the replica's later
+   * writes, waited for by nothing. (Planted bug "skip-commit-write": not written at all, so a
+   * later entry can be durable while the commit index before it is not.)
+   */
+  private queueLazyState(w: Work): void {
+    const state = w.u.state as NonNullable<Update["state"]>;
+    if (plantedBug() === "skip-commit-write") return; // test-only: see src/engine/bugs.ts
+    w.r.logReader.setState(state);
+    this.batch.push({
+      w: null,
+      update: { shardId: w.u.shardId, replicaId: w.u.replicaId, entries: [], state, snapshot: null },
+    });
   }
 
   /** Sends what waited for durability, applies, and hands the Updates back to the cores. */

@@ -58,6 +58,11 @@ export class LogReader implements LogStorage {
     return { state: { ...this.state }, membership: this.snap?.membership ?? emptyMembership() };
   }
 
+  /** The hard state last persisted (or handed to the log writer in order), without a copy. */
+  hardState(): Readonly<State> {
+    return this.state;
+  }
+
   firstIndex(): number {
     return this.first;
   }

@@ -30,7 +30,11 @@ export class SimCluster {
   readonly root: string;
   readonly kv: CreateStateMachine = builtinApps().get("kv");
 
-  constructor(seed = 1) {
+  /** writerLatencyMs: each log writer batch takes this long on the virtual clock (default 0). */
+  constructor(
+    seed = 1,
+    private readonly opts: { writerLatencyMs?: number } = {},
+  ) {
     this.env = new ManualEnv(seed);
     this.net = new SimNetwork(this.env);
     this.root = mkdtempSync(join(tmpdir(), "longboat-engine-"));
@@ -43,8 +47,12 @@ export class SimCluster {
     if (!logdb) {
       logdb = new MemoryLogDB({
         identity: { raftAddress: address, deploymentId: 1, formatVersion: 1 },
-        // The log writer on the virtual clock: a batch is durable as soon as the loop yields.
-        writer: this.env,
+        // The log writer on the virtual clock: by default a batch is durable as soon as the loop yields.
+        writer: {
+          nowMs: () => this.env.nowMs(),
+          setTimer: (ms, fn) => this.env.setTimer(ms, fn),
+          latencyMs: () => this.opts.writerLatencyMs ?? 0,
+        },
       });
       this.logdbs.set(i, logdb);
     }

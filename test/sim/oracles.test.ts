@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
-import { makeEntry } from "../../src/raft/types.ts";
+import { EntryType, makeEntry } from "../../src/raft/types.ts";
 import { type AppliedRecord, commandDigest, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -40,6 +40,37 @@ function violation(fn: () => void): SimViolation {
   }
   throw new Error("no violation");
 }
+
+/** A log of entries 1..n whose types are given (config change or application), commit at commit. */
+function dbWithTypes(types: EntryType[], commit: number) {
+  const db = new MemoryLogDB();
+  db.saveUpdates([
+    {
+      ...key,
+      entries: types.map((type, i) => makeEntry({ index: i + 1, term: 1, type, cmd: bytes(`${i}`) })),
+      state: { term: 1, vote: 0, commit },
+      snapshot: null,
+    },
+  ]);
+  return db;
+}
+
+describe("restart oracle", () => {
+  const CC = EntryType.ConfigChange;
+  const APP = EntryType.Application;
+
+  test("two config changes on disk above the durable commit index are a restart violation", () => {
+    const db = dbWithTypes([APP, CC, APP, CC, APP], 1);
+    const v = violation(() => new Oracles().checkRestartable(1, db, 1, 1));
+    expect(v.oracle).toBe("restart");
+    expect(v.message).toContain("2 config changes on disk above its durable commit index 1");
+  });
+
+  test("one config change above the commit index, or two with the first committed, is fine", () => {
+    expect(() => new Oracles().checkRestartable(1, dbWithTypes([APP, CC, APP], 1), 1, 1)).not.toThrow();
+    expect(() => new Oracles().checkRestartable(1, dbWithTypes([APP, CC, APP, CC], 2), 1, 1)).not.toThrow();
+  });
+});
 
 describe("oracles", () => {
   test("two leaders named for one term of a shard is a leader violation", () => {

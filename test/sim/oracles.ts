@@ -19,7 +19,7 @@
  * A violation throws SimViolation naming the oracle and the evidence.
  */
 import type { LogDB } from "../../src/logdb/types.ts";
-import type { Entry } from "../../src/raft/types.ts";
+import { type Entry, EntryType } from "../../src/raft/types.ts";
 
 export type OracleName =
   | "leader"
@@ -31,6 +31,7 @@ export type OracleName =
   | "role"
   | "convergence"
   | "storm"
+  | "restart"
   | "linearizability";
 
 export class SimViolation extends Error {
@@ -203,6 +204,32 @@ export class Oracles {
       from = entries[entries.length - 1]!.index + 1;
     }
     this.checkedTo.set(id, Math.max(this.checkedTo.get(id) ?? 0, to));
+  }
+
+  /**
+   * Restart oracle: what a replica has on disk is a state it can restart from and lead. A new
+   * leader refuses more than one config change above its commit index (Raft.becomeLeader: the
+   * next one is proposed only after the previous one applied), so a durable log may never hold
+   * two config changes above its durable commit index — which it does when the commit index
+   * that preceded a later entry was not written before it (planted bug skip-commit-write).
+   */
+  checkRestartable(host: number, db: LogDB, shardId: number, replicaId: number): void {
+    const key = { shardId, replicaId };
+    const state = db.readLogState(key);
+    let from = Math.max(state.state.commit, state.firstIndex - 1) + 1;
+    let configChanges = 0;
+    while (from <= state.lastIndex) {
+      const entries = db.entries(key, from, state.lastIndex + 1, 4 * 1024 * 1024);
+      if (entries.length === 0) break;
+      for (const e of entries) if (e.type === EntryType.ConfigChange) configChanges++;
+      from = entries[entries.length - 1]!.index + 1;
+    }
+    if (configChanges > 1) {
+      throw new SimViolation(
+        "restart",
+        `shard ${shardId} replica ${replicaId} on host ${host}: ${configChanges} config changes on disk above its durable commit index ${state.state.commit} (log to ${state.lastIndex}); after a restart it could not become leader`,
+      );
+    }
   }
 
   private compareEntry(

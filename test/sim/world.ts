@@ -483,8 +483,10 @@ export class World {
     // violation waits for the next check(): crash() also runs in background tasks.
     const restore = this.faultsOff(h);
     try {
-      for (const [shardId, p] of h.shards)
+      for (const [shardId, p] of h.shards) {
         this.oracles.checkCommitted(h.index, h.logdb, shardId, p.replicaId);
+        this.oracles.checkRestartable(h.index, h.logdb, shardId, p.replicaId);
+      }
     } catch (e) {
       if (!(e instanceof SimViolation)) throw e;
       this.violation ??= e;
@@ -759,6 +761,7 @@ export class World {
             `replica ${p.replicaId} on host ${h.index}`,
           );
           this.oracles.checkCommitted(h.index, h.logdb, shardId, p.replicaId);
+          this.oracles.checkRestartable(h.index, h.logdb, shardId, p.replicaId);
         }
       } finally {
         wf();

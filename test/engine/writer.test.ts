@@ -1,0 +1,62 @@
+// The engine with a slow log writer (MemoryLogDB's writer on the virtual clock): what waits for
+// the writer, what does not, and what is written in the end (docs/durability.md).
+import { afterEach, expect, test } from "bun:test";
+import { longboat } from "../../src/pb/longboat.js";
+import { SimCluster } from "./cluster.ts";
+
+const kv = longboat.nodehost.v1;
+const put = (key: string, value: string) =>
+  kv.KvCommand.encode({ put: { key, value: new TextEncoder().encode(value) } }).finish();
+const T = { timeoutMs: 3000 };
+const WRITER_MS = 30;
+
+let cluster: SimCluster;
+afterEach(async () => {
+  await cluster?.close();
+});
+
+async function threeHosts(): Promise<number> {
+  cluster = new SimCluster(1, { writerLatencyMs: WRITER_MS });
+  for (const i of [1, 2, 3]) await cluster.startHost(i);
+  await cluster.startShard(1, [1, 2, 3]);
+  return cluster.waitLeader(1);
+}
+
+test("a write waits for one writer round (leader and follower appends overlap), not also for the commit index", async () => {
+  const leader = await threeHosts();
+  await cluster.run(200); // the election's writes are done
+  const nh = cluster.host(leader);
+  const startMs = cluster.env.nowMs();
+  await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("k", "v"), T));
+  const elapsedMs = cluster.env.nowMs() - startMs;
+  // The leader's Replicate leaves before its own write, so the follower's write overlaps it;
+  // waiting for the commit-only hard state as well would add a second round (≥ 60 ms).
+  expect(elapsedMs).toBeGreaterThanOrEqual(WRITER_MS);
+  expect(elapsedMs).toBeLessThan(2 * WRITER_MS);
+});
+
+test("the commit index nobody waited for still reaches every replica's disk", async () => {
+  const leader = await threeHosts();
+  const nh = cluster.host(leader);
+  for (let i = 0; i < 5; i++)
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put(`k${i}`, "v"), T));
+  const commit = nh.getNodeHostInfo().shards[0]!.commitIndex;
+  await cluster.run(500); // heartbeats carry the commit index to the followers
+  for (const i of [1, 2, 3]) {
+    const ls = cluster.logdbs.get(i)!.readLogState({ shardId: 1, replicaId: i });
+    expect(ls.state.commit).toBe(commit);
+  }
+});
+
+test("proposals that arrive while the leader's Update is at the writer go out together in its next one", async () => {
+  const leader = await threeHosts();
+  await cluster.run(200);
+  const nh = cluster.host(leader);
+  const before = nh.stats.savedBatches;
+  const writes = Array.from({ length: 40 }, (_, i) =>
+    nh.syncPropose(nh.getNoOpSession(1), put(`b${i}`, "v"), T),
+  );
+  await cluster.settle(Promise.all(writes));
+  // 40 proposals, one per loop turn as they arrive, fit in a handful of batches.
+  expect(nh.stats.savedBatches - before).toBeLessThan(8);
+});
