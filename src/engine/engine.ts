@@ -118,11 +118,20 @@ export class Engine implements TransportHandler, ReplicaHost {
   /** Replicas with an Update in `batch` or `inflight`. */
   private readonly saving = new Set<Replica>();
   private readonly removedShards = new Set<number>();
-  private readonly keyBase: number;
   readonly events: EventHub;
   private readonly stallGuard: StallGuard;
   private readonly leadership = new Map<Replica, ReplicaLeadership>();
   private readonly unavailableTimeouts: number;
+  /**
+   * This engine's epoch, in [1, 2^53): a request is tagged (proposer replica id, epoch, key)
+   * and only the entry carrying that whole tag completes it (raft.proto, Entry). Keys count
+   * from 1 at every start, so the epoch is what keeps an entry an earlier incarnation proposed
+   * — replayed from the log after a restart — from completing a request of this one; the
+   * replica id keeps another replica's entries apart even when two hosts draw the same epoch.
+   * Drawn as 26 + 27 bits because an Env's nextInt may carry only 32 bits of randomness: two
+   * incarnations of one replica share an epoch with probability 2^-53.
+   */
+  readonly requestEpoch: number;
   fatalError: Error | null = null;
   readonly stats: EngineStats = {
     iterations: 0,
@@ -136,9 +145,7 @@ export class Engine implements TransportHandler, ReplicaHost {
   };
 
   constructor(private readonly opts: EngineOptions) {
-    // Request keys: a random high part per engine and a sequence, unique within the process
-    // and unlikely to collide with another NodeHost's pending keys.
-    this.keyBase = (1 + opts.env.nextInt(2 ** 20)) * 2 ** 32;
+    this.requestEpoch = opts.env.nextInt(2 ** 26) * 2 ** 27 + opts.env.nextInt(2 ** 27 - 1) + 1;
     this.events =
       opts.events ??
       new EventHub(opts.env, (name, error) =>
@@ -274,9 +281,12 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.schedule();
   }
 
+  /** Keys of this engine's requests: 1, 2, 3… (never reused within an epoch; 2^53 will not be reached). */
   nextRequestKey(): number {
-    this.keySeq = (this.keySeq + 1) % 2 ** 32;
-    return this.keyBase + this.keySeq;
+    this.keySeq++;
+    if (!Number.isSafeInteger(this.keySeq))
+      throw new Error(`request key sequence exhausted at ${this.keySeq}`);
+    return this.keySeq;
   }
 
   randomNonZero(): number {

@@ -2,7 +2,15 @@ import type { LogReader } from "../logdb/logreader.ts";
 import type { SnapshotDir } from "../logdb/snapshotfile.ts";
 import type { Peer } from "../raft/peer.ts";
 import type { ReadCtx, Update } from "../raft/update.ts";
-import { type ConfigChange, type Entry, type Membership, type Message, makeEntry } from "../raft/types.ts";
+import {
+  type ConfigChange,
+  type Entry,
+  type Membership,
+  type Message,
+  answersRequest,
+  makeEntry,
+  type RequestTag,
+} from "../raft/types.ts";
 import type { ApplyOutcome, StateMachineManager } from "../rsm/manager.ts";
 import type { ReplicaConfig } from "./config.ts";
 import { plantedBug } from "./bugs.ts";
@@ -54,6 +62,8 @@ export function compactionTarget(
 export interface ReplicaHost {
   /** Current engine tick (deadlines are counted in ticks). */
   tick(): number;
+  /** The epoch in every request tag of this engine (Engine.requestEpoch). */
+  readonly requestEpoch: number;
   nextRequestKey(): number;
   randomNonZero(): number;
   onMembershipApplied(replica: Replica, membership: Membership): void;
@@ -147,7 +157,7 @@ export class Replica {
     }
     const key = this.host.nextRequestKey();
     const state = new RequestState(key, this.host.tick() + timeoutTicks);
-    this.proposals.push({ entry: makeEntry({ ...fields, key }), state });
+    this.proposals.push({ entry: makeEntry({ ...fields, ...this.tagOf(key) }), state });
     return state;
   }
 
@@ -261,7 +271,7 @@ export class Replica {
     const cc = this.configChange;
     if (cc === null || cc.started) return;
     cc.started = true;
-    this.peer.proposeConfigChange(cc.input, cc.state.key);
+    this.peer.proposeConfigChange(cc.input, this.tagOf(cc.state.key));
   }
 
   private expire(now: number): void {
@@ -332,15 +342,15 @@ export class Replica {
       case "noop":
         return;
       case "update": {
-        this.pendingProposals.take(o.key)?.complete(o.result.value, o.result.data, o.index);
+        this.takeProposal(o.tag)?.complete(o.result.value, o.result.data, o.index);
         return;
       }
       case "session-registered":
       case "session-unregistered":
-        this.pendingProposals.take(o.key)?.complete(o.clientId, new Uint8Array(0), o.index);
+        this.takeProposal(o.tag)?.complete(o.clientId, new Uint8Array(0), o.index);
         return;
       case "session-rejected":
-        this.pendingProposals.take(o.key)?.fail("rejected", o.reason);
+        this.takeProposal(o.tag)?.fail("rejected", o.reason);
         return;
       case "config-change":
         this.configChangeApplied(o);
@@ -356,7 +366,7 @@ export class Replica {
       this.peer.rejectConfigChange();
     }
     const pending = this.configChange;
-    if (pending && pending.state.key === o.key) {
+    if (pending && this.isOwnRequest(o.tag, pending.state)) {
       this.configChange = null;
       if (o.accepted) pending.state.complete(o.index, new Uint8Array(0), o.index);
       else pending.state.fail("rejected", o.reason);
@@ -367,12 +377,31 @@ export class Replica {
   private dropped(entry: Entry): void {
     const detail = `shard ${this.shardId} dropped the proposal (no leader, leader transfer or rate limit)`;
     const pending = this.configChange;
-    if (pending && pending.state.key === entry.key) {
+    if (pending && this.isOwnRequest(entry, pending.state)) {
       this.configChange = null;
       pending.state.fail("dropped", detail);
       return;
     }
-    this.pendingProposals.take(entry.key)?.fail("dropped", detail);
+    this.takeProposal(entry)?.fail("dropped", detail);
+  }
+
+  /** The tag of this replica's request key (raft.proto, Entry.proposer_epoch). */
+  private tagOf(key: number): RequestTag {
+    return { key, proposerId: this.replicaId, proposerEpoch: this.host.requestEpoch };
+  }
+
+  /**
+   * The pending proposal an entry answers. Only an entry this replica proposed in this epoch
+   * does: another replica's, or one an earlier incarnation proposed (replayed after a
+   * restart), may carry the same key but never completes our request.
+   */
+  private takeProposal(tag: RequestTag): RequestState | undefined {
+    if (tag.proposerId !== this.replicaId || tag.proposerEpoch !== this.host.requestEpoch) return undefined;
+    return this.pendingProposals.take(tag.key);
+  }
+
+  private isOwnRequest(tag: RequestTag, state: RequestState): boolean {
+    return answersRequest(tag, this.tagOf(state.key));
   }
 
   private answerReads(): void {

@@ -460,6 +460,8 @@ function copyEntry(e: Entry, cmd: Uint8Array): Entry {
     seriesId: e.seriesId,
     respondedTo: e.respondedTo,
     cmd,
+    proposerId: e.proposerId,
+    proposerEpoch: e.proposerEpoch,
   };
 }
 

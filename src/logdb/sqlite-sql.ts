@@ -10,7 +10,7 @@ export const SQL = {
   where: WHERE,
   write: {
     insertEntry:
-      "INSERT INTO entries (shard, replica, idx, term, type, ekey, client, series, responded, cmd) VALUES (?,?,?,?,?,?,?,?,?,?)",
+      "INSERT INTO entries (shard, replica, idx, term, type, ekey, client, series, responded, cmd, proposer, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     deleteFrom: `DELETE FROM entries ${WHERE} AND idx >= ?`,
     deleteAll: `DELETE FROM entries ${WHERE}`,
     upsertState: "INSERT OR REPLACE INTO state (shard, replica, term, vote, commit_index) VALUES (?,?,?,?,?)",
@@ -36,8 +36,8 @@ export interface WriterOp {
   snapshot: { index: number; term: number; meta: Uint8Array; resetEntries: boolean } | null;
   /** Remove entries from this index on before inserting (0: none). */
   truncateFrom: number;
-  /** [index, term, type, key, client, series, responded, cmd] per entry. */
-  entries: [number, number, number, number, number, number, number, Uint8Array][];
+  /** [index, term, type, key, client, series, responded, cmd, proposer, epoch] per entry. */
+  entries: [number, number, number, number, number, number, number, Uint8Array, number, number][];
 }
 
 export type WriterMessage =

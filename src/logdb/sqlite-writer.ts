@@ -77,7 +77,7 @@ function runOps(ops: WriterOp[]): void {
     }
     if (op.truncateFrom > 0) s.deleteFrom.run(op.shard, op.replica, op.truncateFrom);
     for (const e of op.entries)
-      s.insertEntry.run(op.shard, op.replica, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+      s.insertEntry.run(op.shard, op.replica, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]);
   }
 }
 

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), raft
 CREATE TABLE IF NOT EXISTS entries (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
   term INTEGER NOT NULL, type INTEGER NOT NULL, ekey INTEGER NOT NULL, client INTEGER NOT NULL,
   series INTEGER NOT NULL, responded INTEGER NOT NULL, cmd BLOB NOT NULL,
+  proposer INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (shard, replica, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (shard INTEGER NOT NULL, replica INTEGER NOT NULL, term INTEGER NOT NULL,
   vote INTEGER NOT NULL, commit_index INTEGER NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
@@ -97,7 +98,7 @@ const CORRUPT_CODES = new Set([
   "SQLITE_CORRUPT_SEQUENCE",
 ]);
 
-type EntryRow = [number, number, number, number, number, number, number, Uint8Array];
+type EntryRow = [number, number, number, number, number, number, number, Uint8Array, number, number];
 
 /**
  * The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL. Two connections: the
@@ -135,6 +136,7 @@ export class SqliteLogDB implements LogDB {
       this.configure(db);
       if (existed && opts.checkAtOpen !== false) this.quickCheck(db);
       db.exec(SCHEMA);
+      addRequestTagColumns(db);
       this.s = prepareAll(db);
       this.checkIdentity(opts.dir, opts.identity);
       this.writer = this.startWriter();
@@ -337,6 +339,8 @@ export class SqliteLogDB implements LogDB {
         e.seriesId,
         e.respondedTo,
         e.cmd,
+        e.proposerId,
+        e.proposerEpoch,
       ]),
     };
   }
@@ -369,6 +373,8 @@ export class SqliteLogDB implements LogDB {
         e.seriesId,
         e.respondedTo,
         e.cmd,
+        e.proposerId,
+        e.proposerEpoch,
       );
     }
     next.set(k, plan.next);
@@ -401,6 +407,8 @@ export class SqliteLogDB implements LogDB {
           seriesId: row[5],
           respondedTo: row[6],
           cmd: row[7],
+          proposerId: row[8],
+          proposerEpoch: row[9],
         };
         sizeBytes += entrySizeBytes(e);
         if (out.length > 0 && sizeBytes > maxSizeBytes) break;
@@ -628,6 +636,23 @@ function lockDirectory(dir: string): Database {
   }
 }
 
+/**
+ * A database written before entries carried their request tag (proposer, epoch) gets the two
+ * columns, 0 in every old row: an entry tagged 0 answers no request, and none can be pending
+ * across a restart anyway. Older builds keep working on the result (they name their columns).
+ */
+function addRequestTagColumns(db: Database): void {
+  const columns = new Set(
+    db
+      .query("PRAGMA table_info(entries)")
+      .values()
+      .map((r) => String(r[1])),
+  );
+  for (const name of ["proposer", "epoch"]) {
+    if (!columns.has(name)) db.exec(`ALTER TABLE entries ADD COLUMN ${name} INTEGER NOT NULL DEFAULT 0`);
+  }
+}
+
 /** Finalizes every statement first: an open statement would keep the file (and its lock) open. */
 function closeDatabase(db: Database): void {
   db.close(true);
@@ -648,7 +673,7 @@ function prepareAll(db: Database) {
     upsertSnapshot: q(SQL.write.upsertSnapshot),
     upsertBootstrap: q("INSERT OR REPLACE INTO bootstrap (shard, replica, record) VALUES (?,?,?)"),
     entries: q(
-      `SELECT idx, term, type, ekey, client, series, responded, cmd FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?`,
+      `SELECT idx, term, type, ekey, client, series, responded, cmd, proposer, epoch FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?`,
     ),
     term: q(`SELECT term FROM entries ${where} AND idx = ?`),
     firstIdx: q(`SELECT idx FROM entries ${where} ORDER BY idx LIMIT 1`),

@@ -2994,6 +2994,8 @@ export namespace longboat {
                 seriesId: number;
                 respondedTo: number;
                 cmd: Uint8Array;
+                proposerId: number;
+                proposerEpoch: number;
                 static create(properties: longboat.raft.v1.Entry.$Shape): longboat.raft.v1.Entry & longboat.raft.v1.Entry.$Shape;
                 static create(properties?: longboat.raft.v1.Entry.$Properties): longboat.raft.v1.Entry;
                 static encode(message: longboat.raft.v1.Entry.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -3015,6 +3017,8 @@ export namespace longboat {
                     seriesId?: (number|null);
                     respondedTo?: (number|null);
                     cmd?: (Uint8Array|null);
+                    proposerId?: (number|null);
+                    proposerEpoch?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.raft.v1.Entry.$Properties;

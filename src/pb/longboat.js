@@ -20807,6 +20807,8 @@ export const longboat = $root.longboat = (() => {
                 Entry.prototype.seriesId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 Entry.prototype.respondedTo = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 Entry.prototype.cmd = $util.newBuffer([]);
+                Entry.prototype.proposerId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                Entry.prototype.proposerEpoch = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 Entry.create = function(properties) {
                     return new Entry(properties);
@@ -20835,6 +20837,10 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(56).uint64(message.respondedTo);
                     if (message.cmd != null && $Object.hasOwnProperty.call(message, "cmd") && message.cmd.length)
                         writer.uint32(66).bytes(message.cmd);
+                    if (message.proposerId != null && $Object.hasOwnProperty.call(message, "proposerId") && (typeof message.proposerId === "object" ? message.proposerId.low || message.proposerId.high : message.proposerId !== 0))
+                        writer.uint32(72).uint64(message.proposerId);
+                    if (message.proposerEpoch != null && $Object.hasOwnProperty.call(message, "proposerEpoch") && (typeof message.proposerEpoch === "object" ? message.proposerEpoch.low || message.proposerEpoch.high : message.proposerEpoch !== 0))
+                        writer.uint32(80).uint64(message.proposerEpoch);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -20940,6 +20946,24 @@ export const longboat = $root.longboat = (() => {
                                     delete message.cmd;
                                 continue;
                             }
+                        case 9: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.proposerId = value;
+                                else
+                                    delete message.proposerId;
+                                continue;
+                            }
+                        case 10: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.proposerEpoch = value;
+                                else
+                                    delete message.proposerEpoch;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -20988,6 +21012,12 @@ export const longboat = $root.longboat = (() => {
                     if (message.cmd != null && $Object.hasOwnProperty.call(message, "cmd"))
                         if (!(message.cmd && typeof message.cmd.length === "number" || $util.isString(message.cmd)))
                             return "cmd: buffer expected";
+                    if (message.proposerId != null && $Object.hasOwnProperty.call(message, "proposerId"))
+                        if (!$util.isInteger(message.proposerId) && !(message.proposerId && $util.isInteger(message.proposerId.low) && $util.isInteger(message.proposerId.high)))
+                            return "proposerId: integer|Long expected";
+                    if (message.proposerEpoch != null && $Object.hasOwnProperty.call(message, "proposerEpoch"))
+                        if (!$util.isInteger(message.proposerEpoch) && !(message.proposerEpoch && $util.isInteger(message.proposerEpoch.low) && $util.isInteger(message.proposerEpoch.high)))
+                            return "proposerEpoch: integer|Long expected";
                     return null;
                 };
 
@@ -21089,6 +21119,26 @@ export const longboat = $root.longboat = (() => {
                                 $util.base64.decode(object.cmd, message.cmd = $util.newBuffer($util.base64.length(object.cmd)), 0);
                             else if (object.cmd.length >= 0)
                                 message.cmd = object.cmd;
+                    if (object.proposerId != null)
+                        if (typeof object.proposerId === "object" ? object.proposerId.low || object.proposerId.high : $Number(object.proposerId) !== 0)
+                            if ($util.Long)
+                                message.proposerId = $util.Long.fromValue(object.proposerId, true);
+                            else if (typeof object.proposerId === "string")
+                                message.proposerId = $parseInt(object.proposerId, 10);
+                            else if (typeof object.proposerId === "number")
+                                message.proposerId = object.proposerId;
+                            else if (typeof object.proposerId === "object")
+                                message.proposerId = new $util.LongBits(object.proposerId.low >>> 0, object.proposerId.high >>> 0).toNumber(true);
+                    if (object.proposerEpoch != null)
+                        if (typeof object.proposerEpoch === "object" ? object.proposerEpoch.low || object.proposerEpoch.high : $Number(object.proposerEpoch) !== 0)
+                            if ($util.Long)
+                                message.proposerEpoch = $util.Long.fromValue(object.proposerEpoch, true);
+                            else if (typeof object.proposerEpoch === "string")
+                                message.proposerEpoch = $parseInt(object.proposerEpoch, 10);
+                            else if (typeof object.proposerEpoch === "number")
+                                message.proposerEpoch = object.proposerEpoch;
+                            else if (typeof object.proposerEpoch === "object")
+                                message.proposerEpoch = new $util.LongBits(object.proposerEpoch.low >>> 0, object.proposerEpoch.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -21139,6 +21189,16 @@ export const longboat = $root.longboat = (() => {
                             if (options.bytes !== $Array)
                                 object.cmd = $util.newBuffer(object.cmd);
                         }
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.proposerId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.proposerId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.proposerEpoch = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.proposerEpoch = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -21186,6 +21246,20 @@ export const longboat = $root.longboat = (() => {
                             object.respondedTo = options.longs === $String ? $util.Long.prototype.toString.call(message.respondedTo) : options.longs === $Number ? new $util.LongBits(message.respondedTo.low >>> 0, message.respondedTo.high >>> 0).toNumber(true) : message.respondedTo;
                     if (message.cmd != null && $Object.hasOwnProperty.call(message, "cmd"))
                         object.cmd = options.bytes === $String ? $util.base64.encode(message.cmd, 0, message.cmd.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.cmd) : message.cmd;
+                    if (message.proposerId != null && $Object.hasOwnProperty.call(message, "proposerId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.proposerId = typeof message.proposerId === "number" ? $BigInt(message.proposerId) : $util.Long.fromBits(message.proposerId.low >>> 0, message.proposerId.high >>> 0, true).toBigInt();
+                        else if (typeof message.proposerId === "number")
+                            object.proposerId = options.longs === $String ? $String(message.proposerId) : message.proposerId;
+                        else
+                            object.proposerId = options.longs === $String ? $util.Long.prototype.toString.call(message.proposerId) : options.longs === $Number ? new $util.LongBits(message.proposerId.low >>> 0, message.proposerId.high >>> 0).toNumber(true) : message.proposerId;
+                    if (message.proposerEpoch != null && $Object.hasOwnProperty.call(message, "proposerEpoch"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.proposerEpoch = typeof message.proposerEpoch === "number" ? $BigInt(message.proposerEpoch) : $util.Long.fromBits(message.proposerEpoch.low >>> 0, message.proposerEpoch.high >>> 0, true).toBigInt();
+                        else if (typeof message.proposerEpoch === "number")
+                            object.proposerEpoch = options.longs === $String ? $String(message.proposerEpoch) : message.proposerEpoch;
+                        else
+                            object.proposerEpoch = options.longs === $String ? $util.Long.prototype.toString.call(message.proposerEpoch) : options.longs === $Number ? new $util.LongBits(message.proposerEpoch.low >>> 0, message.proposerEpoch.high >>> 0).toNumber(true) : message.proposerEpoch;
                     return object;
                 };
 

@@ -14,6 +14,7 @@ import {
   MessageType,
   makeEntry,
   makeMessage,
+  type RequestTag,
   type SnapshotMeta,
   type State,
 } from "./types.ts";
@@ -190,9 +191,9 @@ export class Peer {
     this.raft.step(makeMessage({ type: MT.Propose, from: this.raft.replicaId, entries }));
   }
 
-  /** Proposes a membership change encoded into a ConfigChange entry with the request key. */
-  proposeConfigChange(cc: ConfigChange, key: number): void {
-    this.propose([makeEntry({ type: EntryType.ConfigChange, key, cmd: encodeConfigChange(cc) })]);
+  /** Proposes a membership change encoded into a ConfigChange entry tagged with its request. */
+  proposeConfigChange(cc: ConfigChange, tag: RequestTag): void {
+    this.propose([makeEntry({ ...tag, type: EntryType.ConfigChange, cmd: encodeConfigChange(cc) })]);
   }
 
   /** Requests a linearizable read index; refused ones come back in Update.droppedReadIndexes. */

@@ -631,7 +631,7 @@ export class Raft {
     return this.log.termOrNone(this.log.committed) === this.term;
   }
 
-  /** Request keys of recently appended forwarded proposals (bounded; duplicates are dropped). */
+  /** Request tags of recently appended forwarded proposals (bounded; duplicates are dropped). */
   private readonly forwardedKeys = new RecentKeys(FORWARDED_KEYS_MAX);
 
   private appendEntries(entries: Entry[]): void {
@@ -652,9 +652,10 @@ export class Raft {
     const entries: Entry[] = [];
     const forwarded = m.from !== this.replicaId;
     for (const e of m.entries) {
-      // A forwarded proposal the network delivered twice must not be appended twice: the
-      // proposing host's request key identifies it (no-op sessions have no other dedup).
-      if (forwarded && e.key !== 0 && !this.forwardedKeys.add(e.key)) continue;
+      // A forwarded proposal the network delivered twice must not be appended twice: its
+      // request tag identifies it (no-op sessions have no other dedup). The whole tag, as
+      // two proposers' keys may be equal.
+      if (forwarded && e.key !== 0 && !this.forwardedKeys.add(requestTagKey(e))) continue;
       if (e.type === EntryType.ConfigChange) {
         if (this.pendingConfigChange) {
           this.dropEntries([e]);
@@ -845,16 +846,21 @@ export class Raft {
 /** Forwarded proposal keys remembered by a leader; a duplicate older than this many is possible. */
 const FORWARDED_KEYS_MAX = 65536;
 
-/** A bounded set of numbers that forgets the oldest first. */
+/** One string per request tag: proposer, epoch and key. */
+function requestTagKey(e: Entry): string {
+  return `${e.proposerId}/${e.proposerEpoch}/${e.key}`;
+}
+
+/** A bounded set of strings that forgets the oldest first. */
 class RecentKeys {
-  private readonly set = new Set<number>();
-  private readonly order: number[] = [];
+  private readonly set = new Set<string>();
+  private readonly order: string[] = [];
   private head = 0;
 
   constructor(private readonly max: number) {}
 
   /** Adds key; false when it was already there. */
-  add(key: number): boolean {
+  add(key: string): boolean {
     if (this.set.has(key)) return false;
     this.set.add(key);
     this.order.push(key);

@@ -69,12 +69,32 @@ export interface Entry {
   term: number;
   index: number;
   type: EntryType;
-  /** Request key chosen by the proposing NodeHost; completes the pending request. */
+  /**
+   * With proposerId and proposerEpoch, the request this entry answers (raft.proto): the
+   * request's sequence number within its proposer's epoch, from 1; 0 when nobody waits.
+   */
   key: number;
   clientId: number;
   seriesId: number;
   respondedTo: number;
   cmd: Uint8Array;
+  /** The replica whose request this is (0: nobody waits). Only it completes the request. */
+  proposerId: number;
+  /** The proposer's NodeHost's engine epoch, drawn at each start, in [1, 2^53). */
+  proposerEpoch: number;
+}
+
+/** The fields of an entry that name the request waiting for it. */
+export type RequestTag = Pick<Entry, "proposerId" | "proposerEpoch" | "key">;
+
+/** True when an entry tagged `entry` answers the request tagged `request` (key 0 answers none). */
+export function answersRequest(entry: RequestTag, request: RequestTag): boolean {
+  return (
+    entry.key !== 0 &&
+    entry.key === request.key &&
+    entry.proposerId === request.proposerId &&
+    entry.proposerEpoch === request.proposerEpoch
+  );
 }
 
 export interface Member {
@@ -179,6 +199,8 @@ export function makeEntry(fields: Partial<Entry>): Entry {
     seriesId: fields.seriesId ?? 0,
     respondedTo: fields.respondedTo ?? 0,
     cmd: fields.cmd ?? EMPTY_BYTES,
+    proposerId: fields.proposerId ?? 0,
+    proposerEpoch: fields.proposerEpoch ?? 0,
   };
 }
 

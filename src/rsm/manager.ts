@@ -8,6 +8,7 @@ import {
   EntryType,
   emptyMembership,
   type Membership,
+  type RequestTag,
   type SnapshotMeta,
 } from "../raft/types.ts";
 import type { AnyStateMachine, SMEntry, SMResult } from "../statemachine/types.ts";
@@ -23,11 +24,19 @@ import {
   SessionManager,
 } from "./session.ts";
 
+/** What applying one entry did; `tag` is the entry's request tag (the entry itself, not a copy). */
 export type ApplyOutcome =
-  | { kind: "update"; index: number; key: number; result: SMResult; duplicate: boolean }
-  | { kind: "session-registered" | "session-unregistered"; index: number; key: number; clientId: number }
-  | { kind: "session-rejected"; index: number; key: number; reason: string }
-  | { kind: "config-change"; index: number; key: number; cc: ConfigChange; accepted: boolean; reason: string }
+  | { kind: "update"; index: number; tag: RequestTag; result: SMResult; duplicate: boolean }
+  | { kind: "session-registered" | "session-unregistered"; index: number; tag: RequestTag; clientId: number }
+  | { kind: "session-rejected"; index: number; tag: RequestTag; reason: string }
+  | {
+      kind: "config-change";
+      index: number;
+      tag: RequestTag;
+      cc: ConfigChange;
+      accepted: boolean;
+      reason: string;
+    }
   | { kind: "noop"; index: number };
 
 export interface StateMachineManagerOptions {
@@ -172,7 +181,7 @@ export class StateMachineManager {
     const results = this.update(batch.map((e) => ({ index: e.index, cmd: e.cmd })));
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
-      out.push({ kind: "update", index: e.index, key: e.key, result: results[i]!, duplicate: false });
+      out.push({ kind: "update", index: e.index, tag: e, result: results[i]!, duplicate: false });
     }
   }
 
@@ -214,10 +223,10 @@ export class StateMachineManager {
       };
     } catch (error) {
       const reason = `config change entry ${e.index} does not decode: ${(error as Error).message}`;
-      return { kind: "config-change", index: e.index, key: e.key, cc: NO_CC, accepted: false, reason };
+      return { kind: "config-change", index: e.index, tag: e, cc: NO_CC, accepted: false, reason };
     }
     const d = this.members.apply(cc, e.index);
-    return { kind: "config-change", index: e.index, key: e.key, cc, accepted: d.accepted, reason: d.reason };
+    return { kind: "config-change", index: e.index, tag: e, cc, accepted: d.accepted, reason: d.reason };
   }
 
   private application(e: Entry): ApplyOutcome {
@@ -228,27 +237,27 @@ export class StateMachineManager {
     }
     if (this.sm.kind === "on-disk") {
       const reason = `on-disk state machines do not support client sessions (client ${e.clientId}); use the no-op session`;
-      return { kind: "session-rejected", index: e.index, key: e.key, reason };
+      return { kind: "session-rejected", index: e.index, tag: e, reason };
     }
     if (e.seriesId === SERIES_ID_REGISTER) {
       const reason = this.sessions.register(e.clientId);
-      if (reason !== null) return { kind: "session-rejected", index: e.index, key: e.key, reason };
-      return { kind: "session-registered", index: e.index, key: e.key, clientId: e.clientId };
+      if (reason !== null) return { kind: "session-rejected", index: e.index, tag: e, reason };
+      return { kind: "session-registered", index: e.index, tag: e, clientId: e.clientId };
     }
     if (e.seriesId === SERIES_ID_UNREGISTER) {
       const reason = this.sessions.unregister(e.clientId);
-      if (reason !== null) return { kind: "session-rejected", index: e.index, key: e.key, reason };
-      return { kind: "session-unregistered", index: e.index, key: e.key, clientId: e.clientId };
+      if (reason !== null) return { kind: "session-rejected", index: e.index, tag: e, reason };
+      return { kind: "session-unregistered", index: e.index, tag: e, clientId: e.clientId };
     }
     const check = this.sessions.check(e.clientId, e.seriesId, e.respondedTo);
     if (check.kind === "rejected")
-      return { kind: "session-rejected", index: e.index, key: e.key, reason: check.reason };
+      return { kind: "session-rejected", index: e.index, tag: e, reason: check.reason };
     if (check.kind === "duplicate") {
-      return { kind: "update", index: e.index, key: e.key, result: check.result, duplicate: true };
+      return { kind: "update", index: e.index, tag: e, result: check.result, duplicate: true };
     }
     const result = this.update([{ index: e.index, cmd: e.cmd }])[0]!;
     this.sessions.record(check.session, e.seriesId, result);
-    return { kind: "update", index: e.index, key: e.key, result, duplicate: false };
+    return { kind: "update", index: e.index, tag: e, result, duplicate: false };
   }
 
   /** Answers a read from the state machine. */

@@ -120,6 +120,7 @@ function invalidEntryReason(e: Raw): string | null {
   if (!isU64(e.key) || !isU64(e.clientId) || !isU64(e.seriesId) || !isU64(e.respondedTo)) {
     return "key/clientId/seriesId/respondedTo not safe integers";
   }
+  if (!isU64(e.proposerId) || !isU64(e.proposerEpoch)) return "proposerId/proposerEpoch not safe integers";
   if (!(e.cmd instanceof Uint8Array)) return "cmd is not bytes";
   return null;
 }
@@ -183,6 +184,8 @@ function normaliseEntries(raw: Raw[]): Entry[] {
       seriesId: e.seriesId,
       respondedTo: e.respondedTo,
       cmd: e.cmd,
+      proposerId: e.proposerId,
+      proposerEpoch: e.proposerEpoch,
     };
   }
   return out;

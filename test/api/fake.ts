@@ -162,6 +162,8 @@ export class FakeNodeHost implements NodeHostLike {
       seriesId: 0,
       respondedTo: 0,
       cmd: enc.encode("cmd"),
+      proposerId: 0,
+      proposerEpoch: 0,
     };
     return {
       shardId,

@@ -42,6 +42,8 @@ export function ents(from: number, to: number, term: number, cmdBytes = 4): Entr
         seriesId: i,
         respondedTo: i - 1,
         cmd: new Uint8Array(cmdBytes).fill(i % 256),
+        proposerId: 3,
+        proposerEpoch: 2 ** 53 - 1 - i,
       }),
     );
   }

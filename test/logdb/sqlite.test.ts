@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteLogDB, type SqliteLogDB } from "../../src/logdb/sqlite.ts";
@@ -51,6 +52,28 @@ describe("SqliteLogDB", () => {
     try {
       db.saveUpdates([up({ entries: ents(1, 1, 1) })]);
       expect(() => openSqliteLogDB({ dir, identity: IDENTITY })).toThrow(/is in use by another process/);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a database written before entries carried a request tag opens with tag 0 on its old entries", () => {
+    const dir = join(root, "untagged");
+    mkdirSync(dir, { recursive: true });
+    // The entries table as builds before the request tag created it, with one entry.
+    const old = new Database(join(dir, "logdb.sqlite"), { create: true });
+    old.exec(`CREATE TABLE entries (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
+      term INTEGER NOT NULL, type INTEGER NOT NULL, ekey INTEGER NOT NULL, client INTEGER NOT NULL,
+      series INTEGER NOT NULL, responded INTEGER NOT NULL, cmd BLOB NOT NULL,
+      PRIMARY KEY (shard, replica, idx)) WITHOUT ROWID`);
+    old.query("INSERT INTO entries VALUES (1, 2, 1, 1, 0, 77, 0, 0, 0, x'01')").run();
+    old.close();
+    const db = openSqliteLogDB({ dir, identity: IDENTITY });
+    try {
+      const [e] = db.entries({ shardId: 1, replicaId: 2 }, 1, 2, 1 << 20);
+      expect([e!.key, e!.proposerId, e!.proposerEpoch]).toEqual([77, 0, 0]);
+      db.saveUpdates([up({ entries: ents(2, 2, 1) })]);
+      expect(db.entries({ shardId: 1, replicaId: 2 }, 2, 3, 1 << 20)).toEqual(ents(2, 2, 1));
     } finally {
       db.close();
     }

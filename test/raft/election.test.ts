@@ -174,6 +174,8 @@ describe("election", () => {
       seriesId: 0,
       respondedTo: 0,
       cmd: new Uint8Array(),
+      proposerId: 0,
+      proposerEpoch: 0,
     };
     net
       .peer(1)

@@ -29,6 +29,8 @@ function elected(ids = [1, 2, 3]): Network {
   return net;
 }
 
+const TAG = { key: 1, proposerId: 1, proposerEpoch: 1 };
+
 describe("membership", () => {
   test("a config change round-trips through its protobuf encoding", () => {
     const c = {
@@ -45,20 +47,24 @@ describe("membership", () => {
     expect(() => decodeConfigChange(new Uint8Array([0xff, 0xff, 0xff]))).toThrow(ConfigChangeDecodeError);
   });
 
-  test("proposeConfigChange appends a ConfigChange entry carrying the request key", () => {
+  test("proposeConfigChange appends a ConfigChange entry carrying the request tag", () => {
     const net = elected();
-    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), 77);
+    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), {
+      key: 77,
+      proposerId: 1,
+      proposerEpoch: 9,
+    });
     const log = net.raft(1).log;
     const e = log.entries(log.lastIndex(), log.lastIndex() + 1, 1 << 20)[0]!;
     expect(e.type).toBe(EntryType.ConfigChange);
-    expect(e.key).toBe(77);
+    expect([e.key, e.proposerId, e.proposerEpoch]).toEqual([77, 1, 9]);
     expect(decodeConfigChange(e.cmd).replicaId).toBe(4);
   });
 
   test("a proposed config change sets the pending flag", () => {
     const net = elected();
     net.isolate(1);
-    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), 1);
+    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), TAG);
     expect(net.raft(1).pendingConfigChange).toBe(true);
   });
 
@@ -91,7 +97,7 @@ describe("membership", () => {
   test("a config change takes effect when applied, not when appended", () => {
     const net = elected();
     net.isolate(1);
-    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), 1);
+    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), TAG);
     net.stabilize();
     expect(net.raft(1).remotes.has(4)).toBe(false);
     net.recover();
@@ -102,7 +108,7 @@ describe("membership", () => {
   test("a new leader recovers the pending flag from its uncommitted log", () => {
     const net = elected();
     net.ignore(MT.ReplicateResp);
-    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), 1);
+    net.peer(1).proposeConfigChange(cc(ConfigChangeType.AddNode, 4), TAG);
     net.stabilize();
     net.crash(1);
     for (let i = 0; i < 40 && net.leaders().length === 0; i++) net.tickAll(1);

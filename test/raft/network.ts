@@ -394,7 +394,7 @@ export class Network {
   ): void {
     this.peer(id).proposeConfigChange(
       { configChangeId: 0, address: `n${cc.replicaId}`, initialize: false, ...cc },
-      key,
+      { key, proposerId: key === 0 ? 0 : id, proposerEpoch: key === 0 ? 0 : 1 },
     );
     this.stabilize();
   }

@@ -266,7 +266,7 @@ function changeMembership(net: Network, rng: TestRng): void {
         address: `n${id}`,
         initialize: false,
       },
-      0,
+      NO_TAG,
     );
   } else {
     const voters = [...r.remotes.keys()];
@@ -280,10 +280,12 @@ function changeMembership(net: Network, rng: TestRng): void {
         address: "",
         initialize: false,
       },
-      0,
+      NO_TAG,
     );
   }
 }
+
+const NO_TAG = { key: 0, proposerId: 0, proposerEpoch: 0 };
 
 function deliverRandom(net: Network, rng: TestRng): void {
   if (net.queue.length === 0) return;

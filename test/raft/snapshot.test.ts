@@ -108,6 +108,8 @@ describe("snapshot", () => {
             seriesId: 0,
             respondedTo: 0,
             cmd: new Uint8Array(),
+            proposerId: 0,
+            proposerEpoch: 0,
           },
         ],
         commit: 3,

@@ -76,7 +76,7 @@ describe("manager apply", () => {
     const m = manager();
     const entry = new EntryMaker().plain("a");
     const [o] = m.apply([entry]);
-    expect(o).toMatchObject({ kind: "update", key: entry.key, duplicate: false });
+    expect(o).toMatchObject({ kind: "update", tag: entry, duplicate: false });
   });
 
   test("an index gap is a caller bug and throws", () => {

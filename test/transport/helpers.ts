@@ -40,6 +40,8 @@ export function replicate(to: number, hint: number, entryCount = 1, cmdBytes = 1
         term: 3,
         index: hint * 1000 + i + 1,
         key: 7,
+        proposerId: 2,
+        proposerEpoch: 2 ** 53 - 1 - i,
         cmd: new Uint8Array(cmdBytes).fill(i & 0xff),
       }),
     );

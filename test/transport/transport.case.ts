@@ -4,6 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Entry } from "../../src/raft/types.ts";
 import { MapRegistry } from "../../src/transport/registry.ts";
 import type { TransportOptions } from "../../src/transport/options.ts";
 import {
@@ -85,9 +86,17 @@ export function transportConformance(name: string, makeHarness: () => Harness): 
       const got = b.rec.messages[0]!.message;
       expect({ ...got, entries: [] }).toEqual({ ...sent, entries: [] });
       expect(Object.keys(got.entries[0]!).sort()).toEqual(Object.keys(sent.entries[0]!).sort());
-      expect(got.entries.map((e) => [e.term, e.index, e.type, e.key, e.clientId, Array.from(e.cmd)])).toEqual(
-        sent.entries.map((e) => [e.term, e.index, e.type, e.key, e.clientId, Array.from(e.cmd)]),
-      );
+      const fields = (e: Entry) => [
+        e.term,
+        e.index,
+        e.type,
+        e.key,
+        e.clientId,
+        e.proposerId,
+        e.proposerEpoch,
+        Array.from(e.cmd),
+      ];
+      expect(got.entries.map(fields)).toEqual(sent.entries.map(fields));
     });
 
     test("a lone send without flush still goes out", async () => {
