@@ -1,10 +1,8 @@
 // One NodeHost process of the api/etcd benchmarks (scripts/bench/api.ts starts three): a NodeHost
 // with `shards` kv replicas and the public NodeHost API (src/api/app.ts) served over cleartext
-// HTTP/2 (h2c, node:http2) — or HTTP/1.1 through Bun.serve with `protocol: "h1"`.
+// HTTP/2 (h2c) and HTTP/1.1 on one port by serveApi; `protocol` chooses the load generator's client.
 // Reads its job as JSON from argv[2]; prints {"type":"ready",...} on stdout once the shards it
 // should lead are led here, then waits for "exit" on stdin.
-import http2 from "node:http2";
-import type { Hono } from "hono";
 import { createNodeHostApi } from "../../src/api/app.ts";
 import { serveApi } from "../../src/api/server.ts";
 import { NodeHost } from "../../src/nodehost.ts";
@@ -18,66 +16,6 @@ export interface ApiHostJob {
   shards: number;
   rttMs: number;
   protocol: "h2" | "h1";
-}
-
-/** Bound on one request body read by the h2c adapter (the app's own limit is 16 MiB). */
-const MAX_H2_BODY_BYTES = 16 * 1024 * 1024;
-
-/**
- * Serves a Hono app over h2c with node:http2: each stream becomes a fetch Request, the app's
- * Response is written back as headers + body. Enough for Connect unary calls.
- */
-export function serveH2c(app: Hono, hostname: string, port: number): Promise<http2.Http2Server> {
-  const server = http2.createServer({ settings: { maxConcurrentStreams: 4096 } });
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers) => {
-    const chunks: Buffer[] = [];
-    let sizeBytes = 0;
-    stream.on("data", (c: Buffer) => {
-      sizeBytes += c.byteLength;
-      if (sizeBytes > MAX_H2_BODY_BYTES) {
-        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-        return;
-      }
-      chunks.push(c);
-    });
-    stream.on("error", () => {});
-    stream.on("end", async () => {
-      const method = String(headers[":method"] ?? "GET");
-      const h = new Headers();
-      for (const [k, v] of Object.entries(headers)) {
-        if (k.startsWith(":") || v === undefined) continue;
-        h.set(k, Array.isArray(v) ? v.join(", ") : String(v));
-      }
-      const url = `http://${headers[":authority"] ?? `${hostname}:${port}`}${headers[":path"] ?? "/"}`;
-      const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
-      let res: Response;
-      try {
-        res = await app.fetch(new Request(url, { method, headers: h, body }));
-      } catch (error) {
-        res = new Response(String(error), { status: 500 });
-      }
-      const out = new Uint8Array(await res.arrayBuffer());
-      if (stream.destroyed || stream.closed) return;
-      const outHeaders: http2.OutgoingHttpHeaders = { ":status": res.status };
-      res.headers.forEach((v, k) => {
-        outHeaders[k] = v;
-      });
-      outHeaders["content-length"] = out.byteLength;
-      // An empty body ends with the HEADERS frame: an empty DATA frame per response trips the
-      // peer's flood guard ("Too many invalid HTTP/2 frames") after a few thousand responses.
-      if (out.byteLength === 0) {
-        stream.respond(outHeaders, { endStream: true });
-        return;
-      }
-      stream.respond(outHeaders);
-      stream.end(out);
-    });
-  });
-  server.on("sessionError", () => {});
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, hostname, () => resolve(server));
-  });
 }
 
 /**
@@ -149,14 +87,10 @@ if (import.meta.main) {
     resolveApiAddress: (_shardId, replicaId) => apiAddress(replicaId),
   });
   const port = job.apiPorts[job.index]!;
-  let stopServer: () => Promise<void>;
-  if (job.protocol === "h2") {
-    const server = await serveH2c(app, "127.0.0.1", port);
-    stopServer = () => new Promise((r) => server.close(() => r()));
-  } else {
-    const server = serveApi(app, { hostname: "127.0.0.1", port });
-    stopServer = () => server.stop();
-  }
+  // serveApi answers HTTP/1.1 and h2c on the same port; job.protocol only chooses the load
+  // generator's client.
+  const server = await serveApi(app, { hostname: "127.0.0.1", port });
+  const stopServer = () => server.stop();
 
   const settled = await spreadLeadership(nh, me, job.raftAddresses.length, job.shards);
   console.log(JSON.stringify({ type: "ready", host: me, port, settled }));

@@ -1,28 +1,14 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { resolve } from "node:path";
 import { Hono } from "hono";
 import { realEnv } from "../env.ts";
-import {
-  type Codec,
-  codecOf,
-  codeOf,
-  decodeMessage,
-  encodeMessage,
-  errorResponse,
-  readBody,
-} from "./connect.ts";
 import { BackupRegistry } from "./backups.ts";
-import { ConnectError, longboatCode, toConnectError } from "./errors.ts";
-import { FORWARDED_HEADER, Forwarder } from "./forward.ts";
-import {
-  FORWARDABLE,
-  HANDLERS,
-  type HandlerContext,
-  isMethodName,
-  METHOD_TYPES,
-  shardOfRequest,
-} from "./methods.ts";
+import { ConnectError, connectErrorBody, isConnectCode, longboatCode } from "./errors.ts";
+import { FORWARDED_HEADER, Forwarder, type ForwardTarget } from "./forward.ts";
+import { FORWARDABLE, HANDLERS, type HandlerContext, METHOD_TYPES, shardOfRequest } from "./methods.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
-import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
+import { RpcHandler } from "./rpc/router.ts";
+import { type CallContext, defineService, type ServiceDef, unary } from "./rpc/service.ts";
+import { describeIssues, type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostApiOptions } from "./types.ts";
 
 export const SERVICE = "longboat.nodehost.v1.NodeHostService";
@@ -30,165 +16,162 @@ export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 5000;
 
 /**
- * The NodeHost API as a Hono app: Connect protocol unary calls at
- * `POST /longboat.nodehost.v1.NodeHostService/<Method>` (application/json or application/proto),
- * `GET /healthz` (never needs the token) and `GET /metrics` (Prometheus text).
+ * The NodeHost API: NodeHostService in Connect, gRPC and gRPC-Web (src/api/rpc), gRPC server
+ * reflection, and `GET /healthz` (process up), `GET /readyz` (every hosted shard has a
+ * leader) — both open — and `GET /metrics` (Prometheus text; the metrics token or the API
+ * token when either is set).
  *
  * ```ts
- * const app = createNodeHostApi({ nodehost, apiToken: "s3cret", resolveApiAddress: (s, r) => apiOf[r] });
- * const server = serveApi(app, { hostname: "127.0.0.1", port: 8001 });
+ * const api = createNodeHostApi({ nodehost, apiToken: "s3cret", resolveApiAddress: (s, r) => apiOf[r] });
+ * const server = await serveApi(api, { hostname: "127.0.0.1", port: 8001 });
+ * const res = await api.request("/healthz"); // in process, no socket
  * ```
  */
-export function createNodeHostApi(opts: NodeHostApiOptions): Hono {
+export function createNodeHostApi(opts: NodeHostApiOptions): RpcHandler {
   const env = opts.env ?? realEnv();
   const log = opts.log ?? (() => {});
-  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
-    throw new Error(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
-  }
   if (!Number.isSafeInteger(defaultTimeoutMs) || defaultTimeoutMs < 1) {
     throw new Error(`defaultTimeoutMs must be a positive integer, got ${defaultTimeoutMs}`);
   }
-  if (opts.apiToken !== undefined && opts.apiToken === "")
-    throw new Error("apiToken must not be empty when given");
+  if (opts.apiToken === "") throw new Error("apiToken must not be empty when given");
+  if (opts.metricsToken === "") throw new Error("metricsToken must not be empty when given");
   const metrics = opts.metrics ?? new NodeHostMetrics();
   if (!opts.metrics) metrics.watchNodeHost(opts.nodehost);
+  return new RpcHandler({
+    services: [nodeHostService(opts, metrics, defaultTimeoutMs)],
+    routes: nodeHostRoutes(opts, metrics).fetch,
+    auth: {
+      ...(opts.apiToken === undefined ? {} : { token: opts.apiToken }),
+      ...(opts.metricsToken === undefined ? {} : { pathTokens: { "/metrics": opts.metricsToken } }),
+    },
+    limits: {
+      ...opts.limits,
+      maxBodyBytes: opts.maxBodyBytes ?? opts.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    },
+    env,
+    log,
+    observer: {
+      call: (labels, latencyMs) => metrics.observeApiRequest(labels.method, labels.code, latencyMs),
+      authFailure: (reason) => metrics.apiAuthFailures.inc({ reason }),
+      refused: (reason) => metrics.apiRefused.inc({ reason }),
+    },
+  });
+}
+
+/** /healthz, /readyz and /metrics. */
+function nodeHostRoutes(opts: NodeHostApiOptions, metrics: NodeHostMetrics): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => c.text("ok\n"));
+  app.get("/readyz", (c) => {
+    const shards = opts.nodehost.getNodeHostInfo({ skipLogInfo: true }).shards;
+    const leaderless = shards.filter((s) => !(s.leaderId > 0)).map((s) => s.shardId);
+    if (leaderless.length === 0) return c.text("ok\n");
+    return c.json({ ready: false, shardsWithoutLeader: leaderless }, 503);
+  });
+  app.get("/metrics", (c) =>
+    c.body(metrics.registry.expose(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+  );
+  app.notFound((c) =>
+    c.body(
+      connectErrorBody(new ConnectError("unimplemented", `no such path ${c.req.method} ${c.req.path}`)),
+      404,
+      {
+        "content-type": "application/json",
+      },
+    ),
+  );
+  return app;
+}
+
+/** NodeHostService: every method of methods.ts, checked by its zod schema, forwarded to the leader where it must run there. */
+function nodeHostService(
+  opts: NodeHostApiOptions,
+  metrics: NodeHostMetrics,
+  defaultTimeoutMs: number,
+): ServiceDef {
+  const env = opts.env ?? realEnv();
   const forwarder = new Forwarder(
     opts.nodehost,
     opts.resolveApiAddress ?? (() => undefined),
     opts.forward ?? ((url, init) => fetch(url, init)),
     env,
+    opts.forwardTls,
   );
-  const ctx: HandlerContext = {
+  const exportDir = opts.snapshotExportDir === undefined ? undefined : resolve(opts.snapshotExportDir);
+  const backups = new BackupRegistry(env);
+  const contextOf = (call: CallContext): HandlerContext => ({
     nodehost: opts.nodehost,
-    backups: new BackupRegistry(env),
-    timeoutMs: (requested) => (requested > 0 ? requested : defaultTimeoutMs),
+    backups,
+    timeoutMs: (requested) => (requested > 0 ? requested : (call.deadlineMs ?? defaultTimeoutMs)),
     apiAddress: opts.apiAddress ?? "",
     region: opts.region ?? "",
-  };
-  const logUnexpected = (method: string) => (error: unknown) =>
-    log({ event: "api.internal_error", method, error: String(error), stack: (error as Error)?.stack });
-  const tokenCheck = opts.apiToken === undefined ? undefined : tokenChecker(opts.apiToken);
-
-  const app = new Hono();
-
-  app.get("/healthz", (c) => c.text("ok\n"));
-
-  app.use("*", async (c, next) => {
-    if (!tokenCheck) return next();
-    const problem = tokenCheck(c.req.header("authorization"));
-    if (!problem) return next();
-    const error = new ConnectError("unauthenticated", problem);
-    metrics.observeApiRequest(methodLabel(c.req.path), error.code, 0);
-    return errorResponse(error);
+    ...(exportDir === undefined ? {} : { snapshotExportDir: exportDir }),
   });
-
-  app.get("/metrics", (c) =>
-    c.body(metrics.registry.expose(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
-  );
-
-  app.post(`/${SERVICE}/:method`, async (c) => {
-    const startMs = env.nowMs();
-    const name = c.req.param("method");
-    const label = isMethodName(name) ? name : "unknown";
-    let response: Response;
+  const forwardTo = async (method: MethodName, target: ForwardTarget, req: unknown, call: CallContext) => {
+    const ctx = contextOf(call);
+    const types = METHOD_TYPES[method];
     try {
-      if (!isMethodName(name)) {
-        throw new ConnectError("unimplemented", `${SERVICE}/${name} is not a method of ${SERVICE}`, 404);
-      }
-      response = await handleCall(name, c.req.raw);
+      const res = await forwarder.send(target, {
+        path: `/${SERVICE}/${method}`,
+        body: types.request.encode(types.request.fromObject(req as Record<string, unknown>)).finish(),
+        contentType: "application/proto",
+        authorization: call.headers.get("authorization"),
+        timeoutMs: ctx.timeoutMs((req as { timeoutMs?: number }).timeoutMs ?? 0),
+      });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (res.status !== 200) throw relayedError(res.status, bytes, target);
+      metrics.apiForwarded.inc({ method, result: "ok" });
+      return types.response.toObject(types.response.decode(bytes), { defaults: true });
     } catch (error) {
-      response = errorResponse(toConnectError(error, logUnexpected(label)));
-    }
-    const code = response.status === 200 ? "ok" : await codeOf(response);
-    metrics.observeApiRequest(label, code, env.nowMs() - startMs);
-    return response;
-  });
-
-  app.all(`/${SERVICE}/:method`, (c) =>
-    errorResponse(
-      new ConnectError("unimplemented", `${c.req.method} is not supported on ${c.req.path}; use POST`, 405),
-      { allow: "POST" },
-    ),
-  );
-
-  app.notFound((c) =>
-    errorResponse(new ConnectError("unimplemented", `no such path ${c.req.method} ${c.req.path}`, 404)),
-  );
-  app.onError((error, c) => errorResponse(toConnectError(error, logUnexpected(c.req.path))));
-
-  async function handleCall(method: MethodName, raw: Request): Promise<Response> {
-    const codec = codecOf(raw.headers.get("content-type"));
-    const body = await readBody(raw, maxBodyBytes);
-    const req = decodeRequest(method, codec, body) as RequestOf<MethodName>;
-    const forwardable = FORWARDABLE.has(method) && raw.headers.get(FORWARDED_HEADER) === null;
-    const shardId = shardOfRequest(method, req);
-    const forwardTo = async (target: NonNullable<ReturnType<Forwarder["leaderElsewhere"]>>) => {
-      try {
-        const res = await forwarder.send(target, {
-          path: `/${SERVICE}/${method}`,
-          body,
-          contentType: raw.headers.get("content-type") ?? "application/json",
-          authorization: raw.headers.get("authorization"),
-          timeoutMs: ctx.timeoutMs((req as { timeoutMs?: number }).timeoutMs ?? 0),
-        });
-        metrics.apiForwarded.inc({ method, result: "ok" });
-        return res;
-      } catch (error) {
-        metrics.apiForwarded.inc({ method, result: "error" });
-        throw error;
-      }
-    };
-    if (forwardable) {
-      const target = forwarder.leaderElsewhere(shardId);
-      if (target) return forwardTo(target);
-    }
-    try {
-      const result = await (HANDLERS[method] as (c: HandlerContext, r: unknown) => Promise<object> | object)(
-        ctx,
-        req,
-      );
-      return encodeResponse(method, codec, result);
-    } catch (error) {
-      const code = longboatCode(error);
-      if (code === "shardNotFound") forwarder.forget(shardId);
-      if (forwardable && code === "shardNotReady") {
-        const target = forwarder.leaderElsewhere(shardId);
-        if (target) return forwardTo(target);
-      }
+      metrics.apiForwarded.inc({ method, result: "error" });
       throw error;
     }
-  }
-
-  return app;
-}
-
-function decodeRequest(method: MethodName, codec: Codec, body: Uint8Array): unknown {
-  const messageName = `${method === "StaleRead" ? "StaleRead" : method}Request`;
-  return decodeMessage(METHOD_TYPES[method].request, RequestSchemas[method], messageName, codec, body);
-}
-
-function encodeResponse(method: MethodName, codec: Codec, result: object): Response {
-  return encodeMessage(METHOD_TYPES[method].response, codec, result);
-}
-
-function methodLabel(path: string): string {
-  const prefix = `/${SERVICE}/`;
-  if (!path.startsWith(prefix)) return "other";
-  const name = path.slice(prefix.length);
-  return isMethodName(name) ? name : "unknown";
-}
-
-/** Returns a function giving the problem with an Authorization header, or undefined when it is right. */
-function tokenChecker(token: string): (header: string | undefined) => string | undefined {
-  const digest = (s: string) => createHash("sha256").update(s).digest();
-  const expected = digest(token);
-  return (header) => {
-    if (!header) return "missing bearer token: send the header Authorization: Bearer <api token>";
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match) return "Authorization header must be Bearer <api token>";
-    if (!timingSafeEqual(digest(match[1]!.trim()), expected)) return "wrong bearer token";
-    return undefined;
   };
+  const methodOf = <M extends MethodName>(method: M) =>
+    unary<RequestOf<M>>(
+      METHOD_TYPES[method].request,
+      METHOD_TYPES[method].response,
+      async (req, call) => {
+        const forwardable = FORWARDABLE.has(method) && call.headers.get(FORWARDED_HEADER) === null;
+        const shardId = shardOfRequest(method, req);
+        const elsewhere = forwardable ? forwarder.leaderElsewhere(shardId) : undefined;
+        if (elsewhere) return forwardTo(method, elsewhere, req, call);
+        try {
+          const handler = HANDLERS[method] as (c: HandlerContext, r: unknown) => Promise<object> | object;
+          return await handler(contextOf(call), req);
+        } catch (error) {
+          const code = longboatCode(error);
+          if (code === "shardNotFound") forwarder.forget(shardId);
+          const target =
+            forwardable && code === "shardNotReady" ? forwarder.leaderElsewhere(shardId) : undefined;
+          if (target) return forwardTo(method, target, req, call);
+          throw error;
+        }
+      },
+      (input, messageName) => {
+        const parsed = RequestSchemas[method].safeParse(input);
+        if (!parsed.success)
+          throw new ConnectError("invalid_argument", describeIssues(messageName, parsed.error));
+        return parsed.data as RequestOf<M>;
+      },
+    );
+  const methods = Object.fromEntries(
+    (Object.keys(RequestSchemas) as MethodName[]).map((m) => [m, methodOf(m)]),
+  );
+  return defineService(SERVICE, methods);
+}
+
+/** The error a leader's NodeHost answered, as this host's own answer. */
+function relayedError(status: number, bytes: Uint8Array, target: ForwardTarget): ConnectError {
+  try {
+    const body = JSON.parse(new TextDecoder().decode(bytes)) as { code?: unknown; message?: unknown };
+    if (isConnectCode(body.code)) return new ConnectError(body.code, String(body.message ?? ""));
+  } catch {
+    // not a Connect error body
+  }
+  return new ConnectError(
+    "unavailable",
+    `the leader's NodeHost at ${target.apiAddress} answered HTTP ${status} without a Connect error`,
+  );
 }

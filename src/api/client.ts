@@ -241,14 +241,16 @@ export class NodeHostClient {
   /**
    * Takes a snapshot of shardId on the NodeHost that answers; returns its index. The log is
    * then compacted keeping compactionOverhead entries, or up to compactionIndex, when given.
+   * `export` also copies it into the directory that NodeHost's operator set
+   * (--snapshot-export-dir): a client never names a path on the server.
    */
   async snapshot(
     shardId: number,
-    opts: { exportPath?: string; compactionOverhead?: number; compactionIndex?: number } = {},
+    opts: { export?: boolean; compactionOverhead?: number; compactionIndex?: number } = {},
   ): Promise<number> {
     const res = await this.call("RequestSnapshot", {
       shardId,
-      exportPath: opts.exportPath ?? "",
+      export: opts.export ?? false,
       compactionOverhead: opts.compactionOverhead ?? 0,
       overrideCompactionOverhead: opts.compactionOverhead !== undefined,
       compactionIndex: opts.compactionIndex ?? 0,

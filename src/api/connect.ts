@@ -4,18 +4,13 @@
  * either codec and checking it with its zod schema, encoding the answer, error responses.
  */
 import type { z } from "zod";
+import type { PbType } from "./rpc/service.ts";
 import { ConnectError, connectErrorBody } from "./errors.ts";
 import { describeIssues, normalizeKeys } from "./schemas.ts";
 
 export type Codec = "json" | "proto";
 
-/** A generated protobufjs message class, as far as the API uses it. */
-export interface PbType {
-  decode(bytes: Uint8Array): object;
-  encode(message: object): { finish(): Uint8Array };
-  fromObject(object: Record<string, unknown>): object;
-  toObject(message: object, options?: Record<string, unknown>): Record<string, unknown>;
-}
+export type { PbType } from "./rpc/service.ts";
 
 export function codecOf(contentType: string | null): Codec {
   const media = (contentType ?? "").split(";")[0]!.trim().toLowerCase();

@@ -1,6 +1,6 @@
 import type { Env } from "../env.ts";
 import { ConnectError } from "./errors.ts";
-import type { NodeHostLike } from "./types.ts";
+import type { ForwardTls, NodeHostLike } from "./types.ts";
 
 /** Header marking a forwarded request; a request carrying it is never forwarded again (no loops). */
 export const FORWARDED_HEADER = "x-longboat-forwarded";
@@ -37,6 +37,7 @@ export class Forwarder {
     private readonly resolveApiAddress: (shardId: number, replicaId: number) => string | undefined,
     private readonly fetchFn: FetchLike,
     private readonly env: Pick<Env, "setTimer">,
+    private readonly tls?: ForwardTls,
   ) {}
 
   /** The leader's API address when another replica is known to lead shardId; otherwise undefined. */
@@ -61,9 +62,16 @@ export class Forwarder {
     if (req.authorization) headers.authorization = req.authorization;
     const abort = new AbortController();
     const timer = this.env.setTimer(req.timeoutMs + FORWARD_GRACE_MS, () => abort.abort());
-    const url = `http://${target.apiAddress}${req.path}`;
+    const url = `${this.tls ? "https" : "http"}://${target.apiAddress}${req.path}`;
+    const init: RequestInit & { tls?: ForwardTls } = {
+      method: "POST",
+      headers,
+      body: req.body,
+      signal: abort.signal,
+    };
+    if (this.tls) init.tls = this.tls;
     try {
-      const res = await this.fetchFn(url, { method: "POST", headers, body: req.body, signal: abort.signal });
+      const res = await this.fetchFn(url, init);
       const body = new Uint8Array(await res.arrayBuffer());
       return new Response(body, {
         status: res.status,

@@ -1,15 +1,16 @@
+import { resolve } from "node:path";
 import { Session } from "../engine/session.ts";
 import { longboat } from "../pb/longboat.js";
 import type { Membership } from "../raft/types.ts";
-import type { PbType } from "./connect.ts";
 import type { BackupRegistry } from "./backups.ts";
 import { ConnectError } from "./errors.ts";
+import type { PbType } from "./rpc/service.ts";
 import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostLike } from "./types.ts";
 
 const pb = longboat.nodehost.v1;
 
-export type { PbType } from "./connect.ts";
+export type { PbType } from "./rpc/service.ts";
 
 /** The request and response message classes of every method of NodeHostService. */
 export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbType }> = {
@@ -72,6 +73,8 @@ export interface HandlerContext {
   timeoutMs(requested: number): number;
   apiAddress: string;
   region: string;
+  /** The operator's snapshot export directory (absolute); absent: export is refused. */
+  snapshotExportDir?: string;
 }
 
 type Handler<M extends MethodName> = (ctx: HandlerContext, req: RequestOf<M>) => Promise<object> | object;
@@ -163,7 +166,8 @@ export const HANDLERS: { [M in MethodName]: Handler<M> } = {
       compactionOverhead?: number;
       compactionIndex?: number;
     } = { timeoutMs: ctx.timeoutMs(req.timeoutMs) };
-    if (req.exportPath !== "") opts.exportPath = req.exportPath;
+    const dir = exportDirectory(ctx, req);
+    if (dir !== undefined) opts.exportPath = dir;
     if (req.overrideCompactionOverhead) opts.compactionOverhead = req.compactionOverhead;
     if (req.compactionIndex > 0) opts.compactionIndex = req.compactionIndex;
     return { index: await ctx.nodehost.syncRequestSnapshot(req.shardId, opts) };
@@ -256,3 +260,25 @@ export const HANDLERS: { [M in MethodName]: Handler<M> } = {
     };
   },
 };
+
+/**
+ * Where RequestSnapshot exports to: nowhere unless asked (export, or an export_path); then
+ * only into the directory the operator set (--snapshot-export-dir). A client never chooses a
+ * path on the server: export_path, when given, must name that same directory.
+ */
+function exportDirectory(ctx: HandlerContext, req: RequestOf<"RequestSnapshot">): string | undefined {
+  if (!req.export && req.exportPath === "") return undefined;
+  if (ctx.snapshotExportDir === undefined) {
+    throw new ConnectError(
+      "failed_precondition",
+      "snapshot export is disabled on this NodeHost: its operator enables it with --snapshot-export-dir (a client cannot choose a path on the server)",
+    );
+  }
+  if (req.exportPath !== "" && resolve(req.exportPath) !== ctx.snapshotExportDir) {
+    throw new ConnectError(
+      "permission_denied",
+      "RequestSnapshotRequest.exportPath names a directory other than this NodeHost's export directory; send export=true without exportPath",
+    );
+  }
+  return ctx.snapshotExportDir;
+}

@@ -21,6 +21,8 @@ export class NodeHostMetrics {
   readonly apiRequests: Counter;
   readonly apiRequestSeconds: Histogram;
   readonly apiForwarded: Counter;
+  readonly apiAuthFailures: Counter;
+  readonly apiRefused: Counter;
   readonly saveSeconds: Histogram;
   readonly saveBatchEntries: Histogram;
   readonly queueDepth: Gauge;
@@ -44,6 +46,16 @@ export class NodeHostMetrics {
       "longboat_api_forwarded_total",
       "Requests forwarded to the leader's NodeHost, by method and outcome.",
       ["method", "result"],
+    );
+    this.apiAuthFailures = registry.counter(
+      "longboat_api_auth_failures_total",
+      "API requests refused for their bearer token, by reason (missing, malformed, wrong).",
+      ["reason"],
+    );
+    this.apiRefused = registry.counter(
+      "longboat_api_refused_total",
+      "API requests or connections refused by a limit, by reason (concurrency, buffered_bytes, body_timeout, headers, tls_handshake).",
+      ["reason"],
     );
     this.saveSeconds = registry.histogram(
       "longboat_logdb_save_duration_seconds",

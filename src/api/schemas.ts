@@ -190,6 +190,7 @@ export const RequestSchemas = {
     overrideCompactionOverhead: bool,
     timeoutMs: uint(32),
     compactionIndex: uint(64),
+    export: bool,
   }),
   Status: z.strictObject({}),
   RemoveData: z.strictObject({

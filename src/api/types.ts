@@ -4,6 +4,7 @@ import type { EngineStats } from "../engine/engine.ts";
 import type { CompactionReport, RaftLogQuery, ShardInfo, SnapshotExport } from "../nodehost.ts";
 import type { Membership } from "../raft/types.ts";
 import type { NodeHostMetrics } from "./nodehost-metrics.ts";
+import type { Limits } from "./rpc/limits.ts";
 
 interface TimeoutOption {
   timeoutMs: number;
@@ -100,6 +101,13 @@ export interface NodeHostLike {
   } | null;
 }
 
+/** Client TLS of forwarded requests: the CA that signed the other NodeHosts' API certificates, and this host's certificate when they require one. */
+export interface ForwardTls {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
 /** A fetch-like function (globalThis.fetch by default; tests pass another app's fetch). */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -107,10 +115,21 @@ export type ApiLog = (event: Record<string, unknown>) => void;
 
 export interface NodeHostApiOptions {
   nodehost: NodeHostLike;
-  /** When set, every path except GET /healthz requires `Authorization: Bearer <apiToken>`. */
+  /** When set, every path except GET /healthz and /readyz requires `Authorization: Bearer <apiToken>`. */
   apiToken?: string;
-  /** Largest request body accepted, in bytes. Default 16 MiB. */
+  /** When set, GET /metrics requires this token (or the API token), so a scraper needs no API access. */
+  metricsToken?: string;
+  /**
+   * The only directory RequestSnapshot may export into (set by the operator). A client never
+   * names a path on the server: without it export is refused, and a request naming another path too.
+   */
+  snapshotExportDir?: string;
+  /** Largest request body accepted, in bytes. Default 16 MiB (same as limits.maxBodyBytes). */
   maxBodyBytes?: number;
+  /** The server's limits (src/api/rpc/limits.ts); defaults for what is left out. */
+  limits?: Partial<Limits>;
+  /** TLS for requests forwarded to the leader's NodeHost (https when given). */
+  forwardTls?: ForwardTls;
   /** Timeout used when a request says timeoutMs 0. Default 5000. */
   defaultTimeoutMs?: number;
   /** The API address (host:port) of the NodeHost holding replica replicaId of shardId. */

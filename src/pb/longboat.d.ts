@@ -2,6 +2,273 @@
 import * as $protobuf from "protobufjs";
 import Long = require("long");
 
+export namespace grpc {
+
+    namespace reflection {
+
+        namespace v1 {
+
+            interface IServerReflectionRequest extends grpc.reflection.v1.ServerReflectionRequest.$Properties {
+            }
+
+            class ServerReflectionRequest {
+                constructor(properties?: grpc.reflection.v1.ServerReflectionRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                host: string;
+                fileByFilename?: (string|null);
+                fileContainingSymbol?: (string|null);
+                fileContainingExtension?: (grpc.reflection.v1.ExtensionRequest.$Properties|null);
+                allExtensionNumbersOfType?: (string|null);
+                listServices?: (string|null);
+                messageRequest?: ("fileByFilename"|"fileContainingSymbol"|"fileContainingExtension"|"allExtensionNumbersOfType"|"listServices");
+                static create(properties: grpc.reflection.v1.ServerReflectionRequest.$Shape): grpc.reflection.v1.ServerReflectionRequest & grpc.reflection.v1.ServerReflectionRequest.$Shape;
+                static create(properties?: grpc.reflection.v1.ServerReflectionRequest.$Properties): grpc.reflection.v1.ServerReflectionRequest;
+                static encode(message: grpc.reflection.v1.ServerReflectionRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ServerReflectionRequest & grpc.reflection.v1.ServerReflectionRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ServerReflectionRequest;
+                static toObject(message: grpc.reflection.v1.ServerReflectionRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ServerReflectionRequest {
+                interface $Properties {
+                    host?: (string|null);
+                    fileByFilename?: (string|null);
+                    fileContainingSymbol?: (string|null);
+                    fileContainingExtension?: (grpc.reflection.v1.ExtensionRequest.$Properties|null);
+                    allExtensionNumbersOfType?: (string|null);
+                    listServices?: (string|null);
+                    messageRequest?: ("fileByFilename"|"fileContainingSymbol"|"fileContainingExtension"|"allExtensionNumbersOfType"|"listServices");
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = {
+                  host?: string|null;
+                  fileByFilename?: string|null;
+                  fileContainingSymbol?: string|null;
+                  fileContainingExtension?: grpc.reflection.v1.ExtensionRequest.$Shape|null;
+                  allExtensionNumbersOfType?: string|null;
+                  listServices?: string|null;
+                  $unknowns?: Uint8Array[];
+                } & (
+                  ({ messageRequest?: undefined; fileByFilename?: null; fileContainingSymbol?: null; fileContainingExtension?: null; allExtensionNumbersOfType?: null; listServices?: null }|{ messageRequest?: "fileByFilename"; fileByFilename: string; fileContainingSymbol?: null; fileContainingExtension?: null; allExtensionNumbersOfType?: null; listServices?: null }|{ messageRequest?: "fileContainingSymbol"; fileByFilename?: null; fileContainingSymbol: string; fileContainingExtension?: null; allExtensionNumbersOfType?: null; listServices?: null }|{ messageRequest?: "fileContainingExtension"; fileByFilename?: null; fileContainingSymbol?: null; fileContainingExtension: grpc.reflection.v1.ExtensionRequest.$Shape; allExtensionNumbersOfType?: null; listServices?: null }|{ messageRequest?: "allExtensionNumbersOfType"; fileByFilename?: null; fileContainingSymbol?: null; fileContainingExtension?: null; allExtensionNumbersOfType: string; listServices?: null }|{ messageRequest?: "listServices"; fileByFilename?: null; fileContainingSymbol?: null; fileContainingExtension?: null; allExtensionNumbersOfType?: null; listServices: string })
+                );
+            }
+
+            interface IExtensionRequest extends grpc.reflection.v1.ExtensionRequest.$Properties {
+            }
+
+            class ExtensionRequest {
+                constructor(properties?: grpc.reflection.v1.ExtensionRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                containingType: string;
+                extensionNumber: number;
+                static create(properties: grpc.reflection.v1.ExtensionRequest.$Shape): grpc.reflection.v1.ExtensionRequest & grpc.reflection.v1.ExtensionRequest.$Shape;
+                static create(properties?: grpc.reflection.v1.ExtensionRequest.$Properties): grpc.reflection.v1.ExtensionRequest;
+                static encode(message: grpc.reflection.v1.ExtensionRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ExtensionRequest & grpc.reflection.v1.ExtensionRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ExtensionRequest;
+                static toObject(message: grpc.reflection.v1.ExtensionRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExtensionRequest {
+                interface $Properties {
+                    containingType?: (string|null);
+                    extensionNumber?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.ExtensionRequest.$Properties;
+            }
+
+            interface IServerReflectionResponse extends grpc.reflection.v1.ServerReflectionResponse.$Properties {
+            }
+
+            class ServerReflectionResponse {
+                constructor(properties?: grpc.reflection.v1.ServerReflectionResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                validHost: string;
+                originalRequest?: (grpc.reflection.v1.ServerReflectionRequest.$Properties|null);
+                fileDescriptorResponse?: (grpc.reflection.v1.FileDescriptorResponse.$Properties|null);
+                allExtensionNumbersResponse?: (grpc.reflection.v1.ExtensionNumberResponse.$Properties|null);
+                listServicesResponse?: (grpc.reflection.v1.ListServiceResponse.$Properties|null);
+                errorResponse?: (grpc.reflection.v1.ErrorResponse.$Properties|null);
+                messageResponse?: ("fileDescriptorResponse"|"allExtensionNumbersResponse"|"listServicesResponse"|"errorResponse");
+                static create(properties: grpc.reflection.v1.ServerReflectionResponse.$Shape): grpc.reflection.v1.ServerReflectionResponse & grpc.reflection.v1.ServerReflectionResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.ServerReflectionResponse.$Properties): grpc.reflection.v1.ServerReflectionResponse;
+                static encode(message: grpc.reflection.v1.ServerReflectionResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ServerReflectionResponse & grpc.reflection.v1.ServerReflectionResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ServerReflectionResponse;
+                static toObject(message: grpc.reflection.v1.ServerReflectionResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ServerReflectionResponse {
+                interface $Properties {
+                    validHost?: (string|null);
+                    originalRequest?: (grpc.reflection.v1.ServerReflectionRequest.$Properties|null);
+                    fileDescriptorResponse?: (grpc.reflection.v1.FileDescriptorResponse.$Properties|null);
+                    allExtensionNumbersResponse?: (grpc.reflection.v1.ExtensionNumberResponse.$Properties|null);
+                    listServicesResponse?: (grpc.reflection.v1.ListServiceResponse.$Properties|null);
+                    errorResponse?: (grpc.reflection.v1.ErrorResponse.$Properties|null);
+                    messageResponse?: ("fileDescriptorResponse"|"allExtensionNumbersResponse"|"listServicesResponse"|"errorResponse");
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = {
+                  validHost?: string|null;
+                  originalRequest?: grpc.reflection.v1.ServerReflectionRequest.$Shape|null;
+                  fileDescriptorResponse?: grpc.reflection.v1.FileDescriptorResponse.$Shape|null;
+                  allExtensionNumbersResponse?: grpc.reflection.v1.ExtensionNumberResponse.$Shape|null;
+                  listServicesResponse?: grpc.reflection.v1.ListServiceResponse.$Shape|null;
+                  errorResponse?: grpc.reflection.v1.ErrorResponse.$Shape|null;
+                  $unknowns?: Uint8Array[];
+                } & (
+                  ({ messageResponse?: undefined; fileDescriptorResponse?: null; allExtensionNumbersResponse?: null; listServicesResponse?: null; errorResponse?: null }|{ messageResponse?: "fileDescriptorResponse"; fileDescriptorResponse: grpc.reflection.v1.FileDescriptorResponse.$Shape; allExtensionNumbersResponse?: null; listServicesResponse?: null; errorResponse?: null }|{ messageResponse?: "allExtensionNumbersResponse"; fileDescriptorResponse?: null; allExtensionNumbersResponse: grpc.reflection.v1.ExtensionNumberResponse.$Shape; listServicesResponse?: null; errorResponse?: null }|{ messageResponse?: "listServicesResponse"; fileDescriptorResponse?: null; allExtensionNumbersResponse?: null; listServicesResponse: grpc.reflection.v1.ListServiceResponse.$Shape; errorResponse?: null }|{ messageResponse?: "errorResponse"; fileDescriptorResponse?: null; allExtensionNumbersResponse?: null; listServicesResponse?: null; errorResponse: grpc.reflection.v1.ErrorResponse.$Shape })
+                );
+            }
+
+            interface IFileDescriptorResponse extends grpc.reflection.v1.FileDescriptorResponse.$Properties {
+            }
+
+            class FileDescriptorResponse {
+                constructor(properties?: grpc.reflection.v1.FileDescriptorResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                fileDescriptorProto: Uint8Array[];
+                static create(properties: grpc.reflection.v1.FileDescriptorResponse.$Shape): grpc.reflection.v1.FileDescriptorResponse & grpc.reflection.v1.FileDescriptorResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.FileDescriptorResponse.$Properties): grpc.reflection.v1.FileDescriptorResponse;
+                static encode(message: grpc.reflection.v1.FileDescriptorResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.FileDescriptorResponse & grpc.reflection.v1.FileDescriptorResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.FileDescriptorResponse;
+                static toObject(message: grpc.reflection.v1.FileDescriptorResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace FileDescriptorResponse {
+                interface $Properties {
+                    fileDescriptorProto?: (Uint8Array[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.FileDescriptorResponse.$Properties;
+            }
+
+            interface IExtensionNumberResponse extends grpc.reflection.v1.ExtensionNumberResponse.$Properties {
+            }
+
+            class ExtensionNumberResponse {
+                constructor(properties?: grpc.reflection.v1.ExtensionNumberResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                baseTypeName: string;
+                extensionNumber: number[];
+                static create(properties: grpc.reflection.v1.ExtensionNumberResponse.$Shape): grpc.reflection.v1.ExtensionNumberResponse & grpc.reflection.v1.ExtensionNumberResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.ExtensionNumberResponse.$Properties): grpc.reflection.v1.ExtensionNumberResponse;
+                static encode(message: grpc.reflection.v1.ExtensionNumberResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ExtensionNumberResponse & grpc.reflection.v1.ExtensionNumberResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ExtensionNumberResponse;
+                static toObject(message: grpc.reflection.v1.ExtensionNumberResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExtensionNumberResponse {
+                interface $Properties {
+                    baseTypeName?: (string|null);
+                    extensionNumber?: (number[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.ExtensionNumberResponse.$Properties;
+            }
+
+            interface IListServiceResponse extends grpc.reflection.v1.ListServiceResponse.$Properties {
+            }
+
+            class ListServiceResponse {
+                constructor(properties?: grpc.reflection.v1.ListServiceResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                service: grpc.reflection.v1.ServiceResponse.$Properties[];
+                static create(properties: grpc.reflection.v1.ListServiceResponse.$Shape): grpc.reflection.v1.ListServiceResponse & grpc.reflection.v1.ListServiceResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.ListServiceResponse.$Properties): grpc.reflection.v1.ListServiceResponse;
+                static encode(message: grpc.reflection.v1.ListServiceResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ListServiceResponse & grpc.reflection.v1.ListServiceResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ListServiceResponse;
+                static toObject(message: grpc.reflection.v1.ListServiceResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ListServiceResponse {
+                interface $Properties {
+                    service?: (grpc.reflection.v1.ServiceResponse.$Properties[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.ListServiceResponse.$Properties;
+            }
+
+            interface IServiceResponse extends grpc.reflection.v1.ServiceResponse.$Properties {
+            }
+
+            class ServiceResponse {
+                constructor(properties?: grpc.reflection.v1.ServiceResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                name: string;
+                static create(properties: grpc.reflection.v1.ServiceResponse.$Shape): grpc.reflection.v1.ServiceResponse & grpc.reflection.v1.ServiceResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.ServiceResponse.$Properties): grpc.reflection.v1.ServiceResponse;
+                static encode(message: grpc.reflection.v1.ServiceResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ServiceResponse & grpc.reflection.v1.ServiceResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ServiceResponse;
+                static toObject(message: grpc.reflection.v1.ServiceResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ServiceResponse {
+                interface $Properties {
+                    name?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.ServiceResponse.$Properties;
+            }
+
+            interface IErrorResponse extends grpc.reflection.v1.ErrorResponse.$Properties {
+            }
+
+            class ErrorResponse {
+                constructor(properties?: grpc.reflection.v1.ErrorResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                errorCode: number;
+                errorMessage: string;
+                static create(properties: grpc.reflection.v1.ErrorResponse.$Shape): grpc.reflection.v1.ErrorResponse & grpc.reflection.v1.ErrorResponse.$Shape;
+                static create(properties?: grpc.reflection.v1.ErrorResponse.$Properties): grpc.reflection.v1.ErrorResponse;
+                static encode(message: grpc.reflection.v1.ErrorResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): grpc.reflection.v1.ErrorResponse & grpc.reflection.v1.ErrorResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): grpc.reflection.v1.ErrorResponse;
+                static toObject(message: grpc.reflection.v1.ErrorResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ErrorResponse {
+                interface $Properties {
+                    errorCode?: (number|null);
+                    errorMessage?: (string|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = grpc.reflection.v1.ErrorResponse.$Properties;
+            }
+        }
+    }
+}
+
 export namespace longboat {
 
     namespace drummer {
@@ -2399,6 +2666,7 @@ export namespace longboat {
                 overrideCompactionOverhead: boolean;
                 timeoutMs: number;
                 compactionIndex: number;
+                export: boolean;
                 static create(properties: longboat.nodehost.v1.RequestSnapshotRequest.$Shape): longboat.nodehost.v1.RequestSnapshotRequest & longboat.nodehost.v1.RequestSnapshotRequest.$Shape;
                 static create(properties?: longboat.nodehost.v1.RequestSnapshotRequest.$Properties): longboat.nodehost.v1.RequestSnapshotRequest;
                 static encode(message: longboat.nodehost.v1.RequestSnapshotRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -2418,6 +2686,7 @@ export namespace longboat {
                     overrideCompactionOverhead?: (boolean|null);
                     timeoutMs?: (number|null);
                     compactionIndex?: (number|null);
+                    "export"?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.nodehost.v1.RequestSnapshotRequest.$Properties;

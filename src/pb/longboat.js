@@ -5,9 +5,1546 @@ $protobuf.util.Long = undefined;
 $protobuf.configure();
 
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
-const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt, $Array = $util.global.Array, $Boolean = $util.global.Boolean;
+const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Array = $util.global.Array, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt, $Boolean = $util.global.Boolean;
 
 const $root = $protobuf.roots["default"] || ($protobuf.roots["default"] = {});
+
+export const grpc = $root.grpc = (() => {
+
+    const grpc = {};
+
+    grpc.reflection = (function() {
+
+        const reflection = {};
+
+        reflection.v1 = (function() {
+
+            const v1 = {};
+
+            v1.ServerReflectionRequest = (function() {
+
+                const ServerReflectionRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ServerReflectionRequest.prototype.host = "";
+                ServerReflectionRequest.prototype.fileByFilename = null;
+                ServerReflectionRequest.prototype.fileContainingSymbol = null;
+                ServerReflectionRequest.prototype.fileContainingExtension = null;
+                ServerReflectionRequest.prototype.allExtensionNumbersOfType = null;
+                ServerReflectionRequest.prototype.listServices = null;
+
+                let $oneOfFields;
+
+                $Object.defineProperty(ServerReflectionRequest.prototype, "messageRequest", {
+                    get: $util.oneOfGetter($oneOfFields = ["fileByFilename", "fileContainingSymbol", "fileContainingExtension", "allExtensionNumbersOfType", "listServices"]),
+                    set: $util.oneOfSetter($oneOfFields)
+                });
+
+                ServerReflectionRequest.create = function(properties) {
+                    return new ServerReflectionRequest(properties);
+                };
+
+                ServerReflectionRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.host != null && $Object.hasOwnProperty.call(message, "host") && message.host !== "")
+                        writer.uint32(10).string(message.host);
+                    if (message.fileByFilename != null && $Object.hasOwnProperty.call(message, "fileByFilename"))
+                        writer.uint32(26).string(message.fileByFilename);
+                    if (message.fileContainingSymbol != null && $Object.hasOwnProperty.call(message, "fileContainingSymbol"))
+                        writer.uint32(34).string(message.fileContainingSymbol);
+                    if (message.fileContainingExtension != null && $Object.hasOwnProperty.call(message, "fileContainingExtension"))
+                        $root.grpc.reflection.v1.ExtensionRequest.encode(message.fileContainingExtension, writer.uint32(42).fork(), _depth + 1).ldelim();
+                    if (message.allExtensionNumbersOfType != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersOfType"))
+                        writer.uint32(50).string(message.allExtensionNumbersOfType);
+                    if (message.listServices != null && $Object.hasOwnProperty.call(message, "listServices"))
+                        writer.uint32(58).string(message.listServices);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ServerReflectionRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ServerReflectionRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.host = value;
+                                else
+                                    delete message.host;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                message.fileByFilename = reader.stringVerify();
+                                message.messageRequest = "fileByFilename";
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                message.fileContainingSymbol = reader.stringVerify();
+                                message.messageRequest = "fileContainingSymbol";
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 2)
+                                    break;
+                                message.fileContainingExtension = $root.grpc.reflection.v1.ExtensionRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.fileContainingExtension);
+                                message.messageRequest = "fileContainingExtension";
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                message.allExtensionNumbersOfType = reader.stringVerify();
+                                message.messageRequest = "allExtensionNumbersOfType";
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 2)
+                                    break;
+                                message.listServices = reader.stringVerify();
+                                message.messageRequest = "listServices";
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ServerReflectionRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    let properties = {};
+                    if (message.host != null && $Object.hasOwnProperty.call(message, "host"))
+                        if (!$util.isString(message.host))
+                            return "host: string expected";
+                    if (message.fileByFilename != null && $Object.hasOwnProperty.call(message, "fileByFilename")) {
+                        properties.messageRequest = 1;
+                        if (!$util.isString(message.fileByFilename))
+                            return "fileByFilename: string expected";
+                    }
+                    if (message.fileContainingSymbol != null && $Object.hasOwnProperty.call(message, "fileContainingSymbol")) {
+                        if (properties.messageRequest === 1)
+                            return "messageRequest: multiple values";
+                        properties.messageRequest = 1;
+                        if (!$util.isString(message.fileContainingSymbol))
+                            return "fileContainingSymbol: string expected";
+                    }
+                    if (message.fileContainingExtension != null && $Object.hasOwnProperty.call(message, "fileContainingExtension")) {
+                        if (properties.messageRequest === 1)
+                            return "messageRequest: multiple values";
+                        properties.messageRequest = 1;
+                        {
+                            let error = $root.grpc.reflection.v1.ExtensionRequest.verify(message.fileContainingExtension, _depth + 1);
+                            if (error)
+                                return "fileContainingExtension." + error;
+                        }
+                    }
+                    if (message.allExtensionNumbersOfType != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersOfType")) {
+                        if (properties.messageRequest === 1)
+                            return "messageRequest: multiple values";
+                        properties.messageRequest = 1;
+                        if (!$util.isString(message.allExtensionNumbersOfType))
+                            return "allExtensionNumbersOfType: string expected";
+                    }
+                    if (message.listServices != null && $Object.hasOwnProperty.call(message, "listServices")) {
+                        if (properties.messageRequest === 1)
+                            return "messageRequest: multiple values";
+                        properties.messageRequest = 1;
+                        if (!$util.isString(message.listServices))
+                            return "listServices: string expected";
+                    }
+                    return null;
+                };
+
+                ServerReflectionRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ServerReflectionRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ServerReflectionRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ServerReflectionRequest();
+                    if (object.host != null)
+                        if (typeof object.host !== "string" || object.host.length)
+                            message.host = $String(object.host);
+                    if (object.fileByFilename != null)
+                        message.fileByFilename = $String(object.fileByFilename);
+                    if (object.fileContainingSymbol != null)
+                        message.fileContainingSymbol = $String(object.fileContainingSymbol);
+                    if (object.fileContainingExtension != null) {
+                        if (!$util.isObject(object.fileContainingExtension))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionRequest.fileContainingExtension: object expected");
+                        message.fileContainingExtension = $root.grpc.reflection.v1.ExtensionRequest.fromObject(object.fileContainingExtension, _depth + 1);
+                    }
+                    if (object.allExtensionNumbersOfType != null)
+                        message.allExtensionNumbersOfType = $String(object.allExtensionNumbersOfType);
+                    if (object.listServices != null)
+                        message.listServices = $String(object.listServices);
+                    return message;
+                };
+
+                ServerReflectionRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        object.host = "";
+                    if (message.host != null && $Object.hasOwnProperty.call(message, "host"))
+                        object.host = message.host;
+                    if (message.fileByFilename != null && $Object.hasOwnProperty.call(message, "fileByFilename")) {
+                        object.fileByFilename = message.fileByFilename;
+                        if (options.oneofs)
+                            object.messageRequest = "fileByFilename";
+                    }
+                    if (message.fileContainingSymbol != null && $Object.hasOwnProperty.call(message, "fileContainingSymbol")) {
+                        object.fileContainingSymbol = message.fileContainingSymbol;
+                        if (options.oneofs)
+                            object.messageRequest = "fileContainingSymbol";
+                    }
+                    if (message.fileContainingExtension != null && $Object.hasOwnProperty.call(message, "fileContainingExtension")) {
+                        object.fileContainingExtension = $root.grpc.reflection.v1.ExtensionRequest.toObject(message.fileContainingExtension, options, _depth + 1);
+                        if (options.oneofs)
+                            object.messageRequest = "fileContainingExtension";
+                    }
+                    if (message.allExtensionNumbersOfType != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersOfType")) {
+                        object.allExtensionNumbersOfType = message.allExtensionNumbersOfType;
+                        if (options.oneofs)
+                            object.messageRequest = "allExtensionNumbersOfType";
+                    }
+                    if (message.listServices != null && $Object.hasOwnProperty.call(message, "listServices")) {
+                        object.listServices = message.listServices;
+                        if (options.oneofs)
+                            object.messageRequest = "listServices";
+                    }
+                    return object;
+                };
+
+                ServerReflectionRequest.prototype.toJSON = function() {
+                    return ServerReflectionRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ServerReflectionRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ServerReflectionRequest";
+                };
+
+                return ServerReflectionRequest;
+            })();
+
+            v1.ExtensionRequest = (function() {
+
+                const ExtensionRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ExtensionRequest.prototype.containingType = "";
+                ExtensionRequest.prototype.extensionNumber = 0;
+
+                ExtensionRequest.create = function(properties) {
+                    return new ExtensionRequest(properties);
+                };
+
+                ExtensionRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.containingType != null && $Object.hasOwnProperty.call(message, "containingType") && message.containingType !== "")
+                        writer.uint32(10).string(message.containingType);
+                    if (message.extensionNumber != null && $Object.hasOwnProperty.call(message, "extensionNumber") && message.extensionNumber !== 0)
+                        writer.uint32(16).int32(message.extensionNumber);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ExtensionRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ExtensionRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.containingType = value;
+                                else
+                                    delete message.containingType;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.int32())
+                                    message.extensionNumber = value;
+                                else
+                                    delete message.extensionNumber;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ExtensionRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.containingType != null && $Object.hasOwnProperty.call(message, "containingType"))
+                        if (!$util.isString(message.containingType))
+                            return "containingType: string expected";
+                    if (message.extensionNumber != null && $Object.hasOwnProperty.call(message, "extensionNumber"))
+                        if (!$util.isInteger(message.extensionNumber))
+                            return "extensionNumber: integer expected";
+                    return null;
+                };
+
+                ExtensionRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ExtensionRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ExtensionRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ExtensionRequest();
+                    if (object.containingType != null)
+                        if (typeof object.containingType !== "string" || object.containingType.length)
+                            message.containingType = $String(object.containingType);
+                    if (object.extensionNumber != null)
+                        if ($Number(object.extensionNumber) !== 0)
+                            message.extensionNumber = object.extensionNumber | 0;
+                    return message;
+                };
+
+                ExtensionRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.containingType = "";
+                        object.extensionNumber = 0;
+                    }
+                    if (message.containingType != null && $Object.hasOwnProperty.call(message, "containingType"))
+                        object.containingType = message.containingType;
+                    if (message.extensionNumber != null && $Object.hasOwnProperty.call(message, "extensionNumber"))
+                        object.extensionNumber = message.extensionNumber;
+                    return object;
+                };
+
+                ExtensionRequest.prototype.toJSON = function() {
+                    return ExtensionRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ExtensionRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ExtensionRequest";
+                };
+
+                return ExtensionRequest;
+            })();
+
+            v1.ServerReflectionResponse = (function() {
+
+                const ServerReflectionResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ServerReflectionResponse.prototype.validHost = "";
+                ServerReflectionResponse.prototype.originalRequest = null;
+                ServerReflectionResponse.prototype.fileDescriptorResponse = null;
+                ServerReflectionResponse.prototype.allExtensionNumbersResponse = null;
+                ServerReflectionResponse.prototype.listServicesResponse = null;
+                ServerReflectionResponse.prototype.errorResponse = null;
+
+                let $oneOfFields;
+
+                $Object.defineProperty(ServerReflectionResponse.prototype, "messageResponse", {
+                    get: $util.oneOfGetter($oneOfFields = ["fileDescriptorResponse", "allExtensionNumbersResponse", "listServicesResponse", "errorResponse"]),
+                    set: $util.oneOfSetter($oneOfFields)
+                });
+
+                ServerReflectionResponse.create = function(properties) {
+                    return new ServerReflectionResponse(properties);
+                };
+
+                ServerReflectionResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.validHost != null && $Object.hasOwnProperty.call(message, "validHost") && message.validHost !== "")
+                        writer.uint32(10).string(message.validHost);
+                    if (message.originalRequest != null && $Object.hasOwnProperty.call(message, "originalRequest"))
+                        $root.grpc.reflection.v1.ServerReflectionRequest.encode(message.originalRequest, writer.uint32(18).fork(), _depth + 1).ldelim();
+                    if (message.fileDescriptorResponse != null && $Object.hasOwnProperty.call(message, "fileDescriptorResponse"))
+                        $root.grpc.reflection.v1.FileDescriptorResponse.encode(message.fileDescriptorResponse, writer.uint32(34).fork(), _depth + 1).ldelim();
+                    if (message.allExtensionNumbersResponse != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersResponse"))
+                        $root.grpc.reflection.v1.ExtensionNumberResponse.encode(message.allExtensionNumbersResponse, writer.uint32(42).fork(), _depth + 1).ldelim();
+                    if (message.listServicesResponse != null && $Object.hasOwnProperty.call(message, "listServicesResponse"))
+                        $root.grpc.reflection.v1.ListServiceResponse.encode(message.listServicesResponse, writer.uint32(50).fork(), _depth + 1).ldelim();
+                    if (message.errorResponse != null && $Object.hasOwnProperty.call(message, "errorResponse"))
+                        $root.grpc.reflection.v1.ErrorResponse.encode(message.errorResponse, writer.uint32(58).fork(), _depth + 1).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ServerReflectionResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ServerReflectionResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.validHost = value;
+                                else
+                                    delete message.validHost;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                message.originalRequest = $root.grpc.reflection.v1.ServerReflectionRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.originalRequest);
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                message.fileDescriptorResponse = $root.grpc.reflection.v1.FileDescriptorResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.fileDescriptorResponse);
+                                message.messageResponse = "fileDescriptorResponse";
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 2)
+                                    break;
+                                message.allExtensionNumbersResponse = $root.grpc.reflection.v1.ExtensionNumberResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.allExtensionNumbersResponse);
+                                message.messageResponse = "allExtensionNumbersResponse";
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                message.listServicesResponse = $root.grpc.reflection.v1.ListServiceResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.listServicesResponse);
+                                message.messageResponse = "listServicesResponse";
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 2)
+                                    break;
+                                message.errorResponse = $root.grpc.reflection.v1.ErrorResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.errorResponse);
+                                message.messageResponse = "errorResponse";
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ServerReflectionResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    let properties = {};
+                    if (message.validHost != null && $Object.hasOwnProperty.call(message, "validHost"))
+                        if (!$util.isString(message.validHost))
+                            return "validHost: string expected";
+                    if (message.originalRequest != null && $Object.hasOwnProperty.call(message, "originalRequest")) {
+                        let error = $root.grpc.reflection.v1.ServerReflectionRequest.verify(message.originalRequest, _depth + 1);
+                        if (error)
+                            return "originalRequest." + error;
+                    }
+                    if (message.fileDescriptorResponse != null && $Object.hasOwnProperty.call(message, "fileDescriptorResponse")) {
+                        properties.messageResponse = 1;
+                        {
+                            let error = $root.grpc.reflection.v1.FileDescriptorResponse.verify(message.fileDescriptorResponse, _depth + 1);
+                            if (error)
+                                return "fileDescriptorResponse." + error;
+                        }
+                    }
+                    if (message.allExtensionNumbersResponse != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersResponse")) {
+                        if (properties.messageResponse === 1)
+                            return "messageResponse: multiple values";
+                        properties.messageResponse = 1;
+                        {
+                            let error = $root.grpc.reflection.v1.ExtensionNumberResponse.verify(message.allExtensionNumbersResponse, _depth + 1);
+                            if (error)
+                                return "allExtensionNumbersResponse." + error;
+                        }
+                    }
+                    if (message.listServicesResponse != null && $Object.hasOwnProperty.call(message, "listServicesResponse")) {
+                        if (properties.messageResponse === 1)
+                            return "messageResponse: multiple values";
+                        properties.messageResponse = 1;
+                        {
+                            let error = $root.grpc.reflection.v1.ListServiceResponse.verify(message.listServicesResponse, _depth + 1);
+                            if (error)
+                                return "listServicesResponse." + error;
+                        }
+                    }
+                    if (message.errorResponse != null && $Object.hasOwnProperty.call(message, "errorResponse")) {
+                        if (properties.messageResponse === 1)
+                            return "messageResponse: multiple values";
+                        properties.messageResponse = 1;
+                        {
+                            let error = $root.grpc.reflection.v1.ErrorResponse.verify(message.errorResponse, _depth + 1);
+                            if (error)
+                                return "errorResponse." + error;
+                        }
+                    }
+                    return null;
+                };
+
+                ServerReflectionResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ServerReflectionResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ServerReflectionResponse();
+                    if (object.validHost != null)
+                        if (typeof object.validHost !== "string" || object.validHost.length)
+                            message.validHost = $String(object.validHost);
+                    if (object.originalRequest != null) {
+                        if (!$util.isObject(object.originalRequest))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse.originalRequest: object expected");
+                        message.originalRequest = $root.grpc.reflection.v1.ServerReflectionRequest.fromObject(object.originalRequest, _depth + 1);
+                    }
+                    if (object.fileDescriptorResponse != null) {
+                        if (!$util.isObject(object.fileDescriptorResponse))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse.fileDescriptorResponse: object expected");
+                        message.fileDescriptorResponse = $root.grpc.reflection.v1.FileDescriptorResponse.fromObject(object.fileDescriptorResponse, _depth + 1);
+                    }
+                    if (object.allExtensionNumbersResponse != null) {
+                        if (!$util.isObject(object.allExtensionNumbersResponse))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse.allExtensionNumbersResponse: object expected");
+                        message.allExtensionNumbersResponse = $root.grpc.reflection.v1.ExtensionNumberResponse.fromObject(object.allExtensionNumbersResponse, _depth + 1);
+                    }
+                    if (object.listServicesResponse != null) {
+                        if (!$util.isObject(object.listServicesResponse))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse.listServicesResponse: object expected");
+                        message.listServicesResponse = $root.grpc.reflection.v1.ListServiceResponse.fromObject(object.listServicesResponse, _depth + 1);
+                    }
+                    if (object.errorResponse != null) {
+                        if (!$util.isObject(object.errorResponse))
+                            throw $TypeError(".grpc.reflection.v1.ServerReflectionResponse.errorResponse: object expected");
+                        message.errorResponse = $root.grpc.reflection.v1.ErrorResponse.fromObject(object.errorResponse, _depth + 1);
+                    }
+                    return message;
+                };
+
+                ServerReflectionResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.validHost = "";
+                        object.originalRequest = null;
+                    }
+                    if (message.validHost != null && $Object.hasOwnProperty.call(message, "validHost"))
+                        object.validHost = message.validHost;
+                    if (message.originalRequest != null && $Object.hasOwnProperty.call(message, "originalRequest"))
+                        object.originalRequest = $root.grpc.reflection.v1.ServerReflectionRequest.toObject(message.originalRequest, options, _depth + 1);
+                    if (message.fileDescriptorResponse != null && $Object.hasOwnProperty.call(message, "fileDescriptorResponse")) {
+                        object.fileDescriptorResponse = $root.grpc.reflection.v1.FileDescriptorResponse.toObject(message.fileDescriptorResponse, options, _depth + 1);
+                        if (options.oneofs)
+                            object.messageResponse = "fileDescriptorResponse";
+                    }
+                    if (message.allExtensionNumbersResponse != null && $Object.hasOwnProperty.call(message, "allExtensionNumbersResponse")) {
+                        object.allExtensionNumbersResponse = $root.grpc.reflection.v1.ExtensionNumberResponse.toObject(message.allExtensionNumbersResponse, options, _depth + 1);
+                        if (options.oneofs)
+                            object.messageResponse = "allExtensionNumbersResponse";
+                    }
+                    if (message.listServicesResponse != null && $Object.hasOwnProperty.call(message, "listServicesResponse")) {
+                        object.listServicesResponse = $root.grpc.reflection.v1.ListServiceResponse.toObject(message.listServicesResponse, options, _depth + 1);
+                        if (options.oneofs)
+                            object.messageResponse = "listServicesResponse";
+                    }
+                    if (message.errorResponse != null && $Object.hasOwnProperty.call(message, "errorResponse")) {
+                        object.errorResponse = $root.grpc.reflection.v1.ErrorResponse.toObject(message.errorResponse, options, _depth + 1);
+                        if (options.oneofs)
+                            object.messageResponse = "errorResponse";
+                    }
+                    return object;
+                };
+
+                ServerReflectionResponse.prototype.toJSON = function() {
+                    return ServerReflectionResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ServerReflectionResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ServerReflectionResponse";
+                };
+
+                return ServerReflectionResponse;
+            })();
+
+            v1.FileDescriptorResponse = (function() {
+
+                const FileDescriptorResponse = function (properties) {
+                    this.fileDescriptorProto = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                FileDescriptorResponse.prototype.fileDescriptorProto = $util.emptyArray;
+
+                FileDescriptorResponse.create = function(properties) {
+                    return new FileDescriptorResponse(properties);
+                };
+
+                FileDescriptorResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.fileDescriptorProto != null && message.fileDescriptorProto.length)
+                        for (let i = 0; i < message.fileDescriptorProto.length; ++i)
+                            writer.uint32(10).bytes(message.fileDescriptorProto[i]);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                FileDescriptorResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.FileDescriptorResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.fileDescriptorProto && message.fileDescriptorProto.length))
+                                    message.fileDescriptorProto = [];
+                                message.fileDescriptorProto.push(reader.bytes());
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                FileDescriptorResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.fileDescriptorProto != null && $Object.hasOwnProperty.call(message, "fileDescriptorProto")) {
+                        if (!$Array.isArray(message.fileDescriptorProto))
+                            return "fileDescriptorProto: array expected";
+                        for (let i = 0; i < message.fileDescriptorProto.length; ++i)
+                            if (!(message.fileDescriptorProto[i] && typeof message.fileDescriptorProto[i].length === "number" || $util.isString(message.fileDescriptorProto[i])))
+                                return "fileDescriptorProto: buffer[] expected";
+                    }
+                    return null;
+                };
+
+                FileDescriptorResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.FileDescriptorResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.FileDescriptorResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.FileDescriptorResponse();
+                    if (object.fileDescriptorProto) {
+                        if (!$Array.isArray(object.fileDescriptorProto))
+                            throw $TypeError(".grpc.reflection.v1.FileDescriptorResponse.fileDescriptorProto: array expected");
+                        message.fileDescriptorProto = $Array(object.fileDescriptorProto.length);
+                        for (let i = 0; i < object.fileDescriptorProto.length; ++i)
+                            if (typeof object.fileDescriptorProto[i] === "string")
+                                $util.base64.decode(object.fileDescriptorProto[i], message.fileDescriptorProto[i] = $util.newBuffer($util.base64.length(object.fileDescriptorProto[i])), 0);
+                            else if (object.fileDescriptorProto[i].length >= 0)
+                                message.fileDescriptorProto[i] = object.fileDescriptorProto[i];
+                    }
+                    return message;
+                };
+
+                FileDescriptorResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.arrays || options.defaults)
+                        object.fileDescriptorProto = [];
+                    if (message.fileDescriptorProto && message.fileDescriptorProto.length) {
+                        object.fileDescriptorProto = $Array(message.fileDescriptorProto.length);
+                        for (let j = 0; j < message.fileDescriptorProto.length; ++j)
+                            object.fileDescriptorProto[j] = options.bytes === $String ? $util.base64.encode(message.fileDescriptorProto[j], 0, message.fileDescriptorProto[j].length) : options.bytes === $Array ? $Array.prototype.slice.call(message.fileDescriptorProto[j]) : message.fileDescriptorProto[j];
+                    }
+                    return object;
+                };
+
+                FileDescriptorResponse.prototype.toJSON = function() {
+                    return FileDescriptorResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                FileDescriptorResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.FileDescriptorResponse";
+                };
+
+                return FileDescriptorResponse;
+            })();
+
+            v1.ExtensionNumberResponse = (function() {
+
+                const ExtensionNumberResponse = function (properties) {
+                    this.extensionNumber = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ExtensionNumberResponse.prototype.baseTypeName = "";
+                ExtensionNumberResponse.prototype.extensionNumber = $util.emptyArray;
+
+                ExtensionNumberResponse.create = function(properties) {
+                    return new ExtensionNumberResponse(properties);
+                };
+
+                ExtensionNumberResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.baseTypeName != null && $Object.hasOwnProperty.call(message, "baseTypeName") && message.baseTypeName !== "")
+                        writer.uint32(10).string(message.baseTypeName);
+                    if (message.extensionNumber != null && message.extensionNumber.length)
+                        writer.uint32(18).int32s(message.extensionNumber);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ExtensionNumberResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ExtensionNumberResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.baseTypeName = value;
+                                else
+                                    delete message.baseTypeName;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType === 2) {
+                                    if (!(message.extensionNumber && message.extensionNumber.length))
+                                        message.extensionNumber = [];
+                                    reader.int32s(message.extensionNumber);
+                                    continue;
+                                }
+                                if (wireType !== 0)
+                                    break;
+                                if (!(message.extensionNumber && message.extensionNumber.length))
+                                    message.extensionNumber = [];
+                                message.extensionNumber.push(reader.int32());
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ExtensionNumberResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.baseTypeName != null && $Object.hasOwnProperty.call(message, "baseTypeName"))
+                        if (!$util.isString(message.baseTypeName))
+                            return "baseTypeName: string expected";
+                    if (message.extensionNumber != null && $Object.hasOwnProperty.call(message, "extensionNumber")) {
+                        if (!$Array.isArray(message.extensionNumber))
+                            return "extensionNumber: array expected";
+                        for (let i = 0; i < message.extensionNumber.length; ++i)
+                            if (!$util.isInteger(message.extensionNumber[i]))
+                                return "extensionNumber: integer[] expected";
+                    }
+                    return null;
+                };
+
+                ExtensionNumberResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ExtensionNumberResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ExtensionNumberResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ExtensionNumberResponse();
+                    if (object.baseTypeName != null)
+                        if (typeof object.baseTypeName !== "string" || object.baseTypeName.length)
+                            message.baseTypeName = $String(object.baseTypeName);
+                    if (object.extensionNumber) {
+                        if (!$Array.isArray(object.extensionNumber))
+                            throw $TypeError(".grpc.reflection.v1.ExtensionNumberResponse.extensionNumber: array expected");
+                        message.extensionNumber = $Array(object.extensionNumber.length);
+                        for (let i = 0; i < object.extensionNumber.length; ++i)
+                            message.extensionNumber[i] = object.extensionNumber[i] | 0;
+                    }
+                    return message;
+                };
+
+                ExtensionNumberResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.arrays || options.defaults)
+                        object.extensionNumber = [];
+                    if (options.defaults)
+                        object.baseTypeName = "";
+                    if (message.baseTypeName != null && $Object.hasOwnProperty.call(message, "baseTypeName"))
+                        object.baseTypeName = message.baseTypeName;
+                    if (message.extensionNumber && message.extensionNumber.length) {
+                        object.extensionNumber = $Array(message.extensionNumber.length);
+                        for (let j = 0; j < message.extensionNumber.length; ++j)
+                            object.extensionNumber[j] = message.extensionNumber[j];
+                    }
+                    return object;
+                };
+
+                ExtensionNumberResponse.prototype.toJSON = function() {
+                    return ExtensionNumberResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ExtensionNumberResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ExtensionNumberResponse";
+                };
+
+                return ExtensionNumberResponse;
+            })();
+
+            v1.ListServiceResponse = (function() {
+
+                const ListServiceResponse = function (properties) {
+                    this.service = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ListServiceResponse.prototype.service = $util.emptyArray;
+
+                ListServiceResponse.create = function(properties) {
+                    return new ListServiceResponse(properties);
+                };
+
+                ListServiceResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.service != null && message.service.length)
+                        for (let i = 0; i < message.service.length; ++i)
+                            $root.grpc.reflection.v1.ServiceResponse.encode(message.service[i], writer.uint32(10).fork(), _depth + 1).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ListServiceResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ListServiceResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.service && message.service.length))
+                                    message.service = [];
+                                message.service.push($root.grpc.reflection.v1.ServiceResponse.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ListServiceResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.service != null && $Object.hasOwnProperty.call(message, "service")) {
+                        if (!$Array.isArray(message.service))
+                            return "service: array expected";
+                        for (let i = 0; i < message.service.length; ++i) {
+                            let error = $root.grpc.reflection.v1.ServiceResponse.verify(message.service[i], _depth + 1);
+                            if (error)
+                                return "service." + error;
+                        }
+                    }
+                    return null;
+                };
+
+                ListServiceResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ListServiceResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ListServiceResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ListServiceResponse();
+                    if (object.service) {
+                        if (!$Array.isArray(object.service))
+                            throw $TypeError(".grpc.reflection.v1.ListServiceResponse.service: array expected");
+                        message.service = $Array(object.service.length);
+                        for (let i = 0; i < object.service.length; ++i) {
+                            if (!$util.isObject(object.service[i]))
+                                throw $TypeError(".grpc.reflection.v1.ListServiceResponse.service: object expected");
+                            message.service[i] = $root.grpc.reflection.v1.ServiceResponse.fromObject(object.service[i], _depth + 1);
+                        }
+                    }
+                    return message;
+                };
+
+                ListServiceResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.arrays || options.defaults)
+                        object.service = [];
+                    if (message.service && message.service.length) {
+                        object.service = $Array(message.service.length);
+                        for (let j = 0; j < message.service.length; ++j)
+                            object.service[j] = $root.grpc.reflection.v1.ServiceResponse.toObject(message.service[j], options, _depth + 1);
+                    }
+                    return object;
+                };
+
+                ListServiceResponse.prototype.toJSON = function() {
+                    return ListServiceResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ListServiceResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ListServiceResponse";
+                };
+
+                return ListServiceResponse;
+            })();
+
+            v1.ServiceResponse = (function() {
+
+                const ServiceResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ServiceResponse.prototype.name = "";
+
+                ServiceResponse.create = function(properties) {
+                    return new ServiceResponse(properties);
+                };
+
+                ServiceResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                        writer.uint32(10).string(message.name);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ServiceResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ServiceResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.name = value;
+                                else
+                                    delete message.name;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ServiceResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                        if (!$util.isString(message.name))
+                            return "name: string expected";
+                    return null;
+                };
+
+                ServiceResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ServiceResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ServiceResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ServiceResponse();
+                    if (object.name != null)
+                        if (typeof object.name !== "string" || object.name.length)
+                            message.name = $String(object.name);
+                    return message;
+                };
+
+                ServiceResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults)
+                        object.name = "";
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                        object.name = message.name;
+                    return object;
+                };
+
+                ServiceResponse.prototype.toJSON = function() {
+                    return ServiceResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ServiceResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ServiceResponse";
+                };
+
+                return ServiceResponse;
+            })();
+
+            v1.ErrorResponse = (function() {
+
+                const ErrorResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ErrorResponse.prototype.errorCode = 0;
+                ErrorResponse.prototype.errorMessage = "";
+
+                ErrorResponse.create = function(properties) {
+                    return new ErrorResponse(properties);
+                };
+
+                ErrorResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.errorCode != null && $Object.hasOwnProperty.call(message, "errorCode") && message.errorCode !== 0)
+                        writer.uint32(8).int32(message.errorCode);
+                    if (message.errorMessage != null && $Object.hasOwnProperty.call(message, "errorMessage") && message.errorMessage !== "")
+                        writer.uint32(18).string(message.errorMessage);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ErrorResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.grpc.reflection.v1.ErrorResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.int32())
+                                    message.errorCode = value;
+                                else
+                                    delete message.errorCode;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.errorMessage = value;
+                                else
+                                    delete message.errorMessage;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ErrorResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.errorCode != null && $Object.hasOwnProperty.call(message, "errorCode"))
+                        if (!$util.isInteger(message.errorCode))
+                            return "errorCode: integer expected";
+                    if (message.errorMessage != null && $Object.hasOwnProperty.call(message, "errorMessage"))
+                        if (!$util.isString(message.errorMessage))
+                            return "errorMessage: string expected";
+                    return null;
+                };
+
+                ErrorResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.grpc.reflection.v1.ErrorResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".grpc.reflection.v1.ErrorResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.grpc.reflection.v1.ErrorResponse();
+                    if (object.errorCode != null)
+                        if ($Number(object.errorCode) !== 0)
+                            message.errorCode = object.errorCode | 0;
+                    if (object.errorMessage != null)
+                        if (typeof object.errorMessage !== "string" || object.errorMessage.length)
+                            message.errorMessage = $String(object.errorMessage);
+                    return message;
+                };
+
+                ErrorResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        object.errorCode = 0;
+                        object.errorMessage = "";
+                    }
+                    if (message.errorCode != null && $Object.hasOwnProperty.call(message, "errorCode"))
+                        object.errorCode = message.errorCode;
+                    if (message.errorMessage != null && $Object.hasOwnProperty.call(message, "errorMessage"))
+                        object.errorMessage = message.errorMessage;
+                    return object;
+                };
+
+                ErrorResponse.prototype.toJSON = function() {
+                    return ErrorResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ErrorResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/grpc.reflection.v1.ErrorResponse";
+                };
+
+                return ErrorResponse;
+            })();
+
+            return v1;
+        })();
+
+        return reflection;
+    })();
+
+    return grpc;
+})();
 
 export const longboat = $root.longboat = (() => {
 
@@ -16406,6 +17943,7 @@ export const longboat = $root.longboat = (() => {
                 RequestSnapshotRequest.prototype.overrideCompactionOverhead = false;
                 RequestSnapshotRequest.prototype.timeoutMs = 0;
                 RequestSnapshotRequest.prototype.compactionIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                RequestSnapshotRequest.prototype["export"] = false;
 
                 RequestSnapshotRequest.create = function(properties) {
                     return new RequestSnapshotRequest(properties);
@@ -16430,6 +17968,8 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(40).uint32(message.timeoutMs);
                     if (message.compactionIndex != null && $Object.hasOwnProperty.call(message, "compactionIndex") && (typeof message.compactionIndex === "object" ? message.compactionIndex.low || message.compactionIndex.high : message.compactionIndex !== 0))
                         writer.uint32(48).uint64(message.compactionIndex);
+                    if (message["export"] != null && $Object.hasOwnProperty.call(message, "export") && message["export"] !== false)
+                        writer.uint32(56).bool(message["export"]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -16517,6 +18057,15 @@ export const longboat = $root.longboat = (() => {
                                     delete message.compactionIndex;
                                 continue;
                             }
+                        case 7: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message["export"] = value;
+                                else
+                                    delete message["export"];
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -16559,6 +18108,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.compactionIndex != null && $Object.hasOwnProperty.call(message, "compactionIndex"))
                         if (!$util.isInteger(message.compactionIndex) && !(message.compactionIndex && $util.isInteger(message.compactionIndex.low) && $util.isInteger(message.compactionIndex.high)))
                             return "compactionIndex: integer|Long expected";
+                    if (message["export"] != null && $Object.hasOwnProperty.call(message, "export"))
+                        if (typeof message["export"] !== "boolean")
+                            return "export: boolean expected";
                     return null;
                 };
 
@@ -16611,6 +18163,9 @@ export const longboat = $root.longboat = (() => {
                                 message.compactionIndex = object.compactionIndex;
                             else if (typeof object.compactionIndex === "object")
                                 message.compactionIndex = new $util.LongBits(object.compactionIndex.low >>> 0, object.compactionIndex.high >>> 0).toNumber(true);
+                    if (object["export"] != null)
+                        if (object["export"])
+                            message["export"] = $Boolean(object["export"]);
                     return message;
                 };
 
@@ -16641,6 +18196,7 @@ export const longboat = $root.longboat = (() => {
                             object.compactionIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                         } else
                             object.compactionIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object["export"] = false;
                     }
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -16669,6 +18225,8 @@ export const longboat = $root.longboat = (() => {
                             object.compactionIndex = options.longs === $String ? $String(message.compactionIndex) : message.compactionIndex;
                         else
                             object.compactionIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.compactionIndex) : options.longs === $Number ? new $util.LongBits(message.compactionIndex.low >>> 0, message.compactionIndex.high >>> 0).toNumber(true) : message.compactionIndex;
+                    if (message["export"] != null && $Object.hasOwnProperty.call(message, "export"))
+                        object["export"] = message["export"];
                     return object;
                 };
 

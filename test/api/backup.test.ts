@@ -47,7 +47,7 @@ function snapshotFile(payloadBytes: number): string {
 test("NodeHostClient.backup streams the snapshot file, every byte in order, in bounded chunks", async () => {
   const fake = new FakeNodeHost().addShard(1);
   fake.exportFile = snapshotFile(3 * 1024 * 1024 + 12345);
-  const server = serveApi(createNodeHostApi({ nodehost: fake }), { hostname: "127.0.0.1", port: 0 });
+  const server = await serveApi(createNodeHostApi({ nodehost: fake }), { hostname: "127.0.0.1", port: 0 });
   servers.push(server);
   const client = new NodeHostClient({ addresses: [`127.0.0.1:${server.port}`] });
   const chunks: Uint8Array[] = [];

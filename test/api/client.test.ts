@@ -48,8 +48,8 @@ afterAll(async () => {
   for (const s of servers) await s.stop();
 });
 
-function start(fake: FakeNodeHost, token?: string): string {
-  const server = serveApi(createNodeHostApi({ nodehost: fake, apiToken: token }), {
+async function start(fake: FakeNodeHost, token?: string, snapshotExportDir?: string): Promise<string> {
+  const server = await serveApi(createNodeHostApi({ nodehost: fake, apiToken: token, snapshotExportDir }), {
     hostname: "127.0.0.1",
     port: 0,
   });
@@ -58,7 +58,7 @@ function start(fake: FakeNodeHost, token?: string): string {
 }
 
 async function closedAddress(): Promise<string> {
-  const server = serveApi(createNodeHostApi({ nodehost: new FakeNodeHost() }), {
+  const server = await serveApi(createNodeHostApi({ nodehost: new FakeNodeHost() }), {
     hostname: "127.0.0.1",
     port: 0,
   });
@@ -67,7 +67,7 @@ async function closedAddress(): Promise<string> {
 }
 
 test("plain fetch with JSON, as any Connect client sends it, gets a proto3 JSON answer", async () => {
-  const address = start(new FakeNodeHost().addShard(1), "tok");
+  const address = await start(new FakeNodeHost().addShard(1), "tok");
   const res = await fetch(`http://${address}/longboat.nodehost.v1.NodeHostService/Propose`, {
     method: "POST",
     headers: {
@@ -84,7 +84,7 @@ test("plain fetch with JSON, as any Connect client sends it, gets a proto3 JSON 
 
 test("the client fails over to the next address when the first refuses connections, and sticks to it", async () => {
   const bad = await closedAddress();
-  const good = start(new FakeNodeHost().addShard(1));
+  const good = await start(new FakeNodeHost().addShard(1));
   const tried: string[] = [];
   const client = new NodeHostClient({
     addresses: [bad, good],
@@ -101,8 +101,8 @@ test("the client fails over to the next address when the first refuses connectio
 
 test("the client fails over on unavailable and not on other codes", async () => {
   const closing = new FakeNodeHost("down:7001").addShard(1);
-  const first = start(closing);
-  const second = start(new FakeNodeHost("up:7001").addShard(1));
+  const first = await start(closing);
+  const second = await start(new FakeNodeHost("up:7001").addShard(1));
   const client = new NodeHostClient({ addresses: [first, second], timeoutMs: 2000 });
   closing.failNext = new LongboatError("closed");
   const res = await client.call("StaleRead", { shardId: 1 }, "json");
@@ -121,14 +121,14 @@ test("when every address is down the client reports unavailable from the last on
 });
 
 test("a wrong token reaches the client as unauthenticated", async () => {
-  const address = start(new FakeNodeHost().addShard(1), "right");
+  const address = await start(new FakeNodeHost().addShard(1), "right");
   const client = new NodeHostClient({ addresses: [address], token: "wrong", timeoutMs: 2000 });
   expect(await client.status().catch((e: unknown) => e)).toMatchObject({ code: "unauthenticated" });
 });
 
 test("kv helpers put, get, cas and delete through the API in proto", async () => {
   const fake = new KvFake().addShard(1);
-  const client = new NodeHostClient({ addresses: [start(fake)], timeoutMs: 2000 });
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 2000 });
   await client.put(1, "k", "v1");
   expect(new TextDecoder().decode((await client.get(1, "k"))!)).toBe("v1");
   expect(await client.cas(1, "k", "nope", "v2")).toBe(false);
@@ -142,13 +142,13 @@ test("kv helpers put, get, cas and delete through the API in proto", async () =>
 
 test("control helpers: members, add, remove, transfer, snapshot", async () => {
   const fake = new FakeNodeHost().addShard(1);
-  const client = new NodeHostClient({ addresses: [start(fake)], timeoutMs: 2000 });
+  const client = new NodeHostClient({ addresses: [await start(fake, undefined, "/tmp/e")], timeoutMs: 2000 });
   expect((await client.members(1)).addresses).toHaveLength(2);
   const added = await client.addReplica(1, 3, "h3:7001", { role: "witness", configChangeId: 7 });
   expect(added!.witnesses).toEqual([expect.objectContaining({ replicaId: 3, address: "h3:7001" })]);
   const removed = await client.removeReplica(1, 2);
   expect(removed!.removed).toEqual([2]);
   await client.transferLeader(1, 2);
-  expect(await client.snapshot(1, { exportPath: "/tmp/e" })).toBe(123);
+  expect(await client.snapshot(1, { export: true })).toBe(123);
   expect(fake.calls.slice(-2)).toEqual(["transfer:2:1", "snapshot:/tmp/e:-:1"]);
 });

@@ -1,11 +1,20 @@
 import { expect } from "bun:test";
-import type { Hono } from "hono";
 import { SERVICE } from "../../src/api/app.ts";
+
+/** An API that answers in process (createNodeHostApi's RpcHandler). */
+export interface InProcessApi {
+  request(path: string, init?: RequestInit): Promise<Response>;
+}
 
 export const path = (method: string) => `/${SERVICE}/${method}`;
 
 /** POSTs a JSON body (an object, or a raw string for malformed input) to a method. */
-export function postJson(app: Hono, method: string, body: unknown, headers: Record<string, string> = {}) {
+export function postJson(
+  app: InProcessApi,
+  method: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   return app.request(path(method), {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -13,7 +22,12 @@ export function postJson(app: Hono, method: string, body: unknown, headers: Reco
   });
 }
 
-export function postProto(app: Hono, method: string, body: Uint8Array, headers: Record<string, string> = {}) {
+export function postProto(
+  app: InProcessApi,
+  method: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+) {
   return app.request(path(method), {
     method: "POST",
     headers: { "content-type": "application/proto", ...headers },

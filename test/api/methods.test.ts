@@ -100,10 +100,10 @@ const CASES: Case[] = [
   },
   {
     method: "RequestSnapshot",
-    name: "requests an exported snapshot with a compaction overhead",
+    name: "requests a snapshot exported into the operator's directory with a compaction overhead",
     request: {
       shardId: "1",
-      exportPath: "/tmp/x",
+      export: true,
       compactionOverhead: "5",
       overrideCompactionOverhead: true,
     },
@@ -175,7 +175,12 @@ const CASES: Case[] = [
 
 function setup() {
   const fake = new FakeNodeHost().addShard(1);
-  const app = createNodeHostApi({ nodehost: fake, apiAddress: "h1:8001", region: "eu" });
+  const app = createNodeHostApi({
+    nodehost: fake,
+    apiAddress: "h1:8001",
+    region: "eu",
+    snapshotExportDir: "/tmp/x",
+  });
   return { fake, app };
 }
 

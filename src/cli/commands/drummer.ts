@@ -40,7 +40,7 @@ export async function run(config: DrummerConfig): Promise<number> {
   drummer.onFatal = (message) => fatal(message);
   await drummer.start();
   const api = parseAddress(config.apiAddress);
-  const server = serveApi(drummer.api(), { hostname: api.host, port: api.port });
+  const server = await serveApi(drummer.api(), { hostname: api.host, port: api.port, log });
   log({
     level: "info",
     event: "drummer-serving",

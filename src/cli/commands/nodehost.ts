@@ -68,7 +68,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     metrics,
   });
   metrics.watchNodeHost(nh);
-  const server = serveApi(app, { hostname: api.host, port: api.port });
+  const server = await serveApi(app, { hostname: api.host, port: api.port, log });
   log({
     level: "info",
     event: "nodehost-started",
