@@ -325,10 +325,10 @@ export class NodeHost {
         `replica ${key.replicaId} of shard ${key.shardId} was removed and its data deleted on this host (${tombstone.reason}); ids never return: start a new replica id, or drop this shard from the host's configuration`,
       );
     }
-    if (this.engine.wasRemoved(config.shardId)) {
+    if (this.engine.wasRemoved(config.shardId, config.replicaId)) {
       throw new LongboatError(
         "replicaRemoved",
-        `this host's replica of shard ${config.shardId} was removed; ids never return`,
+        `replica ${config.replicaId} of shard ${config.shardId} was removed from its shard on this host; ids never return`,
       );
     }
     if (this.engine.getReplica(config.shardId)) {
@@ -822,11 +822,11 @@ export class NodeHost {
     // On its way out: it applied its own removal, or the caller's membership no longer lists
     // it (it stops once the removal reaches it; a replica cut off from its shard times out).
     const leaving =
-      this.engine.wasRemoved(shardId) ||
+      this.engine.wasRemoved(shardId, replicaId) ||
       (opts.membership !== undefined && !isMember(opts.membership, replicaId));
     const stopping = () =>
       this.engine.getReplica(shardId)?.replicaId === replicaId &&
-      (leaving || this.engine.wasRemoved(shardId));
+      (leaving || this.engine.wasRemoved(shardId, replicaId));
     while (stopping()) {
       this.checkOpen();
       if (this.env.nowMs() >= deadlineMs) {

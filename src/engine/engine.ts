@@ -117,7 +117,8 @@ export class Engine implements TransportHandler, ReplicaHost {
   private saved: { batch: SaveBatch; error: Error | null }[] = [];
   /** Replicas with an Update in `batch` or `inflight`. */
   private readonly saving = new Set<Replica>();
-  private readonly removedShards = new Set<number>();
+  /** shard → replica ids of it that applied their own removal on this host. */
+  private readonly removedReplicas = new Map<number, Set<number>>();
   readonly events: EventHub;
   private readonly stallGuard: StallGuard;
   private readonly leadership = new Map<Replica, ReplicaLeadership>();
@@ -338,13 +339,20 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   onRemoved(replica: Replica): void {
     // The replica applied its own removal: it stops after this cycle (never mid-iteration).
-    this.removedShards.add(replica.shardId);
+    const ids = this.removedReplicas.get(replica.shardId);
+    if (ids) ids.add(replica.replicaId);
+    else this.removedReplicas.set(replica.shardId, new Set([replica.replicaId]));
     this.opts.env.defer(() => this.removeReplica(replica.shardId, "removed from the shard's membership"));
   }
 
-  /** True when this host's replica of shardId applied its own removal (it never comes back). */
-  wasRemoved(shardId: number): boolean {
-    return this.removedShards.has(shardId);
+  /**
+   * True when this host's replica replicaId of shardId (any replica of it, when replicaId is
+   * not given) applied its own removal: that id never comes back. Another replica id of the
+   * shard may start here later (a drummer places a new replica on a host it left).
+   */
+  wasRemoved(shardId: number, replicaId?: number): boolean {
+    const ids = this.removedReplicas.get(shardId);
+    return ids !== undefined && (replicaId === undefined || ids.has(replicaId));
   }
 
   log(event: Record<string, unknown>): void {

@@ -448,6 +448,26 @@ describe("error values", () => {
     await expectCode(() => cluster.host(victim).staleRead(1, get("a")), "replicaRemoved");
   });
 
+  test("a host whose replica was removed can run a new replica id of the shard, never the removed one", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const victim = [1, 2, 3].find((i) => i !== leader)!;
+    const m = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestDeleteReplica(1, victim, m.configChangeId, T));
+    const gone = () => !cluster.host(victim).getNodeHostInfo().shards.some((s) => s.shardId === 1);
+    await cluster.until(gone, 5000, "the removed replica to stop");
+    const config = (replicaId: number) => ({ shardId: 1, replicaId, electionRtt: 10, heartbeatRtt: 1 });
+    await expectCode(() => cluster.host(victim).startReplica({}, true, cluster.kv, config(victim)), "replicaRemoved");
+    const m2 = await cluster.settle(nh.syncGetShardMembership(1, T));
+    await cluster.settle(nh.syncRequestAddReplica(1, 9, cluster.host(victim).raftAddress, m2.configChangeId, T));
+    await cluster.host(victim).startReplica({}, true, cluster.kv, config(9), { app: "kv" });
+    await cluster.until(
+      () => cluster.host(victim).getNodeHostInfo().shards.some((s) => s.shardId === 1 && s.replicaId === 9 && s.appliedIndex > 0),
+      5000,
+      "the new replica to catch up",
+    );
+  });
+
   test("dirNotExist for a snapshot export into a missing directory", async () => {
     const leader = await threeHosts();
     await expectCode(
