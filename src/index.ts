@@ -4,6 +4,8 @@
  */
 export { LongboatError, isTemporary, NodeHost, Session } from "./nodehost.ts";
 export { EVENT_KINDS } from "./nodehost.ts";
+export { MasterClient } from "./master/client.ts";
+export type { MasterClientOptions } from "./master/client.ts";
 export type {
   EventHandler,
   EventKind,

@@ -90,6 +90,8 @@ export interface Decision {
   state: DecisionState;
   outcome: string;
   leaderTerm: number;
+  /** Kill: the committed membership that no longer lists the replica (at configChangeId). */
+  currentMembers: ShardMember[];
 }
 
 /** Kinds that start a replica on replicaAddress. */
@@ -105,7 +107,7 @@ export function changesShard(kind: DecisionKind): boolean {
 /** A new decision as the scheduler proposes it (DrummerDB fills id, times, state, term). */
 export type DecisionProposal = Omit<
   Decision,
-  "decisionId" | "createdMs" | "endedMs" | "state" | "outcome" | "leaderTerm"
+  "decisionId" | "createdMs" | "endedMs" | "state" | "outcome" | "leaderTerm" | "currentMembers"
 >;
 
 export function describeDecision(

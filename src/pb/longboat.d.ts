@@ -500,6 +500,7 @@ export namespace longboat {
                 state: longboat.drummer.v1.DecisionState;
                 outcome: string;
                 leaderTerm: number;
+                currentMembers: longboat.drummer.v1.ShardMember.$Properties[];
                 static create(properties: longboat.drummer.v1.Decision.$Shape): longboat.drummer.v1.Decision & longboat.drummer.v1.Decision.$Shape;
                 static create(properties?: longboat.drummer.v1.Decision.$Properties): longboat.drummer.v1.Decision;
                 static encode(message: longboat.drummer.v1.Decision.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -529,6 +530,7 @@ export namespace longboat {
                     state?: (longboat.drummer.v1.DecisionState|null);
                     outcome?: (string|null);
                     leaderTerm?: (number|null);
+                    currentMembers?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.Decision.$Properties;

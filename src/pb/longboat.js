@@ -2952,6 +2952,7 @@ export const longboat = $root.longboat = (() => {
 
                 const Decision = function (properties) {
                     this.initialMembers = [];
+                    this.currentMembers = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -2974,6 +2975,7 @@ export const longboat = $root.longboat = (() => {
                 Decision.prototype.state = 0;
                 Decision.prototype.outcome = "";
                 Decision.prototype.leaderTerm = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                Decision.prototype.currentMembers = $util.emptyArray;
 
                 Decision.create = function(properties) {
                     return new Decision(properties);
@@ -3019,6 +3021,9 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(122).string(message.outcome);
                     if (message.leaderTerm != null && $Object.hasOwnProperty.call(message, "leaderTerm") && (typeof message.leaderTerm === "object" ? message.leaderTerm.low || message.leaderTerm.high : message.leaderTerm !== 0))
                         writer.uint32(128).uint64(message.leaderTerm);
+                    if (message.currentMembers != null && message.currentMembers.length)
+                        for (let i = 0; i < message.currentMembers.length; ++i)
+                            $root.longboat.drummer.v1.ShardMember.encode(message.currentMembers[i], writer.uint32(138).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -3195,6 +3200,14 @@ export const longboat = $root.longboat = (() => {
                                     delete message.leaderTerm;
                                 continue;
                             }
+                        case 17: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.currentMembers && message.currentMembers.length))
+                                    message.currentMembers = [];
+                                message.currentMembers.push($root.longboat.drummer.v1.ShardMember.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -3273,6 +3286,15 @@ export const longboat = $root.longboat = (() => {
                     if (message.leaderTerm != null && $Object.hasOwnProperty.call(message, "leaderTerm"))
                         if (!$util.isInteger(message.leaderTerm) && !(message.leaderTerm && $util.isInteger(message.leaderTerm.low) && $util.isInteger(message.leaderTerm.high)))
                             return "leaderTerm: integer|Long expected";
+                    if (message.currentMembers != null && $Object.hasOwnProperty.call(message, "currentMembers")) {
+                        if (!$Array.isArray(message.currentMembers))
+                            return "currentMembers: array expected";
+                        for (let i = 0; i < message.currentMembers.length; ++i) {
+                            let error = $root.longboat.drummer.v1.ShardMember.verify(message.currentMembers[i], _depth + 1);
+                            if (error)
+                                return "currentMembers." + error;
+                        }
+                    }
                     return null;
                 };
 
@@ -3440,6 +3462,16 @@ export const longboat = $root.longboat = (() => {
                                 message.leaderTerm = object.leaderTerm;
                             else if (typeof object.leaderTerm === "object")
                                 message.leaderTerm = new $util.LongBits(object.leaderTerm.low >>> 0, object.leaderTerm.high >>> 0).toNumber(true);
+                    if (object.currentMembers) {
+                        if (!$Array.isArray(object.currentMembers))
+                            throw $TypeError(".longboat.drummer.v1.Decision.currentMembers: array expected");
+                        message.currentMembers = $Array(object.currentMembers.length);
+                        for (let i = 0; i < object.currentMembers.length; ++i) {
+                            if (!$util.isObject(object.currentMembers[i]))
+                                throw $TypeError(".longboat.drummer.v1.Decision.currentMembers: object expected");
+                            message.currentMembers[i] = $root.longboat.drummer.v1.ShardMember.fromObject(object.currentMembers[i], _depth + 1);
+                        }
+                    }
                     return message;
                 };
 
@@ -3451,8 +3483,10 @@ export const longboat = $root.longboat = (() => {
                     if (_depth > $util.recursionLimit)
                         throw $Error("max depth exceeded");
                     let object = {};
-                    if (options.arrays || options.defaults)
+                    if (options.arrays || options.defaults) {
                         object.initialMembers = [];
+                        object.currentMembers = [];
+                    }
                     if (options.defaults) {
                         if ($util.Long) {
                             let long = new $util.Long(0, 0, true);
@@ -3568,6 +3602,11 @@ export const longboat = $root.longboat = (() => {
                             object.leaderTerm = options.longs === $String ? $String(message.leaderTerm) : message.leaderTerm;
                         else
                             object.leaderTerm = options.longs === $String ? $util.Long.prototype.toString.call(message.leaderTerm) : options.longs === $Number ? new $util.LongBits(message.leaderTerm.low >>> 0, message.leaderTerm.high >>> 0).toNumber(true) : message.leaderTerm;
+                    if (message.currentMembers && message.currentMembers.length) {
+                        object.currentMembers = $Array(message.currentMembers.length);
+                        for (let j = 0; j < message.currentMembers.length; ++j)
+                            object.currentMembers[j] = $root.longboat.drummer.v1.ShardMember.toObject(message.currentMembers[j], options, _depth + 1);
+                    }
                     return object;
                 };
 

@@ -457,6 +457,8 @@ describe("DrummerDB decisions", () => {
     );
     t.step({ views: [{ shardId: 1, configChangeId: 8, members: members("h1:7001", "h2:7001") }] });
     expect(t.step({ decisions: [kill] }).message).not.toMatch(/skipped/);
+    const committed = [...t.state.inFlight.values()].at(-1)!;
+    expect(committed).toMatchObject({ configChangeId: 8, currentMembers: members("h1:7001", "h2:7001") });
     expect(t.step({ decisions: [kill] }).message).toMatch(/one change per shard/);
     const never = decision({
       kind: DecisionKind.Kill,

@@ -12,6 +12,9 @@ import { Drummer } from "../../src/drummer/drummer.ts";
 import type { DrummerSettingsInput } from "../../src/drummer/config.ts";
 import { ManualEnv } from "../../src/env.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import { MasterClient } from "../../src/master/client.ts";
+import { NodeHost } from "../../src/nodehost.ts";
+import { builtinApps } from "../../src/statemachine/registry.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,6 +31,17 @@ export interface GroupMember {
   app: Hono | null;
 }
 
+/** A NodeHost in master mode reporting to the group. */
+export interface HostMember {
+  index: number;
+  raftAddress: string;
+  apiAddress: string;
+  region: string;
+  logdb: MemoryLogDB;
+  nodehost: NodeHost | null;
+  master: MasterClient | null;
+}
+
 export type GroupSettings = Omit<DrummerSettingsInput, "drummerId" | "apiAddress" | "deploymentId">;
 
 export class DrummerGroup {
@@ -40,6 +54,7 @@ export class DrummerGroup {
   /** Extra apps reachable through fetch (e.g. nothing, or test doubles). */
   readonly extraApps = new Map<string, Hono>();
   readonly logs: Record<string, unknown>[] = [];
+  readonly hosts: HostMember[] = [];
 
   constructor(
     seed: number,
@@ -109,6 +124,66 @@ export class DrummerGroup {
     return d;
   }
 
+  /** Adds (and starts) NodeHost index in master mode, reporting every reportIntervalMs. */
+  async startHost(index: number, region = "r1"): Promise<HostMember> {
+    let h = this.hosts.find((x) => x.index === index);
+    if (!h) {
+      const raftAddress = `10.8.0.${index}:7001`;
+      h = {
+        index,
+        raftAddress,
+        apiAddress: `10.8.0.${index}:8001`,
+        region,
+        logdb: new MemoryLogDB({
+          identity: { raftAddress, deploymentId: this.deploymentId, formatVersion: 1 },
+          rng: this.env,
+        }),
+        nodehost: null,
+        master: null,
+      };
+      this.hosts.push(h);
+    }
+    h.logdb.crash();
+    const slot = h;
+    const nh = new NodeHost({
+      nodeHostDir: join(this.root, `h${index}`),
+      raftAddress: h.raftAddress,
+      rttMs: 10,
+      deploymentId: this.deploymentId,
+      env: this.env,
+      expert: {
+        logdb: h.logdb,
+        transport: (registry) => this.net.transport(slot.raftAddress, this.deploymentId, registry),
+      },
+    });
+    await nh.ready;
+    h.nodehost = nh;
+    h.master = new MasterClient({
+      nodehost: nh,
+      masters: this.members.map((m) => m.apiAddress),
+      apps: builtinApps(),
+      apiAddress: h.apiAddress,
+      region,
+      replicaConfig: { electionRtt: 10, heartbeatRtt: 1 },
+      timeoutMs: 1000,
+      env: this.env,
+      fetch: this.fetch,
+      log: (e) => this.logs.push({ host: index, ...e }),
+    });
+    h.master.start();
+    return h;
+  }
+
+  /** Stops NodeHost index as a crash would (it stops reporting; its saved data stays). */
+  async crashHost(index: number): Promise<void> {
+    const h = this.hosts.find((x) => x.index === index)!;
+    h.master?.stop();
+    h.master = null;
+    const nh = h.nodehost;
+    h.nodehost = null;
+    await nh?.stop();
+  }
+
   async startAll(): Promise<void> {
     for (const m of this.members) await this.start(m.id);
   }
@@ -164,6 +239,7 @@ export class DrummerGroup {
   }
 
   async close(): Promise<void> {
+    for (const h of this.hosts) await this.crashHost(h.index);
     for (const m of this.members) await this.crash(m.id);
     rmSync(this.root, { recursive: true, force: true });
   }

@@ -35,6 +35,7 @@ export function decision(fields: Partial<Decision> & Pick<Decision, "kind" | "sh
     state: 1,
     outcome: "",
     leaderTerm: 0,
+    currentMembers: [],
     ...fields,
   };
 }

@@ -1,6 +1,7 @@
 import { createNodeHostApi } from "../../api/app.ts";
 import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
+import { MasterClient } from "../../master/client.ts";
 import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
@@ -23,13 +24,6 @@ export async function run(config: NodeHostConfig): Promise<number> {
     log({ level: "info", event: "plugin-loaded", path, apps: names });
   }
   for (const s of config.shards) apps.get(s.app); // unknown app names fail before anything starts
-  if (config.master.length > 0) {
-    log({
-      level: "warn",
-      event: "master-not-available",
-      detail: "this build has no master client yet; --master is validated and ignored, static shards run",
-    });
-  }
   const tls =
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
@@ -69,18 +63,33 @@ export async function run(config: NodeHostConfig): Promise<number> {
   });
   metrics.watchNodeHost(nh);
   const server = await serveApi(app, { hostname: api.host, port: api.port, log });
+  // Master mode: the drummers decide which replicas run here (--shard is refused with --master).
+  const master =
+    config.master.length > 0
+      ? new MasterClient({
+          nodehost: nh,
+          masters: config.master,
+          apps,
+          apiAddress: config.apiAddress,
+          region: config.region,
+          log,
+        })
+      : null;
+  master?.start();
   log({
     level: "info",
     event: "nodehost-started",
     raftAddress: config.raftAddress,
     apiAddress: config.apiAddress,
     shards: config.shards.map((s) => s.shardId),
+    master: config.master,
   });
   const signal = await new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log({ level: "info", event: "stopping", signal });
+  master?.stop();
   await handOverLeadership(nh, log);
   await server.stop();
   await nh.stop();

@@ -41,11 +41,15 @@ export function applyDecision(s: DbState, d: Decision, maxRepairs: number): stri
   }
   if (d.kind === DecisionKind.Add) d.replicaId = s.views.get(d.shardId)!.nextReplicaId++;
   if (d.kind === DecisionKind.Create && !s.views.has(d.shardId)) s.views.set(d.shardId, launchView(d));
+  const view = s.views.get(d.shardId)!;
+  const kill = d.kind === DecisionKind.Kill;
   addInFlight(s, {
     ...d,
     decisionId: s.nextDecisionId++,
     app: def.app,
     initialMembers: d.initialMembers.map((m) => ({ ...m })),
+    configChangeId: kill ? view.configChangeId : d.configChangeId,
+    currentMembers: kill ? view.members.map((m) => ({ ...m })) : [],
     reason: clip(d.reason),
     createdMs: s.timeMs,
     endedMs: 0,

@@ -83,6 +83,7 @@ export function toDecision(o: Obj): Decision {
     state: num(o?.state) as DecisionState,
     outcome: str(o?.outcome),
     leaderTerm: num(o?.leaderTerm),
+    currentMembers: list(o?.currentMembers).map(toMember),
   };
 }
 

@@ -62,5 +62,6 @@ export function createDecision(
     state: 1,
     outcome: "",
     leaderTerm: 0,
+    currentMembers: [],
   };
 }
