@@ -454,15 +454,28 @@ describe("error values", () => {
     const victim = [1, 2, 3].find((i) => i !== leader)!;
     const m = await cluster.settle(nh.syncGetShardMembership(1, T));
     await cluster.settle(nh.syncRequestDeleteReplica(1, victim, m.configChangeId, T));
-    const gone = () => !cluster.host(victim).getNodeHostInfo().shards.some((s) => s.shardId === 1);
+    const gone = () =>
+      !cluster
+        .host(victim)
+        .getNodeHostInfo()
+        .shards.some((s) => s.shardId === 1);
     await cluster.until(gone, 5000, "the removed replica to stop");
     const config = (replicaId: number) => ({ shardId: 1, replicaId, electionRtt: 10, heartbeatRtt: 1 });
-    await expectCode(() => cluster.host(victim).startReplica({}, true, cluster.kv, config(victim)), "replicaRemoved");
+    await expectCode(
+      () => cluster.host(victim).startReplica({}, true, cluster.kv, config(victim)),
+      "replicaRemoved",
+    );
     const m2 = await cluster.settle(nh.syncGetShardMembership(1, T));
-    await cluster.settle(nh.syncRequestAddReplica(1, 9, cluster.host(victim).raftAddress, m2.configChangeId, T));
+    await cluster.settle(
+      nh.syncRequestAddReplica(1, 9, cluster.host(victim).raftAddress, m2.configChangeId, T),
+    );
     await cluster.host(victim).startReplica({}, true, cluster.kv, config(9), { app: "kv" });
     await cluster.until(
-      () => cluster.host(victim).getNodeHostInfo().shards.some((s) => s.shardId === 1 && s.replicaId === 9 && s.appliedIndex > 0),
+      () =>
+        cluster
+          .host(victim)
+          .getNodeHostInfo()
+          .shards.some((s) => s.shardId === 1 && s.replicaId === 9 && s.appliedIndex > 0),
       5000,
       "the new replica to catch up",
     );
