@@ -1,7 +1,8 @@
 import { type Env, realEnv } from "../env.ts";
 import { longboat } from "../pb/longboat.js";
 import { SERVICE } from "./app.ts";
-import { isConnectCode } from "./errors.ts";
+import { Session } from "../engine/session.ts";
+import { isConnectCode, NOT_APPLIED_CODES, neverSent, OUTCOME_UNKNOWN_CODES } from "./errors.ts";
 import { METHOD_TYPES } from "./methods.ts";
 import type { MethodName } from "./schemas.ts";
 import type { FetchLike } from "./types.ts";
@@ -16,10 +17,21 @@ export class ApiError extends Error {
   override readonly name = "ApiError";
   constructor(
     readonly code: string,
-    message: string,
+    /** The message without address and code. */
+    readonly detail: string,
     readonly address: string,
   ) {
-    super(`${address}: ${code}: ${message}`);
+    super(`${address}: ${code}: ${detail}`);
+  }
+
+  /** True when the request was certainly not applied (`unavailable`): retrying it is safe. */
+  get notApplied(): boolean {
+    return NOT_APPLIED_CODES.has(this.code);
+  }
+
+  /** True when the request may or may not have been applied. */
+  get outcomeUnknown(): boolean {
+    return OUTCOME_UNKNOWN_CODES.has(this.code);
   }
 }
 
@@ -62,13 +74,13 @@ export interface BackupInfo {
 export const BACKUP_CHUNK_BYTES = 1024 * 1024;
 
 export interface NodeHostClientOptions {
-  /** API addresses (host:port) tried in turn on connection errors and `unavailable`. */
+  /** API addresses (host:port); a call moves to the next one when one cannot serve it. */
   addresses: string[];
   token?: string;
-  /** Per attempt, and the timeoutMs sent with requests that take one. Default 5000. */
+  /** How long one call may take, its retries included. Default 5000. */
   timeoutMs?: number;
   fetch?: FetchLike;
-  env?: Pick<Env, "setTimer">;
+  env?: Pick<Env, "setTimer" | "nowMs" | "random">;
 }
 
 type Codec = "json" | "proto";
@@ -77,12 +89,57 @@ const fromUtf8 = new TextDecoder();
 const asBytes = (v: string | Uint8Array) => (typeof v === "string" ? utf8.encode(v) : v);
 
 /**
- * A client of the NodeHost API for the CLI and tests. Sticks to the last address that answered;
- * on a connection error or `unavailable` it tries the next one, at most once per address per call.
+ * Methods a retry cannot apply twice, so they are retried after an unknown outcome too.
+ * GetSession is among them: a registration retried after a lost answer leaves at most one
+ * unused session, which the shard's LRU-bounded session table evicts.
+ */
+const RETRY_UNKNOWN: ReadonlySet<MethodName> = new Set<MethodName>([
+  "Read",
+  "StaleRead",
+  "GetMembership",
+  "Status",
+  "TransferLeader",
+  "GetSession",
+  "QueryRaftLog",
+  "ReadBackup",
+]);
+
+/** Methods whose request carries timeout_ms (the server's deadline for the attempt). */
+const TAKES_TIMEOUT: ReadonlySet<MethodName> = new Set<MethodName>([
+  "GetSession",
+  "CloseSession",
+  "Propose",
+  "Read",
+  "AddReplica",
+  "DeleteReplica",
+  "GetMembership",
+  "RequestSnapshot",
+  "RemoveData",
+  "OpenBackup",
+]);
+
+/** One attempt of a call that may be retried after an unknown outcome gets at least this. */
+export const ATTEMPT_MS_MIN = 1000;
+/** No retry starts with less time than this left: the call gives up with the last answer. */
+const ATTEMPT_MS_FLOOR = 20;
+/** Backoff between rounds of attempts: doubling from the first to the last, with jitter. */
+export const RETRY_BACKOFF_MS_FIRST = 20;
+export const RETRY_BACKOFF_MS_MAX = 500;
+
+/**
+ * A client of the NodeHost API for the CLI and tests. Sticks to the last address that answered.
+ *
+ * Retries follow the API's error contract (nodehost.proto): within `timeoutMs` a call is
+ * retried, on the next address and with backoff once every address was tried, when the
+ * answer says the request was not applied (`unavailable`: no leader yet, shard not ready,
+ * busy, host down). A request whose outcome is unknown (`deadline_exceeded`, `unknown`) is
+ * retried only when that cannot apply it twice: reads, and writes that carry a session.
  *
  * ```ts
  * const client = new NodeHostClient({ addresses: ["h1:8001", "h2:8001"], token, timeoutMs: 3000 });
- * await client.put(1, "greeting", "hello");
+ * const session = await client.openSession(1);
+ * await client.put(1, "greeting", "hello", { session }); // exactly once, even when retried
+ * await client.closeSession(session);
  * const value = await client.get(1, "greeting"); // Uint8Array or null
  * ```
  */
@@ -91,7 +148,7 @@ export class NodeHostClient {
   readonly timeoutMs: number;
   private current = 0;
   private readonly fetchFn: FetchLike;
-  private readonly env: Pick<Env, "setTimer">;
+  private readonly env: Pick<Env, "setTimer" | "nowMs" | "random">;
 
   constructor(private readonly opts: NodeHostClientOptions) {
     if (opts.addresses.length === 0) throw new Error("NodeHostClient needs at least one API address");
@@ -102,42 +159,86 @@ export class NodeHostClient {
     this.env = opts.env ?? realEnv();
   }
 
-  /** Calls one method; request is the message as an object (numbers, Uint8Array or base64 for bytes). */
+  /**
+   * Calls one method; request is the message as an object (numbers, Uint8Array or base64 for
+   * bytes). Retries as the class comment says; `retryUnknown` overrides whether an unknown
+   * outcome is retried (default: for reads, GetSession and proposals with a session).
+   */
   async call<M extends MethodName>(
     method: M,
     request: Record<string, unknown>,
     codec: Codec = "proto",
+    opts: { retryUnknown?: boolean; timeoutMs?: number } = {},
   ): Promise<ResponseTypes[M]> {
-    const types = METHOD_TYPES[method];
-    const message = types.request.fromObject(request);
-    const body =
-      codec === "proto"
-        ? types.request.encode(message).finish()
-        : JSON.stringify(types.request.toObject(message, { longs: String, bytes: String, enums: String }));
+    const retryUnknown = opts.retryUnknown ?? (RETRY_UNKNOWN.has(method) || hasSession(method, request));
+    const budgetMs = opts.timeoutMs ?? this.timeoutMs;
+    const deadlineMs = this.env.nowMs() + budgetMs;
+    let backoffMs = RETRY_BACKOFF_MS_FIRST;
+    let triedThisRound = 0;
+    let attempts = 0;
     let lastError: ApiError | undefined;
-    for (let attempt = 0; attempt < this.addresses.length; attempt++) {
-      const index = (this.current + attempt) % this.addresses.length;
-      const address = this.addresses[index]!;
+    for (;;) {
+      const leftMs = deadlineMs - this.env.nowMs();
+      if (leftMs < ATTEMPT_MS_FLOOR && lastError !== undefined) break;
+      const attemptMs = retryUnknown
+        ? Math.min(leftMs, Math.max(ATTEMPT_MS_MIN, Math.ceil(budgetMs / 3)))
+        : leftMs;
+      const address = this.addresses[this.current]!;
+      attempts++;
       try {
-        const res = await this.attempt(address, method, body, codec);
-        this.current = index;
-        return res as ResponseTypes[M];
+        const body = this.encode(method, request, codec, attemptMs);
+        return (await this.attempt(address, method, body, codec, attemptMs)) as ResponseTypes[M];
       } catch (error) {
-        if (!(error instanceof ApiError) || error.code !== "unavailable") throw error;
+        if (!(error instanceof ApiError)) throw error;
+        const notApplied = NOT_APPLIED_CODES.has(error.code);
+        if (!notApplied && !(retryUnknown && OUTCOME_UNKNOWN_CODES.has(error.code))) throw error;
         lastError = error;
       }
+      this.current = (this.current + 1) % this.addresses.length;
+      if (++triedThisRound < this.addresses.length) continue;
+      triedThisRound = 0;
+      const pauseMs = Math.min(backoffMs * (0.5 + this.env.random() / 2), deadlineMs - this.env.nowMs());
+      if (pauseMs > 0) await new Promise<void>((resolve) => this.env.setTimer(pauseMs, resolve));
+      backoffMs = Math.min(backoffMs * 2, RETRY_BACKOFF_MS_MAX);
     }
-    throw lastError!;
+    const last = lastError!;
+    const verdict = NOT_APPLIED_CODES.has(last.code) ? "not applied" : "outcome unknown";
+    throw new ApiError(
+      last.code,
+      `${last.detail} (${verdict}; gave up after ${attempts} attempts in ${budgetMs} ms)`,
+      last.address,
+    );
   }
 
-  private async attempt(address: string, method: MethodName, body: Uint8Array | string, codec: Codec) {
+  private encode(method: MethodName, request: Record<string, unknown>, codec: Codec, attemptMs: number) {
+    const types = METHOD_TYPES[method];
+    const fields = { ...request };
+    if (TAKES_TIMEOUT.has(method)) {
+      // The server gives up a little before this client does, so its answer can still arrive.
+      const serverMs = Math.max(1, Math.floor(attemptMs - Math.min(500, attemptMs / 5)));
+      const asked = Number(request.timeoutMs ?? 0);
+      fields.timeoutMs = asked > 0 ? Math.min(asked, serverMs) : serverMs;
+    }
+    const message = types.request.fromObject(fields);
+    return codec === "proto"
+      ? types.request.encode(message).finish()
+      : JSON.stringify(types.request.toObject(message, { longs: String, bytes: String, enums: String }));
+  }
+
+  private async attempt(
+    address: string,
+    method: MethodName,
+    body: Uint8Array | string,
+    codec: Codec,
+    attemptMs: number,
+  ) {
     const headers: Record<string, string> = {
       "content-type": codec === "proto" ? "application/proto" : "application/json",
       "connect-protocol-version": "1",
     };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     const abort = new AbortController();
-    const timer = this.env.setTimer(this.timeoutMs, () => abort.abort());
+    const timer = this.env.setTimer(attemptMs, () => abort.abort());
     let res: Response;
     let bytes: Uint8Array;
     try {
@@ -149,11 +250,19 @@ export class NodeHostClient {
       });
       bytes = new Uint8Array(await res.arrayBuffer());
     } catch (error) {
-      if (abort.signal.aborted)
-        throw new ApiError("deadline_exceeded", `no answer within ${this.timeoutMs} ms`, address);
+      if (abort.signal.aborted) {
+        throw new ApiError(
+          "deadline_exceeded",
+          `no answer within ${Math.round(attemptMs)} ms (the request may or may not have been applied)`,
+          address,
+        );
+      }
+      const message = (error as Error).message;
+      if (neverSent(error))
+        throw new ApiError("unavailable", `cannot reach the NodeHost API: ${message}`, address);
       throw new ApiError(
-        "unavailable",
-        `cannot reach the NodeHost API: ${(error as Error).message}`,
+        "unknown",
+        `the connection to the NodeHost API failed (the request may or may not have been applied): ${message}`,
         address,
       );
     } finally {
@@ -165,31 +274,59 @@ export class NodeHostClient {
     return type.fromObject(JSON.parse(fromUtf8.decode(bytes)));
   }
 
-  // ---- kv helpers (app `kv`, commands and queries in proto/longboat/nodehost/v1/kv.proto) ----
+  // ---- sessions ----
 
-  async put(shardId: number, key: string, value: string | Uint8Array): Promise<void> {
-    await this.propose(shardId, pb.KvCommand.encode({ put: { key, value: asBytes(value) } }).finish());
+  /** Registers a client session on shardId: writes that carry it apply exactly once when retried. */
+  async openSession(shardId: number): Promise<Session> {
+    const res = await this.call("GetSession", { shardId });
+    const s = res.session;
+    if (!s) throw new ApiError("internal", "GetSession answered without a session", "");
+    return new Session(Number(s.shardId), Number(s.clientId), Number(s.seriesId), Number(s.respondedTo));
+  }
+
+  /** Unregisters a session (its shard forgets it); `timeoutMs` bounds this call alone. */
+  async closeSession(session: Session, opts: { timeoutMs?: number } = {}): Promise<void> {
+    await this.call("CloseSession", { session: sessionFields(session) }, "proto", opts);
+  }
+
+  // ---- kv helpers (app `kv`, commands and queries in proto/longboat/nodehost/v1/kv.proto) ----
+  // A write with `session` applies at most once however often it is retried, and the session
+  // moves on to its next series id when the write completes.
+
+  async put(
+    shardId: number,
+    key: string,
+    value: string | Uint8Array,
+    opts: WriteOptions = {},
+  ): Promise<void> {
+    await this.propose(shardId, pb.KvCommand.encode({ put: { key, value: asBytes(value) } }).finish(), opts);
   }
 
   /** Deletes key; true when it existed. */
-  async delete(shardId: number, key: string): Promise<boolean> {
-    return (await this.propose(shardId, pb.KvCommand.encode({ delete: { key } }).finish())).value === 1;
+  async delete(shardId: number, key: string, opts: WriteOptions = {}): Promise<boolean> {
+    return (await this.propose(shardId, pb.KvCommand.encode({ delete: { key } }).finish(), opts)).value === 1;
   }
 
   /** Sets key to value when its value is expected (null: when it is absent); true when it did. */
-  async cas(shardId: number, key: string, expected: string | Uint8Array | null, value: string | Uint8Array) {
+  async cas(
+    shardId: number,
+    key: string,
+    expected: string | Uint8Array | null,
+    value: string | Uint8Array,
+    opts: WriteOptions = {},
+  ) {
     const cas = {
       key,
       expected: expected === null ? new Uint8Array(0) : asBytes(expected),
       expectedAbsent: expected === null,
       value: asBytes(value),
     };
-    return (await this.propose(shardId, pb.KvCommand.encode({ cas }).finish())).value === 1;
+    return (await this.propose(shardId, pb.KvCommand.encode({ cas }).finish(), opts)).value === 1;
   }
 
   /** Adds delta to the integer counter at key (absent: 0); returns the new value. */
-  async add(shardId: number, key: string, delta: number): Promise<number> {
-    const res = await this.propose(shardId, pb.KvCommand.encode({ add: { key, delta } }).finish());
+  async add(shardId: number, key: string, delta: number, opts: WriteOptions = {}): Promise<number> {
+    const res = await this.propose(shardId, pb.KvCommand.encode({ add: { key, delta } }).finish(), opts);
     return Number(fromUtf8.decode(res.data));
   }
 
@@ -198,7 +335,7 @@ export class NodeHostClient {
     const query = pb.KvQuery.encode({ get: { key } }).finish();
     const res = opts.stale
       ? await this.call("StaleRead", { shardId, query })
-      : await this.call("Read", { shardId, query, timeoutMs: this.timeoutMs });
+      : await this.call("Read", { shardId, query });
     const result = pb.KvQueryResult.decode(res.result);
     return result.found ? result.value : null;
   }
@@ -208,7 +345,7 @@ export class NodeHostClient {
   }
 
   async members(shardId: number): Promise<longboat.raft.v1.IMembership> {
-    const res = await this.call("GetMembership", { shardId, timeoutMs: this.timeoutMs });
+    const res = await this.call("GetMembership", { shardId });
     if (!res.membership) throw new ApiError("internal", "GetMembership answered without a membership", "");
     return res.membership;
   }
@@ -221,16 +358,11 @@ export class NodeHostClient {
   ) {
     const role = { full: 1, "non-voting": 2, witness: 3 }[opts.role ?? "full"];
     const request = { shardId, replicaId, raftAddress, role, configChangeId: opts.configChangeId ?? 0 };
-    return (await this.call("AddReplica", { ...request, timeoutMs: this.timeoutMs })).membership ?? null;
+    return (await this.call("AddReplica", request)).membership ?? null;
   }
 
   async removeReplica(shardId: number, replicaId: number, opts: { configChangeId?: number } = {}) {
-    const request = {
-      shardId,
-      replicaId,
-      configChangeId: opts.configChangeId ?? 0,
-      timeoutMs: this.timeoutMs,
-    };
+    const request = { shardId, replicaId, configChangeId: opts.configChangeId ?? 0 };
     return (await this.call("DeleteReplica", request)).membership ?? null;
   }
 
@@ -352,13 +484,36 @@ export class NodeHostClient {
     return info;
   }
 
-  private async propose(shardId: number, command: Uint8Array) {
-    const res = await this.call("Propose", { shardId, command, timeoutMs: this.timeoutMs });
+  private async propose(shardId: number, command: Uint8Array, opts: WriteOptions) {
+    const session = opts.session;
+    if (session && session.shardId !== shardId) {
+      throw new Error(`a session of shard ${session.shardId} cannot carry a write to shard ${shardId}`);
+    }
+    const request: Record<string, unknown> = { shardId, command };
+    if (session) request.session = sessionFields(session);
+    const res = await this.call("Propose", request);
+    session?.proposalCompleted();
     if (Number(res.value) === KV_RESULT_REJECTED) {
       throw new ApiError("invalid_argument", `kv rejected the command: ${fromUtf8.decode(res.data)}`, "");
     }
     return { value: Number(res.value), data: res.data };
   }
+}
+
+export interface WriteOptions {
+  /** A session from openSession: the write is applied at most once, and may be retried after a timeout. */
+  session?: Session;
+}
+
+function sessionFields(s: Session) {
+  return { shardId: s.shardId, clientId: s.clientId, seriesId: s.seriesId, respondedTo: s.respondedTo };
+}
+
+/** True when a Propose request carries a real session (client id ≠ 0): a retry applies once. */
+function hasSession(method: MethodName, request: Record<string, unknown>): boolean {
+  if (method !== "Propose") return false;
+  const session = request.session as { clientId?: unknown } | null | undefined;
+  return session !== null && session !== undefined && Number(session.clientId ?? 0) !== 0;
 }
 
 /** Connect's mapping of HTTP status to code, used when an error body is not a Connect error. */
@@ -369,15 +524,17 @@ function errorFrom(status: number, bytes: Uint8Array, address: string): ApiError
   } catch {
     // not JSON: fall through to the HTTP status
   }
+  // Connect's table, except 502 and 504: an intermediary answers them after it may have
+  // delivered the request, so for us they leave the outcome unknown, not "not applied".
   const byStatus: Record<number, string> = {
     400: "internal",
     401: "unauthenticated",
     403: "permission_denied",
     404: "unimplemented",
     429: "unavailable",
-    502: "unavailable",
+    502: "unknown",
     503: "unavailable",
-    504: "unavailable",
+    504: "deadline_exceeded",
   };
   return new ApiError(byStatus[status] ?? "unknown", `HTTP ${status}`, address);
 }

@@ -42,9 +42,43 @@ export class ConnectError extends Error {
 }
 
 /**
+ * What a caller may do after an error, by Connect code (nodehost.proto states the contract):
+ * - `unavailable`: NOT applied (no leader yet, shard not ready, busy, host closing, the leader's
+ *   host could not be reached): retry, later or on another NodeHost.
+ * - `deadline_exceeded`, `unknown`: the outcome is unknown (timed out, or the replica stopped
+ *   after proposing): the write may have been applied. Retry a write only with a client
+ *   session (exactly once then); reads may always be retried.
+ * - every other code: the request was not applied and retrying it unchanged will not help.
+ */
+export const NOT_APPLIED_CODES: ReadonlySet<string> = new Set(["unavailable"]);
+export const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set(["deadline_exceeded", "unknown"]);
+
+/** Socket errors (Bun's fetch `code`) raised before a request could leave: it was not delivered. */
+const NOT_SENT_ERRORS: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ConnectionRefused",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "FailedToOpenSocket",
+]);
+
+/**
+ * True when a failed fetch certainly never delivered its request (no connection was made). A
+ * reset or a close after connecting may come after the server got the request.
+ */
+export function neverSent(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && NOT_SENT_ERRORS.has(code);
+}
+
+/**
  * The engine's error codes as Connect codes. payloadTooBig is invalid_argument: the engine's
  * limit is a property of the request (retrying the same payload never helps), while the API's
- * own body limit answers resource_exhausted.
+ * own body limit answers resource_exhausted. timeout and shardClosed leave the outcome
+ * unknown; every other temporary code means not applied (unavailable).
  */
 const LONGBOAT_TO_CONNECT: Record<ErrorCode, ConnectCode> = {
   shardNotFound: "not_found",
@@ -59,7 +93,7 @@ const LONGBOAT_TO_CONNECT: Record<ErrorCode, ConnectCode> = {
   systemBusy: "unavailable",
   shardNotReady: "unavailable",
   closed: "unavailable",
-  shardClosed: "unavailable",
+  shardClosed: "unknown",
   timeout: "deadline_exceeded",
   rejected: "failed_precondition",
   shardNotStopped: "failed_precondition",

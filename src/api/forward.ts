@@ -1,5 +1,5 @@
 import type { Env } from "../env.ts";
-import { ConnectError } from "./errors.ts";
+import { ConnectError, neverSent } from "./errors.ts";
 import type { ForwardTls, NodeHostLike } from "./types.ts";
 
 /** Header marking a forwarded request; a request carrying it is never forwarded again (no loops). */
@@ -78,12 +78,20 @@ export class Forwarder {
         headers: { "content-type": res.headers.get("content-type") ?? "application/json" },
       });
     } catch (error) {
-      const why = abort.signal.aborted
-        ? `no answer within ${req.timeoutMs + FORWARD_GRACE_MS} ms`
-        : String(error);
+      const where = `forwarding to leader replica ${target.leaderReplicaId} of shard ${target.shardId} at ${target.apiAddress}`;
+      if (abort.signal.aborted) {
+        throw new ConnectError(
+          "deadline_exceeded",
+          `${where}: no answer within ${req.timeoutMs + FORWARD_GRACE_MS} ms (the request may or may not have been applied)`,
+        );
+      }
+      // Only a request that certainly never left is "not applied"; a connection lost after
+      // sending may have delivered it.
+      if (neverSent(error))
+        throw new ConnectError("unavailable", `${where} failed, not applied: ${String(error)}`);
       throw new ConnectError(
-        "unavailable",
-        `forwarding to leader replica ${target.leaderReplicaId} of shard ${target.shardId} at ${target.apiAddress} failed: ${why}`,
+        "unknown",
+        `${where} failed (the request may or may not have been applied): ${String(error)}`,
       );
     } finally {
       timer.cancel();

@@ -573,6 +573,8 @@ export interface CmdConfig {
   compactionOverhead?: number;
   /** snapshot: compact up to this index instead. */
   compactionIndex?: number;
+  /** Writes without a client session: a write retried after a timeout may apply twice. */
+  noSession: boolean;
 }
 
 export const CMD_FIELDS: readonly Field[] = [
@@ -615,7 +617,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "timeout-ms",
     kind: "int",
     valueName: "ms",
-    help: `how long to wait for an answer in milliseconds, at most ${TIMEOUT_MS_MAX}`,
+    help: `how long to wait for an answer in milliseconds, retries included, at most ${TIMEOUT_MS_MAX}`,
     schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
     default: 5000,
   },
@@ -660,6 +662,14 @@ export const CMD_FIELDS: readonly Field[] = [
     valueName: "index",
     help: "snapshot: compact the log up to this index (at most the snapshot's) instead",
     schema: positiveInt,
+  },
+  {
+    key: "noSession",
+    flag: "no-session",
+    kind: "bool",
+    help: "write without a client session: one Raft round less, but a write retried after a timeout may apply twice, so a timed-out write is not retried",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
   },
 ];
 

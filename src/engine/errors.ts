@@ -1,7 +1,10 @@
 /**
  * Every error the NodeHost API returns is a LongboatError with a code from this table
  * (Dragonboat's error values, engine.md §6.1). `temporary` says whether retrying later,
- * possibly on another NodeHost, may succeed.
+ * possibly on another NodeHost, may succeed. `outcomeUnknown` says whether the request may
+ * have taken effect although it failed: every other error means it was NOT applied, so a
+ * temporary one is safe to retry as it is; a write whose outcome is unknown is retried only
+ * with a client session, which applies it at most once.
  */
 export const ERROR_CODES = {
   closed: { temporary: true, text: "the NodeHost is closed" },
@@ -19,9 +22,20 @@ export const ERROR_CODES = {
   timeoutTooSmall: { temporary: false, text: "timeout is shorter than one RTT tick" },
   payloadTooBig: { temporary: false, text: "payload too big" },
   systemBusy: { temporary: true, text: "system busy" },
-  shardClosed: { temporary: true, text: "shard closed" },
-  shardNotReady: { temporary: true, text: "shard not ready (no leader, or the request was dropped)" },
-  timeout: { temporary: true, text: "timed out" },
+  shardClosed: {
+    temporary: true,
+    outcomeUnknown: true,
+    text: "the replica stopped while the request was in flight (it may or may not have been applied)",
+  },
+  shardNotReady: {
+    temporary: true,
+    text: "shard not ready, the request was not applied (no leader yet, or it was dropped before it reached the log)",
+  },
+  timeout: {
+    temporary: true,
+    outcomeUnknown: true,
+    text: "timed out (the request may or may not have been applied)",
+  },
   rejected: { temporary: false, text: "rejected" },
   aborted: { temporary: true, text: "aborted" },
   invalidTarget: { temporary: false, text: "invalid target" },
@@ -34,15 +48,28 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class LongboatError extends Error {
   override readonly name = "LongboatError";
   readonly temporary: boolean;
+  /** True when the request may have been applied although it failed (see ERROR_CODES). */
+  readonly outcomeUnknown: boolean;
   constructor(
     readonly code: ErrorCode,
     detail?: string,
   ) {
     super(detail ? `${ERROR_CODES[code].text}: ${detail}` : ERROR_CODES[code].text);
-    this.temporary = ERROR_CODES[code].temporary;
+    const entry: { temporary: boolean; outcomeUnknown?: boolean } = ERROR_CODES[code];
+    this.temporary = entry.temporary;
+    this.outcomeUnknown = entry.outcomeUnknown === true;
   }
 }
 
 export function isTemporary(error: unknown): boolean {
   return error instanceof LongboatError && error.temporary;
+}
+
+/**
+ * True when retrying the request as it is cannot apply it twice: it failed temporarily and
+ * was not applied (no leader, busy, closed…). A timed-out or interrupted write is not: retry
+ * it only with a client session.
+ */
+export function isSafeToRetry(error: unknown): boolean {
+  return error instanceof LongboatError && error.temporary && !error.outcomeUnknown;
 }

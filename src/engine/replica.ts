@@ -444,14 +444,21 @@ export class Replica {
 
   // ---- stop ----
 
+  /**
+   * Ends every request at a stop. What never reached the Raft core is "dropped" (not applied,
+   * safe to retry); what did is "terminated": it may still commit through another replica.
+   */
   failAll(detail: string): void {
     this.pendingProposals.failAll("terminated", detail);
-    for (const p of this.proposals) p.state.fail("terminated", detail);
+    const unsent = `${detail} (before the request left this host: not applied)`;
+    for (const p of this.proposals) p.state.fail("dropped", unsent);
     this.proposals = [];
     this.reads.failAll("terminated", detail);
-    this.configChange?.state.fail("terminated", detail);
+    const cc = this.configChange;
+    cc?.state.fail(cc.started ? "terminated" : "dropped", cc.started ? detail : unsent);
     this.configChange = null;
-    this.snapshotRequest?.state.fail("terminated", detail);
+    const snap = this.snapshotRequest;
+    snap?.state.fail(snap.started ? "terminated" : "dropped", snap.started ? detail : unsent);
     this.snapshotRequest = null;
   }
 }

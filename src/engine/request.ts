@@ -1,7 +1,12 @@
 import type { ReadCtx } from "../raft/update.ts";
 import { LongboatError } from "./errors.ts";
 
-/** What became of a request (engine.md §6.2). */
+/**
+ * What became of a request (engine.md §6.2). For a proposal, `dropped` means it never reached
+ * the log (not applied: safe to retry), while `timeout` and `terminated` (the replica stopped
+ * after handing it to Raft) leave its outcome unknown: it may still commit. `rejected`: applied
+ * as a refusal (a session or config-change rule), `aborted`: a snapshot that failed.
+ */
 export type RequestResult =
   | { code: "completed"; value: number; data: Uint8Array; index: number }
   | { code: "timeout" | "rejected" | "dropped" | "terminated" | "aborted"; detail: string };

@@ -112,12 +112,120 @@ test("the client fails over on unavailable and not on other codes", async () => 
   expect(error).toMatchObject({ code: "not_found", address: second });
 });
 
-test("when every address is down the client reports unavailable from the last one", async () => {
-  const a = await closedAddress();
-  const b = await closedAddress();
-  const client = new NodeHostClient({ addresses: [a, b], timeoutMs: 2000 });
-  const error = await client.status().catch((e: unknown) => e);
-  expect(error).toMatchObject({ code: "unavailable", address: b });
+test("when every address stays down the client retries until its timeout, then reports unavailable (not applied)", async () => {
+  const [a, b] = ["127.0.0.1:1", "127.0.0.1:2"];
+  const tried: string[] = [];
+  const client = new NodeHostClient({
+    addresses: [a, b],
+    timeoutMs: 400,
+    fetch: async (url) => {
+      tried.push(new URL(url).host);
+      throw Object.assign(new TypeError("ECONNREFUSED: Unable to connect"), { code: "ECONNREFUSED" });
+    },
+  });
+  const error = (await client.status().catch((e: unknown) => e)) as ApiError;
+  expect(error).toBeInstanceOf(ApiError);
+  expect(error.code).toBe("unavailable");
+  expect(error.notApplied).toBe(true);
+  expect(error.message).toMatch(/\(not applied; gave up after \d+ attempts in 400 ms\)/);
+  // Both addresses, in turn, more than once each (backing off between rounds).
+  expect(tried.length).toBeGreaterThan(3);
+  expect(tried.slice(0, 4)).toEqual([a, b, a, b]);
+});
+
+test("a write refused as not applied (no leader yet) is retried until the shard serves it", async () => {
+  const fake = new KvFake().addShard(1);
+  for (let i = 0; i < 3; i++) fake.failures.push(new LongboatError("shardNotReady", "no leader yet"));
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 3000 });
+  await client.put(1, "k", "v");
+  expect(fake.calls.filter((c) => c.startsWith("syncPropose"))).toHaveLength(4);
+  expect(new TextDecoder().decode(fake.map.get("k"))).toBe("v");
+});
+
+test("a write without a session whose outcome is unknown is never retried", async () => {
+  for (const failure of [new LongboatError("timeout"), new LongboatError("shardClosed")]) {
+    const fake = new KvFake().addShard(1);
+    fake.failures.push(failure);
+    const client = new NodeHostClient({ addresses: [await start(fake), await start(fake)], timeoutMs: 3000 });
+    const error = (await client.put(1, "k", "v").catch((e: unknown) => e)) as ApiError;
+    expect(error.outcomeUnknown).toBe(true);
+    expect(fake.calls).toEqual(["syncPropose(client 0):1"]);
+  }
+});
+
+test("a write without a session whose connection breaks after sending is not retried", async () => {
+  const fake = new KvFake().addShard(1);
+  const address = await start(fake);
+  let calls = 0;
+  const client = new NodeHostClient({
+    addresses: [address],
+    timeoutMs: 3000,
+    fetch: async (url, init) => {
+      calls++;
+      await fetch(url, init); // delivered and applied, then the connection drops
+      throw Object.assign(new TypeError("ECONNRESET: socket closed"), { code: "ECONNRESET" });
+    },
+  });
+  const error = (await client.put(1, "k", "v").catch((e: unknown) => e)) as ApiError;
+  expect(error.code).toBe("unknown");
+  expect(calls).toBe(1);
+});
+
+test("a write with a session is retried after an unknown outcome and applies once", async () => {
+  const fake = new KvFake().addShard(1);
+  const applied: number[] = [];
+  const seen = new Map<string, { value: number; data: Uint8Array }>();
+  // Sessions as the engine keeps them: a repeated series returns the first result unapplied.
+  fake.syncPropose = async (session: Session, cmd: Uint8Array) => {
+    const id = `${session.clientId}/${session.seriesId}`;
+    const failure = fake.failures.shift();
+    if (!seen.has(id)) {
+      applied.push(session.seriesId);
+      seen.set(id, { value: 1, data: cmd });
+    }
+    if (failure) throw failure; // applied, but the answer is lost
+    return seen.get(id)!;
+  };
+  fake.failures.push(new LongboatError("timeout"), new LongboatError("shardClosed"));
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 3000 });
+  const session = await client.openSession(1);
+  await client.put(1, "k", "v1", { session });
+  await client.put(1, "k", "v2", { session });
+  expect(applied).toEqual([1, 2]);
+  expect(session.seriesId).toBe(3);
+});
+
+test("reads are retried after an unknown outcome", async () => {
+  const fake = new KvFake().addShard(1);
+  fake.map.set("k", new TextEncoder().encode("v"));
+  fake.failures.push(new LongboatError("timeout"), new LongboatError("shardNotReady"));
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 3000 });
+  expect(new TextDecoder().decode((await client.get(1, "k"))!)).toBe("v");
+  expect(fake.calls).toEqual(["syncRead:1", "syncRead:1", "syncRead:1"]);
+});
+
+test("an error that is neither not-applied nor unknown is not retried", async () => {
+  const fake = new KvFake().addShard(1);
+  fake.failures.push(new LongboatError("rejected", "no"));
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 3000 });
+  expect(await client.get(1, "k").catch((e: unknown) => e)).toMatchObject({ code: "failed_precondition" });
+  expect(fake.calls).toEqual(["syncRead:1"]);
+});
+
+test("each attempt asks the server for less time than the client waits, within the call's timeout", async () => {
+  const fake = new KvFake().addShard(1);
+  const timeouts: number[] = [];
+  fake.syncRead = async (shardId: number, query: Uint8Array, opts?: { timeoutMs: number }) => {
+    timeouts.push(opts!.timeoutMs);
+    if (timeouts.length === 1) throw new LongboatError("timeout");
+    return KvFake.prototype.syncRead.call(fake, shardId, query);
+  };
+  const client = new NodeHostClient({ addresses: [await start(fake)], timeoutMs: 6000 });
+  await client.get(1, "k");
+  // Retryable calls try in thirds of the budget (at least ATTEMPT_MS_MIN), minus a margin.
+  expect(timeouts).toHaveLength(2);
+  expect(timeouts[0]).toBe(1600);
+  expect(timeouts[1]!).toBeLessThanOrEqual(1600);
 });
 
 test("a wrong token reaches the client as unauthenticated", async () => {

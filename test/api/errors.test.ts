@@ -190,6 +190,7 @@ test("an unsupported content type is 415 invalid_argument", async () => {
 test("engine errors map to Connect codes", async () => {
   const cases: [LongboatError, string, number][] = [
     [new LongboatError("timeout"), "deadline_exceeded", 504],
+    [new LongboatError("shardClosed"), "unknown", 500],
     [new LongboatError("systemBusy"), "unavailable", 503],
     [new LongboatError("shardNotReady"), "unavailable", 503],
     [new LongboatError("closed"), "unavailable", 503],

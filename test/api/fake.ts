@@ -25,6 +25,8 @@ export class FakeNodeHost implements NodeHostLike {
   readonly calls: string[] = [];
   /** Thrown by the next call that reaches the fake. */
   failNext: Error | undefined;
+  /** Thrown, one each, by the calls after that (when failNext is unset). */
+  readonly failures: Error[] = [];
   stats: EngineStatsLike = {
     iterations: 10,
     savedBatches: 4,
@@ -59,7 +61,7 @@ export class FakeNodeHost implements NodeHostLike {
 
   private shard(shardId: number, needsLeader: boolean, call: string): FakeShard {
     this.calls.push(`${call}:${shardId}`);
-    const failure = this.failNext;
+    const failure = this.failNext ?? this.failures.shift();
     this.failNext = undefined;
     if (failure) throw failure;
     const s = this.shards.get(shardId);

@@ -1,4 +1,4 @@
-import { ApiError, NodeHostClient } from "../../api/client.ts";
+import { ApiError, NodeHostClient, type WriteOptions } from "../../api/client.ts";
 import type { longboat } from "../../pb/longboat.js";
 import type { CmdConfig } from "../config.ts";
 import { describeEntry } from "../logview.ts";
@@ -45,7 +45,7 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
     case "status":
       return status(client, config);
     case "put":
-      await client.put(shardOf(config), r.key, r.value);
+      await write(client, config, (opts) => client.put(shardOf(config), r.key, r.value, opts));
       print(config, "ok", { ok: true });
       return 0;
     case "get": {
@@ -59,17 +59,19 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
       return 0;
     }
     case "delete": {
-      const existed = await client.delete(shardOf(config), r.key);
+      const existed = await write(client, config, (opts) => client.delete(shardOf(config), r.key, opts));
       print(config, existed ? "deleted" : "not found", { ok: true, existed });
       return existed ? 0 : 1;
     }
     case "cas": {
-      const swapped = await client.cas(shardOf(config), r.key, r.expected, r.value);
+      const swapped = await write(client, config, (opts) =>
+        client.cas(shardOf(config), r.key, r.expected, r.value, opts),
+      );
       print(config, swapped ? "swapped" : "not swapped: the current value differs", { ok: true, swapped });
       return swapped ? 0 : 1;
     }
     case "add": {
-      const value = await client.add(shardOf(config), r.key, r.delta);
+      const value = await write(client, config, (opts) => client.add(shardOf(config), r.key, r.delta, opts));
       print(config, String(value), { ok: true, value });
       return 0;
     }
@@ -238,6 +240,28 @@ function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** Time closing a write's session may take after the write is done (it is only tidying up). */
+const SESSION_CLOSE_MS = 1000;
+
+/**
+ * Runs one kv write in a client session of its own (unless --no-session): the client may then
+ * retry it after a timeout or a failover, and it still applies exactly once. The session is
+ * closed afterwards at best effort: an unclosed one is evicted from the shard's table in time.
+ */
+async function write<T>(
+  client: NodeHostClient,
+  config: CmdConfig,
+  fn: (opts: WriteOptions) => Promise<T>,
+): Promise<T> {
+  if (config.noSession) return fn({});
+  const session = await client.openSession(shardOf(config));
+  try {
+    return await fn({ session });
+  } finally {
+    await client.closeSession(session, { timeoutMs: SESSION_CLOSE_MS }).catch(() => {});
+  }
 }
 
 async function status(client: NodeHostClient, config: CmdConfig): Promise<number> {
