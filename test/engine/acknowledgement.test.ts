@@ -5,7 +5,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { type Env, ManualEnv } from "../../src/env.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import type { RequestResult } from "../../src/engine/request.ts";
-import { SimCluster } from "./cluster.ts";
+import { isSafeToRetry, LongboatError } from "../../src/engine/errors.ts";
+import { hostAddress, RTT_MS, SimCluster } from "./cluster.ts";
 
 const kv = longboat.nodehost.v1;
 const text = new TextEncoder();
@@ -104,5 +105,41 @@ describe("request acknowledgement", () => {
       const value = await cluster.settle(cluster.host(leader).syncRead(1, get(`one-${i}`), T));
       expect({ i, value: readValue(value) }).toEqual({ i, value: "mine" });
     }
+  });
+});
+
+describe("not applied or outcome unknown", () => {
+  test("a proposal that never left the host when its replica stops is dropped (not applied)", async () => {
+    cluster = new SimCluster(3);
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    await cluster.startShard(1, [1, 2, 3]);
+    const leader = await cluster.waitLeader(1);
+    const nh = cluster.host(leader);
+    // Queued, not yet stepped into Raft: the engine cycle that would take it has not run.
+    const queued = nh.propose(nh.getNoOpSession(1), put("q", "1"), T);
+    nh.stopShard(1);
+    const result = await cluster.settle(queued.result);
+    expect(result.code).toBe("dropped");
+    const error = await cluster
+      .settle(nh.syncPropose(nh.getNoOpSession(1), put("q", "2"), T))
+      .catch((e) => e);
+    expect(error).toMatchObject({ code: "shardNotFound", outcomeUnknown: false });
+  });
+
+  test("a proposal handed to Raft when its replica stops is terminated: its outcome is unknown", async () => {
+    cluster = new SimCluster(3);
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    await cluster.startShard(1, [1, 2, 3]);
+    const leader = await cluster.waitLeader(1);
+    const follower = cluster.host([1, 2, 3].find((i) => i !== leader)!);
+    // Forwarded to the leader, which the network no longer reaches: it waits in Raft.
+    cluster.net.isolate(hostAddress(leader));
+    const pending = follower.syncPropose(follower.getNoOpSession(1), put("t", "1"), T).catch((e) => e);
+    await cluster.run(5 * RTT_MS);
+    follower.stopShard(1);
+    const error = await cluster.settle(pending);
+    expect(error).toBeInstanceOf(LongboatError);
+    expect(error).toMatchObject({ code: "shardClosed", outcomeUnknown: true, temporary: true });
+    expect(isSafeToRetry(error)).toBe(false);
   });
 });
