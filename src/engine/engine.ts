@@ -11,6 +11,9 @@ import { type EventBody, EventHub, type LeaderRole, membershipEvent } from "./ev
 import { ReplicaLeadership, StallGuard } from "./leadership.ts";
 import { compactionTarget, type Replica, type ReplicaHost } from "./replica.ts";
 
+/** A quiesced replica's ticks are stepped at least this often (in ticks). */
+export const QUIESCED_TICK_BATCH = 64;
+
 /** One replica's Update on its way through the loop. */
 interface Work {
   r: Replica;
@@ -275,8 +278,13 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (this.stalled) return;
     this.stallGuard.onTick(this.opts.env.nowMs());
     this.tickCount++;
+    const skipQuiesced = this.tickCount % QUIESCED_TICK_BATCH !== 0;
     for (const r of this.replicas.values()) {
       r.addTick();
+      // A quiesced replica with nothing pending only counts ticks (Raft.quiescedTick): they are
+      // stepped in bulk, with its next input or on every QUIESCED_TICK_BATCH-th engine tick (all
+      // quiesced replicas in one iteration), so idle shards stay out of the per-tick work.
+      if (skipQuiesced && r.peer.isQuiesced() && r.isIdle() && !this.saving.has(r)) continue;
       this.ready.add(r);
     }
     this.schedule();

@@ -210,6 +210,21 @@ export class Replica {
     };
   }
 
+  /** Nothing but ticks waits, and no request is pending on this replica. */
+  isIdle(): boolean {
+    return (
+      this.inbox.length === 0 &&
+      this.proposals.length === 0 &&
+      this.pendingProposals.size === 0 &&
+      this.reads.pendingCount === 0 &&
+      this.configChange === null &&
+      this.snapshotRequest === null &&
+      this.transferTarget === 0 &&
+      this.unreachable.length === 0 &&
+      this.snapshotStatus.length === 0
+    );
+  }
+
   hasInput(): boolean {
     return (
       this.inbox.length > 0 ||

@@ -372,6 +372,11 @@ export class Peer {
     };
   }
 
+  /** True while the replica is quiesced (a tick only counts; see QuiesceState). */
+  isQuiesced(): boolean {
+    return this.raft.quiesce.quiesced;
+  }
+
   status(): PeerStatus {
     const r = this.raft;
     return {

@@ -1,0 +1,56 @@
+// Quiesced replicas and the engine loop: an idle shard that quiesced only counts ticks, so it
+// stays out of the loop's per-tick work, and wakes on the next request.
+import { afterEach, expect, test } from "bun:test";
+import { QUIESCED_TICK_BATCH } from "../../src/engine/engine.ts";
+import { longboat } from "../../src/pb/longboat.js";
+import { RTT_MS, SimCluster } from "./cluster.ts";
+
+const kv = longboat.nodehost.v1;
+const put = (key: string, value: string) =>
+  kv.KvCommand.encode({ put: { key, value: new TextEncoder().encode(value) } }).finish();
+const T = { timeoutMs: 3000 };
+const SHARDS = 20;
+
+let cluster: SimCluster;
+afterEach(async () => {
+  await cluster?.close();
+});
+
+/** Three hosts, SHARDS shards with quiesce on; returns once every replica has quiesced. */
+async function quiescedCluster(): Promise<void> {
+  cluster = new SimCluster(7);
+  for (const i of [1, 2, 3]) await cluster.startHost(i);
+  for (let s = 1; s <= SHARDS; s++) await cluster.startShard(s, [1, 2, 3], { quiesce: true, electionRtt: 5 });
+  for (let s = 1; s <= SHARDS; s++) await cluster.waitLeader(s);
+  await cluster.until(
+    () =>
+      [1, 2, 3].every((i) =>
+        cluster
+          .host(i)
+          .getNodeHostInfo()
+          .shards.every((sh) => sh.quiesced),
+      ),
+    30_000,
+    "every replica quiesced",
+  );
+}
+
+test("quiesced replicas with nothing pending stay out of the per-tick iterations", async () => {
+  await quiescedCluster();
+  const nh = cluster.host(1);
+  const before = nh.stats.iterations;
+  const ticks = 640;
+  await cluster.run(ticks * RTT_MS);
+  const iterations = nh.stats.iterations - before;
+  // One iteration per tick when every replica is stepped each tick; now about one per batch.
+  expect(iterations).toBeLessThanOrEqual(2 * Math.ceil(ticks / QUIESCED_TICK_BATCH) + 2);
+  expect(nh.getNodeHostInfo().shards.every((sh) => sh.quiesced)).toBe(true);
+});
+
+test("a write to a quiesced shard wakes it and completes", async () => {
+  await quiescedCluster();
+  const leader = cluster.leaderOf(3);
+  const nh = cluster.host(leader);
+  await cluster.settle(nh.syncPropose(nh.getNoOpSession(3), put("k", "v"), T));
+  expect(nh.getNodeHostInfo().shards.find((s) => s.shardId === 3)?.quiesced).toBe(false);
+});
