@@ -363,7 +363,11 @@ export class Peer {
     return {
       replicaId: r.replicaId,
       isLeader: r.role === Role.Leader,
-      term: r.term,
+      // The durable term, not r.term: the core's term runs ahead of the disk while the log
+      // writer has the Update that raised it, and a crash then loses it (docs/durability.md);
+      // a term reported once must never come back lower. A leader's term is always durable
+      // (it won with votes asked for only after its candidacy was persisted).
+      term: this.persisted.term,
       leaderId: r.leaderId,
       commit: r.log.committed,
       lastIndex: r.log.lastIndex(),
