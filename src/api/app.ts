@@ -1,15 +1,24 @@
 import { resolve } from "node:path";
 import { Hono } from "hono";
 import { realEnv } from "../env.ts";
+import { longboat } from "../pb/longboat.js";
 import { BackupRegistry } from "./backups.ts";
 import { ConnectError, connectErrorBody, isConnectCode, longboatCode } from "./errors.ts";
 import { FORWARDED_HEADER, Forwarder, type ForwardTarget } from "./forward.ts";
 import { FORWARDABLE, HANDLERS, type HandlerContext, METHOD_TYPES, shardOfRequest } from "./methods.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
 import { RpcHandler } from "./rpc/router.ts";
-import { type CallContext, defineService, type ServiceDef, unary } from "./rpc/service.ts";
+import {
+  type CallContext,
+  defineService,
+  type Method,
+  type ServiceDef,
+  serverStreaming,
+  unary,
+} from "./rpc/service.ts";
 import { describeIssues, type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostApiOptions } from "./types.ts";
+import { parseWatchRequest, type WatchRequest, watchEvents } from "./watch.ts";
 
 export const SERVICE = "longboat.nodehost.v1.NodeHostService";
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -156,8 +165,14 @@ function nodeHostService(
         return parsed.data as RequestOf<M>;
       },
     );
-  const methods = Object.fromEntries(
+  const methods: Record<string, Method> = Object.fromEntries(
     (Object.keys(RequestSchemas) as MethodName[]).map((m) => [m, methodOf(m)]),
+  );
+  methods.WatchEvents = serverStreaming<WatchRequest>(
+    longboat.nodehost.v1.WatchEventsRequest,
+    longboat.nodehost.v1.WatchEventsResponse,
+    (req, call) => watchEvents(opts.nodehost, req, call.signal, env),
+    parseWatchRequest,
   );
   return defineService(SERVICE, methods);
 }

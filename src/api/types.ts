@@ -1,3 +1,4 @@
+import type { EventKind, NodeHostEvent } from "../engine/events.ts";
 import type { Session } from "../engine/session.ts";
 import type { Env } from "../env.ts";
 import type { EngineStats } from "../engine/engine.ts";
@@ -89,6 +90,11 @@ export interface NodeHostLike {
   readonly stats: Readonly<EngineStatsLike>;
   /** Queued requests and inbound messages over all replicas (optional: read at every scrape). */
   queueDepths?(): { proposals: number; reads: number; inbox: number };
+  /** Calls handler with this NodeHost's events, off the engine loop (WatchEvents; optional). */
+  subscribe?(
+    handler: (event: NodeHostEvent) => void,
+    opts: { kinds?: readonly EventKind[]; shardId?: number; queueMax?: number; name?: string },
+  ): { close(): void };
   /** Delivered, dropped and queued events per event listener (optional: read at every scrape). */
   eventListenerStats?(): { name: string; delivered: number; dropped: number; queued: number }[];
   /** Cumulative transport counters (optional: read at every scrape). */

@@ -533,7 +533,8 @@ export type CmdRequest =
   | { op: "snapshot" }
   | { op: "compact" }
   | { op: "log" }
-  | { op: "remove-data"; replicaId: number };
+  | { op: "remove-data"; replicaId: number }
+  | { op: "watch" };
 
 export type CmdOp = CmdRequest["op"];
 
@@ -553,6 +554,7 @@ export const CMD_OPS: Record<CmdOp, readonly string[]> = {
   compact: [],
   log: [],
   "remove-data": ["replicaId"],
+  watch: [],
 };
 
 /** Options of `longboat cmd`. */
@@ -601,7 +603,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "shard",
     kind: "int",
     valueName: "id",
-    help: "shard ID the op works on (needed by every op but status)",
+    help: "shard ID the op works on (needed by every op but status and watch, which it narrows)",
     schema: positiveInt,
   },
   {
@@ -685,6 +687,7 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
     return config;
   }
   if (config.nodehost.length === 0) throw new ConfigError(`cmd ${request.op} needs --nodehost`);
+  if (request.op === "watch") return config; // --shard only narrows what it shows
   if (config.shard === undefined) throw new ConfigError(`cmd ${request.op} needs --shard`);
   if (config.from !== undefined && config.to !== undefined && config.to < config.from) {
     throw new ConfigError(`--to ${config.to} is below --from ${config.from}`);

@@ -3237,6 +3237,84 @@ export namespace longboat {
                 }
                 type $Shape = longboat.nodehost.v1.CloseBackupResponse.$Properties;
             }
+
+            interface IWatchEventsRequest extends longboat.nodehost.v1.WatchEventsRequest.$Properties {
+            }
+
+            class WatchEventsRequest {
+                constructor(properties?: longboat.nodehost.v1.WatchEventsRequest.$Properties);
+                $unknowns?: Uint8Array[];
+                shardId: number;
+                kinds: string[];
+                static create(properties: longboat.nodehost.v1.WatchEventsRequest.$Shape): longboat.nodehost.v1.WatchEventsRequest & longboat.nodehost.v1.WatchEventsRequest.$Shape;
+                static create(properties?: longboat.nodehost.v1.WatchEventsRequest.$Properties): longboat.nodehost.v1.WatchEventsRequest;
+                static encode(message: longboat.nodehost.v1.WatchEventsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.WatchEventsRequest & longboat.nodehost.v1.WatchEventsRequest.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.WatchEventsRequest;
+                static toObject(message: longboat.nodehost.v1.WatchEventsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WatchEventsRequest {
+                interface $Properties {
+                    shardId?: (number|null);
+                    kinds?: (string[]|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.WatchEventsRequest.$Properties;
+            }
+
+            interface IWatchEventsResponse extends longboat.nodehost.v1.WatchEventsResponse.$Properties {
+            }
+
+            class WatchEventsResponse {
+                constructor(properties?: longboat.nodehost.v1.WatchEventsResponse.$Properties);
+                $unknowns?: Uint8Array[];
+                seq: number;
+                kind: string;
+                shardId: number;
+                replicaId: number;
+                term: number;
+                leaderId: number;
+                role: string;
+                index: number;
+                fromReplicaId: number;
+                count: number;
+                reason: string;
+                membership?: (longboat.raft.v1.Membership.$Properties|null);
+                electionTimeouts: number;
+                static create(properties: longboat.nodehost.v1.WatchEventsResponse.$Shape): longboat.nodehost.v1.WatchEventsResponse & longboat.nodehost.v1.WatchEventsResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.WatchEventsResponse.$Properties): longboat.nodehost.v1.WatchEventsResponse;
+                static encode(message: longboat.nodehost.v1.WatchEventsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.WatchEventsResponse & longboat.nodehost.v1.WatchEventsResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.WatchEventsResponse;
+                static toObject(message: longboat.nodehost.v1.WatchEventsResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WatchEventsResponse {
+                interface $Properties {
+                    seq?: (number|null);
+                    kind?: (string|null);
+                    shardId?: (number|null);
+                    replicaId?: (number|null);
+                    term?: (number|null);
+                    leaderId?: (number|null);
+                    role?: (string|null);
+                    index?: (number|null);
+                    fromReplicaId?: (number|null);
+                    count?: (number|null);
+                    reason?: (string|null);
+                    membership?: (longboat.raft.v1.Membership.$Properties|null);
+                    electionTimeouts?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.nodehost.v1.WatchEventsResponse.$Properties;
+            }
         }
     }
 

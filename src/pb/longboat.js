@@ -22364,6 +22364,718 @@ export const longboat = $root.longboat = (() => {
                 return CloseBackupResponse;
             })();
 
+            v1.WatchEventsRequest = (function() {
+
+                const WatchEventsRequest = function (properties) {
+                    this.kinds = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                WatchEventsRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsRequest.prototype.kinds = $util.emptyArray;
+
+                WatchEventsRequest.create = function(properties) {
+                    return new WatchEventsRequest(properties);
+                };
+
+                WatchEventsRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.kinds != null && message.kinds.length)
+                        for (let i = 0; i < message.kinds.length; ++i)
+                            writer.uint32(18).string(message.kinds[i]);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                WatchEventsRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.WatchEventsRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.kinds && message.kinds.length))
+                                    message.kinds = [];
+                                message.kinds.push(reader.stringVerify());
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                WatchEventsRequest.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.kinds != null && $Object.hasOwnProperty.call(message, "kinds")) {
+                        if (!$Array.isArray(message.kinds))
+                            return "kinds: array expected";
+                        for (let i = 0; i < message.kinds.length; ++i)
+                            if (!$util.isString(message.kinds[i]))
+                                return "kinds: string[] expected";
+                    }
+                    return null;
+                };
+
+                WatchEventsRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.WatchEventsRequest)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.WatchEventsRequest: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.WatchEventsRequest();
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.kinds) {
+                        if (!$Array.isArray(object.kinds))
+                            throw $TypeError(".longboat.nodehost.v1.WatchEventsRequest.kinds: array expected");
+                        message.kinds = $Array(object.kinds.length);
+                        for (let i = 0; i < object.kinds.length; ++i)
+                            message.kinds[i] = $String(object.kinds[i]);
+                    }
+                    return message;
+                };
+
+                WatchEventsRequest.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.arrays || options.defaults)
+                        object.kinds = [];
+                    if (options.defaults)
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.kinds && message.kinds.length) {
+                        object.kinds = $Array(message.kinds.length);
+                        for (let j = 0; j < message.kinds.length; ++j)
+                            object.kinds[j] = message.kinds[j];
+                    }
+                    return object;
+                };
+
+                WatchEventsRequest.prototype.toJSON = function() {
+                    return WatchEventsRequest.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                WatchEventsRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.WatchEventsRequest";
+                };
+
+                return WatchEventsRequest;
+            })();
+
+            v1.WatchEventsResponse = (function() {
+
+                const WatchEventsResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                WatchEventsResponse.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.kind = "";
+                WatchEventsResponse.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.leaderId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.role = "";
+                WatchEventsResponse.prototype.index = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.fromReplicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.count = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                WatchEventsResponse.prototype.reason = "";
+                WatchEventsResponse.prototype.membership = null;
+                WatchEventsResponse.prototype.electionTimeouts = 0;
+
+                WatchEventsResponse.create = function(properties) {
+                    return new WatchEventsResponse(properties);
+                };
+
+                WatchEventsResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.seq != null && $Object.hasOwnProperty.call(message, "seq") && (typeof message.seq === "object" ? message.seq.low || message.seq.high : message.seq !== 0))
+                        writer.uint32(8).uint64(message.seq);
+                    if (message.kind != null && $Object.hasOwnProperty.call(message, "kind") && message.kind !== "")
+                        writer.uint32(18).string(message.kind);
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(24).uint64(message.shardId);
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(32).uint64(message.replicaId);
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
+                        writer.uint32(40).uint64(message.term);
+                    if (message.leaderId != null && $Object.hasOwnProperty.call(message, "leaderId") && (typeof message.leaderId === "object" ? message.leaderId.low || message.leaderId.high : message.leaderId !== 0))
+                        writer.uint32(48).uint64(message.leaderId);
+                    if (message.role != null && $Object.hasOwnProperty.call(message, "role") && message.role !== "")
+                        writer.uint32(58).string(message.role);
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index") && (typeof message.index === "object" ? message.index.low || message.index.high : message.index !== 0))
+                        writer.uint32(64).uint64(message.index);
+                    if (message.fromReplicaId != null && $Object.hasOwnProperty.call(message, "fromReplicaId") && (typeof message.fromReplicaId === "object" ? message.fromReplicaId.low || message.fromReplicaId.high : message.fromReplicaId !== 0))
+                        writer.uint32(72).uint64(message.fromReplicaId);
+                    if (message.count != null && $Object.hasOwnProperty.call(message, "count") && (typeof message.count === "object" ? message.count.low || message.count.high : message.count !== 0))
+                        writer.uint32(80).uint64(message.count);
+                    if (message.reason != null && $Object.hasOwnProperty.call(message, "reason") && message.reason !== "")
+                        writer.uint32(90).string(message.reason);
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        $root.longboat.raft.v1.Membership.encode(message.membership, writer.uint32(98).fork(), _depth + 1).ldelim();
+                    if (message.electionTimeouts != null && $Object.hasOwnProperty.call(message, "electionTimeouts") && message.electionTimeouts !== 0)
+                        writer.uint32(104).uint32(message.electionTimeouts);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                WatchEventsResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.WatchEventsResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.seq = value;
+                                else
+                                    delete message.seq;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.kind = value;
+                                else
+                                    delete message.kind;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.shardId = value;
+                                else
+                                    delete message.shardId;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.replicaId = value;
+                                else
+                                    delete message.replicaId;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.term = value;
+                                else
+                                    delete message.term;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.leaderId = value;
+                                else
+                                    delete message.leaderId;
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.role = value;
+                                else
+                                    delete message.role;
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.index = value;
+                                else
+                                    delete message.index;
+                                continue;
+                            }
+                        case 9: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.fromReplicaId = value;
+                                else
+                                    delete message.fromReplicaId;
+                                continue;
+                            }
+                        case 10: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.count = value;
+                                else
+                                    delete message.count;
+                                continue;
+                            }
+                        case 11: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.reason = value;
+                                else
+                                    delete message.reason;
+                                continue;
+                            }
+                        case 12: {
+                                if (wireType !== 2)
+                                    break;
+                                message.membership = $root.longboat.raft.v1.Membership.decode(reader, reader.size(), $undefined, _depth + 1, message.membership);
+                                continue;
+                            }
+                        case 13: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.electionTimeouts = value;
+                                else
+                                    delete message.electionTimeouts;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                WatchEventsResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.seq != null && $Object.hasOwnProperty.call(message, "seq"))
+                        if (!$util.isInteger(message.seq) && !(message.seq && $util.isInteger(message.seq.low) && $util.isInteger(message.seq.high)))
+                            return "seq: integer|Long expected";
+                    if (message.kind != null && $Object.hasOwnProperty.call(message, "kind"))
+                        if (!$util.isString(message.kind))
+                            return "kind: string expected";
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
+                            return "shardId: integer|Long expected";
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (!$util.isInteger(message.replicaId) && !(message.replicaId && $util.isInteger(message.replicaId.low) && $util.isInteger(message.replicaId.high)))
+                            return "replicaId: integer|Long expected";
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (!$util.isInteger(message.term) && !(message.term && $util.isInteger(message.term.low) && $util.isInteger(message.term.high)))
+                            return "term: integer|Long expected";
+                    if (message.leaderId != null && $Object.hasOwnProperty.call(message, "leaderId"))
+                        if (!$util.isInteger(message.leaderId) && !(message.leaderId && $util.isInteger(message.leaderId.low) && $util.isInteger(message.leaderId.high)))
+                            return "leaderId: integer|Long expected";
+                    if (message.role != null && $Object.hasOwnProperty.call(message, "role"))
+                        if (!$util.isString(message.role))
+                            return "role: string expected";
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index"))
+                        if (!$util.isInteger(message.index) && !(message.index && $util.isInteger(message.index.low) && $util.isInteger(message.index.high)))
+                            return "index: integer|Long expected";
+                    if (message.fromReplicaId != null && $Object.hasOwnProperty.call(message, "fromReplicaId"))
+                        if (!$util.isInteger(message.fromReplicaId) && !(message.fromReplicaId && $util.isInteger(message.fromReplicaId.low) && $util.isInteger(message.fromReplicaId.high)))
+                            return "fromReplicaId: integer|Long expected";
+                    if (message.count != null && $Object.hasOwnProperty.call(message, "count"))
+                        if (!$util.isInteger(message.count) && !(message.count && $util.isInteger(message.count.low) && $util.isInteger(message.count.high)))
+                            return "count: integer|Long expected";
+                    if (message.reason != null && $Object.hasOwnProperty.call(message, "reason"))
+                        if (!$util.isString(message.reason))
+                            return "reason: string expected";
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership")) {
+                        let error = $root.longboat.raft.v1.Membership.verify(message.membership, _depth + 1);
+                        if (error)
+                            return "membership." + error;
+                    }
+                    if (message.electionTimeouts != null && $Object.hasOwnProperty.call(message, "electionTimeouts"))
+                        if (!$util.isInteger(message.electionTimeouts))
+                            return "electionTimeouts: integer expected";
+                    return null;
+                };
+
+                WatchEventsResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.WatchEventsResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.WatchEventsResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.WatchEventsResponse();
+                    if (object.seq != null)
+                        if (typeof object.seq === "object" ? object.seq.low || object.seq.high : $Number(object.seq) !== 0)
+                            if ($util.Long)
+                                message.seq = $util.Long.fromValue(object.seq, true);
+                            else if (typeof object.seq === "string")
+                                message.seq = $parseInt(object.seq, 10);
+                            else if (typeof object.seq === "number")
+                                message.seq = object.seq;
+                            else if (typeof object.seq === "object")
+                                message.seq = new $util.LongBits(object.seq.low >>> 0, object.seq.high >>> 0).toNumber(true);
+                    if (object.kind != null)
+                        if (typeof object.kind !== "string" || object.kind.length)
+                            message.kind = $String(object.kind);
+                    if (object.shardId != null)
+                        if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
+                            if ($util.Long)
+                                message.shardId = $util.Long.fromValue(object.shardId, true);
+                            else if (typeof object.shardId === "string")
+                                message.shardId = $parseInt(object.shardId, 10);
+                            else if (typeof object.shardId === "number")
+                                message.shardId = object.shardId;
+                            else if (typeof object.shardId === "object")
+                                message.shardId = new $util.LongBits(object.shardId.low >>> 0, object.shardId.high >>> 0).toNumber(true);
+                    if (object.replicaId != null)
+                        if (typeof object.replicaId === "object" ? object.replicaId.low || object.replicaId.high : $Number(object.replicaId) !== 0)
+                            if ($util.Long)
+                                message.replicaId = $util.Long.fromValue(object.replicaId, true);
+                            else if (typeof object.replicaId === "string")
+                                message.replicaId = $parseInt(object.replicaId, 10);
+                            else if (typeof object.replicaId === "number")
+                                message.replicaId = object.replicaId;
+                            else if (typeof object.replicaId === "object")
+                                message.replicaId = new $util.LongBits(object.replicaId.low >>> 0, object.replicaId.high >>> 0).toNumber(true);
+                    if (object.term != null)
+                        if (typeof object.term === "object" ? object.term.low || object.term.high : $Number(object.term) !== 0)
+                            if ($util.Long)
+                                message.term = $util.Long.fromValue(object.term, true);
+                            else if (typeof object.term === "string")
+                                message.term = $parseInt(object.term, 10);
+                            else if (typeof object.term === "number")
+                                message.term = object.term;
+                            else if (typeof object.term === "object")
+                                message.term = new $util.LongBits(object.term.low >>> 0, object.term.high >>> 0).toNumber(true);
+                    if (object.leaderId != null)
+                        if (typeof object.leaderId === "object" ? object.leaderId.low || object.leaderId.high : $Number(object.leaderId) !== 0)
+                            if ($util.Long)
+                                message.leaderId = $util.Long.fromValue(object.leaderId, true);
+                            else if (typeof object.leaderId === "string")
+                                message.leaderId = $parseInt(object.leaderId, 10);
+                            else if (typeof object.leaderId === "number")
+                                message.leaderId = object.leaderId;
+                            else if (typeof object.leaderId === "object")
+                                message.leaderId = new $util.LongBits(object.leaderId.low >>> 0, object.leaderId.high >>> 0).toNumber(true);
+                    if (object.role != null)
+                        if (typeof object.role !== "string" || object.role.length)
+                            message.role = $String(object.role);
+                    if (object.index != null)
+                        if (typeof object.index === "object" ? object.index.low || object.index.high : $Number(object.index) !== 0)
+                            if ($util.Long)
+                                message.index = $util.Long.fromValue(object.index, true);
+                            else if (typeof object.index === "string")
+                                message.index = $parseInt(object.index, 10);
+                            else if (typeof object.index === "number")
+                                message.index = object.index;
+                            else if (typeof object.index === "object")
+                                message.index = new $util.LongBits(object.index.low >>> 0, object.index.high >>> 0).toNumber(true);
+                    if (object.fromReplicaId != null)
+                        if (typeof object.fromReplicaId === "object" ? object.fromReplicaId.low || object.fromReplicaId.high : $Number(object.fromReplicaId) !== 0)
+                            if ($util.Long)
+                                message.fromReplicaId = $util.Long.fromValue(object.fromReplicaId, true);
+                            else if (typeof object.fromReplicaId === "string")
+                                message.fromReplicaId = $parseInt(object.fromReplicaId, 10);
+                            else if (typeof object.fromReplicaId === "number")
+                                message.fromReplicaId = object.fromReplicaId;
+                            else if (typeof object.fromReplicaId === "object")
+                                message.fromReplicaId = new $util.LongBits(object.fromReplicaId.low >>> 0, object.fromReplicaId.high >>> 0).toNumber(true);
+                    if (object.count != null)
+                        if (typeof object.count === "object" ? object.count.low || object.count.high : $Number(object.count) !== 0)
+                            if ($util.Long)
+                                message.count = $util.Long.fromValue(object.count, true);
+                            else if (typeof object.count === "string")
+                                message.count = $parseInt(object.count, 10);
+                            else if (typeof object.count === "number")
+                                message.count = object.count;
+                            else if (typeof object.count === "object")
+                                message.count = new $util.LongBits(object.count.low >>> 0, object.count.high >>> 0).toNumber(true);
+                    if (object.reason != null)
+                        if (typeof object.reason !== "string" || object.reason.length)
+                            message.reason = $String(object.reason);
+                    if (object.membership != null) {
+                        if (!$util.isObject(object.membership))
+                            throw $TypeError(".longboat.nodehost.v1.WatchEventsResponse.membership: object expected");
+                        message.membership = $root.longboat.raft.v1.Membership.fromObject(object.membership, _depth + 1);
+                    }
+                    if (object.electionTimeouts != null)
+                        if ($Number(object.electionTimeouts) !== 0)
+                            message.electionTimeouts = object.electionTimeouts >>> 0;
+                    return message;
+                };
+
+                WatchEventsResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.kind = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.shardId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.replicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.replicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.term = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.term = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.leaderId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.leaderId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.role = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.index = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.index = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.fromReplicaId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.fromReplicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.count = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.count = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.reason = "";
+                        object.membership = null;
+                        object.electionTimeouts = 0;
+                    }
+                    if (message.seq != null && $Object.hasOwnProperty.call(message, "seq"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.seq = typeof message.seq === "number" ? $BigInt(message.seq) : $util.Long.fromBits(message.seq.low >>> 0, message.seq.high >>> 0, true).toBigInt();
+                        else if (typeof message.seq === "number")
+                            object.seq = options.longs === $String ? $String(message.seq) : message.seq;
+                        else
+                            object.seq = options.longs === $String ? $util.Long.prototype.toString.call(message.seq) : options.longs === $Number ? new $util.LongBits(message.seq.low >>> 0, message.seq.high >>> 0).toNumber(true) : message.seq;
+                    if (message.kind != null && $Object.hasOwnProperty.call(message, "kind"))
+                        object.kind = message.kind;
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
+                        else if (typeof message.shardId === "number")
+                            object.shardId = options.longs === $String ? $String(message.shardId) : message.shardId;
+                        else
+                            object.shardId = options.longs === $String ? $util.Long.prototype.toString.call(message.shardId) : options.longs === $Number ? new $util.LongBits(message.shardId.low >>> 0, message.shardId.high >>> 0).toNumber(true) : message.shardId;
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.replicaId = typeof message.replicaId === "number" ? $BigInt(message.replicaId) : $util.Long.fromBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.replicaId === "number")
+                            object.replicaId = options.longs === $String ? $String(message.replicaId) : message.replicaId;
+                        else
+                            object.replicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.replicaId) : options.longs === $Number ? new $util.LongBits(message.replicaId.low >>> 0, message.replicaId.high >>> 0).toNumber(true) : message.replicaId;
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.term = typeof message.term === "number" ? $BigInt(message.term) : $util.Long.fromBits(message.term.low >>> 0, message.term.high >>> 0, true).toBigInt();
+                        else if (typeof message.term === "number")
+                            object.term = options.longs === $String ? $String(message.term) : message.term;
+                        else
+                            object.term = options.longs === $String ? $util.Long.prototype.toString.call(message.term) : options.longs === $Number ? new $util.LongBits(message.term.low >>> 0, message.term.high >>> 0).toNumber(true) : message.term;
+                    if (message.leaderId != null && $Object.hasOwnProperty.call(message, "leaderId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.leaderId = typeof message.leaderId === "number" ? $BigInt(message.leaderId) : $util.Long.fromBits(message.leaderId.low >>> 0, message.leaderId.high >>> 0, true).toBigInt();
+                        else if (typeof message.leaderId === "number")
+                            object.leaderId = options.longs === $String ? $String(message.leaderId) : message.leaderId;
+                        else
+                            object.leaderId = options.longs === $String ? $util.Long.prototype.toString.call(message.leaderId) : options.longs === $Number ? new $util.LongBits(message.leaderId.low >>> 0, message.leaderId.high >>> 0).toNumber(true) : message.leaderId;
+                    if (message.role != null && $Object.hasOwnProperty.call(message, "role"))
+                        object.role = message.role;
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.index = typeof message.index === "number" ? $BigInt(message.index) : $util.Long.fromBits(message.index.low >>> 0, message.index.high >>> 0, true).toBigInt();
+                        else if (typeof message.index === "number")
+                            object.index = options.longs === $String ? $String(message.index) : message.index;
+                        else
+                            object.index = options.longs === $String ? $util.Long.prototype.toString.call(message.index) : options.longs === $Number ? new $util.LongBits(message.index.low >>> 0, message.index.high >>> 0).toNumber(true) : message.index;
+                    if (message.fromReplicaId != null && $Object.hasOwnProperty.call(message, "fromReplicaId"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.fromReplicaId = typeof message.fromReplicaId === "number" ? $BigInt(message.fromReplicaId) : $util.Long.fromBits(message.fromReplicaId.low >>> 0, message.fromReplicaId.high >>> 0, true).toBigInt();
+                        else if (typeof message.fromReplicaId === "number")
+                            object.fromReplicaId = options.longs === $String ? $String(message.fromReplicaId) : message.fromReplicaId;
+                        else
+                            object.fromReplicaId = options.longs === $String ? $util.Long.prototype.toString.call(message.fromReplicaId) : options.longs === $Number ? new $util.LongBits(message.fromReplicaId.low >>> 0, message.fromReplicaId.high >>> 0).toNumber(true) : message.fromReplicaId;
+                    if (message.count != null && $Object.hasOwnProperty.call(message, "count"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.count = typeof message.count === "number" ? $BigInt(message.count) : $util.Long.fromBits(message.count.low >>> 0, message.count.high >>> 0, true).toBigInt();
+                        else if (typeof message.count === "number")
+                            object.count = options.longs === $String ? $String(message.count) : message.count;
+                        else
+                            object.count = options.longs === $String ? $util.Long.prototype.toString.call(message.count) : options.longs === $Number ? new $util.LongBits(message.count.low >>> 0, message.count.high >>> 0).toNumber(true) : message.count;
+                    if (message.reason != null && $Object.hasOwnProperty.call(message, "reason"))
+                        object.reason = message.reason;
+                    if (message.membership != null && $Object.hasOwnProperty.call(message, "membership"))
+                        object.membership = $root.longboat.raft.v1.Membership.toObject(message.membership, options, _depth + 1);
+                    if (message.electionTimeouts != null && $Object.hasOwnProperty.call(message, "electionTimeouts"))
+                        object.electionTimeouts = message.electionTimeouts;
+                    return object;
+                };
+
+                WatchEventsResponse.prototype.toJSON = function() {
+                    return WatchEventsResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                WatchEventsResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.WatchEventsResponse";
+                };
+
+                return WatchEventsResponse;
+            })();
+
             return v1;
         })();
 

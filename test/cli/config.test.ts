@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
+  CMD_OPS,
   ConfigError,
   type ConfigInput,
   NODEHOST_FIELDS,
@@ -394,6 +395,17 @@ describe("cmd", () => {
     ]);
   });
 
+  test("watch needs --nodehost; --shard only narrows it", () => {
+    const all = resolveCmdConfig({ flags: { nodehost: "h1:8001,h2:8001" }, args: ["watch"] });
+    expect(all).toMatchObject({ request: { op: "watch" }, nodehost: ["h1:8001", "h2:8001"] });
+    expect(all.shard).toBeUndefined();
+    expect(resolveCmdConfig({ flags: { nodehost: "h1:8001", shard: "3" }, args: ["watch"] }).shard).toBe(3);
+    expect(() => resolveCmdConfig({ flags: {}, args: ["watch"] })).toThrow("cmd watch needs --nodehost");
+    expect(() => resolveCmdConfig({ flags: { nodehost: "h1:8001" }, args: ["watch", "x"] })).toThrow(
+      "cmd watch takes 0 argument(s)",
+    );
+  });
+
   test("--json from the environment accepts 1", () => {
     expect(resolveCmdConfig({ flags, env: { LONGBOAT_JSON: "1" }, args: ["get", "k"] }).json).toBe(true);
   });
@@ -408,16 +420,8 @@ describe("cmd", () => {
   });
 
   const bad: [string[], Record<string, string>, string][] = [
-    [
-      [],
-      flags,
-      "cmd needs an op (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot, compact, log, remove-data)",
-    ],
-    [
-      ["grab"],
-      flags,
-      'cmd op "grab" is unknown (one of status, put, get, delete, cas, add, members, add-replica, remove-replica, transfer-leader, snapshot, compact, log, remove-data)',
-    ],
+    [[], flags, `cmd needs an op (one of ${Object.keys(CMD_OPS).join(", ")})`],
+    [["grab"], flags, `cmd op "grab" is unknown (one of ${Object.keys(CMD_OPS).join(", ")})`],
     [["cas", "k", "v"], flags, "cmd cas takes 3 argument(s) <key> <expected> <value>, got 2"],
     [["remove-replica", "x"], flags, 'cmd remove-replica <replicaId> must be a positive integer, got "x"'],
     [["add", "n", "1.5"], flags, 'cmd add <delta> must be an integer within ±(2^53 − 1), got "1.5"'],

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBinary, type HostSpec, ProcessCluster, ROOT, waitFor } from "./harness.ts";
+import { BIN, ensureBinary, type HostSpec, ProcessCluster, ROOT, waitFor } from "./harness.ts";
 
 /** One tick; the election timeout is 10 ticks (the default electionRtt). */
 const RTT_MS = 100;
@@ -66,6 +66,23 @@ class HookedCluster extends ProcessCluster {
   }
 }
 
+/** Collects a process's output as it comes; lines() parses the JSON lines so far. */
+function collect(stream: ReadableStream<Uint8Array>) {
+  const out = {
+    text: "",
+    lines: () =>
+      out.text
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out.text += decoder.decode(chunk);
+  })();
+  return out;
+}
+
 beforeAll(() => ensureBinary());
 
 describe("--on-leader-change on three nodehost processes", () => {
@@ -91,6 +108,18 @@ describe("--on-leader-change on three nodehost processes", () => {
       10_000,
       "the followers' hooks",
     );
+    // `cmd watch` on all three hosts shows the kill as it happens.
+    const watcher = Bun.spawn([BIN, "cmd", "watch", "--nodehost", cluster.api(), "--json"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const watchOut = collect(watcher.stdout);
+    const watchErr = collect(watcher.stderr);
+    await waitFor(
+      () => (watchErr.text.match(/: watching\n/g) ?? []).length === 3,
+      15_000,
+      "cmd watch on 3 hosts",
+    );
     const killedAtMs = Date.now();
     await cluster.kill(victim);
     await waitFor(
@@ -111,6 +140,25 @@ describe("--on-leader-change on three nodehost processes", () => {
     expect(startedMs - killedAtMs).toBeLessThanOrEqual(2 * ELECTION_TIMEOUT_MS + ELECTION_ROUNDS_MS);
     // Every decision the fence took was in term order: nothing was refused.
     expect(cluster.actions().every((a) => a.verdict === "accepted")).toBe(true);
+    const victimApi = cluster.hosts[victim - 1]!.api;
+    const successorApi = cluster.hosts[successor - 1]!.api;
+    await waitFor(
+      () =>
+        watchOut
+          .lines()
+          .some(
+            (e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term,
+          ),
+      10_000,
+      "cmd watch to show the new leader",
+    );
+    const shown = watchOut
+      .lines()
+      .find((e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term)!;
+    expect(shown).toMatchObject({ shardId: "1", role: "leader", leaderId: String(successor) });
+    expect(watchErr.text).toContain(`${victimApi}: connection lost`);
+    watcher.kill("SIGINT");
+    expect(await watcher.exited).toBe(0);
   }, 60_000);
 
   test("SIGTERM: the leader hands over and its hook is told none before the process exits", async () => {

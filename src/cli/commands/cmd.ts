@@ -2,6 +2,7 @@ import { ApiError, NodeHostClient, type WriteOptions } from "../../api/client.ts
 import type { longboat } from "../../pb/longboat.js";
 import type { CmdConfig } from "../config.ts";
 import { describeEntry } from "../logview.ts";
+import { watch } from "./watch.ts";
 
 const ROLE_NAMES = ["unknown", "follower", "candidate", "pre-candidate", "leader", "non-voting", "witness"];
 const text = new TextDecoder();
@@ -120,6 +121,8 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
       return printLog(client, config);
     case "remove-data":
       return removeData(client, config, r.replicaId);
+    case "watch":
+      return watch(config);
   }
 }
 
