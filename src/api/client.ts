@@ -73,10 +73,23 @@ export interface BackupInfo {
 /** Bytes asked per ReadBackup call. */
 export const BACKUP_CHUNK_BYTES = 1024 * 1024;
 
+/** TLS of the client: https when given. */
+export interface ClientTls {
+  /** CA that signed the NodeHosts' API certificates (default: the system's CAs). */
+  ca?: string | Buffer;
+  /** Client certificate and key, for an API that requires one (--api-tls-ca). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Accept any server certificate: development only. */
+  insecureSkipVerify?: boolean;
+}
+
 export interface NodeHostClientOptions {
   /** API addresses (host:port); a call moves to the next one when one cannot serve it. */
   addresses: string[];
   token?: string;
+  /** Speak https with these settings; plain http when absent. */
+  tls?: ClientTls;
   /** How long one call may take, its retries included. Default 5000. */
   timeoutMs?: number;
   fetch?: FetchLike;
@@ -241,13 +254,22 @@ export class NodeHostClient {
     const timer = this.env.setTimer(attemptMs, () => abort.abort());
     let res: Response;
     let bytes: Uint8Array;
+    const tls = this.opts.tls;
+    const init: RequestInit & { tls?: Record<string, unknown> } = {
+      method: "POST",
+      headers,
+      body,
+      signal: abort.signal,
+    };
+    if (tls) {
+      init.tls = {
+        ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+        ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+        rejectUnauthorized: !tls.insecureSkipVerify,
+      };
+    }
     try {
-      res = await this.fetchFn(`http://${address}/${SERVICE}/${method}`, {
-        method: "POST",
-        headers,
-        body,
-        signal: abort.signal,
-      });
+      res = await this.fetchFn(`${tls ? "https" : "http"}://${address}/${SERVICE}/${method}`, init);
       bytes = new Uint8Array(await res.arrayBuffer());
     } catch (error) {
       if (abort.signal.aborted) {
@@ -257,12 +279,15 @@ export class NodeHostClient {
           address,
         );
       }
-      const message = (error as Error).message;
+      // A refused server certificate ends the TLS handshake before any byte of the request
+      // left; retrying cannot help (the settings must change): failed_precondition.
+      if (certificateRefused(error))
+        throw new ApiError("failed_precondition", connectionProblem(error, true), address);
       if (neverSent(error))
-        throw new ApiError("unavailable", `cannot reach the NodeHost API: ${message}`, address);
+        throw new ApiError("unavailable", connectionProblem(error, tls !== undefined), address);
       throw new ApiError(
         "unknown",
-        `the connection to the NodeHost API failed (the request may or may not have been applied): ${message}`,
+        `the connection to the NodeHost API failed (the request may or may not have been applied): ${connectionProblem(error, tls !== undefined)}`,
         address,
       );
     } finally {
@@ -537,4 +562,32 @@ function errorFrom(status: number, bytes: Uint8Array, address: string): ApiError
     504: "deadline_exceeded",
   };
   return new ApiError(byStatus[status] ?? "unknown", `HTTP ${status}`, address);
+}
+
+/** Certificate problems a TLS client reports, by Node/Bun error code. */
+const CERTIFICATE_CODES = new Set([
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+function certificateRefused(error: unknown): boolean {
+  return CERTIFICATE_CODES.has((error as { code?: string })?.code ?? "");
+}
+
+/** Why a request did not reach the API, with what to check for a TLS problem. */
+function connectionProblem(error: unknown, https: boolean): string {
+  const message = (error as Error)?.message ?? String(error);
+  const code = (error as { code?: string })?.code ?? "";
+  if (CERTIFICATE_CODES.has(code)) {
+    return `cannot reach the NodeHost API over https: the server's certificate was refused: ${message} (${code}); check --tls-ca and the server's --api-tls-cert`;
+  }
+  if (https && (code === "ECONNRESET" || code === "EPROTO")) {
+    return `${message} (over https: the server may require a client certificate signed by its --api-tls-ca, see --tls-cert/--tls-key; or it does not speak TLS)`;
+  }
+  return `cannot reach the NodeHost API: ${message}`;
 }

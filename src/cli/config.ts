@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { AddressError, PORT_MAX, parseAddress } from "./address.ts";
-import { ConfigError, type ConfigInput, type Field, mergeFields } from "./merge.ts";
+import { ConfigError, type ConfigInput, type Field, type Labels, mergeFields } from "./merge.ts";
 import type { DrummerPeer, ShardSpec } from "./specs.ts";
 
 export { ConfigError } from "./merge.ts";
@@ -169,6 +169,136 @@ const logLevelField: Field = {
   default: "info",
 };
 
+// ---- API security (server and client side) ------------------------------------------------
+
+const BOOL = z.boolean({ error: "must be true or false" });
+
+const pemFile = (key: string, flag: string, help: string): Field => ({
+  key,
+  flag,
+  kind: "text",
+  valueName: "file",
+  help,
+  schema: nonEmpty,
+});
+
+/** Options of a server's API: TLS, the open-door flag, the metrics token, the export directory. */
+export interface ApiServerConfig {
+  apiTlsCert?: string;
+  apiTlsKey?: string;
+  apiTlsCa?: string;
+  apiInsecure: boolean;
+  metricsToken?: string;
+}
+
+export const API_SERVER_FIELDS: readonly Field[] = [
+  pemFile(
+    "apiTlsCert",
+    "api-tls-cert",
+    "certificate (PEM) the API serves over TLS (HTTP/1.1 and HTTP/2 by ALPN); with --api-tls-key",
+  ),
+  pemFile("apiTlsKey", "api-tls-key", "private key (PEM) of --api-tls-cert"),
+  pemFile(
+    "apiTlsCa",
+    "api-tls-ca",
+    "CA certificate (PEM): API clients must present a certificate it signed (mutual TLS); requests forwarded to the leader trust it",
+  ),
+  {
+    key: "apiInsecure",
+    flag: "api-insecure",
+    kind: "bool",
+    help: "serve the API on a non-loopback address without --api-token or --api-tls-ca: anyone who reaches it reads and writes every shard (a warning is logged at each start)",
+    schema: BOOL,
+    default: false,
+  },
+  {
+    key: "metricsToken",
+    flag: "metrics-token",
+    kind: "text",
+    valueName: "token",
+    help: "bearer token GET /metrics requires (the API token works too), so a scraper needs no API access",
+    schema: nonEmpty,
+  },
+];
+
+/** Whether host is a loopback name or address (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The API-security rules of a server's configuration: the TLS files come as a pair, a CA needs
+ * them, and an API that anyone on the network could reach without a token or a client
+ * certificate needs --api-insecure.
+ */
+function checkApiSecurity(
+  config: ApiServerConfig & { apiAddress: string; apiToken?: string },
+  labels: Labels,
+): void {
+  if ((config.apiTlsCert === undefined) !== (config.apiTlsKey === undefined)) {
+    const given = config.apiTlsCert === undefined ? labels.get("apiTlsKey") : labels.get("apiTlsCert");
+    throw new ConfigError(`--api-tls-cert and --api-tls-key must be given together, got only ${given}`);
+  }
+  if (config.apiTlsCa !== undefined && config.apiTlsCert === undefined) {
+    throw new ConfigError(
+      `${labels.get("apiTlsCa")} needs --api-tls-cert and --api-tls-key: client certificates are checked over TLS`,
+    );
+  }
+  const host = parseAddress(config.apiAddress).host;
+  if (
+    isLoopback(host) ||
+    config.apiToken !== undefined ||
+    config.apiTlsCa !== undefined ||
+    config.apiInsecure
+  )
+    return;
+  throw new ConfigError(
+    `${labels.get("apiAddress")} ${config.apiAddress} is not a loopback address and the API has no --api-token or --api-tls-ca: anyone who reaches it could read and write every shard. Set --api-token (with --api-tls-cert/--api-tls-key so it is not sent in clear), or --api-tls-ca for client certificates, or --api-insecure to accept an open API (a closed test network only)`,
+  );
+}
+
+/** Options of a client of the API (cmd, backup): https when any is given. */
+export interface ApiClientConfig {
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureSkipVerify: boolean;
+}
+
+export const API_CLIENT_FIELDS: readonly Field[] = [
+  pemFile(
+    "tlsCa",
+    "tls-ca",
+    "CA certificate (PEM) that signed the NodeHosts' API certificates; the API is then called over https",
+  ),
+  pemFile(
+    "tlsCert",
+    "tls-cert",
+    "client certificate (PEM) for an API that requires one (--api-tls-ca); with --tls-key",
+  ),
+  pemFile("tlsKey", "tls-key", "private key (PEM) of --tls-cert"),
+  {
+    key: "insecureSkipVerify",
+    flag: "insecure-skip-verify",
+    kind: "bool",
+    help: "https without checking the server's certificate: for development only (anyone on the path can read the token)",
+    schema: BOOL,
+    default: false,
+  },
+];
+
+function checkApiClient(config: ApiClientConfig, labels: Labels): void {
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    const given = config.tlsCert === undefined ? labels.get("tlsKey") : labels.get("tlsCert");
+    throw new ConfigError(`--tls-cert and --tls-key must be given together, got only ${given}`);
+  }
+  if (config.insecureSkipVerify && config.tlsCa !== undefined) {
+    throw new ConfigError(
+      `${labels.get("insecureSkipVerify")} and ${labels.get("tlsCa")} contradict each other: drop --insecure-skip-verify to check the server against the CA`,
+    );
+  }
+}
+
 /** --tls-ca, --tls-cert and --tls-key come together or not at all. */
 function checkTls(values: Record<string, unknown>, labels: Map<string, string>): void {
   const keys = ["tlsCa", "tlsCert", "tlsKey"];
@@ -182,7 +312,9 @@ function checkTls(values: Record<string, unknown>, labels: Map<string, string>):
 // ---- nodehost -----------------------------------------------------------------------------
 
 /** Options of `longboat nodehost`. */
-export interface NodeHostConfig {
+export interface NodeHostConfig extends ApiServerConfig {
+  /** The only directory RequestSnapshot may export into; absent: export refused. */
+  snapshotExportDir?: string;
   dataDir: string;
   raftAddress: string;
   apiAddress: string;
@@ -334,6 +466,15 @@ export const NODEHOST_FIELDS: readonly Field[] = [
     default: [],
   },
   apiTokenField,
+  ...API_SERVER_FIELDS,
+  {
+    key: "snapshotExportDir",
+    flag: "snapshot-export-dir",
+    kind: "text",
+    valueName: "dir",
+    help: "directory snapshots may be exported into (cmd snapshot --export); a client never names a path, and without this export is refused",
+    schema: nonEmpty,
+  },
   logLevelField,
   ...HOOK_FIELDS,
 ];
@@ -364,6 +505,7 @@ export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
       );
     }
   }
+  checkApiSecurity(config, labels);
   return config;
 }
 
@@ -558,8 +700,10 @@ export const CMD_OPS: Record<CmdOp, readonly string[]> = {
 };
 
 /** Options of `longboat cmd`. */
-export interface CmdConfig {
+export interface CmdConfig extends ApiClientConfig {
   request: CmdRequest;
+  /** snapshot: also copy it into the NodeHost's --snapshot-export-dir. */
+  export: boolean;
   nodehost: string[];
   drummer: string[];
   shard?: number;
@@ -624,6 +768,15 @@ export const CMD_FIELDS: readonly Field[] = [
     default: 5000,
   },
   apiTokenField,
+  ...API_CLIENT_FIELDS,
+  {
+    key: "export",
+    flag: "export",
+    kind: "bool",
+    help: "snapshot: also copy it into the directory the NodeHost's operator set (--snapshot-export-dir)",
+    schema: BOOL,
+    default: false,
+  },
   {
     key: "from",
     flag: "from",
@@ -678,8 +831,9 @@ export const CMD_FIELDS: readonly Field[] = [
 /** Merges and validates cmd options and `args` (the op and its positional arguments); throws ConfigError. */
 export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] }): CmdConfig {
   const request = parseRequest(input.args);
-  const { values } = mergeFields(CMD_FIELDS, input);
+  const { values, labels } = mergeFields(CMD_FIELDS, input);
   const config = { ...values, request } as unknown as CmdConfig;
+  checkApiClient(config, labels);
   if (request.op === "status") {
     if (config.nodehost.length === 0 && config.drummer.length === 0) {
       throw new ConfigError("cmd status needs --nodehost or --drummer");
@@ -738,7 +892,7 @@ function parseRequest(args: readonly string[]): CmdRequest {
 // ---- backup -------------------------------------------------------------------------------
 
 /** Options of `longboat backup`. */
-export interface BackupConfig {
+export interface BackupConfig extends ApiClientConfig {
   nodehost: string[];
   shard: number;
   out: string;
@@ -805,11 +959,15 @@ export const BACKUP_FIELDS: readonly Field[] = [
     default: 60_000,
   },
   apiTokenField,
+  ...API_CLIENT_FIELDS,
 ];
 
 /** Merges and validates backup options; throws ConfigError. */
 export function resolveBackupConfig(input: ConfigInput): BackupConfig {
-  return mergeFields(BACKUP_FIELDS, input).values as unknown as BackupConfig;
+  const { values, labels } = mergeFields(BACKUP_FIELDS, input);
+  const config = values as unknown as BackupConfig;
+  checkApiClient(config, labels);
+  return config;
 }
 
 // ---- restore ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import {
   resolveRestoreConfig,
 } from "../../src/cli/config.ts";
 
-const ADDRS = { "raft-address": "h1:7001", "api-address": "h1:8001" };
+const ADDRS = { "raft-address": "h1:7001", "api-address": "127.0.0.1:8001" };
 const MEMBERS = "members=1@h1:7001;2@h2:7001;3@h3:7001";
 
 function nodehostError(input: ConfigInput): string {
@@ -50,7 +50,7 @@ describe("merge priority", () => {
     expect(resolveNodeHostConfig({ flags: ADDRS })).toEqual({
       dataDir: "./longboat-data",
       raftAddress: "h1:7001",
-      apiAddress: "h1:8001",
+      apiAddress: "127.0.0.1:8001",
       rttMs: 100,
       deploymentId: 1,
       region: "default",
@@ -58,6 +58,7 @@ describe("merge priority", () => {
       shards: [],
       master: [],
       logLevel: "info",
+      apiInsecure: false,
       onLeaderChangeShell: false,
       hookTimeoutMs: 10_000,
     });
@@ -68,7 +69,7 @@ describe("merge priority", () => {
   });
 
   test("required addresses can all come from the environment", () => {
-    const env = { LONGBOAT_RAFT_ADDRESS: "h2:7001", LONGBOAT_API_ADDRESS: "h2:8001" };
+    const env = { LONGBOAT_RAFT_ADDRESS: "h2:7001", LONGBOAT_API_ADDRESS: "127.0.0.2:8001" };
     expect(resolveNodeHostConfig({ env }).raftAddress).toBe("h2:7001");
   });
 
@@ -486,6 +487,7 @@ describe("backup", () => {
       withoutQuorum: false,
       json: false,
       timeoutMs: 60_000,
+      insecureSkipVerify: false,
     });
     expect(() => resolveBackupConfig({ flags: { nodehost: "h1:8001", shard: "1" } })).toThrow(
       "--out is required",
@@ -531,4 +533,81 @@ describe("restore", () => {
       expect(() => resolveRestoreConfig({ flags: { ...flags, ...over } })).toThrow(message);
     });
   }
+});
+
+describe("API security of nodehost", () => {
+  const PUBLIC = { "raft-address": "h1:7001", "api-address": "h1:8001" };
+
+  test("a non-loopback API address without a token or client certificates is refused, naming the ways out", () => {
+    const message = nodehostError({ flags: PUBLIC });
+    expect(message).toContain("--api-address h1:8001 is not a loopback address");
+    expect(message).toContain("--api-token");
+    expect(message).toContain("--api-tls-ca");
+    expect(message).toContain("--api-insecure");
+    expect(nodehostError({ flags: { ...PUBLIC, "api-address": "0.0.0.0:8001" } })).toContain(
+      "is not a loopback address",
+    );
+  });
+
+  test("loopback addresses need nothing: 127.0.0.0/8, ::1, localhost", () => {
+    for (const api of ["127.0.0.1:8001", "127.9.9.9:8001", "[::1]:8001", "localhost:8001"]) {
+      expect(resolveNodeHostConfig({ flags: { ...PUBLIC, "api-address": api } }).apiAddress).toBe(api);
+    }
+  });
+
+  test("a token, client certificates or --api-insecure each allow a public address", () => {
+    expect(resolveNodeHostConfig({ flags: { ...PUBLIC, "api-token": "t" } }).apiToken).toBe("t");
+    const mtls = { "api-tls-cert": "c.pem", "api-tls-key": "k.pem", "api-tls-ca": "ca.pem" };
+    expect(resolveNodeHostConfig({ flags: { ...PUBLIC, ...mtls } }).apiTlsCa).toBe("ca.pem");
+    expect(resolveNodeHostConfig({ flags: { ...PUBLIC, "api-insecure": true } }).apiInsecure).toBe(true);
+    expect(resolveNodeHostConfig({ flags: PUBLIC, env: { LONGBOAT_API_INSECURE: "true" } }).apiInsecure).toBe(
+      true,
+    );
+  });
+
+  test("--api-tls-cert and --api-tls-key come together; --api-tls-ca needs them", () => {
+    expect(nodehostError({ flags: { ...ADDRS, "api-tls-cert": "c.pem" } })).toBe(
+      "--api-tls-cert and --api-tls-key must be given together, got only --api-tls-cert",
+    );
+    expect(nodehostError({ flags: { ...ADDRS, "api-tls-key": "k.pem" } })).toBe(
+      "--api-tls-cert and --api-tls-key must be given together, got only --api-tls-key",
+    );
+    expect(nodehostError({ flags: { ...ADDRS, "api-tls-ca": "ca.pem" } })).toBe(
+      "--api-tls-ca needs --api-tls-cert and --api-tls-key: client certificates are checked over TLS",
+    );
+  });
+
+  test("--metrics-token and --snapshot-export-dir are read", () => {
+    const config = resolveNodeHostConfig({
+      flags: { ...ADDRS, "metrics-token": "m", "snapshot-export-dir": "/srv/exports" },
+    });
+    expect(config).toMatchObject({ metricsToken: "m", snapshotExportDir: "/srv/exports" });
+  });
+});
+
+describe("API client TLS of cmd and backup", () => {
+  const cmd = (flags: Record<string, string | boolean>) =>
+    resolveCmdConfig({ flags: { nodehost: "h1:8001", ...flags }, args: ["status"] });
+
+  test("--tls-ca, --tls-cert/--tls-key and --insecure-skip-verify are read", () => {
+    expect(cmd({ "tls-ca": "ca.pem", "tls-cert": "c.pem", "tls-key": "k.pem" })).toMatchObject({
+      tlsCa: "ca.pem",
+      tlsCert: "c.pem",
+      tlsKey: "k.pem",
+      insecureSkipVerify: false,
+    });
+    expect(cmd({ "insecure-skip-verify": true }).insecureSkipVerify).toBe(true);
+  });
+
+  test("--tls-cert without --tls-key, or --insecure-skip-verify with --tls-ca, is refused", () => {
+    expect(() => cmd({ "tls-cert": "c.pem" })).toThrow(
+      "--tls-cert and --tls-key must be given together, got only --tls-cert",
+    );
+    expect(() => cmd({ "insecure-skip-verify": true, "tls-ca": "ca.pem" })).toThrow(
+      "--insecure-skip-verify and --tls-ca contradict each other",
+    );
+    expect(() =>
+      resolveBackupConfig({ flags: { nodehost: "h1:8001", shard: "1", out: "b", "tls-key": "k.pem" } }),
+    ).toThrow("--tls-cert and --tls-key must be given together, got only --tls-key");
+  });
 });

@@ -66,7 +66,10 @@ export function resolveLimits(given: Partial<Limits> = {}): Limits {
 /** A shared budget of bytes (request bodies held in memory). */
 export class ByteBudget {
   private usedBytes = 0;
-  constructor(readonly capacityBytes: number) {}
+  constructor(
+    readonly capacityBytes: number,
+    private readonly onRefuse: () => void = () => {},
+  ) {}
 
   get used(): number {
     return this.usedBytes;
@@ -75,6 +78,7 @@ export class ByteBudget {
   /** Takes n bytes, or throws resource_exhausted when they would exceed the capacity. */
   take(n: number): void {
     if (this.usedBytes + n > this.capacityBytes) {
+      this.onRefuse();
       throw new ConnectError(
         "resource_exhausted",
         `the server holds ${this.usedBytes} bytes of request bodies, its limit is ${this.capacityBytes}; retry later`,

@@ -59,12 +59,13 @@ export async function listen(opts: ListenOptions): Promise<ApiServer> {
   // HTTP/1.1 connections: one request at a time; between requests (and before the first) the
   // headers must arrive within headersTimeoutMs. req.socket is the socket handed over.
   const h1 = http.createServer({ maxHeaderSize: limits.maxHeaderBytes }, (req, res) => {
-    const state = socketState(req.socket);
+    const socket = req.socket; // Bun sets req.socket to null once the response closed
+    const state = socketState(socket);
     state.active += 1;
     state.headersTimer?.cancel();
     res.once("close", () => {
       state.active -= 1;
-      if (state.active === 0 && !req.socket.destroyed) armHeadersTimer(req.socket);
+      if (state.active === 0 && !socket.destroyed) armHeadersTimer(socket);
     });
     void handler.handle(http1Exchange(req, res, opts.tls !== undefined));
   });
@@ -269,6 +270,7 @@ function http1Exchange(req: http.IncomingMessage, res: http.ServerResponse, secu
     req.headers["transfer-encoding"] !== undefined ||
     (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
   let closeAfter = false;
+  const socket = req.socket;
   return {
     method: req.method ?? "GET",
     path: q < 0 ? url : url.slice(0, q),
@@ -276,7 +278,7 @@ function http1Exchange(req: http.IncomingMessage, res: http.ServerResponse, secu
     headers,
     httpVersion: "1.1",
     supportsTrailers: false,
-    peer: peerOf(req.socket),
+    peer: peerOf(socket),
     secure,
     body: req as AsyncIterable<Uint8Array>,
     signal: abort.signal,
@@ -299,7 +301,7 @@ function http1Exchange(req: http.IncomingMessage, res: http.ServerResponse, secu
     closeUnread() {
       if (req.complete || !hasBody) return;
       closeAfter = true;
-      const cut = () => req.socket.destroy();
+      const cut = () => socket.destroy();
       if (res.writableFinished) cut();
       else res.once("finish", cut);
     },

@@ -72,7 +72,7 @@ export class RpcHandler {
 
   constructor(private readonly opts: RpcHandlerOptions) {
     this.limits = resolveLimits(opts.limits);
-    this.budget = new ByteBudget(this.limits.maxBufferedBodyBytes);
+    this.budget = new ByteBudget(this.limits.maxBufferedBodyBytes, () => this.refused("buffered_bytes"));
     this.env = opts.env ?? realEnv();
     this.log = opts.log ?? (() => {});
     this.auth = new Authenticator(opts.auth ?? {}, {

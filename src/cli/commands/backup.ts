@@ -1,9 +1,10 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { ApiError, type BackupInfo, NodeHostClient } from "../../api/client.ts";
+import { ApiError, type BackupInfo, type ClientTls, NodeHostClient } from "../../api/client.ts";
 import { verifySnapshotFile } from "../../logdb/snapshotfile.ts";
 import type { BackupConfig } from "../config.ts";
 import { progressLine } from "../progress.ts";
+import { apiClientTls } from "../tls.ts";
 
 const ROLE_LEADER = 4;
 
@@ -23,6 +24,7 @@ export async function run(config: BackupConfig): Promise<number> {
       addresses: [source],
       token: config.apiToken,
       timeoutMs: config.timeoutMs,
+      ...clientTls(config),
     });
     const progress = progressLine(process.stderr, `backup of shard ${config.shard}`);
     const fd = openSync(tmp, "w");
@@ -58,7 +60,12 @@ export async function run(config: BackupConfig): Promise<number> {
 async function findSource(config: BackupConfig): Promise<string> {
   const seen: string[] = [];
   for (const address of config.nodehost) {
-    const client = new NodeHostClient({ addresses: [address], token: config.apiToken, timeoutMs: 5000 });
+    const client = new NodeHostClient({
+      addresses: [address],
+      token: config.apiToken,
+      timeoutMs: 5000,
+      ...clientTls(config),
+    });
     let shard: { role?: number | null } | undefined;
     try {
       shard = (await client.status()).shards.find((s) => Number(s.shardId) === config.shard);
@@ -124,4 +131,9 @@ function syncDir(dir: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+function clientTls(config: BackupConfig): { tls?: ClientTls } {
+  const tls = apiClientTls(config);
+  return tls ? { tls } : {};
 }

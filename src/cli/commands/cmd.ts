@@ -1,6 +1,7 @@
 import { ApiError, NodeHostClient, type WriteOptions } from "../../api/client.ts";
 import type { longboat } from "../../pb/longboat.js";
 import type { CmdConfig } from "../config.ts";
+import { apiClientTls } from "../tls.ts";
 import { describeEntry } from "../logview.ts";
 import { watch } from "./watch.ts";
 
@@ -15,10 +16,17 @@ export async function run(config: CmdConfig): Promise<number> {
     );
     return 2;
   }
+  const tls = apiClientTls(config);
+  if (config.insecureSkipVerify) {
+    process.stderr.write(
+      "longboat cmd: --insecure-skip-verify: the server's certificate is not checked (development only)\n",
+    );
+  }
   const client = new NodeHostClient({
     addresses: config.nodehost,
     token: config.apiToken,
     timeoutMs: config.timeoutMs,
+    ...(tls ? { tls } : {}),
   });
   try {
     return await execute(client, config);
@@ -108,11 +116,14 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
       print(config, `leadership transfer to replica ${r.replicaId} requested`, { ok: true });
       return 0;
     case "snapshot": {
-      const opts: { compactionOverhead?: number; compactionIndex?: number } = {};
+      const opts: { compactionOverhead?: number; compactionIndex?: number; export?: boolean } = {
+        export: config.export,
+      };
       if (config.compactionOverhead !== undefined) opts.compactionOverhead = config.compactionOverhead;
       if (config.compactionIndex !== undefined) opts.compactionIndex = config.compactionIndex;
       const index = await client.snapshot(shardOf(config), opts);
-      print(config, `snapshot taken at index ${index}`, { ok: true, index });
+      const exported = config.export ? " and exported into the NodeHost's --snapshot-export-dir" : "";
+      print(config, `snapshot taken at index ${index}${exported}`, { ok: true, index });
       return 0;
     }
     case "compact":
@@ -215,10 +226,12 @@ async function removeData(client: NodeHostClient, config: CmdConfig, replicaId: 
   const shard = shardOf(config);
   let membership: longboat.raft.v1.IMembership | undefined;
   if (config.membershipFrom.length > 0) {
+    const tls = apiClientTls(config);
     const live = new NodeHostClient({
       addresses: config.membershipFrom,
       token: config.apiToken,
       timeoutMs: config.timeoutMs,
+      ...(tls ? { tls } : {}),
     });
     membership = await live.members(shard);
     const ids = [

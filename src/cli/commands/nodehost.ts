@@ -1,3 +1,4 @@
+import { existsSync, statSync } from "node:fs";
 import { createNodeHostApi } from "../../api/app.ts";
 import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
@@ -5,9 +6,10 @@ import { MasterClient } from "../../master/client.ts";
 import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
-import type { NodeHostConfig } from "../config.ts";
+import { ConfigError, isLoopback, type NodeHostConfig } from "../config.ts";
 import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
 import { jsonLogger } from "../log.ts";
+import { apiServerTls } from "../tls.ts";
 
 /** How long SIGTERM waits for leadership to move before stopping anyway. */
 const TRANSFER_WAIT_MS = 5000;
@@ -28,6 +30,9 @@ export async function run(config: NodeHostConfig): Promise<number> {
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
       : undefined;
+  // Files and directories the API needs are checked before the NodeHost opens its data.
+  const apiTls = apiServerTls(config);
+  checkExportDir(config.snapshotExportDir);
   const metrics = new NodeHostMetrics();
   const nh = new NodeHost({
     nodeHostDir: config.dataDir,
@@ -60,9 +65,18 @@ export async function run(config: NodeHostConfig): Promise<number> {
     region: config.region,
     log,
     metrics,
+    ...(config.metricsToken === undefined ? {} : { metricsToken: config.metricsToken }),
+    ...(config.snapshotExportDir === undefined ? {} : { snapshotExportDir: config.snapshotExportDir }),
+    ...(apiTls ? { forwardTls: apiTls.forward } : {}),
   });
   metrics.watchNodeHost(nh);
-  const server = await serveApi(app, { hostname: api.host, port: api.port, log });
+  const server = await serveApi(app, {
+    hostname: api.host,
+    port: api.port,
+    log,
+    ...(apiTls ? { tls: apiTls.serve } : {}),
+  });
+  for (const warning of apiWarnings(config)) log({ level: "warn", ...warning });
   // Master mode: the drummers decide which replicas run here (--shard is refused with --master).
   const master =
     config.master.length > 0
@@ -132,4 +146,32 @@ async function handOverLeadership(nh: NodeHost, log: (e: Record<string, unknown>
     shards: led.map((s) => s.shardId),
     stillLeading: remaining,
   });
+}
+
+/** --snapshot-export-dir must be an existing directory (refused at start, not at the first export). */
+function checkExportDir(dir: string | undefined): void {
+  if (dir === undefined) return;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ConfigError(`--snapshot-export-dir ${dir} is not an existing directory (create it first)`);
+  }
+}
+
+/** What an operator should hear at every start about how open the API is. */
+export function apiWarnings(config: NodeHostConfig): { event: string; detail: string }[] {
+  const host = parseAddress(config.apiAddress).host;
+  if (isLoopback(host)) return [];
+  const warnings: { event: string; detail: string }[] = [];
+  if (config.apiToken === undefined && config.apiTlsCa === undefined) {
+    warnings.push({
+      event: "api-insecure",
+      detail: `the API at ${config.apiAddress} needs no token and no client certificate (--api-insecure): anyone who reaches it can read and write every shard`,
+    });
+  }
+  if (config.apiToken !== undefined && config.apiTlsCert === undefined) {
+    warnings.push({
+      event: "api-token-in-clear",
+      detail: `the API at ${config.apiAddress} is cleartext: --api-token travels unencrypted; serve it with --api-tls-cert and --api-tls-key`,
+    });
+  }
+  return warnings;
 }
