@@ -124,6 +124,11 @@ export interface NodeHostInfo {
   logsOnDisk: ReplicaKey[];
 }
 
+/** What syncPropose returns: the state machine's result and the entry's log index. */
+export interface ProposeResult extends SMResult {
+  index: number;
+}
+
 interface TimeoutOption {
   timeoutMs: number;
 }
@@ -476,6 +481,10 @@ export class NodeHost {
         `${cmd.byteLength} bytes do not fit maxInMemLogSizeBytes ${max}`,
       );
     }
+    const refused = r.rsm.validateCommand(cmd);
+    if (refused !== null) {
+      throw new LongboatError("invalidCommand", `shard ${session.shardId} (app ${r.app}): ${refused}`);
+    }
     const state = r.propose(
       {
         type: EntryType.Application,
@@ -490,10 +499,14 @@ export class NodeHost {
     return state;
   }
 
-  /** Proposes cmd and waits until it is applied; returns the state machine's result. */
-  async syncPropose(session: Session, cmd: Uint8Array, opts: TimeoutOption): Promise<SMResult> {
+  /**
+   * Proposes cmd and waits until it is applied; returns the state machine's result and the log
+   * index it was applied at. A command the state machine's validateCommand refuses throws
+   * invalidCommand at once, and nothing is proposed.
+   */
+  async syncPropose(session: Session, cmd: Uint8Array, opts: TimeoutOption): Promise<ProposeResult> {
     const result = await awaitCompleted(this.propose(session, cmd, opts));
-    return { value: result.value, data: result.data };
+    return { value: result.value, data: result.data, index: result.index };
   }
 
   /** A linearizable read (ReadIndex): the query sees every write completed before the call. */

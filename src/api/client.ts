@@ -9,9 +9,6 @@ import type { FetchLike } from "./types.ts";
 
 const pb = longboat.nodehost.v1;
 
-/** The kv app's "rejected" result value (src/statemachine/types.ts RESULT_REJECTED, 2^31). */
-const KV_RESULT_REJECTED = 2 ** 31;
-
 /** An error answered by a NodeHost (or a failure to reach one): Connect code, message, address. */
 export class ApiError extends Error {
   override readonly name = "ApiError";
@@ -518,10 +515,7 @@ export class NodeHostClient {
     if (session) request.session = sessionFields(session);
     const res = await this.call("Propose", request);
     session?.proposalCompleted();
-    if (Number(res.value) === KV_RESULT_REJECTED) {
-      throw new ApiError("invalid_argument", `kv rejected the command: ${fromUtf8.decode(res.data)}`, "");
-    }
-    return { value: Number(res.value), data: res.data };
+    return { value: Number(res.value), data: res.data, index: Number(res.index) };
   }
 }
 

@@ -89,6 +89,7 @@ const LONGBOAT_TO_CONNECT: Record<ErrorCode, ConnectCode> = {
   invalidAddress: "invalid_argument",
   invalidTarget: "invalid_argument",
   invalidOperation: "invalid_argument",
+  invalidCommand: "invalid_argument",
   invalidOption: "invalid_argument",
   systemBusy: "unavailable",
   shardNotReady: "unavailable",

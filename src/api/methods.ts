@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { Session } from "../engine/session.ts";
 import { longboat } from "../pb/longboat.js";
+import { RESULT_REJECTED } from "../statemachine/types.ts";
 import type { Membership } from "../raft/types.ts";
 import type { BackupRegistry } from "./backups.ts";
 import { ConnectError } from "./errors.ts";
@@ -9,6 +10,7 @@ import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostLike } from "./types.ts";
 
 const pb = longboat.nodehost.v1;
+const fromUtf8 = new TextDecoder();
 
 export type { PbType } from "./rpc/service.ts";
 
@@ -125,8 +127,14 @@ export const HANDLERS: { [M in MethodName]: Handler<M> } = {
     const result = await ctx.nodehost.syncPropose(session, req.command, {
       timeoutMs: ctx.timeoutMs(req.timeoutMs),
     });
-    // NodeHost.syncPropose does not report the log index yet: index stays 0 (unknown).
-    return { value: result.value, data: result.data, index: 0 };
+    if (result.value === RESULT_REJECTED) {
+      // Applied as a refusal: in the log, changed nothing; the same command fails again.
+      throw new ConnectError(
+        "failed_precondition",
+        `the state machine of shard ${shardId} refused the command at log index ${result.index} (nothing changed): ${fromUtf8.decode(result.data)}`,
+      );
+    }
+    return { value: result.value, data: result.data, index: result.index };
   },
   async Read(ctx, req) {
     const result = await ctx.nodehost.syncRead(req.shardId, req.query, {

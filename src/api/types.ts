@@ -27,7 +27,7 @@ export interface NodeHostLike {
     session: Session,
     cmd: Uint8Array,
     opts: TimeoutOption,
-  ): Promise<{ value: number; data: Uint8Array }>;
+  ): Promise<{ value: number; data: Uint8Array; index: number }>;
   syncRead(shardId: number, query: Uint8Array, opts: TimeoutOption): Promise<Uint8Array>;
   staleRead(shardId: number, query: Uint8Array): Uint8Array;
   syncGetShardMembership(shardId: number, opts: TimeoutOption): Promise<Membership>;

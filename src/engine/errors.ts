@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   dirNotExist: { temporary: false, text: "directory does not exist" },
   invalidOption: { temporary: false, text: "invalid option" },
   invalidOperation: { temporary: false, text: "invalid operation" },
+  invalidCommand: { temporary: false, text: "command refused by the state machine before proposing" },
   invalidAddress: { temporary: false, text: "invalid address" },
   invalidSession: { temporary: false, text: "invalid session" },
   timeoutTooSmall: { temporary: false, text: "timeout is shorter than one RTT tick" },

@@ -19,6 +19,8 @@ export interface ManagedStateMachine {
   open(): number;
   update(entries: SMEntry[]): SMResult[];
   lookup(query: Uint8Array): Uint8Array;
+  /** Why cmd would be refused (the machine's validateCommand), or null; never throws. */
+  validate(cmd: Uint8Array): string | null;
   sync(): void;
   save(sink: SnapshotSink, full: boolean): boolean;
   recover(payload: Uint8Array): void;
@@ -68,12 +70,31 @@ export function adaptStateMachine(sm: AnyStateMachine, where: string): ManagedSt
   );
 }
 
+/** Calls the machine's optional validateCommand; a throw or a non-string answer is a refusal too. */
+function validator(sm: AnyStateMachine): (cmd: Uint8Array) => string | null {
+  const fn = (sm as { validateCommand?: unknown }).validateCommand;
+  if (typeof fn !== "function") return () => null;
+  return (cmd) => {
+    let reason: unknown;
+    try {
+      reason = fn.call(sm, cmd);
+    } catch (error) {
+      return `validateCommand threw: ${(error as Error)?.message ?? String(error)}`;
+    }
+    if (reason === null || reason === undefined) return null;
+    return typeof reason === "string"
+      ? reason
+      : `validateCommand returned ${typeof reason}, not a string or null`;
+  };
+}
+
 function regular(sm: IStateMachine): ManagedStateMachine {
   return {
     kind: "regular",
     open: () => 0,
     update: (entries) => sm.update(entries),
     lookup: (q) => sm.lookup(q),
+    validate: validator(sm),
     sync: () => {},
     save: (sink) => {
       sm.saveSnapshot(sink);
@@ -91,6 +112,7 @@ function concurrent(sm: IConcurrentStateMachine): ManagedStateMachine {
     open: () => 0,
     update: (entries) => sm.update(entries),
     lookup: (q) => sm.lookup(q),
+    validate: validator(sm),
     sync: () => {},
     save: (sink) => {
       sm.saveSnapshot(sm.prepareSnapshot(), sink);
@@ -114,6 +136,7 @@ function onDisk(sm: IOnDiskStateMachine): ManagedStateMachine {
     },
     update: (entries) => sm.update(entries),
     lookup: (q) => sm.lookup(q),
+    validate: validator(sm),
     sync: () => sm.sync(),
     save: (sink, full) => {
       if (!full) return false;

@@ -260,6 +260,13 @@ export class StateMachineManager {
     return { kind: "update", index: e.index, tag: e, result, duplicate: false };
   }
 
+  /** Why the machine would refuse cmd before it is proposed, or null (a witness has no machine: null). */
+  validateCommand(cmd: Uint8Array): string | null {
+    this.usable();
+    if (this.isWitness) return null;
+    return this.sm.validate(cmd);
+  }
+
   /** Answers a read from the state machine. */
   lookup(query: Uint8Array): Uint8Array {
     this.usable();

@@ -15,8 +15,10 @@ import {
  * Results: put → 1; delete → 1 if the key existed else 0; cas → 1 when swapped, else 0 with
  * data = the current value (empty when absent); add → 1 with data = the new value as decimal
  * text (a counter is stored as its decimal text; absent counts as 0). Bad client input (undecodable command, empty or
- * oversized key, oversized value) → value RESULT_REJECTED (2^31) with a UTF-8 reason in data; update
- * never throws for client input, because a throw would crash every replica at the same entry.
+ * oversized key, oversized value) is refused before proposing (validateCommand); should it reach the
+ * log anyway, and for add on a value that is not a counter, apply answers value RESULT_REJECTED
+ * (2^31) with a UTF-8 reason in data and changes nothing; update never throws for client input,
+ * because a throw would crash every replica at the same entry.
  * Scans return keys in [start, end) in UTF-8 byte order (end "" = no upper bound), at most
  * KV_MAX_SCAN_LIMIT; a larger or zero limit is clamped to it, and `more` says the scan stopped early.
  */
@@ -126,6 +128,55 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** A command decoded, or why it cannot be applied whatever the state (decode error, bad field). */
+function parseCommand(bytes: Uint8Array): longboat.nodehost.v1.KvCommand | string {
+  let cmd: longboat.nodehost.v1.KvCommand;
+  try {
+    cmd = KvCommand.decode(bytes);
+  } catch (error) {
+    return `kv command does not decode: ${(error as Error).message}`;
+  }
+  const bad = staticProblem(cmd);
+  return bad === null ? cmd : bad;
+}
+
+/** The checks that need the command alone: shared by validateKvCommand and apply. */
+function staticProblem(cmd: longboat.nodehost.v1.KvCommand): string | null {
+  if (cmd.put) {
+    const bad = checkKey(cmd.put.key ?? "") ?? checkValue(cmd.put.value ?? EMPTY, "value");
+    return bad === null ? null : `put: ${bad}`;
+  }
+  if (cmd.delete) {
+    const bad = checkKey(cmd.delete.key ?? "");
+    return bad === null ? null : `delete: ${bad}`;
+  }
+  if (cmd.cas) {
+    const c = cmd.cas;
+    const bad =
+      checkKey(c.key ?? "") ??
+      checkValue(c.value ?? EMPTY, "value") ??
+      checkValue(c.expected ?? EMPTY, "expected value");
+    return bad === null ? null : `cas: ${bad}`;
+  }
+  if (cmd.add) {
+    const bad = checkKey(cmd.add.key ?? "");
+    if (bad !== null) return `add: ${bad}`;
+    const delta = cmd.add.delta ?? 0;
+    return Number.isSafeInteger(delta) ? null : `add: delta ${delta} is not an integer within ±(2^53 − 1)`;
+  }
+  return "kv command has no operation (expected put, delete, cas or add)";
+}
+
+/**
+ * Why the kv app would refuse cmd whatever its state (it does not decode, has no operation, an
+ * empty or oversized key, an oversized value), or null. NodeHost checks it before proposing,
+ * so such a command is refused at once and never replicated.
+ */
+export function validateKvCommand(cmd: Uint8Array): string | null {
+  const parsed = parseCommand(cmd);
+  return typeof parsed === "string" ? parsed : null;
+}
+
 export class KvStateMachine implements IStateMachine {
   private readonly map = new Map<string, Uint8Array>();
   /** Keys in byte order, rebuilt lazily for scans after an insert or delete. */
@@ -135,30 +186,26 @@ export class KvStateMachine implements IStateMachine {
     return entries.map((e) => this.apply(e.cmd));
   }
 
+  validateCommand(cmd: Uint8Array): string | null {
+    return validateKvCommand(cmd);
+  }
+
+  /** Still checks everything: a command may reach the log without validation (another build, a plugin client). */
   private apply(cmdBytes: Uint8Array): SMResult {
-    let cmd: longboat.nodehost.v1.KvCommand;
-    try {
-      cmd = KvCommand.decode(cmdBytes);
-    } catch (error) {
-      return rejected(`kv command does not decode: ${(error as Error).message}`);
-    }
+    const cmd = parseCommand(cmdBytes);
+    if (typeof cmd === "string") return rejected(cmd);
     if (cmd.put) return this.put(cmd.put.key ?? "", cmd.put.value ?? EMPTY);
     if (cmd.delete) return this.delete(cmd.delete.key ?? "");
     if (cmd.cas) return this.cas(cmd.cas);
-    if (cmd.add) return this.add(cmd.add.key ?? "", cmd.add.delta ?? 0);
-    return rejected("kv command has no operation (expected put, delete, cas or add)");
+    return this.add(cmd.add!.key ?? "", cmd.add!.delta ?? 0);
   }
 
   private put(key: string, value: Uint8Array): SMResult {
-    const bad = checkKey(key) ?? checkValue(value, "value");
-    if (bad !== null) return rejected(`put: ${bad}`);
     this.set(key, value);
     return { value: 1, data: EMPTY };
   }
 
   private delete(key: string): SMResult {
-    const bad = checkKey(key);
-    if (bad !== null) return rejected(`delete: ${bad}`);
     const existed = this.map.delete(key);
     if (existed) this.sorted = null;
     return { value: existed ? 1 : 0, data: EMPTY };
@@ -168,8 +215,6 @@ export class KvStateMachine implements IStateMachine {
     const key = c.key ?? "";
     const value = c.value ?? EMPTY;
     const expected = c.expected ?? EMPTY;
-    const bad = checkKey(key) ?? checkValue(value, "value") ?? checkValue(expected, "expected value");
-    if (bad !== null) return rejected(`cas: ${bad}`);
     const current = this.map.get(key);
     const matches = c.expectedAbsent
       ? current === undefined
@@ -180,10 +225,6 @@ export class KvStateMachine implements IStateMachine {
   }
 
   private add(key: string, delta: number): SMResult {
-    const bad = checkKey(key);
-    if (bad !== null) return rejected(`add: ${bad}`);
-    if (!Number.isSafeInteger(delta))
-      return rejected(`add: delta ${delta} is not an integer within ±(2^53 − 1)`);
     const current = this.map.get(key);
     let base = 0;
     if (current !== undefined) {

@@ -37,6 +37,13 @@ export interface IStateMachine {
   recoverFromSnapshot(payload: Uint8Array): void;
   /** A digest of the state (the simulator compares replicas with it). */
   hash(): string;
+  /**
+   * Optional: checks a command before it is proposed; returns why it would be refused, or null.
+   * It must depend on the command alone (not on the machine's state): it runs on whichever
+   * replica receives the request, before anything is replicated. A refused command is answered
+   * at once (invalidCommand; the API's invalid_argument) and never reaches the log.
+   */
+  validateCommand?(cmd: Uint8Array): string | null;
   close(): void;
 }
 
@@ -50,6 +57,13 @@ export interface IConcurrentStateMachine {
   saveSnapshot(ctx: unknown, sink: SnapshotSink): void;
   recoverFromSnapshot(payload: Uint8Array): void;
   hash(): string;
+  /**
+   * Optional: checks a command before it is proposed; returns why it would be refused, or null.
+   * It must depend on the command alone (not on the machine's state): it runs on whichever
+   * replica receives the request, before anything is replicated. A refused command is answered
+   * at once (invalidCommand; the API's invalid_argument) and never reaches the log.
+   */
+  validateCommand?(cmd: Uint8Array): string | null;
   close(): void;
 }
 
@@ -67,6 +81,13 @@ export interface IOnDiskStateMachine {
   /** Replaces the durable state with a full snapshot's payload. */
   recoverFromSnapshot(payload: Uint8Array): void;
   hash(): string;
+  /**
+   * Optional: checks a command before it is proposed; returns why it would be refused, or null.
+   * It must depend on the command alone (not on the machine's state): it runs on whichever
+   * replica receives the request, before anything is replicated. A refused command is answered
+   * at once (invalidCommand; the API's invalid_argument) and never reaches the log.
+   */
+  validateCommand?(cmd: Uint8Array): string | null;
   close(): void;
 }
 
@@ -74,5 +95,9 @@ export type AnyStateMachine = IStateMachine | IConcurrentStateMachine | IOnDiskS
 
 export type CreateStateMachine = (shardId: number, replicaId: number) => AnyStateMachine;
 
-/** Result value an app returns for a command it refuses (bad client input); data holds the reason. */
+/**
+ * Result value an app returns for a command it refuses when applying it (bad client input, or
+ * a rule on the current state); data holds the reason as UTF-8. The entry stays in the log and
+ * must change nothing. The NodeHost API answers such a result as the error failed_precondition.
+ */
 export const RESULT_REJECTED = 2 ** 31;

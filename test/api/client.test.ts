@@ -14,19 +14,20 @@ const kv = longboat.nodehost.v1;
 class KvFake extends FakeNodeHost {
   readonly map = new Map<string, Uint8Array>();
   override async syncPropose(session: Session, cmd: Uint8Array) {
-    await super.syncPropose(session, cmd);
+    const { index } = await super.syncPropose(session, cmd);
     const c = kv.KvCommand.decode(cmd);
     if (c.put) this.map.set(c.put.key ?? "", c.put.value ?? new Uint8Array());
-    if (c.delete) return { value: this.map.delete(c.delete.key ?? "") ? 1 : 0, data: new Uint8Array() };
+    if (c.delete)
+      return { value: this.map.delete(c.delete.key ?? "") ? 1 : 0, data: new Uint8Array(), index };
     if (c.cas) {
       const current = this.map.get(c.cas.key ?? "");
       const ok = c.cas.expectedAbsent
         ? !current
         : !!current && Buffer.compare(current, c.cas.expected ?? new Uint8Array()) === 0;
-      if (!ok) return { value: 0, data: current ?? new Uint8Array() };
+      if (!ok) return { value: 0, data: current ?? new Uint8Array(), index };
       this.map.set(c.cas.key ?? "", c.cas.value ?? new Uint8Array());
     }
-    return { value: 1, data: new Uint8Array() };
+    return { value: 1, data: new Uint8Array(), index };
   }
   private answer(query: Uint8Array) {
     const key = kv.KvQuery.decode(query).get?.key ?? "";
@@ -78,7 +79,7 @@ test("plain fetch with JSON, as any Connect client sends it, gets a proto3 JSON 
     body: JSON.stringify({ shardId: "1", command: b64("hello"), timeoutMs: 1000 }),
   });
   expect(res.status).toBe(200);
-  expect(await res.json()).toEqual({ value: "5", data: b64("hello"), index: "0" });
+  expect(await res.json()).toEqual({ value: "5", data: b64("hello"), index: "21" });
   expect((await fetch(`http://${address}/healthz`)).status).toBe(200);
 });
 
@@ -174,14 +175,14 @@ test("a write without a session whose connection breaks after sending is not ret
 test("a write with a session is retried after an unknown outcome and applies once", async () => {
   const fake = new KvFake().addShard(1);
   const applied: number[] = [];
-  const seen = new Map<string, { value: number; data: Uint8Array }>();
+  const seen = new Map<string, { value: number; data: Uint8Array; index: number }>();
   // Sessions as the engine keeps them: a repeated series returns the first result unapplied.
   fake.syncPropose = async (session: Session, cmd: Uint8Array) => {
     const id = `${session.clientId}/${session.seriesId}`;
     const failure = fake.failures.shift();
     if (!seen.has(id)) {
       applied.push(session.seriesId);
-      seen.set(id, { value: 1, data: cmd });
+      seen.set(id, { value: 1, data: cmd, index: seen.size + 1 });
     }
     if (failure) throw failure; // applied, but the answer is lost
     return seen.get(id)!;

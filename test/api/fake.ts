@@ -82,9 +82,11 @@ export class FakeNodeHost implements NodeHostLike {
     this.shard(session.shardId, true, "closeSession");
     if (session.isNoOp) throw new LongboatError("invalidSession", "the no-op session cannot be closed");
   }
+  /** The log index the next proposal is "applied" at. */
+  nextIndex = 21;
   async syncPropose(session: Session, cmd: Uint8Array) {
     this.shard(session.shardId, true, `syncPropose(client ${session.clientId})`);
-    return { value: cmd.length, data: cmd };
+    return { value: cmd.length, data: cmd, index: this.nextIndex++ };
   }
   async syncRead(shardId: number, query: Uint8Array, _opts?: { timeoutMs: number }): Promise<Uint8Array> {
     this.shard(shardId, true, "syncRead");

@@ -54,7 +54,7 @@ test("a proposal sent to a follower's NodeHost is forwarded to the leader's and 
   const { follower, leader, followerApp, forwarded } = twoHosts();
   const res = await postJson(followerApp, "Propose", { shardId: "1", command: b64("abc") });
   expect(res.status).toBe(200);
-  expect(await res.json()).toEqual({ value: "3", data: b64("abc"), index: "0" });
+  expect(await res.json()).toEqual({ value: "3", data: b64("abc"), index: "21" });
   expect(forwarded.map((f) => f.url)).toEqual([
     "http://h2:8001/longboat.nodehost.v1.NodeHostService/Propose",
   ]);

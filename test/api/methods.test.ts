@@ -3,7 +3,9 @@ import { createNodeHostApi } from "../../src/api/app.ts";
 import { METHOD_TYPES } from "../../src/api/methods.ts";
 import type { MethodName } from "../../src/api/schemas.ts";
 import { FakeNodeHost } from "./fake.ts";
-import { b64, postJson, postProto, text } from "./helpers.ts";
+import { LongboatError } from "../../src/engine/errors.ts";
+import { RESULT_REJECTED } from "../../src/statemachine/types.ts";
+import { b64, connectError, postJson, postProto, text } from "./helpers.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: response JSON is inspected freely in checks
 type Json = Record<string, any>;
@@ -37,7 +39,7 @@ const CASES: Case[] = [
     name: "proposes with the no-op session",
     request: { shardId: "1", command: b64("put") },
     check: (r, fake) => {
-      expect(r).toEqual({ value: "3", data: b64("put"), index: "0" });
+      expect(r).toEqual({ value: "3", data: b64("put"), index: "21" });
       expect(fake.calls).toEqual(["syncPropose(client 0):1"]);
     },
   },
@@ -239,4 +241,30 @@ test("timeoutMs 0 becomes the default timeout", async () => {
   await postJson(app, "Read", { shardId: "1", timeoutMs: 0 });
   await postJson(app, "Read", { shardId: "1", timeoutMs: 77 });
   expect(seen).toEqual([1234, 77]);
+});
+
+test("a command the state machine refused when applying is failed_precondition naming the index and the reason", async () => {
+  const fake = new FakeNodeHost().addShard(1);
+  fake.syncPropose = async () => ({
+    value: RESULT_REJECTED,
+    data: new TextEncoder().encode('add: the value of "n" is not an integer counter'),
+    index: 57,
+  });
+  const app = createNodeHostApi({ nodehost: fake });
+  const e = await connectError(await postJson(app, "Propose", { shardId: "1", command: b64("x") }));
+  expect(e).toEqual({
+    status: 400,
+    code: "failed_precondition",
+    message:
+      'the state machine of shard 1 refused the command at log index 57 (nothing changed): add: the value of "n" is not an integer counter',
+  });
+});
+
+test("a command refused before proposing (invalidCommand) is invalid_argument", async () => {
+  const fake = new FakeNodeHost().addShard(1);
+  fake.failNext = new LongboatError("invalidCommand", "shard 1 (app kv): put: key is empty");
+  const app = createNodeHostApi({ nodehost: fake });
+  const e = await connectError(await postJson(app, "Propose", { shardId: "1", command: b64("x") }));
+  expect(e).toMatchObject({ status: 400, code: "invalid_argument" });
+  expect(e.message).toContain("put: key is empty");
 });

@@ -143,3 +143,37 @@ describe("not applied or outcome unknown", () => {
     expect(isSafeToRetry(error)).toBe(false);
   });
 });
+
+describe("commands the state machine refuses", () => {
+  test("a command the app refuses as such is invalidCommand at once and never reaches the log", async () => {
+    cluster = new SimCluster(5);
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    await cluster.startShard(1, [1, 2, 3]);
+    const nh = cluster.host(await cluster.waitLeader(1));
+    const lastBefore = nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!.commitIndex;
+    const big = kv.KvCommand.encode({ put: { key: "big", value: new Uint8Array(3 * 1024 * 1024) } }).finish();
+    for (const cmd of [big, put("", "v"), new Uint8Array([0xff, 0xff, 0xff])]) {
+      let error: unknown;
+      try {
+        nh.propose(nh.getNoOpSession(1), cmd, T);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code: "invalidCommand", outcomeUnknown: false, temporary: false });
+    }
+    await cluster.run(20 * RTT_MS);
+    expect(nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!.commitIndex).toBe(lastBefore);
+  });
+
+  test("syncPropose reports the log index its command was applied at", async () => {
+    cluster = new SimCluster(5);
+    for (const i of [1, 2, 3]) await cluster.startHost(i);
+    await cluster.startShard(1, [1, 2, 3]);
+    const nh = cluster.host(await cluster.waitLeader(1));
+    const first = await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("i", "1"), T));
+    const second = await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put("i", "2"), T));
+    expect(first.index).toBeGreaterThan(3); // after the three bootstrap entries and a no-op
+    expect(second.index).toBe(first.index + 1);
+    expect(nh.stateHash(1).appliedIndex).toBeGreaterThanOrEqual(second.index);
+  });
+});

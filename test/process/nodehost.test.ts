@@ -87,6 +87,32 @@ describe("three nodehost processes", () => {
       command: b64("x".repeat(17 * 1024 * 1024)),
     });
     expect(((await big.json()) as { code: string }).code).toBe("resource_exhausted");
+    // Commands the kv app refuses: before proposing (invalid_argument), or when applied
+    // (failed_precondition with the log index); never a 200 with the refusal in its data.
+    const refused = async (command: string) => {
+      const res = await cluster.call(1, "Propose", { shardId: "1", command });
+      return { status: res.status, ...((await res.json()) as { code: string; message: string }) };
+    };
+    const value3MB = encodeKvCommand({ op: "put", key: "big", value: new Uint8Array(3 * 1024 * 1024) });
+    expect(await refused(b64(value3MB))).toMatchObject({
+      status: 400,
+      code: "invalid_argument",
+      message: expect.stringContaining("put: value is 3145728 bytes, above the limit of 1048576"),
+    });
+    expect(await refused(b64(new Uint8Array([0xff, 0xff, 0xff])))).toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("kv command does not decode"),
+    });
+    expect((await cluster.call(1, "Propose", { shardId: "1", command: kvPut("word2", "x") })).status).toBe(
+      200,
+    );
+    expect(await refused(b64(encodeKvCommand({ op: "add", key: "word2", delta: 1 })))).toMatchObject({
+      status: 400,
+      code: "failed_precondition",
+      message: expect.stringMatching(
+        /refused the command at log index \d+ \(nothing changed\): add: the value/,
+      ),
+    });
     expect(cmd(["put", "--nodehost", cluster.hosts[0]!.api, "--shard", "1", "still", "serving"]).code).toBe(
       0,
     );

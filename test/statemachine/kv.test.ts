@@ -10,6 +10,7 @@ import {
   KV_MAX_VALUE_BYTES,
   KvQueryError,
   KvStateMachine,
+  validateKvCommand,
 } from "../../src/statemachine/kv.ts";
 import { RESULT_REJECTED } from "../../src/statemachine/types.ts";
 
@@ -209,6 +210,50 @@ describe("kv bad input", () => {
 
   test("a query without an operation throws KvQueryError", () => {
     expect(() => new KvStateMachine().lookup(new Uint8Array(0))).toThrow(/no operation/);
+  });
+});
+
+describe("kv validateCommand (checked before proposing)", () => {
+  const sm = new KvStateMachine();
+  const cmd = (c: Parameters<typeof encodeKvCommand>[0]) => encodeKvCommand(c);
+
+  test("accepts every well-formed command, whatever the state", () => {
+    expect(sm.validateCommand(cmd({ op: "put", key: "a", value: enc.encode("v") }))).toBeNull();
+    expect(sm.validateCommand(cmd({ op: "delete", key: "a" }))).toBeNull();
+    expect(
+      sm.validateCommand(cmd({ op: "cas", key: "a", expected: null, value: enc.encode("v") })),
+    ).toBeNull();
+    expect(sm.validateCommand(cmd({ op: "add", key: "a", delta: -3 }))).toBeNull();
+    expect(
+      validateKvCommand(cmd({ op: "put", key: "a", value: new Uint8Array(KV_MAX_VALUE_BYTES) })),
+    ).toBeNull();
+  });
+
+  test("refuses what apply would refuse for the command alone, with the same reason", () => {
+    const bad = [
+      cmd({ op: "put", key: "", value: enc.encode("v") }),
+      cmd({ op: "put", key: "a", value: new Uint8Array(3 * 1024 * 1024) }),
+      cmd({ op: "put", key: "k".repeat(KV_MAX_KEY_BYTES + 1), value: enc.encode("v") }),
+      cmd({ op: "cas", key: "a", expected: new Uint8Array(KV_MAX_VALUE_BYTES + 1), value: enc.encode("v") }),
+      cmd({ op: "delete", key: "" }),
+      cmd({ op: "add", key: "", delta: 1 }),
+      new Uint8Array([0xff, 0xff, 0xff]),
+      longboat.nodehost.v1.KvCommand.encode({}).finish(),
+    ];
+    for (const c of bad) {
+      const reason = sm.validateCommand(c);
+      expect(reason).not.toBeNull();
+      expect(dec.decode(run(new KvStateMachine(), c).data)).toBe(reason!);
+    }
+    expect(validateKvCommand(bad[1]!)).toBe("put: value is 3145728 bytes, above the limit of 1048576");
+  });
+
+  test("does not refuse what depends on the state (add on a value that is not a counter)", () => {
+    const m = new KvStateMachine();
+    put(m, "n", "not a number");
+    const c = cmd({ op: "add", key: "n", delta: 1 });
+    expect(m.validateCommand(c)).toBeNull();
+    expect(run(m, c).value).toBe(RESULT_REJECTED);
   });
 });
 
