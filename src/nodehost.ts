@@ -519,7 +519,14 @@ export class NodeHost {
 
   /** Reads the local state machine as it is now: fast, possibly stale. */
   staleRead(shardId: number, query: Uint8Array): Uint8Array {
-    return this.readable(shardId).rsm.lookup(query);
+    const r = this.readable(shardId);
+    // A query the state machine cannot answer is the caller's mistake, as in syncRead (the
+    // engine answers its lookup failures with rejected): never an internal error.
+    try {
+      return r.rsm.lookup(query);
+    } catch (error) {
+      throw new LongboatError("rejected", `lookup failed: ${(error as Error).message}`);
+    }
   }
 
   /**
