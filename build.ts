@@ -19,9 +19,14 @@ const result = await Bun.build({
   // src/logdb/sqlite.ts finds it at its path relative to the entrypoints' common folder (src/).
   entrypoints: [`${root}/src/cli/main.ts`, `${root}/src/logdb/sqlite-writer.ts`],
   compile: { outfile },
-  // NODE_ENV=production turns src/engine/bugs.ts's plantedBug() into `return null`: the
-  // simulator's planted bugs (LONGBOAT_SIM_BUG) can never be switched on in the binary.
-  define: { LONGBOAT_COMMIT: JSON.stringify(commit), "process.env.NODE_ENV": JSON.stringify("production") },
+  // LONGBOAT_PRODUCTION turns src/engine/bugs.ts's plantedBugOption() into `return null`: the
+  // simulator's planted bugs can never be switched on in the binary. NODE_ENV=production is
+  // for the dependencies.
+  define: {
+    LONGBOAT_COMMIT: JSON.stringify(commit),
+    LONGBOAT_PRODUCTION: "true",
+    "process.env.NODE_ENV": JSON.stringify("production"),
+  },
 });
 if (!result.success) {
   for (const log of result.logs) console.error(log);

@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join as joinPath } from "node:path";
+import { type PlantedBug, plantedBugOption } from "./engine/bugs.ts";
 import { type ReplicaConfig, type ReplicaConfigInput, validateReplicaConfig } from "./engine/config.ts";
-import { plantedBug } from "./engine/bugs.ts";
 import { Engine, type EngineStats } from "./engine/engine.ts";
 import { SnapshotExport } from "./engine/export.ts";
 import { LongboatError } from "./engine/errors.ts";
@@ -25,6 +24,9 @@ import {
   Session,
 } from "./engine/session.ts";
 import { type Env, realEnv } from "./env.ts";
+import { mkdirDurable } from "./fs/durable.ts";
+import type { FileSystem } from "./fs/filesystem.ts";
+import { nodeFileSystem } from "./fs/node.ts";
 import { LogReader } from "./logdb/logreader.ts";
 import { SnapshotDir } from "./logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "./logdb/sqlite.ts";
@@ -90,7 +92,7 @@ export interface NodeHostConfig {
   env?: Env;
   /** Called after every log database save (one fsync) with its duration and entry count. */
   onSave?: (durationMs: number, entryCount: number) => void;
-  /** Replace the log database or transport (tests, the simulator). */
+  /** Replace the log database, transport or file system (tests, the simulator). */
   expert?: {
     logdb?: LogDB;
     transport?: (registry: Registry, env: Env) => Transport;
@@ -99,6 +101,13 @@ export interface NodeHostConfig {
      * faults at exact points with it). It delays the engine: applications use subscribe().
      */
     engineListener?: (event: EventBody) => void;
+    /** Where snapshot files and the data directory live; default the real file system. */
+    fs?: FileSystem;
+    /**
+     * Test-only: switches on one of the simulator's planted bugs (src/engine/bugs.ts), which
+     * break a safety rule on purpose. Ignored by a production build; never set it otherwise.
+     */
+    plantedBug?: PlantedBug;
   };
 }
 
@@ -190,6 +199,8 @@ export class NodeHost {
   private readonly transport: Transport;
   private readonly engine: Engine;
   private readonly dir: string;
+  private readonly fs: FileSystem;
+  private readonly plantedBug: PlantedBug | null;
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly events: EventHub;
   private closed = false;
@@ -210,7 +221,10 @@ export class NodeHost {
     this.env = config.env ?? realEnv();
     this.log = config.log ?? (() => {});
     this.dir = config.nodeHostDir;
-    mkdirSync(this.dir, { recursive: true });
+    this.fs = config.expert?.fs ?? nodeFileSystem;
+    this.plantedBug = plantedBugOption(config.expert?.plantedBug);
+    // Durable: the log database about to be created here will hold votes and acknowledged entries.
+    mkdirDurable(this.fs, this.dir);
     const identity = {
       raftAddress: this.raftAddress,
       deploymentId: this.deploymentId,
@@ -226,6 +240,7 @@ export class NodeHost {
         env: this.env,
         tls: config.tls,
         snapshotDir: joinPath(this.dir, "incoming"),
+        fs: this.fs,
         log: this.log,
       });
     this.events = new EventHub(this.env, (name, error) =>
@@ -243,6 +258,8 @@ export class NodeHost {
       unavailableElectionTimeouts: config.unavailableElectionTimeouts,
       log: this.log,
       onSave: config.onSave,
+      fs: this.fs,
+      plantedBug: this.plantedBug,
     });
     this.ready = this.transport.start(this.engine).then(() => this.engine.start());
     this.ready.catch(() => {});
@@ -349,7 +366,10 @@ export class NodeHost {
     const newNode = !boot.join && logState.lastIndex === 0 && logState.snapshot === null;
     const snapshotDir = config.isWitness
       ? null
-      : new SnapshotDir(joinPath(this.dir, "snapshots"), config.shardId, config.replicaId);
+      : new SnapshotDir(joinPath(this.dir, "snapshots"), config.shardId, config.replicaId, {
+          fs: this.fs,
+          plantedNoFileSync: this.plantedBug === "snapshot-no-fsync",
+        });
     const rsm = new StateMachineManager({
       shardId: config.shardId,
       replicaId: config.replicaId,
@@ -363,7 +383,10 @@ export class NodeHost {
     if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);
     const logReader = new LogReader(this.logdb, key);
     const peer = Peer.create({
-      config: validateRaftConfig({ ...config, plantedCommitAnyTerm: plantedBug() === "old-term-commit" }),
+      config: validateRaftConfig({
+        ...config,
+        plantedCommitAnyTerm: this.plantedBug === "old-term-commit",
+      }),
       storage: logReader,
       rng: this.env,
       initialMembers: newNode ? boot.addresses : [],
@@ -662,7 +685,7 @@ export class NodeHost {
     opts: TimeoutOption & { exportPath?: string; compactionOverhead?: number; compactionIndex?: number },
   ): Promise<number> {
     const r = this.writable(shardId);
-    if (opts.exportPath && !(existsSync(opts.exportPath) && statSync(opts.exportPath).isDirectory())) {
+    if (opts.exportPath && this.fs.stat(opts.exportPath)?.isDirectory !== true) {
       throw new LongboatError("dirNotExist", `export directory ${opts.exportPath} does not exist`);
     }
     const compactionOverhead = optionalCount("compactionOverhead", opts.compactionOverhead);
@@ -822,7 +845,7 @@ export class NodeHost {
     if (hasLog || tombstone === null) {
       this.logdb.removeReplica(key, tombstone ?? { removedAtMs: this.env.nowMs(), reason });
     }
-    rmSync(joinPath(this.dir, "snapshots", `${shardId}-${replicaId}`), { recursive: true, force: true });
+    this.fs.removeTree(joinPath(this.dir, "snapshots", `${shardId}-${replicaId}`));
     this.log({ level: "info", event: "replica-data-removed", shard: shardId, replica: replicaId });
   }
 

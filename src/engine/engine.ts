@@ -1,11 +1,10 @@
-import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
 import type { Env, TimerHandle } from "../env.ts";
+import type { FileSystem } from "../fs/filesystem.ts";
 import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
 import type { Update } from "../raft/update.ts";
 import { type Membership, type Message, MessageType } from "../raft/types.ts";
 import type { Registry, Transport, TransportHandler } from "../transport/types.ts";
-import { plantedBug } from "./bugs.ts";
+import type { PlantedBug } from "./bugs.ts";
 import { LongboatError } from "./errors.ts";
 import { type EventBody, EventHub, type LeaderRole, membershipEvent } from "./events.ts";
 import { ReplicaLeadership, StallGuard } from "./leadership.ts";
@@ -82,6 +81,10 @@ export interface EngineOptions {
   onFatal?: (error: Error) => void;
   /** Called after every batch the log writer made durable, with its time from hand-over to durable and its entry count (metrics). */
   onSave?: (durationMs: number, entryCount: number) => void;
+  /** Where received snapshot files live (they are removed when not imported). */
+  fs: FileSystem;
+  /** Test-only: the simulator's planted bug (src/engine/bugs.ts); null in production. */
+  plantedBug?: PlantedBug | null;
 }
 
 /** Counters the metrics endpoint and the benchmarks read. */
@@ -148,6 +151,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     elections: 0,
   };
 
+  /** Test-only planted bug (src/engine/bugs.ts), or null. */
+  readonly plantedBug: PlantedBug | null;
+
   constructor(private readonly opts: EngineOptions) {
     this.requestEpoch = opts.env.nextInt(2 ** 26) * 2 ** 27 + opts.env.nextInt(2 ** 27 - 1) + 1;
     this.events =
@@ -163,6 +169,7 @@ export class Engine implements TransportHandler, ReplicaHost {
         `unavailableElectionTimeouts must be a positive integer, got ${opts.unavailableElectionTimeouts}`,
       );
     }
+    this.plantedBug = opts.plantedBug ?? null;
   }
 
   start(): void {
@@ -442,7 +449,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     const r = this.replicas.get(message.shardId);
     if (!meta) return;
     if (!r || r.replicaId !== message.to || r.snapshotDir === null) {
-      rmSync(meta.filePath, { force: true });
+      this.opts.fs.remove(meta.filePath);
       return;
     }
     try {
@@ -455,7 +462,7 @@ export class Engine implements TransportHandler, ReplicaHost {
         shard: message.shardId,
         error: String(error),
       });
-      rmSync(meta.filePath, { force: true });
+      this.opts.fs.remove(meta.filePath);
       return;
     }
     this.emit({
@@ -521,7 +528,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     // Leaders' replication may leave before the local fsync (Raft thesis §10.2.1).
     for (const { u } of toSave) for (const m of u.fastMessages) this.send(m);
     for (const { u } of now) for (const m of u.fastMessages) this.send(m);
-    if (plantedBug() === "early-ack") {
+    if (this.plantedBug === "early-ack") {
       // test-only (src/engine/bugs.ts): votes and acknowledgements leave before their fsync.
       for (const { u } of toSave) for (const m of u.messages) this.send(m);
       for (const w of toSave) w.u.messages = [];
@@ -605,7 +612,7 @@ export class Engine implements TransportHandler, ReplicaHost {
    */
   private queueLazyState(w: Work): void {
     const state = w.u.state as NonNullable<Update["state"]>;
-    if (plantedBug() === "skip-commit-write") return; // test-only: see src/engine/bugs.ts
+    if (this.plantedBug === "skip-commit-write") return; // test-only: see src/engine/bugs.ts
     w.r.logReader.setState(state);
     this.batch.push({
       w: null,
@@ -691,12 +698,17 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.onSnapshotSaved(r, meta.index);
     if (request === null) return;
     const exportPath = request.input.exportPath;
-    if (exportPath !== "") {
-      if (!existsSync(exportPath) || !statSync(exportPath).isDirectory()) {
-        r.finishSnapshotRequest({ code: "rejected", error: `export directory ${exportPath} does not exist` });
+    if (exportPath !== "" && r.snapshotDir !== null) {
+      // Durable before the requester hears "done" (SnapshotDir.exportFile: fsync, rename, fsync).
+      try {
+        r.snapshotDir.exportFile(meta.filePath, exportPath);
+      } catch (error) {
+        r.finishSnapshotRequest({
+          code: "rejected",
+          error: `exporting the snapshot failed: ${String(error)}`,
+        });
         return;
       }
-      copyFileSync(meta.filePath, join(exportPath, basename(meta.filePath)));
     }
     r.finishSnapshotRequest({ index: meta.index });
   }

@@ -13,7 +13,7 @@ import {
 } from "../raft/types.ts";
 import type { ApplyOutcome, StateMachineManager } from "../rsm/manager.ts";
 import type { ReplicaConfig } from "./config.ts";
-import { plantedBug } from "./bugs.ts";
+import type { PlantedBug } from "./bugs.ts";
 import { LongboatError } from "./errors.ts";
 import { PendingProposals, PendingReads, RequestState } from "./request.ts";
 
@@ -75,6 +75,8 @@ export interface ReplicaHost {
   onDropped(replica: Replica, proposalCount: number, readCount: number): void;
   onRemoved(replica: Replica): void;
   log(event: Record<string, unknown>): void;
+  /** Test-only planted bug (src/engine/bugs.ts), or null. */
+  readonly plantedBug: PlantedBug | null;
 }
 
 /** Maximum inbound messages queued per replica between engine cycles; more are dropped. */
@@ -164,7 +166,11 @@ export class Replica {
   /** Queues a linearizable read; a null query only waits for the read index (membership reads). */
   read(query: Uint8Array | null, timeoutTicks: number): RequestState {
     const state = new RequestState(0, this.host.tick() + timeoutTicks);
-    if (plantedBug() === "stale-read" && query !== null && this.peer.status().leaderId === this.replicaId) {
+    if (
+      this.host.plantedBug === "stale-read" &&
+      query !== null &&
+      this.peer.status().leaderId === this.replicaId
+    ) {
       state.complete(0, this.rsm.lookup(query), this.rsm.lastApplied()); // test-only: see src/engine/bugs.ts
       return state;
     }

@@ -1,21 +1,6 @@
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, join } from "node:path";
+import { copyFileDurably, mkdirDurable, publishFile } from "../fs/durable.ts";
+import type { FileHandle, FileSystem } from "../fs/filesystem.ts";
 import type { SnapshotMeta } from "../raft/types.ts";
 import { decodeSnapshotMeta, encodeSnapshotMeta } from "./codec.ts";
 import { LogDBArgumentError, SnapshotCorruptError } from "./errors.ts";
@@ -24,8 +9,9 @@ import { LogDBArgumentError, SnapshotCorruptError } from "./errors.ts";
  * Snapshot files: `magic(8) | headerLength u32 | headerCrc u32 | header (SnapshotMeta
  * protobuf) | payload | payloadLength u64 | fileCrc u32 | endMagic u32`, little endian.
  * fileCrc is CRC-32 over everything before the trailer; it is the snapshot's checksum.
- * Written to `<path>.tmp`, fsynced, renamed, and the directory fsynced: a crash leaves
- * either the old set of files or the new complete one (plus a .tmp that open removes).
+ * Written to `<path>.tmp`, then published by publishFile (src/fs/durable.ts: fsync, rename,
+ * fsync of the directory): a crash leaves either the old set of files or the new complete one
+ * (plus a .tmp that SnapshotDir removes).
  */
 
 const MAGIC = new TextEncoder().encode("LBSNAP\x00\x01");
@@ -44,9 +30,10 @@ const crc32 = (data: Uint8Array, seed: number): number => Bun.hash.crc32(data, s
 
 /**
  * Writes a snapshot file durably; `write` streams the payload through `sink`.
- * @example writeSnapshotFile("/d/s.lbsnap", meta, (sink) => sink(bytes));
+ * @example writeSnapshotFile(nodeFileSystem, "/d/s.lbsnap", meta, (sink) => sink(bytes));
  */
 export function writeSnapshotFile(
+  fs: FileSystem,
   path: string,
   meta: SnapshotMeta,
   write: (sink: (chunk: Uint8Array) => void) => void,
@@ -63,13 +50,12 @@ export function writeSnapshotFile(
   view.setUint32(MAGIC.byteLength, header.byteLength, true);
   view.setUint32(MAGIC.byteLength + 4, crc32(header, 0), true);
   const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, "w");
+  const file = fs.open(tmp, "create");
   let crc = 0;
   let sizeBytes = 0;
   let payloadBytes = 0;
   const put = (chunk: Uint8Array): void => {
-    let off = 0;
-    while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+    file.write(chunk);
     crc = crc32(chunk, crc);
     sizeBytes += chunk.byteLength;
   };
@@ -88,29 +74,12 @@ export function writeSnapshotFile(
     tv.setUint32(12, END_MAGIC, true);
     const checksum = crc;
     put(trailer);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
-    fsyncDir(dirname(path));
+    publishFile(fs, tmp, path, file);
     return { sizeBytes, checksum };
   } catch (error) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
+    file.close();
+    fs.remove(tmp);
     throw error;
-  }
-}
-
-/** fsync of a directory makes a rename or unlink in it durable. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -118,12 +87,15 @@ export function fsyncDir(dir: string): void {
  * Reads and verifies a snapshot file: both checksums, lengths and magics.
  * @throws SnapshotCorruptError naming the file and what is wrong.
  */
-export function readSnapshotFile(path: string): {
+export function readSnapshotFile(
+  fs: FileSystem,
+  path: string,
+): {
   meta: SnapshotMeta;
   payload: Uint8Array;
   checksum: number;
 } {
-  const bytes = new Uint8Array(readFileSync(path));
+  const bytes = fs.readFile(path);
   const { meta, headerEnd } = parseHeader(path, bytes);
   if (bytes.byteLength < headerEnd + TRAILER_BYTES) {
     throw new SnapshotCorruptError(path, `truncated: ${bytes.byteLength} bytes, no room for the trailer`);
@@ -151,10 +123,10 @@ export const VERIFY_CHUNK_BYTES = 1024 * 1024;
  * snapshot may be larger than memory). Same checks as readSnapshotFile, without the payload.
  * @throws SnapshotCorruptError naming the file and what is wrong.
  */
-export function verifySnapshotFile(path: string): { meta: SnapshotMeta; checksum: number } {
-  const fd = openSync(path, "r");
+export function verifySnapshotFile(fs: FileSystem, path: string): { meta: SnapshotMeta; checksum: number } {
+  const fd = fs.open(path, "read");
   try {
-    const sizeBytes = fstatSync(fd).size;
+    const sizeBytes = fd.sizeBytes();
     const head = new Uint8Array(Math.min(sizeBytes, PREFIX_BYTES + MAX_SNAPSHOT_HEADER_BYTES));
     readFully(fd, head, 0);
     const { meta, headerEnd } = parseHeader(path, head);
@@ -175,14 +147,14 @@ export function verifySnapshotFile(path: string): { meta: SnapshotMeta; checksum
     const checksum = checkTrailer(path, trailer, payloadEnd - headerEnd, crc);
     return { meta: { ...meta, filePath: path, fileSizeBytes: sizeBytes, checksum }, checksum };
   } finally {
-    closeSync(fd);
+    fd.close();
   }
 }
 
-function readFully(fd: number, into: Uint8Array, position: number): void {
+function readFully(fd: FileHandle, into: Uint8Array, position: number): void {
   let off = 0;
   while (off < into.byteLength) {
-    const n = readSync(fd, into, off, into.byteLength - off, position + off);
+    const n = fd.read(into.subarray(off), position + off);
     if (n === 0) throw new Error(`unexpected end of file at ${position + off}`);
     off += n;
   }
@@ -240,6 +212,16 @@ export function snapshotFileName(index: number): string {
   return `snapshot-${index.toString(16).padStart(16, "0")}.lbsnap`;
 }
 
+export interface SnapshotDirOptions {
+  fs: FileSystem;
+  /**
+   * Test-only, the planted bug "snapshot-no-fsync" (src/engine/bugs.ts): importFile renames
+   * a received file and fsyncs the directory without fsyncing the file first, as Longboat did
+   * before issue #13. Never set in production.
+   */
+  plantedNoFileSync?: boolean;
+}
+
 /**
  * The name of a snapshot a restore writes: tagged (8 hex digits), so it never replaces a file
  * that the replica's current record may still point to.
@@ -251,36 +233,46 @@ export function restoredSnapshotFileName(index: number, tag: string): string {
 }
 
 /**
- * One replica's snapshot folder, `<root>/<shardId>-<replicaId>/`. Leftover `.tmp` files of
- * an interrupted write are removed when it is opened.
- * @example const dir = new SnapshotDir("./data/snapshots", 1, 2); const meta = dir.create(m, (sink) => sink(state));
+ * One replica's snapshot folder, `<root>/<shardId>-<replicaId>/`, created durably (its new
+ * parents fsynced). Leftover `.tmp` files of an interrupted write are removed when it is opened.
+ * @example const dir = new SnapshotDir("./data/snapshots", 1, 2, { fs: nodeFileSystem }); const meta = dir.create(m, (sink) => sink(state));
  */
 export class SnapshotDir {
   readonly dir: string;
+  readonly fs: FileSystem;
+  private readonly plantedNoFileSync: boolean;
 
   constructor(
     root: string,
     readonly shardId: number,
     readonly replicaId: number,
+    options: SnapshotDirOptions,
   ) {
+    this.fs = options.fs;
+    this.plantedNoFileSync = options.plantedNoFileSync === true;
     this.dir = join(root, `${shardId}-${replicaId}`);
-    mkdirSync(this.dir, { recursive: true });
-    for (const name of readdirSync(this.dir))
-      if (name.endsWith(".tmp")) rmSync(join(this.dir, name), { force: true });
+    mkdirDurable(this.fs, this.dir);
+    for (const name of this.fs.list(this.dir))
+      if (name.endsWith(".tmp")) this.fs.remove(join(this.dir, name));
   }
 
   /** Writes the snapshot of meta.index; returns meta with filePath, fileSizeBytes and checksum set. */
   create(meta: SnapshotMeta, write: (sink: (chunk: Uint8Array) => void) => void): SnapshotMeta {
     const filePath = join(this.dir, snapshotFileName(meta.index));
-    const { sizeBytes, checksum } = writeSnapshotFile(filePath, meta, write);
+    const { sizeBytes, checksum } = writeSnapshotFile(this.fs, filePath, meta, write);
     return { ...meta, filePath, fileSizeBytes: sizeBytes, checksum };
+  }
+
+  /** Reads and verifies a snapshot file of this replica (readSnapshotFile). */
+  read(path: string): ReturnType<typeof readSnapshotFile> {
+    return readSnapshotFile(this.fs, path);
   }
 
   /** Index and path of every snapshot file, ascending by index. */
   list(): { index: number; filePath: string }[] {
-    if (!existsSync(this.dir)) return [];
+    if (this.fs.stat(this.dir) === null) return [];
     const out: { index: number; filePath: string }[] = [];
-    for (const name of readdirSync(this.dir)) {
+    for (const name of this.fs.list(this.dir)) {
       const m = FILE_PATTERN.exec(name);
       if (m) out.push({ index: Number.parseInt(m[1] as string, 16), filePath: join(this.dir, name) });
     }
@@ -297,40 +289,56 @@ export class SnapshotDir {
     let removed = 0;
     for (const f of this.list()) {
       if (f.index >= index) continue;
-      unlinkSync(f.filePath);
+      this.fs.remove(f.filePath);
       removed++;
     }
-    if (removed > 0) fsyncDir(this.dir);
+    if (removed > 0) this.fs.syncDir(this.dir);
   }
 
   removeAll(): void {
-    rmSync(this.dir, { recursive: true, force: true });
+    this.fs.removeTree(this.dir);
   }
 
   /**
-   * Verifies a received snapshot file and moves it in under its canonical name.
+   * Verifies a received snapshot file and makes it durable under its canonical name here
+   * (publishFile: fsync of the file, rename, fsync of this directory) before the caller
+   * records it in the log database and acknowledges it.
    * @throws SnapshotCorruptError (the file stays where it was), LogDBArgumentError for another shard.
    */
   importFile(path: string): SnapshotMeta {
-    const { meta, checksum } = verifySnapshotFile(path);
+    const { meta, checksum } = verifySnapshotFile(this.fs, path);
     if (meta.shardId !== 0 && meta.shardId !== this.shardId) {
       throw new LogDBArgumentError(`snapshot file ${path} is of shard ${meta.shardId}, not ${this.shardId}`);
     }
     const filePath = join(this.dir, snapshotFileName(meta.index));
-    const sizeBytes = statSync(path).size;
-    try {
-      renameSync(path, filePath);
-    } catch (error) {
-      if ((error as { code?: string }).code !== "EXDEV") throw error;
-      const tmp = `${filePath}.tmp`;
-      copyFileSync(path, tmp);
-      const fd = openSync(tmp, "r");
-      fsyncSync(fd);
-      closeSync(fd);
-      renameSync(tmp, filePath);
-      rmSync(path, { force: true });
+    const sizeBytes = this.fs.stat(path)?.sizeBytes ?? 0;
+    if (this.plantedNoFileSync) {
+      // test-only: the planted bug snapshot-no-fsync (the import before issue #13)
+      this.fs.rename(path, filePath);
+      this.fs.syncDir(this.dir);
+    } else {
+      try {
+        publishFile(this.fs, path, filePath);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "EXDEV") throw error;
+        copyFileDurably(this.fs, path, filePath);
+        this.fs.remove(path);
+      }
     }
-    fsyncDir(this.dir);
     return { ...meta, replicaId: this.replicaId, filePath, fileSizeBytes: sizeBytes, checksum };
+  }
+
+  /**
+   * Copies a snapshot file of this replica into exportDir durably (a caller told "exported"
+   * finds it there after a power loss); returns the exported path.
+   * @throws LogDBArgumentError when exportDir is not a directory.
+   */
+  exportFile(filePath: string, exportDir: string): string {
+    if (this.fs.stat(exportDir)?.isDirectory !== true) {
+      throw new LogDBArgumentError(`export directory ${exportDir} does not exist`);
+    }
+    const to = join(exportDir, basename(filePath));
+    copyFileDurably(this.fs, filePath, to);
+    return to;
   }
 }

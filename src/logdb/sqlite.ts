@@ -1,5 +1,7 @@
 import { Database, type Statement } from "bun:sqlite";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { mkdirDurable } from "../fs/durable.ts";
+import { nodeFileSystem } from "../fs/node.ts";
 import { join } from "node:path";
 import {
   EMPTY_STATE,
@@ -125,7 +127,8 @@ export class SqliteLogDB implements LogDB {
 
   constructor(opts: SqliteLogDBOptions) {
     this.limits = resolveLimits(opts);
-    mkdirSync(opts.dir, { recursive: true });
+    // Durable: a new directory's name must survive a power loss with the votes written into it.
+    mkdirDurable(nodeFileSystem, opts.dir);
     this.path = join(opts.dir, LOGDB_FILE_NAME);
     const existed = existsSync(this.path);
     let db: Database | null = null;

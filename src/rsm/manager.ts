@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readSnapshotFile, type SnapshotDir } from "../logdb/snapshotfile.ts";
+import type { SnapshotDir } from "../logdb/snapshotfile.ts";
 import { longboat } from "../pb/longboat.js";
 import {
   type ConfigChange,
@@ -347,7 +347,7 @@ export class StateMachineManager {
   }
 
   private recoverFile(meta: SnapshotMeta): void {
-    const file = readSnapshotFile(meta.filePath);
+    const file = this.snapshotDir!.read(meta.filePath);
     const where = `snapshot ${meta.filePath}`;
     if (file.meta.index !== meta.index) {
       throw new StateMachineManagerError(`${where}: holds index ${file.meta.index}, expected ${meta.index}`);

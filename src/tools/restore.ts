@@ -10,20 +10,12 @@
  * which is durable before the transaction starts. A kill -9 at any moment leaves the data
  * directory with the replica as it was or as restored, never a mix.
  */
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rmSync,
-} from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import { mkdirDurable } from "../fs/durable.ts";
+import { nodeFileSystem } from "../fs/node.ts";
+import { basename, join, resolve } from "node:path";
 import { LogDBIdentityError, LogDBLockedError, SnapshotCorruptError } from "../logdb/errors.ts";
 import {
-  fsyncDir,
   restoredSnapshotFileName,
   SNAPSHOT_PREFIX_BYTES,
   SNAPSHOT_TRAILER_BYTES,
@@ -94,7 +86,7 @@ export function restoreReplica(
     }
     const membership = newMembership(source.meta, opts.members);
     const dir = join(resolve(opts.dataDir), "snapshots", `${key.shardId}-${key.replicaId}`);
-    mkdirDurable(dir);
+    mkdirDurable(nodeFileSystem, dir);
     removeUnreferenced(dir, logdb.readLogState(key).snapshot?.filePath ?? null);
     const staged = stage(opts, source, membership, dir);
     at("staged");
@@ -144,7 +136,7 @@ function verifySource(opts: RestoreOptions): { meta: SnapshotMeta; checksum: num
   if (!existsSync(opts.from)) throw new RestoreError(`backup file ${opts.from} does not exist`);
   let verified: { meta: SnapshotMeta; checksum: number };
   try {
-    verified = verifySnapshotFile(opts.from);
+    verified = verifySnapshotFile(nodeFileSystem, opts.from);
   } catch (error) {
     if (error instanceof SnapshotCorruptError) {
       throw new RestoreError(
@@ -177,7 +169,7 @@ function verifySource(opts: RestoreOptions): { meta: SnapshotMeta; checksum: num
 /** Opens (creating when absent) the data directory's log database: its lock is the NodeHost's. */
 function openDataDir(opts: RestoreOptions, raftAddress: string): SqliteLogDB {
   const dir = resolve(opts.dataDir);
-  mkdirDurable(dir);
+  mkdirDurable(nodeFileSystem, dir);
   const identity = { raftAddress, deploymentId: opts.deploymentId, formatVersion: DATA_FORMAT_VERSION };
   try {
     return openSqliteLogDB({ dir, identity });
@@ -251,7 +243,7 @@ function stage(
   const path = join(dir, restoredSnapshotFileName(meta.index, randomHex()));
   const reader = new SourceReader(opts.from);
   try {
-    const written = writeSnapshotFile(path, meta, (sink) => {
+    const written = writeSnapshotFile(nodeFileSystem, path, meta, (sink) => {
       const head = readPayloadHead((n) => reader.take(n), reader.payloadBytes, `backup file ${opts.from}`);
       writePayloadHead(sink, { app: head.app, membership, sessions: head.sessions, hasData: head.hasData });
       for (let left = reader.payloadBytes - head.headBytes; left > 0; ) {
@@ -331,17 +323,7 @@ function removeUnreferenced(dir: string, recorded: string | null): void {
     rmSync(path, { recursive: true, force: true });
     removed++;
   }
-  if (removed > 0) fsyncDir(dir);
-}
-
-/** mkdir -p with each new directory's parent fsynced (a file made durable inside cannot lose its directory). */
-function mkdirDurable(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.push(d);
-  for (const d of missing.reverse()) {
-    mkdirSync(d);
-    fsyncDir(dirname(d));
-  }
+  if (removed > 0) nodeFileSystem.syncDir(dir);
 }
 
 function randomHex(): string {

@@ -1,6 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
-import { join } from "node:path";
 import type { TimerHandle } from "../env.ts";
 import { LOCAL_MESSAGE_TYPES, type Message } from "../raft/types.ts";
 import { BATCH_OVERHEAD_BYTES_MAX, encodeBatch } from "./codec.ts";
@@ -9,7 +8,7 @@ import { FrameError, TransportConfigError } from "./errors.ts";
 import { encodeFrame, FrameDecoder } from "./frame.ts";
 import { Peer } from "./peer.ts";
 import { backoffMs, type ResolvedOptions, resolveOptions, type TransportOptions } from "./options.ts";
-import { SnapshotAssembler, SnapshotChunker, type TransportFaults } from "./snapshot.ts";
+import { clearIncoming, SnapshotAssembler, SnapshotChunker, type TransportFaults } from "./snapshot.ts";
 import { emptyStats, type Transport, type TransportHandler, type TransportStats } from "./types.ts";
 
 /** Request path of the long-lived stream carrying MessageBatch frames. */
@@ -100,8 +99,7 @@ export class Http2Transport implements Transport {
   async start(handler: TransportHandler): Promise<void> {
     if (this.server !== null || this.stopped) throw new Error(`transport ${this.address} already started`);
     this.core.handler = handler;
-    mkdirSync(this.o.snapshotDir, { recursive: true });
-    removeStaleReceiving(this.o.snapshotDir);
+    clearIncoming(this.o.fs, this.o.snapshotDir);
     const server = this.tls
       ? http2.createSecureServer({
           ...this.tls,
@@ -180,7 +178,7 @@ export class Http2Transport implements Transport {
     if (peer === null || !this.ready(peer) || peer.session === null) return false;
     let chunker: SnapshotChunker;
     try {
-      chunker = new SnapshotChunker(m, this.header(), this.o.snapshotChunkBytes, this.faults);
+      chunker = new SnapshotChunker(this.o.fs, m, this.header(), this.o.snapshotChunkBytes, this.faults);
     } catch (e) {
       this.o.log?.({ event: "snapshot-send-refused", target: peer.address, error: String(e) });
       return false;
@@ -442,6 +440,7 @@ export class Http2Transport implements Transport {
     this.snapshotsIn++;
     const asm = new SnapshotAssembler(
       {
+        fs: this.o.fs,
         dir: this.o.snapshotDir,
         deploymentId: this.o.deploymentId,
         maxFileBytes: this.o.maxSnapshotFileBytes,
@@ -517,11 +516,4 @@ function loadTls(files: TlsFiles): TlsMaterial {
     cert: read("certificate", files.certFile),
     key: read("key", files.keyFile),
   };
-}
-
-/** Partial snapshots left by a crash are garbage: remove them at start. */
-function removeStaleReceiving(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    if (name.endsWith(".receiving")) rmSync(join(dir, name), { force: true });
-  }
 }

@@ -1,4 +1,6 @@
 import type { Env } from "../env.ts";
+import type { FileSystem } from "../fs/filesystem.ts";
+import { nodeFileSystem } from "../fs/node.ts";
 import { BATCH_OVERHEAD_BYTES_MAX } from "./codec.ts";
 import { TransportConfigError } from "./errors.ts";
 import { FRAME_BYTES_LIMIT } from "./frame.ts";
@@ -16,6 +18,8 @@ export interface TransportOptions {
   env: Env;
   /** Directory for snapshots being received (temporary files, handed over when complete). */
   snapshotDir: string;
+  /** Where snapshot files are read and written. Default the real file system (the simulator passes its disk). */
+  fs?: FileSystem;
   log?: TransportLog;
   /** Messages queued per target NodeHost before send() drops. Default 4096. */
   maxSendQueueMessages?: number;
@@ -53,6 +57,7 @@ export function resolveOptions(o: TransportOptions): ResolvedOptions {
     registry: o.registry,
     env: o.env,
     snapshotDir: o.snapshotDir,
+    fs: o.fs ?? nodeFileSystem,
     log: o.log,
     maxSendQueueMessages: o.maxSendQueueMessages ?? 4096,
     maxSendQueueBytes: o.maxSendQueueBytes ?? 64 * MiB,

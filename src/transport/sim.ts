@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Env } from "../env.ts";
@@ -8,7 +8,7 @@ import { SendQueue, TransportCore } from "./core.ts";
 import { FrameError } from "./errors.ts";
 import { encodeFrame, FrameDecoder } from "./frame.ts";
 import { type ResolvedOptions, resolveOptions, type TransportOptions } from "./options.ts";
-import { SnapshotAssembler, SnapshotChunker, type TransportFaults } from "./snapshot.ts";
+import { clearIncoming, SnapshotAssembler, SnapshotChunker, type TransportFaults } from "./snapshot.ts";
 import {
   emptyStats,
   type Registry,
@@ -275,7 +275,7 @@ export class SimTransport implements Transport {
 
   async start(handler: TransportHandler): Promise<void> {
     if (this.started) throw new Error(`simulated transport ${this.address} already started`);
-    mkdirSync(this.o.snapshotDir, { recursive: true });
+    clearIncoming(this.o.fs, this.o.snapshotDir);
     this.core.handler = handler;
     this.started = true;
   }
@@ -355,7 +355,13 @@ export class SimTransport implements Transport {
     if (address === undefined || this.net.running(address) === undefined) return false;
     const chunks: Uint8Array[] = [];
     try {
-      const chunker = new SnapshotChunker(m, this.header(), this.o.snapshotChunkBytes, this.faults);
+      const chunker = new SnapshotChunker(
+        this.o.fs,
+        m,
+        this.header(),
+        this.o.snapshotChunkBytes,
+        this.faults,
+      );
       for (let c = chunker.next(); c !== null; c = chunker.next()) chunks.push(encodeFrame(c));
     } catch (e) {
       this.o.log?.({ event: "snapshot-send-refused", target: address, error: String(e) });
@@ -387,6 +393,7 @@ export class SimTransport implements Transport {
   receiveSnapshot(frames: Uint8Array[], from: string): boolean {
     const asm = new SnapshotAssembler(
       {
+        fs: this.o.fs,
         dir: this.o.snapshotDir,
         deploymentId: this.o.deploymentId,
         maxFileBytes: this.o.maxSnapshotFileBytes,

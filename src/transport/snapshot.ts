@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { mkdirDurable } from "../fs/durable.ts";
+import type { FileHandle, FileSystem } from "../fs/filesystem.ts";
 import { longboat } from "../pb/longboat.js";
 import { type Message, MessageType, makeMessage } from "../raft/types.ts";
 import { invalidMessageReason, invalidSnapshotReason, normaliseSnapshot, type WireHeader } from "./codec.ts";
@@ -22,10 +23,11 @@ export interface TransportFaults {
 export class SnapshotChunker {
   readonly chunkCount: number;
   readonly fileSizeBytes: number;
-  private fd: number | null = null;
+  private fd: FileHandle | null = null;
   private nextIndex = 0;
 
   constructor(
+    fs: FileSystem,
     private readonly message: Message,
     private readonly header: WireHeader,
     private readonly chunkBytes: number,
@@ -37,8 +39,8 @@ export class SnapshotChunker {
     if (meta.filePath === "" || meta.witness || meta.dummy) {
       this.fileSizeBytes = 0;
     } else {
-      this.fd = openSync(meta.filePath, "r");
-      this.fileSizeBytes = fstatSync(this.fd).size;
+      this.fd = fs.open(meta.filePath, "read");
+      this.fileSizeBytes = this.fd.sizeBytes();
     }
     this.chunkCount = Math.max(1, Math.ceil(this.fileSizeBytes / chunkBytes));
   }
@@ -54,7 +56,7 @@ export class SnapshotChunker {
     const data = new Uint8Array(Math.max(0, sizeBytes));
     let filled = 0;
     while (filled < data.byteLength) {
-      const n = readSync(this.fd!, data, filled, data.byteLength - filled, index * this.chunkBytes + filled);
+      const n = this.fd!.read(data.subarray(filled), index * this.chunkBytes + filled);
       if (n === 0)
         throw new SnapshotChunkError(`snapshot file ${this.message.snapshot!.filePath} shrank while sent`);
       filled += n;
@@ -82,7 +84,7 @@ export class SnapshotChunker {
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    this.fd?.close();
     this.fd = null;
   }
 }
@@ -98,9 +100,14 @@ function sendableSnapshotReason(m: Message): string | null {
  * each chunk (deployment, format, order, same stream, CRC-32 of data, sizes) and renaming the
  * file to `<name>.snap` when complete. Any violation throws SnapshotChunkError; call abort()
  * to remove the partial file.
+ *
+ * The receiving directory is scratch: nothing in it is promised to anyone, and a restart
+ * empties it (clearIncoming). A received file becomes durable only when the engine imports it
+ * (SnapshotDir.importFile: fsync of the file, rename, fsync of the directory), before the
+ * log database records it and the replica acknowledges it.
  */
 export class SnapshotAssembler {
-  private fd: number | null = null;
+  private fd: FileHandle | null = null;
   private first: longboat.raft.v1.SnapshotChunk | null = null;
   private writtenBytes = 0;
   private expectedIndex = 0;
@@ -108,7 +115,7 @@ export class SnapshotAssembler {
   private readonly finalPath: string;
 
   constructor(
-    private readonly o: { dir: string; deploymentId: number; maxFileBytes: number },
+    private readonly o: { fs: FileSystem; dir: string; deploymentId: number; maxFileBytes: number },
     name: string,
   ) {
     this.tempPath = join(o.dir, `${name}.receiving`);
@@ -139,9 +146,8 @@ export class SnapshotAssembler {
         `chunk ${c.chunkIndex} carries data beyond fileSizeBytes ${c.fileSizeBytes}`,
       );
     }
-    if (this.fd === null) this.fd = openSync(this.tempPath, "wx");
-    let done = 0;
-    while (done < c.data.byteLength) done += writeSync(this.fd, c.data, done, c.data.byteLength - done);
+    if (this.fd === null) this.fd = this.o.fs.open(this.tempPath, "createNew");
+    this.fd.write(c.data);
     this.writtenBytes += c.data.byteLength;
     this.expectedIndex++;
     if (this.expectedIndex < c.chunkCount) return null;
@@ -195,10 +201,10 @@ export class SnapshotAssembler {
   }
 
   private finish(): Message {
-    if (this.fd !== null) closeSync(this.fd);
-    else closeSync(openSync(this.tempPath, "wx"));
+    if (this.fd === null) this.fd = this.o.fs.open(this.tempPath, "createNew");
+    this.fd.close();
     this.fd = null;
-    renameSync(this.tempPath, this.finalPath);
+    this.o.fs.rename(this.tempPath, this.finalPath);
     const f = this.first!;
     const meta = normaliseSnapshot(f.meta);
     meta.filePath = this.finalPath;
@@ -208,9 +214,21 @@ export class SnapshotAssembler {
 
   /** Removes the partial file; safe to call more than once and after finish. */
   abort(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    this.fd?.close();
     this.fd = null;
-    rmSync(this.tempPath, { force: true });
+    this.o.fs.remove(this.tempPath);
+  }
+}
+
+/**
+ * Creates the receiving directory, or empties it of what a crash left there: partial
+ * `.receiving` files and complete `.snap` files the engine never imported (nothing refers to
+ * either: the engine imports a received file before anything records it).
+ */
+export function clearIncoming(fs: FileSystem, dir: string): void {
+  mkdirDurable(fs, dir);
+  for (const name of fs.list(dir)) {
+    if (name.endsWith(".receiving") || name.endsWith(".snap")) fs.remove(join(dir, name));
   }
 }
 

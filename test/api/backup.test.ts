@@ -1,3 +1,4 @@
+import { nodeFileSystem } from "../../src/fs/node.ts";
 // Backups over the NodeHost API: OpenBackup, ReadBackup by offset, CloseBackup, and the client's
 // NodeHostClient.backup over a real server (the fake NodeHost exports a real snapshot file).
 import { afterAll, expect, test } from "bun:test";
@@ -40,7 +41,7 @@ function snapshotFile(payloadBytes: number): string {
     checksum: 0,
     deploymentId: 9,
   };
-  writeSnapshotFile(path, meta, (sink) => sink(payload));
+  writeSnapshotFile(nodeFileSystem, path, meta, (sink) => sink(payload));
   return path;
 }
 

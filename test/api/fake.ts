@@ -1,3 +1,4 @@
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
 import { SnapshotExport } from "../../src/engine/export.ts";
 import { Session } from "../../src/engine/session.ts";
@@ -185,7 +186,7 @@ export class FakeNodeHost implements NodeHostLike {
     this.shard(shardId, false, `export:${opts.unconfirmed ? "unconfirmed" : "confirmed"}`);
     if (this.exportFile === undefined)
       throw new LongboatError("invalidOperation", "the fake has no export file");
-    return new SnapshotExport(verifySnapshotFile(this.exportFile).meta, 9);
+    return new SnapshotExport(verifySnapshotFile(nodeFileSystem, this.exportFile).meta, 9);
   }
   getLeaderId(shardId: number) {
     const s = this.shards.get(shardId);

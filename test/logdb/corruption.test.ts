@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LogDBCorruptError, LogDBIdentityError, SnapshotCorruptError } from "../../src/logdb/errors.ts";
 import { readSnapshotFile, writeSnapshotFile } from "../../src/logdb/snapshotfile.ts";
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { LOGDB_FILE_NAME, openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { ents, IDENTITY, snap, up } from "./logdb.case.ts";
 
@@ -78,7 +79,7 @@ test("a data directory of another deployment is refused and left untouched", () 
 function snapshotFile(name: string): { path: string; payload: Uint8Array } {
   const path = join(root, name);
   const payload = new Uint8Array(5000).map((_, i) => i % 251);
-  writeSnapshotFile(path, snap(10, 2), (sink) => {
+  writeSnapshotFile(nodeFileSystem, path, snap(10, 2), (sink) => {
     sink(payload.subarray(0, 1234));
     sink(payload.subarray(1234));
   });
@@ -95,8 +96,8 @@ function flip(path: string, at: (size: number) => number): void {
 test("a flipped byte in a snapshot's payload fails the file checksum", () => {
   const { path } = snapshotFile("payload-flip.lbsnap");
   flip(path, (size) => size - 100);
-  expect(() => readSnapshotFile(path)).toThrow(SnapshotCorruptError);
-  expect(() => readSnapshotFile(path)).toThrow(
+  expect(() => readSnapshotFile(nodeFileSystem, path)).toThrow(SnapshotCorruptError);
+  expect(() => readSnapshotFile(nodeFileSystem, path)).toThrow(
     new RegExp(`snapshot file ${path} is corrupt: checksum mismatch`),
   );
 });
@@ -104,17 +105,17 @@ test("a flipped byte in a snapshot's payload fails the file checksum", () => {
 test("a flipped byte in a snapshot's header fails the header checksum", () => {
   const { path } = snapshotFile("header-flip.lbsnap");
   flip(path, () => 20);
-  expect(() => readSnapshotFile(path)).toThrow(/header checksum mismatch/);
+  expect(() => readSnapshotFile(nodeFileSystem, path)).toThrow(/header checksum mismatch/);
 });
 
 test("a truncated snapshot file is refused", () => {
   const { path } = snapshotFile("truncated.lbsnap");
   truncateSync(path, statSync(path).size - 7);
-  expect(() => readSnapshotFile(path)).toThrow(SnapshotCorruptError);
+  expect(() => readSnapshotFile(nodeFileSystem, path)).toThrow(SnapshotCorruptError);
 });
 
 test("a file that is not a snapshot is refused for its magic", () => {
   const path = join(root, "not-a-snapshot.lbsnap");
   writeFileSync(path, "hello, this is not a snapshot file at all");
-  expect(() => readSnapshotFile(path)).toThrow(/bad magic/);
+  expect(() => readSnapshotFile(nodeFileSystem, path)).toThrow(/bad magic/);
 });

@@ -19,6 +19,8 @@ import {
   verifySnapshotFile,
   writeSnapshotFile,
 } from "../../src/logdb/snapshotfile.ts";
+import { nodeFileSystem } from "../../src/fs/node.ts";
+import { RecordingFileSystem } from "../fs/recording.ts";
 import { snap } from "./logdb.case.ts";
 
 const root = mkdtempSync(join(tmpdir(), "longboat-snapfile-"));
@@ -32,10 +34,10 @@ describe("snapshot files", () => {
     mkdirSync(fresh(), { recursive: true });
     const path = join(root, `t${n - 1}`, "a.lbsnap");
     const payload = bytes(100_000, 1);
-    const { sizeBytes, checksum } = writeSnapshotFile(path, snap(10, 2), (sink) => {
+    const { sizeBytes, checksum } = writeSnapshotFile(nodeFileSystem, path, snap(10, 2), (sink) => {
       for (let off = 0; off < payload.byteLength; off += 30_000) sink(payload.subarray(off, off + 30_000));
     });
-    const read = readSnapshotFile(path);
+    const read = readSnapshotFile(nodeFileSystem, path);
     expect(read.payload).toEqual(payload);
     expect(read.checksum).toBe(checksum);
     expect(read.meta).toEqual({ ...snap(10, 2), filePath: path, fileSizeBytes: sizeBytes, checksum });
@@ -46,28 +48,31 @@ describe("snapshot files", () => {
     mkdirSync(dir);
     const path = join(dir, "big.lbsnap");
     const payload = bytes(2 * VERIFY_CHUNK_BYTES + 12345, 5);
-    const { checksum } = writeSnapshotFile(path, snap(7, 1), (sink) => sink(payload));
-    expect(verifySnapshotFile(path)).toEqual({ meta: readSnapshotFile(path).meta, checksum });
+    const { checksum } = writeSnapshotFile(nodeFileSystem, path, snap(7, 1), (sink) => sink(payload));
+    expect(verifySnapshotFile(nodeFileSystem, path)).toEqual({
+      meta: readSnapshotFile(nodeFileSystem, path).meta,
+      checksum,
+    });
   });
 
   test("streaming verification finds a flipped byte in a later chunk", () => {
     const dir = fresh();
     mkdirSync(dir);
     const path = join(dir, "big.lbsnap");
-    writeSnapshotFile(path, snap(7, 1), (sink) => sink(bytes(2 * VERIFY_CHUNK_BYTES, 6)));
+    writeSnapshotFile(nodeFileSystem, path, snap(7, 1), (sink) => sink(bytes(2 * VERIFY_CHUNK_BYTES, 6)));
     const data = new Uint8Array(readFileSync(path));
     const i = VERIFY_CHUNK_BYTES + 777;
     data[i] = (data[i] as number) ^ 0x80;
     writeFileSync(path, data);
-    expect(() => verifySnapshotFile(path)).toThrow(/checksum mismatch/);
+    expect(() => verifySnapshotFile(nodeFileSystem, path)).toThrow(/checksum mismatch/);
   });
 
   test("an empty payload is a valid snapshot", () => {
     const dir = fresh();
     mkdirSync(dir);
     const path = join(dir, "empty.lbsnap");
-    writeSnapshotFile(path, snap(3, 1), () => {});
-    expect(readSnapshotFile(path).payload.byteLength).toBe(0);
+    writeSnapshotFile(nodeFileSystem, path, snap(3, 1), () => {});
+    expect(readSnapshotFile(nodeFileSystem, path).payload.byteLength).toBe(0);
   });
 
   test("a writer that throws leaves neither the file nor its .tmp", () => {
@@ -75,7 +80,7 @@ describe("snapshot files", () => {
     mkdirSync(dir);
     const path = join(dir, "x.lbsnap");
     expect(() =>
-      writeSnapshotFile(path, snap(3, 1), (sink) => {
+      writeSnapshotFile(nodeFileSystem, path, snap(3, 1), (sink) => {
         sink(bytes(10, 1));
         throw new Error("state machine failed");
       }),
@@ -86,16 +91,16 @@ describe("snapshot files", () => {
 
 describe("SnapshotDir", () => {
   test("create names the file by index and returns meta with path, size and checksum", () => {
-    const d = new SnapshotDir(fresh(), 3, 4);
+    const d = new SnapshotDir(fresh(), 3, 4, { fs: nodeFileSystem });
     const meta = d.create(snap(255, 2), (sink) => sink(bytes(10, 2)));
     expect(meta.filePath).toBe(join(d.dir, "snapshot-00000000000000ff.lbsnap"));
     expect(d.dir.endsWith("/3-4")).toBe(true);
-    const read = readSnapshotFile(meta.filePath);
+    const read = readSnapshotFile(nodeFileSystem, meta.filePath);
     expect([meta.fileSizeBytes, meta.checksum]).toEqual([read.meta.fileSizeBytes, read.checksum]);
   });
 
   test("latest is the highest index and removeOlderThan keeps it and newer ones", () => {
-    const d = new SnapshotDir(fresh(), 1, 1);
+    const d = new SnapshotDir(fresh(), 1, 1, { fs: nodeFileSystem });
     for (const i of [5, 30, 12]) d.create(snap(i, 1), (sink) => sink(bytes(4, i)));
     expect(d.latest()?.index).toBe(30);
     d.removeOlderThan(12);
@@ -106,23 +111,23 @@ describe("SnapshotDir", () => {
     const r = fresh();
     mkdirSync(join(r, "1-1"), { recursive: true });
     writeFileSync(join(r, "1-1", `${snapshotFileName(9)}.tmp`), "half");
-    const d = new SnapshotDir(r, 1, 1);
+    const d = new SnapshotDir(r, 1, 1, { fs: nodeFileSystem });
     expect(readdirSync(d.dir)).toEqual([]);
     expect(d.latest()).toBeNull();
   });
 
   test("importFile verifies a received file and moves it in under its canonical name", () => {
-    const d = new SnapshotDir(fresh(), 1, 2);
+    const d = new SnapshotDir(fresh(), 1, 2, { fs: nodeFileSystem });
     const incoming = join(root, `incoming-${n}.part`);
-    writeSnapshotFile(incoming, snap(40, 3), (sink) => sink(bytes(64, 3)));
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(64, 3)));
     const meta = d.importFile(incoming);
     expect(meta.filePath).toBe(join(d.dir, snapshotFileName(40)));
     expect(existsSync(incoming)).toBe(false);
-    expect(readSnapshotFile(meta.filePath).payload).toEqual(bytes(64, 3));
+    expect(readSnapshotFile(nodeFileSystem, meta.filePath).payload).toEqual(bytes(64, 3));
   });
 
   test("importFile of a corrupt file throws SnapshotCorruptError and imports nothing", () => {
-    const d = new SnapshotDir(fresh(), 1, 2);
+    const d = new SnapshotDir(fresh(), 1, 2, { fs: nodeFileSystem });
     const incoming = join(root, `bad-${n}.part`);
     writeFileSync(incoming, "LBSNAP\x00\x01garbage");
     expect(() => d.importFile(incoming)).toThrow(SnapshotCorruptError);
@@ -130,16 +135,94 @@ describe("SnapshotDir", () => {
   });
 
   test("importFile of another shard's snapshot is refused", () => {
-    const d = new SnapshotDir(fresh(), 2, 2);
+    const d = new SnapshotDir(fresh(), 2, 2, { fs: nodeFileSystem });
     const incoming = join(root, `other-${n}.part`);
-    writeSnapshotFile(incoming, snap(40, 3), () => {});
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), () => {});
     expect(() => d.importFile(incoming)).toThrow(/is of shard 1, not 2/);
   });
 
   test("removeAll removes the folder", () => {
-    const d = new SnapshotDir(fresh(), 1, 1);
+    const d = new SnapshotDir(fresh(), 1, 1, { fs: nodeFileSystem });
     d.create(snap(1, 1), () => {});
     d.removeAll();
     expect(existsSync(d.dir)).toBe(false);
+  });
+
+  // The fsync order of every path that hands out a promise (issue #13): file data, then the
+  // rename, then the directory. Each test fails on the code before the fix.
+
+  test("create fsyncs the file, renames it, then fsyncs the directory", () => {
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(fresh(), 1, 1, { fs });
+    fs.ops.length = 0;
+    const meta = d.create(snap(7, 1), (sink) => sink(bytes(8, 1)));
+    expect(fs.ops).toEqual([
+      `create ${meta.filePath}.tmp`,
+      `sync ${meta.filePath}.tmp`,
+      `rename ${meta.filePath}.tmp -> ${meta.filePath}`,
+      `syncDir ${d.dir}`,
+    ]);
+  });
+
+  test("a new SnapshotDir fsyncs the parent of every directory it creates", () => {
+    const r = fresh();
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(join(r, "snapshots"), 1, 2, { fs });
+    expect(fs.ops).toEqual([
+      `mkdir ${r}`,
+      `syncDir ${root}`,
+      `mkdir ${r}/snapshots`,
+      `syncDir ${r}`,
+      `mkdir ${d.dir}`,
+      `syncDir ${r}/snapshots`,
+    ]);
+  });
+
+  test("importFile fsyncs the received file before the rename and the directory after it", () => {
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(fresh(), 1, 2, { fs });
+    const incoming = join(root, `received-${n}.snap`);
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(64, 3)));
+    fs.ops.length = 0;
+    const meta = d.importFile(incoming);
+    expect(fs.ops).toEqual([
+      `sync ${incoming}`,
+      `rename ${incoming} -> ${meta.filePath}`,
+      `syncDir ${d.dir}`,
+    ]);
+  });
+
+  test("with the planted bug snapshot-no-fsync importFile skips the file's fsync (the old code)", () => {
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(fresh(), 1, 2, { fs, plantedNoFileSync: true });
+    const incoming = join(root, `received-${n}.snap`);
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), () => {});
+    fs.ops.length = 0;
+    const meta = d.importFile(incoming);
+    expect(fs.ops).toEqual([`rename ${incoming} -> ${meta.filePath}`, `syncDir ${d.dir}`]);
+  });
+
+  test("exportFile copies the snapshot durably into the export directory", () => {
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(fresh(), 1, 1, { fs });
+    const meta = d.create(snap(9, 1), (sink) => sink(bytes(100, 9)));
+    const out = fresh();
+    mkdirSync(out);
+    fs.ops.length = 0;
+    const exported = d.exportFile(meta.filePath, out);
+    expect(exported).toBe(join(out, snapshotFileName(9)));
+    expect(fs.ops).toEqual([
+      `create ${exported}.tmp`,
+      `sync ${exported}.tmp`,
+      `rename ${exported}.tmp -> ${exported}`,
+      `syncDir ${out}`,
+    ]);
+    expect(readSnapshotFile(nodeFileSystem, exported).payload).toEqual(bytes(100, 9));
+  });
+
+  test("exportFile into a directory that does not exist is refused", () => {
+    const d = new SnapshotDir(fresh(), 1, 1, { fs: nodeFileSystem });
+    const meta = d.create(snap(9, 1), () => {});
+    expect(() => d.exportFile(meta.filePath, join(root, "missing"))).toThrow(/does not exist/);
   });
 });

@@ -1,6 +1,6 @@
 // Process tests of `longboat nodehost`, `longboat cmd` and `longboat dev` with the compiled binary.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeKvQueryResult, encodeKvCommand, encodeKvQuery } from "../../src/statemachine/kv.ts";
@@ -310,7 +310,15 @@ describe("longboat dev", () => {
 });
 
 describe("the production binary", () => {
-  test("never reads LONGBOAT_SIM_BUG: a name that plantedBug() would refuse changes nothing", async () => {
+  // Planted bugs are a NodeHost option only tests pass (src/engine/bugs.ts); the binary's
+  // build defines LONGBOAT_PRODUCTION, which compiles the option's resolver to "no bug".
+  test("carries no planted-bug switch: nothing reads LONGBOAT_SIM_BUG, the option resolves to none", () => {
+    const text = readFileSync(BIN).toString("latin1");
+    expect(text.includes("LONGBOAT_SIM_BUG")).toBe(false);
+    expect(text).toMatch(/function plantedBugOption\(\w+\) \{\s*if \(true\)\s*return null;/);
+  });
+
+  test("runs a shard with LONGBOAT_SIM_BUG set to a name the resolver would refuse", async () => {
     const dir = mkdtempSync(join(tmpdir(), "longboat-prod-"));
     const raft = `127.0.0.1:${await freePort()}`;
     const api = `127.0.0.1:${await freePort()}`;

@@ -1,3 +1,4 @@
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +19,9 @@ function manager(
   sm: AnyStateMachine = new LogMachine(),
   opts: { app?: string; witness?: boolean; maxSessions?: number } = {},
 ) {
-  const snapshotDir = opts.witness ? null : new SnapshotDir(join(root, String(dirCount++)), 1, 1);
+  const snapshotDir = opts.witness
+    ? null
+    : new SnapshotDir(join(root, String(dirCount++)), 1, 1, { fs: nodeFileSystem });
   const m = new StateMachineManager({
     shardId: 1,
     replicaId: 1,
@@ -255,15 +258,17 @@ describe("manager snapshots", () => {
       replicaId: 1,
       app: "log",
       sm,
-      snapshotDir: new SnapshotDir(join(root, String(dirCount++)), 1, 1),
+      snapshotDir: new SnapshotDir(join(root, String(dirCount++)), 1, 1, { fs: nodeFileSystem }),
       deploymentId: 42,
     });
     m.open();
     m.apply([new EntryMaker().configChange({ replicaId: 1, initialize: true })]);
     const meta = m.saveSnapshot();
     expect(meta.deploymentId).toBe(42);
-    expect(verifySnapshotFile(meta.filePath).meta.deploymentId).toBe(42);
-    expect(verifySnapshotFile(busy().m.saveSnapshot().filePath).meta.deploymentId).toBeUndefined();
+    expect(verifySnapshotFile(nodeFileSystem, meta.filePath).meta.deploymentId).toBe(42);
+    expect(
+      verifySnapshotFile(nodeFileSystem, busy().m.saveSnapshot().filePath).meta.deploymentId,
+    ).toBeUndefined();
   });
 
   test("a recovered manager continues at the next index and still dedups a retry from before", () => {

@@ -1,3 +1,4 @@
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -73,7 +74,7 @@ function start(disk: Disk, dir: SnapshotDir) {
 }
 
 function newDir(): SnapshotDir {
-  return new SnapshotDir(join(root, String(dirCount++)), 1, 1);
+  return new SnapshotDir(join(root, String(dirCount++)), 1, 1, { fs: nodeFileSystem });
 }
 
 /** Applies bootstrap member 1 at index 1, then plain updates "v2".."v<n>". */

@@ -8,6 +8,7 @@
  *   const r = await runSeed({ seed: 42 });
  *   if (r.violation) console.error(r.violation.message, replayCommand(42));
  */
+import type { PlantedBug } from "../../src/engine/bugs.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
 import { checkOperations, kvModel } from "./linearizability.ts";
 import { SimViolation } from "./oracles.ts";
@@ -32,6 +33,11 @@ export interface RunOptions {
   laterFaults?: boolean;
   /** Called with the world before it shuts down (debugging: inspect replicas). */
   inspect?: (world: World) => void;
+  /**
+   * A planted bug every NodeHost runs with (src/engine/bugs.ts; the self-test planted.test.ts).
+   * sim.test.ts takes it from LONGBOAT_SIM_BUG to replay a catch. Default none.
+   */
+  bug?: PlantedBug | null;
 }
 
 export interface RunResult {
@@ -59,12 +65,13 @@ export const HEAL_MS_MAX_DEFAULT = 5000;
 /** Bound on the checker's memoised states per key before it answers "unknown". */
 export const CHECK_STATE_COUNT_MAX = 50_000;
 
-export function replayCommand(seed: number): string {
-  return `LONGBOAT_SIM_SEED=${seed} npx bun test test/sim/sim.test.ts`;
+export function replayCommand(seed: number, bug: PlantedBug | null = null): string {
+  const withBug = bug === null ? "" : `LONGBOAT_SIM_BUG=${bug} `;
+  return `${withBug}LONGBOAT_SIM_SEED=${seed} npx bun test test/sim/sim.test.ts`;
 }
 
 export async function runSeed(opts: RunOptions): Promise<RunResult> {
-  const world = new World(opts.seed, opts.trace ?? null, opts.laterFaults ?? true);
+  const world = new World(opts.seed, opts.trace ?? null, opts.laterFaults ?? true, opts.bug ?? null);
   const workload = new Workload(world);
   const stepMs = opts.stepMs ?? 2;
   let violation: SimViolation | null = null;

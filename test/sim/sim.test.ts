@@ -5,29 +5,33 @@
  *   LONGBOAT_SIM_SEEDS=10000 npx bun test test/sim/sim.test.ts --timeout 0   # soak
  *   LONGBOAT_SIM_SEED=1234 npx bun test test/sim/sim.test.ts            # replay one seed, trace on stderr
  *   LONGBOAT_SIM_FIRST_SEED=5000 LONGBOAT_SIM_SEEDS=1000 ...            # another seed range
+ *   LONGBOAT_SIM_BUG=stale-read LONGBOAT_SIM_SEED=12 ...                # with a planted bug (src/engine/bugs.ts)
  *
  * A failure names the seed, the violated oracle and the replay command.
  */
 import { expect, test } from "bun:test";
+import { plantedBugOption } from "../../src/engine/bugs.ts";
 import { DEFAULT_SEED_COUNT, replayCommand, type RunResult, runSeed, summarize } from "./run.ts";
 import { describeSwarm } from "./swarm.ts";
 
 const single = process.env.LONGBOAT_SIM_SEED;
 const seedCount = Number(process.env.LONGBOAT_SIM_SEEDS ?? DEFAULT_SEED_COUNT);
 const firstSeed = Number(process.env.LONGBOAT_SIM_FIRST_SEED ?? 1);
+// The harness, not the library, reads the planted bug to replay (an unknown name throws here).
+const bug = plantedBugOption(process.env.LONGBOAT_SIM_BUG);
 const PROGRESS_SEEDS = 500;
 
 function failureMessage(r: RunResult): string {
   return (
     `seed ${r.seed} violated ${r.violation?.oracle}: ${r.violation?.message}\n` +
-    `  swarm: ${describeSwarm(r.swarm)}\n  replay: ${replayCommand(r.seed)}`
+    `  swarm: ${describeSwarm(r.swarm)}\n  replay: ${replayCommand(r.seed, bug)}`
   );
 }
 
 if (single !== undefined) {
   test(`seed ${single} replays with a trace`, async () => {
     const seed = Number(single);
-    const r = await runSeed({ seed, trace: (line) => process.stderr.write(`${line}\n`) });
+    const r = await runSeed({ seed, bug, trace: (line) => process.stderr.write(`${line}\n`) });
     process.stderr.write(`${summarize([r], 0)}\n`);
     if (r.violation) throw new Error(failureMessage(r));
     expect(r.violation).toBeNull();
@@ -61,7 +65,7 @@ if (single !== undefined) {
       const results: RunResult[] = [];
       const failures: string[] = [];
       for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
-        const r = await runSeed({ seed });
+        const r = await runSeed({ seed, bug });
         results.push(r);
         // A soak reports progress every PROGRESS_SEEDS seeds (a partial summary line).
         if (results.length % PROGRESS_SEEDS === 0 && results.length < seedCount) {

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { PlantedBug } from "../../src/engine/bugs.ts";
 import { ManualEnv } from "../../src/env.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
@@ -161,6 +162,8 @@ export class World {
     readonly seed: number,
     readonly trace: ((line: string) => void) | null,
     laterFaults = true,
+    /** The planted bug every NodeHost runs with (the simulator's self-test), or null. */
+    readonly bug: PlantedBug | null = null,
   ) {
     this.env = new ManualEnv(seed);
     this.targetedRng = new ManualEnv(seed + 2 ** 32);
@@ -271,6 +274,7 @@ export class World {
           else if (e.kind === "snapshotReceived") this.stats.snapshotsReceived++;
           else if (e.kind === "snapshotCreated") this.stats.snapshotsCreated++;
         },
+        ...(this.bug === null ? {} : { plantedBug: this.bug }),
       },
     });
     // The role oracle listens as an application would: through subscribe(), off the engine loop

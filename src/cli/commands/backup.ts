@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { nodeFileSystem } from "../../fs/node.ts";
 import { dirname, resolve } from "node:path";
 import { ApiError, type BackupInfo, type ClientTls, NodeHostClient } from "../../api/client.ts";
 import { verifySnapshotFile } from "../../logdb/snapshotfile.ts";
@@ -88,7 +89,7 @@ async function findSource(config: BackupConfig): Promise<string> {
 
 /** The file received is the snapshot the NodeHost announced: its own checksums, size, shard, CRC. */
 function check(path: string, info: BackupInfo, shardId: number): void {
-  const { meta, checksum } = verifySnapshotFile(path);
+  const { meta, checksum } = verifySnapshotFile(nodeFileSystem, path);
   if (checksum !== info.checksum) {
     throw new Error(
       `the file received has CRC-32 0x${checksum.toString(16)}, the NodeHost announced 0x${info.checksum.toString(16)}`,
