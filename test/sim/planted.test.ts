@@ -25,8 +25,7 @@ async function firstCatch(bug: PlantedBug): Promise<{ seed: number; oracle: stri
   return null;
 }
 
-// snapshot-no-fsync needs the simulated disk's power loss (test/sim/disk.ts), which lands next.
-for (const bug of PLANTED_BUGS.filter((b) => b !== "snapshot-no-fsync")) {
+for (const bug of PLANTED_BUGS) {
   test(`the simulator catches the planted bug ${bug} within ${DEFAULT_SEED_COUNT} seeds`, async () => {
     const caught = await firstCatch(bug);
     expect(caught).not.toBeNull();

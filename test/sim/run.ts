@@ -248,7 +248,9 @@ export function summarize(results: RunResult[], wallMs: number): string {
     `${sum("clogs")} clogs, ${sum("pauses")} pauses, ${sum("transfers")} leader transfers, ` +
     `${sum("membershipChanges")} membership changes, ${sum("snapshotsCreated")} snapshots taken, ` +
     `${sum("snapshotsReceived")} snapshots streamed, ${sum("newLeaderIsolations")} new leaders isolated, ` +
-    `${sum("powerLosses")} power losses at a first commit, ${sum("slowApplies")} slow applies`;
+    `${sum("powerLosses")} power losses at a first commit, ${sum("slowApplies")} slow applies, ` +
+    `${sum("powerLossCrashes")} crashes that lost power, ${sum("powerLossesAfterSnapshot")} power losses after a received snapshot, ` +
+    `${sum("unsyncedLost")} unsynced files or directories lost, ${sum("restartFailures")} failed restarts`;
   const overlaps = results.reduce((a, r) => a + r.roleOverlaps, 0);
   const overlapMsMax = results.reduce((a, r) => Math.max(a, r.roleOverlapMsMax), 0);
   return (

@@ -74,6 +74,16 @@ export interface Swarm {
   powerLossAtFirstCommitP: number;
   /** Replicate messages carry one entry each, so followers acknowledge entry by entry. */
   oneEntryPerMessage: boolean;
+  /**
+   * Share of the untargeted crashes that are power losses: the simulated disk (disk.ts) then
+   * loses what was not synced. The others are process crashes, which keep the page cache.
+   */
+  powerLossCrashShare: number;
+  /**
+   * Targeted: chance that a machine loses power right after a snapshot it received was saved
+   * and acknowledged (the moment a received file that was never fsynced is lost).
+   */
+  powerLossAfterSnapshotP: number;
 }
 
 /** Share of seeds that are leader-churn seeds. */
@@ -86,9 +96,10 @@ export const LEADER_CHURN_SHARE = 1 / 3;
  * laterFaults false the seed gets none of them (the regression tests replay seeds found
  * before they existed).
  */
-export function drawSwarm(rng: Rng, targeted: Rng, laterFaults = true): Swarm {
-  const swarm = drawUntargeted(rng);
-  if (!laterFaults) return swarm;
+export function drawSwarm(rng: Rng, targeted: Rng, durability: Rng, laterFaults = true): Swarm {
+  const untargeted = drawUntargeted(rng);
+  if (!laterFaults) return untargeted;
+  const swarm = drawDurability(untargeted, durability);
   const t = () => targeted.nextInt(1_000_000) / 1_000_000;
   if (t() >= LEADER_CHURN_SHARE) {
     // Slow apply came after the first stream's draws were fixed: from the second stream, so
@@ -102,6 +113,8 @@ export function drawSwarm(rng: Rng, targeted: Rng, laterFaults = true): Swarm {
     isolateNewLeaderP: 0.5 + t() * 0.3,
     powerLossAtFirstCommitP: 0.9 + t() * 0.1,
     oneEntryPerMessage: true,
+    powerLossCrashShare: 0,
+    powerLossAfterSnapshotP: 0,
     partitionPerSecond: 0,
     clogPerSecond: 0,
     crashPerSecond: 0,
@@ -111,6 +124,19 @@ export function drawSwarm(rng: Rng, targeted: Rng, laterFaults = true): Swarm {
     transferPerSecond: 0,
     membershipPerSecond: 0,
   };
+}
+
+/**
+ * The power-loss faults of the simulated disk, added after the leader-churn soaks: from a
+ * stream of their own, so the other streams draw as before. With correct code a
+ * power loss that finds everything synced changes nothing, so a seed keeps its schedule
+ * unless a targeted power loss fires.
+ */
+function drawDurability(swarm: Swarm, durability: Rng): Swarm {
+  const d = () => durability.nextInt(1_000_000) / 1_000_000;
+  const powerLossCrashShare = d() < 0.5 ? 0.3 + d() * 0.7 : 0;
+  const powerLossAfterSnapshotP = d() < 0.5 ? 0.3 + d() * 0.7 : 0;
+  return { ...swarm, powerLossCrashShare, powerLossAfterSnapshotP };
 }
 
 function drawUntargeted(rng: Rng): Swarm {
@@ -150,6 +176,8 @@ function drawUntargeted(rng: Rng): Swarm {
     isolateNewLeaderP: 0,
     powerLossAtFirstCommitP: 0,
     oneEntryPerMessage: false,
+    powerLossCrashShare: 0,
+    powerLossAfterSnapshotP: 0,
   };
 }
 
@@ -165,6 +193,8 @@ export function describeSwarm(s: Swarm): string {
     `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}` +
     (s.slowApplyP > 0 ? ` slowApply=${p(s.slowApplyP)}x${s.slowApplyMsMax}ms` : "") +
     (s.writerLatencyMsMax > 0 ? ` writer=0-${s.writerLatencyMsMax}ms` : "") +
+    (s.powerLossCrashShare > 0 ? ` powerLossCrashes=${p(s.powerLossCrashShare)}` : "") +
+    (s.powerLossAfterSnapshotP > 0 ? ` powerLossAfterSnapshot=${p(s.powerLossAfterSnapshotP)}` : "") +
     (s.leaderChurn
       ? ` leader-churn: isolateNewLeader=${p(s.isolateNewLeaderP)} powerLossAtFirstCommit=${p(s.powerLossAtFirstCommitP)} oneEntryPerMessage`
       : "")

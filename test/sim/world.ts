@@ -3,8 +3,6 @@
  * transport) in one process on one ManualEnv, the fault injector that drives the swarm's
  * fault mix, and the oracle checks run after every step.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PlantedBug } from "../../src/engine/bugs.ts";
 import { ManualEnv } from "../../src/env.ts";
@@ -15,6 +13,7 @@ import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine, IStateMachine, SMEntry } from "../../src/statemachine/types.ts";
 import type { ReplicaUpdate } from "../../src/logdb/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
+import { SimDisk } from "./disk.ts";
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
 
@@ -55,6 +54,12 @@ export interface HostSlot {
   index: number;
   address: string;
   logdb: MemoryLogDB;
+  /** The machine's disk (snapshot files, received snapshots, the data directory). */
+  disk: SimDisk;
+  /** Received snapshots (shard → index) not yet seen saved (the power loss after one). */
+  receivedSnapshots: Map<number, number>;
+  /** A power loss after a saved received snapshot is due at the next step. */
+  powerLossDue: boolean;
   nh: NodeHost | null;
   /** Replicas this host runs (or ran before it crashed), by shard. */
   shards: Map<number, ShardPlacement>;
@@ -64,7 +69,7 @@ export interface HostSlot {
   fatal: boolean;
   /** Clients avoid a paused host until this time. */
   pausedUntilMs: number;
-  /** A targeted power loss stopped the engine (restart it as a crash). */
+  /** A targeted power loss at a first commit stopped the engine (restart it as a crash). */
   lostPower: boolean;
 }
 
@@ -82,6 +87,13 @@ export interface WorldStats {
   newLeaderIsolations: number;
   powerLosses: number;
   slowApplies: number;
+  /** Crashes (untargeted) that were power losses: the disk lost what was not synced. */
+  powerLossCrashes: number;
+  /** Power losses right after a received snapshot was saved and acknowledged. */
+  powerLossesAfterSnapshot: number;
+  /** Files and directories a power loss took unsynced changes from (with correct code: scratch files only). */
+  unsyncedLost: number;
+  restartFailures: number;
 }
 
 const encoder = new TextEncoder();
@@ -111,7 +123,8 @@ export class World {
   readonly net: SimNetwork;
   readonly hosts: HostSlot[] = [];
   readonly oracles = new Oracles();
-  readonly root: string;
+  /** Directory of each host's data on its simulated disk. */
+  readonly root = "/sim";
   readonly stats: WorldStats = {
     crashes: 0,
     restarts: 0,
@@ -126,6 +139,10 @@ export class World {
     newLeaderIsolations: 0,
     powerLosses: 0,
     slowApplies: 0,
+    powerLossCrashes: 0,
+    powerLossesAfterSnapshot: 0,
+    unsyncedLost: 0,
+    restartFailures: 0,
   };
   /** shard id → replica ids in its current membership (as the simulator asked for). */
   readonly shardMembers = new Map<number, Set<number>>();
@@ -154,6 +171,8 @@ export class World {
   private readonly targetedRng: ManualEnv;
   /** Randomness of the log writer's latency (a stream of its own). */
   private readonly writerRng: ManualEnv;
+  /** Randomness of the power-loss faults (a stream of its own: see drawSwarm). */
+  private readonly durabilityRng: ManualEnv;
   private readonly kv: CreateStateMachine;
   /** What every state machine instance applied (for the session oracle). */
   private applied: AppliedRecord[] = [];
@@ -168,13 +187,18 @@ export class World {
     this.env = new ManualEnv(seed);
     this.targetedRng = new ManualEnv(seed + 2 ** 32);
     this.writerRng = new ManualEnv(seed + 3 * 2 ** 32);
+    this.durabilityRng = new ManualEnv(seed + 4 * 2 ** 32);
     // Half the seeds run a slow log writer (each batch 0–1..20 ms), so the orderings only a
     // slow writer produces (replicas stepping while their Update syncs, batches queueing
     // behind one another, a crash with batches queued) are tested.
     const writerLatencyMsMax = this.writerRng.random() < 0.5 ? 0 : 1 + this.writerRng.nextInt(20);
-    this.swarm = { ...drawSwarm(this.env, this.targetedRng, laterFaults), writerLatencyMsMax };
-    this.root = mkdtempSync(join(tmpdir(), `longboat-sim-${seed}-`));
-    this.net = new SimNetwork(this.env, { snapshotDir: join(this.root, "net") });
+    this.swarm = {
+      ...drawSwarm(this.env, this.targetedRng, this.durabilityRng, laterFaults),
+      writerLatencyMsMax,
+    };
+    // What a power loss keeps of unsynced data: a stream of its own, drawn only at power losses.
+    const diskRng = new ManualEnv(seed + 5 * 2 ** 32);
+    this.net = new SimNetwork(this.env);
     this.kv = builtinApps().get("kv");
     const s = this.swarm;
     this.net.setDefaultLink({
@@ -199,6 +223,9 @@ export class World {
         index: i,
         address,
         logdb,
+        disk: new SimDisk(diskRng),
+        receivedSnapshots: new Map(),
+        powerLossDue: false,
         nh: null,
         shards: new Map(),
         restartAtMs: Infinity,
@@ -267,12 +294,19 @@ export class World {
       },
       expert: {
         logdb: h.logdb,
-        transport: (registry) => this.net.transport(h.address, 1, registry),
+        fs: h.disk,
+        transport: (registry) =>
+          this.net.transport(h.address, 1, registry, {
+            snapshotDir: join(this.root, `host-${h.index}`, "incoming"),
+            fs: h.disk,
+          }),
         // In the engine loop, where the targeted faults must strike (a fresh leader at once).
         engineListener: (e) => {
           if (e.kind === "leaderUpdated") this.onLeader(h, e.shardId, e.replicaId, e.leaderId, e.term);
-          else if (e.kind === "snapshotReceived") this.stats.snapshotsReceived++;
-          else if (e.kind === "snapshotCreated") this.stats.snapshotsCreated++;
+          else if (e.kind === "snapshotReceived") {
+            this.stats.snapshotsReceived++;
+            h.receivedSnapshots.set(e.shardId, e.index);
+          } else if (e.kind === "snapshotCreated") this.stats.snapshotsCreated++;
         },
         ...(this.bug === null ? {} : { plantedBug: this.bug }),
       },
@@ -412,7 +446,9 @@ export class World {
    * carry the commit, applying, answering clients) and with its unreceived frames lost.
    */
   private afterSave(h: HostSlot, updates: readonly ReplicaUpdate[]): void {
-    if (!this.faultsOn || this.freshLeaders.size === 0) return;
+    if (!this.faultsOn) return;
+    if (h.receivedSnapshots.size > 0) this.afterSnapshotSaved(h, updates);
+    if (this.freshLeaders.size === 0) return;
     for (const u of updates) {
       if (u.state === null) continue;
       const key = `${h.index}:${u.shardId}:${u.replicaId}`;
@@ -433,6 +469,24 @@ export class World {
           `has just made its first commit durable (${fresh.commit} -> ${u.state.commit})`,
       );
       throw new SimulatedPowerLoss(h.index);
+    }
+  }
+
+  /**
+   * A received snapshot was just saved (the log database records it, the log before it is
+   * gone, the acknowledgement leaves in this iteration): the machine may lose power at the
+   * next step, which takes from its disk whatever it did not fsync.
+   */
+  private afterSnapshotSaved(h: HostSlot, updates: readonly ReplicaUpdate[]): void {
+    for (const u of updates) {
+      if (u.snapshot === null || h.receivedSnapshots.get(u.shardId) !== u.snapshot.index) continue;
+      h.receivedSnapshots.delete(u.shardId);
+      if (this.swarm.powerLossAfterSnapshotP <= 0) continue;
+      if (this.durabilityRng.random() >= this.swarm.powerLossAfterSnapshotP) continue;
+      h.powerLossDue = true;
+      this.log(
+        `host ${h.index} saved the snapshot at index ${u.snapshot.index} of shard ${u.shardId} it received: power loss at the next step`,
+      );
     }
   }
 
@@ -470,18 +524,34 @@ export class World {
 
   // ---- crash and restart ----
 
-  async crash(h: HostSlot, reason: string, downMs: number): Promise<void> {
+  /**
+   * Stops host h and restarts it downMs later over what its log database and disk kept. A
+   * process crash keeps the disk's page cache; a power loss (powerLoss) loses what was not
+   * synced. The log database keeps exactly what saveUpdates returned either way (each return
+   * is an fsync).
+   */
+  async crash(h: HostSlot, reason: string, downMs: number, powerLoss = false): Promise<void> {
     const nh = h.nh;
     if (nh === null) return;
     h.nh = null;
     h.restartAtMs = this.env.nowMs() + downMs;
-    this.log(`crash host ${h.index} (${reason}), restart in ${downMs}ms`);
+    h.powerLossDue = false;
+    h.receivedSnapshots.clear();
+    this.log(`crash host ${h.index} (${reason}${powerLoss ? ", power lost" : ""}), restart in ${downMs}ms`);
     try {
       await nh.stop();
     } catch {
       // a host stopped by a disk fault may fail to close; its durable data is what counts
     }
     h.logdb.crash();
+    if (powerLoss) {
+      const before = h.disk.stats.filesTruncated + h.disk.stats.dirsReverted;
+      h.disk.powerLoss();
+      const lost = h.disk.stats.filesTruncated + h.disk.stats.dirsReverted - before;
+      this.stats.unsyncedLost += lost;
+      if (lost > 0)
+        this.log(`host ${h.index}: the power loss took unsynced changes from ${lost} files or directories`);
+    }
     // What it made durable counts now, not only once it restarts (a commit saved right before
     // a power loss); its data does not change while it is down, so one check is enough. A
     // violation waits for the next check(): crash() also runs in background tasks.
@@ -509,7 +579,16 @@ export class World {
       try {
         await this.startHost(h);
       } catch (e) {
-        this.log(`restart of host ${h.index} failed: ${(e as Error).message}`);
+        // Faults are off while a host starts: a restart that fails means the host cannot
+        // start over its own durable data (a snapshot file a power loss truncated, a
+        // directory it lost), which no acknowledged state may depend on.
+        this.stats.restartFailures++;
+        const message = (e as Error).message;
+        this.log(`restart of host ${h.index} failed: ${message}`);
+        this.violation ??= new SimViolation(
+          "restart",
+          `host ${h.index} cannot restart over its durable data: ${message}`,
+        );
         await this.crash(h, "restart failed", 50);
       }
     }
@@ -524,12 +603,22 @@ export class World {
       if (h.nh !== null && h.fatal) {
         if (h.lostPower) {
           h.lostPower = false;
-          await this.crash(h, "power loss", 200 + this.targetedRng.nextInt(1300));
+          await this.crash(h, "power loss", 200 + this.targetedRng.nextInt(1300), true);
           continue;
         }
         this.stats.diskFaultStops++;
         await this.crash(h, "disk fault", 5 + this.env.nextInt(100));
       }
+    }
+    for (const h of this.hosts) {
+      if (h.nh === null || !h.powerLossDue) continue;
+      this.stats.powerLossesAfterSnapshot++;
+      await this.crash(
+        h,
+        "power loss after a received snapshot",
+        200 + this.durabilityRng.nextInt(1300),
+        true,
+      );
     }
     for (const [i, at] of [...this.isolatedUntil]) {
       if (at <= now) {
@@ -565,7 +654,10 @@ export class World {
       const h = this.rand() < 0.5 && leaders.length > 0 ? this.pick(leaders) : this.pick(this.running());
       if (h) {
         this.stats.crashes++;
-        await this.crash(h, "process crash", 30 + this.env.nextInt(1000));
+        const downMs = 30 + this.env.nextInt(1000);
+        const power = s.powerLossCrashShare > 0 && this.durabilityRng.random() < s.powerLossCrashShare;
+        if (power) this.stats.powerLossCrashes++;
+        await this.crash(h, power ? "power loss" : "process crash", downMs, power);
       }
     }
     if (chance(s.transferPerSecond)) this.transfer();
@@ -733,7 +825,9 @@ export class World {
       h.logdb.setWriteFault(0);
       h.logdb.setReadFault(0);
       h.pausedUntilMs = 0;
-      if (h.nh !== null && h.fatal) await this.crash(h, h.lostPower ? "power loss" : "disk fault", 0);
+      h.powerLossDue = false;
+      if (h.nh !== null && h.fatal)
+        await this.crash(h, h.lostPower ? "power loss" : "disk fault", 0, h.lostPower);
       h.lostPower = false;
       if (h.nh === null) h.restartAtMs = now;
     }
@@ -812,7 +906,6 @@ export class World {
     };
   }
 
-  close(): void {
-    rmSync(this.root, { recursive: true, force: true });
-  }
+  /** Nothing to release: every host's files live on its simulated disk, in memory. */
+  close(): void {}
 }
