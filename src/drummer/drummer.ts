@@ -10,7 +10,7 @@
  * serveApi(d.api(), { hostname: "0.0.0.0", port: 9001 });
  * ```
  */
-import type { Hono } from "hono";
+import type { RpcHandler } from "../api/rpc/router.ts";
 import type { FetchLike } from "../api/types.ts";
 import { type Env, realEnv, type TimerHandle } from "../env.ts";
 import { LongboatError } from "../engine/errors.ts";
@@ -137,9 +137,9 @@ export class Drummer {
     this.log({ level: "info", event: "drummer-started", drummer: this.settings.drummerId, fromDisk: onDisk });
   }
 
-  /** The Drummer API app (serve it with serveApi). */
-  api(): Hono {
-    return createDrummerApi({ service: this.service, metrics: this.metrics, log: this.log });
+  /** The Drummer API (serve it with serveApi; `fetch` answers in process). */
+  api(): RpcHandler {
+    return createDrummerApi({ service: this.service, metrics: this.metrics, env: this.env, log: this.log });
   }
 
   /** Proposes this drummer's API address until it is in DrummerDB (other drummers forward to it). */

@@ -1,4 +1,4 @@
-import { LATENCY_BUCKETS_SECONDS, type Histogram, MetricsRegistry } from "../api/metrics.ts";
+import { type Counter, type Histogram, LATENCY_BUCKETS_SECONDS, MetricsRegistry } from "../api/metrics.ts";
 import { SHARD_HEALTH_NAMES, type ShardHealth } from "./health.ts";
 
 export interface DrummerGauges {
@@ -17,14 +17,32 @@ export interface DrummerGauges {
 export class DrummerMetrics {
   readonly registry: MetricsRegistry;
   readonly reportSeconds: Histogram;
+  readonly apiRequests: Counter;
+  readonly apiRequestSeconds: Histogram;
 
   constructor(registry = new MetricsRegistry()) {
     this.registry = registry;
+    this.apiRequests = registry.counter(
+      "longboat_drummer_api_requests_total",
+      "Drummer API requests by method and code (ok on success).",
+      ["method", "code"],
+    );
+    this.apiRequestSeconds = registry.histogram(
+      "longboat_drummer_api_request_duration_seconds",
+      "Drummer API request latency by method, forwarding included.",
+      LATENCY_BUCKETS_SECONDS,
+      ["method"],
+    );
     this.reportSeconds = registry.histogram(
       "longboat_drummer_report_duration_seconds",
       "Time the leader took to handle one NodeHost report.",
       LATENCY_BUCKETS_SECONDS,
     );
+  }
+
+  observeApiRequest(method: string, code: string, latencyMs: number): void {
+    this.apiRequests.inc({ method, code });
+    this.apiRequestSeconds.observe({ method }, latencyMs / 1000);
   }
 
   /** Reads gauges() at every scrape. */

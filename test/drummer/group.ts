@@ -4,7 +4,7 @@
  * drummers, and from tests, go through each drummer's Hono app (`fetch` routes by address), so
  * they take the same path as over HTTP, minus the socket.
  */
-import type { Hono } from "hono";
+import type { RpcHandler } from "../../src/api/rpc/router.ts";
 import type { FetchLike } from "../../src/api/types.ts";
 import { drummerCaller } from "../../src/drummer/client.ts";
 import type { DrummerMethod } from "../../src/drummer/api/schemas.ts";
@@ -28,7 +28,7 @@ export interface GroupMember {
   apiAddress: string;
   logdb: MemoryLogDB;
   drummer: Drummer | null;
-  app: Hono | null;
+  app: RpcHandler | null;
 }
 
 /** A NodeHost in master mode reporting to the group. */
@@ -52,7 +52,7 @@ export class DrummerGroup {
   /** Addresses whose API is unreachable (besides stopped drummers). */
   readonly cut = new Set<string>();
   /** Extra apps reachable through fetch (e.g. nothing, or test doubles). */
-  readonly extraApps = new Map<string, Hono>();
+  readonly extraApps = new Map<string, RpcHandler>();
   readonly logs: Record<string, unknown>[] = [];
   readonly hosts: HostMember[] = [];
 

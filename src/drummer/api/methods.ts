@@ -1,4 +1,4 @@
-import type { PbType } from "../../api/connect.ts";
+import type { PbType } from "../../api/rpc/service.ts";
 import { longboat } from "../../pb/longboat.js";
 import type { DrummerMethod } from "./schemas.ts";
 
