@@ -8,6 +8,9 @@ export class BytesFormatError extends Error {
   override readonly name = "BytesFormatError";
 }
 
+/** First buffer of a ByteWriter; it doubles up to chunkBytes (a small save allocates little). */
+const FIRST_BUFFER_BYTES = 512;
+
 /** Collects chunks; flushes to sink whenever chunkBytes are buffered (bounds memory on save). */
 export class ByteWriter {
   private buf: Uint8Array;
@@ -18,7 +21,7 @@ export class ByteWriter {
     private readonly sink: (chunk: Uint8Array) => void,
     private readonly chunkBytes = 64 * 1024,
   ) {
-    this.buf = new Uint8Array(chunkBytes);
+    this.buf = new Uint8Array(Math.min(chunkBytes, FIRST_BUFFER_BYTES));
     this.view = new DataView(this.buf.buffer);
   }
 
@@ -68,6 +71,13 @@ export class ByteWriter {
 
   private room(n: number): void {
     if (this.used + n > this.chunkBytes) this.flush();
+    if (this.used + n <= this.buf.byteLength) return;
+    let size = this.buf.byteLength;
+    while (size < this.used + n) size *= 2;
+    const grown = new Uint8Array(Math.min(size, this.chunkBytes));
+    grown.set(this.buf.subarray(0, this.used));
+    this.buf = grown;
+    this.view = new DataView(grown.buffer);
   }
 }
 
