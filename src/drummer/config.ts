@@ -17,6 +17,8 @@ export interface DrummerSettings {
   passIntervalMs: number;
   /** Timeout of one DrummerDB proposal or read, and of a call forwarded to the leader. Default 5 s. */
   requestTimeoutMs: number;
+  /** Shards placed per scheduler pass, at most (a big launch spreads over passes). Default 256. */
+  launchesPerPassMax: number;
 }
 
 export const DRUMMER_DEFAULTS = {
@@ -24,6 +26,7 @@ export const DRUMMER_DEFAULTS = {
   reportIntervalMs: 5_000,
   maxRepairs: 4,
   requestTimeoutMs: 5_000,
+  launchesPerPassMax: 256,
 } as const;
 
 /** The DrummerDB shard's id on the drummers' own NodeHosts (managed shards live on other NodeHosts). */
@@ -46,6 +49,7 @@ export function resolveSettings(input: DrummerSettingsInput): DrummerSettings {
     decisionTimeoutMs: input.decisionTimeoutMs ?? deadTimeoutMs,
     passIntervalMs: input.passIntervalMs ?? Math.min(1000, reportIntervalMs),
     requestTimeoutMs: input.requestTimeoutMs ?? DRUMMER_DEFAULTS.requestTimeoutMs,
+    launchesPerPassMax: input.launchesPerPassMax ?? DRUMMER_DEFAULTS.launchesPerPassMax,
   };
   for (const [k, v] of Object.entries(s)) {
     if (k === "apiAddress") continue;

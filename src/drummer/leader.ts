@@ -82,6 +82,7 @@ export class LeaderLoop {
         deadTimeoutMs: s.deadTimeoutMs,
         maxRepairs: s.maxRepairs,
         decisionTimeoutMs: s.decisionTimeoutMs,
+        launchesPerPassMax: s.launchesPerPassMax,
       },
     };
   }

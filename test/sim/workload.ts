@@ -11,7 +11,28 @@ import { longboat } from "../../src/pb/longboat.js";
 import { HistoryRecorder } from "./history.ts";
 import type { KvInput, KvOutput } from "./linearizability.ts";
 import { commandDigest } from "./oracles.ts";
-import type { HostSlot, World } from "./world.ts";
+import type { ManualEnv } from "../../src/env.ts";
+import type { NodeHost } from "../../src/nodehost.ts";
+import type { Oracles } from "./oracles.ts";
+import type { Swarm } from "./swarm.ts";
+
+/** A host as the clients use it (world.ts's HostSlot, or a drummer world's host). */
+export interface WorkloadHost {
+  index: number;
+  nh: NodeHost | null;
+  fatal: boolean;
+}
+
+/** What the clients need of a world (World, or the drummer world of drummer-world.ts). */
+export interface WorkloadWorld {
+  readonly env: ManualEnv;
+  readonly swarm: Pick<Swarm, "clientCount" | "shardCount" | "keyCount" | "thinkMsMax">;
+  readonly oracles: Pick<Oracles, "onAcked">;
+  newLeaders: { host: WorkloadHost; shardId: number }[];
+  rand(): number;
+  pickHostFor(shardId: number): WorkloadHost | undefined;
+  log(line: string): void;
+}
 
 const kvpb = longboat.nodehost.v1;
 const text = new TextEncoder();
@@ -42,7 +63,7 @@ export class Workload {
   /** Shard → the key of the latest acknowledged write. */
   private readonly lastWritten = new Map<number, string>();
 
-  constructor(private readonly world: World) {}
+  constructor(private readonly world: WorkloadWorld) {}
 
   start(): void {
     for (let c = 1; c <= this.world.swarm.clientCount; c++) {
@@ -119,7 +140,7 @@ export class Workload {
     }
   }
 
-  private async get(clientId: number, shardId: number, key: string, via?: HostSlot): Promise<void> {
+  private async get(clientId: number, shardId: number, key: string, via?: WorkloadHost): Promise<void> {
     const h = via ?? this.world.pickHostFor(shardId);
     if (!h) return;
     const callMs = this.world.env.nowMs();

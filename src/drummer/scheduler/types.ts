@@ -56,7 +56,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   deadTimeoutMs: 60_000,
   maxRepairs: 4,
   decisionTimeoutMs: 60_000,
-  launchesPerPassMax: 256,
+  launchesPerPassMax: 256, // DRUMMER_DEFAULTS.launchesPerPassMax
   killsPerPassMax: 64,
 };
 
