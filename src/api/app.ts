@@ -2,8 +2,8 @@ import { resolve } from "node:path";
 import { Hono } from "hono";
 import { realEnv } from "../env.ts";
 import { longboat } from "../pb/longboat.js";
-import { BackupRegistry } from "./backups.ts";
 import { ConnectError, connectErrorBody, isConnectCode, longboatCode } from "./errors.ts";
+import { exportSnapshotMethod } from "./export.ts";
 import { FORWARDED_HEADER, Forwarder, type ForwardTarget } from "./forward.ts";
 import { FORWARDABLE, HANDLERS, type HandlerContext, METHOD_TYPES, shardOfRequest } from "./methods.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
@@ -108,10 +108,8 @@ function nodeHostService(
     opts.forwardTls,
   );
   const exportDir = opts.snapshotExportDir === undefined ? undefined : resolve(opts.snapshotExportDir);
-  const backups = new BackupRegistry(env);
   const contextOf = (call: CallContext): HandlerContext => ({
     nodehost: opts.nodehost,
-    backups,
     timeoutMs: (requested) => (requested > 0 ? requested : (call.deadlineMs ?? defaultTimeoutMs)),
     apiAddress: opts.apiAddress ?? "",
     region: opts.region ?? "",
@@ -174,6 +172,8 @@ function nodeHostService(
     (req, call) => watchEvents(opts.nodehost, req, call.signal, env),
     parseWatchRequest,
   );
+  const timeoutMs = (requested: number, call: CallContext) => contextOf(call).timeoutMs(requested);
+  methods.ExportSnapshot = exportSnapshotMethod(opts.nodehost, timeoutMs);
   return defineService(SERVICE, methods);
 }
 

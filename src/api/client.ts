@@ -4,6 +4,8 @@ import { SERVICE } from "./app.ts";
 import { Session } from "../engine/session.ts";
 import { isConnectCode, NOT_APPLIED_CODES, neverSent, OUTCOME_UNKNOWN_CODES } from "./errors.ts";
 import { METHOD_TYPES } from "./methods.ts";
+import { EnvelopeReader, encodeEnvelope, FLAG_CONNECT_END_STREAM } from "./rpc/envelope.ts";
+import { iterateStream } from "./rpc/exchange.ts";
 import type { MethodName } from "./schemas.ts";
 import type { FetchLike } from "./types.ts";
 
@@ -47,9 +49,6 @@ export interface ResponseTypes {
   RemoveData: longboat.nodehost.v1.RemoveDataResponse;
   Compact: longboat.nodehost.v1.CompactResponse;
   QueryRaftLog: longboat.nodehost.v1.QueryRaftLogResponse;
-  OpenBackup: longboat.nodehost.v1.OpenBackupResponse;
-  ReadBackup: longboat.nodehost.v1.ReadBackupResponse;
-  CloseBackup: longboat.nodehost.v1.CloseBackupResponse;
 }
 
 /** What a backup holds (NodeHostClient.backup). */
@@ -67,8 +66,113 @@ export interface BackupInfo {
   app: string;
 }
 
-/** Bytes asked per ReadBackup call. */
-export const BACKUP_CHUNK_BYTES = 1024 * 1024;
+/** The largest ExportSnapshot message the client accepts (the server sends 1 MiB chunks). */
+const EXPORT_MESSAGE_MAX_BYTES = 8 * 1024 * 1024;
+
+/** One ExportSnapshot call over the Connect streaming protocol. */
+class ExportStream {
+  /** Whether any byte of the snapshot reached write() (then the call is never retried elsewhere). */
+  wrote = false;
+
+  constructor(
+    private readonly address: string,
+    private readonly timeoutMs: number,
+    private readonly env: Pick<Env, "setTimer">,
+  ) {}
+
+  async run(
+    fetchFn: FetchLike,
+    request: Uint8Array,
+    token: string | undefined,
+    write: (chunk: Uint8Array) => void | Promise<void>,
+    onProgress: ((doneBytes: number, info: BackupInfo) => void) | undefined,
+  ): Promise<BackupInfo> {
+    const headers: Record<string, string> = {
+      "content-type": "application/connect+proto",
+      "connect-protocol-version": "1",
+    };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const abort = new AbortController();
+    let timer = this.env.setTimer(this.timeoutMs, () => abort.abort());
+    let info: BackupInfo | null = null;
+    let done = 0;
+    try {
+      const res = await fetchFn(`http://${this.address}/${SERVICE}/ExportSnapshot`, {
+        method: "POST",
+        headers,
+        body: encodeEnvelope(0, request),
+        signal: abort.signal,
+      });
+      if (res.status !== 200 || !res.body) {
+        throw errorFrom(res.status, new Uint8Array(await res.arrayBuffer()), this.address);
+      }
+      const reader = new EnvelopeReader(iterateStream(res.body), {
+        maxMessageBytes: EXPORT_MESSAGE_MAX_BYTES,
+        what: `ExportSnapshot from ${this.address}`,
+      });
+      for await (const envelope of reader) {
+        timer.cancel();
+        timer = this.env.setTimer(this.timeoutMs, () => abort.abort());
+        if ((envelope.flags & FLAG_CONNECT_END_STREAM) !== 0) {
+          const end = JSON.parse(fromUtf8.decode(envelope.data)) as {
+            error?: { code?: string; message?: string };
+          };
+          if (end.error)
+            throw new ApiError(end.error.code ?? "unknown", end.error.message ?? "", this.address);
+          break;
+        }
+        const m = pb.ExportSnapshotResponse.decode(envelope.data);
+        if (m.info) {
+          info = infoOf(m.info, this.address);
+          onProgress?.(0, info);
+        } else if (m.data && info !== null) {
+          this.wrote = true;
+          await write(m.data);
+          done += m.data.byteLength;
+          onProgress?.(done, info);
+        } else {
+          throw new ApiError("internal", "ExportSnapshot sent data before its info", this.address);
+        }
+      }
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      if (abort.signal.aborted) {
+        throw new ApiError("deadline_exceeded", `no message within ${this.timeoutMs} ms`, this.address);
+      }
+      throw new ApiError(
+        "unavailable",
+        `the snapshot stream broke: ${(error as Error).message}`,
+        this.address,
+      );
+    } finally {
+      timer.cancel();
+    }
+    if (info === null)
+      throw new ApiError("internal", "ExportSnapshot ended without the snapshot's info", this.address);
+    if (done !== info.sizeBytes) {
+      throw new ApiError(
+        "data_loss",
+        `the snapshot stream ended after ${done} of ${info.sizeBytes} bytes`,
+        this.address,
+      );
+    }
+    return info;
+  }
+}
+
+function infoOf(i: longboat.nodehost.v1.IExportSnapshotInfo, address: string): BackupInfo {
+  return {
+    address,
+    shardId: Number(i.shardId ?? 0),
+    replicaId: Number(i.replicaId ?? 0),
+    index: Number(i.index ?? 0),
+    term: Number(i.term ?? 0),
+    sizeBytes: Number(i.sizeBytes ?? 0),
+    checksum: Number(i.checksum ?? 0) >>> 0,
+    deploymentId: Number(i.deploymentId ?? 0),
+    app: i.app ?? "",
+  };
+}
 
 /** TLS of the client: https when given. */
 export interface ClientTls {
@@ -111,7 +215,6 @@ const RETRY_UNKNOWN: ReadonlySet<MethodName> = new Set<MethodName>([
   "TransferLeader",
   "GetSession",
   "QueryRaftLog",
-  "ReadBackup",
 ]);
 
 /** Methods whose request carries timeout_ms (the server's deadline for the attempt). */
@@ -125,7 +228,6 @@ const TAKES_TIMEOUT: ReadonlySet<MethodName> = new Set<MethodName>([
   "GetMembership",
   "RequestSnapshot",
   "RemoveData",
-  "OpenBackup",
 ]);
 
 /** One attempt of a call that may be retried after an unknown outcome gets at least this. */
@@ -452,10 +554,12 @@ export class NodeHostClient {
   }
 
   /**
-   * Backs up shardId from the NodeHost that answers first: it takes a snapshot holding every
-   * acknowledged write (unconfirmed: what its replica applied, without the leader), and the
-   * snapshot file's bytes are handed to write() in order, chunk by chunk. Whoever writes them
-   * checks the file (src/logdb/snapshotfile.ts verifySnapshotFile) against the checksum.
+   * Backs up shardId from the NodeHost that answers first (ExportSnapshot, a Connect server
+   * stream): it takes a snapshot holding every acknowledged write (unconfirmed: what its replica
+   * applied, without the leader), and the snapshot file's bytes are handed to write() in order.
+   * Whoever stores them checks the file (src/logdb/snapshotfile.ts verifySnapshotFile) against
+   * info.checksum. Another address is tried only while nothing was written; timeoutMs bounds
+   * the wait for each message, not the whole transfer.
    * @example const info = await client.backup(1, (chunk) => file.write(chunk));
    */
   async backup(
@@ -463,47 +567,25 @@ export class NodeHostClient {
     write: (chunk: Uint8Array) => void | Promise<void>,
     opts: { unconfirmed?: boolean; onProgress?: (doneBytes: number, info: BackupInfo) => void } = {},
   ): Promise<BackupInfo> {
-    const open = await this.call("OpenBackup", {
+    const request = pb.ExportSnapshotRequest.encode({
       shardId,
       unconfirmed: opts.unconfirmed === true,
       timeoutMs: this.timeoutMs,
-    });
-    const info: BackupInfo = {
-      address: this.addresses[this.current]!,
-      shardId: Number(open.shardId),
-      replicaId: Number(open.replicaId),
-      index: Number(open.index),
-      term: Number(open.term),
-      sizeBytes: Number(open.sizeBytes),
-      checksum: Number(open.checksum) >>> 0,
-      deploymentId: Number(open.deploymentId),
-      app: open.app,
-    };
-    // The backup lives on the NodeHost that opened it: no failover from here on.
-    const holder = new NodeHostClient({ ...this.opts, addresses: [info.address], timeoutMs: this.timeoutMs });
-    try {
-      opts.onProgress?.(0, info);
-      for (let offset = 0; offset < info.sizeBytes; ) {
-        const chunk = await holder.call("ReadBackup", {
-          backupId: open.backupId,
-          offset,
-          maxBytes: BACKUP_CHUNK_BYTES,
-        });
-        if (chunk.data.byteLength === 0) {
-          throw new ApiError(
-            "data_loss",
-            `the backup ended at ${offset} of ${info.sizeBytes} bytes`,
-            info.address,
-          );
-        }
-        await write(chunk.data);
-        offset += chunk.data.byteLength;
-        opts.onProgress?.(offset, info);
+    }).finish();
+    let lastError: ApiError | undefined;
+    for (let attempt = 0; attempt < this.addresses.length; attempt++) {
+      const index = (this.current + attempt) % this.addresses.length;
+      const stream = new ExportStream(this.addresses[index]!, this.timeoutMs, this.env);
+      try {
+        const info = await stream.run(this.fetchFn, request, this.opts.token, write, opts.onProgress);
+        this.current = index;
+        return info;
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.code !== "unavailable" || stream.wrote) throw error;
+        lastError = error;
       }
-    } finally {
-      await holder.call("CloseBackup", { backupId: open.backupId }).catch(() => {});
     }
-    return info;
+    throw lastError!;
   }
 
   private async propose(shardId: number, command: Uint8Array, opts: WriteOptions) {

@@ -3,7 +3,6 @@ import { Session } from "../engine/session.ts";
 import { longboat } from "../pb/longboat.js";
 import { RESULT_REJECTED } from "../statemachine/types.ts";
 import type { Membership } from "../raft/types.ts";
-import type { BackupRegistry } from "./backups.ts";
 import { ConnectError } from "./errors.ts";
 import type { PbType } from "./rpc/service.ts";
 import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
@@ -30,9 +29,6 @@ export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbTyp
   RemoveData: { request: pb.RemoveDataRequest, response: pb.RemoveDataResponse },
   Compact: { request: pb.CompactRequest, response: pb.CompactResponse },
   QueryRaftLog: { request: pb.QueryRaftLogRequest, response: pb.QueryRaftLogResponse },
-  OpenBackup: { request: pb.OpenBackupRequest, response: pb.OpenBackupResponse },
-  ReadBackup: { request: pb.ReadBackupRequest, response: pb.ReadBackupResponse },
-  CloseBackup: { request: pb.CloseBackupRequest, response: pb.CloseBackupResponse },
 };
 
 /** QueryRaftLog's answer size when the request says 0, and the most it may ask for. */
@@ -70,7 +66,6 @@ export function shardOfRequest(method: MethodName, req: RequestOf<MethodName>): 
 
 export interface HandlerContext {
   nodehost: NodeHostLike;
-  backups: BackupRegistry;
   /** The request's timeoutMs, or the default when it is 0. */
   timeoutMs(requested: number): number;
   apiAddress: string;
@@ -202,28 +197,6 @@ export const HANDLERS: { [M in MethodName]: Handler<M> } = {
       fileBytesBefore: r.fileBytesBefore,
       fileBytesAfter: r.fileBytesAfter,
     };
-  },
-  async OpenBackup(ctx, req) {
-    const opts = { timeoutMs: ctx.timeoutMs(req.timeoutMs), unconfirmed: req.unconfirmed };
-    const { id, export: e } = await ctx.backups.add(() => ctx.nodehost.syncExportSnapshot(req.shardId, opts));
-    return {
-      backupId: id,
-      shardId: e.shardId,
-      replicaId: e.replicaId,
-      index: e.index,
-      term: e.term,
-      sizeBytes: e.sizeBytes,
-      checksum: e.checksum,
-      deploymentId: e.deploymentId,
-      app: e.app,
-    };
-  },
-  ReadBackup(ctx, req) {
-    return { data: ctx.backups.read(req.backupId, req.offset, req.maxBytes) };
-  },
-  CloseBackup(ctx, req) {
-    ctx.backups.close(req.backupId);
-    return {};
   },
   QueryRaftLog(ctx, req) {
     if (req.maxBytes > QUERY_LOG_MAX_BYTES) {

@@ -204,9 +204,6 @@ export const RequestSchemas = {
     compactionOverhead: uint(64),
     overrideCompactionOverhead: bool,
   }),
-  OpenBackup: z.strictObject({ shardId: uint(64), unconfirmed: bool, timeoutMs: uint(32) }),
-  ReadBackup: z.strictObject({ backupId: string, offset: uint(64), maxBytes: uint(32) }),
-  CloseBackup: z.strictObject({ backupId: string }),
   QueryRaftLog: z.strictObject({
     shardId: uint(64),
     firstIndex: uint(64),
@@ -217,6 +214,13 @@ export const RequestSchemas = {
 } as const;
 
 export type MethodName = keyof typeof RequestSchemas;
+
+/** ExportSnapshot's request (a server stream, so not among the unary RequestSchemas). */
+export const ExportSnapshotSchema = z.strictObject({
+  shardId: uint(64),
+  unconfirmed: bool,
+  timeoutMs: uint(32),
+});
 export type RequestOf<M extends MethodName> = z.output<(typeof RequestSchemas)[M]>;
 
 /** Renames snake_case keys to camelCase in plain objects, at every depth (proto3 JSON accepts both). */

@@ -3060,43 +3060,78 @@ export namespace longboat {
                 type $Shape = longboat.nodehost.v1.QueryRaftLogResponse.$Properties;
             }
 
-            interface IOpenBackupRequest extends longboat.nodehost.v1.OpenBackupRequest.$Properties {
+            interface IExportSnapshotRequest extends longboat.nodehost.v1.ExportSnapshotRequest.$Properties {
             }
 
-            class OpenBackupRequest {
-                constructor(properties?: longboat.nodehost.v1.OpenBackupRequest.$Properties);
+            class ExportSnapshotRequest {
+                constructor(properties?: longboat.nodehost.v1.ExportSnapshotRequest.$Properties);
                 $unknowns?: Uint8Array[];
                 shardId: number;
                 unconfirmed: boolean;
                 timeoutMs: number;
-                static create(properties: longboat.nodehost.v1.OpenBackupRequest.$Shape): longboat.nodehost.v1.OpenBackupRequest & longboat.nodehost.v1.OpenBackupRequest.$Shape;
-                static create(properties?: longboat.nodehost.v1.OpenBackupRequest.$Properties): longboat.nodehost.v1.OpenBackupRequest;
-                static encode(message: longboat.nodehost.v1.OpenBackupRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.OpenBackupRequest & longboat.nodehost.v1.OpenBackupRequest.$Shape;
+                static create(properties: longboat.nodehost.v1.ExportSnapshotRequest.$Shape): longboat.nodehost.v1.ExportSnapshotRequest & longboat.nodehost.v1.ExportSnapshotRequest.$Shape;
+                static create(properties?: longboat.nodehost.v1.ExportSnapshotRequest.$Properties): longboat.nodehost.v1.ExportSnapshotRequest;
+                static encode(message: longboat.nodehost.v1.ExportSnapshotRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.ExportSnapshotRequest & longboat.nodehost.v1.ExportSnapshotRequest.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.OpenBackupRequest;
-                static toObject(message: longboat.nodehost.v1.OpenBackupRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.ExportSnapshotRequest;
+                static toObject(message: longboat.nodehost.v1.ExportSnapshotRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace OpenBackupRequest {
+            namespace ExportSnapshotRequest {
                 interface $Properties {
                     shardId?: (number|null);
                     unconfirmed?: (boolean|null);
                     timeoutMs?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.nodehost.v1.OpenBackupRequest.$Properties;
+                type $Shape = longboat.nodehost.v1.ExportSnapshotRequest.$Properties;
             }
 
-            interface IOpenBackupResponse extends longboat.nodehost.v1.OpenBackupResponse.$Properties {
+            interface IExportSnapshotResponse extends longboat.nodehost.v1.ExportSnapshotResponse.$Properties {
             }
 
-            class OpenBackupResponse {
-                constructor(properties?: longboat.nodehost.v1.OpenBackupResponse.$Properties);
+            class ExportSnapshotResponse {
+                constructor(properties?: longboat.nodehost.v1.ExportSnapshotResponse.$Properties);
                 $unknowns?: Uint8Array[];
-                backupId: string;
+                info?: (longboat.nodehost.v1.ExportSnapshotInfo.$Properties|null);
+                data?: (Uint8Array|null);
+                part?: ("info"|"data");
+                static create(properties: longboat.nodehost.v1.ExportSnapshotResponse.$Shape): longboat.nodehost.v1.ExportSnapshotResponse & longboat.nodehost.v1.ExportSnapshotResponse.$Shape;
+                static create(properties?: longboat.nodehost.v1.ExportSnapshotResponse.$Properties): longboat.nodehost.v1.ExportSnapshotResponse;
+                static encode(message: longboat.nodehost.v1.ExportSnapshotResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.ExportSnapshotResponse & longboat.nodehost.v1.ExportSnapshotResponse.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.ExportSnapshotResponse;
+                static toObject(message: longboat.nodehost.v1.ExportSnapshotResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExportSnapshotResponse {
+                interface $Properties {
+                    info?: (longboat.nodehost.v1.ExportSnapshotInfo.$Properties|null);
+                    data?: (Uint8Array|null);
+                    part?: ("info"|"data");
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = {
+                  info?: longboat.nodehost.v1.ExportSnapshotInfo.$Shape|null;
+                  data?: Uint8Array|null;
+                  $unknowns?: Uint8Array[];
+                } & (
+                  ({ part?: undefined; info?: null; data?: null }|{ part?: "info"; info: longboat.nodehost.v1.ExportSnapshotInfo.$Shape; data?: null }|{ part?: "data"; info?: null; data: Uint8Array })
+                );
+            }
+
+            interface IExportSnapshotInfo extends longboat.nodehost.v1.ExportSnapshotInfo.$Properties {
+            }
+
+            class ExportSnapshotInfo {
+                constructor(properties?: longboat.nodehost.v1.ExportSnapshotInfo.$Properties);
+                $unknowns?: Uint8Array[];
                 shardId: number;
                 replicaId: number;
                 index: number;
@@ -3105,20 +3140,19 @@ export namespace longboat {
                 checksum: number;
                 deploymentId: number;
                 app: string;
-                static create(properties: longboat.nodehost.v1.OpenBackupResponse.$Shape): longboat.nodehost.v1.OpenBackupResponse & longboat.nodehost.v1.OpenBackupResponse.$Shape;
-                static create(properties?: longboat.nodehost.v1.OpenBackupResponse.$Properties): longboat.nodehost.v1.OpenBackupResponse;
-                static encode(message: longboat.nodehost.v1.OpenBackupResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.OpenBackupResponse & longboat.nodehost.v1.OpenBackupResponse.$Shape;
+                static create(properties: longboat.nodehost.v1.ExportSnapshotInfo.$Shape): longboat.nodehost.v1.ExportSnapshotInfo & longboat.nodehost.v1.ExportSnapshotInfo.$Shape;
+                static create(properties?: longboat.nodehost.v1.ExportSnapshotInfo.$Properties): longboat.nodehost.v1.ExportSnapshotInfo;
+                static encode(message: longboat.nodehost.v1.ExportSnapshotInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.ExportSnapshotInfo & longboat.nodehost.v1.ExportSnapshotInfo.$Shape;
                 static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.OpenBackupResponse;
-                static toObject(message: longboat.nodehost.v1.OpenBackupResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.ExportSnapshotInfo;
+                static toObject(message: longboat.nodehost.v1.ExportSnapshotInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
                 toJSON(): { [k: string]: any };
                 static getTypeUrl(prefix?: string): string;
             }
 
-            namespace OpenBackupResponse {
+            namespace ExportSnapshotInfo {
                 interface $Properties {
-                    backupId?: (string|null);
                     shardId?: (number|null);
                     replicaId?: (number|null);
                     index?: (number|null);
@@ -3129,113 +3163,7 @@ export namespace longboat {
                     app?: (string|null);
                     $unknowns?: Uint8Array[];
                 }
-                type $Shape = longboat.nodehost.v1.OpenBackupResponse.$Properties;
-            }
-
-            interface IReadBackupRequest extends longboat.nodehost.v1.ReadBackupRequest.$Properties {
-            }
-
-            class ReadBackupRequest {
-                constructor(properties?: longboat.nodehost.v1.ReadBackupRequest.$Properties);
-                $unknowns?: Uint8Array[];
-                backupId: string;
-                offset: number;
-                maxBytes: number;
-                static create(properties: longboat.nodehost.v1.ReadBackupRequest.$Shape): longboat.nodehost.v1.ReadBackupRequest & longboat.nodehost.v1.ReadBackupRequest.$Shape;
-                static create(properties?: longboat.nodehost.v1.ReadBackupRequest.$Properties): longboat.nodehost.v1.ReadBackupRequest;
-                static encode(message: longboat.nodehost.v1.ReadBackupRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.ReadBackupRequest & longboat.nodehost.v1.ReadBackupRequest.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.ReadBackupRequest;
-                static toObject(message: longboat.nodehost.v1.ReadBackupRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace ReadBackupRequest {
-                interface $Properties {
-                    backupId?: (string|null);
-                    offset?: (number|null);
-                    maxBytes?: (number|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.nodehost.v1.ReadBackupRequest.$Properties;
-            }
-
-            interface IReadBackupResponse extends longboat.nodehost.v1.ReadBackupResponse.$Properties {
-            }
-
-            class ReadBackupResponse {
-                constructor(properties?: longboat.nodehost.v1.ReadBackupResponse.$Properties);
-                $unknowns?: Uint8Array[];
-                data: Uint8Array;
-                static create(properties: longboat.nodehost.v1.ReadBackupResponse.$Shape): longboat.nodehost.v1.ReadBackupResponse & longboat.nodehost.v1.ReadBackupResponse.$Shape;
-                static create(properties?: longboat.nodehost.v1.ReadBackupResponse.$Properties): longboat.nodehost.v1.ReadBackupResponse;
-                static encode(message: longboat.nodehost.v1.ReadBackupResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.ReadBackupResponse & longboat.nodehost.v1.ReadBackupResponse.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.ReadBackupResponse;
-                static toObject(message: longboat.nodehost.v1.ReadBackupResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace ReadBackupResponse {
-                interface $Properties {
-                    data?: (Uint8Array|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.nodehost.v1.ReadBackupResponse.$Properties;
-            }
-
-            interface ICloseBackupRequest extends longboat.nodehost.v1.CloseBackupRequest.$Properties {
-            }
-
-            class CloseBackupRequest {
-                constructor(properties?: longboat.nodehost.v1.CloseBackupRequest.$Properties);
-                $unknowns?: Uint8Array[];
-                backupId: string;
-                static create(properties: longboat.nodehost.v1.CloseBackupRequest.$Shape): longboat.nodehost.v1.CloseBackupRequest & longboat.nodehost.v1.CloseBackupRequest.$Shape;
-                static create(properties?: longboat.nodehost.v1.CloseBackupRequest.$Properties): longboat.nodehost.v1.CloseBackupRequest;
-                static encode(message: longboat.nodehost.v1.CloseBackupRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.CloseBackupRequest & longboat.nodehost.v1.CloseBackupRequest.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.CloseBackupRequest;
-                static toObject(message: longboat.nodehost.v1.CloseBackupRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace CloseBackupRequest {
-                interface $Properties {
-                    backupId?: (string|null);
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.nodehost.v1.CloseBackupRequest.$Properties;
-            }
-
-            interface ICloseBackupResponse extends longboat.nodehost.v1.CloseBackupResponse.$Properties {
-            }
-
-            class CloseBackupResponse {
-                constructor(properties?: longboat.nodehost.v1.CloseBackupResponse.$Properties);
-                $unknowns?: Uint8Array[];
-                static create(properties: longboat.nodehost.v1.CloseBackupResponse.$Shape): longboat.nodehost.v1.CloseBackupResponse & longboat.nodehost.v1.CloseBackupResponse.$Shape;
-                static create(properties?: longboat.nodehost.v1.CloseBackupResponse.$Properties): longboat.nodehost.v1.CloseBackupResponse;
-                static encode(message: longboat.nodehost.v1.CloseBackupResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.nodehost.v1.CloseBackupResponse & longboat.nodehost.v1.CloseBackupResponse.$Shape;
-                static verify(message: { [k: string]: any }): (string|null);
-                static fromObject(object: { [k: string]: any }): longboat.nodehost.v1.CloseBackupResponse;
-                static toObject(message: longboat.nodehost.v1.CloseBackupResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
-                toJSON(): { [k: string]: any };
-                static getTypeUrl(prefix?: string): string;
-            }
-
-            namespace CloseBackupResponse {
-                interface $Properties {
-                    $unknowns?: Uint8Array[];
-                }
-                type $Shape = longboat.nodehost.v1.CloseBackupResponse.$Properties;
+                type $Shape = longboat.nodehost.v1.ExportSnapshotInfo.$Properties;
             }
 
             interface IWatchEventsRequest extends longboat.nodehost.v1.WatchEventsRequest.$Properties {

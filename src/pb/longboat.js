@@ -21166,24 +21166,24 @@ export const longboat = $root.longboat = (() => {
                 return QueryRaftLogResponse;
             })();
 
-            v1.OpenBackupRequest = (function() {
+            v1.ExportSnapshotRequest = (function() {
 
-                const OpenBackupRequest = function (properties) {
+                const ExportSnapshotRequest = function (properties) {
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
                                 this[keys[i]] = properties[keys[i]];
                 };
 
-                OpenBackupRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupRequest.prototype.unconfirmed = false;
-                OpenBackupRequest.prototype.timeoutMs = 0;
+                ExportSnapshotRequest.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotRequest.prototype.unconfirmed = false;
+                ExportSnapshotRequest.prototype.timeoutMs = 0;
 
-                OpenBackupRequest.create = function(properties) {
-                    return new OpenBackupRequest(properties);
+                ExportSnapshotRequest.create = function(properties) {
+                    return new ExportSnapshotRequest(properties);
                 };
 
-                OpenBackupRequest.encode = function (message, writer, _depth) {
+                ExportSnapshotRequest.encode = function (message, writer, _depth) {
                     if (!writer)
                         writer = $Writer.create();
                     if (_depth === $undefined)
@@ -21202,7 +21202,7 @@ export const longboat = $root.longboat = (() => {
                     return writer;
                 };
 
-                OpenBackupRequest.decode = function (reader, length, _end, _depth, _target) {
+                ExportSnapshotRequest.decode = function (reader, length, _end, _depth, _target) {
                     if (!(reader instanceof $Reader))
                         reader = $Reader.create(reader);
                     if (_depth === $undefined)
@@ -21219,7 +21219,7 @@ export const longboat = $root.longboat = (() => {
                         length = reader.len;
                         reader.len = end;
                     }
-                    message = _target || new $root.longboat.nodehost.v1.OpenBackupRequest();
+                    message = _target || new $root.longboat.nodehost.v1.ExportSnapshotRequest();
                     while (reader.pos < end) {
                         let start = reader.pos;
                         let tag = reader.tag();
@@ -21273,7 +21273,7 @@ export const longboat = $root.longboat = (() => {
                     return message;
                 };
 
-                OpenBackupRequest.verify = function (message, _depth) {
+                ExportSnapshotRequest.verify = function (message, _depth) {
                     if (typeof message !== "object" || message === null)
                         return "object expected";
                     if (_depth === $undefined)
@@ -21292,16 +21292,16 @@ export const longboat = $root.longboat = (() => {
                     return null;
                 };
 
-                OpenBackupRequest.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.OpenBackupRequest)
+                ExportSnapshotRequest.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.ExportSnapshotRequest)
                         return object;
                     if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.OpenBackupRequest: object expected");
+                        throw $TypeError(".longboat.nodehost.v1.ExportSnapshotRequest: object expected");
                     if (_depth === $undefined)
                         _depth = 0;
                     if (_depth > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.OpenBackupRequest();
+                    let message = new $root.longboat.nodehost.v1.ExportSnapshotRequest();
                     if (object.shardId != null)
                         if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
                             if ($util.Long)
@@ -21321,7 +21321,7 @@ export const longboat = $root.longboat = (() => {
                     return message;
                 };
 
-                OpenBackupRequest.toObject = function (message, options, _depth) {
+                ExportSnapshotRequest.toObject = function (message, options, _depth) {
                     if (!options)
                         options = {};
                     if (_depth === $undefined)
@@ -21352,74 +21352,252 @@ export const longboat = $root.longboat = (() => {
                     return object;
                 };
 
-                OpenBackupRequest.prototype.toJSON = function() {
-                    return OpenBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
+                ExportSnapshotRequest.prototype.toJSON = function() {
+                    return ExportSnapshotRequest.toObject(this, $protobuf.util.toJSONOptions);
                 };
 
-                OpenBackupRequest.getTypeUrl = function(prefix) {
+                ExportSnapshotRequest.getTypeUrl = function(prefix) {
                     if (prefix === $undefined)
                         prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.OpenBackupRequest";
+                    return prefix + "/longboat.nodehost.v1.ExportSnapshotRequest";
                 };
 
-                return OpenBackupRequest;
+                return ExportSnapshotRequest;
             })();
 
-            v1.OpenBackupResponse = (function() {
+            v1.ExportSnapshotResponse = (function() {
 
-                const OpenBackupResponse = function (properties) {
+                const ExportSnapshotResponse = function (properties) {
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
                                 this[keys[i]] = properties[keys[i]];
                 };
 
-                OpenBackupResponse.prototype.backupId = "";
-                OpenBackupResponse.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.index = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.sizeBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.checksum = 0;
-                OpenBackupResponse.prototype.deploymentId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                OpenBackupResponse.prototype.app = "";
+                ExportSnapshotResponse.prototype.info = null;
+                ExportSnapshotResponse.prototype.data = null;
 
-                OpenBackupResponse.create = function(properties) {
-                    return new OpenBackupResponse(properties);
+                let $oneOfFields;
+
+                $Object.defineProperty(ExportSnapshotResponse.prototype, "part", {
+                    get: $util.oneOfGetter($oneOfFields = ["info", "data"]),
+                    set: $util.oneOfSetter($oneOfFields)
+                });
+
+                ExportSnapshotResponse.create = function(properties) {
+                    return new ExportSnapshotResponse(properties);
                 };
 
-                OpenBackupResponse.encode = function (message, writer, _depth) {
+                ExportSnapshotResponse.encode = function (message, writer, _depth) {
                     if (!writer)
                         writer = $Writer.create();
                     if (_depth === $undefined)
                         _depth = 0;
                     if (_depth > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
-                        writer.uint32(10).string(message.backupId);
-                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
-                        writer.uint32(16).uint64(message.shardId);
-                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
-                        writer.uint32(24).uint64(message.replicaId);
-                    if (message.index != null && $Object.hasOwnProperty.call(message, "index") && (typeof message.index === "object" ? message.index.low || message.index.high : message.index !== 0))
-                        writer.uint32(32).uint64(message.index);
-                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
-                        writer.uint32(40).uint64(message.term);
-                    if (message.sizeBytes != null && $Object.hasOwnProperty.call(message, "sizeBytes") && (typeof message.sizeBytes === "object" ? message.sizeBytes.low || message.sizeBytes.high : message.sizeBytes !== 0))
-                        writer.uint32(48).uint64(message.sizeBytes);
-                    if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum") && message.checksum !== 0)
-                        writer.uint32(56).uint32(message.checksum);
-                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId") && (typeof message.deploymentId === "object" ? message.deploymentId.low || message.deploymentId.high : message.deploymentId !== 0))
-                        writer.uint32(64).uint64(message.deploymentId);
-                    if (message.app != null && $Object.hasOwnProperty.call(message, "app") && message.app !== "")
-                        writer.uint32(74).string(message.app);
+                    if (message.info != null && $Object.hasOwnProperty.call(message, "info"))
+                        $root.longboat.nodehost.v1.ExportSnapshotInfo.encode(message.info, writer.uint32(10).fork(), _depth + 1).ldelim();
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data"))
+                        writer.uint32(18).bytes(message.data);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
                     return writer;
                 };
 
-                OpenBackupResponse.decode = function (reader, length, _end, _depth, _target) {
+                ExportSnapshotResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.nodehost.v1.ExportSnapshotResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                message.info = $root.longboat.nodehost.v1.ExportSnapshotInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.info);
+                                message.part = "info";
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                message.data = reader.bytes();
+                                message.part = "data";
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                ExportSnapshotResponse.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    let properties = {};
+                    if (message.info != null && $Object.hasOwnProperty.call(message, "info")) {
+                        properties.part = 1;
+                        {
+                            let error = $root.longboat.nodehost.v1.ExportSnapshotInfo.verify(message.info, _depth + 1);
+                            if (error)
+                                return "info." + error;
+                        }
+                    }
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data")) {
+                        if (properties.part === 1)
+                            return "part: multiple values";
+                        properties.part = 1;
+                        if (!(message.data && typeof message.data.length === "number" || $util.isString(message.data)))
+                            return "data: buffer expected";
+                    }
+                    return null;
+                };
+
+                ExportSnapshotResponse.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.ExportSnapshotResponse)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.nodehost.v1.ExportSnapshotResponse: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.nodehost.v1.ExportSnapshotResponse();
+                    if (object.info != null) {
+                        if (!$util.isObject(object.info))
+                            throw $TypeError(".longboat.nodehost.v1.ExportSnapshotResponse.info: object expected");
+                        message.info = $root.longboat.nodehost.v1.ExportSnapshotInfo.fromObject(object.info, _depth + 1);
+                    }
+                    if (object.data != null)
+                        if (typeof object.data === "string")
+                            $util.base64.decode(object.data, message.data = $util.newBuffer($util.base64.length(object.data)), 0);
+                        else if (object.data.length >= 0)
+                            message.data = object.data;
+                    return message;
+                };
+
+                ExportSnapshotResponse.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (message.info != null && $Object.hasOwnProperty.call(message, "info")) {
+                        object.info = $root.longboat.nodehost.v1.ExportSnapshotInfo.toObject(message.info, options, _depth + 1);
+                        if (options.oneofs)
+                            object.part = "info";
+                    }
+                    if (message.data != null && $Object.hasOwnProperty.call(message, "data")) {
+                        object.data = options.bytes === $String ? $util.base64.encode(message.data, 0, message.data.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.data) : message.data;
+                        if (options.oneofs)
+                            object.part = "data";
+                    }
+                    return object;
+                };
+
+                ExportSnapshotResponse.prototype.toJSON = function() {
+                    return ExportSnapshotResponse.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                ExportSnapshotResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.nodehost.v1.ExportSnapshotResponse";
+                };
+
+                return ExportSnapshotResponse;
+            })();
+
+            v1.ExportSnapshotInfo = (function() {
+
+                const ExportSnapshotInfo = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                ExportSnapshotInfo.prototype.shardId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.replicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.index = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.sizeBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.checksum = 0;
+                ExportSnapshotInfo.prototype.deploymentId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ExportSnapshotInfo.prototype.app = "";
+
+                ExportSnapshotInfo.create = function(properties) {
+                    return new ExportSnapshotInfo(properties);
+                };
+
+                ExportSnapshotInfo.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId") && (typeof message.shardId === "object" ? message.shardId.low || message.shardId.high : message.shardId !== 0))
+                        writer.uint32(8).uint64(message.shardId);
+                    if (message.replicaId != null && $Object.hasOwnProperty.call(message, "replicaId") && (typeof message.replicaId === "object" ? message.replicaId.low || message.replicaId.high : message.replicaId !== 0))
+                        writer.uint32(16).uint64(message.replicaId);
+                    if (message.index != null && $Object.hasOwnProperty.call(message, "index") && (typeof message.index === "object" ? message.index.low || message.index.high : message.index !== 0))
+                        writer.uint32(24).uint64(message.index);
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
+                        writer.uint32(32).uint64(message.term);
+                    if (message.sizeBytes != null && $Object.hasOwnProperty.call(message, "sizeBytes") && (typeof message.sizeBytes === "object" ? message.sizeBytes.low || message.sizeBytes.high : message.sizeBytes !== 0))
+                        writer.uint32(40).uint64(message.sizeBytes);
+                    if (message.checksum != null && $Object.hasOwnProperty.call(message, "checksum") && message.checksum !== 0)
+                        writer.uint32(48).uint32(message.checksum);
+                    if (message.deploymentId != null && $Object.hasOwnProperty.call(message, "deploymentId") && (typeof message.deploymentId === "object" ? message.deploymentId.low || message.deploymentId.high : message.deploymentId !== 0))
+                        writer.uint32(56).uint64(message.deploymentId);
+                    if (message.app != null && $Object.hasOwnProperty.call(message, "app") && message.app !== "")
+                        writer.uint32(66).string(message.app);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                ExportSnapshotInfo.decode = function (reader, length, _end, _depth, _target) {
                     if (!(reader instanceof $Reader))
                         reader = $Reader.create(reader);
                     if (_depth === $undefined)
@@ -21436,7 +21614,7 @@ export const longboat = $root.longboat = (() => {
                         length = reader.len;
                         reader.len = end;
                     }
-                    message = _target || new $root.longboat.nodehost.v1.OpenBackupResponse();
+                    message = _target || new $root.longboat.nodehost.v1.ExportSnapshotInfo();
                     while (reader.pos < end) {
                         let start = reader.pos;
                         let tag = reader.tag();
@@ -21447,15 +21625,6 @@ export const longboat = $root.longboat = (() => {
                         let wireType = tag & 7;
                         switch (tag >>>= 3) {
                         case 1: {
-                                if (wireType !== 2)
-                                    break;
-                                if ((value = reader.stringVerify()).length)
-                                    message.backupId = value;
-                                else
-                                    delete message.backupId;
-                                continue;
-                            }
-                        case 2: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21464,7 +21633,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.shardId;
                                 continue;
                             }
-                        case 3: {
+                        case 2: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21473,7 +21642,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.replicaId;
                                 continue;
                             }
-                        case 4: {
+                        case 3: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21482,7 +21651,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.index;
                                 continue;
                             }
-                        case 5: {
+                        case 4: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21491,7 +21660,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.term;
                                 continue;
                             }
-                        case 6: {
+                        case 5: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21500,7 +21669,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.sizeBytes;
                                 continue;
                             }
-                        case 7: {
+                        case 6: {
                                 if (wireType !== 0)
                                     break;
                                 if (value = reader.uint32())
@@ -21509,7 +21678,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.checksum;
                                 continue;
                             }
-                        case 8: {
+                        case 7: {
                                 if (wireType !== 0)
                                     break;
                                 if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -21518,7 +21687,7 @@ export const longboat = $root.longboat = (() => {
                                     delete message.deploymentId;
                                 continue;
                             }
-                        case 9: {
+                        case 8: {
                                 if (wireType !== 2)
                                     break;
                                 if ((value = reader.stringVerify()).length)
@@ -21544,16 +21713,13 @@ export const longboat = $root.longboat = (() => {
                     return message;
                 };
 
-                OpenBackupResponse.verify = function (message, _depth) {
+                ExportSnapshotInfo.verify = function (message, _depth) {
                     if (typeof message !== "object" || message === null)
                         return "object expected";
                     if (_depth === $undefined)
                         _depth = 0;
                     if (_depth > $util.recursionLimit)
                         return "max depth exceeded";
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        if (!$util.isString(message.backupId))
-                            return "backupId: string expected";
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (!$util.isInteger(message.shardId) && !(message.shardId && $util.isInteger(message.shardId.low) && $util.isInteger(message.shardId.high)))
                             return "shardId: integer|Long expected";
@@ -21581,19 +21747,16 @@ export const longboat = $root.longboat = (() => {
                     return null;
                 };
 
-                OpenBackupResponse.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.OpenBackupResponse)
+                ExportSnapshotInfo.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.nodehost.v1.ExportSnapshotInfo)
                         return object;
                     if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.OpenBackupResponse: object expected");
+                        throw $TypeError(".longboat.nodehost.v1.ExportSnapshotInfo: object expected");
                     if (_depth === $undefined)
                         _depth = 0;
                     if (_depth > $util.recursionLimit)
                         throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.OpenBackupResponse();
-                    if (object.backupId != null)
-                        if (typeof object.backupId !== "string" || object.backupId.length)
-                            message.backupId = $String(object.backupId);
+                    let message = new $root.longboat.nodehost.v1.ExportSnapshotInfo();
                     if (object.shardId != null)
                         if (typeof object.shardId === "object" ? object.shardId.low || object.shardId.high : $Number(object.shardId) !== 0)
                             if ($util.Long)
@@ -21663,7 +21826,7 @@ export const longboat = $root.longboat = (() => {
                     return message;
                 };
 
-                OpenBackupResponse.toObject = function (message, options, _depth) {
+                ExportSnapshotInfo.toObject = function (message, options, _depth) {
                     if (!options)
                         options = {};
                     if (_depth === $undefined)
@@ -21672,7 +21835,6 @@ export const longboat = $root.longboat = (() => {
                         throw $Error("max depth exceeded");
                     let object = {};
                     if (options.defaults) {
-                        object.backupId = "";
                         if ($util.Long) {
                             let long = new $util.Long(0, 0, true);
                             object.shardId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
@@ -21706,8 +21868,6 @@ export const longboat = $root.longboat = (() => {
                             object.deploymentId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.app = "";
                     }
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        object.backupId = message.backupId;
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
                             object.shardId = typeof message.shardId === "number" ? $BigInt(message.shardId) : $util.Long.fromBits(message.shardId.low >>> 0, message.shardId.high >>> 0, true).toBigInt();
@@ -21757,611 +21917,17 @@ export const longboat = $root.longboat = (() => {
                     return object;
                 };
 
-                OpenBackupResponse.prototype.toJSON = function() {
-                    return OpenBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
+                ExportSnapshotInfo.prototype.toJSON = function() {
+                    return ExportSnapshotInfo.toObject(this, $protobuf.util.toJSONOptions);
                 };
 
-                OpenBackupResponse.getTypeUrl = function(prefix) {
+                ExportSnapshotInfo.getTypeUrl = function(prefix) {
                     if (prefix === $undefined)
                         prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.OpenBackupResponse";
+                    return prefix + "/longboat.nodehost.v1.ExportSnapshotInfo";
                 };
 
-                return OpenBackupResponse;
-            })();
-
-            v1.ReadBackupRequest = (function() {
-
-                const ReadBackupRequest = function (properties) {
-                    if (properties)
-                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                                this[keys[i]] = properties[keys[i]];
-                };
-
-                ReadBackupRequest.prototype.backupId = "";
-                ReadBackupRequest.prototype.offset = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-                ReadBackupRequest.prototype.maxBytes = 0;
-
-                ReadBackupRequest.create = function(properties) {
-                    return new ReadBackupRequest(properties);
-                };
-
-                ReadBackupRequest.encode = function (message, writer, _depth) {
-                    if (!writer)
-                        writer = $Writer.create();
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
-                        writer.uint32(10).string(message.backupId);
-                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset") && (typeof message.offset === "object" ? message.offset.low || message.offset.high : message.offset !== 0))
-                        writer.uint32(16).uint64(message.offset);
-                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes") && message.maxBytes !== 0)
-                        writer.uint32(24).uint32(message.maxBytes);
-                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                        for (let i = 0; i < message.$unknowns.length; ++i)
-                            writer.raw(message.$unknowns[i]);
-                    return writer;
-                };
-
-                ReadBackupRequest.decode = function (reader, length, _end, _depth, _target) {
-                    if (!(reader instanceof $Reader))
-                        reader = $Reader.create(reader);
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let end, message, value;
-                    if (length === $undefined)
-                        end = reader.len;
-                    else {
-                        end = reader.pos + length;
-                        if (end > reader.len)
-                            throw $RangeError("index out of range");
-                        length = reader.len;
-                        reader.len = end;
-                    }
-                    message = _target || new $root.longboat.nodehost.v1.ReadBackupRequest();
-                    while (reader.pos < end) {
-                        let start = reader.pos;
-                        let tag = reader.tag();
-                        if (tag === _end) {
-                            _end = $undefined;
-                            break;
-                        }
-                        let wireType = tag & 7;
-                        switch (tag >>>= 3) {
-                        case 1: {
-                                if (wireType !== 2)
-                                    break;
-                                if ((value = reader.stringVerify()).length)
-                                    message.backupId = value;
-                                else
-                                    delete message.backupId;
-                                continue;
-                            }
-                        case 2: {
-                                if (wireType !== 0)
-                                    break;
-                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
-                                    message.offset = value;
-                                else
-                                    delete message.offset;
-                                continue;
-                            }
-                        case 3: {
-                                if (wireType !== 0)
-                                    break;
-                                if (value = reader.uint32())
-                                    message.maxBytes = value;
-                                else
-                                    delete message.maxBytes;
-                                continue;
-                            }
-                        }
-                        reader.skipType(wireType, _depth, tag);
-                        if (!reader.discardUnknown) {
-                            $util.makeProp(message, "$unknowns", false);
-                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                        }
-                    }
-                    if (length !== $undefined) {
-                        if (reader.pos !== end)
-                            throw $RangeError("index out of range");
-                        reader.len = length;
-                    }
-                    if (_end !== $undefined)
-                        throw $Error("missing end group");
-                    return message;
-                };
-
-                ReadBackupRequest.verify = function (message, _depth) {
-                    if (typeof message !== "object" || message === null)
-                        return "object expected";
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        return "max depth exceeded";
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        if (!$util.isString(message.backupId))
-                            return "backupId: string expected";
-                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset"))
-                        if (!$util.isInteger(message.offset) && !(message.offset && $util.isInteger(message.offset.low) && $util.isInteger(message.offset.high)))
-                            return "offset: integer|Long expected";
-                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
-                        if (!$util.isInteger(message.maxBytes))
-                            return "maxBytes: integer expected";
-                    return null;
-                };
-
-                ReadBackupRequest.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.ReadBackupRequest)
-                        return object;
-                    if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.ReadBackupRequest: object expected");
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.ReadBackupRequest();
-                    if (object.backupId != null)
-                        if (typeof object.backupId !== "string" || object.backupId.length)
-                            message.backupId = $String(object.backupId);
-                    if (object.offset != null)
-                        if (typeof object.offset === "object" ? object.offset.low || object.offset.high : $Number(object.offset) !== 0)
-                            if ($util.Long)
-                                message.offset = $util.Long.fromValue(object.offset, true);
-                            else if (typeof object.offset === "string")
-                                message.offset = $parseInt(object.offset, 10);
-                            else if (typeof object.offset === "number")
-                                message.offset = object.offset;
-                            else if (typeof object.offset === "object")
-                                message.offset = new $util.LongBits(object.offset.low >>> 0, object.offset.high >>> 0).toNumber(true);
-                    if (object.maxBytes != null)
-                        if ($Number(object.maxBytes) !== 0)
-                            message.maxBytes = object.maxBytes >>> 0;
-                    return message;
-                };
-
-                ReadBackupRequest.toObject = function (message, options, _depth) {
-                    if (!options)
-                        options = {};
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let object = {};
-                    if (options.defaults) {
-                        object.backupId = "";
-                        if ($util.Long) {
-                            let long = new $util.Long(0, 0, true);
-                            object.offset = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
-                        } else
-                            object.offset = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
-                        object.maxBytes = 0;
-                    }
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        object.backupId = message.backupId;
-                    if (message.offset != null && $Object.hasOwnProperty.call(message, "offset"))
-                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
-                            object.offset = typeof message.offset === "number" ? $BigInt(message.offset) : $util.Long.fromBits(message.offset.low >>> 0, message.offset.high >>> 0, true).toBigInt();
-                        else if (typeof message.offset === "number")
-                            object.offset = options.longs === $String ? $String(message.offset) : message.offset;
-                        else
-                            object.offset = options.longs === $String ? $util.Long.prototype.toString.call(message.offset) : options.longs === $Number ? new $util.LongBits(message.offset.low >>> 0, message.offset.high >>> 0).toNumber(true) : message.offset;
-                    if (message.maxBytes != null && $Object.hasOwnProperty.call(message, "maxBytes"))
-                        object.maxBytes = message.maxBytes;
-                    return object;
-                };
-
-                ReadBackupRequest.prototype.toJSON = function() {
-                    return ReadBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                ReadBackupRequest.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.ReadBackupRequest";
-                };
-
-                return ReadBackupRequest;
-            })();
-
-            v1.ReadBackupResponse = (function() {
-
-                const ReadBackupResponse = function (properties) {
-                    if (properties)
-                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                                this[keys[i]] = properties[keys[i]];
-                };
-
-                ReadBackupResponse.prototype.data = $util.newBuffer([]);
-
-                ReadBackupResponse.create = function(properties) {
-                    return new ReadBackupResponse(properties);
-                };
-
-                ReadBackupResponse.encode = function (message, writer, _depth) {
-                    if (!writer)
-                        writer = $Writer.create();
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (message.data != null && $Object.hasOwnProperty.call(message, "data") && message.data.length)
-                        writer.uint32(10).bytes(message.data);
-                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                        for (let i = 0; i < message.$unknowns.length; ++i)
-                            writer.raw(message.$unknowns[i]);
-                    return writer;
-                };
-
-                ReadBackupResponse.decode = function (reader, length, _end, _depth, _target) {
-                    if (!(reader instanceof $Reader))
-                        reader = $Reader.create(reader);
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let end, message, value;
-                    if (length === $undefined)
-                        end = reader.len;
-                    else {
-                        end = reader.pos + length;
-                        if (end > reader.len)
-                            throw $RangeError("index out of range");
-                        length = reader.len;
-                        reader.len = end;
-                    }
-                    message = _target || new $root.longboat.nodehost.v1.ReadBackupResponse();
-                    while (reader.pos < end) {
-                        let start = reader.pos;
-                        let tag = reader.tag();
-                        if (tag === _end) {
-                            _end = $undefined;
-                            break;
-                        }
-                        let wireType = tag & 7;
-                        switch (tag >>>= 3) {
-                        case 1: {
-                                if (wireType !== 2)
-                                    break;
-                                if ((value = reader.bytes()).length)
-                                    message.data = value;
-                                else
-                                    delete message.data;
-                                continue;
-                            }
-                        }
-                        reader.skipType(wireType, _depth, tag);
-                        if (!reader.discardUnknown) {
-                            $util.makeProp(message, "$unknowns", false);
-                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                        }
-                    }
-                    if (length !== $undefined) {
-                        if (reader.pos !== end)
-                            throw $RangeError("index out of range");
-                        reader.len = length;
-                    }
-                    if (_end !== $undefined)
-                        throw $Error("missing end group");
-                    return message;
-                };
-
-                ReadBackupResponse.verify = function (message, _depth) {
-                    if (typeof message !== "object" || message === null)
-                        return "object expected";
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        return "max depth exceeded";
-                    if (message.data != null && $Object.hasOwnProperty.call(message, "data"))
-                        if (!(message.data && typeof message.data.length === "number" || $util.isString(message.data)))
-                            return "data: buffer expected";
-                    return null;
-                };
-
-                ReadBackupResponse.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.ReadBackupResponse)
-                        return object;
-                    if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.ReadBackupResponse: object expected");
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.ReadBackupResponse();
-                    if (object.data != null)
-                        if (object.data.length)
-                            if (typeof object.data === "string")
-                                $util.base64.decode(object.data, message.data = $util.newBuffer($util.base64.length(object.data)), 0);
-                            else if (object.data.length >= 0)
-                                message.data = object.data;
-                    return message;
-                };
-
-                ReadBackupResponse.toObject = function (message, options, _depth) {
-                    if (!options)
-                        options = {};
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let object = {};
-                    if (options.defaults)
-                        if (options.bytes === $String)
-                            object.data = "";
-                        else {
-                            object.data = [];
-                            if (options.bytes !== $Array)
-                                object.data = $util.newBuffer(object.data);
-                        }
-                    if (message.data != null && $Object.hasOwnProperty.call(message, "data"))
-                        object.data = options.bytes === $String ? $util.base64.encode(message.data, 0, message.data.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.data) : message.data;
-                    return object;
-                };
-
-                ReadBackupResponse.prototype.toJSON = function() {
-                    return ReadBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                ReadBackupResponse.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.ReadBackupResponse";
-                };
-
-                return ReadBackupResponse;
-            })();
-
-            v1.CloseBackupRequest = (function() {
-
-                const CloseBackupRequest = function (properties) {
-                    if (properties)
-                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                                this[keys[i]] = properties[keys[i]];
-                };
-
-                CloseBackupRequest.prototype.backupId = "";
-
-                CloseBackupRequest.create = function(properties) {
-                    return new CloseBackupRequest(properties);
-                };
-
-                CloseBackupRequest.encode = function (message, writer, _depth) {
-                    if (!writer)
-                        writer = $Writer.create();
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId") && message.backupId !== "")
-                        writer.uint32(10).string(message.backupId);
-                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                        for (let i = 0; i < message.$unknowns.length; ++i)
-                            writer.raw(message.$unknowns[i]);
-                    return writer;
-                };
-
-                CloseBackupRequest.decode = function (reader, length, _end, _depth, _target) {
-                    if (!(reader instanceof $Reader))
-                        reader = $Reader.create(reader);
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let end, message, value;
-                    if (length === $undefined)
-                        end = reader.len;
-                    else {
-                        end = reader.pos + length;
-                        if (end > reader.len)
-                            throw $RangeError("index out of range");
-                        length = reader.len;
-                        reader.len = end;
-                    }
-                    message = _target || new $root.longboat.nodehost.v1.CloseBackupRequest();
-                    while (reader.pos < end) {
-                        let start = reader.pos;
-                        let tag = reader.tag();
-                        if (tag === _end) {
-                            _end = $undefined;
-                            break;
-                        }
-                        let wireType = tag & 7;
-                        switch (tag >>>= 3) {
-                        case 1: {
-                                if (wireType !== 2)
-                                    break;
-                                if ((value = reader.stringVerify()).length)
-                                    message.backupId = value;
-                                else
-                                    delete message.backupId;
-                                continue;
-                            }
-                        }
-                        reader.skipType(wireType, _depth, tag);
-                        if (!reader.discardUnknown) {
-                            $util.makeProp(message, "$unknowns", false);
-                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                        }
-                    }
-                    if (length !== $undefined) {
-                        if (reader.pos !== end)
-                            throw $RangeError("index out of range");
-                        reader.len = length;
-                    }
-                    if (_end !== $undefined)
-                        throw $Error("missing end group");
-                    return message;
-                };
-
-                CloseBackupRequest.verify = function (message, _depth) {
-                    if (typeof message !== "object" || message === null)
-                        return "object expected";
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        return "max depth exceeded";
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        if (!$util.isString(message.backupId))
-                            return "backupId: string expected";
-                    return null;
-                };
-
-                CloseBackupRequest.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.CloseBackupRequest)
-                        return object;
-                    if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.CloseBackupRequest: object expected");
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let message = new $root.longboat.nodehost.v1.CloseBackupRequest();
-                    if (object.backupId != null)
-                        if (typeof object.backupId !== "string" || object.backupId.length)
-                            message.backupId = $String(object.backupId);
-                    return message;
-                };
-
-                CloseBackupRequest.toObject = function (message, options, _depth) {
-                    if (!options)
-                        options = {};
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let object = {};
-                    if (options.defaults)
-                        object.backupId = "";
-                    if (message.backupId != null && $Object.hasOwnProperty.call(message, "backupId"))
-                        object.backupId = message.backupId;
-                    return object;
-                };
-
-                CloseBackupRequest.prototype.toJSON = function() {
-                    return CloseBackupRequest.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                CloseBackupRequest.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.CloseBackupRequest";
-                };
-
-                return CloseBackupRequest;
-            })();
-
-            v1.CloseBackupResponse = (function() {
-
-                const CloseBackupResponse = function (properties) {
-                    if (properties)
-                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                                this[keys[i]] = properties[keys[i]];
-                };
-
-                CloseBackupResponse.create = function(properties) {
-                    return new CloseBackupResponse(properties);
-                };
-
-                CloseBackupResponse.encode = function (message, writer, _depth) {
-                    if (!writer)
-                        writer = $Writer.create();
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                        for (let i = 0; i < message.$unknowns.length; ++i)
-                            writer.raw(message.$unknowns[i]);
-                    return writer;
-                };
-
-                CloseBackupResponse.decode = function (reader, length, _end, _depth, _target) {
-                    if (!(reader instanceof $Reader))
-                        reader = $Reader.create(reader);
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $Reader.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    let end, message;
-                    if (length === $undefined)
-                        end = reader.len;
-                    else {
-                        end = reader.pos + length;
-                        if (end > reader.len)
-                            throw $RangeError("index out of range");
-                        length = reader.len;
-                        reader.len = end;
-                    }
-                    message = _target || new $root.longboat.nodehost.v1.CloseBackupResponse();
-                    while (reader.pos < end) {
-                        let start = reader.pos;
-                        let tag = reader.tag();
-                        if (tag === _end) {
-                            _end = $undefined;
-                            break;
-                        }
-                        reader.skipType(tag & 7, _depth, tag);
-                        if (!reader.discardUnknown) {
-                            $util.makeProp(message, "$unknowns", false);
-                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                        }
-                    }
-                    if (length !== $undefined) {
-                        if (reader.pos !== end)
-                            throw $RangeError("index out of range");
-                        reader.len = length;
-                    }
-                    if (_end !== $undefined)
-                        throw $Error("missing end group");
-                    return message;
-                };
-
-                CloseBackupResponse.verify = function (message, _depth) {
-                    if (typeof message !== "object" || message === null)
-                        return "object expected";
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        return "max depth exceeded";
-                    return null;
-                };
-
-                CloseBackupResponse.fromObject = function (object, _depth) {
-                    if (object instanceof $root.longboat.nodehost.v1.CloseBackupResponse)
-                        return object;
-                    if (!$util.isObject(object))
-                        throw $TypeError(".longboat.nodehost.v1.CloseBackupResponse: object expected");
-                    if (_depth === $undefined)
-                        _depth = 0;
-                    if (_depth > $util.recursionLimit)
-                        throw $Error("max depth exceeded");
-                    return new $root.longboat.nodehost.v1.CloseBackupResponse();
-                };
-
-                CloseBackupResponse.toObject = function () {
-                    return {};
-                };
-
-                CloseBackupResponse.prototype.toJSON = function() {
-                    return CloseBackupResponse.toObject(this, $protobuf.util.toJSONOptions);
-                };
-
-                CloseBackupResponse.getTypeUrl = function(prefix) {
-                    if (prefix === $undefined)
-                        prefix = "type.googleapis.com";
-                    return prefix + "/longboat.nodehost.v1.CloseBackupResponse";
-                };
-
-                return CloseBackupResponse;
+                return ExportSnapshotInfo;
             })();
 
             v1.WatchEventsRequest = (function() {

@@ -1,26 +1,25 @@
-import { nodeFileSystem } from "../../src/fs/node.ts";
-// Backups over the NodeHost API: OpenBackup, ReadBackup by offset, CloseBackup, and the client's
-// NodeHostClient.backup over a real server (the fake NodeHost exports a real snapshot file).
-import { afterAll, expect, test } from "bun:test";
+// Backups over the NodeHost API: ExportSnapshot, a server stream of the snapshot's info then
+// its file in chunks, read by NodeHostClient.backup and by clients we did not write (connect-es
+// over Connect, gRPC and gRPC-Web); its bounds and errors. The fake NodeHost exports a real file.
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { createNodeHostApi } from "../../src/api/app.ts";
-import { BACKUP_IDLE_MS, MAX_OPEN_BACKUPS } from "../../src/api/backups.ts";
-import { NodeHostClient } from "../../src/api/client.ts";
-import { type ApiServer, serveApi } from "../../src/api/server.ts";
-import { ManualEnv } from "../../src/env.ts";
-import { writeSnapshotFile } from "../../src/logdb/snapshotfile.ts";
+import { ApiError, NodeHostClient } from "../../src/api/client.ts";
+import { EXPORT_CHUNK_BYTES, MAX_EXPORTS } from "../../src/api/export.ts";
+import type { ApiServer } from "../../src/api/server.ts";
+import type { SnapshotExport } from "../../src/engine/export.ts";
+import { LongboatError } from "../../src/engine/errors.ts";
+import { verifySnapshotFile, writeSnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import { emptyMembership } from "../../src/raft/types.ts";
+import { CLIENT_KINDS, service } from "./clients.ts";
 import { FakeNodeHost } from "./fake.ts";
-import { connectError, postJson } from "./helpers.ts";
+import { serveOnTestPort } from "./serve.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "longboat-api-backup-"));
-const servers: ApiServer[] = [];
-afterAll(async () => {
-  for (const s of servers) await s.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 /** A real snapshot file of shard 1 with payloadBytes of payload. */
 function snapshotFile(payloadBytes: number): string {
@@ -45,86 +44,125 @@ function snapshotFile(payloadBytes: number): string {
   return path;
 }
 
-test("NodeHostClient.backup streams the snapshot file, every byte in order, in bounded chunks", async () => {
-  const fake = new FakeNodeHost().addShard(1);
-  fake.exportFile = snapshotFile(3 * 1024 * 1024 + 12345);
-  const server = await serveApi(createNodeHostApi({ nodehost: fake }), { hostname: "127.0.0.1", port: 0 });
-  servers.push(server);
-  const client = new NodeHostClient({ addresses: [`127.0.0.1:${server.port}`] });
+/** A fake whose exports are tracked, and can be held before they start (a slow snapshot). */
+class ExportingFake extends FakeNodeHost {
+  readonly exports: SnapshotExport[] = [];
+  gate: Promise<void> | null = null;
+  /** Exports waiting at the gate. */
+  held = 0;
+  override async syncExportSnapshot(shardId: number, opts: { unconfirmed?: boolean }) {
+    if (this.gate) {
+      this.held++;
+      await this.gate;
+      this.held--;
+    }
+    const e = await super.syncExportSnapshot(shardId, opts);
+    this.exports.push(e);
+    return e;
+  }
+}
+
+const file = snapshotFile(3 * 1024 * 1024 + 12345);
+const fileBytes = new Uint8Array(readFileSync(file));
+const fake = new ExportingFake().addShard(1);
+fake.exportFile = file;
+let server: ApiServer;
+let address: string;
+
+beforeAll(async () => {
+  server = await serveOnTestPort(createNodeHostApi({ nodehost: fake }));
+  address = `127.0.0.1:${server.port}`;
+});
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("NodeHostClient.backup receives the info, then every byte of the file in order, in 1 MiB chunks", async () => {
+  const client = new NodeHostClient({ addresses: [address] });
   const chunks: Uint8Array[] = [];
   const progress: number[] = [];
   const info = await client.backup(1, (c) => void chunks.push(c), {
     onProgress: (done) => progress.push(done),
   });
-  const expected = new Uint8Array(readFileSync(fake.exportFile));
-  expect(Buffer.concat(chunks).equals(expected)).toBe(true);
-  expect(Math.max(...chunks.map((c) => c.byteLength))).toBe(1024 * 1024);
-  expect(info).toMatchObject({
-    shardId: 1,
-    index: 77,
-    term: 3,
-    deploymentId: 9,
-    app: "kv",
-    sizeBytes: expected.byteLength,
-  });
+  expect(Buffer.concat(chunks).equals(fileBytes)).toBe(true);
+  expect(Math.max(...chunks.map((c) => c.byteLength))).toBe(EXPORT_CHUNK_BYTES);
+  expect(info).toMatchObject({ address, shardId: 1, index: 77, term: 3, deploymentId: 9, app: "kv" });
+  expect(info.sizeBytes).toBe(fileBytes.byteLength);
+  expect(info.checksum).toBe(verifySnapshotFile(nodeFileSystem, file).checksum);
   expect(progress.at(0)).toBe(0);
-  expect(progress.at(-1)).toBe(expected.byteLength);
-  expect(fake.calls).toEqual(["export:confirmed:1"]);
+  expect(progress.at(-1)).toBe(fileBytes.byteLength);
+  expect(fake.exports.at(-1)!.closed).toBe(true);
 });
 
-test("a closed backup is not_found; an offset past the end is out_of_range; a chunk over 4 MiB is invalid_argument", async () => {
-  const fake = new FakeNodeHost().addShard(1);
-  fake.exportFile = snapshotFile(1000);
-  const app = createNodeHostApi({ nodehost: fake });
-  const open = (await (await postJson(app, "OpenBackup", { shardId: "1", unconfirmed: true })).json()) as {
-    backupId: string;
-    sizeBytes: string;
-  };
-  expect(fake.calls).toEqual(["export:unconfirmed:1"]);
-  const size = Number(open.sizeBytes);
-  const tail = (await (
-    await postJson(app, "ReadBackup", { backupId: open.backupId, offset: size - 10, maxBytes: 100 })
-  ).json()) as { data: string };
-  expect(Buffer.from(tail.data, "base64").byteLength).toBe(10);
-  const past = await connectError(
-    await postJson(app, "ReadBackup", { backupId: open.backupId, offset: size + 1 }),
-  );
-  expect(past.code).toBe("out_of_range");
-  const big = await connectError(
-    await postJson(app, "ReadBackup", { backupId: open.backupId, offset: 0, maxBytes: 4 * 1024 * 1024 + 1 }),
-  );
-  expect(big.code).toBe("invalid_argument");
-  expect((await postJson(app, "CloseBackup", { backupId: open.backupId })).status).toBe(200);
-  const closed = await connectError(
-    await postJson(app, "ReadBackup", { backupId: open.backupId, offset: 0 }),
-  );
-  expect(closed.code).toBe("not_found");
-  expect(closed.message).toContain("open a new one");
+test("an unreachable first address is skipped; an error of the NodeHost arrives with its code", async () => {
+  const client = new NodeHostClient({ addresses: ["127.0.0.1:1", address] });
+  expect((await client.backup(1, () => {})).sizeBytes).toBe(fileBytes.byteLength);
+  const error = await client.backup(9, () => {}).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ApiError);
+  expect((error as ApiError).code).toBe("not_found");
+  expect((error as ApiError).message).toContain("shard 9");
 });
 
-test(`at most ${MAX_OPEN_BACKUPS} backups are open; an idle one closes after ${BACKUP_IDLE_MS / 1000} s`, async () => {
-  const env = new ManualEnv(1);
-  const fake = new FakeNodeHost().addShard(1);
-  fake.exportFile = snapshotFile(100);
-  const app = createNodeHostApi({ nodehost: fake, env });
-  const ids: string[] = [];
-  for (let i = 0; i < MAX_OPEN_BACKUPS; i++) {
-    const res = await postJson(app, "OpenBackup", { shardId: "1" });
-    expect(res.status).toBe(200);
-    ids.push(((await res.json()) as { backupId: string }).backupId);
-  }
-  const refused = await connectError(await postJson(app, "OpenBackup", { shardId: "1" }));
-  expect(refused.code).toBe("resource_exhausted");
-  env.advance(BACKUP_IDLE_MS - 1);
-  expect((await postJson(app, "ReadBackup", { backupId: ids[0], offset: 0 })).status).toBe(200);
-  env.advance(2);
-  // Every backup but the one just read has been idle for the whole time: closed.
-  expect((await connectError(await postJson(app, "ReadBackup", { backupId: ids[1], offset: 0 }))).code).toBe(
-    "not_found",
-  );
-  expect((await postJson(app, "OpenBackup", { shardId: "1" })).status).toBe(200);
-  env.advance(BACKUP_IDLE_MS);
-  expect((await connectError(await postJson(app, "ReadBackup", { backupId: ids[0], offset: 0 }))).code).toBe(
-    "not_found",
-  );
+test("a client that leaves mid-stream has its export closed", async () => {
+  const client = new NodeHostClient({ addresses: [address] });
+  const stop = new Error("enough");
+  const error = await client
+    .backup(1, () => {
+      throw stop;
+    })
+    .catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ApiError);
+  const e = fake.exports.at(-1)!;
+  for (let i = 0; i < 200 && !e.closed; i++) await Bun.sleep(10);
+  expect(e.closed).toBe(true);
+});
+
+test(`at most ${MAX_EXPORTS} exports run at once; more are resource_exhausted`, async () => {
+  const small = snapshotFile(1000);
+  fake.exportFile = small;
+  let open!: () => void;
+  fake.gate = new Promise((resolve) => {
+    open = resolve;
+  });
+  const client = () => new NodeHostClient({ addresses: [address], timeoutMs: 30_000 });
+  const running = Array.from({ length: MAX_EXPORTS }, () => client().backup(1, () => {}));
+  for (let i = 0; i < 1000 && fake.held < MAX_EXPORTS; i++) await Bun.sleep(10);
+  expect(fake.held).toBe(MAX_EXPORTS);
+  const refused = await client()
+    .backup(1, () => {})
+    .catch((e: unknown) => e);
+  expect((refused as ApiError).code).toBe("resource_exhausted");
+  fake.gate = null;
+  open();
+  for (const info of await Promise.all(running)) expect(info.sizeBytes).toBe(readFileSync(small).byteLength);
+  fake.exportFile = file;
+});
+
+for (const kind of CLIENT_KINDS) {
+  test(`${kind.name}: ExportSnapshot streams the info and the file`, async () => {
+    const client = createClient(
+      service("longboat.nodehost.v1.NodeHostService"),
+      kind.transport(`http://${address}`),
+    ) as unknown as {
+      exportSnapshot(req: object): AsyncIterable<{ part: { case: string; value: unknown } }>;
+    };
+    const chunks: Uint8Array[] = [];
+    let info: { index?: bigint } | undefined;
+    for await (const m of client.exportSnapshot({ shardId: 1n })) {
+      if (m.part.case === "info") info = m.part.value as { index: bigint };
+      else chunks.push(m.part.value as Uint8Array);
+    }
+    expect(info?.index).toBe(77n);
+    expect(Buffer.concat(chunks).equals(fileBytes)).toBe(true);
+  });
+}
+
+test("a NodeHost error before the stream starts is a LongboatError's code", async () => {
+  fake.failNext = new LongboatError("invalidOperation", "replica of shard 1 keeps no snapshots");
+  const error = await new NodeHostClient({ addresses: [address] })
+    .backup(1, () => {})
+    .catch((e: unknown) => e);
+  expect((error as ApiError).code).toBe("invalid_argument");
+  expect((error as ApiError).message).toContain("keeps no snapshots");
 });
