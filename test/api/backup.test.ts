@@ -1,7 +1,7 @@
 // Backups over the NodeHost API: ExportSnapshot, a server stream of the snapshot's info then
 // its file in chunks, read by NodeHostClient.backup and by clients we did not write (connect-es
 // over Connect, gRPC and gRPC-Web); its bounds and errors. The fake NodeHost exports a real file.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,9 @@ import { emptyMembership } from "../../src/raft/types.ts";
 import { CLIENT_KINDS, service } from "./clients.ts";
 import { FakeNodeHost } from "./fake.ts";
 import { serveOnTestPort } from "./serve.ts";
+
+// Megabytes through real sockets: seconds on a busy machine.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "longboat-api-backup-"));
 
@@ -62,7 +65,7 @@ class ExportingFake extends FakeNodeHost {
   }
 }
 
-const file = snapshotFile(3 * 1024 * 1024 + 12345);
+const file = snapshotFile(2 * 1024 * 1024 + 12345);
 const fileBytes = new Uint8Array(readFileSync(file));
 const fake = new ExportingFake().addShard(1);
 fake.exportFile = file;

@@ -190,6 +190,23 @@ describe("backup, then restore after losing two of three hosts", () => {
     await expect(hosts.client([1], 1500).put(1, "no", "quorum")).rejects.toThrow();
     await hosts.kill(1);
     const members = hosts.members([4, 5, 6], ",");
+    // kill -9 leaves no stale lock: a restore on host 1's directory gets past the lock at once
+    // (and is refused for what it is: the directory belongs to host 1's raft address).
+    const afterKill = await longboat([
+      "restore",
+      "--data-dir",
+      hosts.get(1).dataDir,
+      "--shard",
+      "1",
+      "--replica",
+      "4",
+      "--members",
+      members,
+      "--from",
+      backup,
+    ]);
+    expect(afterKill.code).toBe(1);
+    expect(afterKill.stderr).toContain("belongs to another raft address");
     for (const n of [4, 5, 6]) {
       const run = await longboat([
         "restore",

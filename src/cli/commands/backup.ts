@@ -3,6 +3,7 @@ import { nodeFileSystem } from "../../fs/node.ts";
 import { dirname, resolve } from "node:path";
 import { ApiError, type BackupInfo, type ClientTls, NodeHostClient } from "../../api/client.ts";
 import { verifySnapshotFile } from "../../logdb/snapshotfile.ts";
+import type { longboat } from "../../pb/longboat.js";
 import type { BackupConfig } from "../config.ts";
 import { progressLine } from "../progress.ts";
 import { apiClientTls } from "../tls.ts";
@@ -57,34 +58,54 @@ export async function run(config: BackupConfig): Promise<number> {
   }
 }
 
-/** The API address to back up from: the leader's, or with --without-quorum the first holding the shard. */
+/** How often findSource asks again while the shard has no leader (an election under way). */
+const LEADER_POLL_MS = 200;
+
+/**
+ * The API address to back up from: the leader's, or with --without-quorum the first holding
+ * the shard. While the shard's leader is unknown or among these NodeHosts without having said
+ * so yet (an election, a leader change), asks again until --timeout-ms has passed.
+ */
 async function findSource(config: BackupConfig): Promise<string> {
-  const seen: string[] = [];
-  for (const address of config.nodehost) {
-    const client = new NodeHostClient({
-      addresses: [address],
-      token: config.apiToken,
-      timeoutMs: 5000,
-      ...clientTls(config),
-    });
-    let shard: { role?: number | null } | undefined;
-    try {
-      shard = (await client.status()).shards.find((s) => Number(s.shardId) === config.shard);
-    } catch (error) {
-      seen.push(`${address}: ${error instanceof ApiError ? error.code : String(error)}`);
-      continue;
+  const deadlineMs = Date.now() + config.timeoutMs;
+  for (;;) {
+    const seen: string[] = [];
+    const replicas = new Set<number>();
+    const leaders = new Set<number>();
+    for (const address of config.nodehost) {
+      const client = new NodeHostClient({
+        addresses: [address],
+        token: config.apiToken,
+        timeoutMs: 5000,
+        ...clientTls(config),
+      });
+      let shard: longboat.nodehost.v1.IShardStatus | undefined;
+      try {
+        shard = (await client.status()).shards.find((s) => Number(s.shardId) === config.shard);
+      } catch (error) {
+        seen.push(`${address}: ${error instanceof ApiError ? error.code : String(error)}`);
+        continue;
+      }
+      if (shard === undefined) {
+        seen.push(`${address}: no replica of shard ${config.shard}`);
+        continue;
+      }
+      if (config.withoutQuorum || Number(shard.role) === ROLE_LEADER) return address;
+      const leader = Number(shard.leaderId ?? 0);
+      replicas.add(Number(shard.replicaId));
+      if (leader > 0) leaders.add(leader);
+      seen.push(`${address}: ${leader > 0 ? `replica ${leader} leads` : "no leader known"}`);
     }
-    if (shard === undefined) {
-      seen.push(`${address}: no replica of shard ${config.shard}`);
-      continue;
+    // Waiting helps only while the leader may be one of these: unknown yet, or one of their replicas.
+    const worthWaiting = replicas.size > 0 && [...leaders].every((id) => replicas.has(id));
+    if (!worthWaiting || Date.now() + LEADER_POLL_MS > deadlineMs) {
+      const hint = config.withoutQuorum
+        ? ""
+        : " (name the leader's NodeHost in --nodehost; for a shard that lost quorum see --without-quorum)";
+      throw new Error(`no NodeHost to back up shard ${config.shard} from: ${seen.join("; ")}${hint}`);
     }
-    if (config.withoutQuorum || Number(shard.role) === ROLE_LEADER) return address;
-    seen.push(`${address}: not the leader`);
+    await Bun.sleep(LEADER_POLL_MS);
   }
-  const hint = config.withoutQuorum
-    ? ""
-    : " (name the leader's NodeHost in --nodehost; for a shard that lost quorum see --without-quorum)";
-  throw new Error(`no NodeHost to back up shard ${config.shard} from: ${seen.join("; ")}${hint}`);
 }
 
 /** The file received is the snapshot the NodeHost announced: its own checksums, size, shard, CRC. */
