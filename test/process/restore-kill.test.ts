@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { readSnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { readPayload } from "../../src/rsm/payload.ts";
@@ -89,7 +90,7 @@ function view(dir: string): View {
     let fileHeader = "-";
     let filePayload = "-";
     if (snap !== null) {
-      const file = readSnapshotFile(snap.filePath); // verifies both checksums
+      const file = readSnapshotFile(nodeFileSystem, snap.filePath); // verifies both checksums
       fileHeader = ids(file.meta.membership);
       filePayload = ids(readPayload(file.payload, snap.filePath).membership);
       expect(file.meta.index).toBe(snap.index);
