@@ -941,7 +941,7 @@ export class NodeHost {
         `no snapshot of shard ${shardId} at or above index ${applied} to export on ${this.raftAddress} (the replica restarted or was stopped meanwhile): try again`,
       );
     }
-    return new SnapshotExport(meta, this.deploymentId);
+    return new SnapshotExport(meta, this.deploymentId, this.fs);
   }
 
   // ---- information ----

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import type { FileHandle, FileSystem } from "../fs/filesystem.ts";
 import type { SnapshotMeta } from "../raft/types.ts";
 import { LongboatError } from "./errors.ts";
 
@@ -16,11 +16,12 @@ export class SnapshotExport {
   /** CRC-32 of the file (header and payload): the last bytes of the file repeat it. */
   readonly checksum: number;
   readonly sizeBytes: number;
-  private fd: number | null;
+  private file: FileHandle | null;
 
   constructor(
     meta: SnapshotMeta,
     readonly deploymentId: number,
+    fs: FileSystem,
   ) {
     this.shardId = meta.shardId;
     this.replicaId = meta.replicaId;
@@ -28,8 +29,8 @@ export class SnapshotExport {
     this.term = meta.term;
     this.app = meta.app;
     this.checksum = meta.checksum;
-    this.fd = openSync(meta.filePath, "r");
-    this.sizeBytes = fstatSync(this.fd).size;
+    this.file = fs.open(meta.filePath, "read");
+    this.sizeBytes = this.file.sizeBytes();
     if (meta.fileSizeBytes > 0 && meta.fileSizeBytes !== this.sizeBytes) {
       const size = this.sizeBytes;
       this.close();
@@ -42,7 +43,7 @@ export class SnapshotExport {
 
   /** Up to maxBytes from offset (fewer at the end of the file, none past it). */
   read(offset: number, maxBytes: number): Uint8Array {
-    if (this.fd === null) throw new LongboatError("invalidOperation", "the snapshot export is closed");
+    if (this.file === null) throw new LongboatError("invalidOperation", "the snapshot export is closed");
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.sizeBytes) {
       throw new LongboatError(
         "outOfRange",
@@ -52,7 +53,7 @@ export class SnapshotExport {
     const length = Math.max(0, Math.min(maxBytes, this.sizeBytes - offset));
     const out = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
-      const n = readSync(this.fd, out, done, length - done, offset + done);
+      const n = this.file.read(out.subarray(done), offset + done);
       if (n === 0) throw new LongboatError("aborted", `snapshot file ended at ${offset + done} bytes`);
       done += n;
     }
@@ -60,11 +61,11 @@ export class SnapshotExport {
   }
 
   get closed(): boolean {
-    return this.fd === null;
+    return this.file === null;
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    this.file?.close();
+    this.file = null;
   }
 }

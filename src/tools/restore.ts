@@ -10,8 +10,8 @@
  * which is durable before the transaction starts. A kill -9 at any moment leaves the data
  * directory with the replica as it was or as restored, never a mix.
  */
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
 import { mkdirDurable } from "../fs/durable.ts";
+import type { FileHandle, FileSystem } from "../fs/filesystem.ts";
 import { nodeFileSystem } from "../fs/node.ts";
 import { basename, join, resolve } from "node:path";
 import { LogDBIdentityError, LogDBLockedError, SnapshotCorruptError } from "../logdb/errors.ts";
@@ -44,6 +44,8 @@ export interface RestoreOptions {
   from: string;
   /** Deployment of the NodeHosts that will run the shard; the backup must be of it. */
   deploymentId: number;
+  /** The files' file system (tests record its calls). Default: the real one. */
+  fs?: FileSystem;
 }
 
 export interface RestoreResult {
@@ -71,10 +73,11 @@ export function restoreReplica(
   opts: RestoreOptions,
   at: (point: RestorePoint) => void = () => {},
 ): RestoreResult {
+  const fs = opts.fs ?? nodeFileSystem;
   const self = checkMembers(opts);
-  const source = verifySource(opts);
+  const source = verifySource(opts, fs);
   at("verified");
-  const logdb = openDataDir(opts, self.address);
+  const logdb = openDataDir(opts, self.address, fs);
   try {
     at("locked");
     const key = { shardId: opts.shardId, replicaId: opts.replicaId };
@@ -86,9 +89,9 @@ export function restoreReplica(
     }
     const membership = newMembership(source.meta, opts.members);
     const dir = join(resolve(opts.dataDir), "snapshots", `${key.shardId}-${key.replicaId}`);
-    mkdirDurable(nodeFileSystem, dir);
-    removeUnreferenced(dir, logdb.readLogState(key).snapshot?.filePath ?? null);
-    const staged = stage(opts, source, membership, dir);
+    mkdirDurable(fs, dir);
+    removeUnreferenced(fs, dir, logdb.readLogState(key).snapshot?.filePath ?? null);
+    const staged = stage(opts, fs, source, membership, dir);
     at("staged");
     logdb.importSnapshot(key, {
       bootstrap: {
@@ -101,7 +104,7 @@ export function restoreReplica(
       snapshot: staged,
     });
     at("committed");
-    removeUnreferenced(dir, staged.filePath);
+    removeUnreferenced(fs, dir, staged.filePath);
     at("cleaned");
     return {
       index: staged.index,
@@ -132,11 +135,14 @@ function checkMembers(opts: RestoreOptions): Member {
 }
 
 /** Verifies the backup file in full (both checksums) and that it is of this shard and deployment. */
-function verifySource(opts: RestoreOptions): { meta: SnapshotMeta; checksum: number; sizeBytes: number } {
-  if (!existsSync(opts.from)) throw new RestoreError(`backup file ${opts.from} does not exist`);
+function verifySource(
+  opts: RestoreOptions,
+  fs: FileSystem,
+): { meta: SnapshotMeta; checksum: number; sizeBytes: number } {
+  if (fs.stat(opts.from) === null) throw new RestoreError(`backup file ${opts.from} does not exist`);
   let verified: { meta: SnapshotMeta; checksum: number };
   try {
-    verified = verifySnapshotFile(nodeFileSystem, opts.from);
+    verified = verifySnapshotFile(fs, opts.from);
   } catch (error) {
     if (error instanceof SnapshotCorruptError) {
       throw new RestoreError(
@@ -167,9 +173,9 @@ function verifySource(opts: RestoreOptions): { meta: SnapshotMeta; checksum: num
 }
 
 /** Opens (creating when absent) the data directory's log database: its lock is the NodeHost's. */
-function openDataDir(opts: RestoreOptions, raftAddress: string): SqliteLogDB {
+function openDataDir(opts: RestoreOptions, raftAddress: string, fs: FileSystem): SqliteLogDB {
   const dir = resolve(opts.dataDir);
-  mkdirDurable(nodeFileSystem, dir);
+  mkdirDurable(fs, dir);
   const identity = { raftAddress, deploymentId: opts.deploymentId, formatVersion: DATA_FORMAT_VERSION };
   try {
     return openSqliteLogDB({ dir, identity });
@@ -227,6 +233,7 @@ function newMembership(meta: SnapshotMeta, members: Member[]): Membership {
  */
 function stage(
   opts: RestoreOptions,
+  fs: FileSystem,
   source: { meta: SnapshotMeta; checksum: number },
   membership: Membership,
   dir: string,
@@ -241,9 +248,9 @@ function stage(
     deploymentId: opts.deploymentId,
   };
   const path = join(dir, restoredSnapshotFileName(meta.index, randomHex()));
-  const reader = new SourceReader(opts.from);
+  const reader = new SourceReader(fs, opts.from);
   try {
-    const written = writeSnapshotFile(nodeFileSystem, path, meta, (sink) => {
+    const written = writeSnapshotFile(fs, path, meta, (sink) => {
       const head = readPayloadHead((n) => reader.take(n), reader.payloadBytes, `backup file ${opts.from}`);
       writePayloadHead(sink, { app: head.app, membership, sessions: head.sessions, hasData: head.hasData });
       for (let left = reader.payloadBytes - head.headBytes; left > 0; ) {
@@ -270,12 +277,12 @@ function stage(
 class SourceReader {
   readonly payloadBytes: number;
   crc = 0;
-  private readonly fd: number;
+  private readonly file: FileHandle;
   private position: number;
 
-  constructor(path: string) {
-    this.fd = openSync(path, "r");
-    const sizeBytes = fstatSync(this.fd).size;
+  constructor(fs: FileSystem, path: string) {
+    this.file = fs.open(path, "read");
+    const sizeBytes = this.file.sizeBytes();
     const prefix = this.read(0, SNAPSHOT_PREFIX_BYTES);
     // The header length follows the 8-byte magic (src/logdb/snapshotfile.ts has the layout).
     const headerBytes = new DataView(prefix.buffer, prefix.byteOffset).getUint32(8, true);
@@ -294,13 +301,13 @@ class SourceReader {
   }
 
   close(): void {
-    closeSync(this.fd);
+    this.file.close();
   }
 
   private read(position: number, n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let done = 0; done < n; ) {
-      const got = readSync(this.fd, out, done, n - done, position + done);
+      const got = this.file.read(out.subarray(done), position + done);
       if (got === 0)
         throw new RestoreError(`backup file ended at ${position + done} bytes while it was restored`);
       done += got;
@@ -314,16 +321,17 @@ class SourceReader {
  * (compared by name: a record's path may be relative to the NodeHost's working directory).
  * Anything else there is garbage: older snapshots, or one written but never recorded.
  */
-function removeUnreferenced(dir: string, recorded: string | null): void {
+function removeUnreferenced(fs: FileSystem, dir: string, recorded: string | null): void {
   const keep = recorded === null ? null : basename(recorded);
   let removed = 0;
-  for (const name of readdirSync(dir)) {
+  for (const name of fs.list(dir)) {
     if (name === keep) continue;
     const path = join(dir, name);
-    rmSync(path, { recursive: true, force: true });
+    if (fs.stat(path)?.isDirectory) fs.removeTree(path);
+    else fs.remove(path);
     removed++;
   }
-  if (removed > 0) nodeFileSystem.syncDir(dir);
+  if (removed > 0) fs.syncDir(dir);
 }
 
 function randomHex(): string {

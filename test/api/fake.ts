@@ -186,7 +186,7 @@ export class FakeNodeHost implements NodeHostLike {
     this.shard(shardId, false, `export:${opts.unconfirmed ? "unconfirmed" : "confirmed"}`);
     if (this.exportFile === undefined)
       throw new LongboatError("invalidOperation", "the fake has no export file");
-    return new SnapshotExport(verifySnapshotFile(nodeFileSystem, this.exportFile).meta, 9);
+    return new SnapshotExport(verifySnapshotFile(nodeFileSystem, this.exportFile).meta, 9, nodeFileSystem);
   }
   getLeaderId(shardId: number) {
     const s = this.shards.get(shardId);

@@ -14,12 +14,14 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { realEnv } from "../../src/env.ts";
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { RestoreError, type RestoreOptions, restoreReplica } from "../../src/tools/restore.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
+import { RecordingFileSystem } from "../fs/recording.ts";
 
 const kv = longboat.nodehost.v1;
 const put = (key: string, value: string) =>
@@ -210,6 +212,40 @@ describe("restoreReplica", () => {
     // A second run (the same backup) works and still leaves one file.
     restoreReplica(options(file, { dataDir: dir, members }));
     expect(readdirSync(join(dir, "snapshots", "1-1"))).toHaveLength(1);
+  });
+
+  test("the rewritten snapshot is durable (file fsync, rename, directory fsync) before the commit; old files go after it", async () => {
+    const file = await backedUp(5);
+    await w.stopAll();
+    const dir = w.dir(1);
+    const members = [1, 2, 3].map((id) => ({ replicaId: id, address: addr(id === 1 ? 1 : id + 3) }));
+    restoreReplica(options(file, { dataDir: dir, members })); // leaves one restored file to replace
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const r = restoreReplica(options(file, { dataDir: dir, members, fs }), (point) =>
+      fs.ops.push(`@${point}`),
+    );
+    const ops = fs.ops;
+    const at = (op: string) => {
+      const i = ops.indexOf(op);
+      expect(i, `${op} in ${ops.join("\n")}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    const snapDir = join(dir, "snapshots", "1-1");
+    const written = [
+      at(`create ${r.snapshotPath}.tmp`),
+      at(`sync ${r.snapshotPath}.tmp`),
+      at(`rename ${r.snapshotPath}.tmp -> ${r.snapshotPath}`),
+    ];
+    const dirSynced = ops.indexOf(`syncDir ${snapDir}`, written[2]);
+    expect(written).toEqual([...written].sort((a, b) => a - b));
+    expect(dirSynced).toBeGreaterThan(written[2]!);
+    expect(dirSynced).toBeLessThan(at("@staged"));
+    expect(at("@staged")).toBeLessThan(at("@committed"));
+    // The previous restore's file is removed only once the records point to the new one.
+    const removals = ops.map((op, i) => (op.startsWith(`remove ${snapDir}`) ? i : -1)).filter((i) => i >= 0);
+    expect(removals.length).toBe(1);
+    expect(removals[0]).toBeGreaterThan(at("@committed"));
+    expect(ops.indexOf(`syncDir ${snapDir}`, removals[0])).toBeLessThan(at("@cleaned"));
   });
 
   test("refuses a backup of another shard or deployment, naming both", async () => {

@@ -1,6 +1,7 @@
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
+import { publishFile } from "../../fs/durable.ts";
+import type { FileHandle } from "../../fs/filesystem.ts";
 import { nodeFileSystem } from "../../fs/node.ts";
-import { dirname, resolve } from "node:path";
 import { ApiError, type BackupInfo, type ClientTls, NodeHostClient } from "../../api/client.ts";
 import { verifySnapshotFile } from "../../logdb/snapshotfile.ts";
 import type { longboat } from "../../pb/longboat.js";
@@ -17,10 +18,12 @@ const ROLE_LEADER = 4;
  * renames it to `<out>`. Returns the exit code (0 done, 1 failed).
  */
 export async function run(config: BackupConfig): Promise<number> {
+  const fs = nodeFileSystem;
   const out = resolve(config.out);
   const tmp = `${out}.tmp`;
+  let file: FileHandle | null = null;
   try {
-    if (existsSync(out)) throw new Error(`${out} exists; choose another --out or remove it`);
+    if (fs.stat(out) !== null) throw new Error(`${out} exists; choose another --out or remove it`);
     const source = await findSource(config);
     const client = new NodeHostClient({
       addresses: [source],
@@ -29,28 +32,28 @@ export async function run(config: BackupConfig): Promise<number> {
       ...clientTls(config),
     });
     const progress = progressLine(process.stderr, `backup of shard ${config.shard}`);
-    const fd = openSync(tmp, "w");
+    const handle = fs.open(tmp, "create");
+    file = handle;
     let info: BackupInfo;
     try {
-      info = await client.backup(config.shard, (chunk) => writeAll(fd, chunk), {
+      info = await client.backup(config.shard, (chunk) => handle.write(chunk), {
         unconfirmed: config.withoutQuorum,
         onProgress: (done, i) => progress.update(done, i.sizeBytes),
       });
-      // Durable before it gets its name (the fsync of the file, then rename, then directory).
-      fsyncSync(fd);
     } finally {
-      closeSync(fd);
       progress.end();
     }
     check(tmp, info, config.shard);
-    if (existsSync(out))
+    if (fs.stat(out) !== null)
       throw new Error(`${out} appeared while the backup ran; the backup is left in ${tmp}`);
-    renameSync(tmp, out);
-    syncDir(dirname(out));
+    // Durable under its name: the file's fsync, the rename, the directory's fsync.
+    publishFile(fs, tmp, out, handle);
+    file = null;
     report(config, out, info);
     return 0;
   } catch (error) {
-    if (!(error instanceof Error && error.message.includes("left in"))) rmSync(tmp, { force: true });
+    file?.close();
+    if (!(error instanceof Error && error.message.includes("left in"))) fs.remove(tmp);
     const message = error instanceof Error ? error.message : String(error);
     if (config.json) process.stdout.write(`${JSON.stringify({ ok: false, error: message })}\n`);
     else process.stderr.write(`longboat backup: ${message}\n`);
@@ -140,19 +143,6 @@ function report(config: BackupConfig, out: string, info: BackupInfo): void {
   };
   const human = `backup of shard ${info.shardId} (replica ${info.replicaId} at ${info.address}, deployment ${info.deploymentId}) at index ${info.index}, term ${info.term}: ${info.sizeBytes} bytes, CRC-32 ${crc}, written to ${out}`;
   process.stdout.write(config.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
-}
-
-function writeAll(fd: number, chunk: Uint8Array): void {
-  for (let off = 0; off < chunk.byteLength; ) off += writeSync(fd, chunk, off, chunk.byteLength - off);
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function clientTls(config: BackupConfig): { tls?: ClientTls } {
