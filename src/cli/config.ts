@@ -80,7 +80,7 @@ const member = z.strictObject(
   { error: "must be an object {replicaId, address} with no other keys" },
 );
 
-const SHARD_KEYS = "shardId, app, replicaId, members, join";
+const SHARD_KEYS = "shardId, app, replicaId, members, join, snapshotEntries, compactionOverhead, autoCompact";
 const shard = z
   .strictObject(
     {
@@ -89,6 +89,9 @@ const shard = z
       replicaId: positiveInt,
       members: z.array(member),
       join: z.boolean().optional(),
+      snapshotEntries: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      compactionOverhead: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      autoCompact: z.boolean().optional(),
     },
     { error: `must be an object {${SHARD_KEYS}} with no other keys` },
   )
@@ -452,7 +455,7 @@ export const NODEHOST_FIELDS: readonly Field[] = [
     flag: "shard",
     kind: "shards",
     valueName: "spec",
-    help: "a replica to host: id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001[,join=true]; repeated",
+    help: "a replica to host: id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001[,join=true]; repeated. Log settings: snapshot-entries=N (a snapshot every N applied entries; default 0, only on request), compaction-overhead=N (entries kept behind a snapshot; default 5000), auto-compact=false (keep the log until cmd compact)",
     schema: shards,
     default: [],
   },

@@ -16,6 +16,12 @@ export interface ShardSpec {
   replicaId: number;
   members: ShardMember[];
   join?: boolean;
+  /** Take a snapshot every this many applied entries (0: only on request). */
+  snapshotEntries?: number;
+  /** Entries kept in the log behind a snapshot. */
+  compactionOverhead?: number;
+  /** false: keep the log after snapshots until `cmd compact` (disableAutoCompactions). */
+  autoCompact?: boolean;
 }
 
 /** One drummer of the drummer group. */
@@ -29,12 +35,22 @@ export class SpecError extends Error {
   override name = "SpecError";
 }
 
-const SHARD_KEYS = ["id", "app", "replica", "members", "join"] as const;
+const SHARD_KEYS = [
+  "id",
+  "app",
+  "replica",
+  "members",
+  "join",
+  "snapshot-entries",
+  "compaction-overhead",
+  "auto-compact",
+] as const;
 type ShardKey = (typeof SHARD_KEYS)[number];
 
 /**
  * Parses `id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001` (optionally `,join=true`,
- * which makes `members` optional).
+ * which makes `members` optional, and the log's settings `snapshot-entries=N`,
+ * `compaction-overhead=N`, `auto-compact=false`).
  */
 export function parseShardSpec(text: string): ShardSpec {
   const parts = new Map<ShardKey, string>();
@@ -56,7 +72,19 @@ export function parseShardSpec(text: string): ShardSpec {
     members: join && !parts.has("members") ? [] : parseMembers(required(parts, "members")),
   };
   if (join !== undefined) spec.join = join;
+  const snapshotEntries = parts.get("snapshot-entries");
+  if (snapshotEntries !== undefined) spec.snapshotEntries = parseCount(snapshotEntries, "snapshot-entries");
+  const overhead = parts.get("compaction-overhead");
+  if (overhead !== undefined) spec.compactionOverhead = parseCount(overhead, "compaction-overhead");
+  const autoCompact = parseBool(parts.get("auto-compact"), "auto-compact");
+  if (autoCompact !== undefined) spec.autoCompact = autoCompact;
   return spec;
+}
+
+function parseCount(text: string, what: string): number {
+  const n = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new SpecError(`${what} must be an integer ≥ 0, got "${text}"`);
+  return n;
 }
 
 /** Parses `1=d1:9101,2=d2:9101,3=d3:9101`. */
@@ -86,10 +114,14 @@ function required(parts: Map<ShardKey, string>, key: ShardKey): string {
 }
 
 function parseJoin(text: string | undefined): boolean | undefined {
+  return parseBool(text, "join");
+}
+
+function parseBool(text: string | undefined, what: string): boolean | undefined {
   if (text === undefined) return undefined;
   if (text === "true") return true;
   if (text === "false") return false;
-  throw new SpecError(`join must be true or false, got "${text}"`);
+  throw new SpecError(`${what} must be true or false, got "${text}"`);
 }
 
 function parseId(text: string, what: string): number {

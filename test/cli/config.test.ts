@@ -224,7 +224,7 @@ describe("bad nodehost input", () => {
     [
       "a shard spec with an unknown key",
       { flags: { ...ADDRS, shard: "id=1,app=kv,replica=1,size=3" } },
-      '--shard unknown key "size" (allowed: id, app, replica, members, join)',
+      '--shard unknown key "size" (allowed: id, app, replica, members, join, snapshot-entries, compaction-overhead, auto-compact)',
     ],
     [
       "a shard placing this replica at another host",
@@ -270,7 +270,7 @@ describe("bad nodehost input", () => {
           data: { shards: [{ shardId: 1, app: "kv", replicaId: 1, members: [], size: 3 }] },
         },
       },
-      "lb.json at $.shards[0] must be an object {shardId, app, replicaId, members, join} with no other keys",
+      "lb.json at $.shards[0] must be an object {shardId, app, replicaId, members, join, snapshotEntries, compactionOverhead, autoCompact} with no other keys",
     ],
   ];
   for (const [name, input, message] of cases) {

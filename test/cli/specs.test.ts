@@ -25,11 +25,28 @@ describe("parseShardSpec", () => {
     });
   });
 
+  test("log settings: snapshot-entries, compaction-overhead, auto-compact", () => {
+    expect(
+      parseShardSpec(
+        "id=4,app=kv,replica=4,join=true,snapshot-entries=1000,compaction-overhead=50,auto-compact=false",
+      ),
+    ).toEqual({
+      shardId: 4,
+      app: "kv",
+      replicaId: 4,
+      members: [],
+      join: true,
+      snapshotEntries: 1000,
+      compactionOverhead: 50,
+      autoCompact: false,
+    });
+  });
+
   const bad: [string, string][] = [
     ["id=1,app=kv,replica=1", '"members=" is missing'],
     [
       "id=1,app=kv,replica=1,members=1@h1:7001,size=3",
-      'unknown key "size" (allowed: id, app, replica, members, join)',
+      'unknown key "size" (allowed: id, app, replica, members, join, snapshot-entries, compaction-overhead, auto-compact)',
     ],
     ["id=1,id=2,app=kv,replica=1,members=1@h1:7001", 'key "id" appears twice'],
     ["id=one,app=kv,replica=1,members=1@h1:7001", 'id must be a positive integer, got "one"'],
@@ -37,6 +54,15 @@ describe("parseShardSpec", () => {
     ["id=1,app=kv,replica=1,members=h1:7001", 'member "h1:7001" is not replicaId@host:port'],
     ["id=1,app=kv,replica=1,join=yes", 'join must be true or false, got "yes"'],
     ["id=1,kv", '"kv" is not key=value'],
+    [
+      "id=1,app=kv,replica=1,join=true,snapshot-entries=-5",
+      'snapshot-entries must be an integer ≥ 0, got "-5"',
+    ],
+    [
+      "id=1,app=kv,replica=1,join=true,compaction-overhead=lots",
+      'compaction-overhead must be an integer ≥ 0, got "lots"',
+    ],
+    ["id=1,app=kv,replica=1,join=true,auto-compact=no", 'auto-compact must be true or false, got "no"'],
   ];
   for (const [text, message] of bad) {
     test(`refuses "${text}"`, () => {

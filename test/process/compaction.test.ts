@@ -16,7 +16,7 @@ const shard = (n: number) => `id=1,app=kv,replica=${n},members=${hosts.members([
 
 beforeAll(async () => {
   ensureBinary();
-  for (const n of [1, 2, 3]) await hosts.add(n);
+  for (const n of [1, 2, 3, 4, 5]) await hosts.add(n);
   for (const n of [1, 2, 3]) await hosts.start(n, [shard(n)]);
   await hosts.waitLeader(1, [1, 2, 3]);
 });
@@ -92,4 +92,45 @@ test("cmd compact shrinks the log and reports it; a follower down meanwhile catc
   const at = /were compacted \(the snapshot at (\d+) holds them\)/.exec(old.stderr);
   expect(at).not.toBeNull();
   expect(Number(at![1])).toBeGreaterThan(250);
+});
+
+test("--shard snapshot-entries and compaction-overhead snapshot and compact by themselves; auto-compact=false keeps the log until cmd compact", async () => {
+  const single = (n: number, extra: string) =>
+    `id=1,app=kv,replica=1,members=1@${hosts.get(n).raft},${extra}`;
+  await hosts.start(4, [single(4, "snapshot-entries=20,compaction-overhead=5")]);
+  await hosts.start(5, [single(5, "snapshot-entries=20,compaction-overhead=5,auto-compact=false")]);
+  for (const n of [4, 5]) {
+    await hosts.waitLeader(1, [n]);
+    const client = hosts.client([n], 10_000);
+    for (let i = 0; i < 60; i++) await client.put(1, `a${i}`, `${i}`);
+  }
+  const compacted = await longboat([
+    "cmd",
+    "log",
+    "--nodehost",
+    hosts.get(4).api,
+    "--shard",
+    "1",
+    "--from",
+    "1",
+  ]);
+  expect(compacted.code).toBe(1);
+  expect(compacted.stderr).toMatch(/were compacted \(the snapshot at \d+ holds them\)/);
+  const kept = await longboat([
+    "cmd",
+    "log",
+    "--nodehost",
+    hosts.get(5).api,
+    "--shard",
+    "1",
+    "--from",
+    "1",
+    "--json",
+  ]);
+  expect(kept.code).toBe(0);
+  const log = JSON.parse(kept.stdout);
+  expect(log.firstIndex).toBe(1);
+  expect(log.snapshotIndex).toBeGreaterThanOrEqual(40);
+  const run = await longboat(["cmd", "compact", "--nodehost", hosts.get(5).api, "--shard", "1", "--json"]);
+  expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, firstIndex: log.snapshotIndex - 5 + 1 });
 });

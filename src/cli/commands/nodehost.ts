@@ -53,7 +53,13 @@ export async function run(config: NodeHostConfig): Promise<number> {
       s.join ? {} : members,
       s.join ?? false,
       apps.get(s.app),
-      { shardId: s.shardId, replicaId: s.replicaId },
+      {
+        shardId: s.shardId,
+        replicaId: s.replicaId,
+        ...(s.snapshotEntries === undefined ? {} : { snapshotEntries: s.snapshotEntries }),
+        ...(s.compactionOverhead === undefined ? {} : { compactionOverhead: s.compactionOverhead }),
+        ...(s.autoCompact === undefined ? {} : { disableAutoCompactions: !s.autoCompact }),
+      },
       { app: s.app },
     );
   }
