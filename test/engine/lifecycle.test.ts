@@ -7,16 +7,9 @@ import { LongboatError } from "../../src/engine/errors.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { EntryType } from "../../src/raft/types.ts";
 import { SimCluster } from "./cluster.ts";
+import { get, put, readValue } from "./kv.ts";
 
 const kv = longboat.nodehost.v1;
-const text = new TextEncoder();
-const put = (key: string, value: string) =>
-  kv.KvCommand.encode({ put: { key, value: text.encode(value) } }).finish();
-const get = (key: string) => kv.KvQuery.encode({ get: { key } }).finish();
-const readValue = (bytes: Uint8Array) => {
-  const r = kv.KvQueryResult.decode(bytes);
-  return r.found ? new TextDecoder().decode(r.value) : null;
-};
 const T = { timeoutMs: 3000 };
 
 let cluster: SimCluster;

@@ -23,6 +23,23 @@ let ackedTotal = 0;
 const kvShard = (shard: number, n: number, members: number[]) =>
   `id=${shard},app=kv,replica=${n},members=${hosts.members(members)}`;
 
+/** `longboat restore` of shard 1 into dir as replica, with these members, from a file. */
+const restoreInto = (dir: string, replica: number, members: string, from: string, more: string[] = []) =>
+  longboat([
+    "restore",
+    "--data-dir",
+    dir,
+    "--shard",
+    "1",
+    "--replica",
+    String(replica),
+    "--members",
+    members,
+    "--from",
+    from,
+    ...more,
+  ]);
+
 beforeAll(async () => {
   ensureBinary();
   for (const n of [1, 2, 3, 4, 5, 6]) await hosts.add(n);
@@ -123,20 +140,7 @@ describe("backup, then restore after losing two of three hosts", () => {
   test("restore refuses a running NodeHost's data directory, another shard, another deployment, a corrupt and a truncated file", async () => {
     const members = hosts.members([1, 2, 3], ",");
     const restore = (dir: string, from: string, more: string[] = []) =>
-      longboat([
-        "restore",
-        "--data-dir",
-        dir,
-        "--shard",
-        "1",
-        "--replica",
-        "1",
-        "--members",
-        members,
-        "--from",
-        from,
-        ...more,
-      ]);
+      restoreInto(dir, 1, members, from, more);
     const held = await restore(hosts.get(1).dataDir, backup);
     expect(held.code).toBe(1);
     expect(held.stderr).toContain("is in use by another process (a NodeHost running on it?)");
@@ -162,19 +166,7 @@ describe("backup, then restore after losing two of three hosts", () => {
     const truncated = await restore(fresh, cut);
     expect(truncated.code).toBe(1);
     expect(truncated.stderr).toContain("is not a complete Longboat snapshot");
-    const notMember = await longboat([
-      "restore",
-      "--data-dir",
-      fresh,
-      "--shard",
-      "1",
-      "--replica",
-      "4",
-      "--members",
-      members,
-      "--from",
-      backup,
-    ]);
+    const notMember = await restoreInto(fresh, 4, members, backup);
     expect(notMember.code).toBe(2);
     expect(notMember.stderr).toContain("--replica is 4, which is not among --members (1, 2, 3)");
     expect(existsSync(fresh)).toBe(false);
@@ -192,35 +184,11 @@ describe("backup, then restore after losing two of three hosts", () => {
     const members = hosts.members([4, 5, 6], ",");
     // kill -9 leaves no stale lock: a restore on host 1's directory gets past the lock at once
     // (and is refused for what it is: the directory belongs to host 1's raft address).
-    const afterKill = await longboat([
-      "restore",
-      "--data-dir",
-      hosts.get(1).dataDir,
-      "--shard",
-      "1",
-      "--replica",
-      "4",
-      "--members",
-      members,
-      "--from",
-      backup,
-    ]);
+    const afterKill = await restoreInto(hosts.get(1).dataDir, 4, members, backup);
     expect(afterKill.code).toBe(1);
     expect(afterKill.stderr).toContain("belongs to another raft address");
     for (const n of [4, 5, 6]) {
-      const run = await longboat([
-        "restore",
-        "--data-dir",
-        hosts.get(n).dataDir,
-        "--shard",
-        "1",
-        "--replica",
-        String(n),
-        "--members",
-        members,
-        "--from",
-        backup,
-      ]);
+      const run = await restoreInto(hosts.get(n).dataDir, n, members, backup);
       expect(run.stderr).toBe("");
       expect(run.code).toBe(0);
       expect(run.stdout).toContain(`restored replica ${n} of shard 1`);

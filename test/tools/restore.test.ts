@@ -17,20 +17,12 @@ import { realEnv } from "../../src/env.ts";
 import { nodeFileSystem } from "../../src/fs/node.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { NodeHost } from "../../src/nodehost.ts";
-import { longboat } from "../../src/pb/longboat.js";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { RestoreError, type RestoreOptions, restoreReplica } from "../../src/tools/restore.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import { RecordingFileSystem } from "../fs/recording.ts";
+import { get, put, readValue } from "../engine/kv.ts";
 
-const kv = longboat.nodehost.v1;
-const put = (key: string, value: string) =>
-  kv.KvCommand.encode({ put: { key, value: new TextEncoder().encode(value) } }).finish();
-const get = (key: string) => kv.KvQuery.encode({ get: { key } }).finish();
-const readValue = (bytes: Uint8Array) => {
-  const r = kv.KvQueryResult.decode(bytes);
-  return r.found ? new TextDecoder().decode(r.value) : null;
-};
 const T = { timeoutMs: 10_000 };
 const addr = (i: number) => `10.0.0.${i}:7001`;
 // Real time (see World): a test is bounded by its waits, each at most WAIT_MS.
