@@ -957,7 +957,7 @@ export const BACKUP_FIELDS: readonly Field[] = [
     flag: "timeout-ms",
     kind: "int",
     valueName: "ms",
-    help: `how long each request may take (the snapshot, each chunk) in milliseconds, at most ${TIMEOUT_MS_MAX}`,
+    help: `how long to wait for a leader, for the snapshot, and for each chunk of it, in milliseconds, at most ${TIMEOUT_MS_MAX}`,
     schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
     default: 60_000,
   },

@@ -64,6 +64,9 @@ describe("removeData", () => {
     expect(nh.getNodeHostInfo().logsOnDisk).toContainEqual({ shardId: 1, replicaId: other });
     const unknown = await errorOf(() => nh.removeData(1, 9));
     expect(unknown.code).toBe("shardNotFound");
+    const zero = await errorOf(() => nh.removeData(1, 0));
+    expect(zero.code).toBe("invalidOption");
+    expect(zero.message).toContain("replica id must be a positive integer, got 0");
   });
 
   test("after the replica's removal applied: data and snapshots go, a tombstone stays and refuses a restart", async () => {
