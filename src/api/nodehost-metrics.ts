@@ -150,6 +150,16 @@ export class NodeHostMetrics {
         counter("longboat_engine_dropped_messages_total", "Raft messages dropped.", s.droppedMessages),
         counter("longboat_rsm_applied_entries_total", "Entries applied to state machines.", s.appliedEntries),
         counter("longboat_raft_elections_total", "Elections started.", s.elections),
+        counter(
+          "longboat_raft_messages_refused_total",
+          "Messages from peers dropped because they break the protocol (logged as message-refused).",
+          s.refusedMessages,
+        ),
+        counter(
+          "longboat_replica_failures_total",
+          "Replicas stopped because processing them failed (logged as replica-failed); the host went on.",
+          s.replicaFailures,
+        ),
         ...shardFamilies(nodehost),
         ...listenerFamilies(nodehost),
       ];

@@ -1,5 +1,6 @@
 import type { Env, TimerHandle } from "../env.ts";
 import type { FileSystem } from "../fs/filesystem.ts";
+import { LogDBClosedError, LogDBCorruptError, LogDBIOError } from "../logdb/errors.ts";
 import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
 import type { Update } from "../raft/update.ts";
 import { type Membership, type Message, MessageType } from "../raft/types.ts";
@@ -97,7 +98,14 @@ export interface EngineStats {
   droppedMessages: number;
   appliedEntries: number;
   elections: number;
+  /** Messages a replica refused because they break the protocol (logged at most every few seconds). */
+  refusedMessages: number;
+  /** Replicas stopped because processing them threw (the host and its other replicas go on). */
+  replicaFailures: number;
 }
+
+/** A replica logs a refused message at most once per this many ticks; the others are counted. */
+const REFUSAL_LOG_EVERY_TICKS = 50;
 
 /**
  * The engine loop of one NodeHost (DESIGN.md, "The engine"). One iteration steps every replica
@@ -149,6 +157,8 @@ export class Engine implements TransportHandler, ReplicaHost {
     droppedMessages: 0,
     appliedEntries: 0,
     elections: 0,
+    refusedMessages: 0,
+    replicaFailures: 0,
   };
 
   /** Test-only planted bug (src/engine/bugs.ts), or null. */
@@ -342,6 +352,71 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.emit({ kind: "snapshotCreated", shardId: replica.shardId, replicaId: replica.replicaId, index });
   }
 
+  onRefused(replica: Replica, reason: string): void {
+    this.stats.refusedMessages++;
+    if (
+      replica.refusalLoggedTick >= 0 &&
+      this.tickCount - replica.refusalLoggedTick < REFUSAL_LOG_EVERY_TICKS
+    ) {
+      replica.refusalsUnlogged++;
+      return;
+    }
+    this.log({
+      level: "warn",
+      event: "message-refused",
+      shard: replica.shardId,
+      replica: replica.replicaId,
+      reason,
+      refusedSinceLastLog: replica.refusalsUnlogged,
+    });
+    replica.refusalLoggedTick = this.tickCount;
+    replica.refusalsUnlogged = 0;
+  }
+
+  /**
+   * Runs one replica's part of a loop turn. A throw stops that replica — its requests fail, its
+   * data stays on disk — and never the host: a state machine's bug, or a committed change this
+   * replica cannot follow, must not take the other shards down. (Persisting is not guarded: a
+   * failed write stops the engine, as the state it would promise is not on disk.)
+   */
+  private guard(r: Replica, phase: string, fn: () => void): boolean {
+    if (r.stopped) return false;
+    try {
+      fn();
+      return true;
+    } catch (error) {
+      // The log database failing is the host's failure, not this replica's: fatal, as a failed
+      // write is (every replica shares the disk; what it would serve next cannot be trusted).
+      if (isStorageFailure(error)) throw error;
+      this.replicaFailed(r, phase, error);
+      return false;
+    }
+  }
+
+  private replicaFailed(r: Replica, phase: string, error: unknown): void {
+    r.stopped = true;
+    this.stats.replicaFailures++;
+    const message = (error as Error)?.message ?? String(error);
+    this.log({
+      level: "error",
+      event: "replica-failed",
+      shard: r.shardId,
+      replica: r.replicaId,
+      phase,
+      error: (error as Error)?.stack ?? String(error),
+    });
+    const reason = `failed while ${phase}: ${message} (its data stays on disk; restart it to retry)`;
+    this.opts.env.defer(() => {
+      if (this.replicas.get(r.shardId) !== r) return;
+      this.removeReplica(r.shardId, reason);
+      try {
+        r.rsm.close();
+      } catch {
+        // closing a failed state machine may fail too; the replica is gone either way
+      }
+    });
+  }
+
   onSnapshotRecovered(replica: Replica, index: number): void {
     this.emit({ kind: "snapshotRecovered", shardId: replica.shardId, replicaId: replica.replicaId, index });
   }
@@ -421,7 +496,8 @@ export class Engine implements TransportHandler, ReplicaHost {
       }
       if (renews && (m.type === MessageType.ReplicateResp || m.type === MessageType.HeartbeatResp))
         this.leadership.get(r)?.noteContact(m.from, m.term, nowMs);
-      if (this.opts.registry.resolve(m.shardId, m.from) === undefined) {
+      // (The transport refuses a sender id of 0; should one get here, it is not remembered.)
+      if (m.from > 0 && this.opts.registry.resolve(m.shardId, m.from) === undefined) {
         this.opts.registry.add(m.shardId, m.from, sourceAddress);
       }
       if (r.deliver(m)) this.ready.add(r);
@@ -516,10 +592,15 @@ export class Engine implements TransportHandler, ReplicaHost {
     // A replica whose Update is with the writer still steps its inputs (proposals append to its
     // log, messages are answered into its next Update), but gives no Update until that one is
     // durable and handed back: its entries would be handed out twice.
-    for (const r of active) if (!r.stopped) r.stepInputs();
+    for (const r of active) this.guard(r, "stepping its inputs", () => r.stepInputs());
     for (const r of active) {
-      if (r.stopped || this.saving.has(r) || !r.peer.hasUpdate(true)) continue;
-      const w = { r, u: r.peer.getUpdate(true, r.rsm.lastApplied()) };
+      if (r.stopped || this.saving.has(r)) continue;
+      let u: Update | null = null;
+      this.guard(r, "building its update", () => {
+        if (r.peer.hasUpdate(true)) u = r.peer.getUpdate(true, r.rsm.lastApplied());
+      });
+      if (u === null) continue;
+      const w = { r, u };
       const kind = saveKind(r, w.u);
       if (kind === "sync") toSave.push(w);
       else now.push(w);
@@ -539,11 +620,13 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.batch.push({ w, update: toReplicaUpdate(w.u) });
     }
     this.finish(now);
-    for (const r of active) if (!r.stopped) this.evaluateLeadership(r);
+    for (const r of active) this.guard(r, "evaluating its leadership", () => this.evaluateLeadership(r));
     for (const r of active) {
       if (r.stopped || this.saving.has(r)) continue;
-      if (r.snapshotDue()) this.snapshot(r);
-      if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+      this.guard(r, "taking a snapshot", () => {
+        if (r.snapshotDue()) this.snapshot(r);
+        if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+      });
     }
   }
 
@@ -588,19 +671,22 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.opts.onSave?.(durationMs, batch.entryCount);
       const work: Work[] = [];
       for (const i of batch.items) if (i.w !== null) work.push(i.w);
-      const live = work.filter(({ r }) => !r.stopped);
-      for (const { r, u } of live) {
-        if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
-        if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
-        if (u.state !== null) r.logReader.setState(u.state);
+      for (const { r, u } of work) {
+        this.guard(r, "recording its saved update", () => {
+          if (u.snapshot !== null) r.logReader.applySnapshot(u.snapshot);
+          if (u.entriesToSave.length > 0) r.logReader.append(u.entriesToSave);
+          if (u.state !== null) r.logReader.setState(u.state);
+        });
       }
       for (const { r } of work) this.saving.delete(r);
+      const live = work.filter(({ r }) => !r.stopped);
       this.finish(live);
       for (const { r } of live) {
-        if (r.stopped) continue;
-        this.evaluateLeadership(r);
-        if (r.snapshotDue()) this.snapshot(r);
-        if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+        this.guard(r, "taking a snapshot", () => {
+          this.evaluateLeadership(r);
+          if (r.snapshotDue()) this.snapshot(r);
+          if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
+        });
       }
     }
   }
@@ -627,10 +713,10 @@ export class Engine implements TransportHandler, ReplicaHost {
     for (const { u } of work) for (const m of u.messages) this.send(m);
     this.opts.transport.flush();
     for (const { r, u } of work) {
-      this.stats.appliedEntries += u.committedEntries.length;
-      r.applyUpdate(u);
+      if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
+        this.stats.appliedEntries += u.committedEntries.length;
     }
-    for (const { r, u } of work) r.peer.commitUpdate(u);
+    for (const { r, u } of work) this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
   }
 
   private send(m: Message): void {
@@ -730,4 +816,11 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.stop();
     this.opts.onFatal?.(error);
   }
+}
+
+/** Errors of the log database itself (I/O, corruption, closed): the engine stops on them. */
+function isStorageFailure(error: unknown): boolean {
+  return (
+    error instanceof LogDBIOError || error instanceof LogDBCorruptError || error instanceof LogDBClosedError
+  );
 }

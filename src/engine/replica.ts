@@ -73,6 +73,8 @@ export interface ReplicaHost {
   onSnapshotRecovered(replica: Replica, index: number): void;
   /** Proposals the core refused and reads that failed as dropped in one cycle. */
   onDropped(replica: Replica, proposalCount: number, readCount: number): void;
+  /** A received message broke the protocol and was dropped (Peer.step's reason). */
+  onRefused(replica: Replica, reason: string): void;
   onRemoved(replica: Replica): void;
   log(event: Record<string, unknown>): void;
   /** Test-only planted bug (src/engine/bugs.ts), or null. */
@@ -107,6 +109,9 @@ export class Replica {
   /** Applied index of the last failed automatic snapshot; the next try waits for new entries. */
   lastSnapshotAttemptIndex = 0;
   droppedInboxMessages = 0;
+  /** Tick of the last refused message logged (-1: none yet), and refusals since, counted only. */
+  refusalLoggedTick = -1;
+  refusalsUnlogged = 0;
   stopped = false;
 
   constructor(
@@ -258,7 +263,10 @@ export class Replica {
     this.snapshotStatus = [];
     const inbox = this.inbox;
     this.inbox = [];
-    for (const m of inbox) this.peer.step(m);
+    for (const m of inbox) {
+      const refusal = this.peer.step(m);
+      if (refusal !== null) this.host.onRefused(this, refusal);
+    }
     this.stepProposals();
     this.stepReads(now);
     this.stepConfigChange();

@@ -126,6 +126,15 @@ export class EntryLog {
     this.merge(entries);
   }
 
+  /** Index of the first of entries whose term differs from the log's entry there (0: none does). */
+  firstConflict(entries: Entry[]): number {
+    for (const e of entries) {
+      if (e.index > this.lastIndex()) return 0;
+      if (this.termOrNone(e.index) !== e.term) return e.index;
+    }
+    return 0;
+  }
+
   /**
    * Follower append after a matching (prevIndex, prevTerm): skips entries already present,
    * truncates at the first conflict and appends the rest. Returns the last new index.

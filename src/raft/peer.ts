@@ -157,23 +157,33 @@ export class Peer {
     else this.raft.tick();
   }
 
-  /** Steps a message from another replica; a local message type is a programming error. */
-  step(m: Message): void {
+  /**
+   * Steps a message from another replica. Never throws for what the message says: one that
+   * breaks the protocol (a local type, a pre-vote when preVote is off, entries that contradict
+   * the committed log, a snapshot for another role…) is dropped, and the reason returned for
+   * the host to log and count; null when the message was taken.
+   */
+  step(m: Message): string | null {
     if (LOCAL_MESSAGE_TYPES.has(m.type)) {
-      throw new PeerArgumentError(
-        `Peer.step: message type ${m.type} is local and never comes from the network`,
-      );
+      return `message type ${m.type} from ${m.from} is local and never comes from the network`;
     }
-    if (m.type > MESSAGE_TYPE_MAX || m.to !== this.raft.replicaId) return;
-    if (this.raft.removed.has(m.from)) return;
-    if (RESPONSE_TYPES.has(m.type) && !this.raft.isKnown(m.from)) return;
+    if (m.type > MESSAGE_TYPE_MAX || m.to !== this.raft.replicaId) return null;
+    if (m.from === this.raft.replicaId || m.from === 0) {
+      return `message type ${m.type} claims to come from replica ${m.from}, which is not another replica`;
+    }
+    if (this.raft.removed.has(m.from)) return null;
+    if (RESPONSE_TYPES.has(m.type) && !this.raft.isKnown(m.from)) return null;
     if (m.type === MT.Quiesce) {
       this.raft.quiesce.peerQuiesced();
-      return;
+      return null;
     }
     const plainHeartbeat = (m.type === MT.Heartbeat || m.type === MT.HeartbeatResp) && m.hint === 0;
     this.activity(plainHeartbeat);
+    this.raft.refusal = null;
     this.raft.step(m);
+    const refusal = this.raft.refusal;
+    this.raft.refusal = null;
+    return refusal;
   }
 
   private activity(plainHeartbeat = false): void {

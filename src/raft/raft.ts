@@ -1,6 +1,6 @@
 import { type RaftConfig, Role, roleName } from "./config.ts";
 import { EntryLog } from "./log.ts";
-import { applyConfigChange, restoreRemotes } from "./membership.ts";
+import { applyConfigChange, restoreRemotes, snapshotRoleProblem } from "./membership.ts";
 import { broadcastHeartbeatWithCtx, sendHeartbeat, sendReplicate, tryCommit } from "./replicate.ts";
 import { QuiesceState } from "./quiesce.ts";
 import { RateLimiter } from "./ratelimit.ts";
@@ -82,6 +82,12 @@ export class Raft {
   applied: number;
   /** Count of campaigns skipped because committed entries were unapplied. */
   campaignsSkipped = 0;
+  /**
+   * Why the last stepped message was refused, or null (Peer.step reads and clears it). A peer
+   * may send anything well-formed; what breaks the protocol is dropped, never thrown: nothing
+   * a peer sends may stop the host.
+   */
+  refusal: string | null = null;
 
   constructor(
     readonly config: RaftConfig,
@@ -232,9 +238,11 @@ export class Raft {
     this.role = Role.Leader;
     this.leaderId = this.replicaId;
     for (const [, r] of [...this.remotes, ...this.nonVotings, ...this.witnesses]) r.active = false;
+    // A correct leader never leaves more than one config change uncommitted; should a peer
+    // have written more into this log, none is added until they are applied (still one at a
+    // time, each through the state machine's rules).
     const pending = this.log.countConfigChangesAfterCommit(EntryType.ConfigChange);
-    if (pending > 1) throw new Error(`new leader ${this.replicaId} found ${pending} pending config changes`);
-    this.pendingConfigChange = pending === 1;
+    this.pendingConfigChange = pending > 0;
     // Thesis p72: an entry of the new term lets the leader learn and advance the commit index.
     this.appendEntries([makeEntry({ type: EntryType.Application })]);
     this.broadcastReplicate();
@@ -411,12 +419,16 @@ export class Raft {
     }
   }
 
+  /** Drops m, saying why (Peer.step returns it; the host logs and counts it). */
+  refuse(m: Message, reason: string): void {
+    this.refusal = `message type ${m.type} from ${m.from} (term ${m.term}): ${reason}`;
+  }
+
   private handleVoteRequest(m: Message): void {
     const pre = m.type === MT.RequestPreVote;
     if (pre && !this.config.preVote) {
-      throw new Error(
-        `replica ${this.replicaId} got RequestPreVote from ${m.from} but preVote is disabled (all members must agree)`,
-      );
+      this.refuse(m, "a pre-vote request, but preVote is off here (every member must have the same preVote)");
+      return;
     }
     const canVote =
       this.vote === m.from || (this.vote === 0 && this.leaderId === 0) || (pre && m.term > this.term);
@@ -458,11 +470,7 @@ export class Raft {
         if (this.role === Role.Candidate) this.countVote(m, false);
         return;
       case MT.RequestPreVoteResp:
-        if (this.role === Role.PreVoteCandidate) {
-          if (!this.config.preVote)
-            throw new Error(`replica ${this.replicaId} got RequestPreVoteResp but preVote is disabled`);
-          this.countVote(m, true);
-        }
+        if (this.role === Role.PreVoteCandidate) this.countVote(m, true);
         return;
     }
   }
@@ -537,7 +545,20 @@ export class Raft {
       this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: this.log.committed }));
       return;
     }
+    const bad = replicateProblem(m);
+    if (bad !== null) {
+      this.refuse(m, bad);
+      return;
+    }
     if (this.log.matchTerm(m.logIndex, m.logTerm)) {
+      const conflict = this.log.firstConflict(m.entries);
+      if (conflict !== 0 && conflict <= this.log.committed) {
+        this.refuse(
+          m,
+          `entry ${conflict} differs from the committed entry there (commit ${this.log.committed})`,
+        );
+        return;
+      }
       const lastNew = this.log.tryAppend(m.logIndex, m.entries);
       this.log.commitTo(Math.min(lastNew, m.commit));
       this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: lastNew }));
@@ -564,7 +585,11 @@ export class Raft {
 
   private handleInstallSnapshot(m: Message): void {
     const snap = m.snapshot;
-    if (snap === null) throw new Error(`InstallSnapshot from ${m.from} carries no snapshot`);
+    const bad = snap === null ? "an InstallSnapshot without a snapshot" : snapshotRoleProblem(this, snap);
+    if (bad !== null || snap === null) {
+      this.refuse(m, bad ?? "");
+      return;
+    }
     if (snap.index <= this.log.committed) {
       this.send(makeMessage({ type: MT.ReplicateResp, to: m.from, logIndex: this.log.committed }));
       return;
@@ -716,6 +741,13 @@ export class Raft {
   private handleReplicateResp(m: Message): void {
     const r = this.getRemote(m.from);
     if (r === undefined) return;
+    if (m.logIndex > this.log.lastIndex()) {
+      this.refuse(
+        m,
+        `answers for index ${m.logIndex}, beyond this leader's last index ${this.log.lastIndex()}`,
+      );
+      return;
+    }
     r.active = true;
     if (m.reject) {
       let hint = m.hint;
@@ -841,6 +873,25 @@ export class Raft {
   restoreRemotes(snap: SnapshotMeta): void {
     restoreRemotes(this, snap);
   }
+}
+
+/**
+ * Why a Replicate's entries cannot continue the log at (logIndex, logTerm) as a leader of
+ * m.term sends them, or null: consecutive indexes from logIndex + 1, terms that never go down,
+ * from logTerm up to the message's term.
+ */
+function replicateProblem(m: Message): string | null {
+  let term = m.logTerm;
+  for (let i = 0; i < m.entries.length; i++) {
+    const e = m.entries[i]!;
+    if (e.index !== m.logIndex + 1 + i)
+      return `entry ${i} has index ${e.index}, expected ${m.logIndex + 1 + i}`;
+    if (e.term < term || e.term > m.term) {
+      return `entry ${e.index} has term ${e.term}, outside [${term}, ${m.term}]`;
+    }
+    term = e.term;
+  }
+  return null;
 }
 
 /** Forwarded proposal keys remembered by a leader; a duplicate older than this many is possible. */

@@ -37,6 +37,8 @@ export class FakeNodeHost implements NodeHostLike {
     droppedMessages: 1,
     appliedEntries: 9,
     elections: 2,
+    refusedMessages: 3,
+    replicaFailures: 0,
   };
 
   constructor(readonly raftAddress = "h1:7001") {}

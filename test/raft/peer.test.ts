@@ -96,9 +96,18 @@ describe("peer", () => {
     expect(() => create({ lastApplied: -1 })).toThrow(/lastApplied/);
   });
 
-  test("stepping a local message type is a programming error", () => {
+  test("a local message type from the network is refused with the reason, not thrown", () => {
     const p = create();
-    expect(() => p.step(makeMessage({ type: MT.Election, from: 2, to: 1 }))).toThrow(/is local/);
+    expect(p.step(makeMessage({ type: MT.Election, from: 2, to: 1 }))).toContain("is local");
+    expect(p.status().role).toBe(Role.Follower);
+  });
+
+  test("a message that claims to come from the replica itself is refused", () => {
+    const p = create();
+    expect(p.step(makeMessage({ type: MT.TimeoutNow, from: 1, to: 1, term: 5 }))).toContain(
+      "not another replica",
+    );
+    expect(p.status().term).toBeLessThan(5);
   });
 
   test("a message addressed to another replica is dropped", () => {

@@ -114,13 +114,16 @@ describe("prevote", () => {
     expect(net.leaders()).toEqual([1]);
   });
 
-  test("a pre-vote message reaching a replica with preVote disabled is a configuration error", () => {
+  test("a pre-vote message reaching a replica with preVote disabled is refused with the reason, not thrown", () => {
     const net = lone(1, [1, 2, 3], { preVote: false });
-    expect(() =>
-      net
-        .peer(1)
-        .step(makeMessage({ type: MT.RequestPreVote, from: 2, to: 1, term: 2, logIndex: 3, logTerm: 1 })),
-    ).toThrow(/preVote is disabled/);
+    const before = { term: net.raft(1).term, vote: net.raft(1).vote };
+    const reason = net
+      .peer(1)
+      .step(makeMessage({ type: MT.RequestPreVote, from: 2, to: 1, term: 2, logIndex: 3, logTerm: 1 }));
+    expect(reason).toContain("preVote is off here");
+    expect({ term: net.raft(1).term, vote: net.raft(1).vote }).toEqual(before);
+    net.collect(1);
+    expect(net.sent).toEqual([]); // no answer either
   });
 
   test("a non-voting replica's pre-vote response is not counted", () => {

@@ -141,9 +141,22 @@ describe("witness", () => {
     const net = withWitness();
     const snap = {
       ...net.snapshot(1),
+      witness: true,
       membership: { ...net.membershipOf(net.raft(1)), addresses: [member(4)] },
     };
     expect(() => net.peer(4).restoreRemotes(snap)).toThrow(/witness 4/);
+    // Sent by a peer, such a snapshot is refused when it arrives: nothing is installed.
+    const reason = net.peer(4).step(
+      makeMessage({
+        type: MT.InstallSnapshot,
+        from: 1,
+        to: 4,
+        term: net.raft(4).term,
+        snapshot: { ...snap, index: snap.index + 10 },
+      }),
+    );
+    expect(reason).toContain("would turn witness 4 into another role");
+    expect(net.raft(4).log.lastIndex()).toBeLessThan(snap.index + 10);
   });
 
   test("a witness can be removed", () => {
