@@ -1,13 +1,15 @@
 /**
  * `npm test`: runs `bun test --parallel` (extra arguments pass through, e.g. a path filter),
- * streams its output, and ends with one line `N passed, N failed` (`, N skipped` if any) taken
- * from bun's own summary. Exits non-zero when bun test fails or runs no test.
+ * streams its output, and ends with one line `N passed, N failed` (`, N skipped` and
+ * `, N errors` if any) taken from bun's own summary. Exits non-zero when a test fails, when
+ * an error escapes between tests (bun's "N errors": a rejection nobody awaited, a throw from
+ * a timer — it is a bug even when every test passed), or when no test ran.
  *
  *   npm test                    # whole suite, test files spread over one worker per core
  *   npm test -- test/cli        # one folder
  */
 
-export {}; // a module, so top-level await is allowed
+import { parseSummary, runFailed, summaryLine } from "./test-summary.ts";
 
 /** Only the end of bun's report is kept for parsing: its summary is the last few lines. */
 const TAIL_BYTES_MAX = 64 * 1024;
@@ -32,19 +34,5 @@ if (summary === undefined) {
   console.log("0 passed, 0 failed (no summary from bun test)");
   process.exit(exitCode === 0 ? 1 : exitCode);
 }
-const skipped = summary.skip > 0 ? `, ${summary.skip} skipped` : "";
-console.log(`${summary.pass} passed, ${summary.fail} failed${skipped}`);
-if (exitCode !== 0) process.exit(exitCode);
-if (summary.pass + summary.fail === 0) process.exit(1);
-
-/** Reads bun's ` N pass`, ` N fail`, ` N skip` lines; undefined when there is no pass line. */
-function parseSummary(text: string): { pass: number; fail: number; skip: number } | undefined {
-  const count = (word: string) => {
-    const matches = [...text.matchAll(new RegExp(`^\\s*(\\d+) ${word}$`, "gm"))];
-    const last = matches.at(-1);
-    return last === undefined ? undefined : Number(last[1]);
-  };
-  const pass = count("pass");
-  if (pass === undefined) return undefined;
-  return { pass, fail: count("fail") ?? 0, skip: count("skip") ?? 0 };
-}
+console.log(summaryLine(summary));
+if (runFailed(summary, exitCode)) process.exit(exitCode === 0 ? 1 : exitCode);
