@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { ManualEnv } from "../../src/env.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
 import { NodeHost, type NodeHostConfig } from "../../src/nodehost.ts";
+import { Role } from "../../src/raft/config.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine } from "../../src/statemachine/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import type { ReplicaConfigInput } from "../../src/engine/config.ts";
+import { type Tracked, track } from "../support/resources.ts";
 
 export const RTT_MS = 10;
 
@@ -22,6 +24,16 @@ export function drain(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A promise that never settles: where a loop of a closed cluster stops for good. */
+const PARKED = new Promise<never>(() => {});
+
+/** What a cluster's driving loop is doing (for the afterEach report of a test that timed out). */
+interface Activity {
+  what: string;
+  startMs: number;
+  maxMs: number;
+}
+
 export class SimCluster {
   readonly env: ManualEnv;
   readonly net: SimNetwork;
@@ -29,19 +41,31 @@ export class SimCluster {
   readonly logdbs = new Map<number, MemoryLogDB>();
   readonly root: string;
   readonly kv: CreateStateMachine = builtinApps().get("kv");
+  private closed = false;
+  private activity: Activity | null = null;
+  /** Replica id and kind of each shard a NodeHost runs (see view). */
+  private readonly replicaCache = new WeakMap<
+    NodeHost,
+    Map<number, { replicaId: number; witness: boolean }>
+  >();
+  private readonly tracked: Tracked;
 
   /** writerLatencyMs: each log writer batch takes this long on the virtual clock (default 0). */
   constructor(
-    seed = 1,
+    readonly seed = 1,
     private readonly opts: { writerLatencyMs?: number } = {},
   ) {
     this.env = new ManualEnv(seed);
     this.net = new SimNetwork(this.env);
     this.root = mkdtempSync(join(tmpdir(), "longboat-engine-"));
+    // Stopped after the test however it ends; a loop still running then (the test timed out)
+    // stops where it is instead of driving this cluster, or the next test's, any further.
+    this.tracked = track(`SimCluster(seed ${seed})`, () => this.close(), { busy: () => this.busy() });
   }
 
   /** Starts (or restarts over its durable log) NodeHost i. */
   async startHost(i: number, extra: Partial<NodeHostConfig> = {}): Promise<NodeHost> {
+    this.checkOpen();
     const address = hostAddress(i);
     let logdb = this.logdbs.get(i);
     if (!logdb) {
@@ -102,6 +126,147 @@ export class SimCluster {
 
   /** Advances virtual time until the promise settles (or maxMs passes, then throws). */
   async settle<T>(promise: Promise<T>, maxMs = 30_000): Promise<T> {
+    this.checkOpen();
+    return this.drive(promise, maxMs, "settling a promise");
+  }
+
+  /** Advances virtual time until cond() holds; throws after maxMs. */
+  async until(cond: () => boolean, maxMs = 30_000, what = "condition"): Promise<void> {
+    this.checkOpen();
+    this.activity = { what: `until(${what})`, startMs: this.env.nowMs(), maxMs };
+    try {
+      for (let t = 0; t < maxMs; t += 1) {
+        if (cond()) return;
+        await this.step();
+      }
+      if (!cond()) throw new Error(`${what} not reached within ${maxMs} simulated ms ${this.at()}`);
+    } finally {
+      this.activity = null;
+    }
+  }
+
+  async run(ms: number): Promise<void> {
+    this.checkOpen();
+    this.activity = { what: `run(${ms})`, startMs: this.env.nowMs(), maxMs: ms };
+    try {
+      for (let t = 0; t < ms; t += 1) await this.step();
+    } finally {
+      this.activity = null;
+    }
+  }
+
+  /** The host index whose replica leads shardId, or 0. */
+  leaderOf(shardId: number): number {
+    for (const i of this.hosts.keys()) {
+      const v = this.view(i, shardId);
+      if (v && v.leaderId === v.replicaId) return i;
+    }
+    return 0;
+  }
+
+  /**
+   * Host i's replica of shardId and the leader it knows; undefined when host i does not run
+   * the shard (or is stopped). Cheap enough to ask every simulated millisecond for every
+   * shard: the leader comes from getLeaderId, and the replica id and kind, which do not change
+   * while a NodeHost runs a shard, are read once from getNodeHostInfo (which copies every
+   * shard's membership: asked per shard per millisecond it cost 10× the simulation itself).
+   * A raft replica names itself leader exactly while it leads (becomeLeader sets it; every
+   * other transition sets another replica or none).
+   */
+  view(i: number, shardId: number): { replicaId: number; witness: boolean; leaderId: number } | undefined {
+    const nh = this.hosts.get(i);
+    if (!nh) return undefined;
+    let leaderId: number;
+    try {
+      leaderId = nh.getLeaderId(shardId).leaderId;
+    } catch {
+      return undefined; // not running there, or the host stopped
+    }
+    let replicas = this.replicaCache.get(nh);
+    if (!replicas?.has(shardId)) {
+      replicas = new Map();
+      for (const s of nh.getNodeHostInfo({ skipLogInfo: true }).shards) {
+        replicas.set(s.shardId, { replicaId: s.replicaId, witness: s.role === Role.Witness });
+      }
+      this.replicaCache.set(nh, replicas);
+    }
+    const r = replicas.get(shardId);
+    return r && { ...r, leaderId };
+  }
+
+  /**
+   * Waits until every running host of the shard knows the same leader and that leader serves
+   * a linearizable read (its no-op of the term committed); returns the leader's host index.
+   */
+  async waitLeader(shardId: number, maxMs = 30_000): Promise<number> {
+    const agreed = () => {
+      const leader = this.leaderOf(shardId);
+      if (leader === 0) return false;
+      for (const i of this.hosts.keys()) {
+        const v = this.view(i, shardId);
+        if (v && !v.witness && v.leaderId !== leader) return false;
+      }
+      return true;
+    };
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await this.until(agreed, maxMs, `an agreed leader for shard ${shardId}`);
+      const leader = this.leaderOf(shardId);
+      try {
+        await this.settle(this.host(leader).syncGetShardMembership(shardId, { timeoutMs: 1000 }));
+        return leader;
+      } catch {
+        await this.run(50);
+      }
+    }
+    throw new Error(`shard ${shardId} has no leader able to serve reads ${this.at()}`);
+  }
+
+  /** Stops host i as a crash would: nothing more is written; its log database keeps what was saved. */
+  async crashHost(i: number): Promise<void> {
+    const nh = this.host(i);
+    this.hosts.delete(i);
+    await this.settle(nh.stop());
+    this.logdbs.get(i)?.crash();
+  }
+
+  /**
+   * Stops every host and removes the data directory. Called by the test, or after it by the
+   * resource registry; a loop of this cluster still running (a test that timed out) never
+   * resumes, so it cannot drive this cluster, or the next test's through a shared variable.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tracked.release();
+    for (const nh of this.hosts.values()) await this.drive(nh.stop(), 30_000, "stopping").catch(() => {});
+    this.hosts.clear();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** "at simulated N ms": where a failure happened, for its message. */
+  private at(): string {
+    return `(at simulated ${this.env.nowMs()} ms, seed ${this.seed})`;
+  }
+
+  private busy(): string | null {
+    const a = this.activity;
+    if (a === null) return null;
+    const now = this.env.nowMs();
+    return `in ${a.what} at simulated ${now} ms (${now - a.startMs} of at most ${a.maxMs} simulated ms into it)`;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`SimCluster(seed ${this.seed}) is closed ${this.at()}`);
+  }
+
+  /** One simulated millisecond, then every continuation it made runnable. */
+  private async step(): Promise<void> {
+    this.env.advance(1);
+    await drain();
+    if (this.closed) await PARKED;
+  }
+
+  private async drive<T>(promise: Promise<T>, maxMs: number, what: string): Promise<T> {
     let done = false;
     let value: T | undefined;
     let error: unknown;
@@ -117,83 +282,21 @@ export class SimCluster {
         error = e;
       },
     );
-    await drain();
-    for (let t = 0; !done && t < maxMs; t += 1) {
-      this.env.advance(1);
+    const closing = this.closed;
+    if (!closing) this.activity = { what, startMs: this.env.nowMs(), maxMs };
+    try {
       await drain();
+      for (let t = 0; !done && t < maxMs; t += 1) {
+        if (closing) {
+          this.env.advance(1);
+          await drain();
+        } else await this.step();
+      }
+    } finally {
+      if (!closing) this.activity = null;
     }
-    if (!done) throw new Error(`promise did not settle within ${maxMs} simulated ms`);
+    if (!done) throw new Error(`promise did not settle within ${maxMs} simulated ms ${this.at()}`);
     if (failed) throw error;
     return value as T;
-  }
-
-  /** Advances virtual time until cond() holds; throws after maxMs. */
-  async until(cond: () => boolean, maxMs = 30_000, what = "condition"): Promise<void> {
-    for (let t = 0; t < maxMs; t += 1) {
-      if (cond()) return;
-      this.env.advance(1);
-      await drain();
-    }
-    if (!cond()) throw new Error(`${what} not reached within ${maxMs} simulated ms`);
-  }
-
-  async run(ms: number): Promise<void> {
-    for (let t = 0; t < ms; t += 1) {
-      this.env.advance(1);
-      await drain();
-    }
-  }
-
-  leaderOf(shardId: number): number {
-    for (const [i, nh] of this.hosts) {
-      try {
-        const info = nh.getNodeHostInfo({ skipLogInfo: true }).shards.find((s) => s.shardId === shardId);
-        if (info?.isLeader) return i;
-      } catch {
-        // stopped host
-      }
-    }
-    return 0;
-  }
-
-  /**
-   * Waits until every running host of the shard knows the same leader and that leader serves
-   * a linearizable read (its no-op of the term committed); returns the leader's host index.
-   */
-  async waitLeader(shardId: number, maxMs = 30_000): Promise<number> {
-    const agreed = () => {
-      const leader = this.leaderOf(shardId);
-      if (leader === 0) return false;
-      for (const nh of this.hosts.values()) {
-        const s = nh.getNodeHostInfo({ skipLogInfo: true }).shards.find((x) => x.shardId === shardId);
-        if (s && s.role !== 6 && s.leaderId !== leader) return false;
-      }
-      return true;
-    };
-    for (let attempt = 0; attempt < 20; attempt++) {
-      await this.until(agreed, maxMs, `an agreed leader for shard ${shardId}`);
-      const leader = this.leaderOf(shardId);
-      try {
-        await this.settle(this.host(leader).syncGetShardMembership(shardId, { timeoutMs: 1000 }));
-        return leader;
-      } catch {
-        await this.run(50);
-      }
-    }
-    throw new Error(`shard ${shardId} has no leader able to serve reads`);
-  }
-
-  /** Stops host i as a crash would: nothing more is written; its log database keeps what was saved. */
-  async crashHost(i: number): Promise<void> {
-    const nh = this.host(i);
-    this.hosts.delete(i);
-    await this.settle(nh.stop());
-    this.logdbs.get(i)?.crash();
-  }
-
-  async close(): Promise<void> {
-    for (const nh of this.hosts.values()) await this.settle(nh.stop()).catch(() => {});
-    this.hosts.clear();
-    rmSync(this.root, { recursive: true, force: true });
   }
 }
