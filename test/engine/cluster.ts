@@ -11,7 +11,7 @@ import { builtinApps } from "../../src/statemachine/registry.ts";
 import type { CreateStateMachine } from "../../src/statemachine/types.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import type { ReplicaConfigInput } from "../../src/engine/config.ts";
-import { type Tracked, track } from "../support/resources.ts";
+import { currentTest, parkIfEnded, type Tracked, track } from "../support/resources.ts";
 
 export const RTT_MS = 10;
 
@@ -134,10 +134,11 @@ export class SimCluster {
   async until(cond: () => boolean, maxMs = 30_000, what = "condition"): Promise<void> {
     this.checkOpen();
     this.activity = { what: `until(${what})`, startMs: this.env.nowMs(), maxMs };
+    const token = currentTest();
     try {
       for (let t = 0; t < maxMs; t += 1) {
         if (cond()) return;
-        await this.step();
+        await this.step(token);
       }
       if (!cond()) throw new Error(`${what} not reached within ${maxMs} simulated ms ${this.at()}`);
     } finally {
@@ -148,8 +149,9 @@ export class SimCluster {
   async run(ms: number): Promise<void> {
     this.checkOpen();
     this.activity = { what: `run(${ms})`, startMs: this.env.nowMs(), maxMs: ms };
+    const token = currentTest();
     try {
-      for (let t = 0; t < ms; t += 1) await this.step();
+      for (let t = 0; t < ms; t += 1) await this.step(token);
     } finally {
       this.activity = null;
     }
@@ -259,11 +261,15 @@ export class SimCluster {
     if (this.closed) throw new Error(`SimCluster(seed ${this.seed}) is closed ${this.at()}`);
   }
 
-  /** One simulated millisecond, then every continuation it made runnable. */
-  private async step(): Promise<void> {
+  /**
+   * One simulated millisecond, then every continuation it made runnable. Never returns once
+   * the cluster is closed or the test that started the loop (token) has ended.
+   */
+  private async step(token: number): Promise<void> {
     this.env.advance(1);
     await drain();
     if (this.closed) await PARKED;
+    await parkIfEnded(token);
   }
 
   private async drive<T>(promise: Promise<T>, maxMs: number, what: string): Promise<T> {
@@ -283,6 +289,7 @@ export class SimCluster {
       },
     );
     const closing = this.closed;
+    const token = currentTest();
     if (!closing) this.activity = { what, startMs: this.env.nowMs(), maxMs };
     try {
       await drain();
@@ -290,7 +297,7 @@ export class SimCluster {
         if (closing) {
           this.env.advance(1);
           await drain();
-        } else await this.step();
+        } else await this.step(token);
       }
     } finally {
       if (!closing) this.activity = null;

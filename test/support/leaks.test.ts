@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CAN_CHECK, findLeaks } from "./leaks.ts";
+import { CAN_CHECK, descendants, findLeaks, killTree } from "./leaks.ts";
 import { freePort } from "./ports.ts";
 
 test.skipIf(!CAN_CHECK)("a listening server is a leak until it is closed", () => {
@@ -34,4 +34,21 @@ test.skipIf(!CAN_CHECK)("an open file in a longboat-* temporary directory is a l
     rmSync(dir, { recursive: true, force: true });
   }
   expect(findLeaks().filter((l) => l.kind === "open file")).toEqual([]);
+});
+
+test.skipIf(!CAN_CHECK)("a grandchild is a leak too, and killTree kills it with its parent", async () => {
+  const parent = Bun.spawn(["sh", "-c", "sleep 30 & wait"]);
+  let below: number[] = [];
+  for (let i = 0; i < 200 && below.length === 0; i++) {
+    await Bun.sleep(10);
+    below = descendants(parent.pid);
+  }
+  expect(below.length).toBe(1);
+  const leaked = findLeaks().map((l) => l.pid);
+  expect(leaked).toContain(parent.pid);
+  expect(leaked).toContain(below[0]!);
+  killTree(parent.pid);
+  await parent.exited;
+  for (let i = 0; i < 200 && findLeaks().some((l) => l.pid === below[0]); i++) await Bun.sleep(10);
+  expect(findLeaks().filter((l) => l.kind === "child process")).toEqual([]);
 });

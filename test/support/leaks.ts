@@ -1,7 +1,7 @@
 /**
  * What a test file may not leave behind, read from the operating system rather than from
  * our own bookkeeping (Linux /proc), so it also sees what no harness registered:
- * - child processes of this process (a nodehost, a crash child, `longboat dev`);
+ * - processes below this one (a nodehost, a crash child, `longboat dev` and its hosts);
  * - TCP sockets of this process that listen (a transport, an API server, a NodeHost);
  * - open files under the temporary directory named longboat-* (a LogDB or snapshot file of
  *   a NodeHost that was never stopped).
@@ -27,12 +27,44 @@ export function findLeaks(): Leak[] {
 }
 
 function childProcesses(): Leak[] {
-  const pids = new Set<number>();
-  for (const task of readdirSync("/proc/self/task")) {
-    const text = readOrEmpty(`/proc/self/task/${task}/children`);
-    for (const pid of text.split(/\s+/).filter(Boolean)) pids.add(Number(pid));
+  return descendants("self").map((pid) => ({
+    kind: "child process",
+    what: `pid ${pid}: ${commandLine(pid)}`,
+    pid,
+  }));
+}
+
+/** Every process below pid (children, their children…), parents before their children. */
+export function descendants(pid: number | "self"): number[] {
+  const out: number[] = [];
+  const queue: (number | "self")[] = [pid];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    const tasks = readdirOrEmpty(`/proc/${next}/task`);
+    for (const task of tasks) {
+      for (const child of readOrEmpty(`/proc/${next}/task/${task}/children`).split(/\s+/).filter(Boolean)) {
+        const c = Number(child);
+        if (out.includes(c)) continue;
+        out.push(c);
+        queue.push(c);
+      }
+    }
   }
-  return [...pids].map((pid) => ({ kind: "child process", what: `pid ${pid}: ${commandLine(pid)}`, pid }));
+  return out;
+}
+
+/**
+ * SIGKILLs pid and every process below it, parents first (a supervisor such as `longboat dev`
+ * must not restart what it sees die). Children a killed parent leaves are found before it dies.
+ */
+export function killTree(pid: number): void {
+  const below = CAN_CHECK ? descendants(pid) : [];
+  for (const p of [pid, ...below]) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }
 }
 
 function commandLine(pid: number): string {
@@ -83,6 +115,14 @@ function readOrEmpty(path: string): string {
     return readFileSync(path, "utf8");
   } catch {
     return ""; // gone meanwhile
+  }
+}
+
+function readdirOrEmpty(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
   }
 }
 

@@ -23,6 +23,12 @@ export const TEST_WALL_MS_DEFAULT = 60_000;
 export const SIM_TEST_WALL_MS = 120_000;
 
 /**
+ * Wall-clock bound per simulator seed (test/sim runSeed: up to 8 s simulated): about 0.15 s
+ * on an idle 2-core machine; 200 seeds took 8.7 s each at load average 30 here.
+ */
+export const SIM_SEED_WALL_MS = 10_000;
+
+/**
  * Limit of a test that starts real processes or servers and waits for them in real time
  * (the compiled binary, HTTP/2 transports): a process start and a Raft election take
  * well under 2 s idle; the waits inside such tests are bounded by REAL_WAIT_MS.

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { enterTest, liveResources, stopAll, track } from "./resources.ts";
+import { currentTest, enterTest, liveResources, parkIfEnded, stopAll, track } from "./resources.ts";
 
 // These tests drive the registry by hand (as the preload does around every test), so each
 // one leaves it as the preload expects: nothing of its own registered.
@@ -49,5 +49,27 @@ test("a stop that throws is reported and the others still stop", async () => {
   expect(await stopAll("test")).toEqual(["stopping broken failed: disk gone"]);
   expect(other).toBe(true);
   expect(liveResources()).not.toContain("other");
+  enterTest();
+});
+
+test("a loop started by a test stops at its next step once that test has ended", async () => {
+  const token = currentTest();
+  let steps = 0;
+  const loop = (async () => {
+    for (;;) {
+      steps++;
+      await Bun.sleep(1);
+      await parkIfEnded(token);
+    }
+  })();
+  await Bun.sleep(20);
+  expect(steps).toBeGreaterThan(1);
+  await stopAll("test"); // the test "ends"
+  await Bun.sleep(10);
+  const after = steps;
+  await Bun.sleep(30);
+  expect(steps).toBe(after);
+  expect(currentTest()).toBe(token + 1);
+  void loop;
   enterTest();
 });

@@ -46,6 +46,10 @@ export const STOP_MS_MAX = 30_000;
 
 const live = new Set<Entry>();
 let scope: Scope = "file";
+/** Counts the tests that ended: a loop compares it with the value it started under. */
+let endedTests = 0;
+/** A promise that never settles: where a loop of a test that has ended stops for good. */
+const PARKED = new Promise<never>(() => {});
 
 /** Registers a resource; stop() is called (once) when its test or file ends, unless released first. */
 export function track(name: string, stop: () => unknown, opts: TrackOptions = {}): Tracked {
@@ -59,6 +63,23 @@ export function liveResources(): string[] {
   return [...live].map((e) => e.name);
 }
 
+/**
+ * A token for the running test (or the hooks between tests). A loop that waits in real or
+ * simulated time takes one when it starts and calls parkIfEnded(token) between steps.
+ */
+export function currentTest(): number {
+  return endedTests;
+}
+
+/**
+ * Never returns once the test that took `token` has ended: a loop left running by a test
+ * that timed out (Bun cannot cancel it) stops at its next step, instead of acting on a
+ * shared cluster, or the next test's, beside the tests after it.
+ */
+export async function parkIfEnded(token: number): Promise<void> {
+  if (token !== endedTests) await PARKED;
+}
+
 /** Called by the preload: resources registered from now on belong to the running test. */
 export function enterTest(): void {
   scope = "test";
@@ -70,7 +91,10 @@ export function enterTest(): void {
  * every stop that failed; the preload fails the test with them.
  */
 export async function stopAll(which: Scope): Promise<string[]> {
-  if (which === "test") scope = "file";
+  if (which === "test") {
+    scope = "file";
+    endedTests++;
+  }
   const problems: string[] = [];
   const entries = [...live].filter((e) => which === "file" || e.scope === "test").reverse();
   for (const e of entries) {

@@ -12,7 +12,7 @@
  * - sets the default wall-clock limit of a test for a loaded machine (limits.ts).
  */
 import { afterAll, afterEach, beforeEach, setDefaultTimeout } from "bun:test";
-import { findLeaks, type Leak } from "./leaks.ts";
+import { findLeaks, killTree, type Leak } from "./leaks.ts";
 import { TEST_WALL_MS_DEFAULT } from "./limits.ts";
 import { releaseAllPorts } from "./ports.ts";
 import { enterTest, stopAll } from "./resources.ts";
@@ -37,7 +37,7 @@ afterEach(async () => {
 afterAll(async () => {
   const problems = await stopAll("file");
   const leaks = await leaksAfterGrace();
-  for (const leak of leaks) if (leak.pid !== undefined) killQuietly(leak.pid);
+  for (const leak of leaks) if (leak.pid !== undefined) killTree(leak.pid);
   releaseAllPorts();
   for (const leak of leaks)
     problems.push(`leak: a ${leak.kind} is still open after the file ended: ${leak.what}`);
@@ -50,13 +50,5 @@ async function leaksAfterGrace(): Promise<Leak[]> {
     const leaks = findLeaks();
     if (leaks.length === 0 || performance.now() > deadline) return leaks;
     await Bun.sleep(50);
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // exited meanwhile
   }
 }
