@@ -1,8 +1,10 @@
 // Real processes of the compiled binary on 127.0.0.1: start, kill -9, SIGTERM, SIGSTOP.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LISTEN_ATTEMPTS_MAX, freePort as allocatePort, freePorts } from "../support/ports.ts";
+import { REAL_WAIT_MS } from "../support/limits.ts";
+import { currentTest, parkIfEnded, type Tracked, track } from "../support/resources.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 export const BIN = join(ROOT, "dist/longboat");
@@ -14,30 +16,35 @@ export function ensureBinary(): void {
   if (p.exitCode !== 0) throw new Error(`building dist/longboat failed: ${p.stderr.toString()}`);
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
+/**
+ * A free TCP port on 127.0.0.1, below the ephemeral range and reserved across test processes
+ * (test/support/ports.ts; kept async for the callers written before it).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+  return allocatePort();
 }
 
+/**
+ * Polls cond every 50 ms until it holds; throws after timeoutMs. Never returns once the test
+ * that called it has ended (a test that timed out must not act on the cluster after it).
+ */
 export async function waitFor(
   cond: () => Promise<boolean> | boolean,
   timeoutMs: number,
   what: string,
 ): Promise<void> {
+  const token = currentTest();
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await cond()) return;
     await Bun.sleep(50);
+    await parkIfEnded(token);
   }
   throw new Error(`${what} not reached within ${timeoutMs} ms`);
 }
+
+/** What a nodehost prints when its raft or API port is taken (node:net, Bun.serve). */
+const ADDRESS_IN_USE = /EADDRINUSE|address already in use|Is port \d+ in use/;
 
 /** Runs `longboat cmd …` and returns its exit code and output. */
 export function cmd(args: string[]): { code: number; stdout: string; stderr: string } {
@@ -52,24 +59,34 @@ export interface HostSpec {
   dataDir: string;
 }
 
-/** Three NodeHosts sharing `shards` kv shards, each a process of the compiled binary. */
+/**
+ * Three NodeHosts sharing `shards` kv shards, each a process of the compiled binary. It
+ * registers itself (test/support/resources.ts): the processes are killed when the test, or
+ * the file, that made it ends, whatever stop() calls the test makes.
+ */
 export class ProcessCluster {
   readonly dir = mkdtempSync(join(tmpdir(), "longboat-proc-"));
   readonly hosts: HostSpec[] = [];
   readonly procs = new Map<number, ReturnType<typeof Bun.spawn>>();
   readonly logs = new Map<number, string>();
+  private readonly tracked: Tracked;
 
   constructor(
     readonly shards: number,
     readonly extraArgs: string[] = [],
-  ) {}
+  ) {
+    this.tracked = track(`ProcessCluster(${shards} shards, ${this.dir})`, () => this.stop());
+  }
 
+  /** Picks the hosts' ports (fresh ones on every call) and data directories. */
   async init(): Promise<void> {
+    this.hosts.length = 0;
     for (const index of [1, 2, 3]) {
+      const [raft, api] = freePorts(2);
       this.hosts.push({
         index,
-        raft: `127.0.0.1:${await freePort()}`,
-        api: `127.0.0.1:${await freePort()}`,
+        raft: `127.0.0.1:${raft}`,
+        api: `127.0.0.1:${api}`,
         dataDir: join(this.dir, `host-${index}`),
       });
     }
@@ -106,10 +123,47 @@ export class ProcessCluster {
     })();
   }
 
+  /**
+   * Starts the three hosts and waits for their APIs and every shard's leader. A host that
+   * could not listen (a program outside the tests took its port after the allocator checked
+   * it) makes the whole cluster start again on fresh ports, before any data was written.
+   */
   async startAll(): Promise<void> {
-    for (const i of [1, 2, 3]) this.start(i);
-    for (const h of this.hosts) await waitFor(() => this.healthy(h.api), 15_000, `host ${h.index} API`);
+    await this.startHosts();
     for (let s = 1; s <= this.shards; s++) await this.waitLeader(s);
+  }
+
+  /** Starts the three hosts and waits for their APIs (startAll without the leaders). */
+  async startHosts(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      for (const i of [1, 2, 3]) this.start(i);
+      const busy = await this.waitHealthyOrAddressInUse();
+      if (busy === null) break;
+      if (attempt >= LISTEN_ATTEMPTS_MAX)
+        throw new Error(`host ${busy} could not listen: ${this.logs.get(busy)}`);
+      await this.killAll();
+      for (const h of this.hosts) rmSync(h.dataDir, { recursive: true, force: true });
+      await this.init();
+    }
+  }
+
+  /** Waits for every host's API; returns the index of a host that exited unable to listen. */
+  private async waitHealthyOrAddressInUse(): Promise<number | null> {
+    let busy: number | null = null;
+    for (const h of this.hosts) {
+      await waitFor(
+        async () => {
+          const p = this.procs.get(h.index);
+          if (p !== undefined && p.exitCode !== null && ADDRESS_IN_USE.test(this.logs.get(h.index) ?? ""))
+            busy = h.index;
+          return busy !== null || (await this.healthy(h.api));
+        },
+        REAL_WAIT_MS,
+        `host ${h.index} API`,
+      );
+      if (busy !== null) return busy;
+    }
+    return null;
   }
 
   async healthy(api: string): Promise<boolean> {
@@ -157,7 +211,7 @@ export class ProcessCluster {
     return 0;
   }
 
-  async waitLeader(shardId: number, timeoutMs = 15_000): Promise<number> {
+  async waitLeader(shardId: number, timeoutMs = REAL_WAIT_MS): Promise<number> {
     let leader = 0;
     await waitFor(
       async () => {
@@ -179,13 +233,19 @@ export class ProcessCluster {
     return p.exited;
   }
 
+  /** Kills every host (SIGCONT first: a stopped process cannot die) and removes the data. */
   async stop(): Promise<void> {
+    this.tracked.release();
+    await this.killAll();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async killAll(): Promise<void> {
     for (const [i, p] of this.procs) {
       p.kill("SIGCONT");
       p.kill("SIGKILL");
       await p.exited;
       this.procs.delete(i);
     }
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,10 +1,16 @@
 // Process tests of `longboat nodehost`, `longboat cmd` and `longboat dev` with the compiled binary.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeKvQueryResult, encodeKvCommand, encodeKvQuery } from "../../src/statemachine/kv.ts";
-import { BIN, cmd, ensureBinary, freePort, ProcessCluster, waitFor } from "./harness.ts";
+import { PROCESS_TEST_WALL_MS, REAL_WAIT_MS } from "../support/limits.ts";
+import { killTree } from "../support/leaks.ts";
+import { freePortRange, freePorts } from "../support/ports.ts";
+import { track } from "../support/resources.ts";
+import { BIN, cmd, ensureBinary, ProcessCluster, waitFor } from "./harness.ts";
+
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
 const kvPut = (key: string, value: string) =>
@@ -12,12 +18,15 @@ const kvPut = (key: string, value: string) =>
 
 beforeAll(() => ensureBinary());
 
+/** Bound of the write load of the kill -9 test (it stops as soon as the restarted host serves). */
+const WRITES_MAX = 2000;
+
 describe("three nodehost processes", () => {
   const cluster = new ProcessCluster(3);
   beforeAll(async () => {
     await cluster.init();
     await cluster.startAll();
-  }, 60_000);
+  }, PROCESS_TEST_WALL_MS);
   afterAll(() => cluster.stop());
 
   test("cmd put on one host and cmd get on another return the value; get of an absent key exits 1", () => {
@@ -116,7 +125,7 @@ describe("three nodehost processes", () => {
     expect(cmd(["put", "--nodehost", cluster.hosts[0]!.api, "--shard", "1", "still", "serving"]).code).toBe(
       0,
     );
-  }, 30_000);
+  });
 
   test("/metrics reports fsync time, batch sizes, queue depths, transport bytes and API latency", async () => {
     expect(cmd(["put", "--nodehost", cluster.hosts[0]!.api, "--shard", "1", "m", "1"]).code).toBe(0);
@@ -138,7 +147,7 @@ describe("three nodehost processes", () => {
     const acked: string[] = [];
     let stop = false;
     const writer = (async () => {
-      for (let i = 0; !stop && i < 2000; i++) {
+      for (let i = 0; !stop && i < WRITES_MAX; i++) {
         const host = ((i % 3) + 1) as 1 | 2 | 3;
         if (!cluster.procs.has(host)) continue;
         try {
@@ -153,57 +162,99 @@ describe("three nodehost processes", () => {
         }
       }
     })();
-    await waitFor(() => acked.length >= 20, 20_000, "20 acknowledged writes");
-    await cluster.kill(leader, "SIGKILL");
-    const before = acked.length;
-    await waitFor(() => acked.length >= before + 20, 20_000, "writes acknowledged after the kill");
-    cluster.start(leader);
-    await waitFor(() => cluster.healthy(cluster.hosts[leader - 1]!.api), 15_000, "the restarted host's API");
-    stop = true;
-    await writer;
-    const restarted = cluster.hosts[leader - 1]!.api;
+    try {
+      await waitFor(() => acked.length >= 20, REAL_WAIT_MS, "20 acknowledged writes");
+      await cluster.kill(leader, "SIGKILL");
+      const before = acked.length;
+      await waitFor(() => acked.length >= before + 20, REAL_WAIT_MS, "writes acknowledged after the kill");
+      cluster.start(leader);
+      await waitFor(
+        () => cluster.healthy(cluster.hosts[leader - 1]!.api),
+        REAL_WAIT_MS,
+        "the restarted host's API",
+      );
+    } finally {
+      stop = true;
+      await writer;
+    }
     const last = acked.at(-1)!;
     await waitFor(
-      () => cmd(["get", "--nodehost", restarted, "--shard", "1", last]).code === 0,
-      20_000,
+      async () => (await readAll(leader, 1))?.get(last) === last.slice(1),
+      REAL_WAIT_MS,
       "the restarted host to apply the last acknowledged write",
     );
-    for (const key of acked) {
-      const got = cmd(["get", "--nodehost", restarted, "--shard", "1", key]);
-      expect(got.stdout).toBe(`${key.slice(1)}\n`);
-    }
-  }, 90_000);
+    // A linearizable scan on the restarted host: every acknowledged write is there.
+    let values: Map<string, string> | null = null;
+    await waitFor(
+      async () => {
+        values = await readAll(leader, 1);
+        return values !== null;
+      },
+      REAL_WAIT_MS,
+      "a scan of the restarted host",
+    );
+    for (const key of acked) expect({ key, value: values!.get(key) }).toEqual({ key, value: key.slice(1) });
+  });
 
   test("SIGSTOP of a follower does not stop writes; after SIGCONT it catches up", async () => {
     const leader = await cluster.waitLeader(3);
     const follower = [1, 2, 3].find((i) => i !== leader)!;
     await cluster.kill(follower, "SIGSTOP");
-    const other = [1, 2, 3].find((i) => i !== follower)!;
-    for (let i = 0; i < 10; i++) {
-      expect(
-        cmd(["put", "--nodehost", cluster.hosts[other - 1]!.api, "--shard", "3", `p${i}`, `${i}`]).code,
-      ).toBe(0);
+    try {
+      const other = [1, 2, 3].find((i) => i !== follower)!;
+      for (let i = 0; i < 10; i++) {
+        expect(
+          cmd(["put", "--nodehost", cluster.hosts[other - 1]!.api, "--shard", "3", `p${i}`, `${i}`]).code,
+        ).toBe(0);
+      }
+    } finally {
+      await cluster.kill(follower, "SIGCONT");
     }
-    await cluster.kill(follower, "SIGCONT");
     await waitFor(
-      () =>
-        cmd(["get", "--nodehost", cluster.hosts[follower - 1]!.api, "--shard", "3", "p9"]).stdout === "9\n",
-      20_000,
+      async () => (await readAll(follower, 3))?.get("p9") === "9",
+      REAL_WAIT_MS,
       "the resumed follower to catch up",
     );
-  }, 60_000);
+  });
 
   test("SIGTERM moves leadership to a peer before the process exits", async () => {
     const leader = await cluster.waitLeader(2);
-    const code = await cluster.kill(leader, "SIGTERM");
-    expect(code).toBe(0);
-    const log = cluster.logs.get(leader) ?? "";
-    expect(log).toContain('"event":"leadership-handed-over"');
-    expect(log).toMatch(/"stillLeading":\[\]/);
-    const next = await cluster.waitLeader(2);
-    expect(next).not.toBe(leader);
-    cluster.start(leader);
-  }, 60_000);
+    try {
+      const code = await cluster.kill(leader, "SIGTERM");
+      expect(code).toBe(0);
+      const log = cluster.logs.get(leader) ?? "";
+      expect(log).toContain('"event":"leadership-handed-over"');
+      expect(log).toMatch(/"stillLeading":\[\]/);
+      const next = await cluster.waitLeader(2);
+      expect(next).not.toBe(leader);
+    } finally {
+      if (!cluster.procs.has(leader)) cluster.start(leader);
+    }
+  });
+
+  /**
+   * Every key → value of a shard, read (linearizably) through one host's API; null while the
+   * host cannot answer (not caught up, restarting, or a pooled connection reset after SIGCONT).
+   */
+  async function readAll(index: number, shardId: number): Promise<Map<string, string> | null> {
+    const out = new Map<string, string>();
+    let start = "";
+    for (;;) {
+      const query = b64(encodeKvQuery({ op: "scan", start, end: "", limit: 1000 }));
+      let res: Response;
+      try {
+        res = await cluster.call(index, "Read", { shardId: String(shardId), query, timeoutMs: 5000 });
+      } catch {
+        return null;
+      }
+      if (res.status !== 200) return null;
+      const body = (await res.json()) as { result: string };
+      const page = decodeKvQueryResult(Buffer.from(body.result, "base64"));
+      for (const p of page.pairs) out.set(p.key, new TextDecoder().decode(p.value));
+      if (!page.more || page.pairs.length === 0) return out;
+      start = `${page.pairs.at(-1)!.key}\0`;
+    }
+  }
 });
 
 describe("cmd across a failover and a restart (the client retries what was not applied)", () => {
@@ -211,7 +262,7 @@ describe("cmd across a failover and a restart (the client retries what was not a
   beforeAll(async () => {
     await cluster.init();
     await cluster.startAll();
-  }, 60_000);
+  }, PROCESS_TEST_WALL_MS);
   afterAll(() => cluster.stop());
   const TIMEOUT = ["--timeout-ms", "10000"];
 
@@ -234,13 +285,13 @@ describe("cmd across a failover and a restart (the client retries what was not a
     });
     await waitFor(
       () => cmd(["get", "--nodehost", order[0]!, "--shard", "1", "n", ...TIMEOUT]).stdout === "2\n",
-      20_000,
+      REAL_WAIT_MS,
       "the resumed host to apply the write",
     );
     // The old leader may still hold the first attempt: once it settles, the counter stays 2.
     await Bun.sleep(1000);
     expect(cmd(["get", "--nodehost", cluster.api(), "--shard", "1", "n", ...TIMEOUT]).stdout).toBe("2\n");
-  }, 60_000);
+  });
 
   test("a read right after every host restarts waits for the shard instead of failing", async () => {
     const api = cluster.api();
@@ -254,16 +305,15 @@ describe("cmd across a failover and a restart (the client retries what was not a
       stdout: "before\n",
       stderr: "",
     });
-  }, 60_000);
+  });
 });
 
 describe("API token", () => {
   const cluster = new ProcessCluster(1, ["--api-token", "s3cret"]);
   beforeAll(async () => {
     await cluster.init();
-    for (const i of [1, 2, 3]) cluster.start(i);
-    for (const h of cluster.hosts) await waitFor(() => cluster.healthy(h.api), 15_000, "API");
-  }, 60_000);
+    await cluster.startHosts();
+  }, PROCESS_TEST_WALL_MS);
   afterAll(() => cluster.stop());
 
   test("a wrong token is unauthenticated, /healthz needs none, the right token works", async () => {
@@ -278,23 +328,24 @@ describe("API token", () => {
 describe("longboat dev", () => {
   test("starts three hosts that serve cmd put and get, and stops them all on SIGINT", async () => {
     const dir = mkdtempSync(join(tmpdir(), "longboat-dev-"));
-    const base = 20000 + ((await freePort()) % 30000);
+    const base = freePortRange(14); // raft base+1…3, API base+11…13
     const dev = Bun.spawn([BIN, "dev", "--data-dir", dir, "--base-port", String(base)], {
       stdout: "pipe",
       stderr: "ignore",
     });
+    track("longboat dev and its hosts", () => killTree(dev.pid));
     try {
       const api1 = `127.0.0.1:${base + 11}`;
       const api3 = `127.0.0.1:${base + 13}`;
       await waitFor(
         () =>
           cmd(["put", "--nodehost", api1, "--shard", "1", "dev", "works", "--timeout-ms", "2000"]).code === 0,
-        30_000,
+        REAL_WAIT_MS,
         "a put through the dev deployment",
       );
       await waitFor(
         () => cmd(["get", "--nodehost", api3, "--shard", "1", "dev"]).stdout === "works\n",
-        10_000,
+        REAL_WAIT_MS,
         "get",
       );
       dev.kill("SIGINT");
@@ -303,10 +354,10 @@ describe("longboat dev", () => {
       expect(out).toContain(`API http://${api1}`);
       expect(out).toContain("cmd put --nodehost");
     } finally {
-      dev.kill("SIGKILL");
+      killTree(dev.pid); // its hosts too, should it still run
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  });
 });
 
 describe("the production binary", () => {
@@ -330,8 +381,9 @@ describe("the production binary", () => {
 
   test("runs a shard with LONGBOAT_SIM_BUG set to a name the resolver would refuse", async () => {
     const dir = mkdtempSync(join(tmpdir(), "longboat-prod-"));
-    const raft = `127.0.0.1:${await freePort()}`;
-    const api = `127.0.0.1:${await freePort()}`;
+    const [raftPort, apiPort] = freePorts(2);
+    const raft = `127.0.0.1:${raftPort}`;
+    const api = `127.0.0.1:${apiPort}`;
     const proc = Bun.spawn(
       [
         BIN,
@@ -349,10 +401,11 @@ describe("the production binary", () => {
       ],
       { stdout: "ignore", stderr: "ignore", env: { ...process.env, LONGBOAT_SIM_BUG: "no-such-bug" } },
     );
+    track("nodehost with LONGBOAT_SIM_BUG", () => proc.kill("SIGKILL"));
     try {
       await waitFor(
         () => cmd(["put", "--nodehost", api, "--shard", "1", "k", "v", "--timeout-ms", "1000"]).code === 0,
-        15_000,
+        REAL_WAIT_MS,
         "a put on a single-replica shard",
       );
     } finally {
@@ -360,5 +413,5 @@ describe("the production binary", () => {
       await proc.exited;
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  });
 });
