@@ -1,11 +1,13 @@
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createNodeHostApi } from "../../src/api/app.ts";
 import { ApiError, NodeHostClient } from "../../src/api/client.ts";
-import { type ApiServer, serveApi } from "../../src/api/server.ts";
+import { serveApi } from "../../src/api/server.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
 import type { Session } from "../../src/engine/session.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { FakeNodeHost } from "./fake.ts";
+import { freePort, withFreePort } from "../support/ports.ts";
+import { track } from "../support/resources.ts";
 import { b64 } from "./helpers.ts";
 
 const kv = longboat.nodehost.v1;
@@ -44,27 +46,17 @@ class KvFake extends FakeNodeHost {
   }
 }
 
-const servers: ApiServer[] = [];
-afterAll(async () => {
-  for (const s of servers) await s.stop();
-});
-
+/** Serves the fake on a fresh port (retried should the port be taken); stopped when the test ends. */
 async function start(fake: FakeNodeHost, token?: string, snapshotExportDir?: string): Promise<string> {
-  const server = await serveApi(createNodeHostApi({ nodehost: fake, apiToken: token, snapshotExportDir }), {
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  servers.push(server);
+  const app = createNodeHostApi({ nodehost: fake, apiToken: token, snapshotExportDir });
+  const server = await withFreePort((port) => serveApi(app, { hostname: "127.0.0.1", port }));
+  track(`API server on ${server.port}`, () => server.stop());
   return `127.0.0.1:${server.port}`;
 }
 
+/** An address nothing listens on: a port reserved for this process and never served. */
 async function closedAddress(): Promise<string> {
-  const server = await serveApi(createNodeHostApi({ nodehost: new FakeNodeHost() }), {
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  await server.stop();
-  return `127.0.0.1:${server.port}`;
+  return `127.0.0.1:${freePort()}`;
 }
 
 test("plain fetch with JSON, as any Connect client sends it, gets a proto3 JSON answer", async () => {

@@ -3,18 +3,28 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../process/harness.ts";
 import {
   builtinApps,
   decodeKvQueryResult,
   encodeKvCommand,
   encodeKvQuery,
-  NodeHost,
+  NodeHost as LibraryNodeHost,
+  type NodeHostConfig,
 } from "../../src/index.ts";
+import { freePort } from "../support/ports.ts";
+import { track } from "../support/resources.ts";
+
+/** The library's NodeHost, registered so that it is stopped when the test ends however it ends. */
+class NodeHost extends LibraryNodeHost {
+  constructor(config: NodeHostConfig) {
+    super(config);
+    track(`NodeHost ${config.raftAddress}`, () => this.stop());
+  }
+}
 
 test("the README embedding example stores a value and reads it back", async () => {
   const dir = mkdtempSync(join(tmpdir(), "longboat-embed-"));
-  const addr = `127.0.0.1:${await freePort()}`;
+  const addr = `127.0.0.1:${freePort()}`;
   try {
     // --- README example begins (with "./data" and 127.0.0.1:7001 replaced) ---
     const nh = new NodeHost({ nodeHostDir: dir, raftAddress: addr, rttMs: 50 });

@@ -14,7 +14,7 @@ import { FrameError } from "../../src/transport/errors.ts";
 import { encodeFrame, FrameDecoder } from "../../src/transport/frame.ts";
 import { Http2Transport } from "../../src/transport/http2.ts";
 import { MapRegistry } from "../../src/transport/registry.ts";
-import { Recorder, replicate, waitFor } from "./helpers.ts";
+import { localAddress, Recorder, replicate, tracked, waitFor } from "./helpers.ts";
 
 test("frames split at every byte boundary decode to the same payloads", () => {
   const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(20).fill(7)];
@@ -76,16 +76,18 @@ test("the message size bound is never below the encoded size", () => {
 test("a target that keeps failing is marked down, and sends to it fail fast", async () => {
   const registry = new MapRegistry();
   const rec = new Recorder();
-  const t = new Http2Transport({
-    address: "127.0.0.1:0",
-    deploymentId: 1,
-    registry,
-    env: realEnv(),
-    snapshotDir: mkdtempSync(join(tmpdir(), "longboat-down-")),
-    backoffInitialMs: 1,
-    backoffMaxMs: 2,
-    downAfterFailures: 3,
-  });
+  const t = tracked(
+    new Http2Transport({
+      address: localAddress(),
+      deploymentId: 1,
+      registry,
+      env: realEnv(),
+      snapshotDir: mkdtempSync(join(tmpdir(), "longboat-down-")),
+      backoffInitialMs: 1,
+      backoffMaxMs: 2,
+      downAfterFailures: 3,
+    }),
+  );
   await t.start(rec);
   registry.add(1, 2, "127.0.0.1:1"); // nothing listens on port 1
   await waitFor(() => {

@@ -11,9 +11,10 @@ import { encodeBatch, invalidMessageReason } from "../../src/transport/codec.ts"
 import { encodeFrame } from "../../src/transport/frame.ts";
 import { Http2Transport, MESSAGES_PATH } from "../../src/transport/http2.ts";
 import { MapRegistry } from "../../src/transport/registry.ts";
-import { installSnapshot, Recorder, replicate, waitFor } from "./helpers.ts";
+import { installSnapshot, localAddress, Recorder, replicate, tracked, waitFor } from "./helpers.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
 
-setDefaultTimeout(60_000);
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 const FRAMES = Number(process.env.LONGBOAT_FUZZ_FRAMES ?? 100_000);
 /** Frames written per stream before a stream-killing frame may end it. */
 const FRAMES_PER_STREAM = 5_000;
@@ -103,14 +104,16 @@ test("fuzzed frames never reach the handler malformed and the receiver keeps ser
   const env = new ManualEnv(20260101);
   const registry = new MapRegistry();
   const rec = new CheckingRecorder();
-  const server = new Http2Transport({
-    address: "127.0.0.1:0",
-    deploymentId: 1,
-    registry,
-    env: realEnv(),
-    snapshotDir: join(dir, "s"),
-    maxFrameBytes: 1024 * 1024,
-  });
+  const server = tracked(
+    new Http2Transport({
+      address: localAddress(),
+      deploymentId: 1,
+      registry,
+      env: realEnv(),
+      snapshotDir: join(dir, "s"),
+      maxFrameBytes: 1024 * 1024,
+    }),
+  );
   await server.start(rec);
   const seeds = seedPayloads();
   const session = http2.connect(`http://${server.address}`);
@@ -137,13 +140,15 @@ test("fuzzed frames never reach the handler malformed and the receiver keeps ser
   expect(rec.messages.length).toBeGreaterThan(0);
   expect(s.batchesMalformed + s.messagesInvalid + s.batchesDroppedDeployment).toBeGreaterThan(0);
 
-  const client = new Http2Transport({
-    address: "127.0.0.1:0",
-    deploymentId: 1,
-    registry,
-    env: realEnv(),
-    snapshotDir: join(dir, "c"),
-  });
+  const client = tracked(
+    new Http2Transport({
+      address: localAddress(),
+      deploymentId: 1,
+      registry,
+      env: realEnv(),
+      snapshotDir: join(dir, "c"),
+    }),
+  );
   await client.start(new Recorder());
   registry.add(1, 2, server.address);
   const before = rec.messages.length;

@@ -3,6 +3,9 @@ import { crc32 } from "node:zlib";
 import { type Message, MessageType, makeEntry, makeMessage } from "../../src/raft/types.ts";
 import type { TransportFaults } from "../../src/transport/snapshot.ts";
 import type { Transport, TransportHandler, TransportStats } from "../../src/transport/types.ts";
+import { REAL_WAIT_MS } from "../support/limits.ts";
+import { freePort } from "../support/ports.ts";
+import { currentTest, parkIfEnded, track } from "../support/resources.ts";
 
 /** A transport as the conformance suite drives it: the contract plus counters and fault hooks. */
 export interface TestTransport extends Transport {
@@ -112,13 +115,27 @@ export function installSnapshot(to: number, path: string, sizeBytes: number): Me
   });
 }
 
-/** Real-time bound of one `until` wait in the HTTP/2 tests. */
-const WAIT_MS_MAX = 10_000;
-
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = WAIT_MS_MAX): Promise<void> {
+/**
+ * Polls cond every 2 ms until it holds; throws after timeoutMs (real time, sized for a loaded
+ * machine). Never returns once the test that called it has ended (resources.ts).
+ */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = REAL_WAIT_MS): Promise<void> {
+  const token = currentTest();
   const deadline = performance.now() + timeoutMs;
   while (!cond()) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 2));
+    await parkIfEnded(token);
   }
+}
+
+/** A listen address on 127.0.0.1 with a port from the test allocator (below the ephemeral range). */
+export function localAddress(): string {
+  return `127.0.0.1:${freePort()}`;
+}
+
+/** Registers a transport with the test resource registry: stopped when its test ends. */
+export function tracked<T extends { stop(): Promise<void>; readonly address: string }>(t: T): T {
+  track(`transport ${t.address}`, () => t.stop());
+  return t;
 }

@@ -1,10 +1,11 @@
 import { setDefaultTimeout } from "bun:test";
 import { realEnv } from "../../src/env.ts";
 import { Http2Transport } from "../../src/transport/http2.ts";
-import { waitFor } from "./helpers.ts";
+import { localAddress, waitFor } from "./helpers.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
 import { type Harness, transportConformance } from "./transport.case.ts";
 
-setDefaultTimeout(30_000);
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 
 export function http2Harness(): Harness {
   return {
@@ -12,7 +13,7 @@ export function http2Harness(): Harness {
       const { registry, deploymentId, address, snapshotDir, ...rest } = o;
       return new Http2Transport({
         ...rest,
-        address: address ?? "127.0.0.1:0",
+        address: address ?? localAddress(),
         deploymentId: deploymentId ?? 1,
         registry,
         env: realEnv(),

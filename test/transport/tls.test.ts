@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { realEnv } from "../../src/env.ts";
 import { Http2Transport, type TlsFiles } from "../../src/transport/http2.ts";
 import { MapRegistry } from "../../src/transport/registry.ts";
-import { Recorder, replicate, waitFor } from "./helpers.ts";
+import { localAddress, Recorder, replicate, tracked, waitFor } from "./helpers.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
 
-setDefaultTimeout(30_000);
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 let dir: string;
 let good: TlsFiles;
 let rogue: TlsFiles;
@@ -80,16 +81,18 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function node(registry: MapRegistry, tls: TlsFiles, rec = new Recorder()) {
-  const t = new Http2Transport({
-    address: "127.0.0.1:0",
-    deploymentId: 1,
-    registry,
-    env: realEnv(),
-    tls,
-    snapshotDir: mkdtempSync(join(dir, "snap-")),
-    backoffInitialMs: 10,
-    backoffMaxMs: 20,
-  });
+  const t = tracked(
+    new Http2Transport({
+      address: localAddress(),
+      deploymentId: 1,
+      registry,
+      env: realEnv(),
+      tls,
+      snapshotDir: mkdtempSync(join(dir, "snap-")),
+      backoffInitialMs: 10,
+      backoffMaxMs: 20,
+    }),
+  );
   await t.start(rec);
   return { t, rec };
 }
@@ -127,13 +130,15 @@ test("a peer whose certificate comes from another CA is refused", async () => {
 test("a cleartext peer cannot talk to a TLS NodeHost", async () => {
   const registry = new MapRegistry();
   const b = await node(registry, good);
-  const plain = new Http2Transport({
-    address: "127.0.0.1:0",
-    deploymentId: 1,
-    registry,
-    env: realEnv(),
-    snapshotDir: mkdtempSync(join(dir, "snap-")),
-  });
+  const plain = tracked(
+    new Http2Transport({
+      address: localAddress(),
+      deploymentId: 1,
+      registry,
+      env: realEnv(),
+      snapshotDir: mkdtempSync(join(dir, "snap-")),
+    }),
+  );
   await plain.start(new Recorder());
   registry.add(1, 2, b.t.address);
   plain.send(replicate(2, 1));
@@ -147,7 +152,7 @@ test("a missing TLS file is a configuration error naming the file", () => {
   expect(
     () =>
       new Http2Transport({
-        address: "127.0.0.1:0",
+        address: localAddress(),
         deploymentId: 1,
         registry: new MapRegistry(),
         env: realEnv(),
