@@ -1,11 +1,19 @@
 import { expect } from "bun:test";
 import { join } from "node:path";
 import type { LogDB } from "../../src/logdb/types.ts";
+import { track } from "../support/resources.ts";
 import { cmdOf, lastOf, type ShardModel } from "./crash-model.ts";
 
 /** Shared by crash.test.ts (kill -9) and powerloss.test.ts (kill -9 plus a power loss). */
 export const CRASH_IDENTITY = { raftAddress: "crash:1", deploymentId: 1, formatVersion: 1 };
 const CHILD = join(import.meta.dir, "crash-child.ts");
+/**
+ * Wall-clock bound per kill, for the tests' limits: a child's start (bun, transpiling, opening
+ * SQLite) takes about 0.2 s on an idle 2-core machine and up to 20× that under load.
+ */
+export const KILL_WALL_MS_MAX = 5_000;
+/** How long the parent waits for the child's acknowledgements before it kills it anyway. */
+const ACK_WAIT_MS_MAX = 10_000;
 
 /**
  * Runs crash-child.ts over dir until it printed minAcks acks, then waits delayMs and kills it
@@ -24,6 +32,7 @@ export async function runAndKill(
     stderr: "inherit",
     env: { ...process.env, ...env },
   });
+  const tracked = track(`crash child ${proc.pid}`, () => proc.kill(9));
   let text = "";
   let acked = -1;
   let seen = 0;
@@ -44,11 +53,13 @@ export async function runAndKill(
     }
   })();
   const startMs = performance.now();
-  while (seen < minAcks && performance.now() - startMs < 10_000 && proc.exitCode === null) await Bun.sleep(1);
+  while (seen < minAcks && performance.now() - startMs < ACK_WAIT_MS_MAX && proc.exitCode === null)
+    await Bun.sleep(1);
   await Bun.sleep(delayMs);
   proc.kill(9);
   await proc.exited;
   await pump;
+  tracked.release();
   return acked;
 }
 

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { ManualEnv } from "../../src/env.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { modelAfter } from "./crash-model.ts";
-import { CRASH_IDENTITY, runAndKill, verify } from "./crash-run.ts";
+import { currentTest, parkIfEnded } from "../support/resources.ts";
+import { CRASH_IDENTITY, KILL_WALL_MS_MAX, runAndKill, verify } from "./crash-run.ts";
 
 /** Batches the child keeps queued in async mode (crash-child.ts). */
 const ASYNC_AHEAD = 2;
@@ -35,7 +36,9 @@ async function killRepeatedly(mode: "sync" | "async", kills: number, ahead: numb
   const dir = join(root, `db-${mode}`);
   let acked = 0;
   const outcomes = { inFlightCommitted: 0, inFlightLost: 0 };
+  const token = currentTest();
   for (let kill = 0; kill < kills; kill++) {
+    await parkIfEnded(token); // a timed-out run must not go on killing children beside the next tests
     // One kill in eight lands while the child is still opening the database.
     const early = env.nextInt(8) === 0;
     const lastAck = await runAndKill(dir, early ? 0 : 1, early ? env.nextInt(30) : env.nextInt(40), { mode });
@@ -58,10 +61,18 @@ async function killRepeatedly(mode: "sync" | "async", kills: number, ahead: numb
   );
 }
 
-test(`after ${KILLS} kill -9s at random moments every acknowledged batch is present and nothing beyond the torn one`, async () => {
-  await killRepeatedly("sync", KILLS, 1, SEED);
-}, 120_000);
+test(
+  `after ${KILLS} kill -9s at random moments every acknowledged batch is present and nothing beyond the torn one`,
+  async () => {
+    await killRepeatedly("sync", KILLS, 1, SEED);
+  },
+  KILLS * KILL_WALL_MS_MAX,
+);
 
-test(`with the writer Worker (saveUpdatesAsync, ${ASYNC_AHEAD} batches queued), after ${Math.ceil(KILLS / 2)} kill -9s every batch whose done ran is present`, async () => {
-  await killRepeatedly("async", Math.ceil(KILLS / 2), ASYNC_AHEAD, SEED + 1);
-}, 120_000);
+test(
+  `with the writer Worker (saveUpdatesAsync, ${ASYNC_AHEAD} batches queued), after ${Math.ceil(KILLS / 2)} kill -9s every batch whose done ran is present`,
+  async () => {
+    await killRepeatedly("async", Math.ceil(KILLS / 2), ASYNC_AHEAD, SEED + 1);
+  },
+  Math.ceil(KILLS / 2) * KILL_WALL_MS_MAX,
+);
