@@ -9,6 +9,7 @@
  */
 import { expect, test } from "bun:test";
 import { PLANTED_BUGS, type PlantedBug } from "../../src/engine/bugs.ts";
+import { SIM_SEED_WALL_MS } from "../support/limits.ts";
 import { DEFAULT_SEED_COUNT, replayCommand, runSeed } from "./run.ts";
 
 /** Runs seeds 1, 2, … with the bug on until an oracle fires; null when none did within the budget. */
@@ -26,8 +27,12 @@ async function firstCatch(bug: PlantedBug): Promise<{ seed: number; oracle: stri
 }
 
 for (const bug of PLANTED_BUGS) {
-  test(`the simulator catches the planted bug ${bug} within ${DEFAULT_SEED_COUNT} seeds`, async () => {
-    const caught = await firstCatch(bug);
-    expect(caught).not.toBeNull();
-  }, 600_000);
+  test(
+    `the simulator catches the planted bug ${bug} within ${DEFAULT_SEED_COUNT} seeds`,
+    async () => {
+      const caught = await firstCatch(bug);
+      expect(caught).not.toBeNull();
+    },
+    DEFAULT_SEED_COUNT * SIM_SEED_WALL_MS,
+  );
 }

@@ -7,12 +7,16 @@
  * session-protected writes are increments) changed their schedules anyway: they stay as
  * regression runs of those seeds, and each comment says what the original run hit.
  */
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
 import { longboat } from "../../src/pb/longboat.js";
 import { type Entry, makeEntry } from "../../src/raft/types.ts";
 
+import { SIM_TEST_WALL_MS } from "../support/limits.ts";
+
 const pb = longboat.raft.v1;
+// Simulated time: each seed is bounded in simulated ms; the wall clock is only a backstop.
+setDefaultTimeout(SIM_TEST_WALL_MS);
 
 /*
  * Seed 1 (found 2026-11-24): followers crash-loop with

@@ -11,10 +11,11 @@
 import type { PlantedBug } from "../../src/engine/bugs.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
 import { checkOperations, kvModel } from "./linearizability.ts";
+import { currentTest } from "../support/resources.ts";
 import { SimViolation } from "./oracles.ts";
 import { describeSwarm, type Swarm } from "./swarm.ts";
 import { Workload, type WorkloadStats } from "./workload.ts";
-import { type HostSlot, World, type WorldStats, drain } from "./world.ts";
+import { type HostSlot, World, type WorldStats } from "./world.ts";
 
 export interface RunOptions {
   seed: number;
@@ -80,11 +81,14 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   try {
     await world.setup();
     workload.start();
-    await phase(world, workload, opts.safetyMs ?? SAFETY_MS_DEFAULT, stepMs, () => false);
+    const safetyMs = opts.safetyMs ?? SAFETY_MS_DEFAULT;
+    world.activity = `the safety phase (${safetyMs} simulated ms)`;
+    await phase(world, workload, safetyMs, stepMs, () => false);
     workload.stopped = true;
     await world.stopFaults();
     const healMsMax = opts.healMsMax ?? HEAL_MS_MAX_DEFAULT;
     const healedAt = world.env.nowMs();
+    world.activity = `the heal phase (at most ${healMsMax} simulated ms from ${healedAt})`;
     let converged = await phase(
       world,
       workload,
@@ -116,7 +120,8 @@ export async function runSeed(opts: RunOptions): Promise<RunResult> {
   } finally {
     workload.stopped = true;
     opts.inspect?.(world);
-    await shutdown(world);
+    world.activity = null;
+    await world.shutdown();
   }
   return {
     seed: opts.seed,
@@ -143,9 +148,9 @@ async function phase(
   stepMs: number,
   done: () => boolean,
 ): Promise<boolean> {
+  const token = currentTest();
   for (let t = 0; t < durationMs; t += stepMs) {
-    world.env.advance(stepMs);
-    await drain();
+    await world.step(stepMs, token);
     workload.probeNewLeaders();
     await world.injectFaults(stepMs);
     world.check();
@@ -216,22 +221,6 @@ function appliedOn(h: HostSlot, shardId: number): number | null {
       return null;
     throw e;
   }
-}
-
-async function shutdown(world: World): Promise<void> {
-  world.closed = true;
-  for (const h of world.hosts) {
-    const nh = h.nh;
-    h.nh = null;
-    if (nh === null) continue;
-    try {
-      await nh.stop();
-    } catch {
-      // already stopped by a fault
-    }
-  }
-  await drain();
-  world.close();
 }
 
 /** The summary line of a batch of runs. */

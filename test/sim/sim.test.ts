@@ -9,8 +9,9 @@
  *
  * A failure names the seed, the violated oracle and the replay command.
  */
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { plantedBugOption } from "../../src/engine/bugs.ts";
+import { SIM_SEED_WALL_MS, SIM_TEST_WALL_MS } from "../support/limits.ts";
 import { DEFAULT_SEED_COUNT, replayCommand, type RunResult, runSeed, summarize } from "./run.ts";
 import { describeSwarm } from "./swarm.ts";
 
@@ -20,6 +21,9 @@ const firstSeed = Number(process.env.LONGBOAT_SIM_FIRST_SEED ?? 1);
 // The harness, not the library, reads the planted bug to replay (an unknown name throws here).
 const bug = plantedBugOption(process.env.LONGBOAT_SIM_BUG);
 const PROGRESS_SEEDS = 500;
+
+// Simulated time: each seed is bounded in simulated ms; the wall clock is only a backstop.
+setDefaultTimeout(SIM_TEST_WALL_MS);
 
 function failureMessage(r: RunResult): string {
   return (
@@ -79,6 +83,6 @@ if (single !== undefined) {
       process.stderr.write(`${summarize(results, performance.now() - t0)}\n`);
       expect(failures).toEqual([]);
     },
-    Math.max(600_000, seedCount * 10_000),
+    Math.max(SIM_TEST_WALL_MS, seedCount * SIM_SEED_WALL_MS),
   );
 }

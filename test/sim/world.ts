@@ -16,6 +16,7 @@ import { SimNetwork } from "../../src/transport/sim.ts";
 import { SimDisk } from "./disk.ts";
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import { drawSwarm, type Swarm } from "./swarm.ts";
+import { parkIfEnded, type Tracked, track } from "../support/resources.ts";
 
 /** Window and bound of the message storm oracle (a healthy host sends a few hundred). */
 export const STORM_WINDOW_MS = 100;
@@ -39,6 +40,9 @@ export const SIM_RTT_MS = 10;
 export function drain(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve)); // env-ok: test driver, ordering only
 }
+
+/** A promise that never settles: where the driver of a world shut down under it stops for good. */
+const PARKED = new Promise<never>(() => {});
 
 export function hostAddress(i: number): string {
   return `10.0.0.${i}:7001`;
@@ -153,6 +157,9 @@ export class World {
   membershipBusy = false;
   /** Set at shutdown: background tasks stop. */
   closed = false;
+  /** What the driver is running (a phase), for the report of a test that ended under it. */
+  activity: string | null = null;
+  private readonly tracked: Tracked;
   private nextReplicaId = 100;
   /** Replicas that just became leader (the workload probes them with a read at once). */
   newLeaders: { host: HostSlot; shardId: number }[] = [];
@@ -236,6 +243,22 @@ export class World {
       logdb.afterSave = (updates) => this.afterSave(h, updates);
       this.hosts.push(h);
     }
+    // Shut down after the test however it ends; a driver still running then (the test timed
+    // out) stops at its next step instead of running on beside the next tests.
+    this.tracked = track(`World(seed ${seed})`, () => this.shutdown(), {
+      busy: () => this.activity && `in ${this.activity} at simulated ${this.env.nowMs()} ms`,
+    });
+  }
+
+  /**
+   * Advances simulated time by ms, then lets every continuation it made runnable run. Never
+   * returns once the world is shut down or the test that took `token` (resources.ts) ended.
+   */
+  async step(ms: number, token: number): Promise<void> {
+    this.env.advance(ms);
+    await drain();
+    if (this.closed) await PARKED;
+    await parkIfEnded(token);
   }
 
   /** FNV-1a over every trace line: equal for two runs of one seed (the determinism test). */
@@ -906,6 +929,21 @@ export class World {
     };
   }
 
-  /** Nothing to release: every host's files live on its simulated disk, in memory. */
-  close(): void {}
+  /** Stops every host (once; the registry may call it too). Its files live on the simulated disk. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tracked.release();
+    for (const h of this.hosts) {
+      const nh = h.nh;
+      h.nh = null;
+      if (nh === null) continue;
+      try {
+        await nh.stop();
+      } catch {
+        // already stopped by a fault
+      }
+    }
+    await drain();
+  }
 }
