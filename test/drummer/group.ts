@@ -19,6 +19,7 @@ import { SimNetwork } from "../../src/transport/sim.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { currentTest, parkIfEnded, type Tracked, track } from "../support/resources.ts";
 
 export const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)); // env-ok: test driver
 
@@ -55,6 +56,8 @@ export class DrummerGroup {
   readonly extraApps = new Map<string, RpcHandler>();
   readonly logs: Record<string, unknown>[] = [];
   readonly hosts: HostMember[] = [];
+  private closed = false;
+  private readonly tracked: Tracked;
 
   constructor(
     seed: number,
@@ -75,6 +78,20 @@ export class DrummerGroup {
         app: null,
       });
     }
+    // Closed after the test (or file) that made it, however it ends; see step().
+    this.tracked = track(`DrummerGroup(seed ${seed})`, () => this.close());
+  }
+
+  /**
+   * Advances virtual time by ms and lets what it made runnable run. Never returns once the
+   * group is closed or the test that started the loop (token) ended: a test that timed out
+   * must not drive the group on beside the tests after it.
+   */
+  private async step(ms: number, token: number): Promise<void> {
+    this.env.advance(ms);
+    await drain();
+    if (this.closed) await new Promise<never>(() => {});
+    await parkIfEnded(token);
   }
 
   /** A fetch that reaches running drummers' apps 1 ms away (and fails for stopped or cut ones). */
@@ -199,20 +216,19 @@ export class DrummerGroup {
 
   /** Runs the world for ms of virtual time in small steps. */
   async run(ms: number, stepMs = 5): Promise<void> {
-    for (let t = 0; t < ms; t += stepMs) {
-      this.env.advance(stepMs);
-      await drain();
-    }
+    const token = currentTest();
+    for (let t = 0; t < ms; t += stepMs) await this.step(stepMs, token);
   }
 
   /** Runs until cond holds (checked every step); throws after maxMs. */
   async until(cond: () => boolean, maxMs: number, what: string): Promise<void> {
+    const token = currentTest();
     for (let t = 0; t < maxMs; t += 5) {
       if (cond()) return;
-      this.env.advance(5);
-      await drain();
+      await this.step(5, token);
     }
-    if (!cond()) throw new Error(`${what}: not within ${maxMs} ms of virtual time`);
+    if (!cond())
+      throw new Error(`${what}: not within ${maxMs} ms of virtual time (at ${this.env.nowMs()} ms)`);
   }
 
   leader(): Drummer | undefined {
@@ -231,14 +247,15 @@ export class DrummerGroup {
       () => (settled = true),
       () => (settled = true),
     );
-    for (let t = 0; t < 5000 && !settled; t += 5) {
-      this.env.advance(5);
-      await drain();
-    }
+    const token = currentTest();
+    for (let t = 0; t < 5000 && !settled; t += 5) await this.step(5, token);
     return p;
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tracked.release();
     for (const h of this.hosts) await this.crashHost(h.index);
     for (const m of this.members) await this.crash(m.id);
     rmSync(this.root, { recursive: true, force: true });
