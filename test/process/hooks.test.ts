@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PROCESS_TEST_WALL_MS, REAL_WAIT_MS } from "../support/limits.ts";
+import { track } from "../support/resources.ts";
 import { BIN, ensureBinary, type HostSpec, ProcessCluster, ROOT, waitFor } from "./harness.ts";
 
 /** One tick; the election timeout is 10 ticks (the default electionRtt). */
@@ -90,91 +92,106 @@ describe("--on-leader-change on three nodehost processes", () => {
   beforeAll(async () => {
     await cluster.init();
     await cluster.startAll();
-  }, 60_000);
+  }, PROCESS_TEST_WALL_MS);
   afterAll(async () => {
     await cluster.stop();
     rmSync(cluster.state, { recursive: true, force: true });
   });
 
-  test("kill -9 of the leader: the new leader's hook runs with a higher term within two election timeouts (and the election's round trips)", async () => {
-    await waitFor(() => cluster.actions().some((a) => a.role === "leader"), 15_000, "a first leader's hook");
-    const first = cluster.actions().find((a) => a.role === "leader")!;
-    expect(first.verdict).toBe("accepted");
-    const victim = cluster.hostIndex(first.host);
-    expect(await cluster.leaderOf(1)).toBe(victim);
-    // The other two hosts' hooks were told "follower" of the same term.
-    await waitFor(
-      () => cluster.actions().filter((a) => a.role === "follower" && a.term === first.term).length === 2,
-      10_000,
-      "the followers' hooks",
-    );
-    // `cmd watch` on all three hosts shows the kill as it happens.
-    const watcher = Bun.spawn([BIN, "cmd", "watch", "--nodehost", cluster.api(), "--json"], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const watchOut = collect(watcher.stdout);
-    const watchErr = collect(watcher.stderr);
-    await waitFor(
-      () => (watchErr.text.match(/: watching\n/g) ?? []).length === 3,
-      15_000,
-      "cmd watch on 3 hosts",
-    );
-    const killedAtMs = Date.now();
-    await cluster.kill(victim);
-    await waitFor(
-      () => cluster.actions().some((a) => a.role === "leader" && a.term > first.term),
-      10_000,
-      "a new leader's hook",
-    );
-    const next = cluster.actions().find((a) => a.role === "leader" && a.term > first.term)!;
-    expect(next.verdict).toBe("accepted");
-    const successor = cluster.hostIndex(next.host);
-    expect(successor).not.toBe(victim);
-    // The nodehost starts the hook (its "hook-start" log line) within two election timeouts of
-    // the kill, plus the round trips of the election: a follower campaigns when its randomized
-    // timeout, drawn from [E, 2E) ticks, runs out after the last heartbeat (at most one tick
-    // before the kill); PreVote, Vote and the new term's first commit take three round trips,
-    // given ELECTION_ROUNDS_MS. How long the script itself then takes is the script's business.
-    const startedMs = cluster.hookStartMs(successor, (e) => e.role === "leader" && e.term === next.term)!;
-    expect(startedMs - killedAtMs).toBeLessThanOrEqual(2 * ELECTION_TIMEOUT_MS + ELECTION_ROUNDS_MS);
-    // The fence took every decision in term order: what it accepted never went down, and what
-    // it refused (another host's hook of an older term that ran late) was below what it had.
-    let highest = 0;
-    for (const a of cluster.actions()) {
-      if (a.verdict === "accepted") {
-        expect(a.term).toBeGreaterThanOrEqual(highest);
-        highest = a.term;
-      } else expect(a.term).toBeLessThan(highest);
-    }
-    const victimApi = cluster.hosts[victim - 1]!.api;
-    const successorApi = cluster.hosts[successor - 1]!.api;
-    await waitFor(
-      () =>
-        watchOut
-          .lines()
-          .some(
-            (e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term,
-          ),
-      10_000,
-      "cmd watch to show the new leader",
-    );
-    const shown = watchOut
-      .lines()
-      .find((e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term)!;
-    expect(shown).toMatchObject({ shardId: "1", role: "leader", leaderId: String(successor) });
-    expect(watchErr.text).toContain(`${victimApi}: connection lost`);
-    watcher.kill("SIGINT");
-    expect(await watcher.exited).toBe(0);
-  }, 60_000);
+  test(
+    "kill -9 of the leader: the new leader's hook runs with a higher term within two election timeouts (and the election's round trips)",
+    async () => {
+      await waitFor(
+        () => cluster.actions().some((a) => a.role === "leader"),
+        REAL_WAIT_MS,
+        "a first leader's hook",
+      );
+      const first = cluster.actions().find((a) => a.role === "leader")!;
+      expect(first.verdict).toBe("accepted");
+      const victim = cluster.hostIndex(first.host);
+      expect(await cluster.leaderOf(1)).toBe(victim);
+      // The other two hosts' hooks were told "follower" of the same term.
+      await waitFor(
+        () => cluster.actions().filter((a) => a.role === "follower" && a.term === first.term).length === 2,
+        REAL_WAIT_MS,
+        "the followers' hooks",
+      );
+      // `cmd watch` on all three hosts shows the kill as it happens.
+      const watcher = Bun.spawn([BIN, "cmd", "watch", "--nodehost", cluster.api(), "--json"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      track("cmd watch", () => watcher.kill("SIGKILL"));
+      const watchOut = collect(watcher.stdout);
+      const watchErr = collect(watcher.stderr);
+      await waitFor(
+        () => (watchErr.text.match(/: watching\n/g) ?? []).length === 3,
+        REAL_WAIT_MS,
+        "cmd watch on 3 hosts",
+      );
+      const killedAtMs = Date.now();
+      await cluster.kill(victim);
+      await waitFor(
+        () => cluster.actions().some((a) => a.role === "leader" && a.term > first.term),
+        REAL_WAIT_MS,
+        "a new leader's hook",
+      );
+      const next = cluster.actions().find((a) => a.role === "leader" && a.term > first.term)!;
+      expect(next.verdict).toBe("accepted");
+      const successor = cluster.hostIndex(next.host);
+      expect(successor).not.toBe(victim);
+      // The nodehost starts the hook (its "hook-start" log line) within two election timeouts of
+      // the kill, plus the round trips of the election: a follower campaigns when its randomized
+      // timeout, drawn from [E, 2E) ticks, runs out after the last heartbeat (at most one tick
+      // before the kill); PreVote, Vote and the new term's first commit take three round trips,
+      // given ELECTION_ROUNDS_MS. How long the script itself then takes is the script's business.
+      const startedMs = cluster.hookStartMs(successor, (e) => e.role === "leader" && e.term === next.term)!;
+      expect(startedMs - killedAtMs).toBeLessThanOrEqual(2 * ELECTION_TIMEOUT_MS + ELECTION_ROUNDS_MS);
+      // The fence took every decision in term order: what it accepted never went down, and what
+      // it refused (another host's hook of an older term that ran late) was below what it had.
+      let highest = 0;
+      for (const a of cluster.actions()) {
+        if (a.verdict === "accepted") {
+          expect(a.term).toBeGreaterThanOrEqual(highest);
+          highest = a.term;
+        } else expect(a.term).toBeLessThan(highest);
+      }
+      const victimApi = cluster.hosts[victim - 1]!.api;
+      const successorApi = cluster.hosts[successor - 1]!.api;
+      await waitFor(
+        () =>
+          watchOut
+            .lines()
+            .some(
+              (e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term,
+            ),
+        REAL_WAIT_MS,
+        "cmd watch to show the new leader",
+      );
+      const shown = watchOut
+        .lines()
+        .find(
+          (e) => e.nodehost === successorApi && e.kind === "roleChanged" && Number(e.term) === next.term,
+        )!;
+      expect(shown).toMatchObject({ shardId: "1", role: "leader", leaderId: String(successor) });
+      expect(watchErr.text).toContain(`${victimApi}: connection lost`);
+      watcher.kill("SIGINT");
+      expect(await watcher.exited).toBe(0);
+    },
+    PROCESS_TEST_WALL_MS,
+  );
 
-  test("SIGTERM: the leader hands over and its hook is told none before the process exits", async () => {
-    const leader = await cluster.waitLeader(1);
-    const raft = cluster.hosts[leader - 1]!.raft;
-    const code = await cluster.kill(leader, "SIGTERM");
-    expect(code).toBe(0);
-    const mine = cluster.actions().filter((a) => a.host === raft);
-    expect(mine.at(-1)).toMatchObject({ role: "none", verdict: "accepted" });
-    expect(cluster.logs.get(leader)).toContain('"event":"hook-done"');
-  }, 60_000);
+  test(
+    "SIGTERM: the leader hands over and its hook is told none before the process exits",
+    async () => {
+      const leader = await cluster.waitLeader(1);
+      const raft = cluster.hosts[leader - 1]!.raft;
+      const code = await cluster.kill(leader, "SIGTERM");
+      expect(code).toBe(0);
+      const mine = cluster.actions().filter((a) => a.host === raft);
+      expect(mine.at(-1)).toMatchObject({ role: "none", verdict: "accepted" });
+      expect(cluster.logs.get(leader)).toContain('"event":"hook-done"');
+    },
+    PROCESS_TEST_WALL_MS,
+  );
 });

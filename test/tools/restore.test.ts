@@ -22,6 +22,7 @@ import { RestoreError, type RestoreOptions, restoreReplica } from "../../src/too
 import { SimNetwork } from "../../src/transport/sim.ts";
 import { RecordingFileSystem } from "../fs/recording.ts";
 import { get, put, readValue } from "../engine/kv.ts";
+import { currentTest, parkIfEnded, track } from "../support/resources.ts";
 
 const T = { timeoutMs: 10_000 };
 const addr = (i: number) => `10.0.0.${i}:7001`;
@@ -41,6 +42,8 @@ class World {
   readonly net = new SimNetwork(this.env);
   readonly root = mkdtempSync(join(tmpdir(), "longboat-restore-"));
   readonly hosts = new Map<number, NodeHost>();
+  // Closed after the test however it ends (the afterEach below does it too).
+  private readonly tracked = track("restore test World", () => this.close());
 
   dir(name: string | number): string {
     return join(this.root, `host-${name}`);
@@ -68,6 +71,7 @@ class World {
   }
 
   async leader(shardId: number): Promise<NodeHost> {
+    const token = currentTest();
     const deadline = Date.now() + WAIT_MS;
     while (Date.now() < deadline) {
       for (const nh of this.hosts.values()) {
@@ -81,6 +85,7 @@ class World {
         }
       }
       await Bun.sleep(10);
+      await parkIfEnded(token); // a test that timed out stops here
     }
     throw new Error(`no leader for shard ${shardId} within ${WAIT_MS} ms`);
   }
@@ -91,6 +96,7 @@ class World {
   }
 
   async close(): Promise<void> {
+    this.tracked.release();
     await this.stopAll().catch(() => {});
     rmSync(this.root, { recursive: true, force: true });
   }
