@@ -1,5 +1,7 @@
 // The process-level half of leader-change hooks: commands really spawned, webhooks really POSTed.
 import { afterEach, describe, expect, test } from "bun:test";
+import { withFreePort } from "../support/ports.ts";
+import { track } from "../support/resources.ts";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,36 +23,31 @@ import { builtinApps, encodeKvCommand } from "../../src/index.ts";
 const leader: LeaderChange = { shardId: 3, replicaId: 2, term: 7, leaderId: 2, role: "leader" };
 const never = new AbortController().signal;
 
-/** Serves fetch on a random free port below 32768 (the ephemeral range is for clients). */
-function serveLow(fetch: (req: Request) => Response | Promise<Response>) {
-  for (let i = 0; i < 50; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    try {
-      return Bun.serve({ hostname: "127.0.0.1", port, fetch });
-    } catch (error) {
-      if (!/EADDRINUSE|in use/i.test(String(error))) throw error;
-    }
-  }
-  throw new Error("no free port below 32768 after 50 tries");
+/** Serves fetch on a port from the test allocator (below 32768); stopped when the test ends. */
+async function serveLow(fetch: (req: Request) => Response | Promise<Response>) {
+  const server = await withFreePort((port) => Bun.serve({ hostname: "127.0.0.1", port, fetch }));
+  track(`hook receiver on ${server.port}`, () => server.stop(true));
+  return server;
 }
 
-/** A NodeHost whose raft address is a random free port below 32768. */
+/** A NodeHost whose raft address has a port from the test allocator; stopped when the test ends. */
 async function nodeHostOnLowPort(dir: string): Promise<NodeHost> {
-  for (let i = 0; i < 20; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
+  return withFreePort(async (port) => {
     const nh = new NodeHost({
       nodeHostDir: join(dir, `nh-${port}`),
       raftAddress: `127.0.0.1:${port}`,
       rttMs: 10,
     });
+    const tracked = track(`NodeHost 127.0.0.1:${port}`, () => nh.stop());
     try {
       await nh.ready;
       return nh;
-    } catch {
+    } catch (error) {
+      tracked.release();
       await nh.stop().catch(() => {});
+      throw error;
     }
-  }
-  throw new Error("no free raft port below 32768 after 20 tries");
+  });
 }
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -234,7 +231,7 @@ describe("webhookRunner", () => {
   test("a failing webhook is retried with backoff until it answers; changes arrive in order", async () => {
     const received: { term: number; role: string }[] = [];
     let failures = 2;
-    const server = serveLow(async (req) => {
+    const server = await serveLow(async (req) => {
       const body = (await req.json()) as { term: number; role: string };
       if (failures > 0) {
         failures--;
