@@ -31,6 +31,19 @@ test("a test that times out in simulated time fails naming the simulated ms it r
   expect(output).not.toContain("error between tests");
 });
 
+test("a test that times out with proposals pending fails once, with no unhandled 'shard closed' after it", async () => {
+  // Before the registry this printed "Unhandled error between tests: shard closed: the NodeHost
+  // is stopping": the timed-out test's own await, failed when its cluster was closed after it.
+  const { code, output } = await runFixture("pending.fixture.ts");
+  expect(code).toBe(1);
+  expect(output).toMatch(
+    /the test ended while SimCluster\(seed 9\) was in settling a promise at simulated \d+ ms/,
+  );
+  expect(output).not.toContain("shard closed");
+  expect(output).not.toMatch(/\d+ errors?\n/);
+  expect(output).toContain("(pass) the next test");
+});
+
 test("a file that leaves a child process or a listening socket fails, naming them", async () => {
   const { code, output } = await runFixture("leak.fixture.ts");
   expect(code).toBe(1);
