@@ -15,6 +15,7 @@ import { type MethodName, RequestSchemas } from "../../src/api/schemas.ts";
 import type { ApiServer } from "../../src/api/server.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
+import { freePort } from "../support/ports.ts";
 import { serveOnTestPort } from "./serve.ts";
 
 setDefaultTimeout(600_000);
@@ -43,7 +44,7 @@ const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "longboat-api-fuzz-"));
   for (let attempt = 0; ; attempt++) {
-    const raft = `127.0.0.1:${20000 + Math.floor(Math.random() * 12000)}`;
+    const raft = `127.0.0.1:${freePort()}`; // below 32768, reserved across test runs
     try {
       nh = new NodeHost({ nodeHostDir: join(dir, `nh${attempt}`), raftAddress: raft, rttMs: 20 });
       await nh.ready;

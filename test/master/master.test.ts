@@ -16,6 +16,7 @@ import { MasterClient } from "../../src/master/client.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
+import { currentTest, parkIfEnded } from "../support/resources.ts";
 import { decision } from "../drummer/helpers.ts";
 
 const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)); // env-ok: test driver
@@ -83,9 +84,11 @@ class Bench {
   }
 
   async run(ms: number): Promise<void> {
+    const token = currentTest();
     for (let t = 0; t < ms; t += 5) {
       this.env.advance(5);
       await drain();
+      await parkIfEnded(token); // a test that timed out stops here (test/support/resources.ts)
     }
   }
 
