@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { ManualEnv } from "../../src/env.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { modelAfter } from "./crash-model.ts";
-import { CRASH_IDENTITY, runAndKill, verify } from "./crash-run.ts";
+import { currentTest, parkIfEnded } from "../support/resources.ts";
+import { CRASH_IDENTITY, KILL_WALL_MS_MAX, runAndKill, verify } from "./crash-run.ts";
 import { buildFaultFs, type FaultFsRun, faultFsEnv, powerLoss } from "./faultfs.ts";
 
 /**
@@ -85,7 +86,9 @@ async function powerLossRepeatedly(mode: "sync" | "async", kills: number, seed: 
   const run = freshRun(`synced-${mode}`);
   let acked = 0;
   const stats = { inFlightCommitted: 0, undone: 0 };
+  const token = currentTest();
   for (let kill = 0; kill < kills; kill++) {
+    await parkIfEnded(token); // a timed-out run must not go on killing children beside the next tests
     const r = await killOnce(run, env, acked, false, mode);
     if (r.outcome.kind !== "ok") throw new Error(`kill ${kill}: ${r.outcome.kind}: ${r.outcome.detail}`);
     if (r.outcome.committed > r.lastAck) stats.inFlightCommitted++;
@@ -99,13 +102,21 @@ async function powerLossRepeatedly(mode: "sync" | "async", kills: number, seed: 
   expect(stats.undone).toBeGreaterThan(0);
 }
 
-test(`after ${KILLS} power losses at random moments every acknowledged batch is present, nothing beyond the one in flight, no corruption`, async () => {
-  await powerLossRepeatedly("sync", KILLS, SEED);
-}, 180_000);
+test(
+  `after ${KILLS} power losses at random moments every acknowledged batch is present, nothing beyond the one in flight, no corruption`,
+  async () => {
+    await powerLossRepeatedly("sync", KILLS, SEED);
+  },
+  Math.max(180_000, KILLS * KILL_WALL_MS_MAX),
+);
 
-test(`with the writer Worker (saveUpdatesAsync), after ${Math.ceil(KILLS / 2)} power losses every batch whose done ran is present`, async () => {
-  await powerLossRepeatedly("async", Math.ceil(KILLS / 2), SEED + 2);
-}, 180_000);
+test(
+  `with the writer Worker (saveUpdatesAsync), after ${Math.ceil(KILLS / 2)} power losses every batch whose done ran is present`,
+  async () => {
+    await powerLossRepeatedly("async", Math.ceil(KILLS / 2), SEED + 2);
+  },
+  Math.max(180_000, Math.ceil(KILLS / 2) * KILL_WALL_MS_MAX),
+);
 
 test("a log database whose fsyncs are removed loses acknowledged batches here (the test can fail)", async () => {
   const env = new ManualEnv(SEED + 1);
