@@ -1,26 +1,19 @@
 // Helpers of the data lifecycle process tests: ports below 32768, NodeHost processes of the
 // compiled binary by host number, the binary's subcommands run to completion.
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { NodeHostClient } from "../../src/api/client.ts";
+import { freePort } from "../support/ports.ts";
+import { track } from "../support/resources.ts";
 import { BIN, ROOT, waitFor } from "./harness.ts";
 
-/** A free port in 20000..31999: below the ephemeral range, where a stray TIME_WAIT cannot sit. */
+/**
+ * A free port below the ephemeral range from the shared allocator (test/support/ports.ts:
+ * reserved across concurrent test runs); also added to taken.
+ */
 export async function lowPort(taken: Set<number>): Promise<number> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (taken.has(port)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once("error", () => resolve(false));
-      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-    });
-    if (free) {
-      taken.add(port);
-      return port;
-    }
-  }
-  throw new Error("no free port below 32768 after 1000 tries");
+  const port = freePort();
+  taken.add(port);
+  return port;
 }
 
 export interface Run {
@@ -62,7 +55,10 @@ export class Hosts {
   readonly logs = new Map<number, string>();
   private readonly taken = new Set<number>();
 
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    // Every process is killed when the test (or file) that made these hosts ends, however it ends.
+    track(`lifecycle Hosts in ${root}`, () => this.stopAll());
+  }
 
   async add(n: number): Promise<Host> {
     const h = {
