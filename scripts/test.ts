@@ -7,12 +7,21 @@
  *
  *   npm test                    # whole suite, test files spread over one worker per core
  *   npm test -- test/cli        # one folder
+ *
+ * It builds dist/longboat first: the process tests run that binary, and one left over from an
+ * older checkout would test old code (they build it only when it is missing).
  */
 
 import { parseSummary, runFailed, summaryLine } from "./test-summary.ts";
 
 /** Only the end of bun's report is kept for parsing: its summary is the last few lines. */
 const TAIL_BYTES_MAX = 64 * 1024;
+
+const build = Bun.spawnSync([process.execPath, "build.ts"], { stdout: "inherit", stderr: "inherit" });
+if (build.exitCode !== 0) {
+  console.log("0 passed, 0 failed (building dist/longboat failed)");
+  process.exit(build.exitCode ?? 1);
+}
 
 const child = Bun.spawn([process.execPath, "test", "--parallel", ...process.argv.slice(2)], {
   stdin: "inherit",
