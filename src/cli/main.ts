@@ -136,10 +136,26 @@ function loadConfigFile(path: string): NonNullable<ConfigInput["file"]> {
   }
 }
 
+/**
+ * Ends stdout and stderr and waits until what was written to them has left the process. A
+ * pipe takes 64 KiB at a time and Bun writes the rest asynchronously: exiting at once cut a
+ * 120,000-byte `cmd get` to 65,536 bytes when its reader was slower than the process.
+ */
+export async function flushOutput(): Promise<void> {
+  const drained = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => {
+      // A reader that went away (EPIPE) ends the wait too: nothing more can be delivered.
+      stream.once("error", () => resolve());
+      stream.end(() => resolve());
+    });
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+}
+
 if (import.meta.main) {
   const code = await main(process.argv.slice(2), {
     env: process.env,
     stderr: (text) => process.stderr.write(text),
   });
+  await flushOutput();
   process.exit(code);
 }
