@@ -119,18 +119,29 @@ export function longboatCode(error: unknown): ErrorCode | undefined {
 
 /**
  * Maps anything thrown by a handler to the ConnectError the caller sees. Unexpected errors
- * become internal with a generic message (never a stack); `logUnexpected` receives them.
+ * become internal with a generic message (never a stack); `logUnexpected` logs them and may
+ * return a correlation id, which the caller's message then carries so the log line can be found.
  */
-export function toConnectError(error: unknown, logUnexpected: (error: unknown) => void): ConnectError {
+export function toConnectError(
+  error: unknown,
+  logUnexpected: (error: unknown) => string | undefined,
+): ConnectError {
   if (error instanceof ConnectError) return error;
   const code = longboatCode(error);
   if (code !== undefined) {
     const connectCode = LONGBOAT_TO_CONNECT[code];
-    if (connectCode === "internal") logUnexpected(error);
-    return new ConnectError(connectCode, (error as Error).message);
+    const message = (error as Error).message;
+    if (connectCode !== "internal") return new ConnectError(connectCode, message);
+    const id = logUnexpected(error);
+    return new ConnectError(connectCode, id ? `${message} (error id ${id} in the server's log)` : message);
   }
-  logUnexpected(error);
-  return new ConnectError("internal", "internal error (see the NodeHost log)");
+  const id = logUnexpected(error);
+  return new ConnectError(
+    "internal",
+    id
+      ? `internal error ${id}: the server's log has its details (level error, errorId ${id})`
+      : "internal error (see the server's log)",
+  );
 }
 
 /** The JSON body of a Connect error response. */

@@ -212,15 +212,39 @@ test("engine errors map to Connect codes", async () => {
   }
 });
 
-test("an unexpected error is internal, logged, and its stack is not leaked", async () => {
+test("an unexpected error is internal, logged at error level with the method and a correlation id the caller also gets, and its stack is not leaked", async () => {
   const { fake, app, logged, stillServes } = setup();
   fake.failNext = new TypeError("secret detail");
   const e = await connectError(await postJson(app, "StaleRead", { shardId: "1" }));
   expect(e).toMatchObject({ status: 500, code: "internal" });
   expect(e.message).not.toContain("secret");
-  expect(logged[0]).toMatchObject({ event: "api.internal_error", method: "StaleRead" });
+  expect(logged[0]).toMatchObject({
+    level: "error",
+    event: "api.internal_error",
+    service: "longboat.nodehost.v1.NodeHostService",
+    method: "StaleRead",
+  });
+  const errorId = String(logged[0]!.errorId);
+  expect(errorId).toMatch(/^[0-9a-f]{8}$/);
+  expect(e.message).toBe(
+    `internal error ${errorId}: the server's log has its details (level error, errorId ${errorId})`,
+  );
   expect(String(logged[0]!.error)).toContain("secret detail");
+  fake.failNext = new TypeError("another");
+  const second = await connectError(await postJson(app, "StaleRead", { shardId: "1" }));
+  expect(logged[1]!.errorId).not.toBe(errorId);
+  expect(second.message).toContain(String(logged[1]!.errorId));
   await stillServes();
+});
+
+test("an engine error that maps to internal keeps its message and gains the correlation id of its log line", async () => {
+  const { fake, app, logged } = setup();
+  fake.failNext = new LongboatError("replicaRemoved", "replica 1 of shard 1 was removed");
+  const e = await connectError(await postJson(app, "StaleRead", { shardId: "1" }));
+  expect(logged[0]).toMatchObject({ level: "error", event: "api.internal_error", method: "StaleRead" });
+  expect(e.message).toBe(
+    `the replica was removed from its shard: replica 1 of shard 1 was removed (error id ${logged[0]!.errorId} in the server's log)`,
+  );
 });
 
 test("CloseSession without a session is invalid_argument", async () => {

@@ -19,8 +19,11 @@ export interface Call {
   readonly limits: Limits;
   /** An answer decided before the call (limits, token): the adapter sends it without reading the body. */
   readonly refusal?: ConnectError;
-  /** Receives errors that are not ConnectErrors or LongboatErrors (bugs), before they become "internal". */
-  readonly unexpected: (error: unknown) => void;
+  /**
+   * Logs errors that are not ConnectErrors or LongboatErrors (bugs), before they become
+   * "internal"; returns the correlation id the log line and the caller's message both carry.
+   */
+  readonly unexpected: (error: unknown) => string;
 }
 
 /** The outcome of a call for metrics: "ok" or a Connect code. */

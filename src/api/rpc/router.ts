@@ -45,7 +45,8 @@ export interface RpcHandlerOptions {
   limits?: Partial<Limits>;
   /** Serve gRPC server reflection for these services. Default true, from this build's proto/. */
   reflection?: boolean | DescriptorIndex;
-  env?: Pick<Env, "nowMs" | "setTimer">;
+  /** Clock and timers; `random` draws the correlation ids of internal errors (a counter without it). */
+  env?: Pick<Env, "nowMs" | "setTimer"> & Partial<Pick<Env, "random">>;
   log?: (event: Record<string, unknown>) => void;
   observer?: RpcObserver;
 }
@@ -66,9 +67,10 @@ export class RpcHandler {
   private readonly serviceNames: string[];
   private readonly budget: ByteBudget;
   private readonly auth: Authenticator;
-  private readonly env: Pick<Env, "nowMs" | "setTimer">;
+  private readonly env: Pick<Env, "nowMs" | "setTimer"> & Partial<Pick<Env, "random">>;
   private readonly log: (event: Record<string, unknown>) => void;
   private active = 0;
+  private internalErrors = 0;
 
   constructor(private readonly opts: RpcHandlerOptions) {
     this.limits = resolveLimits(opts.limits);
@@ -111,6 +113,13 @@ export class RpcHandler {
   /** Records a refusal made by the listener (TLS handshake, header limits). */
   refused(reason: Refusal): void {
     this.opts.observer?.refused?.(reason);
+  }
+
+  /** A correlation id for one internal error: 8 hex digits, drawn from env.random when it has one. */
+  private errorId(): string {
+    this.internalErrors += 1;
+    const n = this.env.random ? Math.floor(this.env.random() * 2 ** 32) : this.internalErrors;
+    return n.toString(16).padStart(8, "0");
   }
 
   /** Answers one exchange; never throws. */
@@ -180,14 +189,19 @@ export class RpcHandler {
       method: fallback.method,
       body,
       limits: this.limits,
-      unexpected: (error) =>
+      unexpected: (error) => {
+        const errorId = this.errorId();
         this.log({
           level: "error",
           event: "api.internal_error",
-          method: fallback.name,
+          errorId,
+          service: fallback.service.name,
+          method: fallback.name || ex.path,
           error: String(error),
           stack: (error as Error)?.stack,
-        }),
+        });
+        return errorId;
+      },
     };
     const problem =
       refusal ??
@@ -235,10 +249,20 @@ export class RpcHandler {
       if (response.body) for await (const chunk of response.body) await ex.write(chunk);
       ex.end();
     } catch (error) {
-      const e =
-        error instanceof ConnectError ? error : new ConnectError("internal", "internal error (see the log)");
-      if (!(error instanceof ConnectError))
-        this.log({ level: "error", event: "api.route_failed", path: ex.path, error: String(error) });
+      let e: ConnectError;
+      if (error instanceof ConnectError) e = error;
+      else {
+        const errorId = this.errorId();
+        this.log({
+          level: "error",
+          event: "api.route_failed",
+          errorId,
+          path: ex.path,
+          error: String(error),
+          stack: (error as Error)?.stack,
+        });
+        e = new ConnectError("internal", `internal error ${errorId}: the server's log has its details`);
+      }
       try {
         await unaryError(ex, e);
       } catch {
