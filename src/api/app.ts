@@ -6,6 +6,9 @@ import { ConnectError, connectErrorBody, isConnectCode, longboatCode } from "./e
 import { exportSnapshotMethod } from "./export.ts";
 import { FORWARDED_HEADER, Forwarder, type ForwardTarget } from "./forward.ts";
 import { FORWARDABLE, HANDLERS, type HandlerContext, METHOD_TYPES, shardOfRequest } from "./methods.ts";
+import { SERVICE } from "./method-types.ts";
+
+export { SERVICE } from "./method-types.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
 import { RpcHandler } from "./rpc/router.ts";
 import {
@@ -20,7 +23,6 @@ import { describeIssues, type MethodName, type RequestOf, RequestSchemas } from 
 import type { NodeHostApiOptions } from "./types.ts";
 import { parseWatchRequest, type WatchRequest, watchEvents } from "./watch.ts";
 
-export const SERVICE = "longboat.nodehost.v1.NodeHostService";
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 5000;
 

@@ -1,9 +1,8 @@
 import { type Env, realEnv } from "../env.ts";
 import { longboat } from "../pb/longboat.js";
-import { SERVICE } from "./app.ts";
 import { Session } from "../engine/session.ts";
 import { isConnectCode, NOT_APPLIED_CODES, neverSent, OUTCOME_UNKNOWN_CODES } from "./errors.ts";
-import { METHOD_TYPES } from "./methods.ts";
+import { METHOD_TYPES, SERVICE } from "./method-types.ts";
 import { EnvelopeReader, encodeEnvelope, FLAG_CONNECT_END_STREAM } from "./rpc/envelope.ts";
 import { iterateStream } from "./rpc/exchange.ts";
 import type { MethodName } from "./schemas.ts";

@@ -1,35 +1,16 @@
 import { resolve } from "node:path";
 import { Session } from "../engine/session.ts";
-import { longboat } from "../pb/longboat.js";
 import { RESULT_REJECTED } from "../statemachine/types.ts";
 import type { Membership } from "../raft/types.ts";
 import { ConnectError } from "./errors.ts";
-import type { PbType } from "./rpc/service.ts";
 import { type MethodName, type RequestOf, RequestSchemas } from "./schemas.ts";
 import type { NodeHostLike } from "./types.ts";
 
-const pb = longboat.nodehost.v1;
 const fromUtf8 = new TextDecoder();
 
 export type { PbType } from "./rpc/service.ts";
 
-/** The request and response message classes of every method of NodeHostService. */
-export const METHOD_TYPES: Record<MethodName, { request: PbType; response: PbType }> = {
-  GetSession: { request: pb.GetSessionRequest, response: pb.GetSessionResponse },
-  CloseSession: { request: pb.CloseSessionRequest, response: pb.CloseSessionResponse },
-  Propose: { request: pb.ProposeRequest, response: pb.ProposeResponse },
-  Read: { request: pb.ReadRequest, response: pb.ReadResponse },
-  StaleRead: { request: pb.StaleReadRequest, response: pb.StaleReadResponse },
-  AddReplica: { request: pb.AddReplicaRequest, response: pb.AddReplicaResponse },
-  DeleteReplica: { request: pb.DeleteReplicaRequest, response: pb.DeleteReplicaResponse },
-  GetMembership: { request: pb.GetMembershipRequest, response: pb.GetMembershipResponse },
-  TransferLeader: { request: pb.TransferLeaderRequest, response: pb.TransferLeaderResponse },
-  RequestSnapshot: { request: pb.RequestSnapshotRequest, response: pb.RequestSnapshotResponse },
-  Status: { request: pb.StatusRequest, response: pb.StatusResponse },
-  RemoveData: { request: pb.RemoveDataRequest, response: pb.RemoveDataResponse },
-  Compact: { request: pb.CompactRequest, response: pb.CompactResponse },
-  QueryRaftLog: { request: pb.QueryRaftLogRequest, response: pb.QueryRaftLogResponse },
-};
+export { METHOD_TYPES } from "./method-types.ts";
 
 /** QueryRaftLog's answer size when the request says 0, and the most it may ask for. */
 export const QUERY_LOG_DEFAULT_BYTES = 1024 * 1024;
