@@ -19,6 +19,12 @@ const result = await Bun.build({
   // src/logdb/sqlite.ts finds it at its path relative to the entrypoints' common folder (src/).
   entrypoints: [`${root}/src/cli/main.ts`, `${root}/src/logdb/sqlite-writer.ts`],
   compile: { outfile },
+  // Start-up time (docs/performance.md): each subcommand's modules are a chunk of their own,
+  // loaded when it runs (src/cli/subcommands.ts imports them lazily), and every chunk is
+  // compiled to bytecode at build time so the binary does not parse its JavaScript at start.
+  splitting: true,
+  bytecode: true,
+  format: "esm",
   // LONGBOAT_PRODUCTION turns src/engine/bugs.ts's plantedBugOption() into `return null`: the
   // simulator's planted bugs can never be switched on in the binary. NODE_ENV=production is
   // for the dependencies.

@@ -6,12 +6,10 @@
  * node:util parseArgs, because cac's parser turns numeric-looking text into numbers
  * (`--api-token 007` would become 7) and so could not report the value as typed.
  */
-import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { type CAC, cac } from "cac";
-import { ConfigError, type ConfigInput, type Field } from "./config.ts";
-import { envName } from "./merge.ts";
-import { SUBCOMMANDS, type Subcommand } from "./subcommands.ts";
+import { ConfigError, type ConfigInput, envName, type Field } from "./merge.ts";
+import { printText } from "./output.ts";
+import type { Subcommand } from "./subcommands.ts";
 
 /** A command-line mistake that is not about a configuration value: exit code 2. */
 export class UsageError extends Error {
@@ -26,17 +24,34 @@ export interface Io {
 
 /** Runs the CLI on `argv` (without the executable and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
+  return (await run(argv, io)).code;
+}
+
+/**
+ * main, and whether process.stdout/process.stderr may still hold output when it returns: true
+ * once a subcommand that writes through them ran (src/cli/output.ts says why the short-lived
+ * ones do not).
+ */
+async function run(argv: readonly string[], io: Io): Promise<{ code: number; drain: boolean }> {
+  const ran = { drain: false };
   try {
-    return await dispatch(argv, io);
+    return { code: await dispatch(argv, io, ran), drain: ran.drain };
   } catch (e) {
     const usage = e instanceof ConfigError || e instanceof UsageError;
     io.stderr(`longboat: ${e instanceof Error ? e.message : String(e)}\n`);
-    return usage ? 2 : 1;
+    return { code: usage ? 2 : 1, drain: ran.drain };
   }
 }
 
-async function dispatch(argv: readonly string[], io: Io): Promise<number> {
-  const cli = buildCli();
+/** What `longboat --version` and `longboat version` accept; they load nothing else. */
+const VERSION_ARGS = new Set(["version", "--version", "-v"]);
+
+async function dispatch(argv: readonly string[], io: Io, ran: { drain: boolean }): Promise<number> {
+  if (argv.length === 1 && VERSION_ARGS.has(argv[0]!)) return (await import("./commands/version.ts")).run();
+  // The table of subcommands loads the configuration schemas (zod) but no command: each
+  // command's module (the engine, the API client, protobuf) is imported once it runs.
+  const { SUBCOMMANDS } = await import("./subcommands.ts");
+  const cli = buildCli(SUBCOMMANDS);
   cli.parse(["longboat", "longboat", ...argv], { run: false });
   if (cli.options.help) return 0; // cac has printed the help
   const name = cli.matchedCommandName;
@@ -49,18 +64,19 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     throw new UsageError(`unknown command "${cli.args[0]}" (commands: ${known}; see longboat --help)`);
   }
   const sub = SUBCOMMANDS[name]!;
-  const { flags, positionals } = readFlags(name, sub, argv);
+  const { flags, positionals } = await readFlags(name, sub, argv);
   const configPath = typeof flags.config === "string" ? flags.config : io.env.LONGBOAT_CONFIG;
   const input: ConfigInput = { flags, env: io.env };
   if (sub.configFile && configPath !== undefined && configPath !== "")
-    input.file = loadConfigFile(configPath);
+    input.file = await loadConfigFile(configPath);
+  ran.drain = sub.completeWrites !== true;
   return sub.start(input, positionals.slice(1));
 }
 
 /** The cac program: one command per subcommand, options described from the field tables. */
-export function buildCli(): CAC {
+function buildCli(subcommands: Record<string, Subcommand>): CAC {
   const cli = cac("longboat");
-  for (const sub of Object.values(SUBCOMMANDS)) {
+  for (const sub of Object.values(subcommands)) {
     const command = cli.command(sub.usage, sub.description);
     for (const field of sub.fields) command.option(optionName(field), optionHelp(field));
     if (sub.configFile) {
@@ -78,6 +94,7 @@ export function buildCli(): CAC {
     return sections;
   });
   cli.example("  $ longboat dev");
+  cli.option("-v, --version", "print the version (as `longboat version`)");
   return cli;
 }
 
@@ -94,7 +111,8 @@ function optionHelp(field: Field): string {
   return `${field.help} (${base}; env ${envName(field)})`;
 }
 
-function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
+async function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
+  const { parseArgs } = await import("node:util"); // not loaded by version and --help
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
     help: { type: "boolean", short: "h" },
   };
@@ -122,7 +140,8 @@ function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
   }
 }
 
-function loadConfigFile(path: string): NonNullable<ConfigInput["file"]> {
+async function loadConfigFile(path: string): Promise<NonNullable<ConfigInput["file"]>> {
+  const { readFileSync } = await import("node:fs");
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -152,10 +171,10 @@ export async function flushOutput(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2), {
+  const { code, drain } = await run(process.argv.slice(2), {
     env: process.env,
-    stderr: (text) => process.stderr.write(text),
+    stderr: (text) => printText(text, "stderr"),
   });
-  await flushOutput();
+  if (drain) await flushOutput();
   process.exit(code);
 }

@@ -1,14 +1,11 @@
 /**
  * The table of subcommands: their help, their fields and how each one starts once its
  * options are valid. main.ts turns it into cac commands and flag parsing.
+ *
+ * A command's module is imported only when that command runs, after its options are valid:
+ * `--help`, `version` and a bad flag never load the engine, the API client or the
+ * generated protobuf code (start-up time: docs/performance.md).
  */
-import * as backup from "./commands/backup.ts";
-import * as cmd from "./commands/cmd.ts";
-import * as dev from "./commands/dev.ts";
-import * as drummer from "./commands/drummer.ts";
-import * as nodehost from "./commands/nodehost.ts";
-import * as restore from "./commands/restore.ts";
-import * as version from "./commands/version.ts";
 import {
   BACKUP_FIELDS,
   CMD_FIELDS,
@@ -35,6 +32,11 @@ export interface Subcommand {
   /** Whether `--config file.json` applies. */
   configFile: boolean;
   examples: string[];
+  /**
+   * The command writes only through src/cli/output.ts (complete writes), never through
+   * process.stdout/stderr, so its exit need not drain those (creating them costs start-up time).
+   */
+  completeWrites?: boolean;
   /** Validates (throws ConfigError) and runs; returns the exit code. */
   start(input: ConfigInput, args: string[]): Promise<number>;
 }
@@ -55,7 +57,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       "  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 \\",
       "      --shard id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001",
     ],
-    start: (input) => nodehost.run(resolveNodeHostConfig(input)),
+    start: async (input) => {
+      const config = resolveNodeHostConfig(input);
+      return (await import("./commands/nodehost.ts")).run(config);
+    },
   },
   drummer: {
     usage: "drummer",
@@ -67,20 +72,27 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       "  $ longboat drummer --id 1 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d1:9001",
       "  $ longboat drummer --id 2 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d2:9001 --dead-timeout 30s",
     ],
-    start: (input) => drummer.run(resolveDrummerConfig(input)),
+    start: async (input) => {
+      const config = resolveDrummerConfig(input);
+      return (await import("./commands/drummer.ts")).run(config);
+    },
   },
   cmd: {
     usage: "cmd <op> [...args]",
     description: `Send one request to a NodeHost or the drummers. Ops: ${cmdOps}`,
     fields: CMD_FIELDS,
     configFile: true,
+    completeWrites: true,
     examples: [
       "  $ longboat cmd status --drummer d1:9001,d2:9001,d3:9001",
       "  $ longboat cmd put --nodehost h1:8001 --shard 1 greeting hello",
       "  $ longboat cmd cas --nodehost h1:8001 --shard 1 greeting hello bonjour",
       "  $ longboat cmd add --nodehost h1:8001 --shard 1 visits -- -1   # a counter; negative after --",
     ],
-    start: (input, args) => cmd.run(resolveCmdConfig({ ...input, args })),
+    start: async (input, args) => {
+      const config = resolveCmdConfig({ ...input, args });
+      return (await import("./commands/cmd.ts")).run(config);
+    },
   },
   backup: {
     usage: "backup",
@@ -89,7 +101,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     fields: BACKUP_FIELDS,
     configFile: true,
     examples: ["  $ longboat backup --nodehost h1:8001,h2:8001,h3:8001 --shard 1 --out shard-1.lbsnap"],
-    start: (input) => backup.run(resolveBackupConfig(input)),
+    start: async (input) => {
+      const config = resolveBackupConfig(input);
+      return (await import("./commands/backup.ts")).run(config);
+    },
   },
   restore: {
     usage: "restore",
@@ -101,7 +116,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       "  $ longboat restore --data-dir /var/lib/longboat --shard 1 --replica 1 \\",
       "      --members 1@h1:7001,2@h4:7001,3@h5:7001 --from shard-1.lbsnap",
     ],
-    start: (input) => restore.run(resolveRestoreConfig(input)),
+    start: async (input) => {
+      const config = resolveRestoreConfig(input);
+      return (await import("./commands/restore.ts")).run(config);
+    },
   },
   dev: {
     usage: "dev",
@@ -109,14 +127,18 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     fields: DEV_FIELDS,
     configFile: true,
     examples: ["  $ longboat dev", "  $ longboat dev --base-port 7200 --shards 8"],
-    start: (input) => dev.run(resolveDevConfig(input)),
+    start: async (input) => {
+      const config = resolveDevConfig(input);
+      return (await import("./commands/dev.ts")).run(config);
+    },
   },
   version: {
     usage: "version",
     description: "Print the version, git commit and Bun version of this build",
     fields: [],
     configFile: false,
+    completeWrites: true,
     examples: ["  $ longboat version"],
-    start: () => version.run(),
+    start: async () => (await import("./commands/version.ts")).run(),
   },
 };

@@ -1,7 +1,6 @@
 /**
  * Reading the API's PEM files named by flags, with errors that name the flag and the file.
  */
-import { readFileSync } from "node:fs";
 import type { ClientTls } from "../api/client.ts";
 import type { ApiTlsMaterial } from "../api/server.ts";
 import type { ForwardTls } from "../api/types.ts";
@@ -10,6 +9,8 @@ import { ConfigError } from "./merge.ts";
 
 /** The contents of a PEM file; ConfigError when it cannot be read or holds no PEM block. */
 export function readPem(path: string, flag: string): Buffer {
+  // node:fs only when a file is named: a plain `cmd` call does not pay for loading it.
+  const { readFileSync } = process.getBuiltinModule("node:fs");
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { AddressError, parseAddress } from "../../src/cli/address.ts";
+import { AddressError, isIPv6, parseAddress } from "../../src/cli/address.ts";
 
 describe("parseAddress", () => {
   test("splits a host name and port", () => {
@@ -40,4 +40,48 @@ describe("parseAddress", () => {
       expect(() => parseAddress(input)).toThrow(message);
     });
   }
+});
+
+describe("isIPv6", () => {
+  // The same answers as node:net's isIPv6 (the CLI does not load node:net: start-up time).
+  const samples = [
+    "::",
+    "::1",
+    "1::",
+    "1:2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::",
+    "::2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7",
+    "1::2::3",
+    ":::",
+    "1:::2",
+    ":1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:7:",
+    "fe80::1%eth0",
+    "fe80::1%",
+    "fe80::1%eth 0",
+    "::ffff:192.168.0.1",
+    "::ffff:256.0.0.1",
+    "::ffff:01.2.3.4",
+    "1:2:3:4:5:6:1.2.3.4",
+    "1:2:3:4:5:6:7:1.2.3.4",
+    "1.2.3.4",
+    "::1.2.3.4",
+    "1.2.3.4::",
+    "1::1.2.3",
+    "12345::",
+    "abcd:EF01::",
+    "g::",
+    "",
+    " ::1",
+    "[::1]",
+    "2001:db8:0:0:0:0:2:1",
+    "2001:db8::2:1",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329",
+  ];
+  test("agrees with node:net on every sample", () => {
+    const { isIPv6: nodeIsIPv6 } = process.getBuiltinModule("node:net");
+    expect(samples.map((s) => [s, isIPv6(s)])).toEqual(samples.map((s) => [s, nodeIsIPv6(s)]));
+  });
 });

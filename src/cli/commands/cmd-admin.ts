@@ -3,6 +3,7 @@ import { NodeHostClient } from "../../api/client.ts";
 import type { longboat } from "../../pb/longboat.js";
 import type { CmdConfig, CmdRequest } from "../config.ts";
 import { describeEntry } from "../logview.ts";
+import { write } from "../output.ts";
 import { apiClientTls } from "../tls.ts";
 import { bytes, formatMembership, print, shardOf } from "./cmd-output.ts";
 
@@ -109,7 +110,11 @@ export async function printLog(client: NodeHostClient, config: CmdConfig): Promi
     commitIndex: commit,
     snapshotIndex: Number(page.snapshotIndex),
   };
-  const out = (text: string) => process.stdout.write(text);
+  // Each page's text is written at once, and completely before the next page is asked for.
+  let text = "";
+  const out = (part: string) => {
+    text += part;
+  };
   if (config.json) out(`${JSON.stringify({ ok: true, ...head }).slice(0, -1)},"entries":[`);
   else {
     out(
@@ -130,6 +135,8 @@ export async function printLog(client: NodeHostClient, config: CmdConfig): Promi
         );
       printed++;
     }
+    await write(text);
+    text = "";
     const next = Number(page.entries.at(-1)?.index ?? last) + 1;
     if (page.entries.length === 0 || next > last) break;
     page = await client.queryRaftLog(shard, {
@@ -140,6 +147,7 @@ export async function printLog(client: NodeHostClient, config: CmdConfig): Promi
   }
   if (config.json) out("]}\n");
   else if (printed === 0) out("(no entries in that range)\n");
+  await write(text);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /** `longboat cmd` ops on the kv app: put, get, delete, cas, add. */
 import type { NodeHostClient, WriteOptions } from "../../api/client.ts";
 import type { CmdConfig, CmdRequest } from "../config.ts";
+import { printErrorLine } from "../output.ts";
 import { print, shardOf } from "./cmd-output.ts";
 
 const text = new TextDecoder();
@@ -18,7 +19,7 @@ export async function kv(client: NodeHostClient, config: CmdConfig, r: KvRequest
       const value = await client.get(shardOf(config), r.key);
       if (value === null) {
         if (config.json) print(config, "", { ok: true, found: false });
-        else process.stderr.write(`key "${r.key}" not found in shard ${shardOf(config)}\n`);
+        else printErrorLine(`key "${r.key}" not found in shard ${shardOf(config)}`);
         return 1;
       }
       print(config, text.decode(value), { ok: true, found: true, value: text.decode(value) });

@@ -1,10 +1,11 @@
 /** Output helpers shared by the `longboat cmd` op families: one line per answer, tables, sizes. */
 import type { longboat } from "../../pb/longboat.js";
 import type { CmdConfig } from "../config.ts";
+import { printLine } from "../output.ts";
 
 /** Prints the human text, or the JSON value with --json; one line each. */
 export function print(config: CmdConfig, human: string, json: unknown): void {
-  process.stdout.write(config.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
+  printLine(config.json ? JSON.stringify(json) : human);
 }
 
 /** The --shard of an op that needs one (resolveCmdConfig has checked it is given). */

@@ -5,6 +5,7 @@
  */
 import { ApiError, NodeHostClient } from "../../api/client.ts";
 import type { CmdConfig } from "../config.ts";
+import { printErrorLine, printLine } from "../output.ts";
 import { apiClientTls } from "../tls.ts";
 import { admin, compact, printLog, removeData } from "./cmd-admin.ts";
 import { kv } from "./cmd-kv.ts";
@@ -14,15 +15,13 @@ import { watch } from "./watch.ts";
 /** Runs `longboat cmd <op>` against the NodeHost API; returns the exit code (0 done, 1 failed). */
 export async function run(config: CmdConfig): Promise<number> {
   if (config.nodehost.length === 0) {
-    process.stderr.write(
-      "longboat cmd: --nodehost is required (the drummer API is not available in this build)\n",
-    );
+    printErrorLine("longboat cmd: --nodehost is required (the drummer API is not available in this build)");
     return 2;
   }
   const tls = apiClientTls(config);
   if (config.insecureSkipVerify) {
-    process.stderr.write(
-      "longboat cmd: --insecure-skip-verify: the server's certificate is not checked (development only)\n",
+    printErrorLine(
+      "longboat cmd: --insecure-skip-verify: the server's certificate is not checked (development only)",
     );
   }
   const client = new NodeHostClient({
@@ -36,8 +35,8 @@ export async function run(config: CmdConfig): Promise<number> {
   } catch (error) {
     const message =
       error instanceof ApiError ? error.message : error instanceof Error ? error.message : String(error);
-    if (config.json) process.stdout.write(`${JSON.stringify({ ok: false, error: message })}\n`);
-    else process.stderr.write(`longboat cmd ${config.request.op}: ${message}\n`);
+    if (config.json) printLine(JSON.stringify({ ok: false, error: message }));
+    else printErrorLine(`longboat cmd ${config.request.op}: ${message}`);
     return 1;
   }
 }

@@ -1,5 +1,7 @@
 import packageJson from "../../../package.json" with { type: "json" };
 
+import { printLine } from "../output.ts";
+
 // build.ts defines LONGBOAT_COMMIT; when run from source it is not defined.
 declare const LONGBOAT_COMMIT: string | undefined;
 
@@ -11,6 +13,6 @@ export function versionLine(): string {
 
 /** Prints the version line; returns the exit code. */
 export async function run(): Promise<number> {
-  process.stdout.write(`${versionLine()}\n`);
+  printLine(versionLine());
   return 0;
 }

@@ -6,6 +6,7 @@
 import { ApiError } from "../../api/client.ts";
 import { watchEventsCall } from "../../api/watch-client.ts";
 import type { CmdConfig } from "../config.ts";
+import { printErrorLine, printLine } from "../output.ts";
 
 /** Delay before reopening a lost stream: doubles from the first to the last, reset once it is back. */
 const RECONNECT_MS_FIRST = 250;
@@ -64,18 +65,16 @@ async function follow(address: string, config: CmdConfig, signal: AbortSignal): 
 }
 
 function status(address: string, text: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${address}: ${text}\n`);
+  printErrorLine(`${new Date().toISOString()} ${address}: ${text}`);
 }
 
 function printEvent(address: string, e: Record<string, unknown>, json: boolean): void {
   const time = new Date().toISOString();
   if (json) {
-    process.stdout.write(`${JSON.stringify({ time, nodehost: address, ...e })}\n`);
+    printLine(JSON.stringify({ time, nodehost: address, ...e }));
     return;
   }
-  process.stdout.write(
-    `${time} ${address} shard ${e.shardId ?? 0} replica ${e.replicaId ?? 0}: ${describe(e)}\n`,
-  );
+  printLine(`${time} ${address} shard ${e.shardId ?? 0} replica ${e.replicaId ?? 0}: ${describe(e)}`);
 }
 
 /** One event in words. */
