@@ -1,6 +1,7 @@
 // npm run bench -- <suite> [options]: runs one benchmark suite.
 const suites: Record<string, string> = {
   api: "api.ts",
+  cli: "cli.ts",
   engine: "engine.ts",
   etcd: "etcd.ts",
   logdb: "logdb.ts",
