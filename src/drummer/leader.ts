@@ -14,6 +14,7 @@ import type { DrummerDB } from "./db/statemachine.ts";
 import { DRUMMER_SHARD_ID, type DrummerSettings } from "./config.ts";
 import type { ReportBook } from "./reports.ts";
 import { schedule } from "./scheduler/schedule.ts";
+import { Focus } from "./focus.ts";
 import { DEFAULT_SCHEDULER_CONFIG, type Problem, type SchedulerInput } from "./scheduler/types.ts";
 
 type Log = (event: Record<string, unknown>) => void;
@@ -41,6 +42,7 @@ export class LeaderLoop {
   readonly problems = new Map<number, Problem>();
   /** Passes run, steps proposed (counters for metrics and tests). */
   readonly counts = { passes: 0, steps: 0, stepsRefused: 0 };
+  private focus = new Focus();
 
   constructor(private readonly d: LeaderLoopDeps) {}
 
@@ -77,6 +79,7 @@ export class LeaderLoop {
       hosts: this.d.reports.hosts,
       nowMs: this.nowMs(),
       listeningSinceMs: this.listeningSinceMs,
+      index: this.d.reports.index,
       config: {
         ...DEFAULT_SCHEDULER_CONFIG,
         deadTimeoutMs: s.deadTimeoutMs,
@@ -137,6 +140,7 @@ export class LeaderLoop {
     if (!(await this.checkDeployment())) return;
     this.offsetMs = state.timeMs - this.d.env.nowMs();
     this.listeningSinceMs = this.nowMs();
+    this.focus = new Focus();
     this.phase = "leading";
     this.d.log({
       level: "info",
@@ -161,7 +165,9 @@ export class LeaderLoop {
 
   private async pass(): Promise<void> {
     const input = this.input();
+    input.focus = this.focus.next(input, this.d.reports);
     const out = schedule(input);
+    this.focus.after(input, out);
     this.counts.passes++;
     this.d.reports.prune(input.state.inFlight);
     this.noteProblems(out.problems);

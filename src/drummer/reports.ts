@@ -1,39 +1,61 @@
 /**
  * The leader's soft state: the last report of every NodeHost and when it came (drummer
- * time). Reports are not proposed to DrummerDB one by one (a thousand hosts would flood its
- * log); a new leader starts with an empty book and listens for a full dead timeout before it
- * judges anyone dead.
+ * time), the replicas they run indexed by shard, and what changed since the last pass. Reports
+ * are not proposed to DrummerDB one by one (a thousand hosts would flood its log); a new
+ * leader starts with an empty book and listens for a full dead timeout before it judges
+ * anyone dead.
  */
 import type { DrummerRequest } from "./api/schemas.ts";
 import { DB_LIMITS } from "./db/state.ts";
 import type { Decision } from "./types.ts";
-import { type HostObservation, replicaKey } from "./scheduler/types.ts";
+import {
+  type HostObservation,
+  type ReplicaIndex,
+  type ReplicaObservation,
+  replicaKey,
+} from "./scheduler/types.ts";
 
 /** Results a host may have waiting for decisions that are still in flight. */
 export const RESULTS_PER_HOST_MAX = 1024;
 
 export class ReportBook {
   readonly hosts = new Map<string, HostObservation>();
+  /** shard → host → the replica it runs there (kept as reports come). */
+  readonly index: ReplicaIndex = new Map();
+  private dirtyShards = new Set<number>();
+  private dirtyHosts = new Set<string>();
 
   /** Records a report; false when the book is full and the host is new. */
   record(req: DrummerRequest<"Report">, nowMs: number): boolean {
-    const have = this.hosts.get(req.raftAddress);
+    const address = req.raftAddress;
+    const have = this.hosts.get(address);
     if (!have && this.hosts.size >= DB_LIMITS.hosts) return false;
     const results = have?.results ?? new Map();
     for (const r of req.results) {
       if (results.size >= RESULTS_PER_HOST_MAX) break;
       results.set(r.decisionId, { ok: r.ok, message: r.message });
     }
-    this.hosts.set(req.raftAddress, {
-      raftAddress: req.raftAddress,
+    const next: HostObservation = {
+      raftAddress: address,
       apiAddress: req.apiAddress,
       region: req.region,
       lastReportMs: nowMs,
       replicas: req.replicas.map((r) => ({ ...r, members: r.members.map((m) => ({ ...m })) })),
       logsOnDisk: new Set(req.logsOnDisk.map((k) => replicaKey(k.shardId, k.replicaId))),
       results,
-    });
+    };
+    this.noteChanges(have, next, req.results.length > 0);
+    this.reindex(have, next);
+    this.hosts.set(address, next);
     return true;
+  }
+
+  /** Shards and hosts whose reports changed since the last call (and forgets them). */
+  takeDirty(): { shards: Set<number>; hosts: Set<string> } {
+    const out = { shards: this.dirtyShards, hosts: this.dirtyHosts };
+    this.dirtyShards = new Set();
+    this.dirtyHosts = new Set();
+    return out;
   }
 
   /** Drops results of decisions no longer in flight. */
@@ -45,5 +67,59 @@ export class ReportBook {
 
   clear(): void {
     this.hosts.clear();
+    this.index.clear();
+    this.dirtyShards.clear();
+    this.dirtyHosts.clear();
   }
+
+  /** Marks what differs between a host's previous report and this one. */
+  private noteChanges(before: HostObservation | undefined, after: HostObservation, results: boolean): void {
+    const address = after.raftAddress;
+    let changed =
+      before === undefined ||
+      results ||
+      before.region !== after.region ||
+      before.apiAddress !== after.apiAddress;
+    const old = new Map((before?.replicas ?? []).map((r) => [r.shardId, r]));
+    for (const r of after.replicas) {
+      const was = old.get(r.shardId);
+      old.delete(r.shardId);
+      if (was && sameReplica(was, r)) continue;
+      this.dirtyShards.add(r.shardId);
+      changed = true;
+    }
+    for (const shardId of old.keys()) this.dirtyShards.add(shardId);
+    if (old.size > 0) changed = true;
+    const logsBefore = before?.logsOnDisk ?? new Set<string>();
+    if (logsBefore.size !== after.logsOnDisk.size || [...after.logsOnDisk].some((k) => !logsBefore.has(k))) {
+      for (const k of [...after.logsOnDisk, ...logsBefore])
+        this.dirtyShards.add(Number(k.slice(0, k.indexOf(":"))));
+      changed = true;
+    }
+    if (changed) this.dirtyHosts.add(address);
+  }
+
+  private reindex(before: HostObservation | undefined, after: HostObservation): void {
+    const address = after.raftAddress;
+    for (const r of before?.replicas ?? []) {
+      const m = this.index.get(r.shardId);
+      m?.delete(address);
+      if (m?.size === 0) this.index.delete(r.shardId);
+    }
+    for (const r of after.replicas) {
+      const m = this.index.get(r.shardId);
+      if (m) m.set(address, r);
+      else this.index.set(r.shardId, new Map([[address, r]]));
+    }
+  }
+}
+
+function sameReplica(a: ReplicaObservation, b: ReplicaObservation): boolean {
+  return (
+    a.replicaId === b.replicaId &&
+    a.configChangeId === b.configChangeId &&
+    a.pending === b.pending &&
+    a.isLeader === b.isLeader &&
+    a.members.length === b.members.length
+  );
 }

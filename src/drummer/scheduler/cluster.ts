@@ -1,10 +1,17 @@
 /**
  * One scheduling pass's view of the deployment, built from the committed state and the live
  * reports: which NodeHosts are alive, dead or not yet judged, which replica runs where, which
- * logs each host holds, and how loaded each host is.
+ * logs each host holds, and how loaded each host is. Everything is computed on first use, so
+ * a pass that looks at a few shards of a large deployment costs little.
  */
 import type { DbState } from "../db/state.ts";
-import { type HostObservation, type ReplicaObservation, replicaKey, type SchedulerInput } from "./types.ts";
+import {
+  type HostObservation,
+  type ReplicaIndex,
+  type ReplicaObservation,
+  replicaKey,
+  type SchedulerInput,
+} from "./types.ts";
 
 export type HostState = "alive" | "dead" | "unknown";
 
@@ -13,36 +20,38 @@ export interface RunningReplica {
   replica: ReplicaObservation;
 }
 
+const NONE: readonly RunningReplica[] = Object.freeze([]);
+
+/** Builds the shard → host → replica index from the hosts' reports. */
+export function indexReplicas(hosts: ReadonlyMap<string, HostObservation>): ReplicaIndex {
+  const index: ReplicaIndex = new Map();
+  for (const h of hosts.values()) {
+    for (const r of h.replicas) {
+      const m = index.get(r.shardId);
+      if (m) m.set(h.raftAddress, r);
+      else index.set(r.shardId, new Map([[h.raftAddress, r]]));
+    }
+  }
+  return index;
+}
+
 export class ClusterView {
   readonly state: Readonly<DbState>;
   readonly nowMs: number;
   /** True while the leader has listened for less than a dead timeout: nobody is dead yet. */
   readonly listening: boolean;
   private readonly input: SchedulerInput;
-  /** shard → replicas running (as reported by alive hosts). */
-  private readonly byShard = new Map<number, RunningReplica[]>();
-  private readonly loads = new Map<string, number>();
+  private index: ReplicaIndex | null;
+  private readonly running_ = new Map<number, readonly RunningReplica[]>();
+  private alive: HostObservation[] | null = null;
+  private loads: Map<string, number> | null = null;
 
   constructor(input: SchedulerInput) {
     this.input = input;
     this.state = input.state;
     this.nowMs = input.nowMs;
     this.listening = input.nowMs - input.listeningSinceMs < input.config.deadTimeoutMs;
-    for (const h of input.hosts.values()) {
-      if (this.hostState(h.raftAddress) !== "alive") continue;
-      for (const r of h.replicas) {
-        const list = this.byShard.get(r.shardId);
-        const entry = { address: h.raftAddress, replica: r };
-        if (list) list.push(entry);
-        else this.byShard.set(r.shardId, [entry]);
-        this.addLoad(h.raftAddress);
-      }
-    }
-    for (const v of input.state.views.values()) {
-      for (const m of v.members) {
-        if (!this.running(v.shardId, m.replicaId, m.raftAddress)) this.addLoad(m.raftAddress);
-      }
-    }
+    this.index = input.index ?? null;
   }
 
   /** Alive: heard within the dead timeout. Dead: silent longer, once the leader has listened long enough. */
@@ -57,20 +66,36 @@ export class ClusterView {
   }
 
   /** Alive hosts in address order. */
-  aliveHosts(): HostObservation[] {
-    return [...this.input.hosts.values()]
+  aliveHosts(): readonly HostObservation[] {
+    this.alive ??= [...this.input.hosts.values()]
       .filter((h) => this.hostState(h.raftAddress) === "alive")
       .sort((a, b) => (a.raftAddress < b.raftAddress ? -1 : a.raftAddress > b.raftAddress ? 1 : 0));
+    return this.alive;
   }
 
+  /** Replicas of shardId that alive hosts report running. */
   runningOf(shardId: number): readonly RunningReplica[] {
-    return this.byShard.get(shardId) ?? [];
+    const cached = this.running_.get(shardId);
+    if (cached) return cached;
+    this.index ??= indexReplicas(this.input.hosts);
+    const there = this.index.get(shardId);
+    let out: readonly RunningReplica[] = NONE;
+    if (there) {
+      const list: RunningReplica[] = [];
+      for (const [address, replica] of there) {
+        if (this.hostState(address) === "alive") list.push({ address, replica });
+      }
+      out = list.sort((a, b) => (a.address < b.address ? -1 : 1));
+    }
+    this.running_.set(shardId, out);
+    return out;
   }
 
   /** The observation of replicaId of shardId running at address, if an alive host reports it. */
   running(shardId: number, replicaId: number, address: string): ReplicaObservation | undefined {
-    return this.runningOf(shardId).find((r) => r.replica.replicaId === replicaId && r.address === address)
-      ?.replica;
+    for (const r of this.runningOf(shardId))
+      if (r.address === address && r.replica.replicaId === replicaId) return r.replica;
+    return undefined;
   }
 
   hasLog(address: string, shardId: number, replicaId: number): boolean {
@@ -84,10 +109,23 @@ export class ClusterView {
 
   /** Replicas on a host (members placed there and replicas it runs), counting this pass's placements. */
   load(address: string): number {
-    return this.loads.get(address) ?? 0;
+    return this.loadMap().get(address) ?? 0;
   }
 
   addLoad(address: string): void {
-    this.loads.set(address, this.load(address) + 1);
+    const m = this.loadMap();
+    m.set(address, (m.get(address) ?? 0) + 1);
+  }
+
+  private loadMap(): Map<string, number> {
+    if (this.loads) return this.loads;
+    const loads = new Map<string, number>();
+    const add = (a: string) => loads.set(a, (loads.get(a) ?? 0) + 1);
+    for (const h of this.aliveHosts()) loads.set(h.raftAddress, h.replicas.length);
+    for (const v of this.state.views.values()) {
+      for (const m of v.members) if (!this.running(v.shardId, m.replicaId, m.raftAddress)) add(m.raftAddress);
+    }
+    this.loads = loads;
+    return loads;
   }
 }

@@ -9,8 +9,24 @@ import type { HostObservation } from "./types.ts";
 
 export type Placement = { ok: true; addresses: string[] } | { ok: false; problem: string };
 
-const byLoad = (c: ClusterView) => (a: HostObservation, b: HostObservation) =>
-  c.load(a.raftAddress) - c.load(b.raftAddress) || (a.raftAddress < b.raftAddress ? -1 : 1);
+/** The least loaded host that accept() takes (ties: the lower address); one scan, no sort. */
+function leastLoaded(
+  c: ClusterView,
+  hosts: readonly HostObservation[],
+  accept: (h: HostObservation) => boolean,
+): HostObservation | undefined {
+  let best: HostObservation | undefined;
+  let bestLoad = Number.POSITIVE_INFINITY;
+  for (const h of hosts) {
+    if (!accept(h)) continue;
+    const load = c.load(h.raftAddress);
+    if (load < bestLoad || (load === bestLoad && best !== undefined && h.raftAddress < best.raftAddress)) {
+      best = h;
+      bestLoad = load;
+    }
+  }
+  return best;
+}
 
 /**
  * Picks `count` distinct hosts among the alive ones not excluded: first each region's count,
@@ -22,30 +38,34 @@ export function placeReplicas(
   regions: readonly RegionCount[],
   exclude: ReadonlySet<string>,
 ): Placement {
-  const candidates = c.aliveHosts().filter((h) => !exclude.has(h.raftAddress));
-  const picked: HostObservation[] = [];
+  const hosts = c.aliveHosts();
+  const picked = new Set<HostObservation>();
+  const free = (h: HostObservation) => !exclude.has(h.raftAddress) && !picked.has(h);
   for (const r of regions) {
-    const there = candidates.filter((h) => h.region === r.region && !picked.includes(h)).sort(byLoad(c));
-    if (there.length < r.count) {
-      const names = there.map((h) => h.raftAddress).join(", ") || "none";
-      return {
-        ok: false,
-        problem: `needs ${r.count} live NodeHosts in region ${r.region}, has ${there.length} (${names})`,
-      };
+    for (let i = 0; i < r.count; i++) {
+      const h = leastLoaded(c, hosts, (x) => x.region === r.region && free(x));
+      if (h === undefined) {
+        const there = hosts.filter((x) => x.region === r.region && !exclude.has(x.raftAddress));
+        const names = there.map((x) => x.raftAddress).join(", ") || "none";
+        return {
+          ok: false,
+          problem: `needs ${r.count} live NodeHosts in region ${r.region}, has ${there.length} (${names})`,
+        };
+      }
+      picked.add(h);
     }
-    picked.push(...there.slice(0, r.count));
   }
-  while (picked.length < count) {
-    const rest = candidates.filter((h) => !picked.includes(h));
-    if (rest.length === 0) {
-      const names = candidates.map((h) => h.raftAddress).join(", ") || "none";
+  while (picked.size < count) {
+    const used = new Set([...picked].map((h) => h.region));
+    const h = leastLoaded(c, hosts, (x) => free(x) && !used.has(x.region)) ?? leastLoaded(c, hosts, free);
+    if (h === undefined) {
+      const candidates = hosts.filter((x) => !exclude.has(x.raftAddress));
+      const names = candidates.map((x) => x.raftAddress).join(", ") || "none";
       return { ok: false, problem: `needs ${count} live NodeHosts, has ${candidates.length} (${names})` };
     }
-    const used = new Set(picked.map((h) => h.region));
-    const fresh = rest.filter((h) => !used.has(h.region));
-    picked.push((fresh.length > 0 ? fresh : rest).sort(byLoad(c))[0]!);
+    picked.add(h);
   }
-  return { ok: true, addresses: picked.map((h) => h.raftAddress) };
+  return { ok: true, addresses: [...picked].map((h) => h.raftAddress) };
 }
 
 /**
@@ -56,15 +76,14 @@ export function placeReplacement(
   c: ClusterView,
   opts: { missingRegions: string[]; wantedRegion: string; exclude: ReadonlySet<string> },
 ): Placement {
-  const candidates = c
-    .aliveHosts()
-    .filter((h) => !opts.exclude.has(h.raftAddress))
-    .sort(byLoad(c));
+  const hosts = c.aliveHosts();
+  const free = (h: HostObservation) => !opts.exclude.has(h.raftAddress);
   for (const region of [...opts.missingRegions, opts.wantedRegion]) {
     if (region === "") continue;
-    const there = candidates.find((h) => h.region === region);
+    const there = leastLoaded(c, hosts, (h) => h.region === region && free(h));
     if (there) return { ok: true, addresses: [there.raftAddress] };
   }
-  if (candidates.length > 0) return { ok: true, addresses: [candidates[0]!.raftAddress] };
+  const any = leastLoaded(c, hosts, free);
+  if (any) return { ok: true, addresses: [any.raftAddress] };
   return { ok: false, problem: "no live NodeHost can take a replacement replica" };
 }

@@ -61,11 +61,12 @@ function killed(c: ClusterView, d: Decision): boolean {
   );
 }
 
-/** Memberships newer than the view: the highest config-change index any running replica reports. */
-export function observedViews(c: ClusterView): StepItems["views"] {
+/** Memberships newer than the views of shardIds: the highest config-change index any running replica reports. */
+export function observedViews(c: ClusterView, shardIds: readonly number[]): StepItems["views"] {
   const out: StepItems["views"] = [];
-  for (const view of c.state.views.values()) {
-    const newest = newestMembership(c, view);
+  for (const id of shardIds) {
+    const view = c.state.views.get(id);
+    const newest = view ? newestMembership(c, view) : null;
     if (newest) out.push(newest);
   }
   return out;
@@ -81,10 +82,11 @@ function newestMembership(c: ClusterView, view: ShardView): StepItems["views"][n
   return best;
 }
 
-/** Records of alive hosts that DrummerDB lacks or has with another region or API address. */
-export function changedHosts(c: ClusterView): HostRecord[] {
+/** Records of alive hosts (of only, when given) that DrummerDB lacks or has with another region or API address. */
+export function changedHosts(c: ClusterView, only?: ReadonlySet<string>): HostRecord[] {
   const out: HostRecord[] = [];
   for (const h of c.aliveHosts()) {
+    if (only && !only.has(h.raftAddress)) continue;
     const have = c.state.hosts.get(h.raftAddress);
     if (have && have.region === h.region && have.apiAddress === h.apiAddress) continue;
     out.push({ raftAddress: h.raftAddress, apiAddress: h.apiAddress, region: h.region });

@@ -8,7 +8,9 @@
  * ```
  *
  * A shard whose view changes in this step, or that has a change in flight (or ending in this
- * step), is planned again on the next pass, from the state this step leaves.
+ * step), is planned again on the next pass, from the state this step leaves. With a focus
+ * (the leader's incremental passes) only the focused shards and hosts are looked at, plus every
+ * shard with a decision in flight.
  */
 import { inFlightOf } from "../db/state.ts";
 import { changesShard } from "../types.ts";
@@ -23,8 +25,9 @@ import { zombieKills } from "./zombies.ts";
 export function schedule(input: SchedulerInput): SchedulerOutput {
   const c = new ClusterView(input);
   const config = input.config;
+  const shardIds = shardsToPlan(input);
   const ends = decisionEnds(c, config);
-  const views = observedViews(c);
+  const views = observedViews(c, shardIds);
   const ending = new Set(ends.map((e) => e.decisionId));
   const moving = new Set(views.map((v) => v.shardId));
   const problems: Problem[] = [];
@@ -33,11 +36,10 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
   const decisions = [...launch.decisions];
   const repairsDoneShardIds: number[] = [];
   const slots = new RepairSlots(c.state.repairing, config.maxRepairs);
-  const shardIds = [...c.state.views.keys()].sort((a, b) => a - b);
   for (const shardId of shardIds) {
     const def = c.state.shards.get(shardId);
-    const view = c.state.views.get(shardId)!;
-    if (!def || moving.has(shardId)) continue;
+    const view = c.state.views.get(shardId);
+    if (!def || !view || moving.has(shardId)) continue;
     const busy = inFlightOf(c.state, shardId).some((d) => changesShard(d.kind) || ending.has(d.decisionId));
     if (busy) continue;
     const plan = planShard(c, def, analyzeShard(c, view), slots, config);
@@ -45,6 +47,17 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
     problems.push(...plan.problems);
     if (plan.repaired) repairsDoneShardIds.push(shardId);
   }
-  decisions.push(...zombieKills(c, config));
-  return { step: { hosts: changedHosts(c), views, decisions, ends, repairsDoneShardIds }, problems };
+  decisions.push(...zombieKills(c, config, input.focus?.hosts));
+  const hosts = changedHosts(c, input.focus?.hosts);
+  return { step: { hosts, views, decisions, ends, repairsDoneShardIds }, problems };
+}
+
+/** The placed shards a pass plans, in id order: all of them, or the focus and those with decisions in flight. */
+function shardsToPlan(input: SchedulerInput): number[] {
+  const views = input.state.views;
+  if (!input.focus) return [...views.keys()].sort((a, b) => a - b);
+  const ids = new Set<number>();
+  for (const id of input.focus.shards) if (views.has(id)) ids.add(id);
+  for (const d of input.state.inFlight.values()) ids.add(d.shardId);
+  return [...ids].sort((a, b) => a - b);
 }

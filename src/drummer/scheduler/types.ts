@@ -60,6 +60,17 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   killsPerPassMax: 64,
 };
 
+/** shard → raft address → the replica of the shard that host reports running. */
+export type ReplicaIndex = Map<number, Map<string, ReplicaObservation>>;
+
+/** What a pass looks at; absent: everything. */
+export interface SchedulerFocus {
+  /** Shards to plan (those with decisions in flight are always looked at). */
+  shards: ReadonlySet<number>;
+  /** Hosts whose reports to look at for zombies and changed records. */
+  hosts: ReadonlySet<string>;
+}
+
 export interface SchedulerInput {
   state: Readonly<DbState>;
   hosts: ReadonlyMap<string, HostObservation>;
@@ -67,6 +78,10 @@ export interface SchedulerInput {
   /** When this leader started listening to reports (it judges nobody dead for a dead timeout). */
   listeningSinceMs: number;
   config: SchedulerConfig;
+  /** The hosts' replicas by shard, when the caller keeps it (else built from hosts). */
+  index?: ReplicaIndex;
+  /** Look only at these shards and hosts (a leader's incremental pass); absent: a full pass. */
+  focus?: SchedulerFocus;
 }
 
 /** A shard the scheduler cannot act on, and why (impossible placement, no quorum, no slot…). */

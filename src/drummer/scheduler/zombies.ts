@@ -14,7 +14,7 @@ import {
 } from "../types.ts";
 import type { ClusterView } from "./cluster.ts";
 import { createDecision } from "./launch.ts";
-import type { SchedulerConfig } from "./types.ts";
+import { replicaKey, type SchedulerConfig } from "./types.ts";
 
 interface Candidate {
   shardId: number;
@@ -23,9 +23,11 @@ interface Candidate {
   running: boolean;
 }
 
-export function zombieKills(c: ClusterView, config: SchedulerConfig): Decision[] {
+/** Kills for zombies on alive hosts (on `only` of them, when given). */
+export function zombieKills(c: ClusterView, config: SchedulerConfig, only?: ReadonlySet<string>): Decision[] {
   const out: Decision[] = [];
   for (const h of c.aliveHosts()) {
+    if (only && !only.has(h.raftAddress)) continue;
     for (const z of candidatesOn(c, h.raftAddress)) {
       if (out.length >= config.killsPerPassMax) return out;
       const def = c.state.shards.get(z.shardId);
@@ -37,24 +39,27 @@ export function zombieKills(c: ClusterView, config: SchedulerConfig): Decision[]
   return out;
 }
 
-/** Replicas a host runs or holds data of, each once. */
+/** Replicas a host runs or holds data of that its shard's view does not list there, each once. */
 function candidatesOn(c: ClusterView, address: string): Candidate[] {
   const h = c.host(address)!;
-  const out = new Map<string, Candidate>();
+  const out: Candidate[] = [];
+  const member = (shardId: number, replicaId: number) =>
+    c.state.views.get(shardId)?.members.some((m) => m.replicaId === replicaId && m.raftAddress === address) ??
+    true;
+  const runs = new Set<string>();
   for (const r of h.replicas) {
-    out.set(`${r.shardId}:${r.replicaId}`, {
-      shardId: r.shardId,
-      replicaId: r.replicaId,
-      address,
-      running: true,
-    });
+    runs.add(replicaKey(r.shardId, r.replicaId));
+    if (!member(r.shardId, r.replicaId))
+      out.push({ shardId: r.shardId, replicaId: r.replicaId, address, running: true });
   }
   for (const key of h.logsOnDisk) {
-    if (out.has(key)) continue;
-    const [shardId, replicaId] = key.split(":").map(Number) as [number, number];
-    out.set(key, { shardId, replicaId, address, running: false });
+    if (runs.has(key)) continue;
+    const colon = key.indexOf(":");
+    const shardId = Number(key.slice(0, colon));
+    const replicaId = Number(key.slice(colon + 1));
+    if (!member(shardId, replicaId)) out.push({ shardId, replicaId, address, running: false });
   }
-  return [...out.values()];
+  return out;
 }
 
 function isZombie(c: ClusterView, view: ShardView, z: Candidate): boolean {

@@ -1,0 +1,91 @@
+/**
+ * What the leader's next scheduling pass looks at. A full pass over a large deployment (tens
+ * of thousands of shards) takes long enough to delay the DrummerDB replica's own Raft work on
+ * the same thread, so the leader plans incrementally: shards and hosts whose reports changed,
+ * hosts that died or came back since the last pass (and their shards), shards the last pass
+ * acted on or had a problem with, shards with decisions in flight (the scheduler adds those),
+ * the shards with a member on a never-heard host once the listening period ends, and a
+ * rolling sweep over every shard (all of them every SWEEP_PASSES passes) as a safety net.
+ */
+import type { ReportBook } from "./reports.ts";
+import type { SchedulerFocus, SchedulerInput, SchedulerOutput } from "./scheduler/types.ts";
+
+/** Every placed shard is planned at least once per this many passes. */
+export const SWEEP_PASSES = 30;
+/**
+ * Shards a pass plans at most (besides those with decisions in flight): a burst of changes (a
+ * new leader hearing every host for the first time) is spread over passes instead of holding
+ * the thread — and the DrummerDB replica's heartbeats — for one long pass.
+ */
+export const PLAN_SHARDS_PER_PASS_MAX = 2048;
+
+export class Focus {
+  private readonly alive = new Map<string, boolean>();
+  private carry = new Set<number>();
+  /** Shards a pass could not take (over PLAN_SHARDS_PER_PASS_MAX), planned first next time. */
+  private backlog = new Set<number>();
+  private listening = true;
+  private cursor = 0;
+
+  /** The focus of the next pass (takes the report book's changes). */
+  next(input: SchedulerInput, reports: ReportBook): SchedulerFocus {
+    const dirty = reports.takeDirty();
+    const shards = new Set([...this.carry, ...this.backlog, ...dirty.shards]);
+    const hosts = dirty.hosts;
+    const deadMs = input.config.deadTimeoutMs;
+    for (const h of reports.hosts.values()) {
+      const alive = input.nowMs - h.lastReportMs <= deadMs;
+      if (this.alive.get(h.raftAddress) === alive) continue;
+      this.alive.set(h.raftAddress, alive);
+      hosts.add(h.raftAddress);
+      for (const r of h.replicas) shards.add(r.shardId);
+      for (const k of h.logsOnDisk) shards.add(Number(k.slice(0, k.indexOf(":")))); // "shard:replica"
+    }
+    const listening = input.nowMs - input.listeningSinceMs < deadMs;
+    if (this.listening && !listening) {
+      // Nobody was judged dead until now: every shard with a member on a host never heard.
+      for (const v of input.state.views.values()) {
+        if (v.members.some((m) => !reports.hosts.has(m.raftAddress))) shards.add(v.shardId);
+      }
+    }
+    this.listening = listening;
+    if (shards.size < PLAN_SHARDS_PER_PASS_MAX) this.sweep(input, shards);
+    return { shards: this.bounded(shards), hosts };
+  }
+
+  /** The first PLAN_SHARDS_PER_PASS_MAX shards (carried ones first); the rest wait in the backlog. */
+  private bounded(shards: Set<number>): Set<number> {
+    this.backlog = new Set();
+    if (shards.size <= PLAN_SHARDS_PER_PASS_MAX) return shards;
+    const now = new Set<number>();
+    for (const id of shards) {
+      if (now.size < PLAN_SHARDS_PER_PASS_MAX) now.add(id);
+      else this.backlog.add(id);
+    }
+    return now;
+  }
+
+  /** Remembers the shards the pass acted on or could not (looked at again next pass). */
+  after(input: SchedulerInput, out: SchedulerOutput): void {
+    const carry = new Set<number>();
+    for (const d of out.step.decisions) carry.add(d.shardId);
+    for (const p of out.problems) carry.add(p.shardId);
+    for (const v of out.step.views) carry.add(v.shardId);
+    for (const e of out.step.ends) {
+      const d = input.state.inFlight.get(e.decisionId);
+      if (d) carry.add(d.shardId);
+    }
+    for (const id of input.state.repairing) carry.add(id);
+    this.carry = carry;
+  }
+
+  private sweep(input: SchedulerInput, shards: Set<number>): void {
+    const views = input.state.views;
+    if (views.size === 0) return;
+    const per = Math.ceil(views.size / SWEEP_PASSES);
+    const ids = [...views.keys()];
+    if (this.cursor >= ids.length) this.cursor = 0;
+    for (const id of ids.slice(this.cursor, this.cursor + per)) shards.add(id);
+    this.cursor += per;
+  }
+}
