@@ -42,7 +42,7 @@ export interface DrummerOptions extends DrummerSettingsInput {
   dataDir: string;
   /** Milliseconds per Raft tick of the DrummerDB shard. Default 100. */
   rttMs?: number;
-  /** Election timeout of the DrummerDB shard in ticks. Default 10. */
+  /** Election timeout of the DrummerDB shard in ticks. Default 20. */
   electionRtt?: number;
   tls?: { caFile: string; certFile: string; keyFile: string };
   env?: Env;
@@ -124,10 +124,13 @@ export class Drummer {
       {
         shardId: DRUMMER_SHARD_ID,
         replicaId: this.settings.drummerId,
-        electionRtt: this.opts.electionRtt ?? 10,
-        heartbeatRtt: 1,
+        // Drummers need no fast failover; a longer election timeout rides out a long apply or
+        // pass (DrummerDB's entries can be large). A snapshot every 10,000 entries: its state
+        // is encoded whole.
+        electionRtt: this.opts.electionRtt ?? 20,
+        heartbeatRtt: 2,
         checkQuorum: true,
-        snapshotEntries: 1000,
+        snapshotEntries: 10_000,
         compactionOverhead: 1000,
       },
       { app: "drummerdb" },

@@ -18,6 +18,9 @@ import { Focus } from "./focus.ts";
 import { DEFAULT_SCHEDULER_CONFIG, type Problem, type SchedulerInput } from "./scheduler/types.ts";
 
 type Log = (event: Record<string, unknown>) => void;
+
+/** A scheduling pass longer than this is logged (it delays the DrummerDB replica's Raft work). */
+const SLOW_PASS_MS = 200;
 const text = new TextDecoder();
 
 export interface LeaderLoopDeps {
@@ -58,8 +61,15 @@ export class LeaderLoop {
     this.stepDown("stopping");
   }
 
+  /** Leading: started as leader in a term, and the DrummerDB replica still leads in that term. */
   get leading(): boolean {
-    return this.phase === "leading";
+    if (this.phase !== "leading") return false;
+    try {
+      const l = this.d.nodehost.getLeaderId(DRUMMER_SHARD_ID);
+      return l.valid && l.leaderId === this.d.settings.drummerId && l.term === this.term;
+    } catch {
+      return false;
+    }
   }
 
   get leaderTerm(): number {
@@ -164,11 +174,21 @@ export class LeaderLoop {
   }
 
   private async pass(): Promise<void> {
+    const startMs = this.d.env.nowMs();
     const input = this.input();
     input.focus = this.focus.next(input, this.d.reports);
     const out = schedule(input);
     this.focus.after(input, out);
     this.counts.passes++;
+    const passMs = this.d.env.nowMs() - startMs;
+    if (passMs > SLOW_PASS_MS) {
+      this.d.log({
+        level: "warn",
+        event: "drummer-slow-pass",
+        ms: Math.round(passMs),
+        shards: input.focus.shards.size,
+      });
+    }
     this.d.reports.prune(input.state.inFlight);
     this.noteProblems(out.problems);
     const s = out.step;

@@ -25,29 +25,38 @@ export class ReportBook {
   private dirtyShards = new Set<number>();
   private dirtyHosts = new Set<string>();
 
-  /** Records a report; false when the book is full and the host is new. */
-  record(req: DrummerRequest<"Report">, nowMs: number): boolean {
+  /**
+   * Records a report. "full": the book is full and the host is new (refused). "resend": it is
+   * recorded, but some replica left its members out and the book has none to reuse (the host
+   * must send them all next time).
+   */
+  record(req: DrummerRequest<"Report">, nowMs: number): "ok" | "resend" | "full" {
     const address = req.raftAddress;
     const have = this.hosts.get(address);
-    if (!have && this.hosts.size >= DB_LIMITS.hosts) return false;
+    if (!have && this.hosts.size >= DB_LIMITS.hosts) return "full";
     const results = have?.results ?? new Map();
     for (const r of req.results) {
       if (results.size >= RESULTS_PER_HOST_MAX) break;
       results.set(r.decisionId, { ok: r.ok, message: r.message });
     }
+    const { replicas, missing } = withMembers(req.replicas, have);
+    const logsOnDisk = sameLogs(have?.logsOnDisk, req.logsOnDisk)
+      ? have!.logsOnDisk
+      : new Set(req.logsOnDisk.map((k) => replicaKey(k.shardId, k.replicaId)));
     const next: HostObservation = {
       raftAddress: address,
       apiAddress: req.apiAddress,
       region: req.region,
       lastReportMs: nowMs,
-      replicas: req.replicas.map((r) => ({ ...r, members: r.members.map((m) => ({ ...m })) })),
-      logsOnDisk: new Set(req.logsOnDisk.map((k) => replicaKey(k.shardId, k.replicaId))),
+      replicas,
+      logsOnDisk,
       results,
     };
-    this.noteChanges(have, next, req.results.length > 0);
-    this.reindex(have, next);
+    const changed = this.noteChanges(have, next, req.results.length > 0);
+    if (changed) this.reindex(have, next);
+    else if (have) next.replicas = have.replicas; // the index points at these
     this.hosts.set(address, next);
-    return true;
+    return missing ? "resend" : "ok";
   }
 
   /** Shards and hosts whose reports changed since the last call (and forgets them). */
@@ -72,8 +81,12 @@ export class ReportBook {
     this.dirtyHosts.clear();
   }
 
-  /** Marks what differs between a host's previous report and this one. */
-  private noteChanges(before: HostObservation | undefined, after: HostObservation, results: boolean): void {
+  /** Marks what differs between a host's previous report and this one; true when anything does. */
+  private noteChanges(
+    before: HostObservation | undefined,
+    after: HostObservation,
+    results: boolean,
+  ): boolean {
     const address = after.raftAddress;
     let changed =
       before === undefined ||
@@ -84,7 +97,12 @@ export class ReportBook {
     for (const r of after.replicas) {
       const was = old.get(r.shardId);
       old.delete(r.shardId);
-      if (was && sameReplica(was, r)) continue;
+      if (was && sameReplica(was, r)) {
+        // Kept when nothing else changed (the index points at it): the progress stays current.
+        was.appliedIndex = r.appliedIndex;
+        was.leaderReplicaId = r.leaderReplicaId;
+        continue;
+      }
       this.dirtyShards.add(r.shardId);
       changed = true;
     }
@@ -97,6 +115,7 @@ export class ReportBook {
       changed = true;
     }
     if (changed) this.dirtyHosts.add(address);
+    return changed;
   }
 
   private reindex(before: HostObservation | undefined, after: HostObservation): void {
@@ -112,6 +131,38 @@ export class ReportBook {
       else this.index.set(r.shardId, new Map([[address, r]]));
     }
   }
+}
+
+/**
+ * The report's replicas, with left-out members (non-pending, none sent) taken from the host's
+ * previous report when it had the same config-change index; `missing` when one could not be.
+ */
+function withMembers(
+  replicas: ReplicaObservation[],
+  before: HostObservation | undefined,
+): { replicas: ReplicaObservation[]; missing: boolean } {
+  let missing = false;
+  let old: Map<number, ReplicaObservation> | null = null;
+  for (const r of replicas) {
+    if (r.pending || r.members.length > 0) continue;
+    old ??= new Map((before?.replicas ?? []).map((x) => [x.shardId, x]));
+    const was = old.get(r.shardId);
+    if (was && was.replicaId === r.replicaId && was.configChangeId === r.configChangeId)
+      r.members = was.members;
+    else missing = true;
+  }
+  return { replicas, missing };
+}
+
+/** Whether the logs listed are those of the previous report (same order, as a host sends them). */
+function sameLogs(before: Set<string> | undefined, now: { shardId: number; replicaId: number }[]): boolean {
+  if (before === undefined || before.size !== now.length) return false;
+  let i = 0;
+  for (const k of before) {
+    const x = now[i++]!;
+    if (k !== replicaKey(x.shardId, x.replicaId)) return false;
+  }
+  return true;
 }
 
 function sameReplica(a: ReplicaObservation, b: ReplicaObservation): boolean {

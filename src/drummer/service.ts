@@ -176,7 +176,8 @@ export class DrummerService {
         `NodeHost ${req.raftAddress} belongs to deployment ${req.deploymentId}, these drummers to ${deployment}`,
       );
     }
-    if (!this.d.reports.record(req, this.d.loop.nowMs())) {
+    const recorded = this.d.reports.record(req, this.d.loop.nowMs());
+    if (recorded === "full") {
       throw new ConnectError(
         "resource_exhausted",
         `the drummers track ${this.d.reports.hosts.size} NodeHosts, the most they can`,
@@ -195,6 +196,7 @@ export class DrummerService {
       leaderApiAddress: this.d.settings.apiAddress,
       reportIntervalMs: this.d.settings.reportIntervalMs,
       drummerApiAddresses: [...this.d.db.state.drummers.values()].map((x) => x.apiAddress).sort(),
+      resendMembers: recorded === "resend",
     };
   }
 

@@ -1054,6 +1054,7 @@ export namespace longboat {
                 leaderApiAddress: string;
                 reportIntervalMs: number;
                 drummerApiAddresses: string[];
+                resendMembers: boolean;
                 static create(properties: longboat.drummer.v1.ReportResponse.$Shape): longboat.drummer.v1.ReportResponse & longboat.drummer.v1.ReportResponse.$Shape;
                 static create(properties?: longboat.drummer.v1.ReportResponse.$Properties): longboat.drummer.v1.ReportResponse;
                 static encode(message: longboat.drummer.v1.ReportResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1072,6 +1073,7 @@ export namespace longboat {
                     leaderApiAddress?: (string|null);
                     reportIntervalMs?: (number|null);
                     drummerApiAddresses?: (string[]|null);
+                    resendMembers?: (boolean|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ReportResponse.$Properties;

@@ -7651,6 +7651,7 @@ export const longboat = $root.longboat = (() => {
                 ReportResponse.prototype.leaderApiAddress = "";
                 ReportResponse.prototype.reportIntervalMs = 0;
                 ReportResponse.prototype.drummerApiAddresses = $util.emptyArray;
+                ReportResponse.prototype.resendMembers = false;
 
                 ReportResponse.create = function(properties) {
                     return new ReportResponse(properties);
@@ -7675,6 +7676,8 @@ export const longboat = $root.longboat = (() => {
                     if (message.drummerApiAddresses != null && message.drummerApiAddresses.length)
                         for (let i = 0; i < message.drummerApiAddresses.length; ++i)
                             writer.uint32(42).string(message.drummerApiAddresses[i]);
+                    if (message.resendMembers != null && $Object.hasOwnProperty.call(message, "resendMembers") && message.resendMembers !== false)
+                        writer.uint32(48).bool(message.resendMembers);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -7751,6 +7754,15 @@ export const longboat = $root.longboat = (() => {
                                 message.drummerApiAddresses.push(reader.stringVerify());
                                 continue;
                             }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.resendMembers = value;
+                                else
+                                    delete message.resendMembers;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -7800,6 +7812,9 @@ export const longboat = $root.longboat = (() => {
                             if (!$util.isString(message.drummerApiAddresses[i]))
                                 return "drummerApiAddresses: string[] expected";
                     }
+                    if (message.resendMembers != null && $Object.hasOwnProperty.call(message, "resendMembers"))
+                        if (typeof message.resendMembers !== "boolean")
+                            return "resendMembers: boolean expected";
                     return null;
                 };
 
@@ -7846,6 +7861,9 @@ export const longboat = $root.longboat = (() => {
                         for (let i = 0; i < object.drummerApiAddresses.length; ++i)
                             message.drummerApiAddresses[i] = $String(object.drummerApiAddresses[i]);
                     }
+                    if (object.resendMembers != null)
+                        if (object.resendMembers)
+                            message.resendMembers = $Boolean(object.resendMembers);
                     return message;
                 };
 
@@ -7869,6 +7887,7 @@ export const longboat = $root.longboat = (() => {
                             object.leaderDrummerId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.leaderApiAddress = "";
                         object.reportIntervalMs = 0;
+                        object.resendMembers = false;
                     }
                     if (message.requests && message.requests.length) {
                         object.requests = $Array(message.requests.length);
@@ -7891,6 +7910,8 @@ export const longboat = $root.longboat = (() => {
                         for (let j = 0; j < message.drummerApiAddresses.length; ++j)
                             object.drummerApiAddresses[j] = message.drummerApiAddresses[j];
                     }
+                    if (message.resendMembers != null && $Object.hasOwnProperty.call(message, "resendMembers"))
+                        object.resendMembers = message.resendMembers;
                     return object;
                 };
 

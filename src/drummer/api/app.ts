@@ -19,6 +19,7 @@ import { DRUMMER_FORWARDED_HEADER } from "../client.ts";
 import type { DrummerMetrics } from "../metrics.ts";
 import type { DrummerService } from "../service.ts";
 import { DRUMMER_METHOD_TYPES, DRUMMER_SERVICE } from "./methods.ts";
+import { parseReport } from "./report-parse.ts";
 import { type DrummerMethod, type DrummerRequest, DrummerSchemas } from "./schemas.ts";
 
 /** A report of 100,000 replicas is about 10 MiB in JSON. */
@@ -53,12 +54,14 @@ function drummerService(service: DrummerService): ServiceDef {
       DRUMMER_METHOD_TYPES[method].response,
       (req, call) =>
         service.handle(method, req, { forwarded: call.headers.get(DRUMMER_FORWARDED_HEADER) !== null }),
-      (input, messageName) => {
-        const parsed = DrummerSchemas[method].safeParse(input);
-        if (!parsed.success)
-          throw new ConnectError("invalid_argument", describeIssues(messageName, parsed.error));
-        return parsed.data as DrummerRequest<M>;
-      },
+      method === "Report"
+        ? (parseReport as unknown as (input: unknown, messageName: string) => DrummerRequest<M>)
+        : (input, messageName) => {
+            const parsed = DrummerSchemas[method].safeParse(input);
+            if (!parsed.success)
+              throw new ConnectError("invalid_argument", describeIssues(messageName, parsed.error));
+            return parsed.data as DrummerRequest<M>;
+          },
     );
   const methods = Object.fromEntries(
     (Object.keys(DrummerSchemas) as DrummerMethod[]).map((m) => [m, methodOf(m)]),
