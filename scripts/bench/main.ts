@@ -2,6 +2,7 @@
 const suites: Record<string, string> = {
   api: "api.ts",
   cli: "cli.ts",
+  drummer: "drummer.ts",
   engine: "engine.ts",
   etcd: "etcd.ts",
   logdb: "logdb.ts",
