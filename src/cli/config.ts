@@ -7,6 +7,14 @@
  */
 import { z } from "zod";
 import { AddressError, PORT_MAX, parseAddress } from "./address.ts";
+import {
+  checkDrummerCmd,
+  DRUMMER_OP_ARGS,
+  type DrummerCmdOptions,
+  type DrummerOp,
+  drummerCmdFields,
+  isDrummerOp,
+} from "./commands/cmd-drummer-flags.ts";
 import { ConfigError, type ConfigInput, type Field, type Labels, mergeFields } from "./merge.ts";
 import type { DrummerPeer, ShardSpec } from "./specs.ts";
 
@@ -679,7 +687,8 @@ export type CmdRequest =
   | { op: "compact" }
   | { op: "log" }
   | { op: "remove-data"; replicaId: number }
-  | { op: "watch" };
+  | { op: "watch" }
+  | { op: DrummerOp };
 
 export type CmdOp = CmdRequest["op"];
 
@@ -700,10 +709,11 @@ export const CMD_OPS: Record<CmdOp, readonly string[]> = {
   log: [],
   "remove-data": ["replicaId"],
   watch: [],
+  ...DRUMMER_OP_ARGS,
 };
 
 /** Options of `longboat cmd`. */
-export interface CmdConfig extends ApiClientConfig {
+export interface CmdConfig extends ApiClientConfig, DrummerCmdOptions {
   request: CmdRequest;
   /** snapshot: also copy it into the NodeHost's --snapshot-export-dir. */
   export: boolean;
@@ -741,7 +751,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "drummer",
     kind: "list",
     valueName: "host:port,…",
-    help: "drummer API addresses (for status); comma-separated",
+    help: "drummer API addresses for status and the drummer ops (any of them answers; the leader is followed); comma-separated",
     schema: addressList,
     default: [],
   },
@@ -829,6 +839,7 @@ export const CMD_FIELDS: readonly Field[] = [
     schema: z.boolean({ error: "must be true or false" }),
     default: false,
   },
+  ...drummerCmdFields({ positiveInt, address, duration }),
 ];
 
 /** Merges and validates cmd options and `args` (the op and its positional arguments); throws ConfigError. */
@@ -841,6 +852,11 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
     if (config.nodehost.length === 0 && config.drummer.length === 0) {
       throw new ConfigError("cmd status needs --nodehost or --drummer");
     }
+    if (config.drummer.length > 0) checkDrummerCmd("status", config, labels);
+    return config;
+  }
+  if (isDrummerOp(request.op)) {
+    checkDrummerCmd(request.op, config, labels);
     return config;
   }
   if (config.nodehost.length === 0) throw new ConfigError(`cmd ${request.op} needs --nodehost`);

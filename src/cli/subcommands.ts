@@ -85,6 +85,9 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     completeWrites: true,
     examples: [
       "  $ longboat cmd status --drummer d1:9001,d2:9001,d3:9001",
+      "  $ longboat cmd create-shard --drummer d1:9001,d2:9001 --id 1 --app kv --replicas 3 --regions eu=2,us=1",
+      "  $ longboat cmd bootstrap --drummer d1:9001,d2:9001",
+      "  $ longboat cmd wait --healthy --drummer d1:9001,d2:9001 --timeout 60s   # exit 0 once healthy",
       "  $ longboat cmd put --nodehost h1:8001 --shard 1 greeting hello",
       "  $ longboat cmd cas --nodehost h1:8001 --shard 1 greeting hello bonjour",
       "  $ longboat cmd add --nodehost h1:8001 --shard 1 visits -- -1   # a counter; negative after --",

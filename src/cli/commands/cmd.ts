@@ -1,7 +1,8 @@
 /**
  * `longboat cmd <op>`: one request to the NodeHost API. This file creates the client and
  * hands the op to its family: cmd-kv.ts (put, get, delete, cas, add), cmd-admin.ts
- * (membership, leadership, snapshots, the log, data removal), cmd-status.ts, watch.ts.
+ * (membership, leadership, snapshots, the log, data removal), cmd-status.ts, watch.ts; with
+ * --drummer, status and the drummer ops go to cmd-drummer.ts.
  */
 import { ApiError, NodeHostClient } from "../../api/client.ts";
 import type { CmdConfig } from "../config.ts";
@@ -14,8 +15,12 @@ import { watch } from "./watch.ts";
 
 /** Runs `longboat cmd <op>` against the NodeHost API; returns the exit code (0 done, 1 failed). */
 export async function run(config: CmdConfig): Promise<number> {
+  // status --drummer and the drummer ops (resolveCmdConfig keeps --nodehost out of them).
+  if (config.drummer.length > 0 && config.nodehost.length === 0) {
+    return (await import("./cmd-drummer.ts")).runDrummerCmd(config);
+  }
   if (config.nodehost.length === 0) {
-    printErrorLine("longboat cmd: --nodehost is required (the drummer API is not available in this build)");
+    printErrorLine(`longboat cmd ${config.request.op}: --nodehost is required`);
     return 2;
   }
   const tls = apiClientTls(config);
@@ -66,5 +71,7 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
       return removeData(client, config, r.replicaId);
     case "watch":
       return watch(config);
+    default:
+      throw new Error(`cmd ${r.op} talks to the drummers: give --drummer instead of --nodehost`);
   }
 }
