@@ -181,7 +181,22 @@ const WRITES: ReadonlySet<DrummerMethod> = new Set([
 ]);
 
 /** Codes that say the drummer did not do it and another one may: try the next address. */
-const TRY_NEXT = new Set(["unavailable", "unimplemented"]);
+const NOT_DONE = new Set(["unavailable", "unimplemented"]);
+/**
+ * Refusals of the request itself (the same from every drummer): they end the call. Any other
+ * code is the drummer's trouble (internal, unknown, deadline_exceeded, …): a read goes to the
+ * next drummer, a write too but as one whose outcome is unknown.
+ */
+const REFUSALS = new Set([
+  "invalid_argument",
+  "already_exists",
+  "not_found",
+  "failed_precondition",
+  "out_of_range",
+  "permission_denied",
+  "unauthenticated",
+  "resource_exhausted",
+]);
 
 /** How a call's transport ended, as the wrapped fetch saw it (calls are made one at a time). */
 type Sent = "not-connected" | "unknown" | "answered";
@@ -249,13 +264,13 @@ export class Drummers {
         return r;
       } catch (error) {
         const e = explain(error, address);
-        const sentNothing = this.sent === "not-connected" || this.sent === "answered";
-        if (unknownOutcome && WRITES.has(method)) {
+        if (unknownOutcome && WRITES.has(method) && REFUSALS.has(e.code)) {
           const settled = await this.settle(method, req, e);
           if (settled) return settled;
         }
-        if (!TRY_NEXT.has(e.code)) throw e;
-        if (WRITES.has(method) && !sentNothing) unknownOutcome = true;
+        if (REFUSALS.has(e.code)) throw e;
+        const notDone = this.sent === "not-connected" || (this.sent === "answered" && NOT_DONE.has(e.code));
+        if (WRITES.has(method) && !notDone) unknownOutcome = true;
         tried.push(messageOf(e));
       }
     }
