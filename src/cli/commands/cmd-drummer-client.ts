@@ -12,7 +12,7 @@
 import type { FetchLike } from "../../api/types.ts";
 import type { DrummerMethod } from "../../drummer/api/schemas.ts";
 import { type DrummerCall, DrummerCallError, drummerCaller } from "../../drummer/client.ts";
-import type { Env } from "../../env.ts";
+import { type Env, realEnv } from "../../env.ts";
 
 // ---- the deployment as cmd shows it --------------------------------------------------------
 
@@ -207,10 +207,15 @@ const NOT_CONNECTED =
 
 export interface DrummersOptions {
   addresses: string[];
+  /** How long one request may take, retries included. */
   timeoutMs: number;
   fetch?: FetchLike;
-  env?: Pick<Env, "setTimer">;
+  /** Clock and timers (a virtual clock in tests). Default realEnv(). */
+  env?: Pick<Env, "setTimer" | "nowMs">;
 }
+
+/** Pause between rounds over the drummers (an election takes a few hundred milliseconds). */
+export const RETRY_PAUSE_MS = 200;
 
 /** One client of the drummer group, for one `cmd` run. */
 export class Drummers {
@@ -221,10 +226,12 @@ export class Drummers {
   private readonly call: DrummerCall;
   private sent: Sent = "answered";
   private readonly timeoutMs: number;
+  private readonly env: Pick<Env, "setTimer" | "nowMs">;
 
   constructor(opts: DrummersOptions) {
     this.addresses = [...new Set(opts.addresses)];
     this.timeoutMs = opts.timeoutMs;
+    this.env = opts.env ?? realEnv();
     const base: FetchLike = opts.fetch ?? ((url, init) => fetch(url, init));
     const tracked: FetchLike = async (url, init) => {
       this.sent = "unknown";
@@ -238,7 +245,7 @@ export class Drummers {
         throw error;
       }
     };
-    this.call = opts.env ? drummerCaller(tracked, opts.env) : drummerCaller(tracked);
+    this.call = drummerCaller(tracked, this.env);
   }
 
   /** Calls one drummer, no failover. */
@@ -252,32 +259,61 @@ export class Drummers {
 
   /**
    * Calls the method on the leader when known, else on each address in turn until one
-   * answers; a refusal that is the user's (invalid_argument, already_exists, …) ends it.
+   * answers, in rounds until the timeout (an election passes); a refusal that is the user's
+   * (invalid_argument, already_exists, …) ends it at once.
    */
   async request(method: DrummerMethod, req: Obj): Promise<Obj> {
-    const tried: string[] = [];
+    const deadline = this.env.nowMs() + this.timeoutMs;
+    const tried = new Map<string, string>();
     let unknownOutcome = false;
+    for (;;) {
+      const answer = await this.round(method, req, deadline, tried, unknownOutcome);
+      if (answer.done) return answer.done;
+      unknownOutcome = answer.unknownOutcome;
+      const left = deadline - this.env.nowMs();
+      if (left <= RETRY_PAUSE_MS) break;
+      await new Promise<void>((resolve) => this.env.setTimer(RETRY_PAUSE_MS, resolve));
+    }
+    const what = unknownOutcome
+      ? `no drummer confirmed ${method}; it may or may not have been applied (check with cmd status)`
+      : `no drummer could answer ${method} within ${this.timeoutMs} ms`;
+    throw new Error(`${what}:\n  ${[...tried.values()].join("\n  ")}`);
+  }
+
+  /** One pass over the drummers: an answer, or what each said (in tried). */
+  private async round(
+    method: DrummerMethod,
+    req: Obj,
+    deadline: number,
+    tried: Map<string, string>,
+    unknownBefore: boolean,
+  ): Promise<{ done: Obj | null; unknownOutcome: boolean }> {
+    let unknownOutcome = unknownBefore;
     for (const address of this.order()) {
+      const left = Math.floor(deadline - this.env.nowMs());
+      if (left <= 0) break;
+      // A read gives each drummer a share, so one that hangs leaves time for the others; a
+      // write gets what is left (the drummer waits for its commit).
+      const timeoutMs = WRITES.has(method)
+        ? left
+        : Math.min(left, Math.max(1000, Math.floor(this.timeoutMs / 2)));
       try {
-        const r = await this.call(address, method, req, { timeoutMs: this.timeoutMs });
+        const r = await this.call(address, method, req, { timeoutMs });
         if (method === "ListDrummers") this.learn(r);
-        return r;
+        return { done: r, unknownOutcome };
       } catch (error) {
         const e = explain(error, address);
         if (unknownOutcome && WRITES.has(method) && REFUSALS.has(e.code)) {
           const settled = await this.settle(method, req, e);
-          if (settled) return settled;
+          if (settled) return { done: settled, unknownOutcome };
         }
         if (REFUSALS.has(e.code)) throw e;
         const notDone = this.sent === "not-connected" || (this.sent === "answered" && NOT_DONE.has(e.code));
         if (WRITES.has(method) && !notDone) unknownOutcome = true;
-        tried.push(messageOf(e));
+        tried.set(address, messageOf(e));
       }
     }
-    const what = unknownOutcome
-      ? `no drummer confirmed ${method}; it may or may not have been applied (check with cmd status)`
-      : `no drummer could answer ${method}`;
-    throw new Error(`${what}:\n  ${tried.join("\n  ")}`);
+    return { done: null, unknownOutcome };
   }
 
   /** The leader first, then the given addresses, then the learned ones. */
@@ -358,6 +394,7 @@ export class Drummers {
     const { drummers, deployment } = await this.drummerViews(errors);
     snap.drummers = drummers;
     snap.deployment = deployment;
+    if (!drummers.some((d) => d.healthy)) return snap; // the other reads would fail the same way
     const read = async (method: DrummerMethod, req: Obj, use: (r: Obj) => void) => {
       try {
         use(await this.request(method, req));

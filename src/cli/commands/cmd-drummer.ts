@@ -42,7 +42,7 @@ export interface DrummerIo {
   clock: { nowMs(): number; sleep(ms: number): Promise<void> };
   fetch?: FetchLike;
   /** Timer for call timeouts (a virtual clock in tests). */
-  timers?: Pick<Env, "setTimer">;
+  timers?: Pick<Env, "setTimer" | "nowMs">;
 }
 
 /** How often `wait` looks again. */
