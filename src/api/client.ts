@@ -640,7 +640,7 @@ function errorFrom(status: number, bytes: Uint8Array, address: string): ApiError
 }
 
 /** Certificate problems a TLS client reports, by Node/Bun error code. */
-const CERTIFICATE_CODES = new Set([
+export const CERTIFICATE_CODES: ReadonlySet<string> = new Set([
   "CERT_HAS_EXPIRED",
   "CERT_NOT_YET_VALID",
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",

@@ -338,6 +338,11 @@ export interface NodeHostConfig extends ApiServerConfig {
   plugin: string[];
   shards: ShardSpec[];
   master: string[];
+  /** The drummers' API token and TLS, for the master client. */
+  masterToken?: string;
+  masterTlsCa?: string;
+  masterTlsCert?: string;
+  masterTlsKey?: string;
   apiToken?: string;
   logLevel: (typeof LOG_LEVELS)[number];
   onLeaderChange?: string;
@@ -476,6 +481,25 @@ export const NODEHOST_FIELDS: readonly Field[] = [
     schema: addressList,
     default: [],
   },
+  {
+    key: "masterToken",
+    flag: "master-token",
+    kind: "text",
+    valueName: "token",
+    help: "bearer token the drummers' API requires (their --api-token); with --master",
+    schema: nonEmpty,
+  },
+  pemFile(
+    "masterTlsCa",
+    "master-tls-ca",
+    "CA certificate (PEM) that signed the drummers' API certificates; reports then go over https; with --master",
+  ),
+  pemFile(
+    "masterTlsCert",
+    "master-tls-cert",
+    "client certificate (PEM) for drummers that require one (their --api-tls-ca); with --master-tls-key",
+  ),
+  pemFile("masterTlsKey", "master-tls-key", "private key (PEM) of --master-tls-cert"),
   apiTokenField,
   ...API_SERVER_FIELDS,
   {
@@ -500,6 +524,7 @@ export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
       `${labels.get("master")} and ${labels.get("shards")} cannot be used together: with --master the drummers decide which replicas this NodeHost runs (drop --shard, or drop --master for static shards)`,
     );
   }
+  checkMasterSecurity(config, labels);
   if (config.onLeaderChangeShell && config.onLeaderChange === undefined) {
     throw new ConfigError(`${labels.get("onLeaderChangeShell")} needs --on-leader-change`);
   }
@@ -520,10 +545,26 @@ export function resolveNodeHostConfig(input: ConfigInput): NodeHostConfig {
   return config;
 }
 
+/** The --master-* flags need --master; the client certificate and key come as a pair. */
+function checkMasterSecurity(config: NodeHostConfig, labels: Labels): void {
+  const given = (["masterToken", "masterTlsCa", "masterTlsCert", "masterTlsKey"] as const).filter(
+    (k) => config[k] !== undefined,
+  );
+  if (config.master.length === 0 && given.length > 0) {
+    throw new ConfigError(
+      `${labels.get(given[0]!)} needs --master: it is how this NodeHost calls the drummers it reports to`,
+    );
+  }
+  if ((config.masterTlsCert === undefined) !== (config.masterTlsKey === undefined)) {
+    const one = config.masterTlsCert === undefined ? labels.get("masterTlsKey") : labels.get("masterTlsCert");
+    throw new ConfigError(`--master-tls-cert and --master-tls-key must be given together, got only ${one}`);
+  }
+}
+
 // ---- drummer ------------------------------------------------------------------------------
 
 /** Options of `longboat drummer`. */
-export interface DrummerConfig {
+export interface DrummerConfig extends ApiServerConfig {
   id: number;
   peers: DrummerPeer[];
   apiAddress: string;
@@ -539,6 +580,7 @@ export interface DrummerConfig {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  apiToken?: string;
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -630,6 +672,11 @@ export const DRUMMER_FIELDS: readonly Field[] = [
   tlsField("tlsCa", "tls-ca", "CA certificate"),
   tlsField("tlsCert", "tls-cert", "this drummer's certificate"),
   tlsField("tlsKey", "tls-key", "this drummer's private key"),
+  {
+    ...apiTokenField,
+    help: "bearer token the drummer API requires (NodeHosts give it as --master-token, cmd as --api-token)",
+  },
+  ...API_SERVER_FIELDS,
   logLevelField,
 ];
 
@@ -665,6 +712,7 @@ export function resolveDrummerConfig(input: ConfigInput): DrummerConfig {
       `${labels.get("deadTimeout")} (${config.deadTimeout} ms) must be at least twice ${labels.get("reportInterval")} (${config.reportInterval} ms): a NodeHost that misses one report would be dead`,
     );
   }
+  checkApiSecurity(config, labels);
   const { deadTimeout, reportInterval, ...rest } = config;
   return { ...rest, raftAddress: self.address, deadTimeoutMs: deadTimeout, reportIntervalMs: reportInterval };
 }

@@ -4,7 +4,8 @@
 import type { ClientTls } from "../api/client.ts";
 import type { ApiTlsMaterial } from "../api/server.ts";
 import type { ForwardTls } from "../api/types.ts";
-import type { ApiClientConfig, ApiServerConfig } from "./config.ts";
+import type { DrummerSecurity } from "../drummer/client.ts";
+import type { ApiClientConfig, ApiServerConfig, NodeHostConfig } from "./config.ts";
 import { ConfigError } from "./merge.ts";
 
 /** The contents of a PEM file; ConfigError when it cannot be read or holds no PEM block. */
@@ -49,5 +50,28 @@ export function apiClientTls(config: ApiClientConfig): ClientTls | undefined {
       ? {}
       : { cert: readPem(config.tlsCert, "--tls-cert"), key: readPem(config.tlsKey, "--tls-key") }),
     insecureSkipVerify: config.insecureSkipVerify,
+  };
+}
+
+/** How the master client of `nodehost --master` calls the drummers: token and https when given. */
+export function masterSecurity(config: NodeHostConfig): DrummerSecurity {
+  const https = config.masterTlsCa !== undefined || config.masterTlsCert !== undefined;
+  return {
+    ...(config.masterToken === undefined ? {} : { token: config.masterToken }),
+    ...(https
+      ? {
+          tls: {
+            ...(config.masterTlsCa === undefined
+              ? {}
+              : { ca: readPem(config.masterTlsCa, "--master-tls-ca") }),
+            ...(config.masterTlsCert === undefined || config.masterTlsKey === undefined
+              ? {}
+              : {
+                  cert: readPem(config.masterTlsCert, "--master-tls-cert"),
+                  key: readPem(config.masterTlsKey, "--master-tls-key"),
+                }),
+          },
+        }
+      : {}),
   };
 }

@@ -3,8 +3,9 @@
  * with, what drummers forward with, and what `longboat cmd` uses. The transport is a
  * fetch-like function, so the simulator can route calls to in-process drummers.
  */
-import type { FetchLike } from "../api/types.ts";
+import { CERTIFICATE_CODES, type ClientTls } from "../api/client.ts";
 import { isConnectCode } from "../api/errors.ts";
+import type { FetchLike } from "../api/types.ts";
 import { type Env, realEnv } from "../env.ts";
 import { DRUMMER_METHOD_TYPES, DRUMMER_SERVICE } from "./api/methods.ts";
 import type { DrummerMethod } from "./api/schemas.ts";
@@ -37,15 +38,36 @@ export type DrummerCall = (
   opts: CallOptions,
 ) => Promise<Record<string, unknown>>;
 
+/** How calls prove who they are to drummers whose API has a token or TLS (`longboat drummer --api-token`, `--api-tls-*`). */
+export interface DrummerSecurity {
+  /** Bearer token the drummers' API requires (their --api-token). */
+  token?: string;
+  /** Speak https with these settings (the CA that signed the drummers' certificates, a client certificate); plain http when absent. */
+  tls?: ClientTls;
+}
+
 /**
  * Returns a function calling one Drummer API method on one drummer; the answer is the response
  * message as a plain object with every field present (numbers for uint64 and enums).
  * @example const call = drummerCaller(); const r = await call("d1:9001", "GetDeployment", {}, { timeoutMs: 2000 });
+ * @example const secure = drummerCaller(undefined, undefined, { token, tls: { ca: readFileSync("ca.pem") } });
  */
 export function drummerCaller(
   fetchFn: FetchLike = (url, init) => fetch(url, init),
   env: Pick<Env, "setTimer"> = realEnv(),
+  security: DrummerSecurity = {},
 ): DrummerCall {
+  if (security.token === "") throw new Error("the drummer API token must not be empty when given");
+  const tls = security.tls;
+  const scheme = tls ? "https" : "http";
+  const tlsInit =
+    tls === undefined
+      ? undefined
+      : {
+          ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+          ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+          rejectUnauthorized: !tls.insecureSkipVerify,
+        };
   return async (address, method, request, opts) => {
     const types = DRUMMER_METHOD_TYPES[method];
     const body = types.request.encode(types.request.fromObject(request)).finish();
@@ -54,21 +76,26 @@ export function drummerCaller(
       "connect-protocol-version": "1",
     };
     if (opts.forwarded) headers[DRUMMER_FORWARDED_HEADER] = "1";
+    if (security.token !== undefined) headers.authorization = `Bearer ${security.token}`;
     const abort = new AbortController();
     const timer = env.setTimer(opts.timeoutMs, () => abort.abort());
     try {
-      const res = await fetchFn(`http://${address}/${DRUMMER_SERVICE}/${method}`, {
+      const init: RequestInit & { tls?: Record<string, unknown> } = {
         method: "POST",
         headers,
         body,
         signal: abort.signal,
-      });
+      };
+      if (tlsInit) init.tls = tlsInit;
+      const res = await fetchFn(`${scheme}://${address}/${DRUMMER_SERVICE}/${method}`, init);
       const bytes = new Uint8Array(await res.arrayBuffer());
       if (res.status !== 200) throw errorOf(address, res.status, bytes);
       return types.response.toObject(types.response.decode(bytes), { defaults: true, arrays: true });
     } catch (error) {
       if (error instanceof DrummerCallError) throw error;
-      const why = abort.signal.aborted ? `no answer within ${opts.timeoutMs} ms` : String(error);
+      const why = abort.signal.aborted
+        ? `no answer within ${opts.timeoutMs} ms`
+        : connectionProblem(error, tls !== undefined);
       throw new DrummerCallError("unavailable", why, address);
     } finally {
       timer.cancel();
@@ -84,4 +111,17 @@ function errorOf(address: string, status: number, bytes: Uint8Array): DrummerCal
     // not a Connect error body
   }
   return new DrummerCallError(status >= 500 ? "unavailable" : "unknown", `HTTP ${status}`, address);
+}
+
+/** Why a call did not reach a drummer, with what to check for a TLS problem. */
+function connectionProblem(error: unknown, https: boolean): string {
+  const message = (error as Error)?.message ?? String(error);
+  const code = (error as { code?: string })?.code ?? "";
+  if (CERTIFICATE_CODES.has(code)) {
+    return `the drummer's certificate was refused: ${message} (${code}); check the CA given for the drummers and their --api-tls-cert`;
+  }
+  if (https && (code === "ECONNRESET" || code === "EPROTO")) {
+    return `${message} (over https: the drummer may require a client certificate signed by its --api-tls-ca; or it does not speak TLS)`;
+  }
+  return message;
 }

@@ -11,7 +11,7 @@
  * ```
  */
 import type { RpcHandler } from "../api/rpc/router.ts";
-import type { FetchLike } from "../api/types.ts";
+import type { FetchLike, ForwardTls } from "../api/types.ts";
 import { type Env, realEnv, type TimerHandle } from "../env.ts";
 import { LongboatError } from "../engine/errors.ts";
 import type { LogDB } from "../logdb/types.ts";
@@ -44,11 +44,26 @@ export interface DrummerOptions extends DrummerSettingsInput {
   rttMs?: number;
   /** Election timeout of the DrummerDB shard in ticks. Default 20. */
   electionRtt?: number;
+  /** TLS of the DrummerDB shard's raft transport (like a NodeHost's --tls-*). */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /** The Drummer API's security (`longboat drummer --api-token`, `--api-tls-*`, `--metrics-token`). */
+  apiSecurity?: DrummerApiSecurity;
   env?: Env;
   log?: (event: Record<string, unknown>) => void;
   /** Replace the log database, transport or the HTTP client to other drummers (simulator, tests). */
   expert?: { logdb?: LogDB; transport?: (registry: Registry, env: Env) => Transport; fetch?: FetchLike };
+}
+
+export interface DrummerApiSecurity {
+  /** Bearer token every Drummer API call needs (not /healthz); calls forwarded to the leader carry it. */
+  token?: string;
+  /** Token of GET /metrics alone (the API token works there too). */
+  metricsToken?: string;
+  /**
+   * The API is served over TLS (serveApi's `tls`); here: how calls forwarded to the leader drummer
+   * reach it — https, trusting `ca` (the deployment's CA), presenting this certificate.
+   */
+  tls?: ForwardTls;
 }
 
 /** How long start() retries registering this drummer's API address before it gives up waiting. */
@@ -100,7 +115,10 @@ export class Drummer {
       loop: this.loop,
       settings: this.settings,
       env: this.env,
-      call: drummerCaller(opts.expert?.fetch, this.env),
+      call: drummerCaller(opts.expert?.fetch, this.env, {
+        ...(opts.apiSecurity?.token === undefined ? {} : { token: opts.apiSecurity.token }),
+        ...(opts.apiSecurity?.tls === undefined ? {} : { tls: opts.apiSecurity.tls }),
+      }),
       metrics: this.metrics,
     });
     this.db.onApplied = () => {
@@ -142,7 +160,16 @@ export class Drummer {
 
   /** The Drummer API (serve it with serveApi; `fetch` answers in process). */
   api(): RpcHandler {
-    return createDrummerApi({ service: this.service, metrics: this.metrics, env: this.env, log: this.log });
+    return createDrummerApi({
+      service: this.service,
+      metrics: this.metrics,
+      env: this.env,
+      log: this.log,
+      ...(this.opts.apiSecurity?.token === undefined ? {} : { token: this.opts.apiSecurity.token }),
+      ...(this.opts.apiSecurity?.metricsToken === undefined
+        ? {}
+        : { metricsToken: this.opts.apiSecurity.metricsToken }),
+    });
   }
 
   /** Proposes this drummer's API address until it is in DrummerDB (other drummers forward to it). */

@@ -11,7 +11,12 @@
  * ```
  */
 import type { FetchLike } from "../api/types.ts";
-import { type DrummerCall, DrummerCallError, drummerCaller } from "../drummer/client.ts";
+import {
+  type DrummerCall,
+  DrummerCallError,
+  type DrummerSecurity,
+  drummerCaller,
+} from "../drummer/client.ts";
 import { toDecision } from "../drummer/db/codec.ts";
 import type { ReplicaConfigInput } from "../engine/config.ts";
 import { type Env, realEnv, type TimerHandle } from "../env.ts";
@@ -39,6 +44,8 @@ export interface MasterClientOptions {
   log?: (event: Record<string, unknown>) => void;
   /** How calls reach the drummers. Default globalThis.fetch (the simulator routes in process). */
   fetch?: FetchLike;
+  /** The drummers' API token and TLS (`nodehost --master-token`, `--master-tls-*`). */
+  security?: DrummerSecurity;
 }
 
 /** Drummer addresses learned from replies, at most. */
@@ -56,15 +63,17 @@ export class MasterClient {
   private timer: TimerHandle | null = null;
   private stopped = true;
   private failing = false;
+  private failingReason = "";
   /** Reports answered and not, and the last error (for tests and metrics). */
   readonly counts = { answered: 0, unanswered: 0 };
   lastError = "";
+  private lastErrorCode = "";
 
   constructor(private readonly o: MasterClientOptions) {
     if (o.masters.length === 0) throw new Error("MasterClient needs at least one drummer address");
     this.env = o.env ?? realEnv();
     this.log = o.log ?? (() => {});
-    this.call = drummerCaller(o.fetch, this.env);
+    this.call = drummerCaller(o.fetch, this.env, o.security);
     this.timeoutMs = o.timeoutMs ?? 5000;
     this.intervalMs = o.reportIntervalMs ?? 5000;
     this.executor = new Executor({
@@ -127,13 +136,20 @@ export class MasterClient {
         return true;
       } catch (error) {
         this.lastError = error instanceof DrummerCallError ? error.message : String(error);
+        this.lastErrorCode = error instanceof DrummerCallError ? error.code : "unknown";
         if (error instanceof DrummerCallError && refusal(error.code)) break; // every drummer would say so
         if (this.leader === address) this.leader = null;
       }
     }
     this.counts.unanswered++;
-    if (!this.failing) this.log({ level: "warn", event: "master-unreachable", error: this.lastError });
+    // Logged when the drummers stop answering, and again when the reason changes (a drummer
+    // that did not listen yet, then one refusing the token, say): once per reason, not per report.
+    const reason = this.lastErrorCode;
+    if (!this.failing || reason !== this.failingReason) {
+      this.log({ level: "warn", event: "master-unreachable", error: this.lastError });
+    }
     this.failing = true;
+    this.failingReason = reason;
     return false;
   }
 

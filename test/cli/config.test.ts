@@ -281,7 +281,12 @@ describe("bad nodehost input", () => {
 });
 
 describe("drummer", () => {
-  const flags = { id: "2", peers: "1=d1:9101,2=d2:9101,3=d3:9101", "api-address": "d2:9001" };
+  const flags = {
+    id: "2",
+    peers: "1=d1:9101,2=d2:9101,3=d3:9101",
+    "api-address": "d2:9001",
+    "api-token": "t",
+  };
 
   test("the raft address defaults to this drummer's entry in --peers", () => {
     expect(resolveDrummerConfig({ flags }).raftAddress).toBe("d2:9101");
@@ -350,7 +355,72 @@ describe("drummer", () => {
   }
 });
 
+describe("API security of drummer", () => {
+  const PUBLIC = { id: "1", peers: "1=d1:9101", "api-address": "d1:9001" };
+
+  test("a non-loopback API address without a token or client certificates is refused, like nodehost's", () => {
+    const error = () => resolveDrummerConfig({ flags: PUBLIC });
+    expect(error).toThrow("--api-address d1:9001 is not a loopback address");
+    expect(error).toThrow("--api-insecure");
+    expect(resolveDrummerConfig({ flags: { ...PUBLIC, "api-address": "127.0.0.1:9001" } }).apiToken).toBe(
+      undefined,
+    );
+  });
+
+  test("a token, client certificates or --api-insecure each allow a public address; the metrics token is read", () => {
+    const withToken = resolveDrummerConfig({ flags: { ...PUBLIC, "api-token": "t", "metrics-token": "m" } });
+    expect(withToken).toMatchObject({ apiToken: "t", metricsToken: "m" });
+    const mtls = { "api-tls-cert": "c.pem", "api-tls-key": "k.pem", "api-tls-ca": "ca.pem" };
+    expect(resolveDrummerConfig({ flags: { ...PUBLIC, ...mtls } })).toMatchObject({
+      apiTlsCert: "c.pem",
+      apiTlsKey: "k.pem",
+      apiTlsCa: "ca.pem",
+    });
+    expect(resolveDrummerConfig({ flags: { ...PUBLIC, "api-insecure": true } }).apiInsecure).toBe(true);
+  });
+
+  test("--api-tls-cert and --api-tls-key come together; --api-tls-ca needs them", () => {
+    const local = { ...PUBLIC, "api-address": "127.0.0.1:9001" };
+    expect(() => resolveDrummerConfig({ flags: { ...local, "api-tls-cert": "c.pem" } })).toThrow(
+      "--api-tls-cert and --api-tls-key must be given together, got only --api-tls-cert",
+    );
+    expect(() => resolveDrummerConfig({ flags: { ...local, "api-tls-ca": "ca.pem" } })).toThrow(
+      "--api-tls-ca needs --api-tls-cert and --api-tls-key: client certificates are checked over TLS",
+    );
+  });
+});
+
 describe("nodehost --master", () => {
+  const MASTER = { "raft-address": "h1:7001", "api-address": "127.0.0.1:8001", master: "d1:9001" };
+
+  test("--master-token and --master-tls-* are read", () => {
+    const c = resolveNodeHostConfig({
+      flags: {
+        ...MASTER,
+        "master-token": "t",
+        "master-tls-ca": "ca.pem",
+        "master-tls-cert": "c.pem",
+        "master-tls-key": "k.pem",
+      },
+    });
+    expect(c).toMatchObject({
+      masterToken: "t",
+      masterTlsCa: "ca.pem",
+      masterTlsCert: "c.pem",
+      masterTlsKey: "k.pem",
+    });
+  });
+
+  test("--master-* flags without --master are refused; the client certificate and key come together", () => {
+    const { master: _, ...noMaster } = MASTER;
+    expect(() => resolveNodeHostConfig({ flags: { ...noMaster, "master-token": "t" } })).toThrow(
+      "--master-token needs --master: it is how this NodeHost calls the drummers it reports to",
+    );
+    expect(() => resolveNodeHostConfig({ flags: { ...MASTER, "master-tls-key": "k.pem" } })).toThrow(
+      "--master-tls-cert and --master-tls-key must be given together, got only --master-tls-key",
+    );
+  });
+
   test("--master with --shard is refused: the drummers decide what a master-mode NodeHost runs", () => {
     const flags = {
       "raft-address": "h1:7001",

@@ -3,6 +3,8 @@ import { Drummer } from "../../drummer/drummer.ts";
 import { parseAddress } from "../address.ts";
 import type { DrummerConfig } from "../config.ts";
 import { jsonLogger } from "../log.ts";
+import { apiServerTls } from "../tls.ts";
+import { apiWarnings } from "./nodehost.ts";
 
 /** How long SIGTERM waits for DrummerDB leadership to move before stopping anyway. */
 const TRANSFER_WAIT_MS = 5000;
@@ -18,6 +20,8 @@ export async function run(config: DrummerConfig): Promise<number> {
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
       : undefined;
+  // The API's PEM files are read (and refused with the flag named) before anything starts.
+  const apiTls = apiServerTls(config);
   const drummer = new Drummer({
     drummerId: config.id,
     raftAddress: config.raftAddress,
@@ -31,6 +35,11 @@ export async function run(config: DrummerConfig): Promise<number> {
     reportIntervalMs: config.reportIntervalMs,
     maxRepairs: config.maxRepairs,
     tls,
+    apiSecurity: {
+      ...(config.apiToken === undefined ? {} : { token: config.apiToken }),
+      ...(config.metricsToken === undefined ? {} : { metricsToken: config.metricsToken }),
+      ...(apiTls ? { tls: apiTls.forward } : {}),
+    },
     log,
   });
   let fatal: (message: string) => void = () => {};
@@ -40,7 +49,13 @@ export async function run(config: DrummerConfig): Promise<number> {
   drummer.onFatal = (message) => fatal(message);
   await drummer.start();
   const api = parseAddress(config.apiAddress);
-  const server = await serveApi(drummer.api(), { hostname: api.host, port: api.port, log });
+  const server = await serveApi(drummer.api(), {
+    hostname: api.host,
+    port: api.port,
+    log,
+    ...(apiTls ? { tls: apiTls.serve } : {}),
+  });
+  for (const warning of apiWarnings(config)) log({ level: "warn", ...warning });
   log({
     level: "info",
     event: "drummer-serving",

@@ -6,10 +6,10 @@ import { MasterClient } from "../../master/client.ts";
 import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
-import { ConfigError, isLoopback, type NodeHostConfig } from "../config.ts";
+import { type ApiServerConfig, ConfigError, isLoopback, type NodeHostConfig } from "../config.ts";
 import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
 import { jsonLogger } from "../log.ts";
-import { apiServerTls } from "../tls.ts";
+import { apiServerTls, masterSecurity } from "../tls.ts";
 
 /** How long SIGTERM waits for leadership to move before stopping anyway. */
 const TRANSFER_WAIT_MS = 5000;
@@ -32,6 +32,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
       : undefined;
   // Files and directories the API needs are checked before the NodeHost opens its data.
   const apiTls = apiServerTls(config);
+  const drummers = masterSecurity(config);
   checkExportDir(config.snapshotExportDir);
   const metrics = new NodeHostMetrics();
   const nh = new NodeHost({
@@ -92,6 +93,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
           apps,
           apiAddress: config.apiAddress,
           region: config.region,
+          security: drummers,
           log,
         })
       : null;
@@ -163,7 +165,9 @@ function checkExportDir(dir: string | undefined): void {
 }
 
 /** What an operator should hear at every start about how open the API is. */
-export function apiWarnings(config: NodeHostConfig): { event: string; detail: string }[] {
+export function apiWarnings(
+  config: ApiServerConfig & { apiAddress: string; apiToken?: string },
+): { event: string; detail: string }[] {
   const host = parseAddress(config.apiAddress).host;
   if (isLoopback(host)) return [];
   const warnings: { event: string; detail: string }[] = [];

@@ -32,6 +32,10 @@ export interface DrummerApiOptions {
   env?: Pick<Env, "nowMs" | "setTimer">;
   log?: (event: Record<string, unknown>) => void;
   maxBodyBytes?: number;
+  /** Bearer token every call needs except /healthz (`longboat drummer --api-token`). */
+  token?: string;
+  /** Token of GET /metrics alone; the API token works there too. */
+  metricsToken?: string;
 }
 
 export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
@@ -39,6 +43,10 @@ export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
     services: [drummerService(opts.service)],
     routes: drummerRoutes(opts.metrics).fetch,
     limits: { maxBodyBytes: opts.maxBodyBytes ?? DRUMMER_MAX_BODY_BYTES },
+    auth: {
+      ...(opts.token === undefined ? {} : { token: opts.token }),
+      ...(opts.metricsToken === undefined ? {} : { pathTokens: { "/metrics": opts.metricsToken } }),
+    },
     env: opts.env ?? realEnv(),
     log: opts.log ?? (() => {}),
     observer: {
