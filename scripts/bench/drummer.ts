@@ -135,11 +135,32 @@ async function defineShards(api: string): Promise<void> {
   const worker = async () => {
     while (next <= SHARDS) {
       const shardId = next++;
-      await call(api, "CreateShard", { shardId, app: "kv", replicaCount: 3 }, { timeoutMs: 30_000 });
+      await retried(() =>
+        call(api, "CreateShard", { shardId, app: "kv", replicaCount: 3 }, { timeoutMs: 30_000 }),
+      );
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  await call(api, "Bootstrap", {}, { timeoutMs: 10_000 });
+  await retried(() => call(api, "Bootstrap", {}, { timeoutMs: 10_000 }));
+}
+
+/**
+ * Runs a DrummerDB write until it is done: "unavailable" (not applied: no leader yet, a dropped
+ * proposal) is retried; "already_exists"/"failed_precondition" after a retry means an earlier
+ * attempt whose answer was lost did apply.
+ */
+async function retried(write: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await write();
+      return;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (attempt > 0 && (code === "already_exists" || code === "failed_precondition")) return;
+      if (code !== "unavailable" || attempt >= 100) throw e;
+      await sleep(100);
+    }
+  }
 }
 
 /** Reports for h to whichever drummer answers, the leader the last reply named first (as MasterClient does). */
