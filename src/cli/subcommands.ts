@@ -53,7 +53,8 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     fields: NODEHOST_FIELDS,
     configFile: true,
     examples: [
-      "  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 --master d1:9001,d2:9001,d3:9001",
+      '  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 --api-token "$TOKEN" \\',
+      '      --master d1:9001,d2:9001,d3:9001 --master-token "$TOKEN" --master-tls-ca ca.pem',
       "  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 \\",
       "      --shard id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001",
     ],
@@ -69,8 +70,9 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     fields: DRUMMER_FIELDS,
     configFile: true,
     examples: [
-      "  $ longboat drummer --id 1 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d1:9001",
-      "  $ longboat drummer --id 2 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d2:9001 --dead-timeout 30s",
+      "  $ longboat drummer --id 1 --peers 1=127.0.0.1:9101,2=127.0.0.1:9102,3=127.0.0.1:9103 --api-address 127.0.0.1:9001",
+      "  $ longboat drummer --id 2 --peers 1=d1:9101,2=d2:9101,3=d3:9101 --api-address d2:9001 --dead-timeout 30s \\",
+      '      --api-token "$TOKEN" --api-tls-cert d2.pem --api-tls-key d2.key',
     ],
     start: async (input) => {
       const config = resolveDrummerConfig(input);
