@@ -109,7 +109,9 @@ function judge(
 ): { health: ShardHealth; reason: string } {
   const notOk = a.members.filter((m) => m.state !== "ok");
   const states = notOk
-    .map((m) => `replica ${m.member.replicaId} ${m.startFailed ? "cannot start" : m.state}`)
+    .map(
+      (m) => `replica ${m.member.replicaId} ${m.startFailed ? `cannot start (${m.startFailure})` : m.state}`,
+    )
     .join(", ");
   const change = inFlightOf(c.state, def.shardId).find((d) => changesShard(d.kind));
   const initial = a.view.removedReplicaIds.length === 0 && a.view.unstartedReplicaIds.length > 0;

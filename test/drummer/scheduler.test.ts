@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { shardStatuses } from "../../src/drummer/health.ts";
 import { schedule } from "../../src/drummer/scheduler/schedule.ts";
 import { DecisionKind, DecisionState } from "../../src/drummer/types.ts";
 import { DEAD_MS, Fleet } from "./fleet.ts";
@@ -103,6 +104,22 @@ describe("launch", () => {
     f.ignore.clear();
     f.pass();
     expect(f.kinds()).toEqual(["create 1/1@a:7001", "create 1/2@b:7001", "create 1/3@c:7001"]);
+  });
+});
+
+describe("status", () => {
+  test("a member that cannot start shows why, in the NodeHost's words", () => {
+    const f = new Fleet([{ shardId: 1 }]);
+    for (const a of ["a:7001", "b:7001", "c:7001"]) f.addHost(a);
+    f.pass();
+    for (const d of f.state.inFlight.values()) {
+      f.hosts.get(d.executorAddress)!.results.set(d.decisionId, { ok: false, message: 'unknown app "nope"' });
+    }
+    f.advance(1000);
+    f.pass(); // the creates end failed, with the hosts' messages
+    const input = { state: f.state, hosts: f.hosts, nowMs: f.nowMs, listeningSinceMs: 0, config: f.config };
+    const [status] = shardStatuses(input, [1], new Map());
+    expect(status!.reason).toContain('replica 1 cannot start (a:7001: unknown app "nope")');
   });
 });
 

@@ -15,6 +15,8 @@ export interface MemberStatus {
   isLeader: boolean;
   /** A start of it (create or join) failed and it never ran: it counts as failed. */
   startFailed: boolean;
+  /** Why that start failed (the failed decision's outcome, e.g. the NodeHost's error); "" when it did not. */
+  startFailure: string;
 }
 
 export interface ShardAnalysis {
@@ -58,9 +60,15 @@ export function analyzeShard(c: ClusterView, view: ShardView): ShardAnalysis {
   for (const r of c.runningOf(view.shardId)) if (r.replica.isLeader) leaderReplicaId = r.replica.replicaId;
   const members = view.members.map((member): MemberStatus => {
     const state = memberState(c, view, member);
-    const startFailed =
-      state === "starting" && lastFailedStart(c.state.finished, view.shardId, member.replicaId) !== null;
-    return { member, state, isLeader: member.replicaId === leaderReplicaId && state === "ok", startFailed };
+    const failedStart =
+      state === "starting" ? lastFailedStart(c.state.finished, view.shardId, member.replicaId) : null;
+    return {
+      member,
+      state,
+      isLeader: member.replicaId === leaderReplicaId && state === "ok",
+      startFailed: failedStart !== null,
+      startFailure: failedStart?.outcome ?? "",
+    };
   });
   const running = members.filter((m) => m.state === "ok").length;
   const quorum = Math.floor(members.length / 2) + 1;
