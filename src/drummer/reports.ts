@@ -51,6 +51,7 @@ export class ReportBook {
       replicas,
       logsOnDisk,
       results,
+      apps: sameList(have?.apps, req.apps) ? have!.apps! : req.apps,
     };
     const changed = this.noteChanges(have, next, req.results.length > 0);
     if (changed) this.reindex(have, next);
@@ -163,6 +164,10 @@ function sameLogs(before: Set<string> | undefined, now: { shardId: number; repli
     if (k !== replicaKey(x.shardId, x.replicaId)) return false;
   }
   return true;
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function sameReplica(a: ReplicaObservation, b: ReplicaObservation): boolean {

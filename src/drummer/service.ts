@@ -54,7 +54,7 @@ export class DrummerService {
 
   private readonly handlers: Handlers = {
     Report: (req, ctx) => this.report(req, ctx),
-    CreateShard: async (req) => {
+    CreateShard: async (req, ctx) => {
       const shard = {
         shardId: req.shardId,
         app: req.app,
@@ -62,6 +62,16 @@ export class DrummerService {
         regions: req.regions,
       };
       bad(requestProblem("CreateShardRequest", checkDefinition(shard)));
+      // The app check needs the leader's reports: a follower hands the call to the leader, and
+      // proposes it itself (unchecked) only when the leader cannot be reached.
+      if (!this.d.loop.leading && !ctx.forwarded) {
+        try {
+          return await this.forward("CreateShard", req, ctx);
+        } catch (error) {
+          if (!(error instanceof ConnectError) || error.code !== "unavailable") throw error;
+        }
+      }
+      if (this.d.loop.leading) bad(this.unknownApp(req.app));
       await this.write({ kind: "createShard", shard });
       return { shard: this.d.db.state.shards.get(req.shardId) };
     },
@@ -198,6 +208,21 @@ export class DrummerService {
       drummerApiAddresses: [...this.d.db.state.drummers.values()].map((x) => x.apiAddress).sort(),
       resendMembers: recorded === "resend",
     };
+  }
+
+  /**
+   * `CreateShardRequest.app "nope" is run by no NodeHost (known: kv, noop)` when live NodeHosts
+   * listed their apps and none lists this one; null when one does, or none said.
+   */
+  private unknownApp(app: string): string | null {
+    const known = new Set<string>();
+    const since = this.d.loop.nowMs() - this.d.settings.deadTimeoutMs;
+    for (const h of this.d.reports.hosts.values()) {
+      if (h.lastReportMs < since) continue;
+      for (const a of h.apps ?? []) known.add(a);
+    }
+    if (known.size === 0 || known.has(app)) return null;
+    return `CreateShardRequest.app ${JSON.stringify(app)} is run by no NodeHost (known: ${[...known].sort().join(", ")})`;
   }
 
   /** Set when DrummerDB applied an entry: the requests index is rebuilt on next use. */

@@ -126,6 +126,7 @@ export class MasterClient {
       apiAddress: this.o.apiAddress,
       region: this.o.region,
       results,
+      apps: this.o.apps.names(),
     });
     for (const address of this.targets()) {
       if (this.stopped) return false;

@@ -4,7 +4,7 @@ import type { DecisionResultOut } from "./executor.ts";
 /** The report of a NodeHost to the drummers (a ReportRequest as a plain object). */
 export function buildReport(
   nh: NodeHost,
-  opts: { apiAddress: string; region: string; results: DecisionResultOut[] },
+  opts: { apiAddress: string; region: string; results: DecisionResultOut[]; apps: string[] },
 ): Record<string, unknown> {
   const info = nh.getNodeHostInfo();
   return {
@@ -25,5 +25,6 @@ export function buildReport(
     })),
     logsOnDisk: info.logsOnDisk.map((k) => ({ shardId: k.shardId, replicaId: k.replicaId })),
     results: opts.results,
+    apps: opts.apps,
   };
 }

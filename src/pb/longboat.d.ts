@@ -1018,6 +1018,7 @@ export namespace longboat {
                 replicas: longboat.drummer.v1.ReplicaReport.$Properties[];
                 logsOnDisk: longboat.drummer.v1.ReplicaKey.$Properties[];
                 results: longboat.drummer.v1.DecisionResult.$Properties[];
+                apps: string[];
                 static create(properties: longboat.drummer.v1.ReportRequest.$Shape): longboat.drummer.v1.ReportRequest & longboat.drummer.v1.ReportRequest.$Shape;
                 static create(properties?: longboat.drummer.v1.ReportRequest.$Properties): longboat.drummer.v1.ReportRequest;
                 static encode(message: longboat.drummer.v1.ReportRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1038,6 +1039,7 @@ export namespace longboat {
                     replicas?: (longboat.drummer.v1.ReplicaReport.$Properties[]|null);
                     logsOnDisk?: (longboat.drummer.v1.ReplicaKey.$Properties[]|null);
                     results?: (longboat.drummer.v1.DecisionResult.$Properties[]|null);
+                    apps?: (string[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ReportRequest.$Properties;

@@ -7305,6 +7305,7 @@ export const longboat = $root.longboat = (() => {
                     this.replicas = [];
                     this.logsOnDisk = [];
                     this.results = [];
+                    this.apps = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -7318,6 +7319,7 @@ export const longboat = $root.longboat = (() => {
                 ReportRequest.prototype.replicas = $util.emptyArray;
                 ReportRequest.prototype.logsOnDisk = $util.emptyArray;
                 ReportRequest.prototype.results = $util.emptyArray;
+                ReportRequest.prototype.apps = $util.emptyArray;
 
                 ReportRequest.create = function(properties) {
                     return new ReportRequest(properties);
@@ -7347,6 +7349,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.results != null && message.results.length)
                         for (let i = 0; i < message.results.length; ++i)
                             $root.longboat.drummer.v1.DecisionResult.encode(message.results[i], writer.uint32(58).fork(), _depth + 1).ldelim();
+                    if (message.apps != null && message.apps.length)
+                        for (let i = 0; i < message.apps.length; ++i)
+                            writer.uint32(66).string(message.apps[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -7440,6 +7445,14 @@ export const longboat = $root.longboat = (() => {
                                 message.results.push($root.longboat.drummer.v1.DecisionResult.decode(reader, reader.size(), $undefined, _depth + 1));
                                 continue;
                             }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.apps && message.apps.length))
+                                    message.apps = [];
+                                message.apps.push(reader.stringVerify());
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -7503,6 +7516,13 @@ export const longboat = $root.longboat = (() => {
                                 return "results." + error;
                         }
                     }
+                    if (message.apps != null && $Object.hasOwnProperty.call(message, "apps")) {
+                        if (!$Array.isArray(message.apps))
+                            return "apps: array expected";
+                        for (let i = 0; i < message.apps.length; ++i)
+                            if (!$util.isString(message.apps[i]))
+                                return "apps: string[] expected";
+                    }
                     return null;
                 };
 
@@ -7565,6 +7585,13 @@ export const longboat = $root.longboat = (() => {
                             message.results[i] = $root.longboat.drummer.v1.DecisionResult.fromObject(object.results[i], _depth + 1);
                         }
                     }
+                    if (object.apps) {
+                        if (!$Array.isArray(object.apps))
+                            throw $TypeError(".longboat.drummer.v1.ReportRequest.apps: array expected");
+                        message.apps = $Array(object.apps.length);
+                        for (let i = 0; i < object.apps.length; ++i)
+                            message.apps[i] = $String(object.apps[i]);
+                    }
                     return message;
                 };
 
@@ -7580,6 +7607,7 @@ export const longboat = $root.longboat = (() => {
                         object.replicas = [];
                         object.logsOnDisk = [];
                         object.results = [];
+                        object.apps = [];
                     }
                     if (options.defaults) {
                         object.raftAddress = "";
@@ -7618,6 +7646,11 @@ export const longboat = $root.longboat = (() => {
                         object.results = $Array(message.results.length);
                         for (let j = 0; j < message.results.length; ++j)
                             object.results[j] = $root.longboat.drummer.v1.DecisionResult.toObject(message.results[j], options, _depth + 1);
+                    }
+                    if (message.apps && message.apps.length) {
+                        object.apps = $Array(message.apps.length);
+                        for (let j = 0; j < message.apps.length; ++j)
+                            object.apps[j] = message.apps[j];
                     }
                     return object;
                 };

@@ -90,6 +90,21 @@ describe("three drummers", () => {
     expect(g.members[follower - 1]!.drummer!.reports.hosts.size).toBe(0);
   });
 
+  test("an app no live NodeHost runs is refused at CreateShard, also through a follower, naming the known apps", async () => {
+    await g.request(follower, "Report", report("h2:7001", { apps: ["kv", "noop"] }));
+    const nope = await failure(
+      g.request(follower, "CreateShard", { shardId: 50, app: "nope", replicaCount: 3 }),
+    );
+    expect(nope.code).toBe("invalid_argument");
+    expect(nope.detail).toBe('CreateShardRequest.app "nope" is run by no NodeHost (known: kv, noop)');
+    expect(g.leader()!.db.state.shards.has(50)).toBe(false);
+    // A known app passes the check (shard 1 exists: DrummerDB is what refuses it).
+    const known = await failure(
+      g.request(follower, "CreateShard", { shardId: 1, app: "kv", replicaCount: 3 }),
+    );
+    expect(known.code).toBe("already_exists");
+  });
+
   test("bad reports are refused naming the field; another deployment's report is refused", async () => {
     const badAddress = await failure(g.request(follower, "Report", report("nowhere")));
     expect(badAddress).toMatchObject({ code: "invalid_argument" });

@@ -38,6 +38,7 @@ function report(replicas: Replica[]): Report {
     replicas,
     logsOnDisk: replicas.map((r) => ({ shardId: r.shardId, replicaId: r.replicaId })),
     results: [],
+    apps: ["kv"],
   };
 }
 

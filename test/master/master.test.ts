@@ -119,7 +119,7 @@ let bench: Bench;
 afterEach(() => bench.close());
 
 describe("master client", () => {
-  test("reports its address, region, API address and replicas; then goes to the leader the reply names", async () => {
+  test("reports its address, region, API address, apps and replicas; then goes to the leader the reply names", async () => {
     bench = new Bench();
     bench.drummers.reply = () => ({ leaderApiAddress: "d2:9001", reportIntervalMs: 200 });
     await bench.start();
@@ -131,6 +131,7 @@ describe("master client", () => {
       region: "eu",
       deploymentId: 1,
     });
+    expect(bench.drummers.received[0]!.request.apps).toEqual(builtinApps().names());
     await bench.run(400);
     expect(bench.drummers.received.slice(1).every((r) => r.address === "d2:9001")).toBe(true);
     expect(bench.master.reportIntervalMs).toBe(200);

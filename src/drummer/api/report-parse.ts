@@ -7,7 +7,7 @@
  */
 import { ConnectError } from "../../api/errors.ts";
 import type { DrummerRequest } from "./schemas.ts";
-import { MEMBERS_MAX, REPORT_REPLICAS_MAX } from "./schemas.ts";
+import { MEMBERS_MAX, REPORT_APPS_MAX, REPORT_REPLICAS_MAX } from "./schemas.ts";
 
 type Report = DrummerRequest<"Report">;
 type Obj = Record<string, unknown>;
@@ -20,6 +20,7 @@ const REPORT_KEYS = new Set([
   "replicas",
   "logsOnDisk",
   "results",
+  "apps",
 ]);
 const REPLICA_KEYS = new Set([
   "shardId",
@@ -154,6 +155,7 @@ export function parseReport(input: unknown, messageName: string): Report {
           }
         : null;
     }),
+    apps: list(p, `${messageName}.apps`, o.apps, REPORT_APPS_MAX, (x, at) => str(p, at, x)),
   };
   if (p.list.length > 0) throw new ConnectError("invalid_argument", p.list.join("; "));
   return report;

@@ -47,6 +47,8 @@ function list<T extends z.ZodType>(item: T, maxItems: number) {
 /** Bounds of a report (a NodeHost runs at most this many replicas). */
 export const REPORT_REPLICAS_MAX = 100_000;
 export const MEMBERS_MAX = 64;
+/** App names in one report, at most. */
+export const REPORT_APPS_MAX = 256;
 
 const member = z.strictObject({ replicaId: uint(64), raftAddress: string });
 const region = z.strictObject({ region: string, count: uint(32) });
@@ -73,6 +75,7 @@ export const DrummerSchemas = {
     replicas: list(replicaReport, REPORT_REPLICAS_MAX),
     logsOnDisk: list(replicaKey, REPORT_REPLICAS_MAX),
     results: list(result, REPORT_REPLICAS_MAX),
+    apps: list(string, REPORT_APPS_MAX),
   }),
   CreateShard: z.strictObject({
     shardId: uint(64),

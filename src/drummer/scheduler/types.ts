@@ -35,6 +35,8 @@ export interface HostObservation {
   replicas: ReplicaObservation[];
   /** `${shardId}:${replicaId}` of every replica whose data is on the host's disk. */
   logsOnDisk: Set<string>;
+  /** The apps the host can run (built-in and plugins), as its last report listed them; absent or empty: not said. */
+  apps?: readonly string[];
   /** What the host said about decisions it carried out, kept until the decision ends. */
   results: Map<number, DecisionOutcome>;
 }
