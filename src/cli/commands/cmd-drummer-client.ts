@@ -270,6 +270,8 @@ export class Drummers {
       const answer = await this.round(method, req, deadline, tried, unknownOutcome);
       if (answer.done) return answer.done;
       unknownOutcome = answer.unknownOutcome;
+      // Only addresses that are not drummers at all: waiting will not change that.
+      if ([...tried.values()].every((m) => m.includes(NOT_A_DRUMMER))) break;
       const left = deadline - this.env.nowMs();
       if (left <= RETRY_PAUSE_MS) break;
       await new Promise<void>((resolve) => this.env.setTimer(RETRY_PAUSE_MS, resolve));
@@ -473,6 +475,8 @@ export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+const NOT_A_DRUMMER = "this is not a drummer's API";
+
 /**
  * A DrummerCallError reworded for people: a NodeHost (or anything else) at a drummer address
  * answers `unimplemented` for the Drummer API's paths.
@@ -484,7 +488,7 @@ function explain(error: unknown, address: string): DrummerCallError {
   if (error.code === "unimplemented" || /HTTP 404/.test(error.detail)) {
     return new DrummerCallError(
       "unimplemented",
-      `this is not a drummer's API (it does not serve the Drummer API: ${error.detail}); is it a NodeHost's --api-address? Give the drummers' --api-address to --drummer`,
+      `${NOT_A_DRUMMER} (it does not serve the Drummer API: ${error.detail}); is it a NodeHost's --api-address? Give the drummers' --api-address to --drummer`,
       address,
     );
   }
