@@ -244,7 +244,10 @@ export const RETRY_BACKOFF_MS_MAX = 500;
  * retried, on the next address and with backoff once every address was tried, when the
  * answer says the request was not applied (`unavailable`: no leader yet, shard not ready,
  * busy, host down). A request whose outcome is unknown (`deadline_exceeded`, `unknown`) is
- * retried only when that cannot apply it twice: reads, and writes that carry a session.
+ * retried only when that cannot apply it twice: reads, and writes that carry a session. A
+ * host that does not run the shard (`not_found`) sends the call on to the next address, as in
+ * master mode the drummers decide which hosts run it; not_found is the answer once every
+ * address gave it.
  *
  * ```ts
  * const client = new NodeHostClient({ addresses: ["h1:8001", "h2:8001"], token, timeoutMs: 3000 });
@@ -288,6 +291,7 @@ export class NodeHostClient {
     let triedThisRound = 0;
     let attempts = 0;
     let lastError: ApiError | undefined;
+    const withoutShard = new Set<string>();
     for (;;) {
       const leftMs = deadlineMs - this.env.nowMs();
       if (leftMs < ATTEMPT_MS_FLOOR && lastError !== undefined) break;
@@ -301,8 +305,15 @@ export class NodeHostClient {
         return (await this.attempt(address, method, body, codec, attemptMs)) as ResponseTypes[M];
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
-        const notApplied = NOT_APPLIED_CODES.has(error.code);
-        if (!notApplied && !(retryUnknown && OUTCOME_UNKNOWN_CODES.has(error.code))) throw error;
+        if (error.code === "not_found") {
+          // This host does not run the shard (the drummers placed it elsewhere): nothing was
+          // applied, and another of the addresses may run it. Every one saying so is the answer.
+          withoutShard.add(address);
+          if (withoutShard.size >= this.addresses.length) throw error;
+        } else {
+          const notApplied = NOT_APPLIED_CODES.has(error.code);
+          if (!notApplied && !(retryUnknown && OUTCOME_UNKNOWN_CODES.has(error.code))) throw error;
+        }
         lastError = error;
       }
       this.current = (this.current + 1) % this.addresses.length;
@@ -313,7 +324,8 @@ export class NodeHostClient {
       backoffMs = Math.min(backoffMs * 2, RETRY_BACKOFF_MS_MAX);
     }
     const last = lastError!;
-    const verdict = NOT_APPLIED_CODES.has(last.code) ? "not applied" : "outcome unknown";
+    const verdict =
+      NOT_APPLIED_CODES.has(last.code) || last.code === "not_found" ? "not applied" : "outcome unknown";
     throw new ApiError(
       last.code,
       `${last.detail} (${verdict}; gave up after ${attempts} attempts in ${budgetMs} ms)`,

@@ -77,8 +77,14 @@ const duration = z.union([z.string(), z.number()], { error: DURATION }).transfor
 export const TIMEOUT_MS_MAX = 3_600_000;
 /** Upper bound of dev --shards. */
 export const DEV_SHARDS_MAX = 1024;
-/** dev uses ports base+1 .. base+13, so the base can be at most 65535 - 13. */
-export const DEV_BASE_PORT_MAX = PORT_MAX - 13;
+/** dev runs this many NodeHosts and drummers. */
+export const DEV_NODEHOSTS = 4;
+export const DEV_DRUMMERS = 3;
+/** dev uses ports base+1 .. base+DEV_PORT_SPAN (the last drummer's API port). */
+export const DEV_PORT_SPAN = 30 + DEV_DRUMMERS;
+export const DEV_BASE_PORT_MAX = PORT_MAX - DEV_PORT_SPAN;
+/** Shortest dev --dead-timeout. */
+export const DEV_DEAD_TIMEOUT_MS_MIN = 2000;
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 const logLevel = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
@@ -1154,6 +1160,10 @@ export interface DevConfig {
   dataDir: string;
   basePort: number;
   shards: number;
+  /** A child that dies is left dead (to watch the drummers repair its replicas). */
+  noRestart: boolean;
+  /** The drummers' dead timeout (ms): a NodeHost silent this long has its replicas rebuilt. */
+  deadTimeoutMs: number;
 }
 
 export const DEV_FIELDS: readonly Field[] = [
@@ -1162,7 +1172,7 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "data-dir",
     kind: "text",
     valueName: "dir",
-    help: "directory holding every host's data",
+    help: "directory holding every process's data, log file and pid file",
     schema: nonEmpty,
     default: "./.longboat-dev",
   },
@@ -1171,9 +1181,9 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "base-port",
     kind: "int",
     valueName: "port",
-    help: "raft ports are base+1..3, API ports base+11..13",
+    help: `NodeHost raft ports base+1..${DEV_NODEHOSTS}, API ports base+11..${10 + DEV_NODEHOSTS}; drummer raft ports base+21..${20 + DEV_DRUMMERS}, API ports base+31..${30 + DEV_DRUMMERS}`,
     schema: positiveInt.max(DEV_BASE_PORT_MAX, {
-      error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+13)`,
+      error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+${DEV_PORT_SPAN})`,
     }),
     default: 7100,
   },
@@ -1182,13 +1192,39 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "shards",
     kind: "int",
     valueName: "count",
-    help: `number of kv shards to create, at most ${DEV_SHARDS_MAX}`,
+    help: `number of kv shards of 3 replicas the drummers create, at most ${DEV_SHARDS_MAX}`,
     schema: positiveInt.max(DEV_SHARDS_MAX, { error: `must be at most ${DEV_SHARDS_MAX}` }),
     default: 3,
+  },
+  {
+    key: "noRestart",
+    flag: "no-restart",
+    kind: "bool",
+    help: "leave a process that dies dead instead of restarting it (kill a NodeHost to watch the drummers rebuild its replicas elsewhere)",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
+  },
+  {
+    key: "deadTimeout",
+    flag: "dead-timeout",
+    kind: "text",
+    valueName: "duration",
+    help: "the drummers' dead timeout: a NodeHost silent this long has its replicas rebuilt on the others (e.g. 10s, 1m)",
+    schema: duration,
+    default: "10s",
   },
 ];
 
 /** Merges and validates dev options; throws ConfigError. */
 export function resolveDevConfig(input: ConfigInput): DevConfig {
-  return mergeFields(DEV_FIELDS, input).values as unknown as DevConfig;
+  const { values, labels } = mergeFields(DEV_FIELDS, input);
+  const { deadTimeout, ...rest } = values as unknown as Omit<DevConfig, "deadTimeoutMs"> & {
+    deadTimeout: number;
+  };
+  if (deadTimeout < DEV_DEAD_TIMEOUT_MS_MIN) {
+    throw new ConfigError(
+      `${labels.get("deadTimeout")} must be at least ${DEV_DEAD_TIMEOUT_MS_MIN / 1000}s (NodeHosts report every tenth of it, and a busy machine delays reports), got ${deadTimeout} ms`,
+    );
+  }
+  return { ...rest, deadTimeoutMs: deadTimeout };
 }

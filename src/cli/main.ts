@@ -9,6 +9,7 @@
 import { type CAC, cac } from "cac";
 import { ConfigError, type ConfigInput, envName, type Field } from "./merge.ts";
 import { printText } from "./output.ts";
+import { exitWithParent } from "./parent.ts";
 import type { Subcommand } from "./subcommands.ts";
 
 /** A command-line mistake that is not about a configuration value: exit code 2. */
@@ -171,6 +172,7 @@ export async function flushOutput(): Promise<void> {
 }
 
 if (import.meta.main) {
+  exitWithParent(process.env);
   const { code, drain } = await run(process.argv.slice(2), {
     env: process.env,
     stderr: (text) => printText(text, "stderr"),

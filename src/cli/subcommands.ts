@@ -128,10 +128,15 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
   },
   dev: {
     usage: "dev",
-    description: "Run a whole deployment on this machine: 3 NodeHosts on 127.0.0.1 with kv shards",
+    description:
+      "Run a managed deployment on this machine: 3 drummers and 4 NodeHosts in master mode on 127.0.0.1, with kv shards of 3 replicas placed by the drummers; a process that dies is restarted (or left dead with --no-restart, to watch the drummers rebuild its replicas); Ctrl-C stops everything",
     fields: DEV_FIELDS,
     configFile: true,
-    examples: ["  $ longboat dev", "  $ longboat dev --base-port 7200 --shards 8"],
+    examples: [
+      "  $ longboat dev",
+      "  $ longboat dev --no-restart --dead-timeout 5s",
+      "  $ longboat dev --base-port 7200 --shards 8 --data-dir /tmp/lb-dev",
+    ],
     start: async (input) => {
       const config = resolveDevConfig(input);
       return (await import("./commands/dev.ts")).run(config);

@@ -102,7 +102,29 @@ test("the client fails over on unavailable and not on other codes", async () => 
   expect(res.result.length).toBeGreaterThan(0);
   const error = await client.call("Read", { shardId: 99 }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(ApiError);
-  expect(error).toMatchObject({ code: "not_found", address: second });
+  expect(error).toMatchObject({ code: "not_found" });
+});
+
+test("a host without the shard (not_found) sends the call on to the next address; not_found once every host said it", async () => {
+  const without = await start(new FakeNodeHost("without:7001").addShard(2));
+  const withShard = await start(new FakeNodeHost("with:7001").addShard(1));
+  const tried: string[] = [];
+  const client = new NodeHostClient({
+    addresses: [without, withShard],
+    timeoutMs: 2000,
+    fetch: (url, init) => {
+      tried.push(new URL(url).host);
+      return fetch(url, init);
+    },
+  });
+  const res = await client.call("StaleRead", { shardId: 1 }, "json");
+  expect(res.result.length).toBeGreaterThan(0);
+  expect(tried).toEqual([without, withShard]);
+  tried.length = 0;
+  const error = (await client.call("StaleRead", { shardId: 3 }, "json").catch((e: unknown) => e)) as ApiError;
+  expect(error).toBeInstanceOf(ApiError);
+  expect(error.code).toBe("not_found");
+  expect(tried).toEqual([withShard, without]);
 });
 
 test("when every address stays down the client retries until its timeout, then reports unavailable (not applied)", async () => {

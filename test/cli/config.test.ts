@@ -527,14 +527,20 @@ describe("cmd", () => {
 });
 
 describe("dev", () => {
-  test("defaults to ./.longboat-dev, base port 7100 and 3 shards", () => {
-    expect(resolveDevConfig({})).toEqual({ dataDir: "./.longboat-dev", basePort: 7100, shards: 3 });
+  test("defaults to ./.longboat-dev, base port 7100, 3 shards, restarts, a 10 s dead timeout", () => {
+    expect(resolveDevConfig({})).toEqual({
+      dataDir: "./.longboat-dev",
+      basePort: 7100,
+      shards: 3,
+      noRestart: false,
+      deadTimeoutMs: 10_000,
+    });
   });
 
-  test("the base port is bounded so base+13 stays a port", () => {
-    expect(resolveDevConfig({ flags: { "base-port": "65522" } }).basePort).toBe(65522);
-    expect(() => resolveDevConfig({ flags: { "base-port": "65523" } })).toThrow(
-      "--base-port must be at most 65522 (the highest port used is base+13), got 65523",
+  test("the base port is bounded so base+33 (the last drummer's API) stays a port", () => {
+    expect(resolveDevConfig({ flags: { "base-port": "65502" } }).basePort).toBe(65502);
+    expect(() => resolveDevConfig({ flags: { "base-port": "65503" } })).toThrow(
+      "--base-port must be at most 65502 (the highest port used is base+33), got 65503",
     );
   });
 
@@ -543,6 +549,15 @@ describe("dev", () => {
     expect(() => resolveDevConfig({ flags: { shards: "1025" } })).toThrow(
       "--shards must be at most 1024, got 1025",
     );
+  });
+
+  test("--no-restart and --dead-timeout (at least 2s)", () => {
+    const c = resolveDevConfig({ flags: { "no-restart": true, "dead-timeout": "5s" } });
+    expect([c.noRestart, c.deadTimeoutMs]).toEqual([true, 5000]);
+    expect(() => resolveDevConfig({ flags: { "dead-timeout": "1s" } })).toThrow(
+      "--dead-timeout must be at least 2s",
+    );
+    expect(() => resolveDevConfig({ flags: { "dead-timeout": "soon" } })).toThrow("--dead-timeout");
   });
 });
 

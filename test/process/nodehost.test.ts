@@ -1,12 +1,11 @@
-// Process tests of `longboat nodehost`, `longboat cmd` and `longboat dev` with the compiled binary.
+// Process tests of `longboat nodehost` and `longboat cmd` with the compiled binary (dev: dev.test.ts).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeKvQueryResult, encodeKvCommand, encodeKvQuery } from "../../src/statemachine/kv.ts";
 import { PROCESS_TEST_WALL_MS, REAL_WAIT_MS } from "../support/limits.ts";
-import { killTree } from "../support/leaks.ts";
-import { freePortRange, freePorts } from "../support/ports.ts";
+import { freePorts } from "../support/ports.ts";
 import { track } from "../support/resources.ts";
 import { BIN, cmd, ensureBinary, ProcessCluster, waitFor } from "./harness.ts";
 
@@ -322,41 +321,6 @@ describe("API token", () => {
     expect(((await wrong.json()) as { code: string }).code).toBe("unauthenticated");
     const right = await cluster.call(1, "Status", {}, { authorization: "Bearer s3cret" });
     expect(right.status).toBe(200);
-  });
-});
-
-describe("longboat dev", () => {
-  test("starts three hosts that serve cmd put and get, and stops them all on SIGINT", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "longboat-dev-"));
-    const base = freePortRange(14); // raft base+1…3, API base+11…13
-    const dev = Bun.spawn([BIN, "dev", "--data-dir", dir, "--base-port", String(base)], {
-      stdout: "pipe",
-      stderr: "ignore",
-    });
-    track("longboat dev and its hosts", () => killTree(dev.pid));
-    try {
-      const api1 = `127.0.0.1:${base + 11}`;
-      const api3 = `127.0.0.1:${base + 13}`;
-      await waitFor(
-        () =>
-          cmd(["put", "--nodehost", api1, "--shard", "1", "dev", "works", "--timeout-ms", "2000"]).code === 0,
-        REAL_WAIT_MS,
-        "a put through the dev deployment",
-      );
-      await waitFor(
-        () => cmd(["get", "--nodehost", api3, "--shard", "1", "dev"]).stdout === "works\n",
-        REAL_WAIT_MS,
-        "get",
-      );
-      dev.kill("SIGINT");
-      expect(await dev.exited).toBe(0);
-      const out = await new Response(dev.stdout).text();
-      expect(out).toContain(`API http://${api1}`);
-      expect(out).toContain("cmd put --nodehost");
-    } finally {
-      killTree(dev.pid); // its hosts too, should it still run
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 
