@@ -129,7 +129,7 @@ describe("--config", () => {
     const path = join(dir, "env.json");
     writeFileSync(path, JSON.stringify({ basePort: 70000 }));
     const { stderr } = await run(["dev"], { LONGBOAT_CONFIG: path });
-    expect(stderr).toContain(`${path} at $.basePort must be at most 65522`);
+    expect(stderr).toContain(`${path} at $.basePort must be at most 65502`);
   });
 
   test("a file that is not JSON exits 2 naming the file", async () => {

@@ -13,7 +13,7 @@
  * @example
  *   const port = freePort();                          // one port
  *   const [raft, api] = freePorts(2);
- *   const base = freePortRange(14);                   // base … base+13, all free (longboat dev)
+ *   const base = freePortRange(34);                   // base … base+33, all free (longboat dev)
  *   const server = await withFreePort((port) => startServer(port));
  */
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
