@@ -82,7 +82,9 @@ describe("cmd against three drummers and four NodeHosts", () => {
     expect(crowded.err).toMatch(/--regions asks for 3 replicas in eu, which has 2 live NodeHost\(s\)/);
     const app = await cmd(["create-shard"], { id: "1", app: "nope" });
     expect(app.code).toBe(1);
-    expect(app.err).toMatch(/^longboat cmd create-shard: .*"nope".*kv.* \(invalid_argument, drummer 10\.9\.0\.\d:9001\)\n$/);
+    expect(app.err).toMatch(
+      /^longboat cmd create-shard: .*"nope".*kv.* \(invalid_argument, drummer 10\.9\.0\.\d:9001\)\n$/,
+    );
     expect(g.leader()!.db.state.shards.size).toBe(0);
 
     const ok = await cmd(["create-shard"], { id: "1", regions: "eu=1,us=1" });
