@@ -3,7 +3,7 @@
 // answering in the Drummer API's wire format (application/proto, Connect error bodies).
 import { describe, expect, test } from "bun:test";
 import type { FetchLike } from "../../src/api/types.ts";
-import { Drummers } from "../../src/cli/commands/cmd-drummer-client.ts";
+import { Drummers, messageOf } from "../../src/cli/commands/cmd-drummer-client.ts";
 import { DRUMMER_METHOD_TYPES } from "../../src/drummer/api/methods.ts";
 import type { DrummerMethod } from "../../src/drummer/api/schemas.ts";
 import { DrummerCallError } from "../../src/drummer/client.ts";
@@ -18,8 +18,10 @@ function drummersDouble(
   script: (address: string, method: DrummerMethod, req: Record<string, unknown>) => Answer,
 ) {
   const calls: string[] = [];
+  const headers: Headers[] = [];
   const fetchFn: FetchLike = async (url, init) => {
     const u = new URL(url);
+    headers.push(new Headers(init.headers));
     const method = u.pathname.split("/").at(-1) as DrummerMethod;
     const types = DRUMMER_METHOD_TYPES[method];
     const req = types.request.toObject(types.request.decode(new Uint8Array(init.body as Uint8Array)), {
@@ -39,7 +41,7 @@ function drummersDouble(
       headers: { "content-type": "application/json" },
     });
   };
-  return { calls, fetchFn };
+  return { calls, fetchFn, headers };
 }
 
 const DEF = { shardId: 1, app: "kv", replicaCount: 3, regions: [] };
@@ -171,5 +173,23 @@ describe("Drummers.request", () => {
       "this is not a drummer's API (it does not serve the Drummer API: no such path)",
     );
     expect(e.message).toContain("is it a NodeHost's --api-address?");
+  });
+
+  test("the token goes with every call; a wrong one is a refusal that ends the call (unauthenticated)", async () => {
+    const d = drummersDouble(() => ({
+      code: "unauthenticated",
+      status: 401,
+      message: "a valid bearer token is required",
+    }));
+    const c = new Drummers({
+      addresses: ["a:1", "b:1"],
+      timeoutMs: 2000,
+      fetch: d.fetchFn,
+      security: { token: "s3cret" },
+    });
+    const e = await failure(c.request("ListShards", { shardIds: [] }));
+    expect(messageOf(e)).toBe("a valid bearer token is required (unauthenticated, drummer a:1)");
+    expect(d.calls).toEqual(["a:1 ListShards"]);
+    expect(d.headers[0]!.get("authorization")).toBe("Bearer s3cret");
   });
 });

@@ -11,7 +11,12 @@
  */
 import type { FetchLike } from "../../api/types.ts";
 import type { DrummerMethod } from "../../drummer/api/schemas.ts";
-import { type DrummerCall, DrummerCallError, drummerCaller } from "../../drummer/client.ts";
+import {
+  type DrummerCall,
+  DrummerCallError,
+  type DrummerSecurity,
+  drummerCaller,
+} from "../../drummer/client.ts";
 import { type Env, realEnv } from "../../env.ts";
 
 // ---- the deployment as cmd shows it --------------------------------------------------------
@@ -212,6 +217,8 @@ export interface DrummersOptions {
   fetch?: FetchLike;
   /** Clock and timers (a virtual clock in tests). Default realEnv(). */
   env?: Pick<Env, "setTimer" | "nowMs">;
+  /** The drummers' API token and TLS (cmd's --api-token, --tls-*). */
+  security?: DrummerSecurity;
 }
 
 /** Pause between rounds over the drummers (an election takes a few hundred milliseconds). */
@@ -245,7 +252,7 @@ export class Drummers {
         throw error;
       }
     };
-    this.call = drummerCaller(tracked, this.env);
+    this.call = drummerCaller(tracked, this.env, opts.security ?? {});
   }
 
   /** Calls one drummer, no failover. */

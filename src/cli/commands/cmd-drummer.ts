@@ -10,6 +10,7 @@ import type { FetchLike } from "../../api/types.ts";
 import type { Env } from "../../env.ts";
 import type { CmdConfig } from "../config.ts";
 import { printErrorLine, printLine } from "../output.ts";
+import { apiClientTls } from "../tls.ts";
 import { type DrummerOp, isDrummerOp } from "./cmd-drummer-flags.ts";
 import {
   Drummers,
@@ -85,9 +86,20 @@ export function processIo(): DrummerIo {
 export async function runDrummerCmd(config: CmdConfig, io: DrummerIo = processIo()): Promise<number> {
   const op = config.request.op;
   if (op !== "status" && !isDrummerOp(op)) throw new Error(`cmd ${op} is not a drummer op`);
+  // Read before the try: a PEM file that cannot be read is bad usage (exit 2), as for --nodehost.
+  const tls = apiClientTls(config);
+  if (config.insecureSkipVerify) {
+    io.err(
+      "longboat cmd: --insecure-skip-verify: the drummers' certificates are not checked (development only)",
+    );
+  }
   const drummers = new Drummers({
     addresses: config.drummer,
     timeoutMs: config.timeoutMs,
+    security: {
+      ...(config.apiToken === undefined ? {} : { token: config.apiToken }),
+      ...(tls ? { tls } : {}),
+    },
     ...(io.fetch ? { fetch: io.fetch } : {}),
     ...(io.timers ? { env: io.timers } : {}),
   });
