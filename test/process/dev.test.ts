@@ -25,7 +25,10 @@ describe("longboat dev", () => {
     // What runs where, as printed.
     for (const j of DRUMMERS) expect(dev.stdout).toContain(`API ${dev.drummerApi(j)}`);
     for (const i of NODEHOSTS) expect(dev.stdout).toContain(`API ${dev.nodehostApi(i)}`);
-    expect(dev.stdout).toContain(`cmd put --nodehost ${dev.nodehostApis()} --shard 1 greeting hello`);
+    expect(dev.stdout).toContain(`  N=${dev.nodehostApis()}\n`);
+    expect(dev.stdout).toContain(`  D=${DRUMMERS.map((j) => dev.drummerApi(j)).join(",")}\n`);
+    expect(dev.stdout).toContain("cmd put --nodehost $N --shard 1 greeting hello");
+    expect(dev.stdout).toContain("cmd status --drummer $D");
     // The drummers' view: three kv shards of three replicas, healthy, on three of the four hosts each.
     const shards = await dev.shards();
     expect(shards.map((s) => [s.definition.shardId, s.definition.app, s.health, s.members.length])).toEqual([
@@ -43,6 +46,12 @@ describe("longboat dev", () => {
     }
     const got = cmd(["get", "--nodehost", dev.nodehostApis(), "--shard", "1", "greeting"]);
     expect(got).toMatchObject({ code: 0, stdout: "hello\n" });
+
+    // cmd against the drummers sees the whole deployment healthy (exit 0).
+    const status = cmd(["status", "--drummer", DRUMMERS.map((j) => dev.drummerApi(j)).join(",")]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("NODEHOSTS (4: 4 alive)");
+    expect(status.stdout).toContain("SHARDS (3: 3 ok)");
 
     const pids = names.map((n) => dev.pid(n)!);
     expect(pids.every((p) => p > 0 && alive(p))).toBe(true);

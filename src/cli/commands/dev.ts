@@ -501,16 +501,18 @@ class Dev {
         `longboat dev: healthy in ${secs} s: ${DEV_DRUMMERS} drummers, ${DEV_NODEHOSTS} NodeHosts, ${view.shards.length} kv shards of ${REPLICAS} replicas`,
         ...table,
         `  data, logs (<name>.log) and pids (<name>.pid) in ${dir}`,
-        "Try, from another terminal:",
-        `  ${this.bin} cmd put --nodehost ${nodehosts} --shard 1 greeting hello`,
-        `  ${this.bin} cmd get --nodehost ${nodehosts} --shard 1 greeting`,
-        `  ${this.bin} cmd status --nodehost ${nodehosts}`,
-        `  drummers' API: ${drummers}`,
+        "Try, from another terminal in this directory:",
+        `  N=${nodehosts}`,
+        `  D=${drummers}`,
+        `  ${this.bin} cmd put --nodehost $N --shard 1 greeting hello`,
+        `  ${this.bin} cmd get --nodehost $N --shard 1 greeting`,
+        `  ${this.bin} cmd status --drummer $D          # drummers, NodeHosts, shards, repairs`,
         `  kill -9 $(cat ${join(dir, `${victim.name}.pid`)})   # ${
           this.config.noRestart
-            ? `then watch the drummers rebuild its replicas after ${this.config.deadTimeoutMs / 1000} s`
-            : "dev restarts it; with --no-restart the drummers rebuild its replicas elsewhere"
+            ? `the drummers call it dead after ${this.config.deadTimeoutMs / 1000} s and rebuild its replicas`
+            : "dev restarts it (with --no-restart the drummers rebuild its replicas elsewhere)"
         }`,
+        `  ${this.bin} cmd wait --healthy --drummer $D  # until every shard is healthy again`,
         "Ctrl-C stops everything.",
       ].join("\n"),
     );
