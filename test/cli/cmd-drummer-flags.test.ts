@@ -111,6 +111,18 @@ describe("drummer ops: what each one needs", () => {
     const c = resolveCmdConfig({ args: ["drummers"], env: { LONGBOAT_DRUMMER: "d9:9001" } });
     expect(c.drummer).toEqual(["d9:9001"]);
   });
+
+  test("--id and --raft-address are not taken from LONGBOAT_ID / LONGBOAT_RAFT_ADDRESS (a drummer's own settings)", () => {
+    const env = { LONGBOAT_DRUMMER: "d9:9001", LONGBOAT_ID: "2", LONGBOAT_RAFT_ADDRESS: "d2:9101" };
+    expect(refusal(() => resolveCmdConfig({ args: ["remove-drummer"], env }))).toBe(
+      "cmd remove-drummer takes --id from the command line only, not from LONGBOAT_ID (which also sets a drummer's or NodeHost's own ID)",
+    );
+    expect(refusal(() => resolveCmdConfig({ args: ["add-drummer"], flags: { id: "4" }, env }))).toBe(
+      "cmd add-drummer takes --raft-address from the command line only, not from LONGBOAT_RAFT_ADDRESS (which also sets a drummer's or NodeHost's own raft address)",
+    );
+    expect(resolveCmdConfig({ args: ["remove-drummer"], flags: { id: "3" }, env }).id).toBe(3);
+    expect(resolveCmdConfig({ args: ["status"], env }).drummer).toEqual(["d9:9001"]); // not used there
+  });
 });
 
 describe("through main: exit 2 and a message for bad usage, help that lists the ops and flags", () => {

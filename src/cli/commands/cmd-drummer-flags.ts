@@ -204,7 +204,21 @@ export function checkDrummerCmd(op: DrummerOp | "status", config: Checked, label
       `cmd ${op} talks to the drummers (--drummer), not to a NodeHost: drop ${labels.get("nodehost")}`,
     );
   }
+  // LONGBOAT_ID and LONGBOAT_RAFT_ADDRESS are also a drummer's (and a NodeHost's) own settings:
+  // taken from the environment they could name this shell's drummer, so they must be typed here.
   const need = op === "status" ? {} : NEEDS[op];
+  const used = [
+    ...(need.id ? ["id" as const] : []),
+    ...(need.more?.includes("raftAddress") ? ["raftAddress" as const] : []),
+  ];
+  for (const key of used) {
+    const from = labels.get(key);
+    if (config[key] !== undefined && from?.startsWith("LONGBOAT_")) {
+      throw new ConfigError(
+        `cmd ${op} takes --${key === "id" ? "id" : "raft-address"} from the command line only, not from ${from} (which also sets a drummer's or NodeHost's own ${key === "id" ? "ID" : "raft address"})`,
+      );
+    }
+  }
   if (need.id === "shard" || need.id === "optional shard") {
     if (config.shard !== undefined && config.id !== undefined && config.shard !== config.id) {
       throw new ConfigError(
