@@ -63,7 +63,8 @@ export class DevDeployment {
     const a = ["dev", "--data-dir", this.dir, "--base-port", String(this.base)];
     if (this.opts.shards !== undefined) a.push("--shards", String(this.opts.shards));
     if (this.opts.noRestart) a.push("--no-restart");
-    a.push("--dead-timeout", this.opts.deadTimeout ?? "4s");
+    // dev's own default (10 s): a shorter one could call a host of a loaded machine dead.
+    if (this.opts.deadTimeout !== undefined) a.push("--dead-timeout", this.opts.deadTimeout);
     return [...a, ...(this.opts.extra ?? [])];
   }
 
