@@ -49,7 +49,7 @@ describe("longboat dev", () => {
 
     // cmd against the drummers sees the whole deployment healthy (exit 0).
     const status = cmd(["status", "--drummer", DRUMMERS.map((j) => dev.drummerApi(j)).join(",")]);
-    expect(status.code).toBe(0);
+    expect({ code: status.code, stdout: status.stdout }).toMatchObject({ code: 0 });
     expect(status.stdout).toContain("NODEHOSTS (4: 4 alive)");
     expect(status.stdout).toContain("SHARDS (3: 3 ok)");
 

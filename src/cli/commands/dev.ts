@@ -589,6 +589,8 @@ class Dev {
 
 interface HostsReply {
   nodehosts: { raftAddress: string; apiAddress: string; state: number }[];
+  /** The drummer leader is new and still listening for NodeHosts: states are provisional. */
+  listening: boolean;
 }
 interface ShardStatusReply {
   definition: { shardId: number; replicaCount: number };
@@ -604,12 +606,14 @@ interface ShardsReply {
 class View {
   readonly hosts: HostsReply["nodehosts"];
   readonly shards: ShardStatusReply[];
+  readonly listening: boolean;
   constructor(
     hosts: HostsReply,
     shards: ShardsReply,
     private readonly wanted: number,
   ) {
     this.hosts = hosts.nodehosts;
+    this.listening = hosts.listening;
     this.shards = shards.shards;
   }
 
@@ -623,6 +627,7 @@ class View {
 
   get healthy(): boolean {
     return (
+      !this.listening &&
       this.alive === DEV_NODEHOSTS &&
       this.shards.length >= this.wanted &&
       this.okShards === this.shards.length
@@ -630,7 +635,8 @@ class View {
   }
 
   summary(): string {
-    return `${this.alive}/${DEV_NODEHOSTS} NodeHosts alive, ${this.okShards}/${this.shards.length} shards healthy`;
+    const listening = this.listening ? " (the drummer leader is still listening for NodeHosts)" : "";
+    return `${this.alive}/${DEV_NODEHOSTS} NodeHosts alive, ${this.okShards}/${this.shards.length} shards healthy${listening}`;
   }
 }
 
