@@ -638,6 +638,16 @@ export class NodeHost {
       throw new LongboatError("invalidTarget", `replica id must be a positive integer, got ${replicaId}`);
     }
     if (type !== ConfigChangeType.RemoveNode) checkAddress(address);
+    else {
+      // Removing a replica that is not a member would only add its id to `removed` for ever.
+      const m = r.rsm.membership();
+      if (!isMember(m, replicaId)) {
+        throw new LongboatError(
+          "invalidTarget",
+          `replica ${replicaId} is not a member of shard ${shardId} (members: ${memberList(m)}; config change ${m.configChangeId}), nothing to remove`,
+        );
+      }
+    }
     const cc: ConfigChange = { configChangeId, type, replicaId, address, initialize: false };
     const state = r.requestConfigChange(cc, this.ticks(opts.timeoutMs));
     this.engine.markReady(r);
@@ -668,6 +678,16 @@ export class NodeHost {
       throw new LongboatError(
         "invalidTarget",
         `target replica id must be a positive integer, got ${targetReplicaId}`,
+      );
+    }
+    const m = r.rsm.membership();
+    if (!m.addresses.some((x) => x.replicaId === targetReplicaId)) {
+      const what = isMember(m, targetReplicaId)
+        ? "is a non-voting member or a witness, which cannot lead"
+        : "is not a member";
+      throw new LongboatError(
+        "invalidTarget",
+        `replica ${targetReplicaId} ${what} of shard ${shardId} (voting members: ${memberList(m, true)}): leadership can move only to a voting member`,
       );
     }
     r.requestLeaderTransfer(targetReplicaId);
@@ -1099,4 +1119,10 @@ function checkAddress(address: string): void {
   if (!match || port < 1 || port > 65535) {
     throw new LongboatError("invalidAddress", `"${address}" is not host:port with a port in 1..65535`);
   }
+}
+
+/** The members of m as "1,2,3" (voting only, or all of them), for messages. */
+function memberList(m: Membership, votingOnly = false): string {
+  const all = votingOnly ? m.addresses : [...m.addresses, ...m.nonVotings, ...m.witnesses];
+  return all.map((x) => x.replicaId).join(",") || "none";
 }

@@ -405,6 +405,38 @@ describe("error values", () => {
     await expectCode(() => cluster.host(leader).requestLeaderTransfer(1, 0), "invalidTarget");
   });
 
+  test("invalidTarget naming the members for a leader transfer to a replica that is not a member", async () => {
+    const leader = await threeHosts();
+    let error: unknown;
+    try {
+      cluster.host(leader).requestLeaderTransfer(1, 9);
+    } catch (e) {
+      error = e;
+    }
+    expect((error as LongboatError).code).toBe("invalidTarget");
+    expect((error as Error).message).toContain(
+      "replica 9 is not a member of shard 1 (voting members: 1,2,3)",
+    );
+  });
+
+  test("invalidTarget for removing a replica that is not a member; the membership is unchanged", async () => {
+    const leader = await threeHosts();
+    const nh = cluster.host(leader);
+    const before = await cluster.settle(nh.syncGetShardMembership(1, T));
+    let error: unknown;
+    try {
+      await cluster.settle(nh.syncRequestDeleteReplica(1, 9, before.configChangeId, T));
+    } catch (e) {
+      error = e;
+    }
+    expect((error as LongboatError).code).toBe("invalidTarget");
+    expect((error as Error).message).toContain("replica 9 is not a member of shard 1");
+    const after = await cluster.settle(nh.syncGetShardMembership(1, T));
+    expect(after.removed).toEqual(before.removed);
+    expect(after.removed).not.toContain(9);
+    expect(after.configChangeId).toBe(before.configChangeId);
+  });
+
   test("invalidOperation for a read on a witness", async () => {
     cluster = new SimCluster();
     await cluster.startHost(1);
