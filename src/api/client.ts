@@ -393,6 +393,16 @@ export class NodeHostClient {
       // left; retrying cannot help (the settings must change): failed_precondition.
       if (certificateRefused(error))
         throw new ApiError("failed_precondition", connectionProblem(error, true), address);
+      // Something answered that is not an HTTP/1.1 server — most often the raft transport
+      // (HTTP/2 only), when a raft address was given for an API address. It did not take
+      // the request; retrying cannot help.
+      if ((error as { code?: string })?.code === "Malformed_HTTP_Response") {
+        throw new ApiError(
+          "failed_precondition",
+          `the server at ${address} does not answer as a NodeHost API (its answer is not HTTP/1.1); is ${address} a raft address (--raft-address)? Give the NodeHost's API address (its --api-address) instead`,
+          address,
+        );
+      }
       if (neverSent(error))
         throw new ApiError("unavailable", connectionProblem(error, tls !== undefined), address);
       throw new ApiError(

@@ -29,6 +29,15 @@ const HOSTNAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-
  * @example parseAddress("[::1]:7001") // { host: "::1", port: 7001 }
  */
 export function parseAddress(input: string): Address {
+  if (input === "")
+    throw new AddressError(input, "the address is empty; give host:port, like 127.0.0.1:7001");
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)/.exec(input);
+  if (scheme) {
+    throw new AddressError(
+      input,
+      `give host:port without "${scheme[1]}://"${scheme[2] ? `, like ${scheme[2]}` : ""}`,
+    );
+  }
   const colon = input.lastIndexOf(":");
   if (colon < 0) throw new AddressError(input, "expected host:port");
   const hostPart = input.slice(0, colon);

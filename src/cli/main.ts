@@ -122,7 +122,7 @@ async function readFlags(name: string, sub: Subcommand, argv: readonly string[])
   if (sub.configFile) options.config = { type: "string" };
   try {
     const { values, positionals } = parseArgs({
-      args: [...argv],
+      args: joinNegativeValues(argv, options),
       options,
       strict: true,
       allowPositionals: true,
@@ -131,14 +131,49 @@ async function readFlags(name: string, sub: Subcommand, argv: readonly string[])
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === undefined || !code.startsWith("ERR_PARSE_ARGS")) throw e;
-    const unknown = /Unknown option '([^']+)'/.exec((e as Error).message);
-    const what = unknown ? `unknown option ${unknown[1]}` : (e as Error).message;
+    const message = (e as Error).message;
+    const unknown = /Unknown option '([^']+)'/.exec(message);
+    const ambiguous = /Option '(--?[^' ]+)' argument is ambiguous/.exec(message);
+    const missing = /Option '(--?[^' ]+) <value>' argument missing/.exec(message);
+    const next = ambiguous ? argv[argv.indexOf(ambiguous[1]!) + 1] : undefined;
+    const what = unknown
+      ? `unknown option ${unknown[1]}`
+      : ambiguous
+        ? `${ambiguous[1]} needs a value, but the option ${next} follows it (a value that starts with "-" is written ${ambiguous[1]}=${next})`
+        : missing
+          ? `${missing[1]} needs a value`
+          : message.split("\n")[0]!;
     const negative = unknown !== null && /^-[0-9]/.test(unknown[1]!);
     const hint = negative
       ? `a negative number goes after "--", as in "… -- ${unknown[1]}"; see longboat ${name} --help`
       : `see longboat ${name} --help`;
     throw new UsageError(`${what} for longboat ${name} (${hint})`);
   }
+}
+
+/**
+ * `--shard -1` as `--shard=-1`: parseArgs takes "-1" for an option and calls the value
+ * ambiguous, so a negative number given to an option that takes a value would be reported
+ * as a missing value instead of being checked (and refused with what is allowed).
+ */
+function joinNegativeValues(argv: readonly string[], options: Record<string, { type: string }>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    if (
+      name !== undefined &&
+      options[name]?.type === "string" &&
+      next !== undefined &&
+      /^-[0-9]/.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 async function loadConfigFile(path: string): Promise<NonNullable<ConfigInput["file"]>> {

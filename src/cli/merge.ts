@@ -126,12 +126,22 @@ function fromText(field: Field, texts: (string | boolean)[], label: string): Fou
       case "list":
         return { value: strings.flatMap((s) => s.split(",")), label, json: false };
       case "shards":
-        return { value: strings.map(parseShardSpec), label, json: false };
+        return { value: strings.map(shardSpec), label, json: false };
       case "peers":
         return { value: parsePeers(strings[0]!), label, json: false };
     }
   } catch (e) {
     if (e instanceof SpecError) throw new ConfigError(`${label} ${e.message}`);
+    throw e;
+  }
+}
+
+/** A shard spec is long and --shard repeats: an error names the spec it is about. */
+function shardSpec(text: string) {
+  try {
+    return parseShardSpec(text);
+  } catch (e) {
+    if (e instanceof SpecError) throw new SpecError(`${JSON.stringify(text)}: ${e.message}`);
     throw e;
   }
 }

@@ -47,6 +47,10 @@ const SHARD_KEYS = [
 ] as const;
 type ShardKey = (typeof SHARD_KEYS)[number];
 
+/** How a shard is written, for messages. */
+export const SHARD_FORM =
+  'a shard is id=N,app=NAME,replica=N,members=ID@HOST:PORT;ID@HOST:PORT;… (quote it in a shell, where ";" ends a command), like --shard "id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001"';
+
 /**
  * Parses `id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001` (optionally `,join=true`,
  * which makes `members` optional, and the log's settings `snapshot-entries=N`,
@@ -65,6 +69,17 @@ export function parseShardSpec(text: string): ShardSpec {
     parts.set(key as ShardKey, item.slice(eq + 1));
   }
   const join = parseJoin(parts.get("join"));
+  const needed: ShardKey[] =
+    join && !parts.has("members") ? ["id", "app", "replica"] : ["id", "app", "replica", "members"];
+  const missing = needed.filter((k) => !parts.has(k)).map((k) => `"${k}="`);
+  const empty = needed.filter((k) => parts.get(k) === "").map((k) => `"${k}="`);
+  if (missing.length > 0 || empty.length > 0) {
+    const what = [
+      missing.length > 0 ? `${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} missing` : "",
+      empty.length > 0 ? `${empty.join(", ")} ${empty.length > 1 ? "have" : "has"} no value` : "",
+    ].filter((x) => x !== "");
+    throw new SpecError(`${what.join(" and ")}: ${SHARD_FORM}`);
+  }
   const spec: ShardSpec = {
     shardId: parseId(required(parts, "id"), "id"),
     app: required(parts, "app"),

@@ -56,7 +56,8 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       '  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 --api-token "$TOKEN" \\',
       '      --master d1:9001,d2:9001,d3:9001 --master-token "$TOKEN" --master-tls-ca ca.pem',
       "  $ longboat nodehost --raft-address h1:7001 --api-address h1:8001 \\",
-      "      --shard id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001",
+      '      --shard "id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001"',
+      "  (quote --shard: the ; between members would end the command in a shell)",
     ],
     start: async (input) => {
       const config = resolveNodeHostConfig(input);

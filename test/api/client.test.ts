@@ -275,3 +275,24 @@ test("control helpers: members, add, remove, transfer, snapshot", async () => {
   expect(await client.snapshot(1, { export: true })).toBe(123);
   expect(fake.calls.slice(-2)).toEqual(["transfer:2:1", "snapshot:/tmp/e:-:1"]);
 });
+
+test("an HTTP/2-only server (a raft port given as the API address) is named as such, not retried, no Bun internals", async () => {
+  const { createServer } = await import("node:http2");
+  const server = createServer((_req, res) => res.end());
+  const port = await withFreePort(
+    (p) =>
+      new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(p, "127.0.0.1", () => resolve(p));
+      }),
+  );
+  track(`HTTP/2 server on ${port}`, () => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new NodeHostClient({ addresses: [`127.0.0.1:${port}`], timeoutMs: 3000 });
+  const error = (await client.status().catch((e: unknown) => e)) as ApiError;
+  expect(error).toBeInstanceOf(ApiError);
+  expect(error.code).toBe("failed_precondition");
+  expect(error.message).toContain(`is 127.0.0.1:${port} a raft address (--raft-address)?`);
+  expect(error.message).toContain("Give the NodeHost's API address (its --api-address) instead");
+  expect(error.message).not.toContain("Malformed_HTTP_Response");
+  expect(error.message).not.toContain("verbose");
+});

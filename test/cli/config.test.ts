@@ -224,7 +224,7 @@ describe("bad nodehost input", () => {
     [
       "a shard spec with an unknown key",
       { flags: { ...ADDRS, shard: "id=1,app=kv,replica=1,size=3" } },
-      '--shard unknown key "size" (allowed: id, app, replica, members, join, snapshot-entries, compaction-overhead, auto-compact)',
+      '--shard "id=1,app=kv,replica=1,size=3": unknown key "size" (allowed: id, app, replica, members, join, snapshot-entries, compaction-overhead, auto-compact)',
     ],
     [
       "a shard placing this replica at another host",

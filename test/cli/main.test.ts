@@ -114,6 +114,95 @@ describe("exit codes", () => {
   });
 });
 
+describe("messages that say what is wrong, where, and how to fix it", () => {
+  const shard = "id=1,app=kv,replica=1,members=1@127.0.0.1:17001";
+  const nodehost = (...extra: string[]) => [
+    "nodehost",
+    "--raft-address",
+    "127.0.0.1:17001",
+    "--api-address",
+    "127.0.0.1:17002",
+    ...extra,
+  ];
+
+  test("an http:// URL as --nodehost says to drop the scheme, not to bracket IPv6", async () => {
+    const { code, stderr } = await run([
+      "cmd",
+      "get",
+      "--nodehost",
+      "http://127.0.0.1:7111",
+      "--shard",
+      "1",
+      "k",
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'longboat: --nodehost must be host:port with a port in 1..65535, got "http://127.0.0.1:7111" (give host:port without "http://", like 127.0.0.1:7111)\n',
+    );
+  });
+
+  test("an empty address says it is empty", async () => {
+    const { code, stderr } = await run(["cmd", "put", "--nodehost", "", "--shard", "1", "k", "v"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      '--nodehost must be host:port with a port in 1..65535, got "" (the address is empty',
+    );
+  });
+
+  test("--shard -1 is checked as a value, not called ambiguous", async () => {
+    const { code, stderr } = await run(["cmd", "get", "--nodehost", "h1:8001", "--shard", "-1", "k"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe("longboat: --shard must be a positive integer, got -1\n");
+  });
+
+  test("an option followed by another option says it needs a value", async () => {
+    const { code, stderr } = await run(["cmd", "get", "--nodehost", "h1:8001", "--shard", "--json", "k"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("--shard needs a value, but the option --json follows it");
+    expect(stderr).not.toContain("ambiguous");
+  });
+
+  test('--shard "replica=" names the spec, every missing key and the form', async () => {
+    const { code, stderr } = await run(nodehost("--shard", "replica="));
+    expect(code).toBe(2);
+    expect(stderr).toStartWith(
+      'longboat: --shard "replica=": "id=", "app=", "members=" are missing and "replica=" has no value: a shard is id=N,app=NAME,replica=N,members=',
+    );
+    expect(stderr).toContain("quote it in a shell");
+  });
+
+  test("an unknown app exits 2 naming it and the known apps", async () => {
+    const { code, stderr } = await run(nodehost("--shard", shard.replace("app=kv", "app=nope")));
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'longboat: --shard: unknown app "nope" (known: kv, noop; load a plugin with --plugin <file> to add one)\n',
+    );
+  });
+
+  test("a missing plugin file exits 2 naming it, without Bun's module paths", async () => {
+    const { code, stderr } = await run(nodehost("--plugin", "/nonexistent/app.ts"));
+    expect(code).toBe(2);
+    expect(stderr).toStartWith("longboat: --plugin /nonexistent/app.ts: no such file");
+    expect(stderr).not.toContain("bunfs");
+  });
+
+  test("a data dir that cannot be created names the path and the reason", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "longboat-cli-")), "a-file");
+    writeFileSync(file, "");
+    const { code, stderr } = await run(nodehost("--data-dir", join(file, "data"), "--shard", shard));
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      `longboat: --data-dir ${join(file, "data")} cannot hold the NodeHost's data: a part of the path is a file, not a directory (ENOTDIR); give a directory this user can write (it is created if missing), or fix its permissions\n`,
+    );
+  });
+
+  test("the nodehost --help example quotes its --shard value", async () => {
+    const { stdout } = await run(["nodehost", "--help"]);
+    const example = stdout.split("\n").find((l) => l.includes("--shard id=") || l.includes('--shard "id='));
+    expect(example).toContain('--shard "id=1,app=kv,replica=1,members=1@h1:7001;2@h2:7001;3@h3:7001"');
+  });
+});
+
 describe("--config", () => {
   const dir = mkdtempSync(join(tmpdir(), "longboat-cli-"));
 

@@ -1,10 +1,11 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createNodeHostApi } from "../../api/app.ts";
 import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
 import { MasterClient } from "../../master/client.ts";
 import { NodeHost } from "../../nodehost.ts";
-import { builtinApps, loadPlugin } from "../../statemachine/registry.ts";
+import { builtinApps, loadPlugin, PluginError, UnknownAppError } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
 import { type ApiServerConfig, ConfigError, isLoopback, type NodeHostConfig } from "../config.ts";
 import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
@@ -21,11 +22,25 @@ const TRANSFER_WAIT_MS = 5000;
 export async function run(config: NodeHostConfig): Promise<number> {
   const log = jsonLogger(config.logLevel);
   const apps = builtinApps();
-  for (const path of config.plugin) {
-    const names = await loadPlugin(path, apps);
-    log({ level: "info", event: "plugin-loaded", path, apps: names });
+  // A plugin that cannot be loaded and an unknown app are usage errors (exit 2), found
+  // before anything starts.
+  try {
+    for (const path of config.plugin) {
+      if (!existsSync(path)) {
+        throw new ConfigError(
+          `--plugin ${path}: no such file (give the path of a .ts or .js module whose default export is { name, create } or an array of them)`,
+        );
+      }
+      const names = await loadPlugin(path, apps);
+      log({ level: "info", event: "plugin-loaded", path, apps: names });
+    }
+    for (const s of config.shards) apps.get(s.app);
+  } catch (e) {
+    if (e instanceof PluginError) throw new ConfigError(`--plugin ${e.message}`);
+    if (e instanceof UnknownAppError) throw new ConfigError(`--shard: ${e.message}`);
+    throw e;
   }
-  for (const s of config.shards) apps.get(s.app); // unknown app names fail before anything starts
+  checkDataDir(config.dataDir);
   const tls =
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
@@ -154,6 +169,33 @@ async function handOverLeadership(nh: NodeHost, log: (e: Record<string, unknown>
     shards: led.map((s) => s.shardId),
     stillLeading: remaining,
   });
+}
+
+/**
+ * --data-dir must be a directory this process can create files in: checked by creating it
+ * (with its parents) and a probe file, so that the error names the path and the reason
+ * instead of SQLite's "unable to open database file".
+ */
+function checkDataDir(dir: string): void {
+  const probe = join(dir, `.longboat-write-check-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, "");
+    rmSync(probe);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why =
+      code === "EACCES" || code === "EPERM" || code === "EROFS"
+        ? "this user may not write there"
+        : code === "ENOTDIR" || code === "EEXIST"
+          ? "a part of the path is a file, not a directory"
+          : code === "ENOSPC"
+            ? "the disk is full"
+            : (e as Error).message;
+    throw new Error(
+      `--data-dir ${dir} cannot hold the NodeHost's data: ${why} (${code ?? "error"}); give a directory this user can write (it is created if missing), or fix its permissions`,
+    );
+  }
 }
 
 /** --snapshot-export-dir must be an existing directory (refused at start, not at the first export). */
