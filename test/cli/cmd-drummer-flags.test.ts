@@ -107,6 +107,20 @@ describe("drummer ops: what each one needs", () => {
     ).toBe("cmd get needs --nodehost");
   });
 
+  test("a shell exporting LONGBOAT_NODEHOST and LONGBOAT_DRUMMER: a flag beats the environment; status with both from it shows the deployment", () => {
+    const env = { LONGBOAT_NODEHOST: "h1:8001", LONGBOAT_DRUMMER: "d1:9001" };
+    const both = resolveCmdConfig({ args: ["status"], env });
+    expect([both.nodehost, both.drummer]).toEqual([[], ["d1:9001"]]);
+    const one = resolveCmdConfig({ args: ["status"], flags: { nodehost: "h2:8001" }, env });
+    expect([one.nodehost, one.drummer]).toEqual([["h2:8001"], []]);
+    const dep = resolveCmdConfig({ args: ["status"], flags: { drummer: "d2:9001" }, env });
+    expect([dep.nodehost, dep.drummer]).toEqual([[], ["d2:9001"]]);
+    const shards = resolveCmdConfig({ args: ["shards"], env });
+    expect([shards.nodehost, shards.drummer]).toEqual([[], ["d1:9001"]]);
+    const get = resolveCmdConfig({ args: ["get", "k"], flags: { shard: "1" }, env });
+    expect([get.nodehost, get.drummer]).toEqual([["h1:8001"], ["d1:9001"]]);
+  });
+
   test("the environment gives the drummers too (LONGBOAT_DRUMMER)", () => {
     const c = resolveCmdConfig({ args: ["drummers"], env: { LONGBOAT_DRUMMER: "d9:9001" } });
     expect(c.drummer).toEqual(["d9:9001"]);

@@ -194,15 +194,24 @@ export function checkDrummerCmd(op: DrummerOp | "status", config: Checked, label
       `cmd ${op} needs --drummer host:port,… (the drummers' API addresses, e.g. --drummer d1:9001,d2:9001,d3:9001)`,
     );
   }
-  if (config.nodehost.length > 0 && op === "status") {
-    throw new ConfigError(
-      `cmd status shows one NodeHost's replicas (--nodehost) or the whole deployment (--drummer); give one of ${labels.get("nodehost")} and ${labels.get("drummer")}`,
-    );
-  }
   if (config.nodehost.length > 0) {
-    throw new ConfigError(
-      `cmd ${op} talks to the drummers (--drummer), not to a NodeHost: drop ${labels.get("nodehost")}`,
-    );
+    // A flag beats the environment (a shell may export both LONGBOAT_NODEHOST and
+    // LONGBOAT_DRUMMER); with both in the environment, status shows the whole deployment.
+    const fromEnv = (key: string) => labels.get(key)?.startsWith("LONGBOAT_") === true;
+    if (fromEnv("nodehost")) {
+      config.nodehost = [];
+    } else if (op === "status" && fromEnv("drummer")) {
+      config.drummer = [];
+      return;
+    } else if (op === "status") {
+      throw new ConfigError(
+        `cmd status shows one NodeHost's replicas (--nodehost) or the whole deployment (--drummer); give one of ${labels.get("nodehost")} and ${labels.get("drummer")}`,
+      );
+    } else {
+      throw new ConfigError(
+        `cmd ${op} talks to the drummers (--drummer), not to a NodeHost: drop ${labels.get("nodehost")}`,
+      );
+    }
   }
   // LONGBOAT_ID and LONGBOAT_RAFT_ADDRESS are also a drummer's (and a NodeHost's) own settings:
   // taken from the environment they could name this shell's drummer, so they must be typed here.
