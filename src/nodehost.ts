@@ -30,7 +30,7 @@ import { nodeFileSystem } from "./fs/node.ts";
 import { LogReader } from "./logdb/logreader.ts";
 import { SnapshotDir } from "./logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "./logdb/sqlite.ts";
-import type { LogDB, ReplicaKey } from "./logdb/types.ts";
+import { LOGDB_FORMAT_VERSION, type LogDB, type ReplicaKey } from "./logdb/types.ts";
 import { validateRaftConfig } from "./raft/config.ts";
 import { Peer } from "./raft/peer.ts";
 import {
@@ -65,8 +65,11 @@ export type { ReplicaConfigInput } from "./engine/config.ts";
 export { Session } from "./engine/session.ts";
 export type { SnapshotExport } from "./engine/export.ts";
 
-/** Data format of a NodeHost directory written by this build. */
-export const DATA_FORMAT_VERSION = 1;
+/**
+ * Data format of a NodeHost directory written by this build: the log database's
+ * (LOGDB_FORMAT_VERSION; 2 since the journal, which opening migrates format 1 to).
+ */
+export const DATA_FORMAT_VERSION = LOGDB_FORMAT_VERSION;
 
 export interface NodeHostConfig {
   /** Directory for the log database and snapshots. */

@@ -6,18 +6,31 @@
  * included: SQLite writes whole pages to the WAL, plus its frame headers), so the figure is
  * what reaches the file system per commit and per entry.
  *
- *   npx bun scripts/bench/logdb-bytes.ts [--commits 500]
+ * The journal's checkpoint policy (sqlite-sql.ts, DEFAULT_CHECKPOINT) can be varied with
+ * --checkpoint-records / --checkpoint-entries / --checkpoint-bytes; run enough commits for
+ * several checkpoints to fall inside the measurement (the default 2,000 does).
+ *
+ *   npx bun scripts/bench/logdb-bytes.ts [--commits 2000] [--checkpoint-records N] [--checkpoint-entries N]
  */
 import { readFileSync, rmSync } from "node:fs";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
-import type { LogDB, ReplicaUpdate } from "../../src/logdb/types.ts";
+import { LOGDB_FORMAT_VERSION, type LogDB, type ReplicaUpdate } from "../../src/logdb/types.ts";
 import { makeEntry } from "../../src/raft/types.ts";
 import { arg, writeResults } from "./api.ts";
 
-const commits = Number(arg("commits", "500"));
+const commits = Number(arg("commits", "2000"));
+const checkpoint = {
+  ...(process.argv.includes("--checkpoint-records")
+    ? { records: Number(arg("checkpoint-records", "0")) }
+    : {}),
+  ...(process.argv.includes("--checkpoint-entries")
+    ? { entries: Number(arg("checkpoint-entries", "0")) }
+    : {}),
+  ...(process.argv.includes("--checkpoint-bytes") ? { bytes: Number(arg("checkpoint-bytes", "0")) } : {}),
+};
 
 function wcharBytes(): number {
   const m = /wchar:\s+(\d+)/.exec(readFileSync("/proc/self/io", "utf8"));
@@ -32,7 +45,8 @@ async function measure(shards: number) {
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-bytes-"));
   const db = openSqliteLogDB({
     dir,
-    identity: { raftAddress: "bytes:1", deploymentId: 1, formatVersion: 1 },
+    identity: { raftAddress: "bytes:1", deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
+    checkpoint,
   });
   const cmd = new Uint8Array(16).fill(7);
   const batch = (i: number): ReplicaUpdate[] =>
@@ -62,4 +76,4 @@ async function measure(shards: number) {
 
 const rows = [await measure(1), await measure(48)];
 console.table(rows);
-console.log(`written ${writeResults("logdb-bytes", { rows })}`);
+console.log(`written ${writeResults("logdb-bytes", { checkpoint, rows })}`);

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
-import type { ReplicaUpdate } from "../../src/logdb/types.ts";
+import { LOGDB_FORMAT_VERSION, type ReplicaUpdate } from "../../src/logdb/types.ts";
 import { type Entry, makeEntry } from "../../src/raft/types.ts";
 
 const SHARDS = 48;
@@ -64,7 +64,7 @@ function makeBatch(next: number[], batchEntries: number, cmd: Uint8Array, term: 
 function benchLogDB(dir: string, entryBytes: number, batchEntries: number): Cell {
   const db = openSqliteLogDB({
     dir,
-    identity: { raftAddress: "bench:1", deploymentId: 1, formatVersion: 1 },
+    identity: { raftAddress: "bench:1", deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
   });
   const cmd = new Uint8Array(entryBytes).fill(7);
   const next = new Array<number>(SHARDS).fill(1);

@@ -6,6 +6,7 @@ const suites: Record<string, string> = {
   engine: "engine.ts",
   etcd: "etcd.ts",
   logdb: "logdb.ts",
+  "logdb-bytes": "logdb-bytes.ts",
   scale: "scale.ts",
   transport: "transport.ts",
 };

@@ -1,48 +1,65 @@
 /**
  * What the engine thread (src/logdb/sqlite.ts) and the log writer Worker
- * (src/logdb/sqlite-writer.ts) share: the schema's write statements and the writer protocol.
+ * (src/logdb/sqlite-writer.ts) share: the writer protocol and its control array.
  * No code runs at import: the Worker and the main thread both import it.
  */
 
-const WHERE = "WHERE shard = ? AND replica = ?";
-
-export const SQL = {
-  where: WHERE,
-  write: {
-    insertEntry:
-      "INSERT INTO entries (shard, replica, idx, term, type, ekey, client, series, responded, cmd, proposer, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-    deleteFrom: `DELETE FROM entries ${WHERE} AND idx >= ?`,
-    deleteAll: `DELETE FROM entries ${WHERE}`,
-    upsertState: "INSERT OR REPLACE INTO state (shard, replica, term, vote, commit_index) VALUES (?,?,?,?,?)",
-    upsertSnapshot: "INSERT OR REPLACE INTO snapshots (shard, replica, idx, term, meta) VALUES (?,?,?,?,?)",
-  },
-} as const;
-
-/** Indexes into the shared control array. */
-export const CTRL_DONE = 0;
-export const CTRL_OPENED = 1;
-export const CTRL_ERROR_BYTES = 2;
-/** Byte offset of the error text in the control buffer, and the buffer's size. */
-export const ERROR_TEXT_AT = 16;
+/**
+ * The shared control buffer: an Int32Array at 0 (OPENED, ERROR_BYTES), a BigInt64Array at
+ * COUNTERS_AT (DONE, FAILED_ID, CHECKPOINTED: message ids, 64-bit so that they never wrap),
+ * the error text from ERROR_TEXT_AT.
+ */
+export const CTRL_OPENED = 0;
+export const CTRL_ERROR_BYTES = 1;
+export const COUNTERS_AT = 8;
+/** Id of the last message the writer finished. */
+export const CTR_DONE = 0;
+/** Id of the first message that failed (0: none); every later one fails the same way. */
+export const CTR_FAILED_ID = 1;
+/** Highest journal seq applied to the per-replica tables and removed from the journal. */
+export const CTR_CHECKPOINTED = 2;
+export const ERROR_TEXT_AT = 64;
 export const CTRL_BUFFER_BYTES = 4096;
 
-/** One replica's part of a batch, planned by SqliteLogDB. */
-export interface WriterOp {
-  shard: number;
-  replica: number;
-  /** [term, vote, commit] or null. */
-  state: [number, number, number] | null;
-  /** Snapshot metadata to store (encoded), and whether every stored entry goes first. */
-  snapshot: { index: number; term: number; meta: Uint8Array; resetEntries: boolean } | null;
-  /** Remove entries from this index on before inserting (0: none). */
-  truncateFrom: number;
-  /** [index, term, type, key, client, series, responded, cmd, proposer, epoch] per entry. */
-  entries: [number, number, number, number, number, number, number, Uint8Array, number, number][];
+export interface WriterControl {
+  flags: Int32Array;
+  counters: BigInt64Array;
 }
 
+export function controlViews(buffer: SharedArrayBuffer): WriterControl {
+  return { flags: new Int32Array(buffer, 0, 2), counters: new BigInt64Array(buffer, COUNTERS_AT, 3) };
+}
+
+/**
+ * When the writer moves the journal into the per-replica tables (sqlite-home.ts): after a
+ * batch, once the journal holds `bytes`, `entries` or `records`, one move of whole replicas
+ * (journal-queue.ts) of at least `moveEntries` entries.
+ */
+export interface CheckpointPolicy {
+  bytes: number;
+  entries: number;
+  records: number;
+  moveEntries: number;
+}
+
+/**
+ * Defaults: a replica's table pages are written once for what it gathered while the journal
+ * filled to these (about 16,000 entries), and one move (about 2,000 entries) stays short
+ * enough not to show as a latency spike in the batches behind it.
+ */
+export const DEFAULT_CHECKPOINT: CheckpointPolicy = {
+  bytes: 4 << 20,
+  entries: 16_384,
+  records: 512,
+  moveEntries: 2_048,
+};
+
 export type WriterMessage =
-  | { kind: "open"; path: string; ctrl: Int32Array }
-  | { kind: "batch"; id: number; ops: WriterOp[] }
+  | { kind: "open"; path: string; ctrl: SharedArrayBuffer; checkpoint: CheckpointPolicy }
+  /** A journal record (journal.ts) to append as row `id`; every id is above the last one. */
+  | { kind: "batch"; id: number; record: Uint8Array }
+  /** Apply the whole journal to the per-replica tables now. */
+  | { kind: "checkpoint"; id: number }
   | { kind: "close" };
 
 export interface WriterReply {

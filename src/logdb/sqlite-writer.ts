@@ -1,44 +1,68 @@
 /**
  * The log database's writer, run as a Worker by SqliteLogDB (src/logdb/sqlite.ts): it owns a
- * second connection to the same WAL database and commits the batches of saveUpdatesAsync, one
- * transaction and one fsync each, in the order they arrive, while the engine thread keeps
- * serving the network. The batches arrive already planned (what to delete, what to insert),
- * so the rules of the log stay in plan.ts on the engine thread.
+ * second connection to the same WAL database and appends the journal records of every write,
+ * one transaction and one fsync each, in the order they arrive, while the engine thread keeps
+ * serving the network. Once the journal holds enough (CheckpointPolicy), it moves whole
+ * replicas' pending ops into the per-replica tables, a bounded slice per transaction
+ * (journal-queue.ts, sqlite-home.ts): a commit writes the journal's last page, not one page per
+ * replica it touches, and each replica's pages are written once per move (docs/durability.md,
+ * "The journal"). The records arrive already planned, so the rules of the log stay in plan.ts.
  *
  * Protocol (messages from SqliteLogDB):
- *   { kind: "open", path, ctrl }   ctrl: Int32Array over a SharedArrayBuffer; the writer sets
- *                                  ctrl[OPENED] to 1 (or 2 with the error text in ctrl's
- *                                  bytes from ERROR_TEXT_AT) and notifies.
- *   { kind: "batch", id, ops }     commits ops; posts { id, error }, then sets ctrl[DONE] = id
- *                                  and notifies (SqliteLogDB.drain waits on it).
- *   { kind: "close" }              closes the connection, sets ctrl[OPENED] to 3 and notifies.
+ *   { kind: "open", path, ctrl, checkpoint }
+ *                                  ctrl: a SharedArrayBuffer (sqlite-sql.ts, controlViews); the
+ *                                  writer sets OPENED to 1 (or 2 with the error text from
+ *                                  ERROR_TEXT_AT) and notifies.
+ *   { kind: "batch", id, record }  appends the record as journal row id; posts { id, error },
+ *                                  then sets DONE = id and notifies (drain waits on it).
+ *   { kind: "checkpoint", id }     moves the whole journal now; then as a batch.
+ *   { kind: "close" }              moves the whole journal, closes, sets OPENED to 3.
+ * The first failure is final (fail-stop, as after a failed fsync nothing is known of the page
+ * cache): FAILED_ID and the error text are set and every later message gets that error.
+ * CHECKPOINTED: every journal row up to it is moved to the per-replica tables and removed.
  */
-import { Database, type Statement } from "bun:sqlite";
+import { Database } from "bun:sqlite";
+import { decodeRecord } from "./journal.ts";
+import { JournalQueue } from "./journal-queue.ts";
+import { applyMove, type HomeStatements, prepareHome } from "./sqlite-home.ts";
 import {
+  CTR_CHECKPOINTED,
+  CTR_DONE,
+  CTR_FAILED_ID,
   CTRL_BUFFER_BYTES,
-  CTRL_DONE,
   CTRL_ERROR_BYTES,
   CTRL_OPENED,
+  type CheckpointPolicy,
+  controlViews,
   ERROR_TEXT_AT,
-  SQL,
+  type WriterControl,
   type WriterMessage,
-  type WriterOp,
   type WriterReply,
 } from "./sqlite-sql.ts";
 
 declare const self: Worker;
 
 let db: Database | null = null;
-let ctrl: Int32Array | null = null;
-let st: Record<"begin" | "commit" | "rollback" | keyof typeof SQL.write, Statement> | null = null;
+let ctrl: WriterControl | null = null;
+let home: HomeStatements | null = null;
+let policy: CheckpointPolicy | null = null;
+let failure: WriterReply["error"] = null;
+/** Journal rows not yet moved into the per-replica tables. */
+const journal = new JournalQueue();
+
+/** The error as JSON ({ message, code }) in the control buffer (sqlite.ts reads it). */
+function setError(error: NonNullable<WriterReply["error"]>): void {
+  const c = (ctrl as WriterControl).flags;
+  const bytes = new TextEncoder()
+    .encode(JSON.stringify(error))
+    .subarray(0, CTRL_BUFFER_BYTES - ERROR_TEXT_AT);
+  new Uint8Array(c.buffer).set(bytes, ERROR_TEXT_AT);
+  Atomics.store(c, CTRL_ERROR_BYTES, bytes.byteLength);
+}
 
 function setOpened(value: number, error?: string): void {
-  const c = ctrl as Int32Array;
-  if (error !== undefined) {
-    const bytes = new TextEncoder().encode(error).subarray(0, CTRL_BUFFER_BYTES - ERROR_TEXT_AT);
-    new Uint8Array(c.buffer).set(bytes, ERROR_TEXT_AT);
-    Atomics.store(c, CTRL_ERROR_BYTES, bytes.byteLength);
-  }
+  const c = (ctrl as WriterControl).flags;
+  if (error !== undefined) setError({ message: error, code: undefined });
   Atomics.store(c, CTRL_OPENED, value);
   Atomics.notify(c, CTRL_OPENED);
 }
@@ -50,71 +74,102 @@ function open(path: string): void {
     // synchronous level: FULL fsyncs the WAL at each commit.
     db.exec("PRAGMA synchronous=FULL");
     db.exec("PRAGMA busy_timeout=10000");
-    const q = (sql: string) => (db as Database).prepare(sql);
-    st = {
-      begin: q("BEGIN IMMEDIATE"),
-      commit: q("COMMIT"),
-      rollback: q("ROLLBACK"),
-      insertEntry: q(SQL.write.insertEntry),
-      deleteFrom: q(SQL.write.deleteFrom),
-      deleteAll: q(SQL.write.deleteAll),
-      upsertState: q(SQL.write.upsertState),
-      upsertSnapshot: q(SQL.write.upsertSnapshot),
-    };
+    home = prepareHome(db);
     setOpened(1);
   } catch (error) {
     setOpened(2, String((error as Error).message ?? error));
   }
 }
 
-function runOps(ops: WriterOp[]): void {
-  const s = st as NonNullable<typeof st>;
-  for (const op of ops) {
-    if (op.state !== null) s.upsertState.run(op.shard, op.replica, op.state[0], op.state[1], op.state[2]);
-    if (op.snapshot !== null) {
-      if (op.snapshot.resetEntries) s.deleteAll.run(op.shard, op.replica);
-      s.upsertSnapshot.run(op.shard, op.replica, op.snapshot.index, op.snapshot.term, op.snapshot.meta);
-    }
-    if (op.truncateFrom > 0) s.deleteFrom.run(op.shard, op.replica, op.truncateFrom);
-    for (const e of op.entries)
-      s.insertEntry.run(op.shard, op.replica, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]);
+/**
+ * Runs fn in one write transaction (one fsync). A failure is final: `failId` is the first
+ * message id it fails (the current one, or the next when a checkpoint after a batch fails).
+ */
+function transaction(failId: number, fn: (s: HomeStatements) => void): void {
+  if (failure !== null) return;
+  const d = db;
+  const s = home;
+  if (d === null || s === null) {
+    fail(failId, { message: "the log writer is not open", code: undefined });
+    return;
+  }
+  try {
+    d.exec("BEGIN IMMEDIATE");
+    fn(s);
+    d.exec("COMMIT");
+  } catch (error) {
+    // SQLite already rolled back after some errors (I/O, disk full); a second rollback would mask the cause.
+    if (d.inTransaction) d.exec("ROLLBACK");
+    const e = error as { message?: string; code?: string };
+    fail(failId, { message: String(e.message ?? error), code: e.code });
   }
 }
 
-function batch(id: number, ops: WriterOp[]): void {
-  let reply: WriterReply = { id, error: null };
-  const s = st;
-  if (db === null || s === null) {
-    reply = { id, error: { message: "the log writer is not open", code: undefined } };
-  } else {
-    try {
-      s.begin.run();
-      runOps(ops);
-      s.commit.run();
-    } catch (error) {
-      // SQLite already rolled back after some errors (I/O, disk full); a second rollback would mask the cause.
-      if (db.inTransaction) s.rollback.run();
-      const e = error as { message?: string; code?: string };
-      reply = { id, error: { message: String(e.message ?? error), code: e.code } };
-    }
-  }
-  postMessage(reply);
-  const c = ctrl as Int32Array;
-  Atomics.store(c, CTRL_DONE, id);
-  Atomics.notify(c, CTRL_DONE);
+function fail(failId: number, error: NonNullable<WriterReply["error"]>): void {
+  failure = error;
+  setError(error);
+  Atomics.store((ctrl as WriterControl).counters, CTR_FAILED_ID, BigInt(failId));
+}
+
+function reply(id: number): void {
+  postMessage({ id, error: failure } satisfies WriterReply);
+}
+
+/** A synchronous writer waiting for id (drain) may go on. */
+function finished(id: number): void {
+  const c = (ctrl as WriterControl).counters;
+  Atomics.store(c, CTR_DONE, BigInt(id));
+  Atomics.notify(c, CTR_DONE);
+}
+
+function append(id: number, record: Uint8Array): void {
+  transaction(id, (s) => {
+    // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's.
+    const ops = decodeRecord(record);
+    s.insertJournal.run(id, record);
+    journal.add(id, record.byteLength, ops);
+  });
+}
+
+function moveDue(): boolean {
+  const p = policy as CheckpointPolicy;
+  return journal.sizeBytes >= p.bytes || journal.entryCount >= p.entries || journal.recordCount >= p.records;
+}
+
+/**
+ * Moves whole replicas' pending ops into the per-replica tables (at least `budgetEntries`
+ * entries' worth, or all for Infinity) and removes the rows that leaves fully moved.
+ */
+function move(failId: number, budgetEntries: number): void {
+  if (journal.recordCount === 0 || failure !== null) return;
+  const taken = journal.take(budgetEntries);
+  transaction(failId, (s) => applyMove(s, taken));
+  if (failure !== null || taken.deleteThrough === 0) return;
+  Atomics.store((ctrl as WriterControl).counters, CTR_CHECKPOINTED, BigInt(taken.deleteThrough));
 }
 
 self.onmessage = (event: MessageEvent<WriterMessage>) => {
   const m = event.data;
   if (m.kind === "open") {
-    ctrl = m.ctrl;
+    ctrl = controlViews(m.ctrl);
+    policy = m.checkpoint;
     open(m.path);
   } else if (m.kind === "batch") {
-    batch(m.id, m.ops);
+    append(m.id, m.record);
+    // The engine's done goes first; the next batch waits for the move, and so does a
+    // synchronous write (drain), which then reads what it wrote from the tables.
+    reply(m.id);
+    if (moveDue()) move(m.id + 1, (policy as CheckpointPolicy).moveEntries);
+    finished(m.id);
+  } else if (m.kind === "checkpoint") {
+    move(m.id, Number.POSITIVE_INFINITY);
+    reply(m.id);
+    finished(m.id);
   } else {
+    move(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY); // nobody waits any more
     db?.close(true);
     db = null;
-    st = null;
+    home = null;
     setOpened(3);
   }
 };

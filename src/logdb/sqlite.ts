@@ -1,8 +1,9 @@
-import { Database, type Statement } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
+import { Database as SqliteDatabase } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { mkdirDurable } from "../fs/durable.ts";
 import { nodeFileSystem } from "../fs/node.ts";
-import { join } from "node:path";
 import {
   EMPTY_STATE,
   ENTRY_HEADER_BYTES,
@@ -12,23 +13,20 @@ import {
   type SnapshotMeta,
   type State,
 } from "../raft/types.ts";
-import { decodeBootstrap, decodeSnapshotMeta, encodeBootstrap, encodeSnapshotMeta } from "./codec.ts";
-import { LogDBClosedError, LogDBCorruptError, LogDBLockedError } from "./errors.ts";
-import { checkIdentity, type StoredIdentity } from "./identity.ts";
 import {
-  CTRL_BUFFER_BYTES,
-  CTRL_DONE,
-  CTRL_ERROR_BYTES,
-  CTRL_OPENED,
-  ERROR_TEXT_AT,
-  SQL,
-  type WriterMessage,
-  type WriterOp,
-  type WriterReply,
-} from "./sqlite-sql.ts";
+  copySnapshotMeta,
+  decodeBootstrap,
+  decodeSnapshotMeta,
+  encodeBootstrap,
+  encodeSnapshotMeta,
+} from "./codec.ts";
+import { LogDBClosedError, LogDBCorruptError } from "./errors.ts";
+import { type CompactOp, encodeRecord, type JournalOp, OpKind, type UpdateOp } from "./journal.ts";
+import { Overlay } from "./overlay.ts";
 import {
   checkBatch,
   checkKey,
+  EMPTY_RANGE,
   logStateOf,
   planCompact,
   planImport,
@@ -36,6 +34,30 @@ import {
   type ReplicaRange,
   resolveLimits,
 } from "./plan.ts";
+import { HOME_WHERE } from "./sqlite-home.ts";
+import {
+  closeDatabase,
+  configure,
+  lockDirectory,
+  openSchema,
+  quickCheck,
+  recoverJournal,
+} from "./sqlite-schema.ts";
+import {
+  CTR_CHECKPOINTED,
+  CTR_DONE,
+  CTR_FAILED_ID,
+  CTRL_BUFFER_BYTES,
+  CTRL_ERROR_BYTES,
+  CTRL_OPENED,
+  type CheckpointPolicy,
+  controlViews,
+  DEFAULT_CHECKPOINT,
+  ERROR_TEXT_AT,
+  type WriterControl,
+  type WriterMessage,
+  type WriterReply,
+} from "./sqlite-sql.ts";
 import type {
   BootstrapRecord,
   ImportedReplica,
@@ -50,48 +72,34 @@ import type {
   Tombstone,
 } from "./types.ts";
 
+export { LOGDB_LOCK_FILE_NAME } from "./sqlite-schema.ts";
+
 export interface SqliteLogDBOptions extends LogDBLimits {
   /** The NodeHost data directory; the database is `<dir>/logdb.sqlite`. */
   dir: string;
   identity: NodeHostIdentity;
   /** Run `PRAGMA quick_check` when opening an existing database (default true). */
   checkAtOpen?: boolean;
+  /** When the writer moves the journal into the per-replica tables (tests; default DEFAULT_CHECKPOINT). */
+  checkpoint?: Partial<CheckpointPolicy>;
 }
 
 export const LOGDB_FILE_NAME = "logdb.sqlite";
-/** Held with an exclusive lock while a process has the data directory open. */
-export const LOGDB_LOCK_FILE_NAME = "logdb.lock";
 /** How long a synchronous write waits for the writer to finish the queued batches. */
 const DRAIN_TIMEOUT_MS = 60_000;
 /** How long opening waits for the writer Worker to open its connection. */
 const WRITER_OPEN_TIMEOUT_MS = 30_000;
+/** How long close waits for the writer's last checkpoint. */
+const WRITER_CLOSE_TIMEOUT_MS = 30_000;
 
 /**
  * Opens (creating when absent) the log database of a NodeHost data directory.
- * @example const db = openSqliteLogDB({ dir: "./data", identity: { raftAddress: "h1:7001", deploymentId: 1, formatVersion: 1 } });
- * @throws LogDBIdentityError, LogDBCorruptError, Error when another process holds it.
+ * @example const db = openSqliteLogDB({ dir: "./data", identity: { raftAddress: "h1:7001", deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION } });
+ * @throws LogDBIdentityError, LogDBCorruptError, LogDBLockedError when another process holds it.
  */
 export function openSqliteLogDB(opts: SqliteLogDBOptions): SqliteLogDB {
   return new SqliteLogDB(opts);
 }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS identity (id INTEGER PRIMARY KEY CHECK (id = 1), raft_address TEXT NOT NULL,
-  deployment_id INTEGER NOT NULL, format_version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
-  term INTEGER NOT NULL, type INTEGER NOT NULL, ekey INTEGER NOT NULL, client INTEGER NOT NULL,
-  series INTEGER NOT NULL, responded INTEGER NOT NULL, cmd BLOB NOT NULL,
-  proposer INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (shard, replica, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS state (shard INTEGER NOT NULL, replica INTEGER NOT NULL, term INTEGER NOT NULL,
-  vote INTEGER NOT NULL, commit_index INTEGER NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS snapshots (shard INTEGER NOT NULL, replica INTEGER NOT NULL, idx INTEGER NOT NULL,
-  term INTEGER NOT NULL, meta BLOB NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bootstrap (shard INTEGER NOT NULL, replica INTEGER NOT NULL, record TEXT NOT NULL,
-  PRIMARY KEY (shard, replica)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tombstones (shard INTEGER NOT NULL, replica INTEGER NOT NULL,
-  removed_at_ms INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (shard, replica)) WITHOUT ROWID;
-`;
 
 const CORRUPT_CODES = new Set([
   "SQLITE_CORRUPT",
@@ -102,31 +110,48 @@ const CORRUPT_CODES = new Set([
 
 type EntryRow = [number, number, number, number, number, number, number, Uint8Array, number, number];
 
+const keyOf = (shardId: number, replicaId: number) => `${shardId}:${replicaId}`;
+
 /**
- * The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL. Two connections: the
- * engine thread's reads (and its rare synchronous writes, after the queue drained), and a
- * writer Worker (sqlite-writer.ts) that commits the saveUpdatesAsync batches, so the fsync
- * never blocks the engine thread. A separate lock file keeps a second process out.
+ * The LogDB on one bun:sqlite database in WAL mode with synchronous=FULL (docs/durability.md).
+ * Every write is a journal record (journal.ts) that the writer Worker (sqlite-writer.ts)
+ * appends to one table in batch order, one transaction and one fsync each, so a commit writes
+ * the journal's last page however many replicas it touches; now and then the writer moves the
+ * journal into the per-replica tables in one transaction. This thread keeps what it handed to
+ * the writer and the tables do not hold yet (overlay.ts) and reads through it, so reads never
+ * wait for the writer. A separate lock file keeps a second process out.
  */
 export class SqliteLogDB implements LogDB {
   readonly path: string;
+  /** The format this database had before opening migrated it, or null (tests, logs). */
+  readonly migratedFrom: number | null;
+  /** Journal records a previous process left, moved into the tables at open. */
+  readonly recoveredRecords: number;
   private readonly db: Database;
   private readonly lockDb: Database;
   private writer: Worker | null = null;
-  private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_BUFFER_BYTES));
-  /** Id of the last batch handed to the writer; done callbacks by id. */
+  private readonly ctrlBuffer = new SharedArrayBuffer(CTRL_BUFFER_BYTES);
+  private readonly ctrl: WriterControl = controlViews(this.ctrlBuffer);
+  /** Id of the last message handed to the writer (= journal seq of its record); done callbacks by id. */
   private submitted = 0;
   private readonly pending = new Map<number, SaveDone>();
-  /** The writer failed in a way that leaves it unusable (it died, or a drain timed out). */
+  /** The writer failed: every later write throws this (fail-stop). */
   private writerBroken: Error | null = null;
   private readonly limits: Required<LogDBLimits>;
-  /** Stored range per replica, loaded on first use; one per replica with data (removed with it). */
+  private readonly policy: CheckpointPolicy;
+  /** Stored range per replica as the writes handed over leave it; loaded from the tables on first use. */
   private readonly ranges = new Map<string, ReplicaRange>();
+  private readonly overlay = new Overlay();
+  /** Last journal seq the overlay forgot because the tables hold it. */
+  private absorbed = 0;
+  /** Writes that need not be durable on their own (compactions): they go with the next record. */
+  private deferred: CompactOp[] = [];
   private closed = false;
-  private readonly s: ReturnType<typeof prepareAll>;
+  private readonly s: ReturnType<typeof prepareReads>;
 
   constructor(opts: SqliteLogDBOptions) {
     this.limits = resolveLimits(opts);
+    this.policy = { ...DEFAULT_CHECKPOINT, ...opts.checkpoint };
     // Durable: a new directory's name must survive a power loss with the votes written into it.
     mkdirDurable(nodeFileSystem, opts.dir);
     this.path = join(opts.dir, LOGDB_FILE_NAME);
@@ -134,14 +159,13 @@ export class SqliteLogDB implements LogDB {
     let db: Database | null = null;
     this.lockDb = lockDirectory(opts.dir);
     try {
-      db = new Database(this.path, { create: true });
+      db = new SqliteDatabase(this.path, { create: true });
       this.db = db;
-      this.configure(db);
-      if (existed && opts.checkAtOpen !== false) this.quickCheck(db);
-      db.exec(SCHEMA);
-      addRequestTagColumns(db);
-      this.s = prepareAll(db);
-      this.checkIdentity(opts.dir, opts.identity);
+      configure(db, this.path);
+      if (existed && opts.checkAtOpen !== false) quickCheck(db, this.path);
+      this.migratedFrom = openSchema(db, opts.dir, opts.identity);
+      this.recoveredRecords = recoverJournal(db, this.path);
+      this.s = prepareReads(db);
       this.writer = this.startWriter();
     } catch (error) {
       if (db !== null) closeDatabase(db);
@@ -155,15 +179,17 @@ export class SqliteLogDB implements LogDB {
     w.onmessage = (event: MessageEvent<WriterReply>) => this.onWriterReply(event.data);
     w.onerror = (event) =>
       this.onWriterDied(new Error(`log writer of ${this.path} failed: ${event.message}`));
-    w.postMessage({ kind: "open", path: this.path, ctrl: this.ctrl } satisfies WriterMessage);
-    const result = Atomics.wait(this.ctrl, CTRL_OPENED, 0, WRITER_OPEN_TIMEOUT_MS);
-    const opened = Atomics.load(this.ctrl, CTRL_OPENED);
-    if (opened !== 1) {
+    w.postMessage({
+      kind: "open",
+      path: this.path,
+      ctrl: this.ctrlBuffer,
+      checkpoint: this.policy,
+    } satisfies WriterMessage);
+    const result = Atomics.wait(this.ctrl.flags, CTRL_OPENED, 0, WRITER_OPEN_TIMEOUT_MS);
+    if (Atomics.load(this.ctrl.flags, CTRL_OPENED) !== 1) {
       w.terminate();
-      const length = Atomics.load(this.ctrl, CTRL_ERROR_BYTES);
-      const text = new TextDecoder().decode(new Uint8Array(this.ctrl.buffer, ERROR_TEXT_AT, length).slice());
       throw new Error(
-        `log writer of ${this.path} could not open the database: ${result === "timed-out" ? "no answer within 30 s" : text}`,
+        `log writer of ${this.path} could not open the database: ${result === "timed-out" ? "no answer within 30 s" : this.writerError().message}`,
       );
     }
     // The engine's own timers keep the process alive; a forgotten close must not.
@@ -171,79 +197,75 @@ export class SqliteLogDB implements LogDB {
     return w;
   }
 
+  /** The writer's error from the control buffer (JSON { message, code }; cut to the buffer). */
+  private writerError(): Error {
+    const length = Atomics.load(this.ctrl.flags, CTRL_ERROR_BYTES);
+    const text = new TextDecoder().decode(new Uint8Array(this.ctrlBuffer, ERROR_TEXT_AT, length).slice());
+    try {
+      const e = JSON.parse(text) as { message: string; code?: string };
+      return Object.assign(new Error(e.message), { code: e.code });
+    } catch {
+      return new Error(text);
+    }
+  }
+
   private onWriterReply(reply: WriterReply): void {
     const done = this.pending.get(reply.id);
+    if (reply.error !== null)
+      this.broken(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
     if (done === undefined) return;
     this.pending.delete(reply.id);
-    if (reply.error === null) {
-      done(null);
-      return;
-    }
-    // The ranges planned for queued batches assumed success: read them again when next needed.
-    this.ranges.clear();
-    const error = Object.assign(new Error(reply.error.message), { code: reply.error.code });
-    done(this.wrap(error) as Error);
+    done(reply.error === null ? null : (this.writerBroken as Error));
+  }
+
+  private broken(error: Error): Error {
+    this.writerBroken ??= this.wrap(error) as Error;
+    return this.writerBroken;
   }
 
   private onWriterDied(error: Error): void {
-    this.writerBroken ??= error;
-    this.ranges.clear();
+    this.broken(error);
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const done of pending) done(error);
   }
 
-  /** Waits until the writer has finished every batch handed to it (synchronous writes call it). */
-  private drain(): void {
+  /** Throws when the writer failed: nothing more is written (docs/durability.md). */
+  private checkWriter(): void {
+    if (this.writerBroken !== null) throw this.writerBroken;
+    const failedId = Number(Atomics.load(this.ctrl.counters, CTR_FAILED_ID));
+    if (failedId !== 0) throw this.broken(this.writerError());
+  }
+
+  /** Waits until the writer has finished message id (every earlier one too); throws when it failed. */
+  private waitFor(id: number): void {
     const deadline = performance.now() + DRAIN_TIMEOUT_MS;
     for (;;) {
+      const failedId = Number(Atomics.load(this.ctrl.counters, CTR_FAILED_ID));
+      if (failedId !== 0 && failedId <= id) throw this.broken(this.writerError());
       if (this.writerBroken !== null) throw this.writerBroken;
-      const done = Atomics.load(this.ctrl, CTRL_DONE);
-      if (done >= this.submitted) return;
+      const done = Atomics.load(this.ctrl.counters, CTR_DONE);
+      if (Number(done) >= id) return;
       const leftMs = deadline - performance.now();
       if (leftMs <= 0) {
-        this.writerBroken = new Error(`log writer of ${this.path} did not finish its batches within 60 s`);
-        throw this.writerBroken;
+        throw this.broken(new Error(`log writer of ${this.path} did not finish its batches within 60 s`));
       }
-      Atomics.wait(this.ctrl, CTRL_DONE, done, Math.min(leftMs, 1000));
+      Atomics.wait(this.ctrl.counters, CTR_DONE, done, Math.min(leftMs, 1000));
     }
   }
 
-  private configure(db: Database): void {
-    // The writer Worker's commits and this thread's reads meet in WAL mode; a reader waits at
-    // most this long for a lock (only a checkpoint or a synchronous write can hold one).
-    db.exec("PRAGMA busy_timeout=10000");
-    // 8 KiB pages keep 1 KiB entries inside their B-tree cell (3.5× faster than 4 KiB
-    // pages in scripts/bench/logdb.ts); only takes effect when the file is created.
-    db.exec("PRAGMA page_size=8192");
-    const mode = db.query("PRAGMA journal_mode=WAL").values()[0]?.[0];
-    if (mode !== "wal")
-      throw new Error(`log database ${this.path} could not switch to WAL mode (got ${String(mode)})`);
-    db.exec("PRAGMA synchronous=FULL");
+  /** Hands deferred writes over on their own and waits for everything handed over. */
+  private drain(): void {
+    if (this.deferred.length > 0) this.submit([]);
+    this.waitFor(this.submitted);
   }
 
-  private quickCheck(db: Database): void {
-    const rows = db.query("PRAGMA quick_check(5)").values();
-    const result = rows.map((r) => String(r[0])).join("; ");
-    if (result !== "ok") throw new LogDBCorruptError(this.path, result);
-  }
-
-  private checkIdentity(dir: string, identity: NodeHostIdentity): void {
-    const row = this.db
-      .query("SELECT raft_address, deployment_id, format_version FROM identity WHERE id = 1")
-      .values()[0];
-    if (row === undefined) {
-      this.db
-        .query("INSERT INTO identity (id, raft_address, deployment_id, format_version) VALUES (1, ?, ?, ?)")
-        .run(identity.raftAddress, identity.deploymentId, identity.formatVersion);
-      return;
-    }
-    const stored: StoredIdentity = {
-      raftAddress: String(row[0]),
-      deploymentId: Number(row[1]),
-      formatVersion: Number(row[2]),
-    };
-    checkIdentity(dir, stored, identity);
+  /** Forgets overlay records the writer has moved into the tables. */
+  private absorb(): void {
+    const seq = Number(Atomics.load(this.ctrl.counters, CTR_CHECKPOINTED));
+    if (seq <= this.absorbed) return;
+    this.overlay.dropThrough(seq);
+    this.absorbed = seq;
   }
 
   /** Maps SQLite's corruption codes to LogDBCorruptError; other errors pass unchanged. */
@@ -257,12 +279,14 @@ export class SqliteLogDB implements LogDB {
 
   private open(operation: string): void {
     if (this.closed) throw new LogDBClosedError(operation);
+    this.absorb();
   }
 
   private range(shardId: number, replicaId: number): ReplicaRange {
-    const k = `${shardId}:${replicaId}`;
+    const k = keyOf(shardId, replicaId);
     let r = this.ranges.get(k);
     if (r === undefined) {
+      // Nothing of this replica was handed to the writer since open: the tables hold it all.
       const snap = this.s.snapshotPoint.values(shardId, replicaId)[0];
       const first = this.s.firstIdx.values(shardId, replicaId)[0];
       const last = this.s.lastIdx.values(shardId, replicaId)[0];
@@ -277,52 +301,106 @@ export class SqliteLogDB implements LogDB {
     return r;
   }
 
+  /**
+   * Encodes ops (after the deferred ones) into one journal record, hands it to the writer and
+   * applies ops to the overlay. Returns the record's id. Nothing changes when encoding throws.
+   */
+  private submit(ops: readonly JournalOp[], done?: SaveDone): number {
+    const all: JournalOp[] = this.deferred.length > 0 ? [...this.deferred, ...ops] : (ops as JournalOp[]);
+    const record = encodeRecord(all);
+    this.deferred = [];
+    const id = ++this.submitted;
+    if (done !== undefined) this.pending.set(id, done);
+    (this.writer as Worker).postMessage({ kind: "batch", id, record: record.bytes } satisfies WriterMessage);
+    let cmd = 0;
+    for (const op of ops) cmd = this.applyToOverlay(op, id, record.bytes, record.cmdAt, cmd);
+    return id;
+  }
+
+  /** What op changes in the overlay; its entries are views of the record (no copy of the caller's). */
+  private applyToOverlay(
+    op: JournalOp,
+    seq: number,
+    bytes: Uint8Array,
+    cmdAt: number[],
+    cmd: number,
+  ): number {
+    const k = keyOf(op.shard, op.replica);
+    const o = this.overlay;
+    switch (op.kind) {
+      case OpKind.update: {
+        if (op.state !== null) o.setState(k, { ...op.state }, seq);
+        if (op.snapshot !== null) {
+          if (op.snapshot.resetEntries) o.truncate(k, 0);
+          o.setSnapshot(k, decodeSnapshotMeta(op.snapshot.meta), seq);
+        }
+        if (op.truncateFrom > 0) o.truncate(k, op.truncateFrom);
+        const views: Entry[] = [];
+        for (const e of op.entries) {
+          const at = cmdAt[cmd++] as number;
+          views.push(copyEntry(e, bytes.subarray(at, at + e.cmd.byteLength)));
+        }
+        o.append(k, views, seq);
+        break;
+      }
+      case OpKind.bootstrap:
+        o.setBootstrap(k, op.record, seq);
+        break;
+      case OpKind.compact:
+        o.compact(k, op.index);
+        break;
+      case OpKind.remove:
+        o.clear(k, seq);
+        if (op.tombstone !== null) o.setTombstone(k, { ...op.tombstone }, seq);
+        break;
+      case OpKind.import:
+        o.clear(k, seq);
+        o.setState(k, { ...op.state }, seq);
+        o.setSnapshot(k, decodeSnapshotMeta(op.snapshot.meta), seq);
+        o.setBootstrap(k, op.bootstrap, seq);
+        break;
+    }
+    return cmd;
+  }
+
   saveUpdates(updates: readonly ReplicaUpdate[]): void {
     this.open("saveUpdates");
     checkBatch(updates, this.limits);
     if (updates.length === 0) return;
-    this.drain();
-    const next = new Map<string, ReplicaRange>();
-    this.s.begin.run();
-    try {
-      for (const u of updates) this.saveOne(u, next);
-      this.s.commit.run();
-    } catch (error) {
-      // SQLite already rolled back after some errors (I/O, disk full); a second rollback would mask the cause.
-      if (this.db.inTransaction) this.s.rollback.run();
-      throw this.wrap(error);
-    }
-    // Only a committed transaction changes the cached ranges.
-    for (const [k, r] of next) this.ranges.set(k, r);
+    this.checkWriter();
+    this.waitFor(this.saveBatch(updates));
   }
 
   saveUpdatesAsync(updates: readonly ReplicaUpdate[], done: SaveDone): void {
     this.open("saveUpdatesAsync");
     checkBatch(updates, this.limits);
-    if (this.writerBroken !== null) throw this.writerBroken;
-    // A snapshot's plan reads the term stored at its index: let earlier batches land first.
-    if (updates.some((u) => u.snapshot !== null)) this.drain();
-    const next = new Map<string, ReplicaRange>();
-    const ops: WriterOp[] = updates.map((u) => this.planOp(u, next));
-    // Planned ranges count from now: later batches are planned on top of this one.
-    for (const [k, r] of next) this.ranges.set(k, r);
-    const id = ++this.submitted;
-    this.pending.set(id, done);
-    (this.writer as Worker).postMessage({ kind: "batch", id, ops } satisfies WriterMessage);
+    this.checkWriter();
+    this.saveBatch(updates, done);
   }
 
-  private planOp(u: ReplicaUpdate, next: Map<string, ReplicaRange>): WriterOp {
+  /** Plans every update (nothing changes when one is refused), then hands the batch over. */
+  private saveBatch(updates: readonly ReplicaUpdate[], done?: SaveDone): number {
+    const next = new Map<string, ReplicaRange>();
+    const ops = updates.map((_, i) => this.planOp(updates, i, next));
+    const id = this.submit(ops, done);
+    // Planned ranges count from now: later batches are planned on top of this one.
+    for (const [k, r] of next) this.ranges.set(k, r);
+    return id;
+  }
+
+  private planOp(updates: readonly ReplicaUpdate[], i: number, next: Map<string, ReplicaRange>): UpdateOp {
+    const u = updates[i] as ReplicaUpdate;
     const shard = u.shardId;
     const replica = u.replicaId;
-    const k = `${shard}:${replica}`;
-    const plan = planUpdate(u, next.get(k) ?? this.range(shard, replica), (index) =>
-      this.entryTerm(shard, replica, index),
-    );
+    const k = keyOf(shard, replica);
+    const range = next.get(k) ?? this.range(shard, replica);
+    const plan = planUpdate(u, range, (index) => this.plannedTerm(updates, i, range, index));
     next.set(k, plan.next);
     return {
+      kind: OpKind.update,
       shard,
       replica,
-      state: u.state === null ? null : [u.state.term, u.state.vote, u.state.commit],
+      state: u.state === null ? null : { term: u.state.term, vote: u.state.vote, commit: u.state.commit },
       snapshot:
         u.snapshot === null
           ? null
@@ -333,61 +411,75 @@ export class SqliteLogDB implements LogDB {
               resetEntries: plan.resetEntries,
             },
       truncateFrom: plan.truncateFrom,
-      entries: u.entries.map((e) => [
-        e.index,
-        e.term,
-        e.type,
-        e.key,
-        e.clientId,
-        e.seriesId,
-        e.respondedTo,
-        e.cmd,
-        e.proposerId,
-        e.proposerEpoch,
-      ]),
+      entries: u.entries,
     };
   }
 
-  private saveOne(u: ReplicaUpdate, next: Map<string, ReplicaRange>): void {
-    const shard = u.shardId;
-    const replica = u.replicaId;
-    const k = `${shard}:${replica}`;
-    const range = next.get(k) ?? this.range(shard, replica);
-    const plan = planUpdate(u, range, (index) => this.entryTerm(shard, replica, index));
-    const s = this.s;
-    if (u.state !== null) s.upsertState.run(shard, replica, u.state.term, u.state.vote, u.state.commit);
-    if (u.snapshot !== null) {
-      if (plan.resetEntries) s.deleteAll.run(shard, replica);
-      s.upsertSnapshot.run(shard, replica, u.snapshot.index, u.snapshot.term, encodeSnapshotMeta(u.snapshot));
+  /**
+   * The term at index as update i of a batch finds the log: written by an earlier update of
+   * the same batch, else stored (range: the replica's range before update i).
+   */
+  private plannedTerm(updates: readonly ReplicaUpdate[], i: number, range: ReplicaRange, index: number) {
+    const u = updates[i] as ReplicaUpdate;
+    for (let j = i - 1; j >= 0; j--) {
+      const p = updates[j] as ReplicaUpdate;
+      if (p.shardId !== u.shardId || p.replicaId !== u.replicaId) continue;
+      const head = p.entries[0];
+      if (head !== undefined && index >= head.index && index < head.index + p.entries.length)
+        return (p.entries[index - head.index] as Entry).term;
+      if (p.snapshot !== null) break; // what came before it is judged by `range`
     }
-    if (plan.truncateFrom > 0) s.deleteFrom.run(shard, replica, plan.truncateFrom);
-    const insert = s.insertEntry;
-    const entries = u.entries;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i] as Entry;
-      insert.run(
-        shard,
-        replica,
-        e.index,
-        e.term,
-        e.type,
-        e.key,
-        e.clientId,
-        e.seriesId,
-        e.respondedTo,
-        e.cmd,
-        e.proposerId,
-        e.proposerEpoch,
-      );
-    }
-    next.set(k, plan.next);
+    return this.storedTerm(u.shardId, u.replicaId, range, index);
+  }
+
+  /** The term of a stored entry (overlay first, then the table), or undefined outside range. */
+  private storedTerm(
+    shardId: number,
+    replicaId: number,
+    range: ReplicaRange,
+    index: number,
+  ): number | undefined {
+    if (range.entryLast === 0 || index < range.entryFirst || index > range.entryLast) return undefined;
+    const pending = this.overlay.term(keyOf(shardId, replicaId), index);
+    if (pending !== undefined) return pending;
+    const row = this.s.term.values(shardId, replicaId, index)[0];
+    return row === undefined ? undefined : Number(row[0]);
   }
 
   entries(key: ReplicaKey, low: number, high: number, maxSizeBytes: number): Entry[] {
     this.open("entries");
     const out: Entry[] = [];
+    const range = this.range(key.shardId, key.replicaId);
+    if (range.entryLast === 0 || low < range.entryFirst || low > range.entryLast) return out;
+    high = Math.min(high, range.entryLast + 1);
     if (low >= high) return out;
-    let sizeBytes = 0;
+    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId));
+    const pendingFirst = pending !== undefined && pending.entries.length > 0 ? pending.first : high;
+    const budget = { sizeBytes: 0 };
+    if (
+      low < pendingFirst &&
+      !this.tableEntries(key, low, Math.min(high, pendingFirst), maxSizeBytes, out, budget)
+    )
+      return out;
+    if (pending === undefined) return out;
+    for (let i = Math.max(low, pendingFirst); i < high; i++) {
+      const e = pending.entries[i - pending.first] as Entry;
+      budget.sizeBytes += entrySizeBytes(e);
+      if (out.length > 0 && budget.sizeBytes > maxSizeBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Appends table entries in [low, high) to out within the size budget; false when it stopped early. */
+  private tableEntries(
+    key: ReplicaKey,
+    low: number,
+    high: number,
+    maxSizeBytes: number,
+    out: Entry[],
+    budget: { sizeBytes: number },
+  ): boolean {
     let expected = low;
     // Every entry counts at least ENTRY_HEADER_BYTES, so no more than this many can fit.
     const rowLimit = Math.min(high - low, Math.floor(Math.max(0, maxSizeBytes) / ENTRY_HEADER_BYTES) + 1);
@@ -400,7 +492,7 @@ export class SqliteLogDB implements LogDB {
         rowLimit,
       ) as unknown as EntryRow[];
       for (const row of rows) {
-        if (row[0] !== expected) break;
+        if (row[0] !== expected) return false;
         const e: Entry = {
           term: row[1],
           index: row[0],
@@ -413,46 +505,51 @@ export class SqliteLogDB implements LogDB {
           proposerId: row[8],
           proposerEpoch: row[9],
         };
-        sizeBytes += entrySizeBytes(e);
-        if (out.length > 0 && sizeBytes > maxSizeBytes) break;
+        budget.sizeBytes += entrySizeBytes(e);
+        if (out.length > 0 && budget.sizeBytes > maxSizeBytes) return false;
         out.push(e);
         expected++;
       }
     } catch (error) {
       throw this.wrap(error);
     }
-    return out;
-  }
-
-  private entryTerm(shardId: number, replicaId: number, index: number): number | undefined {
-    const row = this.s.term.values(shardId, replicaId, index)[0];
-    return row === undefined ? undefined : Number(row[0]);
+    return expected === high;
   }
 
   term(key: ReplicaKey, index: number): number | undefined {
     this.open("term");
-    const t = this.entryTerm(key.shardId, key.replicaId, index);
-    if (t !== undefined) return t;
     const range = this.range(key.shardId, key.replicaId);
+    const t = this.storedTerm(key.shardId, key.replicaId, range, index);
+    if (t !== undefined) return t;
     return index === range.snapshotIndex && index > 0 ? range.snapshotTerm : undefined;
   }
 
   readLogState(key: ReplicaKey): ReplicaLogState {
     this.open("readLogState");
     checkKey(key, "readLogState");
-    // A replica starts from it: batches handed to the writer count (a replica stopped with
-    // one in flight and started again must see it).
-    this.drain();
+    // Batches handed to the writer count (a replica stopped with one in flight and started
+    // again must see it): they are in the overlay, and anything the replica then promises is
+    // written after them.
+    const k = keyOf(key.shardId, key.replicaId);
+    const pending = this.overlay.get(k);
     try {
       const range = this.range(key.shardId, key.replicaId);
-      const st = this.s.state.values(key.shardId, key.replicaId)[0];
-      const state: State =
-        st === undefined
-          ? { ...EMPTY_STATE }
-          : { term: Number(st[0]), vote: Number(st[1]), commit: Number(st[2]) };
-      const snapRow = this.s.snapshotMeta.values(key.shardId, key.replicaId)[0];
-      const snapshot: SnapshotMeta | null =
-        snapRow === undefined ? null : decodeSnapshotMeta(snapRow[0] as Uint8Array);
+      let state: State;
+      if (pending?.state !== undefined) state = { ...(pending.state.value ?? EMPTY_STATE) };
+      else {
+        const st = this.s.state.values(key.shardId, key.replicaId)[0];
+        state =
+          st === undefined
+            ? { ...EMPTY_STATE }
+            : { term: Number(st[0]), vote: Number(st[1]), commit: Number(st[2]) };
+      }
+      let snapshot: SnapshotMeta | null;
+      if (pending?.snapshot !== undefined)
+        snapshot = pending.snapshot.value && copySnapshotMeta(pending.snapshot.value);
+      else {
+        const row = this.s.snapshotMeta.values(key.shardId, key.replicaId)[0];
+        snapshot = row === undefined ? null : decodeSnapshotMeta(row[0] as Uint8Array);
+      }
       return logStateOf(range, state, snapshot);
     } catch (error) {
       throw this.wrap(error);
@@ -462,16 +559,28 @@ export class SqliteLogDB implements LogDB {
   saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void {
     this.open("saveBootstrap");
     checkKey(key, "saveBootstrap");
-    this.drain();
-    this.s.upsertBootstrap.run(key.shardId, key.replicaId, encodeBootstrap(record));
+    this.checkWriter();
+    const op: JournalOp = {
+      kind: OpKind.bootstrap,
+      shard: key.shardId,
+      replica: key.replicaId,
+      record: encodeBootstrap(record),
+    };
+    this.waitFor(this.submit([op]));
   }
 
   getBootstrap(key: ReplicaKey): BootstrapRecord | null {
     this.open("getBootstrap");
-    const row = this.s.bootstrap.values(key.shardId, key.replicaId)[0];
-    if (row === undefined) return null;
+    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId))?.bootstrap;
+    let text: string | null;
+    if (pending !== undefined) text = pending.value;
+    else {
+      const row = this.s.bootstrap.values(key.shardId, key.replicaId)[0];
+      text = row === undefined ? null : String(row[0]);
+    }
+    if (text === null) return null;
     try {
-      return decodeBootstrap(String(row[0]), `shard ${key.shardId} replica ${key.replicaId}`);
+      return decodeBootstrap(text, `shard ${key.shardId} replica ${key.replicaId}`);
     } catch (error) {
       throw new LogDBCorruptError(this.path, (error as Error).message);
     }
@@ -479,77 +588,116 @@ export class SqliteLogDB implements LogDB {
 
   listReplicas(): ReplicaKey[] {
     this.open("listReplicas");
-    return this.s.listReplicas.values().map((r) => ({ shardId: Number(r[0]), replicaId: Number(r[1]) }));
+    const listed = new Map<string, ReplicaKey>();
+    for (const r of this.s.listReplicas.values()) {
+      const key = { shardId: Number(r[0]), replicaId: Number(r[1]) };
+      listed.set(keyOf(key.shardId, key.replicaId), key);
+    }
+    for (const k of this.overlay.keys()) {
+      const p = this.overlay.get(k);
+      if (p === undefined) continue;
+      const fields = [p.state, p.snapshot, p.bootstrap];
+      // Only a removal writes null: it voids all three, so the tables' rows do not count.
+      if (fields.some((f) => f !== undefined && f.value !== null)) {
+        const [shardId, replicaId] = k.split(":").map(Number) as [number, number];
+        listed.set(k, { shardId, replicaId });
+      } else if (fields.some((f) => f !== undefined)) listed.delete(k);
+    }
+    return [...listed.values()].sort((a, b) => a.shardId - b.shardId || a.replicaId - b.replicaId);
   }
 
   removeReplica(key: ReplicaKey, tombstone?: Tombstone): void {
     this.open("removeReplica");
-    this.drain();
     checkKey(key, "removeReplica");
-    try {
-      this.db.transaction(() => {
-        for (const st of this.s.removeAll) st.run(key.shardId, key.replicaId);
-        if (tombstone !== undefined) {
-          this.s.upsertTombstone.run(key.shardId, key.replicaId, tombstone.removedAtMs, tombstone.reason);
-        }
-      })();
-    } catch (error) {
-      throw this.wrap(error);
-    }
-    this.ranges.delete(`${key.shardId}:${key.replicaId}`);
+    this.checkWriter();
+    const op: JournalOp = {
+      kind: OpKind.remove,
+      shard: key.shardId,
+      replica: key.replicaId,
+      tombstone:
+        tombstone === undefined ? null : { removedAtMs: tombstone.removedAtMs, reason: tombstone.reason },
+    };
+    const id = this.submit([op]);
+    this.ranges.set(keyOf(key.shardId, key.replicaId), EMPTY_RANGE);
+    this.waitFor(id);
   }
 
   getTombstone(key: ReplicaKey): Tombstone | null {
     this.open("getTombstone");
+    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId))?.tombstone;
+    if (pending !== undefined) return { ...pending.value };
     const row = this.s.tombstone.values(key.shardId, key.replicaId)[0];
     return row === undefined ? null : { removedAtMs: Number(row[0]), reason: String(row[1]) };
   }
 
+  /**
+   * Written with the next write (not waited for): a crash before it only keeps entries a
+   * snapshot already covers, and the snapshot's metadata was written before it.
+   */
   compact(key: ReplicaKey, index: number): void {
     this.open("compact");
     checkKey(key, "compact");
-    this.drain();
+    this.checkWriter();
+    const k = keyOf(key.shardId, key.replicaId);
     const next = planCompact(key, this.range(key.shardId, key.replicaId), index);
-    this.s.deleteTo.run(key.shardId, key.replicaId, index);
-    this.ranges.set(`${key.shardId}:${key.replicaId}`, next);
+    const op: CompactOp = { kind: OpKind.compact, shard: key.shardId, replica: key.replicaId, index };
+    encodeRecord([op]); // checks what the record will hold before anything changes
+    this.ranges.set(k, next);
+    this.overlay.compact(k, index);
+    this.deferred.push(op);
   }
 
   importSnapshot(key: ReplicaKey, record: ImportedReplica): void {
     this.open("importSnapshot");
-    this.drain();
+    this.checkWriter();
     const next = planImport(key, record);
-    const { shardId, replicaId } = key;
     const { state, snapshot } = record;
-    const s = this.s;
-    try {
-      this.db.transaction(() => {
-        for (const st of s.removeAll) st.run(shardId, replicaId);
-        s.upsertSnapshot.run(shardId, replicaId, snapshot.index, snapshot.term, encodeSnapshotMeta(snapshot));
-        s.upsertState.run(shardId, replicaId, state.term, state.vote, state.commit);
-        s.upsertBootstrap.run(shardId, replicaId, encodeBootstrap(record.bootstrap));
-      })();
-    } catch (error) {
-      throw this.wrap(error);
-    }
-    this.ranges.set(`${shardId}:${replicaId}`, next);
+    const op: JournalOp = {
+      kind: OpKind.import,
+      shard: key.shardId,
+      replica: key.replicaId,
+      bootstrap: encodeBootstrap(record.bootstrap),
+      state: { term: state.term, vote: state.vote, commit: state.commit },
+      snapshot: { index: snapshot.index, term: snapshot.term, meta: encodeSnapshotMeta(snapshot) },
+    };
+    const id = this.submit([op]);
+    this.ranges.set(keyOf(key.shardId, key.replicaId), next);
+    this.waitFor(id);
   }
 
   logUsage(key: ReplicaKey): LogUsage {
     this.open("logUsage");
-    const row = this.s.usage.values(key.shardId, key.replicaId)[0];
-    const entryCount = Number(row?.[0] ?? 0);
-    return { entryCount, sizeBytes: Number(row?.[1] ?? 0) + entryCount * ENTRY_HEADER_BYTES };
+    const range = this.range(key.shardId, key.replicaId);
+    if (range.entryLast === 0) return { entryCount: 0, sizeBytes: 0 };
+    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId));
+    const pendingFirst =
+      pending !== undefined && pending.entries.length > 0 ? pending.first : range.entryLast + 1;
+    const row = this.s.usage.values(key.shardId, key.replicaId, range.entryFirst, pendingFirst - 1)[0];
+    let entryCount = Number(row?.[0] ?? 0);
+    let sizeBytes = Number(row?.[1] ?? 0) + entryCount * ENTRY_HEADER_BYTES;
+    for (const e of pending?.entries ?? []) {
+      entryCount++;
+      sizeBytes += entrySizeBytes(e);
+    }
+    return { entryCount, sizeBytes };
   }
 
   /**
-   * Checkpoints the WAL into the database and truncates it (the WAL holds every page written
-   * since the last checkpoint, so after a burst of writes it is often the larger file), then,
-   * when the database was created with auto_vacuum=INCREMENTAL, returns its free pages to
-   * the file system. Pages freed by compactions are otherwise reused for new entries.
+   * Moves the journal into the per-replica tables, checkpoints the WAL into the database and
+   * truncates it (the WAL holds every page written since the last checkpoint, so after a burst
+   * of writes it is often the larger file), then, when the database was created with
+   * auto_vacuum=INCREMENTAL, returns its free pages to the file system. Pages freed by
+   * compactions are otherwise reused for new entries.
    */
   reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number } {
     this.open("reclaimSpace");
+    this.checkWriter();
     this.drain();
+    // The journal first: moving it may grow the tables before anything is handed back.
+    const id = ++this.submitted;
+    (this.writer as Worker).postMessage({ kind: "checkpoint", id } satisfies WriterMessage);
+    this.waitFor(id);
+    this.absorb();
     const sizeBytesBefore = this.sizeBytes();
     try {
       this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -569,6 +717,12 @@ export class SqliteLogDB implements LogDB {
     return size(this.path) + size(`${this.path}-wal`);
   }
 
+  /** Entries handed to the writer that the per-replica tables do not hold yet (tests). */
+  get pendingEntryCount(): number {
+    this.absorb();
+    return this.overlay.entryCount;
+  }
+
   /** The durability settings in effect (journal mode, synchronous level, page size). */
   settings(): { journalMode: string; synchronous: number; pageSizeBytes: number; lockingMode: string } {
     this.open("settings");
@@ -583,8 +737,9 @@ export class SqliteLogDB implements LogDB {
   }
 
   /**
-   * Waits for the batches handed to the writer (bounded), closes both connections and releases
-   * the lock. Batches whose done has not run by then lose their done (the engine has stopped).
+   * Hands over deferred writes, waits for everything handed to the writer (bounded), lets it
+   * move the journal into the tables, closes both connections and releases the lock. Batches
+   * whose done has not run by then lose their done (the engine has stopped).
    */
   close(): void {
     if (this.closed) return;
@@ -596,9 +751,9 @@ export class SqliteLogDB implements LogDB {
     }
     const w = this.writer;
     if (w !== null && this.writerBroken === null) {
-      Atomics.store(this.ctrl, CTRL_OPENED, 0);
+      Atomics.store(this.ctrl.flags, CTRL_OPENED, 0);
       w.postMessage({ kind: "close" } satisfies WriterMessage);
-      Atomics.wait(this.ctrl, CTRL_OPENED, 0, 5000);
+      Atomics.wait(this.ctrl.flags, CTRL_OPENED, 0, WRITER_CLOSE_TIMEOUT_MS);
     }
     w?.terminate();
     this.writer = null;
@@ -606,6 +761,25 @@ export class SqliteLogDB implements LogDB {
     closeDatabase(this.db);
     closeDatabase(this.lockDb);
   }
+}
+
+/**
+ * Field by field, never `{ ...e }`: entries decoded by protobufjs keep zero-valued fields on
+ * their prototype, which a spread drops.
+ */
+function copyEntry(e: Entry, cmd: Uint8Array): Entry {
+  return {
+    term: e.term,
+    index: e.index,
+    type: e.type,
+    key: e.key,
+    clientId: e.clientId,
+    seriesId: e.seriesId,
+    respondedTo: e.respondedTo,
+    cmd,
+    proposerId: e.proposerId,
+    proposerEpoch: e.proposerEpoch,
+  };
 }
 
 /**
@@ -619,62 +793,11 @@ function writerUrl(): string {
   return new URL("./sqlite-writer.ts", import.meta.url).href;
 }
 
-/**
- * One process owns a data directory: an exclusive lock on a small database beside the log
- * makes a second opener fail fast (the log itself has two connections, so it cannot hold it).
- */
-function lockDirectory(dir: string): Database {
-  const path = join(dir, LOGDB_LOCK_FILE_NAME);
-  const lock = new Database(path, { create: true });
-  try {
-    lock.exec("PRAGMA locking_mode=EXCLUSIVE");
-    lock.exec("PRAGMA journal_mode=MEMORY"); // nothing in it to protect: no journal file beside it
-    lock.exec("CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY)");
-    lock.exec("BEGIN IMMEDIATE; INSERT OR REPLACE INTO owner (id) VALUES (1); COMMIT");
-    return lock;
-  } catch (error) {
-    closeDatabase(lock);
-    if ((error as { code?: string }).code?.startsWith("SQLITE_BUSY")) throw new LogDBLockedError(dir);
-    throw error;
-  }
-}
-
-/**
- * A database written before entries carried their request tag (proposer, epoch) gets the two
- * columns, 0 in every old row: an entry tagged 0 answers no request, and none can be pending
- * across a restart anyway. Older builds keep working on the result (they name their columns).
- */
-function addRequestTagColumns(db: Database): void {
-  const columns = new Set(
-    db
-      .query("PRAGMA table_info(entries)")
-      .values()
-      .map((r) => String(r[1])),
-  );
-  for (const name of ["proposer", "epoch"]) {
-    if (!columns.has(name)) db.exec(`ALTER TABLE entries ADD COLUMN ${name} INTEGER NOT NULL DEFAULT 0`);
-  }
-}
-
-/** Finalizes every statement first: an open statement would keep the file (and its lock) open. */
-function closeDatabase(db: Database): void {
-  db.close(true);
-}
-
-function prepareAll(db: Database) {
+/** The engine thread's statements: reads only (every write goes through the writer). */
+function prepareReads(db: Database) {
   const q = (sql: string): Statement => db.prepare(sql);
-  const where = SQL.where;
+  const where = HOME_WHERE;
   return {
-    begin: q("BEGIN"),
-    commit: q("COMMIT"),
-    rollback: q("ROLLBACK"),
-    insertEntry: q(SQL.write.insertEntry),
-    deleteFrom: q(SQL.write.deleteFrom),
-    deleteTo: q(`DELETE FROM entries ${where} AND idx <= ?`),
-    deleteAll: q(SQL.write.deleteAll),
-    upsertState: q(SQL.write.upsertState),
-    upsertSnapshot: q(SQL.write.upsertSnapshot),
-    upsertBootstrap: q("INSERT OR REPLACE INTO bootstrap (shard, replica, record) VALUES (?,?,?)"),
     entries: q(
       `SELECT idx, term, type, ekey, client, series, responded, cmd, proposer, epoch FROM entries ${where} AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?`,
     ),
@@ -684,15 +807,13 @@ function prepareAll(db: Database) {
     snapshotPoint: q(`SELECT idx, term FROM snapshots ${where}`),
     snapshotMeta: q(`SELECT meta FROM snapshots ${where}`),
     state: q(`SELECT term, vote, commit_index FROM state ${where}`),
-    upsertTombstone: q(
-      "INSERT OR REPLACE INTO tombstones (shard, replica, removed_at_ms, reason) VALUES (?,?,?,?)",
-    ),
     tombstone: q(`SELECT removed_at_ms, reason FROM tombstones ${where}`),
-    usage: q(`SELECT count(*), coalesce(sum(length(cmd)), 0) FROM entries ${where}`),
+    usage: q(
+      `SELECT count(*), coalesce(sum(length(cmd)), 0) FROM entries ${where} AND idx >= ? AND idx <= ?`,
+    ),
     bootstrap: q(`SELECT record FROM bootstrap ${where}`),
     listReplicas: q(
       "SELECT shard, replica FROM bootstrap UNION SELECT shard, replica FROM state UNION SELECT shard, replica FROM snapshots ORDER BY 1, 2",
     ),
-    removeAll: ["entries", "state", "snapshots", "bootstrap"].map((t) => q(`DELETE FROM ${t} ${where}`)),
   };
 }

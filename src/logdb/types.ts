@@ -60,8 +60,11 @@ export interface LogUsage {
   sizeBytes: number;
 }
 
-/** The on-disk format this build writes and reads. */
-export const LOGDB_FORMAT_VERSION = 1;
+/**
+ * The on-disk format this build writes and reads. 1: the per-replica tables; 2: a journal
+ * beside them (docs/durability.md, "The journal"); opening a format-1 database migrates it.
+ */
+export const LOGDB_FORMAT_VERSION = 2;
 
 /** Default bound of one entry (entrySizeBytes: payload + 128): proposals are ≤ 8 MiB. */
 export const DEFAULT_MAX_ENTRY_BYTES = 16 * 1024 * 1024;

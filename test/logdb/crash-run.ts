@@ -1,11 +1,15 @@
 import { expect } from "bun:test";
 import { join } from "node:path";
-import type { LogDB } from "../../src/logdb/types.ts";
+import { LOGDB_FORMAT_VERSION, type LogDB } from "../../src/logdb/types.ts";
 import { track } from "../support/resources.ts";
 import { cmdOf, lastOf, type ShardModel } from "./crash-model.ts";
 
 /** Shared by crash.test.ts (kill -9) and powerloss.test.ts (kill -9 plus a power loss). */
-export const CRASH_IDENTITY = { raftAddress: "crash:1", deploymentId: 1, formatVersion: 1 };
+export const CRASH_IDENTITY = {
+  raftAddress: "crash:1",
+  deploymentId: 1,
+  formatVersion: LOGDB_FORMAT_VERSION,
+};
 const CHILD = join(import.meta.dir, "crash-child.ts");
 /**
  * Wall-clock bound per kill, for the tests' limits: a child's start (bun, transpiling, opening

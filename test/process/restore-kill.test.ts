@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { nodeFileSystem } from "../../src/fs/node.ts";
 import { readSnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
+import { LOGDB_FORMAT_VERSION } from "../../src/logdb/types.ts";
 import { readPayload } from "../../src/rsm/payload.ts";
 import { ensureBinary } from "./harness.ts";
 import { Hosts, longboat } from "./lifecycle-harness.ts";
@@ -81,7 +82,7 @@ const ids = (m: { addresses: { replicaId: number }[] } | null | undefined) =>
 function view(dir: string): View {
   const db = openSqliteLogDB({
     dir,
-    identity: { raftAddress: hosts.get(1).raft, deploymentId: 1, formatVersion: 1 },
+    identity: { raftAddress: hosts.get(1).raft, deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
   });
   try {
     const key = { shardId: 1, replicaId: 1 };

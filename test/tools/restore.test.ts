@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { realEnv } from "../../src/env.ts";
 import { nodeFileSystem } from "../../src/fs/node.ts";
 import { openSqliteLogDB } from "../../src/logdb/sqlite.ts";
+import { LOGDB_FORMAT_VERSION } from "../../src/logdb/types.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { RestoreError, type RestoreOptions, restoreReplica } from "../../src/tools/restore.ts";
@@ -187,7 +188,7 @@ describe("restoreReplica", () => {
     const dir = w.dir(1);
     const before = openSqliteLogDB({
       dir,
-      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: 1 },
+      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
     });
     const shard2 = before.readLogState({ shardId: 2, replicaId: 1 });
     before.close();
@@ -195,7 +196,7 @@ describe("restoreReplica", () => {
     restoreReplica(options(file, { dataDir: dir, members }));
     const after = openSqliteLogDB({
       dir,
-      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: 1 },
+      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
     });
     try {
       expect(after.readLogState({ shardId: 2, replicaId: 1 })).toEqual(shard2);
@@ -302,7 +303,7 @@ describe("restoreReplica", () => {
     cpSync(w.dir(1), dir, { recursive: true });
     const db = openSqliteLogDB({
       dir,
-      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: 1 },
+      identity: { raftAddress: addr(1), deploymentId: 1, formatVersion: LOGDB_FORMAT_VERSION },
     });
     db.removeReplica({ shardId: 1, replicaId: 1 }, { removedAtMs: 1, reason: "moved away" });
     db.close();

@@ -1,0 +1,420 @@
+/**
+ * The journal record of the SQLite log database (docs/durability.md, "The journal"): every
+ * write of one writer transaction — entries, hard states, snapshot metadata, bootstrap
+ * records, compactions, removals — encoded as one blob, appended as one row in batch order.
+ * The engine thread encodes it; the writer Worker stores it and later applies it to the
+ * per-replica tables (sqlite-home.ts). No code runs at import: both threads import it.
+ *
+ * Layout (all integers unsigned LEB128 varints of safe integers, except the checksum; a
+ * tombstone's time is a little-endian float64, as the caller's clock may give fractions):
+ *   version (1 byte) | opCount | entryCount | op… | crc32 of everything before it (4 bytes, LE)
+ * Each op starts with its kind byte, shard and replica; see encodeOp for the rest.
+ */
+import type { Entry, EntryType, State } from "../raft/types.ts";
+import { LogDBArgumentError } from "./errors.ts";
+
+/** Version byte of a record; a record of another version is refused as corrupt. */
+export const JOURNAL_RECORD_VERSION = 1;
+
+export const OpKind = {
+  update: 1,
+  bootstrap: 2,
+  compact: 3,
+  remove: 4,
+  import: 5,
+} as const;
+
+export interface SnapshotPoint {
+  index: number;
+  term: number;
+  /** SnapshotMeta encoded as protobuf (codec.ts). */
+  meta: Uint8Array;
+}
+
+/** One replica's part of a saveUpdates batch, planned on the engine thread (plan.ts). */
+export interface UpdateOp {
+  kind: typeof OpKind.update;
+  shard: number;
+  replica: number;
+  state: State | null;
+  /** Applied first; resetEntries: every stored entry of the replica goes with it. */
+  snapshot: (SnapshotPoint & { resetEntries: boolean }) | null;
+  /** Remove entries from this index on before appending (0: none). */
+  truncateFrom: number;
+  entries: Entry[];
+}
+
+export interface BootstrapOp {
+  kind: typeof OpKind.bootstrap;
+  shard: number;
+  replica: number;
+  /** The record as codec.ts encodes it (JSON). */
+  record: string;
+}
+
+export interface CompactOp {
+  kind: typeof OpKind.compact;
+  shard: number;
+  replica: number;
+  /** Entries with index ≤ this go. */
+  index: number;
+}
+
+export interface RemoveOp {
+  kind: typeof OpKind.remove;
+  shard: number;
+  replica: number;
+  tombstone: { removedAtMs: number; reason: string } | null;
+}
+
+export interface ImportOp {
+  kind: typeof OpKind.import;
+  shard: number;
+  replica: number;
+  bootstrap: string;
+  state: State;
+  snapshot: SnapshotPoint;
+}
+
+export type JournalOp = UpdateOp | BootstrapOp | CompactOp | RemoveOp | ImportOp;
+
+export interface EncodedRecord {
+  bytes: Uint8Array;
+  /** Byte offset of each update entry's cmd in bytes, in op and entry order. */
+  cmdAt: number[];
+  entryCount: number;
+}
+
+const TEXT = new TextEncoder();
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Checks that a field is a safe integer ≥ 0 (a varint cannot hold anything else). */
+function u(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new LogDBArgumentError(`journal: ${what} must be a non-negative safe integer, got ${n}`);
+  }
+  return n;
+}
+
+/** Sizes first, then bytes: one exact allocation, no copy. */
+class Writer {
+  size = 0;
+  buf: Uint8Array = new Uint8Array(0);
+  pos = 0;
+  sizing = true;
+
+  varint(n: number): void {
+    if (this.sizing) {
+      this.size += varintSize(n);
+      return;
+    }
+    const b = this.buf;
+    while (n >= 128) {
+      b[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    b[this.pos++] = n;
+  }
+
+  byte(n: number): void {
+    if (this.sizing) this.size++;
+    else this.buf[this.pos++] = n;
+  }
+
+  /** A float64, little-endian (a time in milliseconds may carry a fraction). */
+  f64(n: number): void {
+    if (!this.sizing) new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, n, true);
+    if (this.sizing) this.size += 8;
+    else this.pos += 8;
+  }
+
+  bytes(data: Uint8Array): number {
+    this.varint(data.byteLength);
+    const at = this.sizing ? this.size : this.pos;
+    if (this.sizing) this.size += data.byteLength;
+    else {
+      this.buf.set(data, this.pos);
+      this.pos += data.byteLength;
+    }
+    return at;
+  }
+}
+
+function writeState(w: Writer, s: State): void {
+  w.varint(s.term);
+  w.varint(s.vote);
+  w.varint(s.commit);
+}
+
+function writeSnapshot(w: Writer, s: SnapshotPoint): void {
+  w.varint(s.index);
+  w.varint(s.term);
+  w.bytes(s.meta);
+}
+
+function writeUpdate(w: Writer, op: UpdateOp, cmdAt: number[]): void {
+  const flags = (op.state ? 1 : 0) | (op.snapshot ? 2 : 0) | (op.snapshot?.resetEntries ? 4 : 0);
+  w.byte(flags);
+  if (op.state) writeState(w, op.state);
+  if (op.snapshot) writeSnapshot(w, op.snapshot);
+  w.varint(op.truncateFrom);
+  w.varint(op.entries.length);
+  if (op.entries.length > 0) w.varint((op.entries[0] as Entry).index);
+  for (const e of op.entries) {
+    w.varint(e.term);
+    w.byte(e.type);
+    w.varint(e.key);
+    w.varint(e.clientId);
+    w.varint(e.seriesId);
+    w.varint(e.respondedTo);
+    w.varint(e.proposerId);
+    w.varint(e.proposerEpoch);
+    const at = w.bytes(e.cmd);
+    if (!w.sizing) cmdAt.push(at);
+  }
+}
+
+function writeOp(w: Writer, op: JournalOp, cmdAt: number[]): void {
+  w.byte(op.kind);
+  w.varint(op.shard);
+  w.varint(op.replica);
+  switch (op.kind) {
+    case OpKind.update:
+      writeUpdate(w, op, cmdAt);
+      break;
+    case OpKind.bootstrap:
+      w.bytes(TEXT.encode(op.record));
+      break;
+    case OpKind.compact:
+      w.varint(op.index);
+      break;
+    case OpKind.remove:
+      w.byte(op.tombstone ? 1 : 0);
+      if (op.tombstone) {
+        w.f64(op.tombstone.removedAtMs);
+        w.bytes(TEXT.encode(op.tombstone.reason));
+      }
+      break;
+    case OpKind.import:
+      w.bytes(TEXT.encode(op.bootstrap));
+      writeState(w, op.state);
+      writeSnapshot(w, op.snapshot);
+      break;
+  }
+}
+
+/** Every number of an op checked once, so the writer never sees a value it cannot encode. */
+function checkOp(op: JournalOp): number {
+  u(op.shard, "shard");
+  u(op.replica, "replica");
+  if (op.kind === OpKind.compact) u(op.index, "compact index");
+  if (op.kind === OpKind.remove && op.tombstone && !Number.isFinite(op.tombstone.removedAtMs)) {
+    throw new LogDBArgumentError(
+      `journal: tombstone removedAtMs must be a finite number, got ${op.tombstone.removedAtMs}`,
+    );
+  }
+  const states = op.kind === OpKind.update ? [op.state] : op.kind === OpKind.import ? [op.state] : [];
+  for (const s of states) if (s) for (const f of ["term", "vote", "commit"] as const) u(s[f], `state.${f}`);
+  const snapshot = op.kind === OpKind.update || op.kind === OpKind.import ? op.snapshot : null;
+  if (snapshot) {
+    u(snapshot.index, "snapshot index");
+    u(snapshot.term, "snapshot term");
+  }
+  if (op.kind !== OpKind.update) return 0;
+  u(op.truncateFrom, "truncateFrom");
+  for (const e of op.entries) {
+    for (const f of [
+      "term",
+      "key",
+      "clientId",
+      "seriesId",
+      "respondedTo",
+      "proposerId",
+      "proposerEpoch",
+    ] as const)
+      u(e[f], `entry ${e.index} ${f}`);
+    if (!(e.type >= 0 && e.type < 256))
+      throw new LogDBArgumentError(`journal: entry ${e.index} type ${e.type}`);
+  }
+  return op.entries.length;
+}
+
+/** Encodes one writer transaction's ops. @throws LogDBArgumentError for a value it cannot hold. */
+export function encodeRecord(ops: readonly JournalOp[]): EncodedRecord {
+  let entryCount = 0;
+  for (const op of ops) entryCount += checkOp(op);
+  const w = new Writer();
+  const cmdAt: number[] = [];
+  for (const pass of [true, false]) {
+    w.sizing = pass;
+    if (!pass) w.buf = new Uint8Array(w.size + 4);
+    w.byte(JOURNAL_RECORD_VERSION);
+    w.varint(ops.length);
+    w.varint(entryCount);
+    for (const op of ops) writeOp(w, op, cmdAt);
+  }
+  const bytes = w.buf;
+  const crc = Bun.hash.crc32(bytes.subarray(0, w.pos)) >>> 0;
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(w.pos, crc, true);
+  return { bytes, cmdAt, entryCount };
+}
+
+/** A record that does not decode: the caller names the file (LogDBCorruptError). */
+export class JournalRecordError extends Error {
+  override readonly name = "JournalRecordError";
+}
+
+class Reader {
+  pos = 0;
+  constructor(
+    readonly buf: Uint8Array,
+    readonly end: number,
+  ) {}
+
+  byte(): number {
+    if (this.pos >= this.end) throw new JournalRecordError("record ends early");
+    return this.buf[this.pos++] as number;
+  }
+
+  f64(): number {
+    if (this.pos + 8 > this.end) throw new JournalRecordError("record ends early");
+    const n = new DataView(this.buf.buffer, this.buf.byteOffset).getFloat64(this.pos, true);
+    this.pos += 8;
+    return n;
+  }
+
+  varint(): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte();
+      n += (b & 127) * scale;
+      if (b < 128) {
+        if (!Number.isSafeInteger(n)) throw new JournalRecordError(`varint ${n} is not a safe integer`);
+        return n;
+      }
+      scale *= 128;
+    }
+    throw new JournalRecordError("varint longer than 8 bytes");
+  }
+
+  bytes(): Uint8Array {
+    const length = this.varint();
+    if (this.pos + length > this.end) throw new JournalRecordError("bytes run past the record");
+    const out = this.buf.subarray(this.pos, this.pos + length);
+    this.pos += length;
+    return out;
+  }
+
+  text(): string {
+    try {
+      return UTF8.decode(this.bytes());
+    } catch (error) {
+      if (error instanceof JournalRecordError) throw error;
+      throw new JournalRecordError("text is not UTF-8");
+    }
+  }
+
+  state(): State {
+    return { term: this.varint(), vote: this.varint(), commit: this.varint() };
+  }
+
+  snapshot(): SnapshotPoint {
+    return { index: this.varint(), term: this.varint(), meta: this.bytes() };
+  }
+}
+
+function readUpdate(r: Reader, shard: number, replica: number): UpdateOp {
+  const flags = r.byte();
+  const state = flags & 1 ? r.state() : null;
+  const snapshot = flags & 2 ? { ...r.snapshot(), resetEntries: (flags & 4) !== 0 } : null;
+  const truncateFrom = r.varint();
+  const count = r.varint();
+  const entries: Entry[] = [];
+  let index = count > 0 ? r.varint() : 0;
+  for (let i = 0; i < count; i++) {
+    const term = r.varint();
+    const type = r.byte() as EntryType;
+    const key = r.varint();
+    const clientId = r.varint();
+    const seriesId = r.varint();
+    const respondedTo = r.varint();
+    const proposerId = r.varint();
+    const proposerEpoch = r.varint();
+    const cmd = r.bytes();
+    entries.push({
+      term,
+      index: index++,
+      type,
+      key,
+      clientId,
+      seriesId,
+      respondedTo,
+      cmd,
+      proposerId,
+      proposerEpoch,
+    });
+  }
+  return { kind: OpKind.update, shard, replica, state, snapshot, truncateFrom, entries };
+}
+
+function readOp(r: Reader): JournalOp {
+  const kind = r.byte();
+  const shard = r.varint();
+  const replica = r.varint();
+  switch (kind) {
+    case OpKind.update:
+      return readUpdate(r, shard, replica);
+    case OpKind.bootstrap:
+      return { kind, shard, replica, record: r.text() };
+    case OpKind.compact:
+      return { kind, shard, replica, index: r.varint() };
+    case OpKind.remove: {
+      const tombstone = r.byte() === 1 ? { removedAtMs: r.f64(), reason: r.text() } : null;
+      return { kind, shard, replica, tombstone };
+    }
+    case OpKind.import:
+      return { kind, shard, replica, bootstrap: r.text(), state: r.state(), snapshot: r.snapshot() };
+    default:
+      throw new JournalRecordError(`unknown op kind ${kind}`);
+  }
+}
+
+/**
+ * Decodes a record after checking its checksum. The entries' cmd are views into bytes.
+ * @throws JournalRecordError when the record is damaged or of another version.
+ */
+export function decodeRecord(bytes: Uint8Array): JournalOp[] {
+  if (bytes.byteLength < 5) throw new JournalRecordError(`record of ${bytes.byteLength} bytes is too short`);
+  const end = bytes.byteLength - 4;
+  const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(end, true);
+  if (Bun.hash.crc32(bytes.subarray(0, end)) >>> 0 !== stored) {
+    throw new JournalRecordError("checksum mismatch");
+  }
+  const r = new Reader(bytes, end);
+  const version = r.byte();
+  if (version !== JOURNAL_RECORD_VERSION) throw new JournalRecordError(`record version ${version}`);
+  const count = r.varint();
+  r.varint(); // entry count: the writer reads it without decoding (recordEntryCount)
+  const ops: JournalOp[] = [];
+  for (let i = 0; i < count; i++) ops.push(readOp(r));
+  if (r.pos !== end) throw new JournalRecordError(`${end - r.pos} bytes after the last op`);
+  return ops;
+}
+
+/** The entry count in a record's header, without decoding the rest. */
+export function recordEntryCount(bytes: Uint8Array): number {
+  const r = new Reader(bytes, Math.max(0, bytes.byteLength - 4));
+  r.byte();
+  r.varint();
+  return r.varint();
+}
