@@ -55,6 +55,17 @@ describe("longboat dev", () => {
 
     const pids = names.map((n) => dev.pid(n)!);
     expect(pids.every((p) => p > 0 && alive(p))).toBe(true);
+    // A second dev on the same data directory is refused; the first runs on undisturbed.
+    const second = Bun.spawnSync(
+      [BIN, "dev", "--data-dir", dev.dir, "--base-port", String(freePortRange(34))],
+      { stdout: "pipe", stderr: "pipe", timeout: REAL_WAIT_MS },
+    );
+    expect([second.exitCode, second.stderr.toString()]).toEqual([
+      1,
+      `longboat dev: --data-dir ${dev.dir} is in use by another longboat dev (pid ${dev.proc!.pid}); stop it, or give another --data-dir\n`,
+    ]);
+    expect(names.map((n) => dev.pid(n))).toEqual(pids);
+    expect(pids.every(alive)).toBe(true);
     expect(await dev.stop()).toBe(0);
     // Every child stopped, each reported as it ended, pid files gone.
     expect(dev.stderr).toContain(`longboat dev: stopping ${names.join(", ")}…`);
@@ -81,6 +92,18 @@ describe("longboat dev", () => {
       ...DRUMMERS.flatMap((j) => [dev.base + 20 + j, dev.base + 30 + j]),
     ];
     for (const port of ports) expect(await canListen(port)).toBe(true);
+    // The next dev takes the data directory over from the one killed (here to stop at a taken port).
+    const server = await listen(dev.base + 1);
+    track(`listener on ${dev.base + 1}`, () => new Promise((r) => server.close(r)));
+    const next = Bun.spawnSync([BIN, "dev", "--data-dir", dev.dir, "--base-port", String(dev.base)], {
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: REAL_WAIT_MS,
+    });
+    expect([next.exitCode, next.stderr.toString()]).toEqual([
+      1,
+      expect.stringContaining(`longboat dev: port ${dev.base + 1} (raft port of nodehost-1) is in use`),
+    ]);
     await dev.kill();
   });
 

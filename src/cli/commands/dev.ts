@@ -16,12 +16,16 @@
 import {
   accessSync,
   appendFileSync,
+  closeSync,
   constants,
   existsSync,
   mkdirSync,
+  openSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
@@ -165,6 +169,46 @@ class Dev {
       process.stderr.write(`longboat dev: --data-dir ${this.config.dataDir} cannot be used: ${badDir}\n`);
       return 1;
     }
+    const holder = this.lock();
+    if (holder !== null) {
+      process.stderr.write(
+        `longboat dev: --data-dir ${this.config.dataDir} is in use by another longboat dev (pid ${holder}); stop it, or give another --data-dir\n`,
+      );
+      return 1;
+    }
+    try {
+      return await this.runLocked();
+    } finally {
+      rmSync(this.lockPath, { force: true });
+    }
+  }
+
+  private get lockPath(): string {
+    return join(this.dataDir, "dev.pid");
+  }
+
+  /**
+   * Takes the data directory for this dev (dev.pid holds its pid): null when taken, else the
+   * pid of the live dev that holds it. A dev.pid whose process is gone (dev killed) is taken over.
+   */
+  private lock(): number | null {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(this.lockPath, "wx");
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return null;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "EEXIST") throw error;
+      }
+      const pid = Number(readFileSync(this.lockPath, "utf8").trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && runsDev(pid)) return pid;
+      rmSync(this.lockPath, { force: true }); // its dev is gone
+    }
+    return null;
+  }
+
+  private async runLocked(): Promise<number> {
     const taken = await this.takenPort();
     if (taken !== null) {
       process.stderr.write(
@@ -697,4 +741,18 @@ function canListen(port: number): Promise<boolean> {
     server.once("error", () => resolve(false));
     server.listen({ port, host: "127.0.0.1", exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/** Whether pid is a running `longboat dev` (its command line, from /proc; elsewhere: whether it runs). */
+function runsDev(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("dev");
+  } catch {
+    return true; // no /proc: a live pid is taken to be the dev that wrote it
+  }
 }
