@@ -170,7 +170,8 @@ describe("longboat cmd --drummer against real processes", () => {
     p.proc!.kill("SIGKILL");
     await p.proc!.exited;
     p.proc = null;
-    const shards = await cmd("shards", "--id", "1", ...D());
+    // An election passes within --timeout-ms (retries included); generous for a loaded machine.
+    const shards = await cmd("shards", "--id", "1", "--timeout-ms", "20000", ...D());
     expect(shards.code).toBe(0);
     expect(shards.out).toMatch(/^1 +kv +3 /m);
     const s = await cmd("status", ...D());
