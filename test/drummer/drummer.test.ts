@@ -161,6 +161,23 @@ describe("three drummers", () => {
     expect(at.detail).toBe("drummer 1 is at 10.9.0.1:9101 already");
   });
 
+  test("SIGTERM's hand-over: the leader transfers DrummerDB leadership to a peer, which leads in a later term", async () => {
+    const old = g.leader()!;
+    const oldTerm = old.loop.leaderTerm;
+    let handedOver: boolean | undefined;
+    void old.handOverLeadership(5000).then((done) => {
+      handedOver = done;
+    });
+    await g.until(() => handedOver !== undefined, 10_000, "the hand-over");
+    expect(handedOver).toBe(true);
+    await g.until(() => g.leader() !== undefined, 10_000, "a new leader");
+    const now = g.leader()!;
+    expect(now).not.toBe(old);
+    expect(old.loop.leading).toBe(false);
+    expect(now.loop.leaderTerm).toBeGreaterThan(oldTerm);
+    expect(now.db.state.shards.has(1)).toBe(true);
+  });
+
   test("the leader crashes: another drummer leads in a later term and continues", async () => {
     const old = g.leader()!;
     const oldTerm = old.loop.leaderTerm;
