@@ -18,6 +18,14 @@ export const SWEEP_PASSES = 30;
  * the thread — and the DrummerDB replica's heartbeats — for one long pass.
  */
 export const PLAN_SHARDS_PER_PASS_MAX = 2048;
+/** The fewest shards a pass plans, however slow the machine. */
+export const PLAN_SHARDS_PER_PASS_MIN = 64;
+/**
+ * A pass should hold the thread at most about this long (the DrummerDB replica heartbeats every
+ * 2 ticks, 200 ms by default): a slower pass halves the next one's size, a pass under a quarter
+ * of it doubles it again. Passes take no time on the simulator's clock, which keeps them whole.
+ */
+export const PASS_BUDGET_MS = 100;
 
 export class Focus {
   private readonly alive = new Map<string, boolean>();
@@ -26,6 +34,14 @@ export class Focus {
   private backlog = new Set<number>();
   private listening = true;
   private cursor = 0;
+  /** Shards the next pass plans at most (adapted to how long passes take here). */
+  limit = PLAN_SHARDS_PER_PASS_MAX;
+
+  /** Adapts the size of the next passes to how long this one held the thread. */
+  took(passMs: number): void {
+    if (passMs > PASS_BUDGET_MS) this.limit = Math.max(PLAN_SHARDS_PER_PASS_MIN, Math.floor(this.limit / 2));
+    else if (passMs < PASS_BUDGET_MS / 4) this.limit = Math.min(PLAN_SHARDS_PER_PASS_MAX, this.limit * 2);
+  }
 
   /** The focus of the next pass (takes the report book's changes). */
   next(input: SchedulerInput, reports: ReportBook): SchedulerFocus {
@@ -49,17 +65,17 @@ export class Focus {
       }
     }
     this.listening = listening;
-    if (shards.size < PLAN_SHARDS_PER_PASS_MAX) this.sweep(input, shards);
+    if (shards.size < this.limit) this.sweep(input, shards);
     return { shards: this.bounded(shards), hosts };
   }
 
-  /** The first PLAN_SHARDS_PER_PASS_MAX shards (carried ones first); the rest wait in the backlog. */
+  /** The first `limit` shards (carried ones first); the rest wait in the backlog. */
   private bounded(shards: Set<number>): Set<number> {
     this.backlog = new Set();
-    if (shards.size <= PLAN_SHARDS_PER_PASS_MAX) return shards;
+    if (shards.size <= this.limit) return shards;
     const now = new Set<number>();
     for (const id of shards) {
-      if (now.size < PLAN_SHARDS_PER_PASS_MAX) now.add(id);
+      if (now.size < this.limit) now.add(id);
       else this.backlog.add(id);
     }
     return now;

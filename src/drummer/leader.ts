@@ -177,10 +177,13 @@ export class LeaderLoop {
     const startMs = this.d.env.nowMs();
     const input = this.input();
     input.focus = this.focus.next(input, this.d.reports);
+    // Launches, like planned shards, shrink on a machine where passes run long.
+    input.config.launchesPerPassMax = Math.min(input.config.launchesPerPassMax, this.focus.limit);
     const out = schedule(input);
     this.focus.after(input, out);
     this.counts.passes++;
     const passMs = this.d.env.nowMs() - startMs;
+    this.focus.took(passMs);
     if (passMs > SLOW_PASS_MS) {
       this.d.log({
         level: "warn",
