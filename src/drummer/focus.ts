@@ -34,8 +34,11 @@ export class Focus {
   private backlog = new Set<number>();
   private listening = true;
   private cursor = 0;
-  /** Shards the next pass plans at most (adapted to how long passes take here). */
-  limit = PLAN_SHARDS_PER_PASS_MAX;
+  /**
+   * Shards the next pass plans at most (adapted to how long passes take here). A new leader
+   * starts small — it may lead because the last one was too slow — and doubles up while passes are quick.
+   */
+  limit = PLAN_SHARDS_PER_PASS_MIN;
 
   /** Adapts the size of the next passes to how long this one held the thread. */
   took(passMs: number): void {

@@ -54,8 +54,10 @@ function input(book: ReportBook): SchedulerInput {
 }
 
 describe("Focus", () => {
-  test("a pass over the budget halves the next pass, down to the minimum; quick passes double it back", () => {
+  test("a new leader starts small; quick passes double it up to the maximum; a pass over the budget halves it, down to the minimum", () => {
     const f = new Focus();
+    expect(f.limit).toBe(PLAN_SHARDS_PER_PASS_MIN);
+    for (let i = 0; i < 20; i++) f.took(0);
     expect(f.limit).toBe(PLAN_SHARDS_PER_PASS_MAX);
     f.took(PASS_BUDGET_MS + 1);
     expect(f.limit).toBe(PLAN_SHARDS_PER_PASS_MAX / 2);
@@ -70,7 +72,6 @@ describe("Focus", () => {
   test("what a pass cannot take waits in the backlog and is planned next, none lost", () => {
     const book = bookWith(300);
     const f = new Focus();
-    for (let i = 0; i < 10; i++) f.took(10 * PASS_BUDGET_MS);
     expect(f.limit).toBe(PLAN_SHARDS_PER_PASS_MIN);
     const seen = new Set<number>();
     for (let pass = 0; pass < 5; pass++) {
