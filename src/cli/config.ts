@@ -1164,6 +1164,8 @@ export interface DevConfig {
   noRestart: boolean;
   /** The drummers' dead timeout (ms): a NodeHost silent this long has its replicas rebuilt. */
   deadTimeoutMs: number;
+  /** Show every log line of the processes (not only warnings and errors). */
+  verbose: boolean;
 }
 
 export const DEV_FIELDS: readonly Field[] = [
@@ -1212,6 +1214,14 @@ export const DEV_FIELDS: readonly Field[] = [
     help: "the drummers' dead timeout: a NodeHost silent this long has its replicas rebuilt on the others (e.g. 10s, 1m)",
     schema: duration,
     default: "10s",
+  },
+  {
+    key: "verbose",
+    flag: "verbose",
+    kind: "bool",
+    help: "show every log line of the processes, each after its name (by default only warnings and errors; all are in <data-dir>/<name>.log)",
+    schema: z.boolean({ error: "must be true or false" }),
+    default: false,
   },
 ];
 

@@ -534,6 +534,7 @@ describe("dev", () => {
       shards: 3,
       noRestart: false,
       deadTimeoutMs: 10_000,
+      verbose: false,
     });
   });
 

@@ -107,8 +107,8 @@ describe("longboat dev", () => {
     await dev.kill();
   });
 
-  test("a NodeHost killed with kill -9 is restarted by dev", async () => {
-    const dev = new DevDeployment({ shards: 1 });
+  test("a NodeHost killed with kill -9 is restarted by dev; --verbose shows every line after its process's name", async () => {
+    const dev = new DevDeployment({ shards: 1, extra: ["--verbose"] });
     await dev.start();
     const before = dev.pid("nodehost-3")!;
     process.kill(before, "SIGKILL");
@@ -122,6 +122,14 @@ describe("longboat dev", () => {
     );
     expect(dev.stdout).toContain("longboat dev: nodehost-3 killed by SIGKILL; restarting it in 1 s");
     expect(dev.stdout).toMatch(/longboat dev: nodehost-3 restarted, pid \d+/);
+    await waitFor(
+      () =>
+        new RegExp(`\\[nodehost-3\\] info nodehost-started .*raftAddress=${dev.nodehostRaft(3)}`).test(
+          dev.stderr,
+        ),
+      REAL_WAIT_MS,
+      "the restarted host's start-up line, after its name",
+    );
     // It reports to the drummers again.
     await waitFor(
       async () => (await dev.hosts().catch(() => [])).filter((h) => h.state === HOST_ALIVE).length === 4,

@@ -321,7 +321,7 @@ class Dev {
     const inUse = ADDRESS_IN_USE.exec(line);
     if (inUse) c.portInUse = Number(inUse[1] ?? inUse[2] ?? 0) || c.portInUse || 0;
     if (this.stopping || !this.healthy) return;
-    const shown = readable(line);
+    const shown = readable(line, this.config.verbose);
     if (shown !== null) process.stderr.write(`[${c.name}] ${shown}\n`);
   }
 
@@ -708,8 +708,8 @@ class Progress {
   }
 }
 
-/** A child's log line as a person reads it, or null when it is not worth showing (debug, info). */
-function readable(line: string): string | null {
+/** A child's log line as a person reads it, or null when it is not shown (debug and info, unless all). */
+function readable(line: string, all: boolean): string | null {
   if (line.trim() === "") return null;
   let event: Record<string, unknown>;
   try {
@@ -719,7 +719,7 @@ function readable(line: string): string | null {
   }
   if (typeof event !== "object" || event === null) return line;
   const { level, time: _time, event: name, ...rest } = event;
-  if (level !== "warn" && level !== "error") return null;
+  if (!all && level !== "warn" && level !== "error") return null;
   const fields = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
