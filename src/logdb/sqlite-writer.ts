@@ -22,7 +22,7 @@
  * CHECKPOINTED: every journal row up to it is moved to the per-replica tables and removed.
  */
 import { Database } from "bun:sqlite";
-import { decodeRecord } from "./journal.ts";
+import { decodeRecord, recordEntryCount } from "./journal.ts";
 import { JournalQueue } from "./journal-queue.ts";
 import { applyMove, type HomeStatements, prepareHome } from "./sqlite-home.ts";
 import {
@@ -122,12 +122,17 @@ function finished(id: number): void {
   Atomics.notify(c, CTR_DONE);
 }
 
+/** Entries of the last record appended (a move takes at least as many: the journal stays bounded). */
+let lastAppendEntries = 0;
+
 function append(id: number, record: Uint8Array): void {
+  lastAppendEntries = 0;
   transaction(id, (s) => {
     // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's.
     const ops = decodeRecord(record);
     s.insertJournal.run(id, record);
     journal.add(id, record.byteLength, ops);
+    lastAppendEntries = recordEntryCount(record);
   });
 }
 
@@ -159,7 +164,9 @@ self.onmessage = (event: MessageEvent<WriterMessage>) => {
     // The engine's done goes first; the next batch waits for the move, and so does a
     // synchronous write (drain), which then reads what it wrote from the tables.
     reply(m.id);
-    if (moveDue()) move(m.id + 1, (policy as CheckpointPolicy).moveEntries);
+    // At least what this batch added: batches larger than the policy's slice would otherwise
+    // grow the journal (and the engine thread's overlay) without bound.
+    if (moveDue()) move(m.id + 1, Math.max((policy as CheckpointPolicy).moveEntries, lastAppendEntries));
     finished(m.id);
   } else if (m.kind === "checkpoint") {
     move(m.id, Number.POSITIVE_INFINITY);

@@ -239,14 +239,15 @@ export class SqliteLogDB implements LogDB {
 
   /** Waits until the writer has finished message id (every earlier one too); throws when it failed. */
   private waitFor(id: number): void {
-    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    // A wall-clock bound on a real thread (SqliteLogDB never runs in the simulator).
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS; // env-ok
     for (;;) {
       const failedId = Number(Atomics.load(this.ctrl.counters, CTR_FAILED_ID));
       if (failedId !== 0 && failedId <= id) throw this.broken(this.writerError());
       if (this.writerBroken !== null) throw this.writerBroken;
       const done = Atomics.load(this.ctrl.counters, CTR_DONE);
       if (Number(done) >= id) return;
-      const leftMs = deadline - performance.now();
+      const leftMs = deadline - performance.now(); // env-ok
       if (leftMs <= 0) {
         throw this.broken(new Error(`log writer of ${this.path} did not finish its batches within 60 s`));
       }

@@ -162,6 +162,28 @@ function copyLive(from: string, to: string): void {
 }
 
 describe("SqliteLogDB journal", () => {
+  test("batches larger than a move's slice do not grow the journal: a move takes at least what a batch added", () => {
+    const dir = join(root, "bounded");
+    // Each batch: 2 entries in each of 6 replicas; a slice of 1 entry would take one replica.
+    const db = openSqliteLogDB({ dir, identity: IDENTITY, checkpoint: { entries: 12, moveEntries: 1 } });
+    try {
+      let most = 0;
+      for (let i = 0; i < 40; i++) {
+        const from = 2 * i + 1;
+        db.saveUpdates(
+          [1, 2, 3, 4, 5, 6].map((shardId) => ({ ...up({ entries: ents(from, from + 1, 1) }), shardId })),
+        );
+        most = Math.max(most, db.pendingEntryCount);
+      }
+      // At most the threshold and one batch stay (a slice of one replica a move let it reach 60
+      // here, growing with every batch).
+      expect(most).toBeLessThanOrEqual(24);
+      expect(db.entries({ shardId: 6, replicaId: 2 }, 1, 81, 1 << 20)).toEqual(ents(1, 80, 1));
+    } finally {
+      db.close();
+    }
+  });
+
   test("a write is one journal row until the checkpoint moves it into the per-replica tables", () => {
     const dir = join(root, "pending");
     const db = openSqliteLogDB({ dir, identity: IDENTITY, checkpoint: { records: 3 } });
