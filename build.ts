@@ -1,8 +1,9 @@
 /**
  * Compiles src/cli/main.ts into one self-contained executable, dist/longboat, with the git
- * commit baked in (`longboat version`). Run: `npm run build`.
+ * commit baked in (`longboat version`) and the dashboard's browser script. Run: `npm run build`.
  */
 import packageJson from "./package.json" with { type: "json" };
+import { bundleClientScript } from "./src/ui/bundle.ts";
 
 const root = import.meta.dir;
 const outfile = `${root}/dist/longboat`;
@@ -14,6 +15,8 @@ function gitCommit(): string {
 }
 
 const commit = gitCommit();
+// The dashboard's browser script (src/ui/client.tsx), bundled for browsers and baked in.
+const uiScript = await bundleClientScript();
 const result = await Bun.build({
   // The log writer runs as a Worker: it must be an entrypoint of the binary too, and
   // src/logdb/sqlite.ts finds it at its path relative to the entrypoints' common folder (src/).
@@ -31,6 +34,7 @@ const result = await Bun.build({
   define: {
     LONGBOAT_COMMIT: JSON.stringify(commit),
     LONGBOAT_PRODUCTION: "true",
+    LONGBOAT_UI_SCRIPT: JSON.stringify(uiScript),
     "process.env.NODE_ENV": JSON.stringify("production"),
   },
 });

@@ -10,6 +10,7 @@ import { SERVICE } from "./method-types.ts";
 
 export { SERVICE } from "./method-types.ts";
 import { NodeHostMetrics } from "./nodehost-metrics.ts";
+import { DASHBOARD_PATHS, mountDashboard } from "../ui/routes.tsx";
 import { RpcHandler } from "./rpc/router.ts";
 import {
   type CallContext,
@@ -49,10 +50,13 @@ export function createNodeHostApi(opts: NodeHostApiOptions): RpcHandler {
   if (opts.metricsToken === "") throw new Error("metricsToken must not be empty when given");
   const metrics = opts.metrics ?? new NodeHostMetrics();
   if (!opts.metrics) metrics.watchNodeHost(opts.nodehost);
-  return new RpcHandler({
+  // The dashboard's page calls this handler in process (the same API, auth and limits as cmd).
+  const self = (request: Request) => handler.fetch(request);
+  const handler: RpcHandler = new RpcHandler({
     services: [nodeHostService(opts, metrics, defaultTimeoutMs)],
-    routes: nodeHostRoutes(opts, metrics).fetch,
+    routes: nodeHostRoutes(opts, metrics, self).fetch,
     auth: {
+      openPaths: ["/healthz", "/readyz", ...DASHBOARD_PATHS],
       ...(opts.apiToken === undefined ? {} : { token: opts.apiToken }),
       ...(opts.metricsToken === undefined ? {} : { pathTokens: { "/metrics": opts.metricsToken } }),
     },
@@ -68,11 +72,23 @@ export function createNodeHostApi(opts: NodeHostApiOptions): RpcHandler {
       refused: (reason) => metrics.apiRefused.inc({ reason }),
     },
   });
+  return handler;
 }
 
-/** /healthz, /readyz and /metrics. */
-function nodeHostRoutes(opts: NodeHostApiOptions, metrics: NodeHostMetrics): Hono {
+/** /healthz, /readyz, /metrics and the dashboard (`GET /`). */
+function nodeHostRoutes(
+  opts: NodeHostApiOptions,
+  metrics: NodeHostMetrics,
+  self: (request: Request) => Promise<Response>,
+): Hono {
   const app = new Hono();
+  mountDashboard(app, {
+    kind: "nodehost",
+    title: () => `Longboat NodeHost ${opts.nodehost.getNodeHostInfo({ skipLogInfo: true }).raftAddress}`,
+    tokenRequired: opts.apiToken !== undefined,
+    api: self,
+    ...(opts.dashboardRefreshSeconds === undefined ? {} : { refreshSeconds: opts.dashboardRefreshSeconds }),
+  });
   app.get("/healthz", (c) => c.text("ok\n"));
   app.get("/readyz", (c) => {
     const shards = opts.nodehost.getNodeHostInfo({ skipLogInfo: true }).shards;

@@ -121,8 +121,13 @@ export type ApiLog = (event: Record<string, unknown>) => void;
 
 export interface NodeHostApiOptions {
   nodehost: NodeHostLike;
-  /** When set, every path except GET /healthz and /readyz requires `Authorization: Bearer <apiToken>`. */
+  /**
+   * When set, every path except GET /healthz, /readyz and the dashboard's page and script
+   * (src/ui/routes.tsx, which hold no data) requires `Authorization: Bearer <apiToken>`.
+   */
   apiToken?: string;
+  /** Seconds between the dashboard's refreshes (`GET /`). Default 2. */
+  dashboardRefreshSeconds?: number;
   /** When set, GET /metrics requires this token (or the API token), so a scraper needs no API access. */
   metricsToken?: string;
   /**

@@ -15,6 +15,7 @@ import { describeIssues } from "../../api/schemas.ts";
 import { RpcHandler } from "../../api/rpc/router.ts";
 import { defineService, type ServiceDef, unary } from "../../api/rpc/service.ts";
 import { type Env, realEnv } from "../../env.ts";
+import { mountDashboard } from "../../ui/routes.tsx";
 import { DRUMMER_FORWARDED_HEADER } from "../client.ts";
 import type { DrummerMetrics } from "../metrics.ts";
 import type { DrummerService } from "../service.ts";
@@ -39,9 +40,11 @@ export interface DrummerApiOptions {
 }
 
 export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
-  return new RpcHandler({
+  // The dashboard's page calls this handler in process (the same API as cmd).
+  const self = (request: Request) => handler.fetch(request);
+  const handler: RpcHandler = new RpcHandler({
     services: [drummerService(opts.service)],
-    routes: drummerRoutes(opts.metrics).fetch,
+    routes: drummerRoutes(opts.metrics, self).fetch,
     limits: { maxBodyBytes: opts.maxBodyBytes ?? DRUMMER_MAX_BODY_BYTES },
     auth: {
       ...(opts.token === undefined ? {} : { token: opts.token }),
@@ -53,6 +56,7 @@ export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
       call: (labels, latencyMs) => opts.metrics.observeApiRequest(labels.method, labels.code, latencyMs),
     },
   });
+  return handler;
 }
 
 function drummerService(service: DrummerService): ServiceDef {
@@ -77,9 +81,10 @@ function drummerService(service: DrummerService): ServiceDef {
   return defineService(DRUMMER_SERVICE, methods);
 }
 
-/** /healthz and /metrics. */
-function drummerRoutes(metrics: DrummerMetrics): Hono {
+/** /healthz, /metrics and the dashboard (`GET /`). */
+function drummerRoutes(metrics: DrummerMetrics, self: (request: Request) => Promise<Response>): Hono {
   const app = new Hono();
+  mountDashboard(app, { kind: "deployment", title: "Longboat deployment", tokenRequired: false, api: self });
   app.get("/healthz", (c) => c.text("ok\n"));
   app.get("/metrics", (c) =>
     c.body(metrics.registry.expose(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
