@@ -624,7 +624,11 @@ export function Page(props: PageProps) {
         <section aria-labelledby="h-charts">
           <h2 id="h-charts">Live</h2>
           <div id="charts" class="charts">
-            <p class="note">Charts appear after two samples of /metrics.</p>
+            <p class="note">
+              {props.kind === "nodehost"
+                ? "Charts appear after two samples of /metrics."
+                : "Each NodeHost's own page (its API address above) charts its proposals/s, p99 latency and fsyncs/s."}
+            </p>
           </div>
         </section>
         <script id="dashboard-config" type="application/json" dangerouslySetInnerHTML={{ __html: config }} />

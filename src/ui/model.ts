@@ -126,7 +126,7 @@ export interface ShardView {
 
 export interface DecisionView {
   decisionId: number;
-  /** "create", "add", "join", "remove". */
+  /** "create", "add", "join", "remove", "restore", "kill". */
   kind: string;
   shardId: number;
   replicaId: number;
@@ -198,7 +198,7 @@ const ROLES = [
 const HOST_STATES = ["unspecified", "alive", "dead", "unknown"];
 const HEALTHS = ["unspecified", ...SHARD_HEALTHS];
 const MEMBER_STATES = ["unspecified", "ok", "starting", "stopped", "dead", "lost", "unknown"];
-const DECISION_KINDS = ["unspecified", "create", "add", "join", "remove"];
+const DECISION_KINDS = ["unspecified", "create", "add", "join", "remove", "restore", "kill"];
 const DECISION_STATES = ["unspecified", "in-flight", "done", "failed"];
 
 /** The view of a NodeHost's Status answer (Connect JSON). */
