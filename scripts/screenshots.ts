@@ -35,13 +35,18 @@ const browser = await chromium.launch({ executablePath, headless: true, args: ["
 try {
   console.log("starting 3 drummers and 4 NodeHosts…");
   await d.up();
-  // A few writes, so the indexes and the charts move (bounded: 40 rounds).
+  // The NodeHost leading the most shards: its page is the one shown, and the writes go to it.
+  const roles = await Promise.all(
+    d.hosts.map(async (h) => ((await d.rpc(h.api, "nodehost", "Status")).shards ?? []) as { role: string }[]),
+  );
+  const leading = roles.map((r) => r.filter((x) => x.role === "ROLE_LEADER").length);
+  const busy = d.hosts[leading.indexOf(Math.max(...leading))]!;
+  // A few writes, so the indexes and the charts move (bounded: 60 rounds).
   let writing = true;
   const writer = (async () => {
-    for (let i = 0; i < 40 && writing; i++) {
+    for (let i = 0; i < 60 && writing; i++) {
       for (const shardId of d.shardIds) {
-        const host = d.hosts[(shardId + i) % d.hosts.length]!;
-        if (host.proc.proc === null) continue;
+        const host = busy;
         const put = encodeKvCommand({ op: "put", key: `k${i}`, value: new TextEncoder().encode(`v${i}`) });
         const command = Buffer.from(put).toString("base64");
         await d.rpc(host.api, "nodehost", "Propose", { shardId, command, timeoutMs: 2000 }).catch(() => {});
@@ -51,8 +56,8 @@ try {
   })();
   const refreshed = (page: Page, n = 1) =>
     page.waitForFunction(`Number(document.body.dataset.refreshes ?? 0) >= ${n}`, null, { timeout: 30_000 });
-  const shot = async (page: Page, name: string) => {
-    await page.screenshot({ path: join(out, name), fullPage: true });
+  const shot = async (page: Page, name: string, fullPage = true) => {
+    await page.screenshot({ path: join(out, name), fullPage });
     console.log(`wrote docs/img/${name}`);
   };
 
@@ -61,13 +66,13 @@ try {
   await refreshed(page, 2);
   await shot(page, "dashboard-deployment.png");
 
-  const host = d.hosts[0]!;
+  const host = busy;
   await page.goto(`http://${d.drummerApis[0]}/?refresh=1&host=${encodeURIComponent(host.raft)}`);
   await refreshed(page);
   await shot(page, "dashboard-host.png");
 
   const nh = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
-  await nh.goto(`http://${d.hosts[1]!.api}/?refresh=1`);
+  await nh.goto(`http://${busy.api}/?refresh=1`);
   await refreshed(nh, 6);
   await shot(nh, "dashboard-nodehost.png");
 
@@ -78,11 +83,12 @@ try {
   });
   await phone.goto(`http://${d.drummerApis[1]}/?refresh=1`);
   await refreshed(phone);
-  await shot(phone, "dashboard-phone.png");
+  await shot(phone, "dashboard-phone.png", false);
 
   writing = false;
   await writer;
-  const victim = d.hosts[3]!;
+  // kill -9 a NodeHost holding replicas (not the one whose page was shown).
+  const victim = d.hosts.find((h, i) => h !== busy && roles[i]!.length > 0)!;
   await d.kill(victim);
   await page.goto(`http://${d.drummerApis[0]}/?refresh=1`);
   await page.waitForFunction(

@@ -475,14 +475,20 @@ export function Chart(props: { series: Series }) {
   const height = 40;
   const max = Math.max(1e-9, ...values);
   const step = series.points.length > 1 ? width / (series.points.length - 1) : width;
+  // A gap (no sample) lifts the pen: the next sample starts a new segment.
+  let penDown = false;
   const path = series.points
-    .map((p, i) =>
-      p === undefined
-        ? ""
-        : `${i === 0 ? "M" : "L"}${(i * step).toFixed(1)},${(height - (p / max) * height).toFixed(1)}`,
-    )
-    .join(" ")
-    .replace(/^\s*L/, "M");
+    .map((p, i) => {
+      if (p === undefined) {
+        penDown = false;
+        return "";
+      }
+      const move = penDown ? "L" : "M";
+      penDown = true;
+      return `${move}${(i * step).toFixed(1)},${(height - (p / max) * height).toFixed(1)}`;
+    })
+    .filter((x) => x !== "")
+    .join(" ");
   const shown =
     latest === undefined ? "…" : `${latest < 10 ? latest.toFixed(2) : Math.round(latest)} ${series.unit}`;
   return (
