@@ -1,7 +1,7 @@
 /**
  * The dashboard in a real browser (Debian's chromium through playwright-core) against a real
  * deployment: 3 `longboat drummer` and 4 `longboat nodehost --master` processes. The page shows
- * the hosts and shards the Drummer API reports; after `kill -9` of a NodeHost it marks the host
+ * the hosts and shards `longboat cmd status --json` reports; after `kill -9` of a NodeHost it marks the host
  * dead, shows the repair and then every shard healthy again — all without a reload.
  *
  * Skipped, with a message, only where no Chromium can be found; under CI (CI set) a missing
@@ -9,7 +9,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { waitFor } from "../process/harness.ts";
+import { createNodeHostApi } from "../../src/api/app.ts";
+import { serveApi } from "../../src/api/server.ts";
+import { FakeNodeHost } from "../api/fake.ts";
+import { cmd, waitFor } from "../process/harness.ts";
+import { withFreePort } from "../support/ports.ts";
 import { track } from "../support/resources.ts";
 import { Deployment, findChromium } from "./deployment.ts";
 
@@ -43,6 +47,7 @@ const SHOWN = `(() => ({
   refreshes: Number(document.body.dataset.refreshes ?? 0),
   marker: window.__noReload,
 }))()`;
+const ROWS = `document.querySelectorAll("#replicas tr[data-shard]").length`;
 const REFRESHED = "Number(document.body.dataset.refreshes ?? 0) >= 1";
 const REPLICA_ROWS = `[...document.querySelectorAll("#replicas tr[data-shard]")].map(
   (tr) => tr.dataset.shard + ":" + (tr.querySelector(".badge")?.textContent ?? ""))`;
@@ -72,25 +77,31 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
     await page.evaluate("window.__noReload = 1");
     await page.waitForFunction(REFRESHED, null, { timeout: 30_000 });
 
-    // The page equals the Drummer API's answers (taken right after the page's refresh).
-    const hostsApi = (await d.drummers("ListNodeHosts")).nodehosts as {
-      raftAddress: string;
-      state: string;
-    }[];
-    const shardsApi = (await d.drummers("ListShards")).shards as {
-      definition: { shardId: string };
-      health: string;
-    }[];
+    // The page equals `longboat cmd status --json` against the same drummers (the deployment is
+    // settled: every host alive, every shard ok, so a refresh apart they read the same).
+    const status = cmd(["status", "--drummer", d.drummerApis.join(","), "--json"]);
+    expect(status.code).toBe(0);
+    const want = JSON.parse(status.stdout) as {
+      healthy: boolean;
+      nodehosts: { raftAddress: string; state: string }[];
+      shards: { id: number; health: string; members: { raftAddress: string }[] }[];
+    };
+    expect(want.healthy).toBe(true);
     const before = await shown(page);
-    expect(before.hosts.map((h) => h.raft).sort()).toEqual(hostsApi.map((h) => h.raftAddress).sort());
+    const byRaft = (a: { raft: string }, b: { raft: string }) => a.raft.localeCompare(b.raft);
+    expect(before.hosts.sort(byRaft)).toEqual(
+      want.nodehosts.map((h) => ({ raft: h.raftAddress, state: h.state })).sort(byRaft),
+    );
     expect(before.hosts.map((h) => h.raft).sort()).toEqual(d.hosts.map((h) => h.raft).sort());
     expect(before.hosts.every((h) => h.state === "alive")).toBe(true);
-    expect(before.shards.map((s) => s.id)).toEqual(
-      shardsApi.map((s) => Number(s.definition.shardId)).sort((a, b) => a - b),
+    expect(before.shards.map((s) => [s.id, s.health])).toEqual(
+      want.shards.map((s) => [s.id, s.health]).sort((a, b) => Number(a[0]) - Number(b[0])),
     );
-    expect(before.shards.map((s) => s.health)).toEqual(
-      shardsApi.map((s) => enumTail(s.health, "SHARD_HEALTH_")),
-    );
+    for (const s of want.shards) {
+      const row = before.shards.find((x) => x.id === s.id)!;
+      expect(row.members.length).toBe(s.members.length);
+      for (const m of s.members) expect(row.members.some((text) => text.includes(m.raftAddress))).toBe(true);
+    }
     expect(before.shards.every((s) => s.health === "ok" && s.members.length === 3)).toBe(true);
 
     // kill -9 a NodeHost that holds replicas.
@@ -147,4 +158,39 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
     expect(desc).toEqual([...desc].sort((a, b) => b - a));
     await page.close();
   }, 60_000);
+});
+
+describe.skipIf(!executablePath)("the dashboard's token prompt in Chromium", () => {
+  test("an API with a token: the page asks for it, refuses a wrong one, and shows the replicas with the right one", async () => {
+    const nh = new FakeNodeHost("h1:7001").addShard(1).addShard(2, { replicaId: 2, leaderId: 1 });
+    const server = await withFreePort((port) =>
+      serveApi(createNodeHostApi({ nodehost: nh, apiToken: "s3cret" }), { hostname: "127.0.0.1", port }),
+    );
+    track("token test API server", () => server.stop());
+    const ownBrowser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
+    track("chromium (token test)", () => ownBrowser.close());
+    const page = await ownBrowser.newPage({ bypassCSP: true });
+    await page.goto(`http://127.0.0.1:${server.port}/?refresh=0.5`);
+    await page.waitForSelector("#login:not([hidden])", { timeout: 30_000 });
+    expect(await page.evaluate<number>(ROWS)).toBe(0);
+    await page.fill('#login input[name="token"]', "wrong");
+    await page.click('#login button[type="submit"]');
+    await page.waitForFunction(
+      `document.getElementById("login-error").textContent.includes("refused")`,
+      null,
+      {
+        timeout: 30_000,
+      },
+    );
+    await page.fill('#login input[name="token"]', "s3cret");
+    await page.click('#login button[type="submit"]');
+    await page.waitForFunction(`${ROWS} === 2`, null, { timeout: 30_000 });
+    expect(await page.isHidden("#login")).toBe(true);
+    // Kept for this tab only: a reload signs in again from sessionStorage.
+    expect(await page.evaluate<string | null>(`sessionStorage.getItem("longboat.apiToken")`)).toBe("s3cret");
+    await page.reload();
+    await page.waitForFunction(`${ROWS} === 2`, null, { timeout: 30_000 });
+    await ownBrowser.close();
+    await server.stop();
+  }, 120_000);
 });

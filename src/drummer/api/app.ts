@@ -15,7 +15,7 @@ import { describeIssues } from "../../api/schemas.ts";
 import { RpcHandler } from "../../api/rpc/router.ts";
 import { defineService, type ServiceDef, unary } from "../../api/rpc/service.ts";
 import { type Env, realEnv } from "../../env.ts";
-import { mountDashboard } from "../../ui/routes.tsx";
+import { DASHBOARD_PATHS, mountDashboard } from "../../ui/routes.tsx";
 import { DRUMMER_FORWARDED_HEADER } from "../client.ts";
 import type { DrummerMetrics } from "../metrics.ts";
 import type { DrummerService } from "../service.ts";
@@ -44,9 +44,10 @@ export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
   const self = (request: Request) => handler.fetch(request);
   const handler: RpcHandler = new RpcHandler({
     services: [drummerService(opts.service)],
-    routes: drummerRoutes(opts.metrics, self).fetch,
+    routes: drummerRoutes(opts.metrics, self, opts.token !== undefined).fetch,
     limits: { maxBodyBytes: opts.maxBodyBytes ?? DRUMMER_MAX_BODY_BYTES },
     auth: {
+      openPaths: ["/healthz", "/readyz", ...DASHBOARD_PATHS],
       ...(opts.token === undefined ? {} : { token: opts.token }),
       ...(opts.metricsToken === undefined ? {} : { pathTokens: { "/metrics": opts.metricsToken } }),
     },
@@ -82,9 +83,13 @@ function drummerService(service: DrummerService): ServiceDef {
 }
 
 /** /healthz, /metrics and the dashboard (`GET /`). */
-function drummerRoutes(metrics: DrummerMetrics, self: (request: Request) => Promise<Response>): Hono {
+function drummerRoutes(
+  metrics: DrummerMetrics,
+  self: (request: Request) => Promise<Response>,
+  tokenRequired: boolean,
+): Hono {
   const app = new Hono();
-  mountDashboard(app, { kind: "deployment", title: "Longboat deployment", tokenRequired: false, api: self });
+  mountDashboard(app, { kind: "deployment", title: "Longboat deployment", tokenRequired, api: self });
   app.get("/healthz", (c) => c.text("ok\n"));
   app.get("/metrics", (c) =>
     c.body(metrics.registry.expose(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
