@@ -206,6 +206,8 @@ export interface ApiServerConfig {
   apiTlsCa?: string;
   apiInsecure: boolean;
   metricsToken?: string;
+  /** Seconds between the refreshes of the dashboard at GET / (src/ui). */
+  refresh: number;
 }
 
 export const API_SERVER_FIELDS: readonly Field[] = [
@@ -235,6 +237,15 @@ export const API_SERVER_FIELDS: readonly Field[] = [
     valueName: "token",
     help: "bearer token GET /metrics requires (the API token works too), so a scraper needs no API access",
     schema: nonEmpty,
+  },
+  {
+    key: "refresh",
+    flag: "refresh",
+    kind: "int",
+    valueName: "seconds",
+    help: "seconds between the refreshes of the dashboard served at GET / on the API address",
+    schema: positiveInt.max(3600, { error: "must be at most 3600 (one hour)" }),
+    default: 2,
   },
 ];
 

@@ -159,8 +159,9 @@ export class Drummer {
   }
 
   /** The Drummer API (serve it with serveApi; `fetch` answers in process). */
-  api(): RpcHandler {
+  api(extra: { dashboardRefreshSeconds?: number } = {}): RpcHandler {
     return createDrummerApi({
+      ...extra,
       service: this.service,
       metrics: this.metrics,
       env: this.env,

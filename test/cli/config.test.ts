@@ -59,6 +59,7 @@ describe("merge priority", () => {
       master: [],
       logLevel: "info",
       apiInsecure: false,
+      refresh: 2,
       onLeaderChangeShell: false,
       hookTimeoutMs: 10_000,
     });

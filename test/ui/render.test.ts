@@ -120,3 +120,16 @@ describe("NodeHost dashboard (server-rendered)", () => {
     expect(((await res.json()) as { code: string }).code).toBe("unimplemented");
   });
 });
+
+describe("--refresh", () => {
+  test("nodehost and drummer take --refresh <seconds> (default 2, at most 3600)", async () => {
+    const { resolveNodeHostConfig, resolveDrummerConfig } = await import("../../src/cli/config.ts");
+    const flags = { "raft-address": "h1:7001", "api-address": "127.0.0.1:8001" };
+    expect(resolveNodeHostConfig({ flags }).refresh).toBe(2);
+    expect(resolveNodeHostConfig({ flags: { ...flags, refresh: "5" } }).refresh).toBe(5);
+    expect(() => resolveNodeHostConfig({ flags: { ...flags, refresh: "0" } })).toThrow(/refresh/);
+    expect(() => resolveNodeHostConfig({ flags: { ...flags, refresh: "7200" } })).toThrow(/3600/);
+    const drummer = { id: "1", peers: "1=d1:9101", "api-address": "127.0.0.1:9001" };
+    expect(resolveDrummerConfig({ flags: { ...drummer, refresh: "9" } }).refresh).toBe(9);
+  });
+});

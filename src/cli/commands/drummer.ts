@@ -49,7 +49,7 @@ export async function run(config: DrummerConfig): Promise<number> {
   drummer.onFatal = (message) => fatal(message);
   await drummer.start();
   const api = parseAddress(config.apiAddress);
-  const server = await serveApi(drummer.api(), {
+  const server = await serveApi(drummer.api({ dashboardRefreshSeconds: config.refresh }), {
     hostname: api.host,
     port: api.port,
     log,

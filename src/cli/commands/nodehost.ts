@@ -88,6 +88,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     log,
     metrics,
     ...(config.metricsToken === undefined ? {} : { metricsToken: config.metricsToken }),
+    dashboardRefreshSeconds: config.refresh,
     ...(config.snapshotExportDir === undefined ? {} : { snapshotExportDir: config.snapshotExportDir }),
     ...(apiTls ? { forwardTls: apiTls.forward } : {}),
   });

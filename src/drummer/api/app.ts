@@ -37,6 +37,8 @@ export interface DrummerApiOptions {
   token?: string;
   /** Token of GET /metrics alone; the API token works there too. */
   metricsToken?: string;
+  /** Seconds between the dashboard's refreshes (`GET /`). Default 2. */
+  dashboardRefreshSeconds?: number;
 }
 
 export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
@@ -44,7 +46,7 @@ export function createDrummerApi(opts: DrummerApiOptions): RpcHandler {
   const self = (request: Request) => handler.fetch(request);
   const handler: RpcHandler = new RpcHandler({
     services: [drummerService(opts.service)],
-    routes: drummerRoutes(opts.metrics, self, opts.token !== undefined).fetch,
+    routes: drummerRoutes(opts, self).fetch,
     limits: { maxBodyBytes: opts.maxBodyBytes ?? DRUMMER_MAX_BODY_BYTES },
     auth: {
       openPaths: ["/healthz", "/readyz", ...DASHBOARD_PATHS],
@@ -83,13 +85,16 @@ function drummerService(service: DrummerService): ServiceDef {
 }
 
 /** /healthz, /metrics and the dashboard (`GET /`). */
-function drummerRoutes(
-  metrics: DrummerMetrics,
-  self: (request: Request) => Promise<Response>,
-  tokenRequired: boolean,
-): Hono {
+function drummerRoutes(opts: DrummerApiOptions, self: (request: Request) => Promise<Response>): Hono {
+  const metrics = opts.metrics;
   const app = new Hono();
-  mountDashboard(app, { kind: "deployment", title: "Longboat deployment", tokenRequired, api: self });
+  mountDashboard(app, {
+    kind: "deployment",
+    title: "Longboat deployment",
+    tokenRequired: opts.token !== undefined,
+    api: self,
+    ...(opts.dashboardRefreshSeconds === undefined ? {} : { refreshSeconds: opts.dashboardRefreshSeconds }),
+  });
   app.get("/healthz", (c) => c.text("ok\n"));
   app.get("/metrics", (c) =>
     c.body(metrics.registry.expose(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
