@@ -5,6 +5,7 @@
  * every shard healthy again.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createDrummerApi } from "../../src/drummer/api/app.ts";
 import { DrummerGroup } from "../drummer/group.ts";
 
 const SHARDS = [1, 2, 3];
@@ -109,4 +110,25 @@ describe("the drummers' page", () => {
       ),
     );
   }, 120_000);
+
+  test("with the drummer API's token the page and script are open but carry no data; the data calls need it", async () => {
+    const d = g.members[0]!.drummer!;
+    const api = createDrummerApi({ service: d.service, metrics: d.metrics, env: g.env, token: "s3cret" });
+    const page = await api.request("/");
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('"tokenRequired":true');
+    expect(html).toContain('<form id="login" class="login">');
+    expect(hostsOf(html)).toEqual([]);
+    expect(shardsOf(html)).toEqual([]);
+    expect((await api.request(/<script src="([^"]+)"/.exec(html)![1]!)).status).toBe(200);
+    const list = (authorization?: string) =>
+      api.request("/longboat.drummer.v1.DrummerService/ListShards", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
+        body: "{}",
+      });
+    expect((await list()).status).toBe(401);
+    expect((await list("Bearer wrong")).status).toBe(401);
+  });
 });
