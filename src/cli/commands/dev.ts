@@ -47,6 +47,8 @@ const POLL_MS = 1000;
 const TAIL_LINES = 20;
 const REPLICAS = 3;
 const DRUMMER_CALL_MS = 3000;
+/** Drummer API answers that a later try may not get: dev's set-up retries them. */
+const TRANSIENT = new Set(["unavailable", "deadline_exceeded", "unknown", "aborted"]);
 /** A second Ctrl-C this long after the first kills what still runs. */
 const REPEAT_SIGNAL_MS = 1000;
 
@@ -464,7 +466,12 @@ class Dev {
     await this.watch(view!);
   }
 
-  /** Calls fn until it gives a value (not null), retrying while the drummers are unavailable. */
+  /**
+   * Calls fn until it gives a value (not null), retrying while the drummers are unavailable or
+   * slow (a busy machine, an election). Each step is safe to repeat: a shard defined or a
+   * bootstrap done by an earlier try is answered already_exists or failed_precondition, which
+   * the steps take as done.
+   */
   private async until<T>(fn: () => Promise<T | null>, progress: Progress, what: () => string): Promise<T> {
     for (;;) {
       if (this.stopping) throw new Error("stopping");
@@ -472,7 +479,7 @@ class Dev {
         const v = await fn();
         if (v !== null) return v;
       } catch (error) {
-        if (!(error instanceof DrummerCallError && error.code === "unavailable")) throw error;
+        if (!(error instanceof DrummerCallError && TRANSIENT.has(error.code))) throw error;
       }
       progress.show(`${what()} (${((Date.now() - this.startedMs) / 1000).toFixed(0)} s)`);
       await Bun.sleep(POLL_MS / 4);
