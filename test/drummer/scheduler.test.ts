@@ -281,6 +281,24 @@ describe("zombies", () => {
     expect(stale.logsOnDisk.size).toBe(0);
   });
 
+  test("a kill with no effect fails after the decision timeout, saying what the host still reports", () => {
+    const f = running([1], 4);
+    const dead = f.members(1)[0]!;
+    f.kill(dead);
+    f.advance(DEAD_MS + 1);
+    f.cycle(8);
+    f.restart(dead);
+    f.run(f.hosts.get(dead)!, 1, 1, { cc: 3, members: [] });
+    f.ignore.add("kill");
+    f.pass();
+    expect(f.kinds()).toEqual([`kill 1/1@${dead}`]);
+    f.advance(DEAD_MS + 1);
+    f.pass();
+    const [kill] = f.state.finished.filter((d) => d.kind === DecisionKind.Kill);
+    expect(kill!.state).toBe(DecisionState.Failed);
+    expect(kill!.outcome).toContain("its host reports the replica running");
+  });
+
   test("a replica reporting a newer membership than the view is not a zombie", () => {
     const f = running([1], 4);
     const m = f.runningMembership(1)!;

@@ -43,12 +43,26 @@ function endOf(c: ClusterView, d: Decision, config: SchedulerConfig): Omit<End, 
     return { failed: true, outcome: `${d.executorAddress}, which was to carry it out, is dead` };
   }
   if (c.nowMs - d.createdMs > config.decisionTimeoutMs) {
+    const why = d.kind === DecisionKind.Kill ? `; ${notKilled(c, d)}` : "";
     return {
       failed: true,
-      outcome: `no effect seen within ${config.decisionTimeoutMs} ms (${describeDecision(d)})`,
+      outcome: `no effect seen within ${config.decisionTimeoutMs} ms (${describeDecision(d)}${why})`,
     };
   }
   return null;
+}
+
+/** What keeps a kill from counting as done (in its outcome when it times out). */
+function notKilled(c: ClusterView, d: Decision): string {
+  const h = c.host(d.replicaAddress);
+  if (!h) return "its host never reported";
+  if (c.hostState(d.replicaAddress) !== "alive") return "its host is not alive";
+  if (h.lastReportMs < d.createdMs)
+    return `its host last reported at ${h.lastReportMs} ms, before the decision (${d.createdMs} ms)`;
+  if (c.running(d.shardId, d.replicaId, d.replicaAddress)) return "its host reports the replica running";
+  if (c.hasLog(d.replicaAddress, d.shardId, d.replicaId))
+    return "its host reports the replica's data on disk";
+  return "its host reports it gone";
 }
 
 /** A kill is done once its host, alive, reports after the decision neither running the replica nor holding its data. */
