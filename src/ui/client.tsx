@@ -113,7 +113,28 @@ async function scrapeMetrics(): Promise<void> {
   chartsEl.innerHTML = html(<Charts series={series} />);
 }
 
+let refreshing = false;
+let again = false;
+
+/** One refresh, then the next is scheduled; a call while one runs runs once after it (one loop only). */
 async function refresh(): Promise<void> {
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    await refreshOnce();
+  } finally {
+    refreshing = false;
+  }
+  if (again) {
+    again = false;
+    await refresh();
+  }
+}
+
+async function refreshOnce(): Promise<void> {
   if (timer !== undefined) clearTimeout(timer);
   timer = undefined;
   const call = connectJsonCaller((url, init) => fetch(url, init), "", token);
