@@ -438,13 +438,15 @@ export class NodeHostClient {
   // A write with `session` applies at most once however often it is retried, and the session
   // moves on to its next series id when the write completes.
 
+  /** Sets key to value; resolves with the log index the write was committed at. */
   async put(
     shardId: number,
     key: string,
     value: string | Uint8Array,
     opts: WriteOptions = {},
-  ): Promise<void> {
-    await this.propose(shardId, pb.KvCommand.encode({ put: { key, value: asBytes(value) } }).finish(), opts);
+  ): Promise<{ index: number }> {
+    const command = pb.KvCommand.encode({ put: { key, value: asBytes(value) } }).finish();
+    return { index: (await this.propose(shardId, command, opts)).index };
   }
 
   /** Deletes key; true when it existed. */
@@ -483,6 +485,24 @@ export class NodeHostClient {
       : await this.call("Read", { shardId, query });
     const result = pb.KvQueryResult.decode(res.result);
     return result.found ? result.value : null;
+  }
+
+  /**
+   * One page of keys in [start, end) in UTF-8 byte order (end "": no bound), at most `limit`
+   * (0 or above the app's maximum: its maximum, 1000); `more` says keys remain after the page.
+   */
+  async scan(
+    shardId: number,
+    range: { start?: string; end?: string; limit?: number },
+  ): Promise<{ pairs: { key: string; value: Uint8Array }[]; more: boolean }> {
+    const query = pb.KvQuery.encode({
+      scan: { start: range.start ?? "", end: range.end ?? "", limit: range.limit ?? 0 },
+    }).finish();
+    const result = pb.KvQueryResult.decode((await this.call("Read", { shardId, query })).result);
+    return {
+      pairs: result.pairs.map((p) => ({ key: p.key ?? "", value: p.value ?? new Uint8Array() })),
+      more: result.more,
+    };
   }
 
   status(): Promise<longboat.nodehost.v1.StatusResponse> {

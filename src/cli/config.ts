@@ -739,7 +739,9 @@ export function resolveDrummerConfig(input: ConfigInput): DrummerConfig {
 /** The operation of `longboat cmd <op>` with its positional arguments. */
 export type CmdRequest =
   | { op: "status" }
-  | { op: "put"; key: string; value: string }
+  | { op: "health" }
+  | { op: "put"; key: string; value?: string }
+  | { op: "scan" }
   | { op: "get"; key: string }
   | { op: "delete"; key: string }
   | { op: "cas"; key: string; expected: string; value: string }
@@ -760,7 +762,9 @@ export type CmdOp = CmdRequest["op"];
 /** Positional arguments of each op; `replicaId` and `address` are validated as such. */
 export const CMD_OPS: Record<CmdOp, readonly string[]> = {
   status: [],
+  health: [],
   put: ["key", "value"],
+  scan: [],
   get: ["key"],
   delete: ["key"],
   cas: ["key", "expected", "value"],
@@ -799,6 +803,12 @@ export interface CmdConfig extends ApiClientConfig, DrummerCmdOptions {
   compactionIndex?: number;
   /** Writes without a client session: a write retried after a timeout may apply twice. */
   noSession: boolean;
+  /** put: read the value from this file (instead of the <value> argument). */
+  file?: string;
+  /** scan: only keys that start with this. */
+  prefix: string;
+  /** scan: at most this many keys. */
+  limit?: number;
 }
 
 export const CMD_FIELDS: readonly Field[] = [
@@ -825,7 +835,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "shard",
     kind: "int",
     valueName: "id",
-    help: "shard ID the op works on (needed by every op but status and watch, which it narrows)",
+    help: "shard ID the op works on (needed by every op but status, health and watch, which it narrows)",
     schema: positiveInt,
   },
   {
@@ -897,6 +907,31 @@ export const CMD_FIELDS: readonly Field[] = [
     schema: positiveInt,
   },
   {
+    key: "file",
+    flag: "file",
+    kind: "text",
+    valueName: "path",
+    help: "put: the value is this file's bytes (instead of <value>; a <value> of - reads stdin)",
+    schema: nonEmpty,
+  },
+  {
+    key: "prefix",
+    flag: "prefix",
+    kind: "text",
+    valueName: "text",
+    help: "scan: only the keys that start with this (default: every key)",
+    schema: z.string({ error: "must be text" }),
+    default: "",
+  },
+  {
+    key: "limit",
+    flag: "limit",
+    kind: "int",
+    valueName: "n",
+    help: "scan: at most this many keys (default: all)",
+    schema: positiveInt,
+  },
+  {
     key: "noSession",
     flag: "no-session",
     kind: "bool",
@@ -925,7 +960,22 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
     return config;
   }
   if (config.nodehost.length === 0) throw new ConfigError(`cmd ${request.op} needs --nodehost`);
-  if (request.op === "watch") return config; // --shard only narrows what it shows
+  // --shard only narrows what these show
+  if (request.op === "watch" || request.op === "health") return config;
+  if (request.op === "put") {
+    if (request.value === undefined && config.file === undefined) {
+      throw new ConfigError(
+        "cmd put takes <key> <value>, or <key> with --file <path> (a <value> of - reads stdin)",
+      );
+    }
+    if (request.value !== undefined && config.file !== undefined) {
+      throw new ConfigError(
+        `cmd put: give the value as <value> or with --file, not both (got "${request.value}" and --file ${config.file})`,
+      );
+    }
+  } else if (config.file !== undefined) {
+    throw new ConfigError(`--file is for cmd put, not cmd ${request.op}`);
+  }
   if (config.shard === undefined) throw new ConfigError(`cmd ${request.op} needs --shard`);
   if (config.from !== undefined && config.to !== undefined && config.to < config.from) {
     throw new ConfigError(`--to ${config.to} is below --from ${config.from}`);
@@ -948,7 +998,8 @@ function parseRequest(args: readonly string[]): CmdRequest {
   const ops = Object.keys(CMD_OPS);
   if (op === undefined) throw new ConfigError(`cmd needs an op (one of ${ops.join(", ")})`);
   if (!ops.includes(op)) throw new ConfigError(`cmd op "${op}" is unknown (one of ${ops.join(", ")})`);
-  const names = CMD_OPS[op as CmdOp];
+  // put's value may come from --file instead (resolveCmdConfig checks there is one).
+  const names = op === "put" && rest.length === 1 ? ["key"] : CMD_OPS[op as CmdOp];
   if (rest.length !== names.length) {
     const usage = names.map((n) => `<${n}>`).join(" ");
     throw new ConfigError(

@@ -44,6 +44,14 @@ async function run(argv: readonly string[], io: Io): Promise<{ code: number; dra
   }
 }
 
+/** The exit codes, as every --help and the README state them. */
+export const EXIT_CODES = [
+  "  0  done",
+  "  1  failed: the request was refused or could not be made; cmd get of a missing key (--json: found false),",
+  "     cmd delete of a missing key, cmd cas that did not swap, cmd health with a host unhealthy or unreachable",
+  "  2  bad usage: unknown command, op or option, a missing or invalid value, an unknown app, a missing plugin file",
+].join("\n");
+
 /** What `longboat --version` and `longboat version` accept; they load nothing else. */
 const VERSION_ARGS = new Set(["version", "--version", "-v"]);
 
@@ -92,6 +100,7 @@ function buildCli(subcommands: Record<string, Subcommand>): CAC {
   // cac's help of a command lists usage and options; put what the command does under the usage.
   cli.help((sections) => {
     if (cli.matchedCommand !== undefined) sections.splice(2, 0, { body: cli.matchedCommand.description });
+    sections.push({ title: "Exit codes", body: EXIT_CODES });
     return sections;
   });
   cli.example("  $ longboat dev");

@@ -1,9 +1,9 @@
 // The compiled binary as a user meets it: output through pipes, exit codes, messages.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, cmd, ensureBinary, freePort, waitFor } from "./harness.ts";
+import { BIN, cmd, ensureBinary, freePort, ProcessCluster, waitFor } from "./harness.ts";
 
 beforeAll(() => ensureBinary());
 
@@ -122,4 +122,191 @@ describe("cmd output through a pipe", () => {
       });
     for (const r of runs) expect(r.text).toBe(line);
   }, 60_000);
+});
+
+describe("cmd against a deployment of three NodeHosts", () => {
+  let cluster: ProcessCluster;
+  // A loaded machine (other test files are the load) can take seconds to answer: the wait is
+  // generous, what is checked is the answer.
+  const run = (...args: string[]) =>
+    cmd(args.includes("--timeout-ms") ? args : [...args, "--timeout-ms", "30000"]);
+  beforeAll(async () => {
+    cluster = new ProcessCluster(1);
+    await cluster.init();
+    await cluster.startAll();
+  }, 120_000);
+  afterAll(() => cluster.stop());
+
+  test("put prints the log index it committed at; a later put commits at a higher index", () => {
+    const first = run("put", "--nodehost", cluster.api(), "--shard", "1", "k", "v1");
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const index = Number(/^ok, committed at index ([0-9]+)\n$/.exec(first.stdout)?.[1]);
+    expect(index).toBeGreaterThan(0);
+    const second = run("put", "--json", "--nodehost", cluster.api(), "--shard", "1", "k", "v2");
+    expect(second.code).toBe(0);
+    const json = JSON.parse(second.stdout) as { ok: boolean; index: number };
+    expect(json.ok).toBe(true);
+    expect(json.index).toBeGreaterThan(index);
+  });
+
+  test("put reads the value from stdin with - and from --file, byte for byte", () => {
+    const bytes = new Uint8Array([0x68, 0x69, 0x0a, 0x00, 0xff]);
+    const dir = mkdtempSync(join(tmpdir(), "longboat-put-"));
+    try {
+      const p = Bun.spawnSync(
+        [BIN, "cmd", "put", "--nodehost", cluster.api(), "--shard", "1", "from-stdin", "-"],
+        {
+          stdin: bytes,
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
+      expect(p.exitCode).toBe(0);
+      writeFileSync(join(dir, "value"), bytes);
+      const f = run(
+        "put",
+        "--nodehost",
+        cluster.api(),
+        "--shard",
+        "1",
+        "from-file",
+        "--file",
+        join(dir, "value"),
+      );
+      expect(f.code).toBe(0);
+      for (const key of ["from-stdin", "from-file"]) {
+        const got = Bun.spawnSync(
+          [BIN, "cmd", "get", "--nodehost", cluster.api(), "--shard", "1", key, "--timeout-ms", "30000"],
+          {
+            stdout: "pipe",
+          },
+        );
+        expect(got.exitCode).toBe(0);
+        // get prints the value as text and a newline; compare the value's bytes that survive UTF-8
+        expect(got.stdout.toString()).toBe(`${new TextDecoder().decode(bytes)}\n`);
+      }
+      const both = run(
+        "put",
+        "--nodehost",
+        cluster.api(),
+        "--shard",
+        "1",
+        "k",
+        "v",
+        "--file",
+        join(dir, "value"),
+      );
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain("give the value as <value> or with --file, not both");
+      const missing = run(
+        "put",
+        "--nodehost",
+        cluster.api(),
+        "--shard",
+        "1",
+        "k",
+        "--file",
+        join(dir, "none"),
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`--file ${join(dir, "none")}: no such file`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("scan --prefix lists exactly the keys with that prefix, in byte order, page after page", () => {
+    const keys = ["user/b", "user/a", "user0", "use", "user/é", "users"];
+    for (const k of keys)
+      expect(run("put", "--nodehost", cluster.api(), "--shard", "1", k, `v-${k}`).code).toBe(0);
+    const got = run("scan", "--nodehost", cluster.api(), "--shard", "1", "--prefix", "user/");
+    expect(got.code).toBe(0);
+    expect(got.stdout).toBe("user/a\tv-user/a\nuser/b\tv-user/b\nuser/é\tv-user/é\n");
+    const limited = run(
+      "scan",
+      "--json",
+      "--nodehost",
+      cluster.api(),
+      "--shard",
+      "1",
+      "--prefix",
+      "user",
+      "--limit",
+      "2",
+    );
+    expect(JSON.parse(limited.stdout)).toEqual({
+      ok: true,
+      pairs: [
+        { key: "user/a", value: "v-user/a" },
+        { key: "user/b", value: "v-user/b" },
+      ],
+      more: true,
+    });
+    const none = run("scan", "--nodehost", cluster.api(), "--shard", "1", "--prefix", "nothing/");
+    expect(none.code).toBe(0);
+    expect(none.stderr).toBe('no keys with prefix "nothing/" in shard 1\n');
+  });
+
+  test("a missing key exits 1; with --json it prints found: false", () => {
+    const plain = run("get", "--nodehost", cluster.api(), "--shard", "1", "absent");
+    expect(plain).toEqual({ code: 1, stdout: "", stderr: 'key "absent" not found in shard 1\n' });
+    const json = run("get", "--json", "--nodehost", cluster.api(), "--shard", "1", "absent");
+    expect(json).toEqual({ code: 1, stdout: '{"ok":true,"found":false}\n', stderr: "" });
+  });
+
+  test("status asks every host: each one's replica, health, and the leader by id and raft address", async () => {
+    const leader = await cluster.waitLeader(1);
+    const leaderRaft = cluster.hosts[leader - 1]!.raft;
+    const got = run("status", "--json", "--nodehost", cluster.api());
+    expect(got.code).toBe(0);
+    const body = JSON.parse(got.stdout) as {
+      hosts: {
+        address: string;
+        raftAddress: string;
+        health: string;
+        replicas: { replica: number; role: string; leader: string }[];
+      }[];
+    };
+    expect(body.hosts.map((h) => [h.address, h.raftAddress, h.health])).toEqual(
+      cluster.hosts.map((h) => [h.api, h.raft, "ok"]),
+    );
+    for (const [i, h] of body.hosts.entries()) {
+      expect(h.replicas).toHaveLength(1);
+      expect(h.replicas[0]!.replica).toBe(i + 1);
+      expect(h.replicas[0]!.leader).toBe(`${leader}@${leaderRaft}`);
+      expect(h.replicas[0]!.role).toBe(i + 1 === leader ? "leader" : "follower");
+    }
+    const table = run("status", "--nodehost", cluster.api());
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(
+      /^HOST +RAFT +HEALTH +SHARD +REPLICA +APP +ROLE +TERM +LEADER +COMMIT +APPLIED +MEMBERS$/,
+    );
+    expect(lines).toHaveLength(4);
+    for (const h of cluster.hosts) expect(table.stdout).toContain(h.api);
+  });
+
+  test("health exits 0 while every host is healthy, 1 naming the host once one is down; status shows it unreachable", async () => {
+    const healthy = run("health", "--nodehost", cluster.api());
+    expect(healthy.code).toBe(0);
+    expect(healthy.stdout.trimEnd().split("\n")).toEqual(
+      cluster.hosts.map((h) => `${h.api} (raft ${h.raft}): healthy, 1 replica(s), each with a leader`),
+    );
+    // A follower goes down: the others keep their leader, so only it is unhealthy.
+    const leader = await cluster.waitLeader(1);
+    const down = cluster.hosts.find((h) => h.index !== leader)!;
+    await cluster.kill(down.index);
+    const health = run("health", "--nodehost", cluster.api(), "--timeout-ms", "8000");
+    expect(health.code).toBe(1);
+    expect(health.stdout).toContain(
+      `${down.api}: unhealthy, unreachable: unavailable: cannot reach the NodeHost API`,
+    );
+    const status = run("status", "--json", "--nodehost", cluster.api(), "--timeout-ms", "8000");
+    expect(status.code).toBe(0); // the others answered
+    const hosts = (JSON.parse(status.stdout) as { hosts: { address: string; health: string }[] }).hosts;
+    expect(hosts.map((h) => h.health.split(":")[0])).toEqual(
+      cluster.hosts.map((h) => (h === down ? "unreachable" : "ok")),
+    );
+  });
 });

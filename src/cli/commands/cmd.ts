@@ -10,7 +10,7 @@ import { printErrorLine, printLine } from "../output.ts";
 import { apiClientTls } from "../tls.ts";
 import { admin, compact, printLog, removeData } from "./cmd-admin.ts";
 import { kv } from "./cmd-kv.ts";
-import { status } from "./cmd-status.ts";
+import { health, status } from "./cmd-status.ts";
 import { watch } from "./watch.ts";
 
 /** Runs `longboat cmd <op>` against the NodeHost API; returns the exit code (0 done, 1 failed). */
@@ -50,9 +50,12 @@ async function execute(client: NodeHostClient, config: CmdConfig): Promise<numbe
   const r = config.request;
   switch (r.op) {
     case "status":
-      return status(client, config);
+      return status(config);
+    case "health":
+      return health(config);
     case "put":
     case "get":
+    case "scan":
     case "delete":
     case "cas":
     case "add":
