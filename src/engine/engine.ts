@@ -115,6 +115,8 @@ const REFUSAL_LOG_EVERY_TICKS = 50;
 export class Engine implements TransportHandler, ReplicaHost {
   private readonly replicas = new Map<number, Replica>();
   private ready = new Set<Replica>();
+  /** Replicas that have known a leader: their "no leader" is logged at info (onLeaderChanged). */
+  private readonly knewLeader = new WeakSet<Replica>();
   private tickCount = 0;
   private scheduled = false;
   private running = false;
@@ -331,8 +333,12 @@ export class Engine implements TransportHandler, ReplicaHost {
 
   onLeaderChanged(replica: Replica, leaderId: number, term: number): void {
     if (leaderId === replica.replicaId) this.stats.elections++;
+    // "No leader" is news once a leader was known; before the first (every shard at start-up,
+    // while it elects one) it is noise, logged at debug. The event goes out either way.
+    const lost = leaderId === 0 && this.knewLeader.has(replica);
+    if (leaderId !== 0) this.knewLeader.add(replica);
     this.log({
-      level: "info",
+      level: leaderId !== 0 || lost ? "info" : "debug",
       event: "leader-updated",
       shard: replica.shardId,
       replica: replica.replicaId,

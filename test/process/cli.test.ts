@@ -94,6 +94,20 @@ describe("cmd output through a pipe", () => {
   }, 60_000);
   afterAll(() => host.stop());
 
+  test("every JSON log line names its host (raft address); start-up logs no leader-updated with leader 0", async () => {
+    await waitFor(async () => host.log.includes('"event":"leader-updated"'), 30_000, "a leader-updated line");
+    const lines = host.log
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.length).toBeGreaterThan(2);
+    for (const line of lines) expect(line.host, JSON.stringify(line)).toBe(host.raft);
+    const updates = lines.filter((l) => l.event === "leader-updated");
+    expect(updates.length).toBeGreaterThan(0);
+    expect(updates.filter((l) => l.leaderId === 0)).toEqual([]);
+    expect(updates[0]).toMatchObject({ shard: 1, replica: 1, leaderId: 1 });
+  });
+
   test("cmd get of a 120,000-byte value delivers every byte to a slow reader, run after run", async () => {
     const runs = await concurrently(4, async (run) => {
       const got = await runIntoSlowReader(["cmd", "get", "--nodehost", host.api, "--shard", "1", "big"]);

@@ -15,7 +15,7 @@ const TRANSFER_WAIT_MS = 5000;
  * cannot serve (its data belongs to another deployment).
  */
 export async function run(config: DrummerConfig): Promise<number> {
-  const log = jsonLogger(config.logLevel);
+  const log = jsonLogger(config.logLevel, undefined, { host: config.raftAddress });
   const tls =
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }

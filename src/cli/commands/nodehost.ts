@@ -20,7 +20,7 @@ const TRANSFER_WAIT_MS = 5000;
  * NodeHost API; SIGTERM/SIGINT hand leadership to a peer, then stop cleanly. Returns the exit code.
  */
 export async function run(config: NodeHostConfig): Promise<number> {
-  const log = jsonLogger(config.logLevel);
+  const log = jsonLogger(config.logLevel, undefined, { host: config.raftAddress });
   const apps = builtinApps();
   // A plugin that cannot be loaded and an unknown app are usage errors (exit 2), found
   // before anything starts.
