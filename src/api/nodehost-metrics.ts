@@ -1,4 +1,7 @@
+import { readdirSync } from "node:fs";
+import { buildInfo } from "../build-info.ts";
 import {
+  type CollectedFamily,
   COUNT_BUCKETS,
   type Counter,
   type Gauge,
@@ -28,6 +31,8 @@ export class NodeHostMetrics {
   readonly queueDepth: Gauge;
   readonly transportBytes: Counter;
   readonly transportDrops: Counter;
+  readonly transportSnapshots: Counter;
+  readonly transportSnapshotBytes: Counter;
 
   constructor(registry = new MetricsRegistry()) {
     this.registry = registry;
@@ -78,6 +83,17 @@ export class NodeHostMetrics {
       "Messages the Raft transport dropped, by reason.",
       ["reason"],
     );
+    this.transportSnapshots = registry.counter(
+      "longboat_transport_snapshots_total",
+      "Snapshot streams of the Raft transport by result (sent, send_failed, received, refused).",
+      ["result"],
+    );
+    this.transportSnapshotBytes = registry.counter(
+      "longboat_transport_snapshot_bytes_total",
+      "Bytes of snapshot streams the Raft transport received.",
+      ["direction"],
+    );
+    registry.addCollector(processFamilies);
   }
 
   /** One API request finished: method name (or "unknown"), Connect code or "ok", latency. */
@@ -117,6 +133,24 @@ export class NodeHostMetrics {
     const t = nodehost.transportStats?.();
     if (!t) return;
     this.addTransportBytes("sent", delta(nodehost, "bytesSent", t.bytesSent));
+    this.addTransportBytes("received", delta(nodehost, "bytesReceived", t.bytesReceived));
+    this.transportSnapshots.inc({ result: "sent" }, delta(nodehost, "snapshotsSent", t.snapshotsSent));
+    this.transportSnapshots.inc(
+      { result: "send_failed" },
+      delta(nodehost, "snapshotsSendFailed", t.snapshotsSendFailed),
+    );
+    this.transportSnapshots.inc(
+      { result: "received" },
+      delta(nodehost, "snapshotsReceived", t.snapshotsReceived),
+    );
+    this.transportSnapshots.inc(
+      { result: "refused" },
+      delta(nodehost, "snapshotsRefused", t.snapshotsRefused),
+    );
+    this.transportSnapshotBytes.inc(
+      { direction: "received" },
+      delta(nodehost, "snapshotBytesReceived", t.snapshotBytesReceived),
+    );
     this.addTransportDrops("queue_full", delta(nodehost, "queueFull", t.messagesDroppedQueueFull));
     this.addTransportDrops("too_large", delta(nodehost, "tooLarge", t.messagesDroppedTooLarge));
     this.addTransportDrops("unreachable", delta(nodehost, "unreachable", t.messagesDroppedUnreachable));
@@ -156,6 +190,21 @@ export class NodeHostMetrics {
           s.refusedMessages,
         ),
         counter(
+          "longboat_snapshots_created_total",
+          "Snapshots taken by this host's replicas (on request or every snapshot-entries).",
+          s.snapshotsCreated,
+        ),
+        counter(
+          "longboat_snapshot_created_bytes_total",
+          "Bytes of the snapshot files taken by this host's replicas.",
+          s.snapshotBytesCreated,
+        ),
+        counter(
+          "longboat_snapshot_create_seconds_total",
+          "Time spent taking snapshots (saving the state machine and recording it in the log database).",
+          s.snapshotMsTotal / 1000,
+        ),
+        counter(
           "longboat_replica_failures_total",
           "Replicas stopped because processing them failed (logged as replica-failed); the host went on.",
           s.replicaFailures,
@@ -164,6 +213,63 @@ export class NodeHostMetrics {
         ...listenerFamilies(nodehost),
       ];
     });
+  }
+}
+
+/** When this process started, in seconds since the epoch (a fact of the process, not a clock read). */
+const PROCESS_START_SECONDS = performance.timeOrigin / 1000;
+
+/**
+ * The process metrics Prometheus clients export under these names: CPU, resident memory,
+ * open file descriptors (from /proc, where there is one), start time; and longboat_build_info.
+ */
+function processFamilies(): CollectedFamily[] {
+  const cpu = process.cpuUsage();
+  const families: CollectedFamily[] = [
+    {
+      name: "process_cpu_seconds_total",
+      help: "Total user and system CPU time spent in seconds.",
+      type: "counter",
+      samples: [{ value: (cpu.user + cpu.system) / 1e6 }],
+    },
+    {
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size in bytes.",
+      type: "gauge",
+      samples: [{ value: process.memoryUsage.rss() }],
+    },
+    {
+      name: "process_start_time_seconds",
+      help: "Start time of the process since unix epoch in seconds.",
+      type: "gauge",
+      samples: [{ value: Math.round(PROCESS_START_SECONDS) }],
+    },
+  ];
+  const fds = openFds();
+  if (fds !== null) {
+    families.push({
+      name: "process_open_fds",
+      help: "Number of open file descriptors.",
+      type: "gauge",
+      samples: [{ value: fds }],
+    });
+  }
+  const b = buildInfo();
+  families.push({
+    name: "longboat_build_info",
+    help: "Always 1; the labels say which build runs: version, git commit, Bun version.",
+    type: "gauge",
+    samples: [{ labels: { version: b.version, commit: b.commit, bun: b.bun }, value: 1 }],
+  });
+  return families;
+}
+
+/** Open file descriptors of this process from /proc/self/fd, or null where there is none. */
+function openFds(): number | null {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return null;
   }
 }
 

@@ -100,6 +100,12 @@ export interface NodeHostLike {
   /** Cumulative transport counters (optional: read at every scrape). */
   transportStats?(): {
     bytesSent: number;
+    bytesReceived: number;
+    snapshotBytesReceived: number;
+    snapshotsSent: number;
+    snapshotsSendFailed: number;
+    snapshotsReceived: number;
+    snapshotsRefused: number;
     messagesDroppedQueueFull: number;
     messagesDroppedTooLarge: number;
     messagesDroppedUnreachable: number;

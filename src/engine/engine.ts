@@ -102,6 +102,10 @@ export interface EngineStats {
   refusedMessages: number;
   /** Replicas stopped because processing them threw (the host and its other replicas go on). */
   replicaFailures: number;
+  /** Snapshots this host's replicas took, the bytes of their files, and the time taking them. */
+  snapshotsCreated: number;
+  snapshotBytesCreated: number;
+  snapshotMsTotal: number;
 }
 
 /** A replica logs a refused message at most once per this many ticks; the others are counted. */
@@ -161,6 +165,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     elections: 0,
     refusedMessages: 0,
     replicaFailures: 0,
+    snapshotsCreated: 0,
+    snapshotBytesCreated: 0,
+    snapshotMsTotal: 0,
   };
 
   /** Test-only planted bug (src/engine/bugs.ts), or null. */
@@ -752,6 +759,7 @@ export class Engine implements TransportHandler, ReplicaHost {
       });
       return;
     }
+    const startedMs = this.opts.env.nowMs();
     let meta: ReturnType<typeof r.rsm.saveSnapshot>;
     try {
       // Full even for an on-disk machine: the file may be streamed to a follower that has
@@ -777,6 +785,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     ]);
     r.logReader.createSnapshot(meta);
     r.lastSnapshotIndex = meta.index;
+    this.stats.snapshotsCreated++;
+    this.stats.snapshotBytesCreated += meta.fileSizeBytes;
+    this.stats.snapshotMsTotal += this.opts.env.nowMs() - startedMs;
     const compactTo = compactionTarget(r.config, meta.index, request?.input ?? null);
     if (compactTo > r.logReader.firstIndex()) this.compactLog(r, compactTo);
     r.snapshotDir?.removeOlderThan(meta.index);

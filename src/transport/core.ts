@@ -129,6 +129,7 @@ export class TransportCore {
 
   /** Delivers one verified frame payload (a MessageBatch) received on a connection from peer. */
   receiveBatch(payload: Uint8Array, peer: string): void {
+    this.stats.bytesReceived += payload.byteLength;
     const d = decodeBatch(payload, this.o.deploymentId);
     switch (d.kind) {
       case "malformed":

@@ -465,6 +465,7 @@ export class Http2Transport implements Transport {
       else stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
     };
     stream.on("data", (chunk: Uint8Array) => {
+      this.core.stats.snapshotBytesReceived += chunk.byteLength;
       if (dead) return;
       try {
         for (const payload of decoder.push(chunk)) {

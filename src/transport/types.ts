@@ -52,6 +52,10 @@ export interface TransportStats {
   messagesSent: number;
   batchesSent: number;
   bytesSent: number;
+  /** Bytes of message batches received (as bytesSent: the batch payloads, before decoding). */
+  bytesReceived: number;
+  /** Bytes of snapshot streams received (chunks as framed), refused streams included. */
+  snapshotBytesReceived: number;
   messagesReceived: number;
   batchesReceived: number;
   /** Batches from another deployment id, dropped whole. */
@@ -83,6 +87,8 @@ export function emptyStats(): TransportStats {
     messagesSent: 0,
     batchesSent: 0,
     bytesSent: 0,
+    bytesReceived: 0,
+    snapshotBytesReceived: 0,
     messagesReceived: 0,
     batchesReceived: 0,
     batchesDroppedDeployment: 0,

@@ -39,6 +39,9 @@ export class FakeNodeHost implements NodeHostLike {
     elections: 2,
     refusedMessages: 3,
     replicaFailures: 0,
+    snapshotsCreated: 0,
+    snapshotBytesCreated: 0,
+    snapshotMsTotal: 0,
   };
 
   constructor(readonly raftAddress = "h1:7001") {}

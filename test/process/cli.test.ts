@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import packageJson from "../../package.json" with { type: "json" };
+import { parsePrometheusText } from "../api/prom-text.ts";
 import { BIN, cmd, ensureBinary, freePort, ProcessCluster, waitFor } from "./harness.ts";
 
 beforeAll(() => ensureBinary());
@@ -267,6 +269,38 @@ describe("cmd against a deployment of three NodeHosts", () => {
     expect(plain).toEqual({ code: 1, stdout: "", stderr: 'key "absent" not found in shard 1\n' });
     const json = run("get", "--json", "--nodehost", cluster.api(), "--shard", "1", "absent");
     expect(json).toEqual({ code: 1, stdout: '{"ok":true,"found":false}\n', stderr: "" });
+  });
+
+  test("/metrics passes a strict text-format check and has transport, snapshot, process and build metrics", async () => {
+    const first = cluster.hosts[0]!;
+    const snap = run("snapshot", "--nodehost", first.api, "--shard", "1");
+    expect(snap.stderr).toBe("");
+    expect(snap.code).toBe(0);
+    for (const h of cluster.hosts) {
+      const families = parsePrometheusText(await (await fetch(`http://${h.api}/metrics`)).text());
+      const value = (name: string, labels: Record<string, string> = {}) =>
+        families.get(name)?.samples.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))
+          ?.value;
+      expect(value("longboat_transport_bytes_total", { direction: "received" }), h.api).toBeGreaterThan(0);
+      expect(value("longboat_transport_bytes_total", { direction: "sent" }), h.api).toBeGreaterThan(0);
+      expect(value("process_cpu_seconds_total")).toBeGreaterThan(0);
+      expect(value("process_resident_memory_bytes")).toBeGreaterThan(1_000_000);
+      expect(value("process_open_fds")).toBeGreaterThan(3);
+      expect(value("process_start_time_seconds")).toBeGreaterThan(1_600_000_000);
+      const build = families.get("longboat_build_info")!.samples;
+      expect(build).toHaveLength(1);
+      expect(build[0]!.value).toBe(1);
+      expect(build[0]!.labels.version).toBe(packageJson.version);
+      expect(build[0]!.labels.commit).toMatch(/^([0-9a-f]{7,40}|unknown)$/);
+      expect(build[0]!.labels.bun).toMatch(/^[0-9]+\.[0-9]+\.[0-9]+/);
+      const created = value("longboat_snapshots_created_total");
+      expect(created).toBe(h === first ? 1 : 0);
+      if (h === first) {
+        expect(value("longboat_snapshot_created_bytes_total")).toBeGreaterThan(0);
+        expect(value("longboat_snapshot_create_seconds_total")).toBeGreaterThanOrEqual(0);
+      }
+      expect(families.get("longboat_transport_snapshots_total")?.type ?? "counter").toBe("counter");
+    }
   });
 
   test("status asks every host: each one's replica, health, and the leader by id and raft address", async () => {
