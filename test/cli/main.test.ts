@@ -248,6 +248,16 @@ describe("as a process", () => {
     expect(stdout).toMatch(/^longboat \d+\.\d+\.\d+ \(commit [0-9a-z]+, bun \d+\.\d+\.\d+\)\n$/);
   });
 
+  test("--version and -v print the same line as version, and --help lists --version and the exit codes", () => {
+    const line = spawn(["version"]).stdout;
+    for (const flag of ["--version", "-v"])
+      expect(spawn([flag])).toEqual({ code: 0, stdout: line, stderr: "" });
+    const help = spawn(["--help"]).stdout;
+    expect(help).toContain("-v, --version");
+    expect(help).toContain("Exit codes:");
+    expect(help).toContain("2  bad usage");
+  });
+
   test("drummer --help teaches the dead timeout, report interval and repair limit", () => {
     const { code, stdout } = spawn(["drummer", "--help"]);
     expect(code).toBe(0);
