@@ -313,7 +313,7 @@ describe("cmd against a deployment of three NodeHosts", () => {
         address: string;
         raftAddress: string;
         health: string;
-        replicas: { replica: number; role: string; leader: string }[];
+        replicas: { replica: number; role: string; leader: number; leaderAddress: string }[];
       }[];
     };
     expect(body.hosts.map((h) => [h.address, h.raftAddress, h.health])).toEqual(
@@ -322,7 +322,8 @@ describe("cmd against a deployment of three NodeHosts", () => {
     for (const [i, h] of body.hosts.entries()) {
       expect(h.replicas).toHaveLength(1);
       expect(h.replicas[0]!.replica).toBe(i + 1);
-      expect(h.replicas[0]!.leader).toBe(`${leader}@${leaderRaft}`);
+      expect(h.replicas[0]!.leader).toBe(leader);
+      expect(h.replicas[0]!.leaderAddress).toBe(leaderRaft);
       expect(h.replicas[0]!.role).toBe(i + 1 === leader ? "leader" : "follower");
     }
     const table = run("status", "--nodehost", cluster.api());

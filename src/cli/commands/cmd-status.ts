@@ -19,8 +19,10 @@ interface ReplicaRow {
   app: string;
   role: string;
   term: number;
-  /** "1@h1:7001", or "-" when the replica knows no leader. */
-  leader: string;
+  /** The leader's replica id, or "-" when the replica knows no leader. */
+  leader: number | "-";
+  /** The leader's raft address ("?" when not in the membership), or "-". */
+  leaderAddress: string;
   commit: number;
   applied: number;
   members: string;
@@ -71,7 +73,8 @@ async function askEveryHost(config: CmdConfig): Promise<HostAnswer[]> {
             app: x.app ?? "",
             role: ROLE_NAMES[Number(x.role)] ?? String(x.role),
             term: Number(x.term),
-            leader: leaderId === 0 ? "-" : `${leaderId}@${leaderAddress ?? "?"}`,
+            leader: leaderId === 0 ? ("-" as const) : leaderId,
+            leaderAddress: leaderId === 0 ? "-" : (leaderAddress ?? "?"),
             commit: Number(x.commitIndex),
             applied: Number(x.appliedIndex),
             members: (x.membership?.addresses ?? []).map((a) => a.replicaId).join(","),
@@ -84,6 +87,12 @@ async function askEveryHost(config: CmdConfig): Promise<HostAnswer[]> {
   );
 }
 
+/** A replica as a table row: the leader as id@raft address. */
+function tableRow(r: ReplicaRow): Record<string, unknown> {
+  const { leaderAddress, ...rest } = r;
+  return { ...rest, leader: r.leader === "-" ? "-" : `${r.leader}@${leaderAddress}` };
+}
+
 /**
  * `cmd status`: one row per replica on every host asked, with the host's health; a host that
  * did not answer gets one row saying why. Exit 0 when at least one host answered.
@@ -91,9 +100,19 @@ async function askEveryHost(config: CmdConfig): Promise<HostAnswer[]> {
 export async function status(config: CmdConfig): Promise<number> {
   const hosts = await askEveryHost(config);
   const answered = hosts.some((h) => !h.health.startsWith("unreachable"));
+  const only = hosts.length === 1 && answered ? hosts[0]! : undefined;
   if (config.json) {
-    print(config, "", { ok: answered, hosts });
+    // One host asked: its answer also at the top level, as scripts read it before `hosts`.
+    const single = only
+      ? { raftAddress: only.raftAddress, apiAddress: only.address, shards: only.replicas }
+      : {};
+    print(config, "", { ok: answered, ...single, hosts });
     return answered ? 0 : 1;
+  }
+  if (only) {
+    const header = `NodeHost ${only.raftAddress} (API ${only.address})`;
+    print(config, `${header}\n${table(only.replicas.map(tableRow))}\nhealth: ${only.health}`, null);
+    return 0;
   }
   const rows = hosts.flatMap((h): Record<string, unknown>[] => {
     const unreachable = h.health.startsWith("unreachable");
@@ -119,7 +138,7 @@ export async function status(config: CmdConfig): Promise<number> {
         },
       ];
     }
-    return h.replicas.map((r) => ({ ...host, ...r }));
+    return h.replicas.map((r) => ({ ...host, ...tableRow(r) }));
   });
   const why = hosts.filter((h) => h.health.startsWith("unreachable")).map((h) => `${h.address}: ${h.health}`);
   print(config, [table(rows), ...why].join("\n"), null);
