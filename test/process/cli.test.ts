@@ -1,13 +1,16 @@
 // The compiled binary as a user meets it: output through pipes, exit codes, messages.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../../package.json" with { type: "json" };
 import { parsePrometheusText } from "../api/prom-text.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
 import { BIN, cmd, ensureBinary, freePort, ProcessCluster, waitFor } from "./harness.ts";
 
 beforeAll(() => ensureBinary());
+// Each test spawns the binary several times; on a loaded machine that takes seconds.
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 
 /** One NodeHost process with one single-member kv shard (shard 1). */
 class OneHost {
@@ -141,13 +144,12 @@ describe("cmd output through a pipe", () => {
 });
 
 describe("cmd against a deployment of three NodeHosts", () => {
-  let cluster: ProcessCluster;
+  const cluster = new ProcessCluster(1);
   // A loaded machine (other test files are the load) can take seconds to answer: the wait is
   // generous, what is checked is the answer.
   const run = (...args: string[]) =>
     cmd(args.includes("--timeout-ms") ? args : [...args, "--timeout-ms", "30000"]);
   beforeAll(async () => {
-    cluster = new ProcessCluster(1);
     await cluster.init();
     await cluster.startAll();
   }, 120_000);
