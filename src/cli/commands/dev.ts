@@ -552,6 +552,7 @@ class Dev {
         `longboat dev: healthy in ${secs} s: ${DEV_DRUMMERS} drummers, ${DEV_NODEHOSTS} NodeHosts, ${view.shards.length} kv shards of ${REPLICAS} replicas`,
         ...table,
         `  data, logs (<name>.log) and pids (<name>.pid) in ${dir}`,
+        `Dashboard: http://${this.drummers[0]!.api}/  (every drummer's and NodeHost's API address serves it)`,
         "Try, from another terminal in this directory:",
         `  N=${nodehosts}`,
         `  D=${drummers}`,
