@@ -2,7 +2,7 @@
 // its file in chunks, read by NodeHostClient.backup and by clients we did not write (connect-es
 // over Connect, gRPC and gRPC-Web); its bounds and errors. The fake NodeHost exports a real file.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -15,6 +15,8 @@ import type { SnapshotExport } from "../../src/engine/export.ts";
 import { LongboatError } from "../../src/engine/errors.ts";
 import { verifySnapshotFile, writeSnapshotFile } from "../../src/logdb/snapshotfile.ts";
 import { emptyMembership } from "../../src/raft/types.ts";
+import { run as runBackup } from "../../src/cli/commands/backup.ts";
+import type { BackupConfig } from "../../src/cli/config.ts";
 import { CLIENT_KINDS, service } from "./clients.ts";
 import { FakeNodeHost } from "./fake.ts";
 import { serveOnTestPort } from "./serve.ts";
@@ -53,7 +55,11 @@ class ExportingFake extends FakeNodeHost {
   gate: Promise<void> | null = null;
   /** Exports waiting at the gate. */
   held = 0;
+  /** Errors the next exports fail with, one each (a leader change, a slow machine). */
+  exportFailures: LongboatError[] = [];
   override async syncExportSnapshot(shardId: number, opts: { unconfirmed?: boolean }) {
+    const failure = this.exportFailures.shift();
+    if (failure) throw failure;
     if (this.gate) {
       this.held++;
       await this.gate;
@@ -168,4 +174,26 @@ test("a NodeHost error before the stream starts is a LongboatError's code", asyn
     .catch((e: unknown) => e);
   expect((error as ApiError).code).toBe("invalid_argument");
   expect((error as ApiError).message).toContain("keeps no snapshots");
+});
+
+test("longboat backup starts again when an export is cut by a leader change or a timeout, within --timeout-ms", async () => {
+  // Seen under load: the backup failed at once when leadership moved during its export.
+  fake.exportFailures = [
+    new LongboatError("shardNotReady", "no leader known (an election)"),
+    new LongboatError("timeout", "the read index round timed out"),
+  ];
+  const out = join(dir, "retried.lbsnap");
+  const config = { nodehost: [address], shard: 1, out, withoutQuorum: false, json: true, timeoutMs: 30_000 };
+  expect(await runBackup(config as BackupConfig)).toBe(0);
+  expect(fake.exportFailures).toEqual([]);
+  expect(new Uint8Array(readFileSync(out))).toEqual(fileBytes);
+});
+
+test("longboat backup does not start again after an answer that cannot change (bad argument)", async () => {
+  fake.exportFailures = [new LongboatError("invalidOperation", "not on a witness")];
+  const out = join(dir, "refused.lbsnap");
+  const config = { nodehost: [address], shard: 1, out, withoutQuorum: false, json: true, timeoutMs: 30_000 };
+  expect(await runBackup(config as BackupConfig)).toBe(1);
+  expect(existsSync(out)).toBe(false);
+  expect(existsSync(`${out}.tmp`)).toBe(false);
 });

@@ -24,24 +24,43 @@ export async function run(config: BackupConfig): Promise<number> {
   let file: FileHandle | null = null;
   try {
     if (fs.stat(out) !== null) throw new Error(`${out} exists; choose another --out or remove it`);
-    const source = await findSource(config);
-    const client = new NodeHostClient({
-      addresses: [source],
-      token: config.apiToken,
-      timeoutMs: config.timeoutMs,
-      ...clientTls(config),
-    });
-    const progress = progressLine(process.stderr, `backup of shard ${config.shard}`);
-    const handle = fs.open(tmp, "create");
-    file = handle;
+    const deadlineMs = Date.now() + config.timeoutMs;
     let info: BackupInfo;
-    try {
-      info = await client.backup(config.shard, (chunk) => handle.write(chunk), {
-        unconfirmed: config.withoutQuorum,
-        onProgress: (done, i) => progress.update(done, i.sizeBytes),
+    let handle: FileHandle;
+    for (;;) {
+      const source = await findSource(config, deadlineMs);
+      const client = new NodeHostClient({
+        addresses: [source],
+        token: config.apiToken,
+        timeoutMs: Math.max(1, deadlineMs - Date.now()),
+        ...clientTls(config),
       });
-    } finally {
-      progress.end();
+      const progress = progressLine(process.stderr, `backup of shard ${config.shard}`);
+      handle = fs.open(tmp, "create");
+      file = handle;
+      try {
+        const into = handle;
+        info = await client.backup(config.shard, (chunk) => into.write(chunk), {
+          unconfirmed: config.withoutQuorum,
+          onProgress: (done, i) => progress.update(done, i.sizeBytes),
+        });
+        break;
+      } catch (error) {
+        // A backup is a read: one cut by a leader change or a slow machine is safely started
+        // again from the start, on the leader of the moment, while --timeout-ms lasts.
+        if (
+          !(error instanceof ApiError && RETRIED.has(error.code)) ||
+          Date.now() + RETRY_PAUSE_MS > deadlineMs
+        )
+          throw error;
+        handle.close();
+        file = null;
+        fs.remove(tmp);
+        process.stderr.write(`longboat backup: ${error.message}; starting again\n`);
+        await Bun.sleep(RETRY_PAUSE_MS);
+      } finally {
+        progress.end();
+      }
     }
     check(tmp, info, config.shard);
     if (fs.stat(out) !== null)
@@ -61,16 +80,19 @@ export async function run(config: BackupConfig): Promise<number> {
   }
 }
 
+/** Answers after which a backup starts again (nothing was or will be written by it). */
+const RETRIED: ReadonlySet<string> = new Set(["unavailable", "deadline_exceeded", "unknown", "aborted"]);
+const RETRY_PAUSE_MS = 200;
+
 /** How often findSource asks again while the shard has no leader (an election under way). */
 const LEADER_POLL_MS = 200;
 
 /**
  * The API address to back up from: the leader's, or with --without-quorum the first holding
  * the shard. While the shard's leader is unknown or among these NodeHosts without having said
- * so yet (an election, a leader change), asks again until --timeout-ms has passed.
+ * so yet (an election, a leader change), asks again until deadlineMs (--timeout-ms from the start).
  */
-async function findSource(config: BackupConfig): Promise<string> {
-  const deadlineMs = Date.now() + config.timeoutMs;
+async function findSource(config: BackupConfig, deadlineMs: number): Promise<string> {
   for (;;) {
     const seen: string[] = [];
     const replicas = new Set<number>();
