@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { createNodeHostApi } from "../../src/api/app.ts";
 import { NodeHostClient } from "../../src/api/client.ts";
 import { METHOD_TYPES } from "../../src/api/methods.ts";
-import { encodeEnvelope } from "../../src/api/rpc/envelope.ts";
 import { type MethodName, RequestSchemas } from "../../src/api/schemas.ts";
 import type { ApiServer } from "../../src/api/server.ts";
 import { NodeHost } from "../../src/nodehost.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { freePort } from "../support/ports.ts";
 import { serveOnTestPort } from "./serve.ts";
+import { FuzzRandom, type FuzzRequest } from "../support/fuzz.ts";
 
 setDefaultTimeout(600_000);
 const REQUESTS = Number(process.env.LONGBOAT_API_FUZZ ?? 300);
@@ -33,13 +33,10 @@ let server: ApiServer;
 let base: string;
 const logged: Record<string, unknown>[] = [];
 
-/** A small deterministic generator (the run replays from LONGBOAT_API_FUZZ_SEED). */
-let seed = Number(process.env.LONGBOAT_API_FUZZ_SEED ?? 1) >>> 0;
-function rand(n: number): number {
-  seed = (seed * 1664525 + 1013904223) >>> 0;
-  return seed % n;
-}
-const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+/** The seeded generator (the run replays from LONGBOAT_API_FUZZ_SEED). */
+const random = new FuzzRandom();
+const rand = (n: number) => random.int(n);
+const pick = <T>(xs: readonly T[]): T => random.pick(xs);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "longboat-api-fuzz-"));
@@ -70,9 +67,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function randomBytes(max: number): Uint8Array {
-  return Uint8Array.from({ length: rand(max) }, () => rand(256));
-}
+const randomBytes = (max: number) => random.bytes(max);
 
 const VALUES: unknown[] = [
   0,
@@ -105,7 +100,7 @@ function randomFields(method: MethodName): Record<string, unknown> {
 }
 
 /** One fuzzed request: method path, content type and body. */
-function fuzzRequest(): { path: string; contentType: string; body: Uint8Array | string } {
+function fuzzRequest(): FuzzRequest {
   const method = rand(20) === 0 ? pick(["Nope", "ServerReflectionInfo"]) : pick(METHODS);
   const path =
     method === "ServerReflectionInfo"
@@ -136,24 +131,7 @@ function fuzzRequest(): { path: string; contentType: string; body: Uint8Array | 
       body: JSON.stringify(randomFields(method as MethodName)),
     };
   }
-  if (kind === 3) {
-    return {
-      path,
-      contentType: pick(["application/grpc-web+proto", "application/connect+proto"]),
-      body: encodeEnvelope(rand(4), randomBytes(100)),
-    };
-  }
-  if (kind === 4)
-    return {
-      path,
-      contentType: pick(["text/plain", "application/xml", "", "application/grpc-web-text"]),
-      body: randomBytes(80),
-    };
-  return {
-    path,
-    contentType: "application/json",
-    body: pick(["{", "[]", "null", "1", '{"shardId":', '"x"', "{}"]),
-  };
+  return random.junk(path, kind);
 }
 
 test(`${REQUESTS} fuzzed requests: no bug code, the host keeps serving, no acknowledged write lost`, async () => {

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { encodeEnvelope } from "../../src/api/rpc/envelope.ts";
 import type { ApiServer } from "../../src/api/server.ts";
 import { DRUMMER_METHOD_TYPES, DRUMMER_SERVICE } from "../../src/drummer/api/methods.ts";
 import { type DrummerMethod, DrummerSchemas } from "../../src/drummer/api/schemas.ts";
@@ -20,6 +19,7 @@ import { REAL_WAIT_MS } from "../support/limits.ts";
 import { freePort } from "../support/ports.ts";
 import { track } from "../support/resources.ts";
 import { waitFor } from "../process/harness.ts";
+import { FuzzRandom, type FuzzRequest } from "../support/fuzz.ts";
 
 setDefaultTimeout(600_000);
 const REQUESTS = Number(process.env.LONGBOAT_API_FUZZ ?? 300);
@@ -39,13 +39,10 @@ let base: string;
 let address: string;
 const logged: Record<string, unknown>[] = [];
 
-/** A small deterministic generator (the run replays from LONGBOAT_API_FUZZ_SEED). */
-let seed = Number(process.env.LONGBOAT_API_FUZZ_SEED ?? 1) >>> 0;
-function rand(n: number): number {
-  seed = (seed * 1664525 + 1013904223) >>> 0;
-  return seed % n;
-}
-const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+/** The seeded generator (the run replays from LONGBOAT_API_FUZZ_SEED). */
+const random = new FuzzRandom();
+const rand = (n: number) => random.int(n);
+const pick = <T>(xs: readonly T[]): T => random.pick(xs);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "longboat-drummer-fuzz-"));
@@ -82,9 +79,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function randomBytes(max: number): Uint8Array {
-  return Uint8Array.from({ length: rand(max) }, () => rand(256));
-}
+const randomBytes = (max: number) => random.bytes(max);
 
 const VALUES: unknown[] = [
   0,
@@ -121,7 +116,7 @@ function randomFields(method: DrummerMethod): Record<string, unknown> {
 }
 
 /** One fuzzed request: method path, content type and body. */
-function fuzzRequest(): { path: string; contentType: string; body: Uint8Array | string } {
+function fuzzRequest(): FuzzRequest {
   const method = rand(20) === 0 ? pick(["Nope", "ServerReflectionInfo"]) : pick(METHODS);
   const path =
     method === "ServerReflectionInfo"
@@ -153,24 +148,7 @@ function fuzzRequest(): { path: string; contentType: string; body: Uint8Array | 
       body: JSON.stringify(randomFields(method as DrummerMethod)),
     };
   }
-  if (kind === 3) {
-    return {
-      path,
-      contentType: pick(["application/grpc-web+proto", "application/connect+proto"]),
-      body: encodeEnvelope(rand(4), randomBytes(100)),
-    };
-  }
-  if (kind === 4)
-    return {
-      path,
-      contentType: pick(["text/plain", "application/xml", "", "application/grpc-web-text"]),
-      body: randomBytes(80),
-    };
-  return {
-    path,
-    contentType: "application/json",
-    body: pick(["{", "[]", "null", "1", '{"shardId":', '"x"', "{}", '{"replicas":[null]}']),
-  };
+  return random.junk(path, kind, ['{"replicas":[null]}']);
 }
 
 test(`${REQUESTS} fuzzed requests: no bug code, the drummer keeps leading, no acknowledged definition lost`, async () => {
