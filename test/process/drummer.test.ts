@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { decodeKvQueryResult, encodeKvCommand, encodeKvQuery } from "../../src/statemachine/kv.ts";
 import { freePort } from "../support/ports.ts";
 import { track } from "../support/resources.ts";
-import { BIN, ensureBinary, waitFor } from "./harness.ts";
+import { BIN, connectJson, ensureBinary, waitFor } from "./harness.ts";
 
 const SHARDS = [1, 2, 3, 4];
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -43,23 +43,7 @@ function start(name: string, args: string[]): Proc {
   return p;
 }
 
-async function rpc(
-  api: string,
-  service: "drummer" | "nodehost",
-  method: string,
-  body: unknown,
-): Promise<Record<string, unknown>> {
-  const path =
-    service === "drummer" ? "longboat.drummer.v1.DrummerService" : "longboat.nodehost.v1.NodeHostService";
-  const res = await fetch(`http://${api}/${path}/${method}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (res.status !== 200) throw new Error(`${method} at ${api}: ${JSON.stringify(json)}`);
-  return json;
-}
+const rpc = connectJson;
 
 /** Asks each drummer in turn until one answers. */
 async function drummers(method: string, body: unknown = {}): Promise<Record<string, unknown>> {

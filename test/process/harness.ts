@@ -249,3 +249,22 @@ export class ProcessCluster {
     }
   }
 }
+
+/** One Connect JSON call to a drummer's or NodeHost's API; a non-200 answer throws, naming the method and address. */
+export async function connectJson(
+  api: string,
+  service: "drummer" | "nodehost",
+  method: string,
+  body: unknown = {},
+): Promise<Record<string, unknown>> {
+  const path =
+    service === "drummer" ? "longboat.drummer.v1.DrummerService" : "longboat.nodehost.v1.NodeHostService";
+  const res = await fetch(`http://${api}/${path}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (res.status !== 200) throw new Error(`${method} at ${api}: ${JSON.stringify(json)}`);
+  return json;
+}

@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, ensureBinary, waitFor } from "../process/harness.ts";
+import { BIN, connectJson, ensureBinary, waitFor } from "../process/harness.ts";
 import { freePort } from "../support/ports.ts";
 import { track } from "../support/resources.ts";
 
@@ -103,17 +103,8 @@ export class Deployment {
   }
 
   /** One Connect JSON call. */
-  async rpc(api: string, service: "drummer" | "nodehost", method: string, body: unknown = {}) {
-    const path =
-      service === "drummer" ? "longboat.drummer.v1.DrummerService" : "longboat.nodehost.v1.NodeHostService";
-    const res = await fetch(`http://${api}/${path}/${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (res.status !== 200) throw new Error(`${method} at ${api}: ${JSON.stringify(json)}`);
-    return json;
+  rpc(api: string, service: "drummer" | "nodehost", method: string, body: unknown = {}) {
+    return connectJson(api, service, method, body);
   }
 
   /** Asks each drummer in turn until one answers. */
