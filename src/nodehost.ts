@@ -95,6 +95,8 @@ export interface NodeHostConfig {
   env?: Env;
   /** Called after every log database save (one fsync) with its duration and entry count. */
   onSave?: (durationMs: number, entryCount: number) => void;
+  /** Called after every snapshot a replica of this host took, with the time taking it. */
+  onSnapshot?: (durationMs: number) => void;
   /** Replace the log database, transport or file system (tests, the simulator). */
   expert?: {
     logdb?: LogDB;
@@ -261,6 +263,7 @@ export class NodeHost {
       unavailableElectionTimeouts: config.unavailableElectionTimeouts,
       log: this.log,
       onSave: config.onSave,
+      onSnapshot: config.onSnapshot,
       fs: this.fs,
       plantedBug: this.plantedBug,
     });

@@ -33,6 +33,10 @@ export const DEFAULT_MAX_SERIES_PER_METRIC = 1000;
 export const LATENCY_BUCKETS_SECONDS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
+/** Buckets in seconds for work that takes milliseconds to minutes (taking a snapshot): 1 ms to 10 min. */
+export const LONG_DURATION_BUCKETS_SECONDS = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];
 /** Count buckets (batch sizes): 1 to 4096. */
 export const COUNT_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
@@ -57,6 +61,16 @@ abstract class Metric<S> implements Exposable {
       if (!LABEL_RE.test(l) || l === "le")
         throw new Error(`metric ${name}: label name "${l}" is not allowed`);
     }
+  }
+
+  /**
+   * The series of a metric without labels exists from the start (at zero), as Prometheus
+   * clients do, so a rate or a histogram quantile has a series before the first observation.
+   * The registry calls it once the metric is built.
+   */
+  started(): this {
+    if (this.labelNames.length === 0) this.state({});
+    return this;
   }
 
   protected abstract fresh(): S;
@@ -178,10 +192,10 @@ export class MetricsRegistry {
   }
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
-    return this.add(new Counter(name, help, "counter", labelNames, this));
+    return this.add(new Counter(name, help, "counter", labelNames, this)).started();
   }
   gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    return this.add(new Gauge(name, help, "gauge", labelNames, this));
+    return this.add(new Gauge(name, help, "gauge", labelNames, this)).started();
   }
   histogram(
     name: string,
@@ -189,7 +203,7 @@ export class MetricsRegistry {
     buckets: readonly number[],
     labelNames: readonly string[] = [],
   ): Histogram {
-    return this.add(new Histogram(name, help, buckets, labelNames, this));
+    return this.add(new Histogram(name, help, buckets, labelNames, this)).started();
   }
 
   /** Adds families read at every scrape (each scrape calls fn once). */

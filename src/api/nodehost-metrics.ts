@@ -7,6 +7,7 @@ import {
   type Gauge,
   type Histogram,
   LATENCY_BUCKETS_SECONDS,
+  LONG_DURATION_BUCKETS_SECONDS,
   MetricsRegistry,
 } from "./metrics.ts";
 import type { NodeHostLike } from "./types.ts";
@@ -33,6 +34,7 @@ export class NodeHostMetrics {
   readonly transportDrops: Counter;
   readonly transportSnapshots: Counter;
   readonly transportSnapshotBytes: Counter;
+  readonly snapshotSeconds: Histogram;
 
   constructor(registry = new MetricsRegistry()) {
     this.registry = registry;
@@ -93,6 +95,11 @@ export class NodeHostMetrics {
       "Bytes of snapshot streams the Raft transport received.",
       ["direction"],
     );
+    this.snapshotSeconds = registry.histogram(
+      "longboat_snapshot_create_duration_seconds",
+      "Time one snapshot took to be taken (saving the state machine and recording it in the log database).",
+      LONG_DURATION_BUCKETS_SECONDS,
+    );
     registry.addCollector(processFamilies);
   }
 
@@ -106,6 +113,11 @@ export class NodeHostMetrics {
   observeSave(durationMs: number, entryCount: number): void {
     this.saveSeconds.observe({}, durationMs / 1000);
     this.saveBatchEntries.observe({}, entryCount);
+  }
+
+  /** Hook for the engine: a replica took a snapshot in durationMs. */
+  observeSnapshot(durationMs: number): void {
+    this.snapshotSeconds.observe({}, durationMs / 1000);
   }
 
   /** Hook: the current depth of a named bounded queue (e.g. "inbound", "proposals", "send:h2:7001"). */
@@ -198,11 +210,6 @@ export class NodeHostMetrics {
           "longboat_snapshot_created_bytes_total",
           "Bytes of the snapshot files taken by this host's replicas.",
           s.snapshotBytesCreated,
-        ),
-        counter(
-          "longboat_snapshot_create_seconds_total",
-          "Time spent taking snapshots (saving the state machine and recording it in the log database).",
-          s.snapshotMsTotal / 1000,
         ),
         counter(
           "longboat_replica_failures_total",

@@ -82,6 +82,8 @@ export interface EngineOptions {
   onFatal?: (error: Error) => void;
   /** Called after every batch the log writer made durable, with its time from hand-over to durable and its entry count (metrics). */
   onSave?: (durationMs: number, entryCount: number) => void;
+  /** Called after every snapshot a replica took, with the time taking it (metrics). */
+  onSnapshot?: (durationMs: number) => void;
   /** Where received snapshot files live (they are removed when not imported). */
   fs: FileSystem;
   /** Test-only: the simulator's planted bug (src/engine/bugs.ts); null in production. */
@@ -787,7 +789,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     r.lastSnapshotIndex = meta.index;
     this.stats.snapshotsCreated++;
     this.stats.snapshotBytesCreated += meta.fileSizeBytes;
-    this.stats.snapshotMsTotal += this.opts.env.nowMs() - startedMs;
+    const snapshotMs = this.opts.env.nowMs() - startedMs;
+    this.stats.snapshotMsTotal += snapshotMs;
+    this.opts.onSnapshot?.(snapshotMs);
     const compactTo = compactionTarget(r.config, meta.index, request?.input ?? null);
     if (compactTo > r.logReader.firstIndex()) this.compactLog(r, compactTo);
     r.snapshotDir?.removeOlderThan(meta.index);

@@ -5,6 +5,7 @@ import { MAX_SHARD_SERIES, NodeHostMetrics } from "../../src/api/nodehost-metric
 import { ManualEnv } from "../../src/env.ts";
 import { FakeNodeHost } from "./fake.ts";
 import { postJson } from "./helpers.ts";
+import { parsePrometheusText } from "./prom-text.ts";
 
 interface Family {
   help: string;
@@ -137,6 +138,47 @@ test("the engine hooks feed fsync, batch size, queue depth and transport metrics
   });
   expect(families.get("longboat_transport_bytes_total")!.samples[0]!.value).toBe(1000);
   expect(families.get("longboat_transport_drops_total")!.samples[0]!.value).toBe(3);
+});
+
+test("snapshot durations are a histogram from milliseconds to minutes, present at zero before the first", () => {
+  const metrics = new NodeHostMetrics();
+  const name = "longboat_snapshot_create_duration_seconds";
+  const buckets = () => {
+    const text = metrics.registry.expose();
+    parsePrometheusText(text); // the strict checker: cumulative buckets, +Inf equal to _count
+    const family = parseExposition(text).get(name)!;
+    expect(family.type).toBe("histogram");
+    const at = (suffix: string, le?: string) =>
+      family.samples.find((s) => s.name === `${name}${suffix}` && s.labels.le === le)!.value;
+    return { at, les: family.samples.filter((s) => s.labels.le !== undefined).map((s) => s.labels.le) };
+  };
+  const before = buckets();
+  expect(before.at("_count")).toBe(0);
+  expect(before.at("_bucket", "+Inf")).toBe(0);
+  expect(before.les[0]).toBe("0.001");
+  expect(before.les.at(-2)).toBe("600");
+  metrics.observeSnapshot(3); // 3 ms
+  metrics.observeSnapshot(1500); // 1.5 s
+  metrics.observeSnapshot(90_000); // 1.5 min
+  const after = buckets();
+  expect(after.at("_bucket", "0.001")).toBe(0);
+  expect(after.at("_bucket", "0.005")).toBe(1);
+  expect(after.at("_bucket", "1")).toBe(1);
+  expect(after.at("_bucket", "2.5")).toBe(2);
+  expect(after.at("_bucket", "60")).toBe(2);
+  expect(after.at("_bucket", "120")).toBe(3);
+  expect(after.at("_bucket", "+Inf")).toBe(3);
+  expect(after.at("_count")).toBe(3);
+  expect(after.at("_sum")).toBeCloseTo(91.503, 9);
+});
+
+test("a metric without labels is exposed at zero from the start; a labelled one only once it has a series", () => {
+  const registry = new MetricsRegistry();
+  registry.counter("plain_total", "Plain.");
+  registry.counter("by_k_total", "By k.", ["k"]);
+  const families = parseExposition(registry.expose());
+  expect(families.get("plain_total")!.samples).toEqual([{ name: "plain_total", labels: {}, value: 0 }]);
+  expect(families.get("by_k_total")!.samples).toEqual([]);
 });
 
 test(`per-shard gauges stop at ${MAX_SHARD_SERIES} shards while longboat_shards counts them all`, () => {

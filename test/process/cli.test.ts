@@ -297,10 +297,16 @@ describe("cmd against a deployment of three NodeHosts", () => {
       expect(build[0]!.labels.bun).toMatch(/^[0-9]+\.[0-9]+\.[0-9]+/);
       const created = value("longboat_snapshots_created_total");
       expect(created).toBe(h === first ? 1 : 0);
-      if (h === first) {
-        expect(value("longboat_snapshot_created_bytes_total")).toBeGreaterThan(0);
-        expect(value("longboat_snapshot_create_seconds_total")).toBeGreaterThanOrEqual(0);
-      }
+      if (h === first) expect(value("longboat_snapshot_created_bytes_total")).toBeGreaterThan(0);
+      // The snapshot's duration is one observation of a histogram (the strict parser has
+      // checked its buckets are cumulative and end at +Inf = _count).
+      const durations = families.get("longboat_snapshot_create_duration_seconds")!;
+      expect(durations.type).toBe("histogram");
+      const count = durations.samples.find((x) => x.name.endsWith("_count"))!.value;
+      expect(count, h.api).toBe(h === first ? 1 : 0);
+      const sum = durations.samples.find((x) => x.name.endsWith("_sum"))!.value;
+      if (h === first) expect(sum).toBeGreaterThan(0);
+      else expect(sum).toBe(0);
       expect(families.get("longboat_transport_snapshots_total")?.type ?? "counter").toBe("counter");
     }
   });

@@ -58,6 +58,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     tls,
     log,
     onSave: (durationMs, entryCount) => metrics.observeSave(durationMs, entryCount),
+    onSnapshot: (durationMs) => metrics.observeSnapshot(durationMs),
   });
   // Before any replica starts, so the hooks see every leadership change from the first.
   const hooks = startHooks(nh, config, log);
