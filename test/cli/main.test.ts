@@ -192,7 +192,7 @@ describe("messages that say what is wrong, where, and how to fix it", () => {
     const { code, stderr } = await run(nodehost("--data-dir", join(file, "data"), "--shard", shard));
     expect(code).toBe(1);
     expect(stderr).toBe(
-      `longboat: --data-dir ${join(file, "data")} cannot hold the NodeHost's data: a part of the path is a file, not a directory (ENOTDIR); give a directory this user can write (it is created if missing), or fix its permissions\n`,
+      `longboat: --data-dir ${join(file, "data")} cannot hold the NodeHost's data: a part of the path is a file, not a directory (ENOTDIR); give a directory this user can write (it is created if missing)\n`,
     );
   });
 

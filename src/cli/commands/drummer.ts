@@ -2,6 +2,7 @@ import { serveApi } from "../../api/server.ts";
 import { Drummer } from "../../drummer/drummer.ts";
 import { parseAddress } from "../address.ts";
 import type { DrummerConfig } from "../config.ts";
+import { checkDataDir } from "../datadir.ts";
 import { jsonLogger } from "../log.ts";
 import { apiServerTls } from "../tls.ts";
 import { apiWarnings } from "./nodehost.ts";
@@ -15,6 +16,7 @@ const TRANSFER_WAIT_MS = 5000;
  * cannot serve (its data belongs to another deployment).
  */
 export async function run(config: DrummerConfig): Promise<number> {
+  checkDataDir(config.dataDir, "the drummer's data");
   const log = jsonLogger(config.logLevel, undefined, { host: config.raftAddress });
   const tls =
     config.tlsCa && config.tlsCert && config.tlsKey

@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
 import { createNodeHostApi } from "../../api/app.ts";
 import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
@@ -8,6 +7,7 @@ import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin, PluginError, UnknownAppError } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
 import { type ApiServerConfig, ConfigError, isLoopback, type NodeHostConfig } from "../config.ts";
+import { checkDataDir } from "../datadir.ts";
 import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
 import { jsonLogger } from "../log.ts";
 import { apiServerTls, masterSecurity } from "../tls.ts";
@@ -40,7 +40,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
     if (e instanceof UnknownAppError) throw new ConfigError(`--shard: ${e.message}`);
     throw e;
   }
-  checkDataDir(config.dataDir);
+  checkDataDir(config.dataDir, "the NodeHost's data");
   const tls =
     config.tlsCa && config.tlsCert && config.tlsKey
       ? { caFile: config.tlsCa, certFile: config.tlsCert, keyFile: config.tlsKey }
@@ -171,33 +171,6 @@ async function handOverLeadership(nh: NodeHost, log: (e: Record<string, unknown>
     shards: led.map((s) => s.shardId),
     stillLeading: remaining,
   });
-}
-
-/**
- * --data-dir must be a directory this process can create files in: checked by creating it
- * (with its parents) and a probe file, so that the error names the path and the reason
- * instead of SQLite's "unable to open database file".
- */
-function checkDataDir(dir: string): void {
-  const probe = join(dir, `.longboat-write-check-${process.pid}`);
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(probe, "");
-    rmSync(probe);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why =
-      code === "EACCES" || code === "EPERM" || code === "EROFS"
-        ? "this user may not write there"
-        : code === "ENOTDIR" || code === "EEXIST"
-          ? "a part of the path is a file, not a directory"
-          : code === "ENOSPC"
-            ? "the disk is full"
-            : (e as Error).message;
-    throw new Error(
-      `--data-dir ${dir} cannot hold the NodeHost's data: ${why} (${code ?? "error"}); give a directory this user can write (it is created if missing), or fix its permissions`,
-    );
-  }
 }
 
 /** --snapshot-export-dir must be an existing directory (refused at start, not at the first export). */
