@@ -33,9 +33,14 @@ const SHARDS = 8;
 const DEAD_TIMEOUT_MS = 10_000; // dev's default
 /** The issue's bound: every shard repaired within the dead timeout plus this. */
 const REPAIR_MARGIN_MS = 30_000;
-/** Writes of the load, at most (it stops once its test has what it needs). */
-const WRITES_MAX = 4000;
 const WRITERS = 3;
+/**
+ * A writer starts a write at most this often. The load is bounded by time, not by a count: a
+ * count was used up on a quiet machine before the writes the tests wait for after a repair.
+ */
+const WRITE_INTERVAL_MS = 25;
+/** Acknowledged writes read back at once by lost(). */
+const READERS = 8;
 const DECISION_IN_FLIGHT = 1;
 const DECISION_DONE = 2;
 
@@ -114,6 +119,8 @@ function startNodeHost(raft: string, api: string, dataDir: string): void {
 class Load {
   readonly acked: { shard: number; key: string; value: string }[] = [];
   failed = 0;
+  /** Why writes failed: each error's message with its numbers blanked, and how often. */
+  readonly failures = new Map<string, number>();
   private running = true;
   private readonly loops: Promise<void>[] = [];
 
@@ -123,7 +130,8 @@ class Load {
       const client = new NodeHostClient({ addresses: allApis(), timeoutMs: 5000 });
       this.loops.push(
         (async () => {
-          for (let n = 0; this.running && this.acked.length + this.failed < WRITES_MAX; n++) {
+          for (let n = 0; this.running; n++) {
+            const startedMs = Date.now();
             const shard = ((n * WRITERS + w) % SHARDS) + 1;
             const key = `${tag}-${w}-${n}`;
             const value = `v${n}`;
@@ -131,10 +139,12 @@ class Load {
               // No session: a write whose outcome is unknown is not retried and not counted.
               await client.put(shard, key, value);
               this.acked.push({ shard, key, value });
-            } catch {
+            } catch (error) {
               this.failed++;
-              await Bun.sleep(50);
+              const why = String(error instanceof Error ? error.message : error).replace(/\d+/g, "#");
+              this.failures.set(why, (this.failures.get(why) ?? 0) + 1);
             }
+            await Bun.sleep(Math.max(0, startedMs + WRITE_INTERVAL_MS - Date.now()));
             await parkIfEnded(token);
           }
         })(),
@@ -147,16 +157,26 @@ class Load {
     await Promise.all(this.loops);
   }
 
+  /** How many writes were acknowledged, how many not, and why not. */
+  summary(): string {
+    const why = [...this.failures].map(([message, n]) => `${n} × ${message}`).join("; ");
+    return `${this.acked.length} writes acknowledged, ${this.failed} not${why === "" ? "" : ` (${why})`}`;
+  }
+
   /** The acknowledged writes that do not read back as written. */
   async lost(): Promise<string[]> {
     const client = new NodeHostClient({ addresses: allApis(), timeoutMs: 10_000 });
     const lost: string[] = [];
-    for (const w of this.acked) {
-      const got = await client.get(w.shard, w.key);
-      const text = got === null ? null : new TextDecoder().decode(got);
-      if (text !== w.value) lost.push(`shard ${w.shard} ${w.key}: ${text} instead of ${w.value}`);
-    }
-    return lost;
+    let next = 0;
+    const reader = async () => {
+      for (let w = this.acked[next++]; w !== undefined; w = this.acked[next++]) {
+        const got = await client.get(w.shard, w.key);
+        const text = got === null ? null : new TextDecoder().decode(got);
+        if (text !== w.value) lost.push(`shard ${w.shard} ${w.key}: ${text} instead of ${w.value}`);
+      }
+    };
+    await Promise.all(Array.from({ length: READERS }, reader));
+    return lost.sort();
   }
 }
 
@@ -286,7 +306,14 @@ describe("repairs with real processes", () => {
     );
     // The load ran through the repair and on after it.
     const atRepair = load.acked.length;
-    await waitFor(() => load.acked.length >= atRepair + 100, REAL_WAIT_MS, "100 writes after the repair");
+    await waitFor(
+      () => load.acked.length >= atRepair + 100,
+      REAL_WAIT_MS,
+      "100 writes after the repair",
+    ).catch((error: unknown) => {
+      console.error(`load: ${load.summary()}`);
+      throw error;
+    });
     await load.stop();
     expect(alive(pid)).toBe(false);
     expect(dev.stdout).toContain(
@@ -297,7 +324,7 @@ describe("repairs with real processes", () => {
     expect(hosts.find((h) => h.raftAddress === dev.nodehostRaft(firstVictim))?.state).toBe(HOST_DEAD);
     expect(await load.lost()).toEqual([]);
     console.log(
-      `repair after kill -9 of nodehost-${firstVictim} (${firstVictimReplicas.length} replicas): ${tookMs} ms (bound ${DEAD_TIMEOUT_MS + REPAIR_MARGIN_MS}); ${load.acked.length} writes acknowledged, ${load.failed} not`,
+      `repair after kill -9 of nodehost-${firstVictim} (${firstVictimReplicas.length} replicas): ${tookMs} ms (bound ${DEAD_TIMEOUT_MS + REPAIR_MARGIN_MS}); ${load.summary()}`,
     );
     expect(violations).toEqual([]);
   });
@@ -452,7 +479,7 @@ describe("repairs with real processes", () => {
       expect(overlapping).toEqual([]);
     }
     console.log(
-      `repair of nodehost-${victim} with drummer leader ${oldLeader} killed mid-repair: ${tookMs} ms after the leader's kill, ${Date.now() - killedMs} ms after the host's; ${inFlight.length} repair decisions were in flight; ${load.acked.length} writes acknowledged`,
+      `repair of nodehost-${victim} with drummer leader ${oldLeader} killed mid-repair: ${tookMs} ms after the leader's kill, ${Date.now() - killedMs} ms after the host's; ${inFlight.length} repair decisions were in flight; ${load.summary()}`,
     );
     expect(violations).toEqual([]);
   });
