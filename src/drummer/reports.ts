@@ -148,7 +148,13 @@ function withMembers(
     if (r.pending || r.members.length > 0) continue;
     old ??= new Map((before?.replicas ?? []).map((x) => [x.shardId, x]));
     const was = old.get(r.shardId);
-    if (was && was.replicaId === r.replicaId && was.configChangeId === r.configChangeId)
+    // The book's copy may itself lack them (left out in a report it asked to be resent).
+    if (
+      was &&
+      was.replicaId === r.replicaId &&
+      was.configChangeId === r.configChangeId &&
+      was.members.length > 0
+    )
       r.members = was.members;
     else missing = true;
   }

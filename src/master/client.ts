@@ -23,7 +23,7 @@ import { type Env, realEnv, type TimerHandle } from "../env.ts";
 import type { NodeHost } from "../nodehost.ts";
 import type { AppRegistry } from "../statemachine/registry.ts";
 import { Executor } from "./executor.ts";
-import { buildReport } from "./report.ts";
+import { buildReport, MembersSent } from "./report.ts";
 
 export interface MasterClientOptions {
   nodehost: NodeHost;
@@ -64,10 +64,12 @@ export class MasterClient {
   private stopped = true;
   private failing = false;
   private failingReason = "";
-  /** Reports answered and not, and the last error (for tests and metrics). */
-  readonly counts = { answered: 0, unanswered: 0 };
+  /** Reports answered and not, answers asking for every member again, and the last error (for tests and metrics). */
+  readonly counts = { answered: 0, unanswered: 0, membersResent: 0 };
   lastError = "";
   private lastErrorCode = "";
+  /** Replicas whose members the leading drummer has (left out of the next report). */
+  readonly membersSent = new MembersSent();
 
   constructor(private readonly o: MasterClientOptions) {
     if (o.masters.length === 0) throw new Error("MasterClient needs at least one drummer address");
@@ -122,17 +124,21 @@ export class MasterClient {
   /** One report to the first drummer that answers; true when one did. */
   async reportOnce(): Promise<boolean> {
     const results = this.executor.pendingResults();
+    // Members the leader has are left out; it asks for them again when it lacks them.
     const request = buildReport(this.o.nodehost, {
       apiAddress: this.o.apiAddress,
       region: this.o.region,
       results,
       apps: this.o.apps.names(),
+      members: this.membersSent,
     });
     for (const address of this.targets()) {
       if (this.stopped) return false;
       try {
         const reply = await this.call(address, "Report", request, { timeoutMs: this.timeoutMs });
         this.executor.acknowledge(results);
+        if (reply.resendMembers === true) this.counts.membersResent++;
+        this.membersSent.answered(request, reply.resendMembers === true);
         this.answered(reply);
         return true;
       } catch (error) {

@@ -142,4 +142,28 @@ describe("drummers rebuild a dead NodeHost's replicas", () => {
     expect(g.leader()!.settings.drummerId).not.toBe(old.settings.drummerId);
     await g.start(old.settings.drummerId);
   }, 120_000);
+  test("a new drummer leader asks for the members hosts leave out; then they are left out again", async () => {
+    await g.run(1000);
+    const live = g.hosts.filter(
+      (h) => h.master !== null && (h.nodehost?.getNodeHostInfo().shards.length ?? 0) > 0,
+    );
+    expect(live.length).toBeGreaterThan(2);
+    // Steady: the leader has every replica's members, the hosts leave them out.
+    for (const h of live)
+      expect(h.master!.membersSent.size).toBe(h.nodehost!.getNodeHostInfo().shards.length);
+    const resent = live.map((h) => h.master!.counts.membersResent);
+    const old = g.leader()!;
+    await g.crash(old.settings.drummerId);
+    await g.until(() => g.leader() !== undefined, 10_000, "a new leader");
+    await g.run(1500); // several report intervals
+    const book = g.leader()!.reports;
+    for (const [i, h] of live.entries()) {
+      expect(h.master!.counts.membersResent).toBeGreaterThan(resent[i]!);
+      const seen = book.hosts.get(h.raftAddress)!;
+      for (const r of seen.replicas) if (!r.pending) expect(r.members.length).toBeGreaterThan(0);
+      expect(h.master!.membersSent.size).toBe(h.nodehost!.getNodeHostInfo().shards.length);
+    }
+    expect(whole()).toBe(true);
+    await g.start(old.settings.drummerId);
+  }, 120_000);
 });

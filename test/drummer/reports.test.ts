@@ -94,4 +94,14 @@ describe("ReportBook", () => {
     // A pending replica has no members to send: nothing is missing.
     expect(book.record(report([replica(1, { members: [], pending: true })]), 3000)).toBe("ok");
   });
+  test("members left out again after a resend the host never heard of are asked for again, not taken as none", () => {
+    // A new leader lacks the members: "resend". That answer is lost, so the host leaves them out
+    // once more; the book's copy of the replica has no members either and must not be reused.
+    const book = new ReportBook();
+    expect(book.record(report([replica(1, { members: [] })]), 1000)).toBe("resend");
+    expect(book.record(report([replica(1, { members: [] })]), 2000)).toBe("resend");
+    expect(book.record(report([replica(1)]), 3000)).toBe("ok");
+    expect(book.record(report([replica(1, { members: [] })]), 4000)).toBe("ok");
+    expect(book.index.get(1)!.get("h1:7001")!.members).toEqual(members);
+  });
 });

@@ -30,6 +30,7 @@ class ScriptedDrummers {
     requests?: Decision[];
     leaderApiAddress?: string;
     reportIntervalMs?: number;
+    resendMembers?: boolean;
   } = () => ({});
 
   readonly fetch: FetchLike = async (url, init) => {
@@ -210,5 +211,56 @@ describe("master client", () => {
     const answered = bench.master.counts.answered;
     await bench.run(300);
     expect(bench.master.counts.answered).toBeGreaterThan(answered);
+  });
+  test("members the leader acknowledged are left out of later reports; resendMembers brings them all back", async () => {
+    bench = new Bench();
+    let resend = false;
+    bench.drummers.reply = () => {
+      const r = { requests: [create(1, 50)], resendMembers: resend };
+      resend = false;
+      return r;
+    };
+    await bench.start();
+    await bench.run(600);
+    type Sent = { shardId: number; members: unknown[]; pending: boolean; configChangeId: number };
+    const replicasOf = (i: number) => bench.drummers.received[i]!.request.replicas as Sent[];
+    const running = bench.drummers.received.map((_, i) => i).filter((i) => replicasOf(i).length > 0);
+    expect(running.length).toBeGreaterThan(2);
+    const first = replicasOf(running[0]!)[0]!;
+    expect(first.members).toEqual([{ replicaId: 1, raftAddress: "10.7.0.1:7001" }]);
+    // Every later report at the same config-change index leaves the members out (not pending).
+    for (const i of running.slice(1)) {
+      const r = replicasOf(i)[0]!;
+      expect(r.configChangeId).toBe(first.configChangeId);
+      expect(r.members).toEqual([]);
+      expect(r.pending).toBe(false);
+    }
+    // The leader lost them (a new leader): the report after its request carries them again, once.
+    resend = true;
+    const before = bench.drummers.received.length;
+    await bench.run(250);
+    const after = bench.drummers.received
+      .slice(before)
+      .map((r) => (r.request.replicas as Sent[])[0]!.members);
+    expect(after.length).toBeGreaterThanOrEqual(3);
+    expect(after[0]).toEqual([]); // the report the drummer answered with resendMembers
+    expect(after[1]).toEqual([{ replicaId: 1, raftAddress: "10.7.0.1:7001" }]);
+    expect(after[2]).toEqual([]);
+  });
+
+  test("members sent in a report no drummer answered are sent again", async () => {
+    bench = new Bench();
+    bench.drummers.reply = () => ({ requests: [create(1, 60)] });
+    await bench.start();
+    await bench.run(600);
+    bench.drummers.down.add("d1:9001");
+    bench.drummers.down.add("d2:9001");
+    bench.master.membersSent.clear(); // as after a restart: nothing is known to the leader
+    await bench.run(300);
+    bench.drummers.down.clear();
+    const before = bench.drummers.received.length;
+    await bench.run(150);
+    const next = bench.drummers.received[before]!.request.replicas as { members: unknown[] }[];
+    expect(next[0]!.members).toEqual([{ replicaId: 1, raftAddress: "10.7.0.1:7001" }]);
   });
 });
