@@ -15,7 +15,8 @@
 // on the same drummers under the same machine load; the leader's CPU is given per mode and as a
 // ratio. The target (issue #14): the leader under 10 % of a core at 1,000 × 100 and 5 s.
 //
-// --cpu-prof writes each drummer's profile to bench-results/drummer-prof/ (scripts/bench/profsum.ts reads it).
+// --cpu-prof writes each drummer's profile to bench-results/drummer-prof-<date>/drummer-N.cpuprofile
+// and prints the profsum command for the leader's steady phase alone (--from/--to, epoch ms).
 //
 // Prints a table; writes bench-results/drummer-<date>.json.
 import { execFileSync } from "node:child_process";
@@ -37,6 +38,10 @@ const MEMBERS = arg("members", "alternate");
 if (!["alternate", "omit", "full"].includes(MEMBERS))
   throw new Error(`--members alternate|omit|full, got ${MEMBERS}`);
 const WINDOW_MS = Number(arg("window-seconds", "10")) * 1000;
+/** --cpu-prof: each drummer writes a Bun CPU profile here; the steady phase's window is printed for profsum. */
+const PROF_DIR = process.argv.includes("--cpu-prof")
+  ? join("bench-results", `drummer-prof-${new Date().toISOString().replace(/[:.]/g, "-")}`)
+  : null;
 const SHARDS = Math.floor((HOSTS * REPLICAS) / 3);
 const CONCURRENCY = 64;
 const call = drummerCaller();
@@ -138,8 +143,8 @@ async function startDrummers(
       deadTimeoutMs: Math.max(60_000, INTERVAL_MS * 3),
       launchesPerPassMax: 1024,
     };
-    const prof = process.argv.includes("--cpu-prof")
-      ? ["--cpu-prof", `--cpu-prof-dir=${join("bench-results", "drummer-prof")}`]
+    const prof = PROF_DIR
+      ? ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=drummer-${p.id}.cpuprofile`]
       : [];
     const proc = Bun.spawn(["bun", ...prof, join(import.meta.dir, "drummer-host.ts"), JSON.stringify(job)], {
       stdout: "pipe",
@@ -339,8 +344,10 @@ try {
   const followersCpu0 = pids.map(procCpuMs);
   const resends0 = resends;
   const w0 = performance.now();
+  const steadyFromMs = Date.now();
   const windows = await steady(hosts, apis, pids[leader]!);
   const wallMs = performance.now() - w0;
+  const steadyToMs = Date.now();
   const cpuPct = pids.map((pid, i) => ((procCpuMs(pid) - followersCpu0[i]!) / wallMs) * 100);
   const leaderAfter = await currentLeader(apis);
   const byMode = (mode: Window["mode"]) => {
@@ -376,6 +383,8 @@ try {
     omit,
     full,
     fullOverOmitCpuRatio: omit && full ? full.leaderCpuPercentMean / omit.leaderCpuPercentMean : null,
+    steadyEpochMs: { from: steadyFromMs, to: steadyToMs },
+    leaderProfile: PROF_DIR ? join(PROF_DIR, `drummer-${leader + 1}.cpuprofile`) : null,
     uptimeBefore,
     uptimeAfter: uptime(),
     loadAvgBefore: loadBefore,
@@ -400,6 +409,10 @@ try {
     console.log(`  full / omit leader CPU: ${result.fullOverOmitCpuRatio.toFixed(2)}×`);
   console.log(`  ${result.uptimeAfter}`);
   console.log(`wrote ${writeResults("drummer", result)}`);
+  if (result.leaderProfile)
+    console.log(
+      `leader's profile, steady phase (written when the drummers stop): npx bun scripts/bench/profsum.ts ${result.leaderProfile} --from ${steadyFromMs} --to ${steadyToMs}`,
+    );
 } finally {
   for (const p of procs) p.kill("SIGTERM");
   await Promise.all(procs.map((p) => p.exited));

@@ -1,7 +1,7 @@
 // Summarises a Chrome-format .cpuprofile (as written by `bun --cpu-prof`): the top functions by
 // self time and the self time per source file, as % of all samples.
 //
-//   bun scripts/bench/profsum.ts <file.cpuprofile> [--top 25]
+//   bun scripts/bench/profsum.ts <file.cpuprofile> [--top 25] [--from <epoch ms> --to <epoch ms>]
 import { readFileSync } from "node:fs";
 
 interface ProfileNode {
@@ -17,12 +17,19 @@ interface Profile {
   endTime: number;
 }
 
-export function summarise(p: Profile, top: number): string {
+/**
+ * Top functions and files by self time; with `window` (epoch milliseconds, as Bun stamps
+ * profiles) only the samples taken inside it (a benchmark's steady phase, say).
+ */
+export function summarise(p: Profile, top: number, window?: { fromMs: number; toMs: number }): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   if (p.samples && p.timeDeltas && p.samples.length === p.timeDeltas.length) {
     // The delta before sample i is time spent in the previous sample's node.
+    let atUs = p.startTime + (p.timeDeltas[0] ?? 0);
     for (let i = 1; i < p.samples.length; i++) {
+      atUs += p.timeDeltas[i]!;
+      if (window && (atUs < window.fromMs * 1000 || atUs > window.toMs * 1000)) continue;
       const prev = p.samples[i - 1]!;
       selfUs.set(prev, (selfUs.get(prev) ?? 0) + Math.max(0, p.timeDeltas[i]!));
     }
@@ -54,10 +61,19 @@ export function summarise(p: Profile, top: number): string {
 if (import.meta.main) {
   const path = process.argv[2];
   if (!path) {
-    console.error("usage: bun scripts/bench/profsum.ts <file.cpuprofile> [--top 25]");
+    console.error(
+      "usage: bun scripts/bench/profsum.ts <file.cpuprofile> [--top 25] [--from <epoch ms> --to <epoch ms>]",
+    );
     process.exit(2);
   }
-  const i = process.argv.indexOf("--top");
-  const top = i >= 0 ? Number(process.argv[i + 1]) : 25;
-  console.log(summarise(JSON.parse(readFileSync(path, "utf8")) as Profile, top));
+  const opt = (name: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+  };
+  const top = opt("top") ?? 25;
+  const fromMs = opt("from");
+  const toMs = opt("to");
+  const window =
+    fromMs !== undefined || toMs !== undefined ? { fromMs: fromMs ?? 0, toMs: toMs ?? Infinity } : undefined;
+  console.log(summarise(JSON.parse(readFileSync(path, "utf8")) as Profile, top, window));
 }
