@@ -60,6 +60,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   monitorOn = false;
+  await killFileNodeHosts(); // before dev.kill removes their data directories
   await dev.kill();
 });
 
@@ -92,8 +93,20 @@ async function monitor(): Promise<void> {
 const extraApis: string[] = [];
 const allApis = () => [...dev.nodehostApis().split(","), ...extraApis];
 
-/** Runs a NodeHost in master mode outside dev (killed when its test ends). */
-function startNodeHost(raft: string, api: string, dataDir: string): void {
+/** NodeHosts started by a test to run on through the tests after it (killed when the file ends). */
+const fileNodeHosts: ReturnType<typeof Bun.spawn>[] = [];
+async function killFileNodeHosts(): Promise<void> {
+  for (const proc of fileNodeHosts) proc.kill("SIGKILL");
+  await Promise.all(fileNodeHosts.map((proc) => proc.exited));
+}
+track("NodeHosts the repair tests started for the whole file", killFileNodeHosts);
+
+/**
+ * Runs a NodeHost in master mode outside dev, killed when its test ends — or, with
+ * untilFileEnds, when the file ends (a host the next tests rely on: killed at the end of its
+ * test, it would never send the report that follows what it just did).
+ */
+function startNodeHost(raft: string, api: string, dataDir: string, untilFileEnds = false): void {
   const proc = Bun.spawn(
     [
       BIN,
@@ -109,6 +122,10 @@ function startNodeHost(raft: string, api: string, dataDir: string): void {
     ],
     { stdout: "ignore", stderr: "ignore" },
   );
+  if (untilFileEnds) {
+    fileNodeHosts.push(proc);
+    return;
+  }
   track(`nodehost ${raft} started by the test`, async () => {
     proc.kill("SIGKILL");
     await proc.exited;
@@ -332,7 +349,8 @@ describe("repairs with real processes", () => {
   test("the killed NodeHost back after its replicas were rebuilt: its zombie replicas are stopped and their data removed", async () => {
     expect(firstVictim).toBeGreaterThan(0);
     const i = firstVictim;
-    startNodeHost(dev.nodehostRaft(i), dev.nodehostApi(i), join(dev.dir, `nodehost-${i}`));
+    // It runs on after this test: the next one waits for its reports of the kills.
+    startNodeHost(dev.nodehostRaft(i), dev.nodehostApi(i), join(dev.dir, `nodehost-${i}`), true);
     const client = new NodeHostClient({ addresses: [dev.nodehostApi(i)], timeoutMs: 5000 });
     const stale = (info: {
       logsOnDisk?: { shardId?: unknown; replicaId?: unknown }[];
@@ -371,10 +389,9 @@ describe("repairs with real processes", () => {
     expect(await repaired([dev.nodehostRaft(i)])).toBe(true);
     expect(violations).toEqual([]);
   });
-  // Skipped until the drummer fix: under the drummer leader that saw the host die, the kills are
-  // carried out (the test above) but end FAILED, "no effect seen within 10000 ms", and the host
-  // is then never given a replica again (/work/coord/requests.md, "dev → drummer (15:08 UTC)").
-  test.skip("the drummers see the zombie kills done", async () => {
+  // The host must outlive the test above: when it was killed as that test ended (a few ms after
+  // its kills, before its next report), the kills ended FAILED, "no effect seen within 10000 ms".
+  test("the drummers see the zombie kills done", async () => {
     const i = firstVictim;
     // The drummers decided each kill and saw it done.
     type D = {
