@@ -34,11 +34,17 @@ export class Focus {
   private backlog = new Set<number>();
   private listening = true;
   private cursor = 0;
+  private sweepIds: number[] = [];
   /**
    * Shards the next pass plans at most (adapted to how long passes take here). A new leader
    * starts small — it may lead because the last one was too slow — and doubles up while passes are quick.
    */
   limit = PLAN_SHARDS_PER_PASS_MIN;
+
+  /** Shards are waiting for a pass (more changed than the last pass could take). */
+  get behind(): boolean {
+    return this.backlog.size > 0;
+  }
 
   /** Adapts the size of the next passes to how long this one held the thread. */
   took(passMs: number): void {
@@ -102,9 +108,17 @@ export class Focus {
     const views = input.state.views;
     if (views.size === 0) return;
     const per = Math.ceil(views.size / SWEEP_PASSES);
-    const ids = [...views.keys()];
-    if (this.cursor >= ids.length) this.cursor = 0;
-    for (const id of ids.slice(this.cursor, this.cursor + per)) shards.add(id);
-    this.cursor += per;
+    // The ids are listed once a round (copying tens of thousands of keys every pass cost more
+    // than the pass); a shard placed meanwhile joins the next round.
+    if (this.cursor >= this.sweepIds.length) {
+      this.sweepIds = [...views.keys()];
+      this.cursor = 0;
+    }
+    const end = Math.min(this.sweepIds.length, this.cursor + per);
+    for (let i = this.cursor; i < end; i++) {
+      const id = this.sweepIds[i]!;
+      if (views.has(id)) shards.add(id);
+    }
+    this.cursor = end;
   }
 }

@@ -21,6 +21,13 @@ type Log = (event: Record<string, unknown>) => void;
 
 /** A scheduling pass longer than this is logged (it delays the DrummerDB replica's Raft work). */
 const SLOW_PASS_MS = 200;
+/**
+ * The gap before the next pass while the last one left work (a backlog of changed shards,
+ * launches beyond its bound): a large placement or a new leader's first look goes in bounded
+ * chunks back to back, each letting reports and Raft messages in between, instead of one
+ * chunk per pass interval.
+ */
+export const CATCH_UP_GAP_MS = 20;
 const text = new TextDecoder();
 
 export interface LeaderLoopDeps {
@@ -46,6 +53,8 @@ export class LeaderLoop {
   /** Passes run, steps proposed (counters for metrics and tests). */
   readonly counts = { passes: 0, steps: 0, stepsRefused: 0 };
   private focus = new Focus();
+  /** The last pass left work: the next one comes after CATCH_UP_GAP_MS. */
+  private behind = false;
 
   constructor(private readonly d: LeaderLoopDeps) {}
 
@@ -106,12 +115,15 @@ export class LeaderLoop {
   }
 
   private async tick(): Promise<void> {
+    this.behind = false;
     try {
       await this.step();
     } catch (error) {
+      this.behind = false;
       this.d.log({ level: "warn", event: "drummer-leader-step-failed", error: String(error) });
     } finally {
-      this.arm(this.d.settings.passIntervalMs);
+      const interval = this.d.settings.passIntervalMs;
+      this.arm(this.behind ? Math.min(interval, CATCH_UP_GAP_MS) : interval);
     }
   }
 
@@ -194,6 +206,7 @@ export class LeaderLoop {
     }
     this.d.reports.prune(input.state.inFlight);
     this.noteProblems(out.problems);
+    this.behind = out.more || this.focus.behind;
     const s = out.step;
     const items =
       s.hosts.length + s.views.length + s.decisions.length + s.ends.length + s.repairsDoneShardIds.length;

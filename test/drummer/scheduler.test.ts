@@ -54,6 +54,25 @@ describe("launch", () => {
     expect(f.state.views.size).toBe(2);
   });
 
+  test("a launch bounded by launchesPerPassMax says there is more; one waiting on launchInFlightMax does not", () => {
+    const f = new Fleet([1, 2, 3, 4, 5].map((shardId) => ({ shardId })));
+    for (let i = 1; i <= 3; i++) f.addHost(`h${i}:7001`);
+    f.config = { ...f.config, launchesPerPassMax: 2, launchInFlightMax: 9 };
+    expect(f.pass().more).toBe(true);
+    expect(f.state.views.size).toBe(2);
+    // 6 creates in flight: one more shard (3 creates) fits under 9, then launches wait.
+    expect(f.pass().more).toBe(false);
+    expect(f.state.views.size).toBe(3);
+    expect(f.state.inFlight.size).toBe(9);
+    expect(f.pass().step.decisions.length).toBe(0);
+    // The hosts start them: the pass that sees it ends the creates and launches the rest.
+    f.execute();
+    f.advance(1000);
+    f.pass();
+    expect(f.state.views.size).toBe(5);
+    expect(f.last!.more).toBe(false);
+  });
+
   test("launch deadline: a shard that cannot be placed for an hour never fails the DB (§11.1)", () => {
     const f = new Fleet([{ shardId: 1 }]);
     f.addHost("a:7001");

@@ -93,9 +93,12 @@ export class ClusterView {
 
   /** The observation of replicaId of shardId running at address, if an alive host reports it. */
   running(shardId: number, replicaId: number, address: string): ReplicaObservation | undefined {
-    for (const r of this.runningOf(shardId))
-      if (r.address === address && r.replica.replicaId === replicaId) return r.replica;
-    return undefined;
+    // Straight from the index (one replica per shard and host): runningOf builds a sorted list.
+    this.index ??= indexReplicas(this.input.hosts);
+    const r = this.index.get(shardId)?.get(address);
+    return r !== undefined && r.replicaId === replicaId && this.hostState(address) === "alive"
+      ? r
+      : undefined;
   }
 
   hasLog(address: string, shardId: number, replicaId: number): boolean {

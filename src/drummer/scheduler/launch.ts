@@ -13,15 +13,22 @@ import type { Problem, SchedulerConfig } from "./types.ts";
 export function launches(
   c: ClusterView,
   config: SchedulerConfig,
-): { decisions: Decision[]; problems: Problem[] } {
+  ending = 0,
+): { decisions: Decision[]; problems: Problem[]; more: boolean } {
   const decisions: Decision[] = [];
   const problems: Problem[] = [];
-  if (!c.state.bootstrapped) return { decisions, problems };
+  if (!c.state.bootstrapped) return { decisions, problems, more: false };
   let launched = 0;
-  const defs = [...c.state.shards.values()].sort((a, b) => a.shardId - b.shardId);
+  // Only the unplaced ones are sorted (all of them, every pass, was most of a steady pass).
+  const defs: ShardDefinition[] = [];
+  for (const def of c.state.shards.values()) if (!c.state.views.has(def.shardId)) defs.push(def);
+  defs.sort((a, b) => a.shardId - b.shardId);
+  let inFlight = c.state.inFlight.size - ending; // those this pass ends make room
+
   for (const def of defs) {
-    if (c.state.views.has(def.shardId)) continue;
-    if (launched >= config.launchesPerPassMax) break;
+    // Waiting on the NodeHosts (their reports end the creates): not worth planning again soon.
+    if (inFlight >= config.launchInFlightMax) return { decisions, problems, more: false };
+    if (launched >= config.launchesPerPassMax) return { decisions, problems, more: true };
     const placement = placeReplicas(c, def.replicaCount, def.regions, new Set());
     if (!placement.ok) {
       problems.push({
@@ -33,9 +40,10 @@ export function launches(
     for (const a of placement.addresses) c.addLoad(a);
     const members = placement.addresses.map((raftAddress, i) => ({ replicaId: i + 1, raftAddress }));
     decisions.push(...members.map((m) => createDecision(def, m, members, "launch")));
+    inFlight += members.length;
     launched++;
   }
-  return { decisions, problems };
+  return { decisions, problems, more: false };
 }
 
 /** The create of one initial member (a launch, or its retry). */

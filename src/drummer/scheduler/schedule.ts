@@ -31,7 +31,7 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
   const ending = new Set(ends.map((e) => e.decisionId));
   const moving = new Set(views.map((v) => v.shardId));
   const problems: Problem[] = [];
-  const launch = launches(c, config);
+  const launch = launches(c, config, ends.length);
   problems.push(...launch.problems);
   const decisions = [...launch.decisions];
   const repairsDoneShardIds: number[] = [];
@@ -49,7 +49,7 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
   }
   decisions.push(...zombieKills(c, config, input.focus?.hosts));
   const hosts = changedHosts(c, input.focus?.hosts);
-  return { step: { hosts, views, decisions, ends, repairsDoneShardIds }, problems };
+  return { step: { hosts, views, decisions, ends, repairsDoneShardIds }, problems, more: launch.more };
 }
 
 /** The placed shards a pass plans, in id order: all of them, or the focus and those with decisions in flight. */

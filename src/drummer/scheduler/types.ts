@@ -52,6 +52,11 @@ export interface SchedulerConfig {
   launchesPerPassMax: number;
   /** Zombie kills decided per pass, at most. */
   killsPerPassMax: number;
+  /**
+   * No launch while this many decisions are in flight: a large placement goes as fast as the
+   * NodeHosts confirm it, instead of filling DrummerDB (and every pass) with waiting creates.
+   */
+  launchInFlightMax: number;
 }
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
@@ -60,6 +65,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   decisionTimeoutMs: 60_000,
   launchesPerPassMax: 256, // DRUMMER_DEFAULTS.launchesPerPassMax
   killsPerPassMax: 64,
+  launchInFlightMax: 4096,
 };
 
 /** shard → raft address → the replica of the shard that host reports running. */
@@ -97,6 +103,8 @@ export type StepItems = Pick<SchedulerStep, "hosts" | "views" | "decisions" | "e
 export interface SchedulerOutput {
   step: StepItems;
   problems: Problem[];
+  /** The pass stopped at a bound (launchesPerPassMax) with shards left to launch: plan again soon. */
+  more: boolean;
 }
 
 export const replicaKey = (shardId: number, replicaId: number) => `${shardId}:${replicaId}`;
