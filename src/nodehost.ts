@@ -30,7 +30,7 @@ import { nodeFileSystem } from "./fs/node.ts";
 import { LogReader } from "./logdb/logreader.ts";
 import { SnapshotDir } from "./logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "./logdb/sqlite.ts";
-import { LOGDB_FORMAT_VERSION, type LogDB, type ReplicaKey } from "./logdb/types.ts";
+import { type BootstrapRecord, LOGDB_FORMAT_VERSION, type LogDB, type ReplicaKey } from "./logdb/types.ts";
 import { validateRaftConfig } from "./raft/config.ts";
 import { Peer } from "./raft/peer.ts";
 import {
@@ -209,6 +209,10 @@ export class NodeHost {
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly events: EventHub;
   private closed = false;
+  /** Shards whose replica waits for its bootstrap record to be durable (startReplica). */
+  private readonly starting = new Set<number>();
+  /** A replica's snapshot directory was created and `snapshots/` not fsynced since. */
+  private snapshotRootUnsynced = false;
 
   constructor(config: NodeHostConfig) {
     this.raftAddress = config.raftAddress;
@@ -359,7 +363,7 @@ export class NodeHost {
         `replica ${config.replicaId} of shard ${config.shardId} was removed from its shard on this host; ids never return`,
       );
     }
-    if (this.engine.getReplica(config.shardId)) {
+    if (this.engine.getReplica(config.shardId) || this.starting.has(config.shardId)) {
       throw new LongboatError(
         "shardAlreadyExist",
         `shard ${config.shardId} already runs on ${this.raftAddress}`,
@@ -367,15 +371,34 @@ export class NodeHost {
     }
     const members = toMembers(initialMembers);
     const app = options.app ?? "custom";
-    const boot = this.bootstrap(key, members, join, app, config);
-    const logState = this.logdb.readLogState(key);
-    const newNode = !boot.join && logState.lastIndex === 0 && logState.snapshot === null;
+    const { record: boot, durable } = this.bootstrap(key, members, join, app, config);
+    const snapshotRoot = joinPath(this.dir, "snapshots");
     const snapshotDir = config.isWitness
       ? null
-      : new SnapshotDir(joinPath(this.dir, "snapshots"), config.shardId, config.replicaId, {
+      : new SnapshotDir(snapshotRoot, config.shardId, config.replicaId, {
           fs: this.fs,
           plantedNoFileSync: this.plantedBug === "snapshot-no-fsync",
+          deferRootSync: true,
         });
+    if (snapshotDir?.nameUnsynced === true) this.snapshotRootUnsynced = true;
+    if (durable !== null) {
+      // A new replica's bootstrap record is durable before it runs; records of replicas
+      // started together share one fsync (LogDB.saveBootstrapAsync).
+      this.starting.add(config.shardId);
+      try {
+        await durable;
+      } finally {
+        this.starting.delete(config.shardId);
+      }
+      this.checkOpen();
+    }
+    if (this.snapshotRootUnsynced) {
+      // Once for every replica directory created since the last time (started together).
+      this.fs.syncDir(snapshotRoot);
+      this.snapshotRootUnsynced = false;
+    }
+    const logState = this.logdb.readLogState(key);
+    const newNode = !boot.join && logState.lastIndex === 0 && logState.snapshot === null;
     const rsm = new StateMachineManager({
       shardId: config.shardId,
       replicaId: config.replicaId,
@@ -387,7 +410,7 @@ export class NodeHost {
     });
     rsm.open();
     if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);
-    const logReader = new LogReader(this.logdb, key);
+    const logReader = new LogReader(this.logdb, key, logState);
     const peer = Peer.create({
       config: validateRaftConfig({
         ...config,
@@ -416,7 +439,14 @@ export class NodeHost {
     });
   }
 
-  private bootstrap(key: ReplicaKey, members: Member[], join: boolean, app: string, config: ReplicaConfig) {
+  /** The replica's bootstrap record; a new one is being written and is durable once `durable` resolves. */
+  private bootstrap(
+    key: ReplicaKey,
+    members: Member[],
+    join: boolean,
+    app: string,
+    config: ReplicaConfig,
+  ): { record: BootstrapRecord; durable: Promise<void> | null } {
     const existing = this.logdb.getBootstrap(key);
     if (existing !== null) {
       if (members.length > 0 && !sameMembers(members, existing.addresses)) {
@@ -425,7 +455,7 @@ export class NodeHost {
           `replica ${key.replicaId} of shard ${key.shardId} was bootstrapped with other initial members`,
         );
       }
-      return existing;
+      return { record: existing, durable: null };
     }
     if (join && members.length > 0) {
       throw new LongboatError("invalidShardSettings", "a joining replica takes no initial members");
@@ -444,8 +474,12 @@ export class NodeHost {
     }
     validateMembers(members);
     const record = { addresses: members, join, app, configJson: JSON.stringify(config) };
-    this.logdb.saveBootstrap(key, record);
-    return record;
+    const durable = new Promise<void>((resolve, reject) =>
+      this.logdb.saveBootstrapAsync(key, record, (error) => (error === null ? resolve() : reject(error))),
+    );
+    // Awaited by startReplica unless it fails first; never an unhandled rejection.
+    durable.catch(() => {});
+    return { record, durable };
   }
 
   /** Stops this NodeHost's replica of a shard; its data stays on disk. */

@@ -1,6 +1,11 @@
 // Scale benchmark: many shards on one NodeHost (single-replica kv shards, SQLite with fsync).
 //
 //   npm run bench -- scale [--shards 1000,10000] [--seconds 5] [--entries 1000000] [--skip-restart] [--cpu-prof]
+//                          [--sequential] [--keep-log DIR] [--restart-from DIR]
+//
+// --shards 0 skips the shard points. --keep-log DIR copies the written log's data directory to
+// DIR (when DIR does not exist); --restart-from DIR restarts from a copy of such a directory
+// instead of writing the entries again (the restart's own figures are the same).
 //
 // For each shard count: time to start every replica and elect, memory (RSS) once started; idle
 // CPU and memory once every shard has quiesced (rttMs 50, electionRtt 5: a shard quiesces
@@ -10,7 +15,7 @@
 // leader and has applied its whole log again.
 // The NodeHost runs in a child process (this file with --role host) so its CPU and memory are
 // read from /proc without the parent's share. Prints tables; writes bench-results/scale-<date>.json.
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeHost } from "../../src/nodehost.ts";
@@ -26,10 +31,21 @@ interface HostJob {
   /** Restart mode: start the replicas without members (they exist on disk). */
   restart: boolean;
   rttMs: number;
+  /** Start the replicas one after another (each awaited) instead of together. */
+  sequential?: boolean;
 }
 
 const RTT_MS = 50;
+const optionalArg = (name: string): string | undefined => {
+  const v = arg(name, "");
+  return v === "" ? undefined : v;
+};
 const ELECTION_RTT = 5;
+/** The process's peak RSS so far (VmHWM), MiB. */
+const peakRss = (pid: number): number => {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- child: one NodeHost
@@ -40,15 +56,18 @@ async function host(job: HostJob): Promise<void> {
   await nh.ready;
   const kv = builtinApps().get("kv");
   const members: Record<number, string> = job.restart ? {} : { 1: job.raftAddress };
-  for (let s = 1; s <= job.shards; s++) {
-    await nh.startReplica(
+  // Started together, as a host starting its configured replicas may: the new replicas'
+  // bootstrap records share a log write (LogDB.saveBootstrapAsync). --sequential: one by one.
+  const start = (s: number) =>
+    nh.startReplica(
       members,
       false,
       kv,
       { shardId: s, replicaId: 1, electionRtt: ELECTION_RTT, heartbeatRtt: 1, quiesce: true },
       { app: "kv" },
     );
-  }
+  if (job.sequential) for (let s = 1; s <= job.shards; s++) await start(s);
+  else await Promise.all(Array.from({ length: job.shards }, (_, i) => start(i + 1)));
   const startedMs = performance.now() - t0;
   // Every shard led and (on restart) caught up: bounded to 300 s in 50 ms steps.
   for (let i = 0; ; i++) {
@@ -185,6 +204,7 @@ async function shardsPoint(shards: number, seconds: number) {
     shards,
     restart: false,
     rttMs: RTT_MS,
+    sequential: process.argv.includes("--sequential"),
   });
   try {
     progress(`${shards} shards: starting…`);
@@ -241,20 +261,42 @@ async function shardsPoint(shards: number, seconds: number) {
   }
 }
 
-async function restartPoint(entries: number) {
+/** What writing the log gave (kept beside a --keep-log directory for --restart-from). */
+interface WrittenLog {
+  writes: number;
+  errors: number;
+  appliedIndex: number[];
+  writeMs: number;
+  raftAddress: string;
+}
+
+async function restartPoint(entries: number, keepLog: string | undefined, restartFrom: string | undefined) {
   const shards = 16;
   const dir = mkdtempSync(join(tmpdir(), "longboat-bench-restart-"));
   const port = 20000 + Math.floor(Math.random() * 12000);
   const job = { dataDir: dir, raftAddress: `127.0.0.1:${port}`, shards, restart: false, rttMs: RTT_MS };
   try {
-    const w = spawnHost(job);
-    await w.line();
-    progress(`restart: writing ${entries} entries over ${shards} shards…`);
-    const wt0 = performance.now();
-    w.send({ op: "load", shards, perShard: 64, entries });
-    const load = (await w.line()) as { writes: number; errors: number; appliedIndex: number[] };
-    const writeMs = performance.now() - wt0;
-    await w.exit();
+    let load: WrittenLog;
+    if (restartFrom !== undefined) {
+      load = JSON.parse(readFileSync(join(restartFrom, "bench-log.json"), "utf8")) as WrittenLog;
+      cpSync(join(restartFrom, "data"), dir, { recursive: true });
+      job.raftAddress = load.raftAddress;
+      progress(`restart: ${load.writes} entries from ${restartFrom}`);
+    } else {
+      const w = spawnHost(job);
+      await w.line();
+      progress(`restart: writing ${entries} entries over ${shards} shards…`);
+      const wt0 = performance.now();
+      w.send({ op: "load", shards, perShard: 64, entries });
+      const written = (await w.line()) as { writes: number; errors: number; appliedIndex: number[] };
+      load = { ...written, writeMs: performance.now() - wt0, raftAddress: job.raftAddress };
+      await w.exit();
+      if (keepLog !== undefined && !existsSync(keepLog)) {
+        cpSync(dir, join(keepLog, "data"), { recursive: true });
+        writeFileSync(join(keepLog, "bench-log.json"), JSON.stringify(load));
+      }
+    }
+    const writeMs = load.writeMs;
     const diskMiB = Number(Bun.spawnSync(["du", "-sm", dir]).stdout.toString().split("\t")[0]);
     progress(
       `restart: ${load.writes} written in ${Math.round(writeMs)} ms (${diskMiB} MiB on disk); restarting…`,
@@ -264,6 +306,9 @@ async function restartPoint(entries: number) {
     const ready = (await r.line()) as { startedMs: number; readyMs: number; appliedIndex: number[] };
     const spawnToReadyMs = performance.now() - t0;
     const rssMiB = procRssMiB(r.pid);
+    const peakRssMiB = peakRss(r.pid);
+    // CPU from spawn to led and applied: on a loaded machine it says more than the wall time.
+    const cpuMs = procCpuMs(r.pid);
     await r.exit();
     const complete = ready.appliedIndex.every((a, i) => a >= load.appliedIndex[i]!);
     return {
@@ -274,7 +319,9 @@ async function restartPoint(entries: number) {
       restartStartReplicasMs: Math.round(ready.startedMs),
       restartReadyMs: Math.round(ready.readyMs),
       restartSpawnToReadyMs: Math.round(spawnToReadyMs),
+      restartCpuMs: Math.round(cpuMs),
       rssAfterRestartMiB: Math.round(rssMiB),
+      peakRssRestartMiB: Math.round(peakRssMiB),
       allEntriesReapplied: complete,
       loadAvg: loadAvg(),
     };
@@ -294,8 +341,10 @@ if (process.argv[2] === "--role" && process.argv[3] === "host") {
     throw new Error(`--entries must be in 1..10000000, got ${entries}`);
   process.stderr.write(`scale: load ${loadAvg()}\n`);
   const points = [];
-  for (const n of counts) points.push(await shardsPoint(n, seconds));
-  const restart = process.argv.includes("--skip-restart") ? null : await restartPoint(entries);
+  for (const n of counts) if (n > 0) points.push(await shardsPoint(n, seconds));
+  const restart = process.argv.includes("--skip-restart")
+    ? null
+    : await restartPoint(entries, optionalArg("keep-log"), optionalArg("restart-from"));
   console.log(`\nscale benchmark: one NodeHost, single-replica kv shards, quiesce on, rttMs ${RTT_MS}`);
   console.table(
     points.map((p) => ({

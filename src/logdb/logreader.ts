@@ -8,7 +8,7 @@ import {
 } from "../raft/types.ts";
 import { copySnapshotMeta } from "./codec.ts";
 import { LogDBArgumentError } from "./errors.ts";
-import type { LogDB, ReplicaKey } from "./types.ts";
+import type { LogDB, ReplicaKey, ReplicaLogState } from "./types.ts";
 
 /**
  * One replica's log as the Raft core reads it (LogStorage), over a LogDB. The range, the
@@ -27,11 +27,13 @@ export class LogReader implements LogStorage {
   private snap: SnapshotMeta | null;
   private state: State;
 
+  /** `logState`: what db.readLogState(key) just returned, when the caller has it (saves the reads). */
   constructor(
     private readonly db: LogDB,
     private readonly key: ReplicaKey,
+    logState?: ReplicaLogState,
   ) {
-    const ls = db.readLogState(key);
+    const ls = logState ?? db.readLogState(key);
     this.first = ls.firstIndex;
     this.last = ls.lastIndex;
     this.snap = ls.snapshot;

@@ -356,6 +356,12 @@ export class MemoryLogDB implements LogDB {
     this.getOrCreate(key).bootstrap = copy;
   }
 
+  /** Durable at once (an injected fault throws, nothing written); done follows on a microtask. */
+  saveBootstrapAsync(key: ReplicaKey, record: BootstrapRecord, done: SaveDone): void {
+    this.saveBootstrap(key, record);
+    queueMicrotask(() => done(null));
+  }
+
   getBootstrap(key: ReplicaKey): BootstrapRecord | null {
     this.enter("getBootstrap", false);
     const b = this.get(key)?.bootstrap;

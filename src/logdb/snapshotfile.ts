@@ -220,6 +220,12 @@ export interface SnapshotDirOptions {
    * before issue #13. Never set in production.
    */
   plantedNoFileSync?: boolean;
+  /**
+   * Create the replica's directory in an existing root without fsyncing the root: the caller
+   * fsyncs the root once for many replicas (NodeHost.startReplica), before anything in the
+   * directory is promised. `nameUnsynced` says whether that is still owed.
+   */
+  deferRootSync?: boolean;
 }
 
 /**
@@ -241,6 +247,8 @@ export class SnapshotDir {
   readonly dir: string;
   readonly fs: FileSystem;
   private readonly plantedNoFileSync: boolean;
+  /** Created with deferRootSync: the directory's name is not durable until the root is fsynced. */
+  readonly nameUnsynced: boolean;
 
   constructor(
     root: string,
@@ -251,7 +259,13 @@ export class SnapshotDir {
     this.fs = options.fs;
     this.plantedNoFileSync = options.plantedNoFileSync === true;
     this.dir = join(root, `${shardId}-${replicaId}`);
+    if (options.deferRootSync === true && this.fs.stat(this.dir) === null && this.fs.stat(root) !== null) {
+      this.fs.mkdir(this.dir);
+      this.nameUnsynced = true;
+      return; // new and empty: no leftover .tmp file
+    }
     mkdirDurable(this.fs, this.dir);
+    this.nameUnsynced = false;
     for (const name of this.fs.list(this.dir))
       if (name.endsWith(".tmp")) this.fs.remove(join(this.dir, name));
   }

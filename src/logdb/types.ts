@@ -137,6 +137,17 @@ export interface LogDB {
   term(key: ReplicaKey, index: number): number | undefined;
   readLogState(key: ReplicaKey): ReplicaLogState;
   saveBootstrap(key: ReplicaKey, record: BootstrapRecord): void;
+  /**
+   * saveBootstrap without waiting: checked now (the same errors are thrown, nothing written),
+   * then written with the next batch handed to the writer, or on its own once the microtasks
+   * queued before the next one have run — so the records of replicas started together share
+   * one transaction and one fsync. Reads (getBootstrap, listReplicas) see it at once; later
+   * writes of the replica are written after it. `done(null)` once it is durable, `done(error)`
+   * when writing it failed; never inside this call. Nothing may promise anything about the
+   * replica to a peer or a client before done(null).
+   * @throws LogDBArgumentError, LogDBClosedError, the writer's error (nothing written)
+   */
+  saveBootstrapAsync(key: ReplicaKey, record: BootstrapRecord, done: SaveDone): void;
   getBootstrap(key: ReplicaKey): BootstrapRecord | null;
   /** Every (shard, replica) with a bootstrap record, hard state or snapshot on disk, sorted. */
   listReplicas(): ReplicaKey[];

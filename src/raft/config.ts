@@ -22,7 +22,12 @@ export interface RaftConfig {
   maxInflightBytes: number;
   /** Entry bytes per Replicate message (one message carries at least one entry). */
   maxEntryBytesPerMessage: number;
-  /** Entry bytes of committedEntries per Update (at least one entry). */
+  /**
+   * Entry bytes of committedEntries per Update (at least one entry). It bounds what a replica
+   * far behind its commit index (a restart re-applying its log) reads and holds at once: at
+   * 64 MiB a restart of 16 shards with 1 M entries held the whole log (875 MiB peak RSS), at
+   * 512 KiB 185 MiB (docs/performance.md).
+   */
   maxApplyBytes: number;
   /**
    * TEST ONLY — breaks safety on purpose: the leader commits by counting replicas whatever the
@@ -63,7 +68,7 @@ export const RAFT_CONFIG_DEFAULTS = {
   maxInflightMsgs: 256,
   maxInflightBytes: 32 * MIB,
   maxEntryBytesPerMessage: 8 * MIB,
-  maxApplyBytes: 64 * MIB,
+  maxApplyBytes: MIB / 2,
   plantedCommitAnyTerm: false,
 } as const;
 

@@ -335,6 +335,36 @@ describe("error values", () => {
     );
   });
 
+  test("shardAlreadyExist when a new shard is started twice at once (the first still writing its bootstrap record)", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const nh = cluster.host(1);
+    const start = () =>
+      nh.startReplica(cluster.members([1]), false, cluster.kv, { shardId: 6, replicaId: 1 });
+    const results = await Promise.allSettled([start(), start()]);
+    expect(results[0]!.status).toBe("fulfilled");
+    await expectCode(() => {
+      if (results[1]!.status === "rejected") throw results[1]!.reason;
+    }, "shardAlreadyExist");
+    expect(nh.getNodeHostInfo({ skipLogInfo: true }).shards.filter((s) => s.shardId === 6)).toHaveLength(1);
+  });
+
+  test("replicas started together all start and elect (their bootstrap records written together)", async () => {
+    cluster = new SimCluster();
+    await cluster.startHost(1);
+    const nh = cluster.host(1);
+    const ids = Array.from({ length: 20 }, (_, i) => 10 + i);
+    await cluster.settle(
+      Promise.all(
+        ids.map((shardId) =>
+          nh.startReplica(cluster.members([1]), false, cluster.kv, { shardId, replicaId: 1 }),
+        ),
+      ),
+    );
+    for (const shardId of ids) await cluster.waitLeader(shardId);
+    expect(nh.getNodeHostInfo().logsOnDisk).toHaveLength(20);
+  });
+
   test("shardNotBootstrapped for a first start without members or join", async () => {
     cluster = new SimCluster();
     await cluster.startHost(1);

@@ -1,9 +1,13 @@
 // Quiesced replicas and the engine loop: an idle shard that quiesced only counts ticks, so it
 // stays out of the loop's per-tick work, and wakes on the next request.
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { QUIESCED_TICK_BATCH } from "../../src/engine/engine.ts";
 import { longboat } from "../../src/pb/longboat.js";
+import { SIM_TEST_WALL_MS } from "../support/limits.ts";
 import { RTT_MS, SimCluster } from "./cluster.ts";
+
+// Simulated time: the wall clock is only a backstop (bun's 5 s default failed under load).
+setDefaultTimeout(SIM_TEST_WALL_MS);
 
 const kv = longboat.nodehost.v1;
 const put = (key: string, value: string) =>

@@ -176,6 +176,48 @@ function runAsyncConformance(name: string, h: LogDBHarness): void {
       }),
     );
 
+    test("saveBootstrapAsync: readable at once, done after the call, durable across a reopen, in order with the replica's later batch", async () => {
+      let db = h.open();
+      try {
+        const record = (i: number) => ({
+          addresses: [{ replicaId: 1, address: `h${i}:7001` }],
+          join: false,
+          app: "kv",
+          configJson: `{"i":${i}}`,
+        });
+        const keys = Array.from({ length: 40 }, (_, i) => ({ shardId: i + 1, replicaId: 1 }));
+        let returned = false;
+        const dones = keys.map(
+          (key, i) =>
+            new Promise<void>((resolve, reject) => {
+              db.saveBootstrapAsync(key, record(i), (error) => {
+                if (!returned) reject(new Error("done was called inside saveBootstrapAsync"));
+                else if (error === null) resolve();
+                else reject(error);
+              });
+            }),
+        );
+        returned = true;
+        expect(db.getBootstrap(keys[7]!)).toEqual(record(7));
+        expect(db.listReplicas()).toHaveLength(40);
+        const first = {
+          ...keys[0]!,
+          entries: ents(1, 2, 1),
+          state: { term: 1, vote: 1, commit: 0 },
+          snapshot: null,
+        };
+        await Promise.all([...dones, saveAsync(db, [first])]);
+        db = h.reopen(db);
+        for (const [i, key] of keys.entries()) expect(db.getBootstrap(key)).toEqual(record(i));
+        expect(db.readLogState(keys[0]!)).toMatchObject({ lastIndex: 2, state: { term: 1, vote: 1 } });
+        expect(() => db.saveBootstrapAsync({ shardId: 0, replicaId: 1 }, record(0), () => {})).toThrow(
+          LogDBArgumentError,
+        );
+      } finally {
+        db.close();
+      }
+    });
+
     test(
       "batches of many replicas in one call are one unit",
       withDb(async (db) => {

@@ -33,6 +33,58 @@ for (const [name, checkpoint] of [
 }
 
 describe("SqliteLogDB", () => {
+  test("bootstrap records saved in one turn go to the writer as one record (one fsync), before a later write", async () => {
+    const db = openSqliteLogDB({ dir: join(root, "bootstrap-batch"), identity: IDENTITY });
+    try {
+      const before = db.recordsHandedOver;
+      const dones: Promise<Error | null>[] = [];
+      for (let shardId = 1; shardId <= 100; shardId++) {
+        dones.push(
+          new Promise((resolve) =>
+            db.saveBootstrapAsync(
+              { shardId, replicaId: 1 },
+              { addresses: [], join: true, app: "kv", configJson: "{}" },
+              resolve,
+            ),
+          ),
+        );
+      }
+      expect(await Promise.all(dones)).toEqual(Array(100).fill(null));
+      expect(db.recordsHandedOver - before).toBe(1);
+      // Deferred records go with a synchronous write handed over before the microtask.
+      db.saveBootstrapAsync(
+        { shardId: 101, replicaId: 1 },
+        { addresses: [], join: true, app: "kv", configJson: "{}" },
+        () => {},
+      );
+      db.saveUpdates([{ shardId: 101, replicaId: 1, entries: ents(1, 1, 1), state: null, snapshot: null }]);
+      expect(db.recordsHandedOver - before).toBe(2);
+      expect(db.listReplicas()).toHaveLength(101);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a bootstrap record still deferred at close is written by close, and its done says so", async () => {
+    const dir = join(root, "bootstrap-close");
+    const db = openSqliteLogDB({ dir, identity: IDENTITY });
+    const done = new Promise<Error | null>((resolve) =>
+      db.saveBootstrapAsync(
+        { shardId: 3, replicaId: 1 },
+        { addresses: [], join: true, app: "kv", configJson: "{}" },
+        resolve,
+      ),
+    );
+    db.close();
+    expect(await done).toBeNull();
+    const again = openSqliteLogDB({ dir, identity: IDENTITY });
+    try {
+      expect(again.getBootstrap({ shardId: 3, replicaId: 1 })?.join).toBe(true);
+    } finally {
+      again.close();
+    }
+  });
+
   test("the database runs in WAL mode with synchronous=FULL and the directory lock is exclusive", () => {
     const db = openSqliteLogDB({ dir: join(root, "settings"), identity: IDENTITY });
     try {
