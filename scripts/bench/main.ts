@@ -8,6 +8,7 @@ const suites: Record<string, string> = {
   logdb: "logdb.ts",
   "logdb-bytes": "logdb-bytes.ts",
   scale: "scale.ts",
+  "snapshot-stall": "snapshot-stall.ts",
   transport: "transport.ts",
 };
 const suite = process.argv[2];
