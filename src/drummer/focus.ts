@@ -55,7 +55,24 @@ export class Focus {
   /** The focus of the next pass (takes the report book's changes). */
   next(input: SchedulerInput, reports: ReportBook): SchedulerFocus {
     const dirty = reports.takeDirty();
-    const shards = new Set([...this.carry, ...this.backlog, ...dirty.shards]);
+    // At most `limit` shards: carried ones first, then the oldest waiting, then the new ones;
+    // the rest wait in the backlog. Only what is taken or added is touched (a backlog of tens
+    // of thousands after a new leader's first reports is not copied every pass).
+    const now = new Set<number>();
+    const add = (id: number) => {
+      if (now.has(id)) return;
+      if (now.size < this.limit) {
+        this.backlog.delete(id);
+        now.add(id);
+      } else this.backlog.add(id);
+    };
+    for (const id of this.carry) add(id);
+    for (const id of this.backlog) {
+      if (now.size >= this.limit) break;
+      this.backlog.delete(id);
+      now.add(id);
+    }
+    for (const id of dirty.shards) add(id);
     const hosts = dirty.hosts;
     const deadMs = input.config.deadTimeoutMs;
     for (const h of reports.hosts.values()) {
@@ -63,31 +80,19 @@ export class Focus {
       if (this.alive.get(h.raftAddress) === alive) continue;
       this.alive.set(h.raftAddress, alive);
       hosts.add(h.raftAddress);
-      for (const r of h.replicas) shards.add(r.shardId);
-      for (const k of h.logsOnDisk) shards.add(Number(k.slice(0, k.indexOf(":")))); // "shard:replica"
+      for (const r of h.replicas) add(r.shardId);
+      for (const k of h.logsOnDisk) add(Number(k.slice(0, k.indexOf(":")))); // "shard:replica"
     }
     const listening = input.nowMs - input.listeningSinceMs < deadMs;
     if (this.listening && !listening) {
       // Nobody was judged dead until now: every shard with a member on a host never heard.
       for (const v of input.state.views.values()) {
-        if (v.members.some((m) => !reports.hosts.has(m.raftAddress))) shards.add(v.shardId);
+        if (v.members.some((m) => !reports.hosts.has(m.raftAddress))) add(v.shardId);
       }
     }
     this.listening = listening;
-    if (shards.size < this.limit) this.sweep(input, shards);
-    return { shards: this.bounded(shards), hosts };
-  }
-
-  /** The first `limit` shards (carried ones first); the rest wait in the backlog. */
-  private bounded(shards: Set<number>): Set<number> {
-    this.backlog = new Set();
-    if (shards.size <= this.limit) return shards;
-    const now = new Set<number>();
-    for (const id of shards) {
-      if (now.size < this.limit) now.add(id);
-      else this.backlog.add(id);
-    }
-    return now;
+    if (now.size + this.backlog.size < this.limit) this.sweep(input, add);
+    return { shards: now, hosts };
   }
 
   /** Remembers the shards the pass acted on or could not (looked at again next pass). */
@@ -104,7 +109,7 @@ export class Focus {
     this.carry = carry;
   }
 
-  private sweep(input: SchedulerInput, shards: Set<number>): void {
+  private sweep(input: SchedulerInput, add: (id: number) => void): void {
     const views = input.state.views;
     if (views.size === 0) return;
     const per = Math.ceil(views.size / SWEEP_PASSES);
@@ -117,7 +122,7 @@ export class Focus {
     const end = Math.min(this.sweepIds.length, this.cursor + per);
     for (let i = this.cursor; i < end; i++) {
       const id = this.sweepIds[i]!;
-      if (views.has(id)) shards.add(id);
+      if (views.has(id)) add(id);
     }
     this.cursor = end;
   }
