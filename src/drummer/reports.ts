@@ -24,6 +24,8 @@ export class ReportBook {
   readonly index: ReplicaIndex = new Map();
   private dirtyShards = new Set<number>();
   private dirtyHosts = new Set<string>();
+  /** Each host's last logsOnDisk as sent (compared as numbers: no key strings per report). */
+  private readonly lastLogs = new Map<string, readonly { shardId: number; replicaId: number }[]>();
 
   /**
    * Records a report. "full": the book is full and the host is new (refused). "resend": it is
@@ -39,10 +41,13 @@ export class ReportBook {
       if (results.size >= RESULTS_PER_HOST_MAX) break;
       results.set(r.decisionId, { ok: r.ok, message: r.message });
     }
-    const { replicas, missing } = withMembers(req.replicas, have);
-    const logsOnDisk = sameLogs(have?.logsOnDisk, req.logsOnDisk)
-      ? have!.logsOnDisk
-      : new Set(req.logsOnDisk.map((k) => replicaKey(k.shardId, k.replicaId)));
+    const { replicas, missing } = this.withMembers(address, req.replicas, have);
+    const lastLogs = this.lastLogs.get(address);
+    const logsOnDisk =
+      have && lastLogs && sameLogs(lastLogs, req.logsOnDisk)
+        ? have.logsOnDisk
+        : new Set(req.logsOnDisk.map((k) => replicaKey(k.shardId, k.replicaId)));
+    this.lastLogs.set(address, req.logsOnDisk);
     const next: HostObservation = {
       raftAddress: address,
       apiAddress: req.apiAddress,
@@ -77,6 +82,7 @@ export class ReportBook {
 
   clear(): void {
     this.hosts.clear();
+    this.lastLogs.clear();
     this.index.clear();
     this.dirtyShards.clear();
     this.dirtyHosts.clear();
@@ -94,10 +100,11 @@ export class ReportBook {
       results ||
       before.region !== after.region ||
       before.apiAddress !== after.apiAddress;
-    const old = new Map((before?.replicas ?? []).map((r) => [r.shardId, r]));
+    // The host's previous replicas are those the index holds at its address (no Map per report).
+    let matched = 0;
     for (const r of after.replicas) {
-      const was = old.get(r.shardId);
-      old.delete(r.shardId);
+      const was = before ? this.index.get(r.shardId)?.get(address) : undefined;
+      if (was) matched++;
       if (was && sameReplica(was, r)) {
         // Kept when nothing else changed (the index points at it): the progress stays current.
         was.appliedIndex = r.appliedIndex;
@@ -107,16 +114,50 @@ export class ReportBook {
       this.dirtyShards.add(r.shardId);
       changed = true;
     }
-    for (const shardId of old.keys()) this.dirtyShards.add(shardId);
-    if (old.size > 0) changed = true;
+    // Fewer matched than before: some replica left (shard ids are distinct: the parser refuses twice).
+    if (before && matched < before.replicas.length) {
+      const now = new Set(after.replicas.map((r) => r.shardId));
+      for (const r of before.replicas) if (!now.has(r.shardId)) this.dirtyShards.add(r.shardId);
+      changed = true;
+    }
     const logsBefore = before?.logsOnDisk ?? new Set<string>();
-    if (logsBefore.size !== after.logsOnDisk.size || [...after.logsOnDisk].some((k) => !logsBefore.has(k))) {
+    if (
+      logsBefore !== after.logsOnDisk && // the same list as last time keeps the same set
+      (logsBefore.size !== after.logsOnDisk.size || [...after.logsOnDisk].some((k) => !logsBefore.has(k)))
+    ) {
       for (const k of [...after.logsOnDisk, ...logsBefore])
         this.dirtyShards.add(Number(k.slice(0, k.indexOf(":"))));
       changed = true;
     }
     if (changed) this.dirtyHosts.add(address);
     return changed;
+  }
+
+  /**
+   * The report's replicas, with left-out members (non-pending, none sent) taken from the host's
+   * previous report when it had them at the same config-change index; `missing` when one could
+   * not be.
+   */
+  private withMembers(
+    address: string,
+    replicas: ReplicaObservation[],
+    before: HostObservation | undefined,
+  ): { replicas: ReplicaObservation[]; missing: boolean } {
+    let missing = false;
+    for (const r of replicas) {
+      if (r.pending || r.members.length > 0) continue;
+      const was = before ? this.index.get(r.shardId)?.get(address) : undefined;
+      // The book's copy may itself lack them (left out in a report it asked to be resent).
+      if (
+        was &&
+        was.replicaId === r.replicaId &&
+        was.configChangeId === r.configChangeId &&
+        was.members.length > 0
+      )
+        r.members = was.members;
+      else missing = true;
+    }
+    return { replicas, missing };
   }
 
   private reindex(before: HostObservation | undefined, after: HostObservation): void {
@@ -134,40 +175,14 @@ export class ReportBook {
   }
 }
 
-/**
- * The report's replicas, with left-out members (non-pending, none sent) taken from the host's
- * previous report when it had the same config-change index; `missing` when one could not be.
- */
-function withMembers(
-  replicas: ReplicaObservation[],
-  before: HostObservation | undefined,
-): { replicas: ReplicaObservation[]; missing: boolean } {
-  let missing = false;
-  let old: Map<number, ReplicaObservation> | null = null;
-  for (const r of replicas) {
-    if (r.pending || r.members.length > 0) continue;
-    old ??= new Map((before?.replicas ?? []).map((x) => [x.shardId, x]));
-    const was = old.get(r.shardId);
-    // The book's copy may itself lack them (left out in a report it asked to be resent).
-    if (
-      was &&
-      was.replicaId === r.replicaId &&
-      was.configChangeId === r.configChangeId &&
-      was.members.length > 0
-    )
-      r.members = was.members;
-    else missing = true;
-  }
-  return { replicas, missing };
-}
-
 /** Whether the logs listed are those of the previous report (same order, as a host sends them). */
-function sameLogs(before: Set<string> | undefined, now: { shardId: number; replicaId: number }[]): boolean {
-  if (before === undefined || before.size !== now.length) return false;
-  let i = 0;
-  for (const k of before) {
-    const x = now[i++]!;
-    if (k !== replicaKey(x.shardId, x.replicaId)) return false;
+function sameLogs(
+  before: readonly { shardId: number; replicaId: number }[],
+  now: readonly { shardId: number; replicaId: number }[],
+): boolean {
+  if (before.length !== now.length) return false;
+  for (let i = 0; i < now.length; i++) {
+    if (before[i]!.shardId !== now[i]!.shardId || before[i]!.replicaId !== now[i]!.replicaId) return false;
   }
   return true;
 }

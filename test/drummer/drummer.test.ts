@@ -122,6 +122,12 @@ describe("three drummers", () => {
     expect(body.code).toBe("invalid_argument");
     expect(body.message).toMatch(/ReportRequest.replicas.0.shardId: expected uint64/);
     expect(body.message).toMatch(/ReportRequest.replicas.0.colour: unknown field/);
+    const replica = { shardId: 4, replicaId: 1, app: "kv", configChangeId: 2, pending: true };
+    const twice = await failure(
+      g.request(follower, "Report", report("h1:7001", { replicas: [replica, { ...replica, replicaId: 2 }] })),
+    );
+    expect(twice).toMatchObject({ code: "invalid_argument" });
+    expect(twice.detail).toBe("ReportRequest.replicas.1.shardId: shard 4 is listed twice");
     const other = await failure(g.request(follower, "Report", report("h9:7001", { deploymentId: 2 })));
     expect(other.code).toBe("failed_precondition");
     expect(other.detail).toBe("NodeHost h9:7001 belongs to deployment 2, these drummers to 1");

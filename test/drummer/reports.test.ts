@@ -104,4 +104,21 @@ describe("ReportBook", () => {
     expect(book.record(report([replica(1, { members: [] })]), 4000)).toBe("ok");
     expect(book.index.get(1)!.get("h1:7001")!.members).toEqual(members);
   });
+  test("a log that appears or goes (the replicas unchanged) marks its shard dirty; the same logs again do not", () => {
+    const book = new ReportBook();
+    const withLogs = (logs: number[]) => ({
+      ...report([replica(1)]),
+      logsOnDisk: logs.map((shardId) => ({ shardId, replicaId: 1 })),
+    });
+    book.record(withLogs([1]), 1000);
+    book.takeDirty();
+    book.record(withLogs([1]), 2000);
+    expect(book.takeDirty().shards.size).toBe(0);
+    book.record(withLogs([1, 9]), 3000);
+    expect(book.takeDirty().shards.has(9)).toBe(true);
+    expect(book.hosts.get("h1:7001")!.logsOnDisk.has("9:1")).toBe(true);
+    book.record(withLogs([1]), 4000);
+    expect(book.takeDirty().shards.has(9)).toBe(true);
+    expect(book.hosts.get("h1:7001")!.logsOnDisk.has("9:1")).toBe(false);
+  });
 });

@@ -157,6 +157,15 @@ export function parseReport(input: unknown, messageName: string): Report {
     }),
     apps: list(p, `${messageName}.apps`, o.apps, REPORT_APPS_MAX, (x, at) => str(p, at, x)),
   };
+  // A NodeHost runs one replica of a shard: the leader's book relies on distinct shard ids.
+  if (report.replicas.length > 1) {
+    const seen = new Set<number>();
+    for (const [i, r] of report.replicas.entries()) {
+      if (seen.has(r.shardId))
+        p.add(`${messageName}.replicas.${i}.shardId`, `shard ${r.shardId} is listed twice`);
+      seen.add(r.shardId);
+    }
+  }
   if (p.list.length > 0) throw new ConnectError("invalid_argument", p.list.join("; "));
   return report;
 }
