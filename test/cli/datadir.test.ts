@@ -10,6 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../src/cli/main.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
+import { track } from "../support/resources.ts";
 
 const MAIN = join(import.meta.dir, "../../src/cli/main.ts");
 const ports = { raft: "127.0.0.1:17401", api: "127.0.0.1:17402" }; // never listened on: refused first
@@ -52,12 +54,20 @@ async function runMain(argv: string[]) {
 }
 
 /** The whole process (source entry), as a user runs it: exit code and stderr. */
-function runProcess(argv: string[]) {
-  const p = Bun.spawnSync([process.execPath, MAIN, ...argv], {
+async function runProcess(argv: string[]) {
+  const p = Bun.spawn([process.execPath, MAIN, ...argv], {
     env: { PATH: process.env.PATH ?? "" },
-    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
   });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  const tracked = track(`longboat ${argv[0]} process`, () => p.kill("SIGKILL"));
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  tracked.release();
+  return { code, stdout, stderr };
 }
 
 /** The one line a refused --data-dir prints, for the causes `causes` (code and words). */
@@ -91,12 +101,18 @@ for (const [name, server] of Object.entries(SERVERS)) {
       expect(code).toBe(1);
     });
 
-    test("as a process: one line on stderr, no stack trace, exit 1", () => {
-      const { code, stdout, stderr } = runProcess(server.argv("/sys/fs"));
-      expect(stderr).toMatch(refusal("/sys/fs", server.whose, SYSFS_DIR));
-      expect(stdout).toBe("");
-      expect(code).toBe(1);
-    });
+    // A process from the source entry loads (transpiles) the server's modules: seconds on a
+    // loaded machine, hence the process-test limit.
+    test(
+      "as a process: one line on stderr, no stack trace, exit 1",
+      async () => {
+        const { code, stdout, stderr } = await runProcess(server.argv("/sys/fs"));
+        expect(stderr).toMatch(refusal("/sys/fs", server.whose, SYSFS_DIR));
+        expect(stdout).toBe("");
+        expect(code).toBe(1);
+      },
+      PROCESS_TEST_WALL_MS,
+    );
   });
 }
 
