@@ -15,7 +15,7 @@ import {
   drummerCmdFields,
   isDrummerOp,
 } from "./commands/cmd-drummer-flags.ts";
-import { ConfigError, type ConfigInput, type Field, type Labels, mergeFields } from "./merge.ts";
+import { ConfigError, type ConfigInput, type Field, type Labels, lazySchema, mergeFields } from "./merge.ts";
 import type { DrummerPeer, ShardSpec } from "./specs.ts";
 
 export { ConfigError } from "./merge.ts";
@@ -24,54 +24,60 @@ export type { ConfigInput, Field } from "./merge.ts";
 // ---- value schemas ----------------------------------------------------------------------
 
 const POSITIVE_INT = "must be a positive integer";
-const positiveInt = z
-  .number({ error: POSITIVE_INT })
-  .int({ error: POSITIVE_INT })
-  .min(1, { error: POSITIVE_INT }); // zod's int() refuses numbers beyond 2^53-1
+const positiveInt = lazySchema(() =>
+  z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT }).min(1, { error: POSITIVE_INT }),
+); // zod's int() refuses numbers beyond 2^53-1
 
 const NON_NEGATIVE_INT = "must be an integer ≥ 0";
-const nonNegativeInt = z
-  .number({ error: NON_NEGATIVE_INT })
-  .int({ error: NON_NEGATIVE_INT })
-  .min(0, { error: NON_NEGATIVE_INT });
+const nonNegativeInt = lazySchema(() =>
+  z.number({ error: NON_NEGATIVE_INT }).int({ error: NON_NEGATIVE_INT }).min(0, { error: NON_NEGATIVE_INT }),
+);
 
 const SAFE_INTEGER = "must be an integer within ±(2^53 − 1)";
-const safeInteger = z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER });
+const safeInteger = lazySchema(() => z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER }));
 
 const NON_EMPTY = "must be a non-empty string";
-const nonEmpty = z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY });
+const nonEmpty = lazySchema(() => z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY }));
 
 const ADDRESS = "must be host:port with a port in 1..65535";
-const address = z.string({ error: ADDRESS }).superRefine((text, ctx) => {
-  try {
-    parseAddress(text);
-  } catch (e) {
-    if (!(e instanceof AddressError)) throw e;
-    ctx.addIssue({ code: "custom", message: ADDRESS, params: { detail: e.reason } });
-  }
-});
+const address = lazySchema(() =>
+  z.string({ error: ADDRESS }).superRefine((text, ctx) => {
+    try {
+      parseAddress(text);
+    } catch (e) {
+      if (!(e instanceof AddressError)) throw e;
+      ctx.addIssue({ code: "custom", message: ADDRESS, params: { detail: e.reason } });
+    }
+  }),
+);
 
 const ADDRESS_LIST = "must be a non-empty list of host:port";
-const addressList = z.array(address, { error: ADDRESS_LIST }).min(1, { error: ADDRESS_LIST });
+const addressList = lazySchema(() =>
+  z.array(address, { error: ADDRESS_LIST }).min(1, { error: ADDRESS_LIST }),
+);
 
 /** Upper bound of --rtt-ms: a tick longer than a minute is a typo, not a network. */
 export const RTT_MS_MAX = 60_000;
-const rttMs = positiveInt.max(RTT_MS_MAX, { error: `must be at most ${RTT_MS_MAX} (one minute)` });
+const rttMs = lazySchema(() =>
+  positiveInt.max(RTT_MS_MAX, { error: `must be at most ${RTT_MS_MAX} (one minute)` }),
+);
 
 const DURATION = "must be a duration like 500ms, 5s, 2m or 1h";
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 /** Upper bound of a duration option: one day. */
 export const DURATION_MS_MAX = 86_400_000;
 /** A duration as text with a unit (or a number of milliseconds in a config file); gives milliseconds. */
-const duration = z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx): number => {
-  const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^([0-9]+)(ms|s|m|h)$/.exec(v);
-  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : Number.NaN;
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > DURATION_MS_MAX) {
-    ctx.addIssue({ code: "custom", message: m ? "must be between 1ms and 24h" : DURATION });
-    return 0;
-  }
-  return ms;
-});
+const duration = lazySchema(() =>
+  z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx): number => {
+    const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^([0-9]+)(ms|s|m|h)$/.exec(v);
+    const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : Number.NaN;
+    if (!Number.isSafeInteger(ms) || ms < 1 || ms > DURATION_MS_MAX) {
+      ctx.addIssue({ code: "custom", message: m ? "must be between 1ms and 24h" : DURATION });
+      return 0;
+    }
+    return ms;
+  }),
+);
 
 /** Upper bound of cmd --timeout-ms: one hour. */
 export const TIMEOUT_MS_MAX = 3_600_000;
@@ -87,61 +93,69 @@ export const DEV_BASE_PORT_MAX = PORT_MAX - DEV_PORT_SPAN;
 export const DEV_DEAD_TIMEOUT_MS_MIN = 2000;
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-const logLevel = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
+const logLevel = lazySchema(() => z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }));
 
-const member = z.strictObject(
-  { replicaId: positiveInt, address },
-  { error: "must be an object {replicaId, address} with no other keys" },
+const member = lazySchema(() =>
+  z.strictObject(
+    { replicaId: positiveInt, address },
+    { error: "must be an object {replicaId, address} with no other keys" },
+  ),
 );
 
 const SHARD_KEYS = "shardId, app, replicaId, members, join, snapshotEntries, compactionOverhead, autoCompact";
-const shard = z
-  .strictObject(
-    {
-      shardId: positiveInt,
-      app: nonEmpty,
-      replicaId: positiveInt,
-      members: z.array(member),
-      join: z.boolean().optional(),
-      snapshotEntries: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-      compactionOverhead: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-      autoCompact: z.boolean().optional(),
-    },
-    { error: `must be an object {${SHARD_KEYS}} with no other keys` },
-  )
-  .superRefine((s, ctx) => {
-    const dupId = firstDuplicate(s.members.map((m) => m.replicaId));
-    if (dupId !== undefined)
-      ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists replica ${dupId} twice` });
-    const dupAddress = firstDuplicate(s.members.map((m) => m.address));
-    if (dupAddress !== undefined) {
-      ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists address ${dupAddress} twice` });
-    }
-    if (!s.join && !s.members.some((m) => m.replicaId === s.replicaId)) {
-      const ids = s.members.map((m) => m.replicaId).join(", ");
-      ctx.addIssue({
-        code: "custom",
-        message: `shard ${s.shardId}: replica ${s.replicaId} is not among its members (${ids}); add it or set join=true`,
-      });
-    }
-  });
+const shard = lazySchema(() =>
+  z
+    .strictObject(
+      {
+        shardId: positiveInt,
+        app: nonEmpty,
+        replicaId: positiveInt,
+        members: z.array(member),
+        join: z.boolean().optional(),
+        snapshotEntries: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+        compactionOverhead: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+        autoCompact: z.boolean().optional(),
+      },
+      { error: `must be an object {${SHARD_KEYS}} with no other keys` },
+    )
+    .superRefine((s, ctx) => {
+      const dupId = firstDuplicate(s.members.map((m) => m.replicaId));
+      if (dupId !== undefined)
+        ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists replica ${dupId} twice` });
+      const dupAddress = firstDuplicate(s.members.map((m) => m.address));
+      if (dupAddress !== undefined) {
+        ctx.addIssue({ code: "custom", message: `shard ${s.shardId} lists address ${dupAddress} twice` });
+      }
+      if (!s.join && !s.members.some((m) => m.replicaId === s.replicaId)) {
+        const ids = s.members.map((m) => m.replicaId).join(", ");
+        ctx.addIssue({
+          code: "custom",
+          message: `shard ${s.shardId}: replica ${s.replicaId} is not among its members (${ids}); add it or set join=true`,
+        });
+      }
+    }),
+);
 
-const shards = z.array(shard, { error: "must be a list of shards" }).superRefine((list, ctx) => {
-  const dup = firstDuplicate(list.map((s) => s.shardId));
-  if (dup !== undefined) ctx.addIssue({ code: "custom", message: `shard ${dup} is given twice` });
-});
+const shards = lazySchema(() =>
+  z.array(shard, { error: "must be a list of shards" }).superRefine((list, ctx) => {
+    const dup = firstDuplicate(list.map((s) => s.shardId));
+    if (dup !== undefined) ctx.addIssue({ code: "custom", message: `shard ${dup} is given twice` });
+  }),
+);
 
 const PEERS = "must be a non-empty list of drummers {id, address}";
-const peers = z
-  .array(z.strictObject({ id: positiveInt, address }, { error: PEERS }), { error: PEERS })
-  .min(1, { error: PEERS })
-  .superRefine((list, ctx) => {
-    const dupId = firstDuplicate(list.map((p) => p.id));
-    if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists drummer ${dupId} twice` });
-    const dupAddress = firstDuplicate(list.map((p) => p.address));
-    if (dupAddress !== undefined)
-      ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
-  });
+const peers = lazySchema(() =>
+  z
+    .array(z.strictObject({ id: positiveInt, address }, { error: PEERS }), { error: PEERS })
+    .min(1, { error: PEERS })
+    .superRefine((list, ctx) => {
+      const dupId = firstDuplicate(list.map((p) => p.id));
+      if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists drummer ${dupId} twice` });
+      const dupAddress = firstDuplicate(list.map((p) => p.address));
+      if (dupAddress !== undefined)
+        ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
+    }),
+);
 
 function firstDuplicate<T>(values: readonly T[]): T | undefined {
   return values.find((v, i) => values.indexOf(v) !== i);
@@ -188,7 +202,7 @@ const logLevelField: Field = {
 
 // ---- API security (server and client side) ------------------------------------------------
 
-const BOOL = z.boolean({ error: "must be true or false" });
+const BOOL = lazySchema(() => z.boolean({ error: "must be true or false" }));
 
 const pemFile = (key: string, flag: string, help: string): Field => ({
   key,
@@ -244,7 +258,7 @@ export const API_SERVER_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "seconds",
     help: "seconds between the refreshes of the dashboard served at GET / on the API address",
-    schema: positiveInt.max(3600, { error: "must be at most 3600 (one hour)" }),
+    schema: lazySchema(() => positiveInt.max(3600, { error: "must be at most 3600 (one hour)" })),
     default: 2,
   },
 ];
@@ -372,14 +386,16 @@ export interface NodeHostConfig extends ApiServerConfig {
 export const HOOK_TIMEOUT_MS_MAX = 600_000;
 
 const WEBHOOK_URL = "must be an http:// or https:// URL";
-const webhookUrl = z.string({ error: WEBHOOK_URL }).refine((text) => {
-  try {
-    const url = new URL(text);
-    return url.protocol === "http:" || url.protocol === "https:";
-  } catch {
-    return false;
-  }
-}, WEBHOOK_URL);
+const webhookUrl = lazySchema(() =>
+  z.string({ error: WEBHOOK_URL }).refine((text) => {
+    try {
+      const url = new URL(text);
+      return url.protocol === "http:" || url.protocol === "https:";
+    } catch {
+      return false;
+    }
+  }, WEBHOOK_URL),
+);
 
 /** Leader-change hooks (docs/leader-hooks.md). */
 const HOOK_FIELDS: readonly Field[] = [
@@ -396,7 +412,7 @@ const HOOK_FIELDS: readonly Field[] = [
     flag: "on-leader-change-shell",
     kind: "bool",
     help: "run --on-leader-change through /bin/sh -c",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   {
@@ -413,9 +429,11 @@ const HOOK_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `longest a hook command or one webhook POST may take in milliseconds, at most ${HOOK_TIMEOUT_MS_MAX}`,
-    schema: positiveInt.max(HOOK_TIMEOUT_MS_MAX, {
-      error: `must be at most ${HOOK_TIMEOUT_MS_MAX} (ten minutes)`,
-    }),
+    schema: lazySchema(() =>
+      positiveInt.max(HOOK_TIMEOUT_MS_MAX, {
+        error: `must be at most ${HOOK_TIMEOUT_MS_MAX} (ten minutes)`,
+      }),
+    ),
     default: 10_000,
   },
 ];
@@ -477,7 +495,7 @@ export const NODEHOST_FIELDS: readonly Field[] = [
     kind: "list",
     valueName: "file",
     help: "state machine plugin module to load; comma-separated or repeated",
-    schema: z.array(nonEmpty, { error: "must be a list of file names" }),
+    schema: lazySchema(() => z.array(nonEmpty, { error: "must be a list of file names" })),
     default: [],
   },
   {
@@ -675,7 +693,9 @@ export const DRUMMER_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "n",
     help: "shards repaired at once, at most (losing a rack does not start a storm)",
-    schema: positiveInt.max(MAX_REPAIRS_MAX, { error: `must be at most ${MAX_REPAIRS_MAX}` }),
+    schema: lazySchema(() =>
+      positiveInt.max(MAX_REPAIRS_MAX, { error: `must be at most ${MAX_REPAIRS_MAX}` }),
+    ),
     default: 4,
   },
   {
@@ -683,7 +703,7 @@ export const DRUMMER_FIELDS: readonly Field[] = [
     flag: "join",
     kind: "bool",
     help: "start as a drummer added to a running group (longboat cmd add-drummer first); --peers then only needs this drummer",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   tlsField("tlsCa", "tls-ca", "CA certificate"),
@@ -843,7 +863,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "json",
     kind: "bool",
     help: "print JSON instead of a table",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   {
@@ -852,7 +872,9 @@ export const CMD_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `how long to wait for an answer in milliseconds, retries included, at most ${TIMEOUT_MS_MAX}`,
-    schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    schema: lazySchema(() =>
+      positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    ),
     default: 5000,
   },
   apiTokenField,
@@ -920,7 +942,7 @@ export const CMD_FIELDS: readonly Field[] = [
     kind: "text",
     valueName: "text",
     help: "scan: only the keys that start with this (default: every key)",
-    schema: z.string({ error: "must be text" }),
+    schema: lazySchema(() => z.string({ error: "must be text" })),
     default: "",
   },
   {
@@ -936,7 +958,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "no-session",
     kind: "bool",
     help: "write without a client session: one Raft round less, but a write retried after a timeout may apply twice, so a timed-out write is not retried",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   ...drummerCmdFields({ positiveInt, address, duration }),
@@ -1051,7 +1073,7 @@ const jsonField: Field = {
   flag: "json",
   kind: "bool",
   help: "print the result as JSON",
-  schema: z.boolean({ error: "must be true or false" }),
+  schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
   default: false,
 };
 
@@ -1080,7 +1102,7 @@ export const BACKUP_FIELDS: readonly Field[] = [
     flag: "without-quorum",
     kind: "bool",
     help: "for a shard that lost quorum: take the snapshot on the first --nodehost holding the shard, without the leader; it holds what that replica applied, which may miss acknowledged writes",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   jsonField,
@@ -1090,7 +1112,9 @@ export const BACKUP_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `how long to wait for a leader, for the snapshot, and for each chunk of it, in milliseconds, at most ${TIMEOUT_MS_MAX}`,
-    schema: positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    schema: lazySchema(() =>
+      positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
+    ),
     default: 60_000,
   },
   apiTokenField,
@@ -1119,38 +1143,40 @@ export interface RestoreConfig {
 }
 
 const MEMBERS = "must be a list of replicaId@host:port, like 1@h1:7001,2@h2:7001,3@h3:7001";
-const memberList = z
-  .array(z.string({ error: MEMBERS }), { error: MEMBERS })
-  .min(1, { error: MEMBERS })
-  .transform((items, ctx) => {
-    const out: { replicaId: number; address: string }[] = [];
-    for (const item of items) {
-      const at = item.indexOf("@");
-      const id = at > 0 && /^[0-9]+$/.test(item.slice(0, at)) ? Number(item.slice(0, at)) : Number.NaN;
-      const addr = item.slice(at + 1);
-      let problem =
-        at < 0 ? "has no @" : !Number.isSafeInteger(id) || id < 1 ? "has no positive replica id" : "";
-      if (problem === "") {
-        try {
-          parseAddress(addr);
-        } catch (e) {
-          if (!(e instanceof AddressError)) throw e;
-          problem = `has a bad address (${e.reason})`;
+const memberList = lazySchema(() =>
+  z
+    .array(z.string({ error: MEMBERS }), { error: MEMBERS })
+    .min(1, { error: MEMBERS })
+    .transform((items, ctx) => {
+      const out: { replicaId: number; address: string }[] = [];
+      for (const item of items) {
+        const at = item.indexOf("@");
+        const id = at > 0 && /^[0-9]+$/.test(item.slice(0, at)) ? Number(item.slice(0, at)) : Number.NaN;
+        const addr = item.slice(at + 1);
+        let problem =
+          at < 0 ? "has no @" : !Number.isSafeInteger(id) || id < 1 ? "has no positive replica id" : "";
+        if (problem === "") {
+          try {
+            parseAddress(addr);
+          } catch (e) {
+            if (!(e instanceof AddressError)) throw e;
+            problem = `has a bad address (${e.reason})`;
+          }
         }
+        if (problem !== "") {
+          ctx.addIssue({ code: "custom", message: `${MEMBERS}; ${JSON.stringify(item)} ${problem}` });
+          return z.NEVER;
+        }
+        out.push({ replicaId: id, address: addr });
       }
-      if (problem !== "") {
-        ctx.addIssue({ code: "custom", message: `${MEMBERS}; ${JSON.stringify(item)} ${problem}` });
-        return z.NEVER;
-      }
-      out.push({ replicaId: id, address: addr });
-    }
-    const dupId = firstDuplicate(out.map((m) => m.replicaId));
-    const dupAddress = firstDuplicate(out.map((m) => m.address));
-    if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists replica ${dupId} twice` });
-    else if (dupAddress !== undefined)
-      ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
-    return out;
-  });
+      const dupId = firstDuplicate(out.map((m) => m.replicaId));
+      const dupAddress = firstDuplicate(out.map((m) => m.address));
+      if (dupId !== undefined) ctx.addIssue({ code: "custom", message: `lists replica ${dupId} twice` });
+      else if (dupAddress !== undefined)
+        ctx.addIssue({ code: "custom", message: `lists address ${dupAddress} twice` });
+      return out;
+    }),
+);
 
 export const RESTORE_FIELDS: readonly Field[] = [
   {
@@ -1246,9 +1272,11 @@ export const DEV_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "port",
     help: `NodeHost raft ports base+1..${DEV_NODEHOSTS}, API ports base+11..${10 + DEV_NODEHOSTS}; drummer raft ports base+21..${20 + DEV_DRUMMERS}, API ports base+31..${30 + DEV_DRUMMERS}`,
-    schema: positiveInt.max(DEV_BASE_PORT_MAX, {
-      error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+${DEV_PORT_SPAN})`,
-    }),
+    schema: lazySchema(() =>
+      positiveInt.max(DEV_BASE_PORT_MAX, {
+        error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+${DEV_PORT_SPAN})`,
+      }),
+    ),
     default: 7100,
   },
   {
@@ -1257,7 +1285,7 @@ export const DEV_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "count",
     help: `number of kv shards of 3 replicas the drummers create, at most ${DEV_SHARDS_MAX}`,
-    schema: positiveInt.max(DEV_SHARDS_MAX, { error: `must be at most ${DEV_SHARDS_MAX}` }),
+    schema: lazySchema(() => positiveInt.max(DEV_SHARDS_MAX, { error: `must be at most ${DEV_SHARDS_MAX}` })),
     default: 3,
   },
   {
@@ -1265,7 +1293,7 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "no-restart",
     kind: "bool",
     help: "leave a process that dies dead instead of restarting it (kill a NodeHost to watch the drummers rebuild its replicas elsewhere)",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
   {
@@ -1282,7 +1310,7 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "verbose",
     kind: "bool",
     help: "show every log line of the processes, each after its name (by default only warnings and errors; all are in <data-dir>/<name>.log)",
-    schema: z.boolean({ error: "must be true or false" }),
+    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
     default: false,
   },
 ];

@@ -6,7 +6,7 @@
  * node:util parseArgs, because cac's parser turns numeric-looking text into numbers
  * (`--api-token 007` would become 7) and so could not report the value as typed.
  */
-import { type CAC, cac } from "cac";
+import type { CAC } from "cac";
 import { ConfigError, type ConfigInput, envName, type Field } from "./merge.ts";
 import { printText } from "./output.ts";
 import { exitWithParent } from "./parent.ts";
@@ -57,23 +57,19 @@ const VERSION_ARGS = new Set(["version", "--version", "-v"]);
 
 async function dispatch(argv: readonly string[], io: Io, ran: { drain: boolean }): Promise<number> {
   if (argv.length === 1 && VERSION_ARGS.has(argv[0]!)) return (await import("./commands/version.ts")).run();
-  // The table of subcommands loads the configuration schemas (zod) but no command: each
-  // command's module (the engine, the API client, protobuf) is imported once it runs.
+  // The table of subcommands loads the fields but no command: each command's module (the
+  // engine, the API client, protobuf) is imported once it runs, and each field's schema is
+  // built once a value of it is checked (lazySchema).
   const { SUBCOMMANDS } = await import("./subcommands.ts");
-  const cli = buildCli(SUBCOMMANDS);
-  cli.parse(["longboat", "longboat", ...argv], { run: false });
-  if (cli.options.help) return 0; // cac has printed the help
-  const name = cli.matchedCommandName;
-  if (name === undefined) {
-    if (cli.args.length === 0) {
-      cli.outputHelp();
-      return 2;
-    }
-    const known = Object.keys(SUBCOMMANDS).join(", ");
-    throw new UsageError(`unknown command "${cli.args[0]}" (commands: ${known}; see longboat --help)`);
-  }
+  // A subcommand run as such needs no cac: cac only prints the help and names what is not a
+  // command (building its help of every option cost ~12 ms of a `cmd get`'s CPU).
+  const first = argv[0];
+  const wantsHelp = argv.some((a) => a === "--help" || a === "-h");
+  const name =
+    first !== undefined && !wantsHelp && Object.hasOwn(SUBCOMMANDS, first) ? first : await helpOrName(argv);
+  if (typeof name === "number") return name;
   const sub = SUBCOMMANDS[name]!;
-  const { flags, positionals } = await readFlags(name, sub, argv);
+  const { flags, positionals } = readFlags(name, sub, argv);
   const configPath = typeof flags.config === "string" ? flags.config : io.env.LONGBOAT_CONFIG;
   const input: ConfigInput = { flags, env: io.env };
   if (sub.configFile && configPath !== undefined && configPath !== "")
@@ -82,8 +78,27 @@ async function dispatch(argv: readonly string[], io: Io, ran: { drain: boolean }
   return sub.start(input, positionals.slice(1));
 }
 
+/**
+ * cac's part: prints the help asked for (exit 0), or the help when no command is given (exit
+ * 2); refuses what is not a command; else returns the command's name.
+ */
+async function helpOrName(argv: readonly string[]): Promise<string | number> {
+  const { SUBCOMMANDS } = await import("./subcommands.ts");
+  const cli = buildCli((await import("cac")).cac, SUBCOMMANDS);
+  cli.parse(["longboat", "longboat", ...argv], { run: false });
+  if (cli.options.help) return 0; // cac has printed the help
+  const name = cli.matchedCommandName;
+  if (name !== undefined) return name;
+  if (cli.args.length === 0) {
+    cli.outputHelp();
+    return 2;
+  }
+  const known = Object.keys(SUBCOMMANDS).join(", ");
+  throw new UsageError(`unknown command "${cli.args[0]}" (commands: ${known}; see longboat --help)`);
+}
+
 /** The cac program: one command per subcommand, options described from the field tables. */
-function buildCli(subcommands: Record<string, Subcommand>): CAC {
+function buildCli(cac: (name: string) => CAC, subcommands: Record<string, Subcommand>): CAC {
   const cli = cac("longboat");
   for (const sub of Object.values(subcommands)) {
     const command = cli.command(sub.usage, sub.description);
@@ -121,68 +136,78 @@ function optionHelp(field: Field): string {
   return `${field.help} (${base}; env ${envName(field)})`;
 }
 
-async function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
-  const { parseArgs } = await import("node:util"); // not loaded by version and --help
-  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
-    help: { type: "boolean", short: "h" },
-  };
-  for (const field of sub.fields)
-    options[field.flag] = { type: field.kind === "bool" ? "boolean" : "string", multiple: true };
-  if (sub.configFile) options.config = { type: "string" };
-  try {
-    const { values, positionals } = parseArgs({
-      args: joinNegativeValues(argv, options),
-      options,
-      strict: true,
-      allowPositionals: true,
-    });
-    return { flags: values as ConfigInput["flags"] & { config?: string }, positionals };
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === undefined || !code.startsWith("ERR_PARSE_ARGS")) throw e;
-    const message = (e as Error).message;
-    const unknown = /Unknown option '([^']+)'/.exec(message);
-    const ambiguous = /Option '(--?[^' ]+)' argument is ambiguous/.exec(message);
-    const missing = /Option '(--?[^' ]+) <value>' argument missing/.exec(message);
-    const next = ambiguous ? argv[argv.indexOf(ambiguous[1]!) + 1] : undefined;
-    const what = unknown
-      ? `unknown option ${unknown[1]}`
-      : ambiguous
-        ? `${ambiguous[1]} needs a value, but the option ${next} follows it (a value that starts with "-" is written ${ambiguous[1]}=${next})`
-        : missing
-          ? `${missing[1]} needs a value`
-          : message.split("\n")[0]!;
-    const negative = unknown !== null && /^-[0-9]/.test(unknown[1]!);
-    const hint = negative
-      ? `a negative number goes after "--", as in "… -- ${unknown[1]}"; see longboat ${name} --help`
-      : `see longboat ${name} --help`;
-    throw new UsageError(`${what} for longboat ${name} (${hint})`);
-  }
+interface FlagSpec {
+  type: "string" | "boolean";
+  multiple: boolean;
 }
 
 /**
- * `--shard -1` as `--shard=-1`: parseArgs takes "-1" for an option and calls the value
- * ambiguous, so a negative number given to an option that takes a value would be reported
- * as a missing value instead of being checked (and refused with what is allowed).
+ * Reads the flags of subcommand `name` (strict: an unknown option, a missing value or a value
+ * that looks like an option is a UsageError) and the positional arguments (the command's name
+ * first). `--flag value` and `--flag=value`; a value may be "-" (stdin) or a negative number
+ * (`--shard -1` is checked as a value, not taken for an option); after "--" all is positional.
+ * Not node:util's parseArgs, whose import alone cost ~7 ms of CPU at every start.
  */
-function joinNegativeValues(argv: readonly string[], options: Record<string, { type: string }>): string[] {
-  const out: string[] = [];
+function readFlags(name: string, sub: Subcommand, argv: readonly string[]) {
+  const specs = new Map<string, FlagSpec>([["help", { type: "boolean", multiple: false }]]);
+  for (const field of sub.fields)
+    specs.set(field.flag, { type: field.kind === "bool" ? "boolean" : "string", multiple: true });
+  if (sub.configFile) specs.set("config", { type: "string", multiple: false });
+  const flags: Record<string, string | boolean | (string | boolean)[]> = {};
+  const positionals: string[] = [];
+  const refuse = (what: string, hint = `see longboat ${name} --help`) =>
+    new UsageError(`${what} for longboat ${name} (${hint})`);
+  const store = (key: string, spec: FlagSpec, value: string | boolean) => {
+    if (!spec.multiple) flags[key] = value;
+    else flags[key] = [...((flags[key] as (string | boolean)[] | undefined) ?? []), value];
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === "--") return [...out, ...argv.slice(i)];
+    if (arg === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === "-h") {
+      store("help", specs.get("help")!, true);
+      continue;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      positionals.push(arg);
+      continue;
+    }
+    if (!arg.startsWith("--")) {
+      const negative = /^-[0-9]/.test(arg);
+      throw refuse(
+        `unknown option ${arg}`,
+        negative
+          ? `a negative number goes after "--", as in "… -- ${arg}"; see longboat ${name} --help`
+          : undefined,
+      );
+    }
+    const eq = arg.indexOf("=");
+    const key = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const spec = specs.get(key);
+    if (spec === undefined) throw refuse(`unknown option --${key}`);
+    if (spec.type === "boolean") {
+      if (eq >= 0) throw refuse(`--${key} takes no value (give --${key} alone)`);
+      store(key, spec, true);
+      continue;
+    }
+    if (eq >= 0) {
+      store(key, spec, arg.slice(eq + 1));
+      continue;
+    }
     const next = argv[i + 1];
-    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
-    if (
-      name !== undefined &&
-      options[name]?.type === "string" &&
-      next !== undefined &&
-      /^-[0-9]/.test(next)
-    ) {
-      out.push(`${arg}=${next}`);
-      i++;
-    } else out.push(arg);
+    if (next === undefined) throw refuse(`--${key} needs a value`);
+    if (next.length > 1 && next.startsWith("-") && !/^-[0-9]/.test(next)) {
+      throw refuse(
+        `--${key} needs a value, but the option ${next} follows it (a value that starts with "-" is written --${key}=${next})`,
+      );
+    }
+    store(key, spec, next);
+    i++;
   }
-  return out;
+  return { flags: flags as ConfigInput["flags"] & { config?: string }, positionals };
 }
 
 async function loadConfigFile(path: string): Promise<NonNullable<ConfigInput["file"]>> {

@@ -6,6 +6,31 @@
 import type { z } from "zod";
 import { parsePeers, parseShardSpec, SpecError } from "./specs.ts";
 
+/**
+ * A schema built the first time it is used. Building the CLI's zod schemas cost ~20 ms of CPU
+ * at every start when the tables were loaded (docs/performance.md, CLI start-up), while a
+ * command uses the few of its own fields that were given: every schema in the tables is
+ * declared through this, so only those are built. Stands for the schema in every use
+ * (properties, methods, instanceof, a part of another schema).
+ */
+export function lazySchema<T extends object>(make: () => T): T {
+  let built: T | undefined;
+  const real = (): T => {
+    built ??= make();
+    return built;
+  };
+  return new Proxy({} as T, {
+    get(_, key) {
+      const target = real();
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+    has: (_, key) => Reflect.has(real(), key),
+    set: (_, key, value) => Reflect.set(real(), key, value),
+    getPrototypeOf: () => Reflect.getPrototypeOf(real()),
+  });
+}
+
 /** A configuration value that is wrong; exit code 2. The message names the field, value and rule. */
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -84,7 +84,33 @@ describe("exit codes", () => {
   test("a flag without its value exits 2", async () => {
     const { code, stderr } = await run(["dev", "--shards"]);
     expect(code).toBe(2);
-    expect(stderr).toContain("--shards");
+    expect(stderr).toBe("longboat: --shards needs a value for longboat dev (see longboat dev --help)\n");
+  });
+
+  test("--flag=value is read as --flag value; a boolean flag with a value is refused", async () => {
+    const given = await run(["cmd", "get", "--nodehost=h1:8001", "--shard=0", "k"]);
+    expect(given).toMatchObject({ code: 2, stderr: "longboat: --shard must be a positive integer, got 0\n" });
+    const flag = await run(["cmd", "get", "--json=yes", "--nodehost", "h1:8001", "--shard", "1", "k"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toBe(
+      "longboat: --json takes no value (give --json alone) for longboat cmd (see longboat cmd --help)\n",
+    );
+  });
+
+  test("after -- everything is an argument; - alone is an argument (put's stdin)", async () => {
+    const dashes = await run(["cmd", "get", "--nodehost", "h1:8001", "--shard", "1", "--", "--json", "x"]);
+    expect(dashes).toMatchObject({ code: 2, stderr: "longboat: cmd get takes 1 argument(s) <key>, got 2\n" });
+    const stdin = await run(["cmd", "put", "--nodehost", "h1:8001", "--shard", "1", "k", "-", "--file", "f"]);
+    expect(stdin.code).toBe(2);
+    expect(stdin.stderr).toContain(
+      'give the value as <value> or with --file, not both (got "-" and --file f)',
+    );
+  });
+
+  test("-h anywhere prints the command's help", async () => {
+    const { code, stdout } = await run(["cmd", "get", "-h"]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("--nodehost <host:port,…>");
   });
 
   test("a bad value exits 2 with the field, value and rule", async () => {

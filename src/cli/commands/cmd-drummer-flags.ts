@@ -5,7 +5,7 @@
  * (`--help` and a bad flag load it).
  */
 import { z } from "zod";
-import { ConfigError, type Field, type Labels } from "../merge.ts";
+import { ConfigError, type Field, type Labels, lazySchema } from "../merge.ts";
 
 /** The ops that talk to the drummers; none takes positional arguments (all are flags). */
 export const DRUMMER_OPS = [
@@ -65,9 +65,8 @@ export const WAIT_TIMEOUT_DEFAULT = "60s";
 
 const REGION_ITEM = "must be region=count (a region name and a positive number of replicas), as in eu=2";
 /** `eu=2,us=1` (or `none`) as a list of region counts; names are checked by the drummers. */
-const regions = z
-  .array(z.string({ error: REGION_ITEM }), { error: REGION_ITEM })
-  .transform((items, ctx): RegionCount[] => {
+const regions = lazySchema(() =>
+  z.array(z.string({ error: REGION_ITEM }), { error: REGION_ITEM }).transform((items, ctx): RegionCount[] => {
     if (items.length === 1 && items[0] === "none") return [];
     const out: RegionCount[] = [];
     for (const [i, item] of items.entries()) {
@@ -84,7 +83,8 @@ const regions = z
       out.push({ region: m[1]!, count });
     }
     return out;
-  });
+  }),
+);
 
 /** config.ts's value schemas the flags below use (passed in: this file must not import config.ts). */
 export interface FieldSchemas {
@@ -111,7 +111,9 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       kind: "text",
       valueName: "name",
       help: "create-shard: the state machine every replica runs (built in: kv, noop; or a NodeHost's --plugin)",
-      schema: z.string({ error: "must be an app name" }).min(1, { error: "must be an app name" }),
+      schema: lazySchema(() =>
+        z.string({ error: "must be an app name" }).min(1, { error: "must be an app name" }),
+      ),
       default: "kv",
     },
     {
@@ -120,7 +122,7 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       kind: "int",
       valueName: "n",
       help: `create-shard: how many replicas the drummers keep running (3 survives one lost NodeHost, 5 two; at most ${REPLICAS_MAX})`,
-      schema: positiveInt.max(REPLICAS_MAX, { error: `must be at most ${REPLICAS_MAX}` }),
+      schema: lazySchema(() => positiveInt.max(REPLICAS_MAX, { error: `must be at most ${REPLICAS_MAX}` })),
       default: 3,
     },
     {
@@ -144,7 +146,7 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       flag: "healthy",
       kind: "bool",
       help: "wait: until every drummer answers and every shard is ok (the condition cmd status exits 0 on)",
-      schema: z.boolean({ error: "must be true or false" }),
+      schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
       default: false,
     },
     {

@@ -8,10 +8,6 @@ import { ApiError, NodeHostClient } from "../../api/client.ts";
 import type { CmdConfig } from "../config.ts";
 import { printErrorLine, printLine } from "../output.ts";
 import { apiClientTls } from "../tls.ts";
-import { admin, compact, printLog, removeData } from "./cmd-admin.ts";
-import { kv } from "./cmd-kv.ts";
-import { health, status } from "./cmd-status.ts";
-import { watch } from "./watch.ts";
 
 /** Runs `longboat cmd <op>` against the NodeHost API; returns the exit code (0 done, 1 failed). */
 export async function run(config: CmdConfig): Promise<number> {
@@ -46,34 +42,35 @@ export async function run(config: CmdConfig): Promise<number> {
   }
 }
 
+/** Each family of ops is imported when one of its ops runs (start-up time: docs/performance.md). */
 async function execute(client: NodeHostClient, config: CmdConfig): Promise<number> {
   const r = config.request;
   switch (r.op) {
     case "status":
-      return status(config);
+      return (await import("./cmd-status.ts")).status(config);
     case "health":
-      return health(config);
+      return (await import("./cmd-status.ts")).health(config);
     case "put":
     case "get":
     case "scan":
     case "delete":
     case "cas":
     case "add":
-      return kv(client, config, r);
+      return (await import("./cmd-kv.ts")).kv(client, config, r);
     case "members":
     case "add-replica":
     case "remove-replica":
     case "transfer-leader":
     case "snapshot":
-      return admin(client, config, r);
+      return (await import("./cmd-admin.ts")).admin(client, config, r);
     case "compact":
-      return compact(client, config);
+      return (await import("./cmd-admin.ts")).compact(client, config);
     case "log":
-      return printLog(client, config);
+      return (await import("./cmd-admin.ts")).printLog(client, config);
     case "remove-data":
-      return removeData(client, config, r.replicaId);
+      return (await import("./cmd-admin.ts")).removeData(client, config, r.replicaId);
     case "watch":
-      return watch(config);
+      return (await import("./watch.ts")).watch(config);
     default:
       throw new Error(`cmd ${r.op} talks to the drummers: give --drummer instead of --nodehost`);
   }
