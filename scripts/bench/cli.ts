@@ -8,7 +8,11 @@
  *
  *   npm run bench -- cli [--runs 20] [--bin dist/longboat] [--baseline /tmp/old-longboat]
  *
- * Prints a table and writes bench-results/cli-<date>.json. On a loaded machine read the CPU
+ * Then `cmd get` runs `--runs` times more with LONGBOAT_TRACE_STARTUP=1 (src/cli/trace.ts): the
+ * median CPU used by each phase of its start-up (the runtime and main.ts, the subcommand table,
+ * the flags, the resolved options, the command's modules, the request), to see where it goes.
+ *
+ * Prints tables and writes bench-results/cli-<date>.json. On a loaded machine read the CPU
  * columns (they do not count the time spent waiting for a core) next to the load average.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -42,6 +46,29 @@ async function runOnce(argv: string[]): Promise<Sample> {
   const usage = proc.resourceUsage();
   const cpuMs = usage ? (Number(usage.cpuTime.user) + Number(usage.cpuTime.system)) / 1000 : Number.NaN;
   return { wallMs, cpuMs };
+}
+
+/** Runs argv with LONGBOAT_TRACE_STARTUP=1; the CPU ms it had used at each phase (src/cli/trace.ts). */
+async function runTraced(argv: string[]): Promise<Record<string, number>> {
+  const proc = Bun.spawn(argv, {
+    stdout: "ignore",
+    stderr: "pipe",
+    env: { ...process.env, LONGBOAT_TRACE_STARTUP: "1" },
+  });
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${stderr}`);
+  const line = stderr.split("\n").find((l) => l.startsWith('{"startupCpuMs"'));
+  if (line === undefined) throw new Error(`${argv.join(" ")} printed no start-up trace: ${stderr}`);
+  return (JSON.parse(line) as { startupCpuMs: Record<string, number> }).startupCpuMs;
+}
+
+/** Each phase's own CPU (its mark minus the one before), median over the runs. */
+function phaseMedians(traces: Record<string, number>[]) {
+  const phases = Object.keys(traces[0]!);
+  return phases.map((phase, i) => {
+    const own = traces.map((t) => t[phase]! - (i === 0 ? 0 : t[phases[i - 1]!]!)).sort((a, b) => a - b);
+    return { phase, cpuMsP50: Math.round(quantile(own, 0.5) * 10) / 10 };
+  });
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -148,6 +175,12 @@ try {
     ),
   ];
   console.table(rows);
+  const getArgv = cases.find((c) => c.name === "cmd get")!.argv(bin);
+  const traces: Record<string, number>[] = [];
+  for (let run = 0; run < runs; run++) traces.push(await runTraced(getArgv));
+  const phases = phaseMedians(traces);
+  console.log("cmd get: CPU of each start-up phase (median; main includes the runtime's own start)");
+  console.table(phases);
   console.log(`load average before ${loadBefore}, after ${loadAfter}`);
   const file = writeResults("cli", {
     runs,
@@ -156,6 +189,7 @@ try {
     loadBefore,
     loadAfter,
     results: rows,
+    cmdGetPhases: phases,
   });
   console.log(`wrote ${file}`);
 } finally {

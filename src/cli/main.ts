@@ -11,6 +11,7 @@ import { ConfigError, type ConfigInput, envName, type Field } from "./merge.ts";
 import { printText } from "./output.ts";
 import { exitWithParent } from "./parent.ts";
 import type { Subcommand } from "./subcommands.ts";
+import { mark, printTrace } from "./trace.ts";
 
 /** A command-line mistake that is not about a configuration value: exit code 2. */
 export class UsageError extends Error {
@@ -56,11 +57,13 @@ export const EXIT_CODES = [
 const VERSION_ARGS = new Set(["version", "--version", "-v"]);
 
 async function dispatch(argv: readonly string[], io: Io, ran: { drain: boolean }): Promise<number> {
+  mark("main");
   if (argv.length === 1 && VERSION_ARGS.has(argv[0]!)) return (await import("./commands/version.ts")).run();
   // The table of subcommands loads the fields but no command: each command's module (the
   // engine, the API client, protobuf) is imported once it runs, and each field's schema is
   // built once a value of it is checked (lazySchema).
   const { SUBCOMMANDS } = await import("./subcommands.ts");
+  mark("table");
   // A subcommand run as such needs no cac: cac only prints the help and names what is not a
   // command (building its help of every option cost ~12 ms of a `cmd get`'s CPU).
   const first = argv[0];
@@ -70,6 +73,7 @@ async function dispatch(argv: readonly string[], io: Io, ran: { drain: boolean }
   if (typeof name === "number") return name;
   const sub = SUBCOMMANDS[name]!;
   const { flags, positionals } = readFlags(name, sub, argv);
+  mark("flags");
   const configPath = typeof flags.config === "string" ? flags.config : io.env.LONGBOAT_CONFIG;
   const input: ConfigInput = { flags, env: io.env };
   if (sub.configFile && configPath !== undefined && configPath !== "")
@@ -247,5 +251,7 @@ if (import.meta.main) {
     stderr: (text) => printText(text, "stderr"),
   });
   if (drain) await flushOutput();
+  mark("done");
+  printTrace();
   process.exit(code);
 }

@@ -23,6 +23,7 @@ import {
   resolveNodeHostConfig,
   resolveRestoreConfig,
 } from "./config.ts";
+import { mark } from "./trace.ts";
 
 export interface Subcommand {
   /** cac's command name with its positional arguments. */
@@ -101,7 +102,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     ],
     start: async (input, args) => {
       const config = resolveCmdConfig({ ...input, args });
-      return (await import("./commands/cmd.ts")).run(config);
+      mark("config");
+      const cmd = await import("./commands/cmd.ts");
+      mark("command");
+      return cmd.run(config);
     },
   },
   backup: {
