@@ -15,7 +15,15 @@ import {
   drummerCmdFields,
   isDrummerOp,
 } from "./commands/cmd-drummer-flags.ts";
-import { ConfigError, type ConfigInput, type Field, type Labels, lazySchema, mergeFields } from "./merge.ts";
+import {
+  ConfigError,
+  type ConfigInput,
+  type FastPath,
+  type Field,
+  type Labels,
+  lazySchema,
+  mergeFields,
+} from "./merge.ts";
 import type { DrummerPeer, ShardSpec } from "./specs.ts";
 
 export { ConfigError } from "./merge.ts";
@@ -23,60 +31,115 @@ export type { ConfigInput, Field } from "./merge.ts";
 
 // ---- value schemas ----------------------------------------------------------------------
 
+// Each schema's fast path (lazySchema) takes what it surely accepts, as it would give it back;
+// zod decides, and words the refusal of, anything else.
+/** A fast path that takes the values `ok` says, unchanged. */
+const when =
+  (ok: (value: unknown) => boolean): FastPath =>
+  (value) =>
+    ok(value) ? { data: value } : undefined;
+const isInt = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): boolean =>
+  Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const isText = (v: unknown, min = 0): boolean => typeof v === "string" && v.length >= min;
+
 const POSITIVE_INT = "must be a positive integer";
-const positiveInt = lazySchema(() =>
-  z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT }).min(1, { error: POSITIVE_INT }),
+const positiveInt = lazySchema(
+  () => z.number({ error: POSITIVE_INT }).int({ error: POSITIVE_INT }).min(1, { error: POSITIVE_INT }),
+  when((v) => isInt(v, 1)),
 ); // zod's int() refuses numbers beyond 2^53-1
 
+/** A positive integer at most max, refused above with `error`. */
+const positiveIntAtMost = (max: number, error: string) =>
+  lazySchema(
+    () => positiveInt.max(max, { error }),
+    when((v) => isInt(v, 1, max)),
+  );
+
 const NON_NEGATIVE_INT = "must be an integer ≥ 0";
-const nonNegativeInt = lazySchema(() =>
-  z.number({ error: NON_NEGATIVE_INT }).int({ error: NON_NEGATIVE_INT }).min(0, { error: NON_NEGATIVE_INT }),
+const nonNegativeInt = lazySchema(
+  () =>
+    z
+      .number({ error: NON_NEGATIVE_INT })
+      .int({ error: NON_NEGATIVE_INT })
+      .min(0, { error: NON_NEGATIVE_INT }),
+  when((v) => isInt(v, 0)),
 );
 
 const SAFE_INTEGER = "must be an integer within ±(2^53 − 1)";
-const safeInteger = lazySchema(() => z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER }));
+const safeInteger = lazySchema(
+  () => z.number({ error: SAFE_INTEGER }).int({ error: SAFE_INTEGER }),
+  when((v) => isInt(v, Number.MIN_SAFE_INTEGER)),
+);
 
 const NON_EMPTY = "must be a non-empty string";
-const nonEmpty = lazySchema(() => z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY }));
+const nonEmpty = lazySchema(
+  () => z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY }),
+  when((v) => isText(v, 1)),
+);
+
+/** Any text. */
+const anyText = lazySchema(
+  () => z.string({ error: "must be text" }),
+  when((v) => isText(v)),
+);
 
 const ADDRESS = "must be host:port with a port in 1..65535";
-const address = lazySchema(() =>
-  z.string({ error: ADDRESS }).superRefine((text, ctx) => {
-    try {
-      parseAddress(text);
-    } catch (e) {
-      if (!(e instanceof AddressError)) throw e;
-      ctx.addIssue({ code: "custom", message: ADDRESS, params: { detail: e.reason } });
-    }
-  }),
+const isAddress = (v: unknown): boolean => {
+  if (typeof v !== "string") return false;
+  try {
+    parseAddress(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const address = lazySchema(
+  () =>
+    z.string({ error: ADDRESS }).superRefine((text, ctx) => {
+      try {
+        parseAddress(text);
+      } catch (e) {
+        if (!(e instanceof AddressError)) throw e;
+        ctx.addIssue({ code: "custom", message: ADDRESS, params: { detail: e.reason } });
+      }
+    }),
+  when(isAddress),
 );
 
 const ADDRESS_LIST = "must be a non-empty list of host:port";
-const addressList = lazySchema(() =>
-  z.array(address, { error: ADDRESS_LIST }).min(1, { error: ADDRESS_LIST }),
+const addressList = lazySchema(
+  () => z.array(address, { error: ADDRESS_LIST }).min(1, { error: ADDRESS_LIST }),
+  (v) => (Array.isArray(v) && v.length > 0 && v.every(isAddress) ? { data: [...v] } : undefined),
 );
 
 /** Upper bound of --rtt-ms: a tick longer than a minute is a typo, not a network. */
 export const RTT_MS_MAX = 60_000;
-const rttMs = lazySchema(() =>
-  positiveInt.max(RTT_MS_MAX, { error: `must be at most ${RTT_MS_MAX} (one minute)` }),
-);
+const rttMs = positiveIntAtMost(RTT_MS_MAX, `must be at most ${RTT_MS_MAX} (one minute)`);
 
 const DURATION = "must be a duration like 500ms, 5s, 2m or 1h";
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 /** Upper bound of a duration option: one day. */
 export const DURATION_MS_MAX = 86_400_000;
+/** Milliseconds of a duration, or why not: "form" (not a duration) or "range" (beyond 1ms..24h). */
+function durationMs(v: string | number): number | "form" | "range" {
+  const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^([0-9]+)(ms|s|m|h)$/.exec(v);
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < 1 || ms > DURATION_MS_MAX) return m ? "range" : "form";
+  return ms;
+}
 /** A duration as text with a unit (or a number of milliseconds in a config file); gives milliseconds. */
-const duration = lazySchema(() =>
-  z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx): number => {
-    const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^([0-9]+)(ms|s|m|h)$/.exec(v);
-    const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : Number.NaN;
-    if (!Number.isSafeInteger(ms) || ms < 1 || ms > DURATION_MS_MAX) {
-      ctx.addIssue({ code: "custom", message: m ? "must be between 1ms and 24h" : DURATION });
+const duration = lazySchema(
+  () =>
+    z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx): number => {
+      const ms = durationMs(v);
+      if (typeof ms === "number") return ms;
+      ctx.addIssue({ code: "custom", message: ms === "range" ? "must be between 1ms and 24h" : DURATION });
       return 0;
-    }
-    return ms;
-  }),
+    }),
+  (v) => {
+    const ms = typeof v === "string" || typeof v === "number" ? durationMs(v) : "form";
+    return typeof ms === "number" ? { data: ms } : undefined;
+  },
 );
 
 /** Upper bound of cmd --timeout-ms: one hour. */
@@ -93,7 +156,10 @@ export const DEV_BASE_PORT_MAX = PORT_MAX - DEV_PORT_SPAN;
 export const DEV_DEAD_TIMEOUT_MS_MIN = 2000;
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-const logLevel = lazySchema(() => z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }));
+const logLevel = lazySchema(
+  () => z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }),
+  when((v) => (LOG_LEVELS as readonly unknown[]).includes(v)),
+);
 
 const member = lazySchema(() =>
   z.strictObject(
@@ -202,7 +268,10 @@ const logLevelField: Field = {
 
 // ---- API security (server and client side) ------------------------------------------------
 
-const BOOL = lazySchema(() => z.boolean({ error: "must be true or false" }));
+const BOOL = lazySchema(
+  () => z.boolean({ error: "must be true or false" }),
+  when((v) => typeof v === "boolean"),
+);
 
 const pemFile = (key: string, flag: string, help: string): Field => ({
   key,
@@ -258,7 +327,7 @@ export const API_SERVER_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "seconds",
     help: "seconds between the refreshes of the dashboard served at GET / on the API address",
-    schema: lazySchema(() => positiveInt.max(3600, { error: "must be at most 3600 (one hour)" })),
+    schema: positiveIntAtMost(3600, "must be at most 3600 (one hour)"),
     default: 2,
   },
 ];
@@ -412,7 +481,7 @@ const HOOK_FIELDS: readonly Field[] = [
     flag: "on-leader-change-shell",
     kind: "bool",
     help: "run --on-leader-change through /bin/sh -c",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
   {
@@ -429,11 +498,7 @@ const HOOK_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `longest a hook command or one webhook POST may take in milliseconds, at most ${HOOK_TIMEOUT_MS_MAX}`,
-    schema: lazySchema(() =>
-      positiveInt.max(HOOK_TIMEOUT_MS_MAX, {
-        error: `must be at most ${HOOK_TIMEOUT_MS_MAX} (ten minutes)`,
-      }),
-    ),
+    schema: positiveIntAtMost(HOOK_TIMEOUT_MS_MAX, `must be at most ${HOOK_TIMEOUT_MS_MAX} (ten minutes)`),
     default: 10_000,
   },
 ];
@@ -693,9 +758,7 @@ export const DRUMMER_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "n",
     help: "shards repaired at once, at most (losing a rack does not start a storm)",
-    schema: lazySchema(() =>
-      positiveInt.max(MAX_REPAIRS_MAX, { error: `must be at most ${MAX_REPAIRS_MAX}` }),
-    ),
+    schema: positiveIntAtMost(MAX_REPAIRS_MAX, `must be at most ${MAX_REPAIRS_MAX}`),
     default: 4,
   },
   {
@@ -703,7 +766,7 @@ export const DRUMMER_FIELDS: readonly Field[] = [
     flag: "join",
     kind: "bool",
     help: "start as a drummer added to a running group (longboat cmd add-drummer first); --peers then only needs this drummer",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
   tlsField("tlsCa", "tls-ca", "CA certificate"),
@@ -863,7 +926,7 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "json",
     kind: "bool",
     help: "print JSON instead of a table",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
   {
@@ -872,9 +935,7 @@ export const CMD_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `how long to wait for an answer in milliseconds, retries included, at most ${TIMEOUT_MS_MAX}`,
-    schema: lazySchema(() =>
-      positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
-    ),
+    schema: positiveIntAtMost(TIMEOUT_MS_MAX, `must be at most ${TIMEOUT_MS_MAX} (one hour)`),
     default: 5000,
   },
   apiTokenField,
@@ -942,7 +1003,7 @@ export const CMD_FIELDS: readonly Field[] = [
     kind: "text",
     valueName: "text",
     help: "scan: only the keys that start with this (default: every key)",
-    schema: lazySchema(() => z.string({ error: "must be text" })),
+    schema: anyText,
     default: "",
   },
   {
@@ -958,10 +1019,10 @@ export const CMD_FIELDS: readonly Field[] = [
     flag: "no-session",
     kind: "bool",
     help: "write without a client session: one Raft round less, but a write retried after a timeout may apply twice, so a timed-out write is not retried",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
-  ...drummerCmdFields({ positiveInt, address, duration }),
+  ...drummerCmdFields({ positiveInt, positiveIntAtMost, address, duration, bool: BOOL }),
 ];
 
 /** Merges and validates cmd options and `args` (the op and its positional arguments); throws ConfigError. */
@@ -1031,7 +1092,7 @@ function parseRequest(args: readonly string[]): CmdRequest {
   const request: Record<string, unknown> = { op };
   names.forEach((name, i) => {
     const text = rest[i]!;
-    const { schema, numeric } = CMD_ARGS[name] ?? { schema: z.string() };
+    const { schema, numeric } = CMD_ARGS[name] ?? { schema: anyText };
     const value = numeric?.test(text) ? Number(text) : text;
     const result = schema.safeParse(value);
     if (!result.success) {
@@ -1073,7 +1134,7 @@ const jsonField: Field = {
   flag: "json",
   kind: "bool",
   help: "print the result as JSON",
-  schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+  schema: BOOL,
   default: false,
 };
 
@@ -1102,7 +1163,7 @@ export const BACKUP_FIELDS: readonly Field[] = [
     flag: "without-quorum",
     kind: "bool",
     help: "for a shard that lost quorum: take the snapshot on the first --nodehost holding the shard, without the leader; it holds what that replica applied, which may miss acknowledged writes",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
   jsonField,
@@ -1112,9 +1173,7 @@ export const BACKUP_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "ms",
     help: `how long to wait for a leader, for the snapshot, and for each chunk of it, in milliseconds, at most ${TIMEOUT_MS_MAX}`,
-    schema: lazySchema(() =>
-      positiveInt.max(TIMEOUT_MS_MAX, { error: `must be at most ${TIMEOUT_MS_MAX} (one hour)` }),
-    ),
+    schema: positiveIntAtMost(TIMEOUT_MS_MAX, `must be at most ${TIMEOUT_MS_MAX} (one hour)`),
     default: 60_000,
   },
   apiTokenField,
@@ -1272,10 +1331,9 @@ export const DEV_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "port",
     help: `NodeHost raft ports base+1..${DEV_NODEHOSTS}, API ports base+11..${10 + DEV_NODEHOSTS}; drummer raft ports base+21..${20 + DEV_DRUMMERS}, API ports base+31..${30 + DEV_DRUMMERS}`,
-    schema: lazySchema(() =>
-      positiveInt.max(DEV_BASE_PORT_MAX, {
-        error: `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+${DEV_PORT_SPAN})`,
-      }),
+    schema: positiveIntAtMost(
+      DEV_BASE_PORT_MAX,
+      `must be at most ${DEV_BASE_PORT_MAX} (the highest port used is base+${DEV_PORT_SPAN})`,
     ),
     default: 7100,
   },
@@ -1285,7 +1343,7 @@ export const DEV_FIELDS: readonly Field[] = [
     kind: "int",
     valueName: "count",
     help: `number of kv shards of 3 replicas the drummers create, at most ${DEV_SHARDS_MAX}`,
-    schema: lazySchema(() => positiveInt.max(DEV_SHARDS_MAX, { error: `must be at most ${DEV_SHARDS_MAX}` })),
+    schema: positiveIntAtMost(DEV_SHARDS_MAX, `must be at most ${DEV_SHARDS_MAX}`),
     default: 3,
   },
   {
@@ -1293,7 +1351,7 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "no-restart",
     kind: "bool",
     help: "leave a process that dies dead instead of restarting it (kill a NodeHost to watch the drummers rebuild its replicas elsewhere)",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
   {
@@ -1310,7 +1368,7 @@ export const DEV_FIELDS: readonly Field[] = [
     flag: "verbose",
     kind: "bool",
     help: "show every log line of the processes, each after its name (by default only warnings and errors; all are in <data-dir>/<name>.log)",
-    schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+    schema: BOOL,
     default: false,
   },
 ];

@@ -7,20 +7,40 @@ import type { z } from "zod";
 import { parsePeers, parseShardSpec, SpecError } from "./specs.ts";
 
 /**
- * A schema built the first time it is used. Building the CLI's zod schemas cost ~20 ms of CPU
- * at every start when the tables were loaded (docs/performance.md, CLI start-up), while a
- * command uses the few of its own fields that were given: every schema in the tables is
- * declared through this, so only those are built. Stands for the schema in every use
- * (properties, methods, instanceof, a part of another schema).
+ * What a schema's fast path gives for a value: what the schema would give, or undefined to
+ * let the schema decide (and word the refusal).
  */
-export function lazySchema<T extends object>(make: () => T): T {
+export type FastPath = (value: unknown) => { data: unknown } | undefined;
+
+/** The key under which a lazySchema gives its zod schema itself, without the fast path (tests). */
+export const SCHEMA_ITSELF: unique symbol = Symbol("schema itself");
+
+/**
+ * A schema built the first time it is used, with an optional fast path for the values it
+ * accepts. Loading zod's schemas cost a CLI call ~20 ms of CPU (docs/performance.md, CLI
+ * start-up): building every table at start, then zod's first use of each kind of schema. Every
+ * schema of the option tables is declared through this, so only those of the values given are
+ * built, and a fast path (test/cli/config.test.ts checks it gives what the schema gives) lets a
+ * usual value through without zod; zod still judges, and words, every value it does not take.
+ * Stands for the schema in every use (properties, methods, instanceof, a part of another schema).
+ */
+export function lazySchema<T extends object>(make: () => T, fast?: FastPath): T {
   let built: T | undefined;
   const real = (): T => {
     built ??= make();
     return built;
   };
+  type Parse = (value: unknown, ...rest: unknown[]) => unknown;
   return new Proxy({} as T, {
     get(_, key) {
+      if (key === SCHEMA_ITSELF) return real();
+      if (fast !== undefined && (key === "parse" || key === "safeParse")) {
+        return (value: unknown, ...rest: unknown[]) => {
+          const quick = fast(value);
+          if (quick === undefined) return (Reflect.get(real(), key) as Parse)(value, ...rest);
+          return key === "parse" ? quick.data : { success: true, data: quick.data };
+        };
+      }
       const target = real();
       const value: unknown = Reflect.get(target, key, target);
       return typeof value === "function" ? value.bind(target) : value;

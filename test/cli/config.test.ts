@@ -1,9 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import {
+  BACKUP_FIELDS,
+  CMD_FIELDS,
   CMD_OPS,
   ConfigError,
   type ConfigInput,
+  DEV_FIELDS,
+  DRUMMER_FIELDS,
   NODEHOST_FIELDS,
+  RESTORE_FIELDS,
   resolveBackupConfig,
   resolveCmdConfig,
   resolveDevConfig,
@@ -11,6 +16,7 @@ import {
   resolveNodeHostConfig,
   resolveRestoreConfig,
 } from "../../src/cli/config.ts";
+import { SCHEMA_ITSELF } from "../../src/cli/merge.ts";
 
 const ADDRS = { "raft-address": "h1:7001", "api-address": "127.0.0.1:8001" };
 const MEMBERS = "members=1@h1:7001;2@h2:7001;3@h3:7001";
@@ -696,5 +702,51 @@ describe("API client TLS of cmd and backup", () => {
     expect(() =>
       resolveBackupConfig({ flags: { nodehost: "h1:8001", shard: "1", out: "b", "tls-key": "k.pem" } }),
     ).toThrow("--tls-cert and --tls-key must be given together, got only --tls-key");
+  });
+});
+
+describe("the schemas' fast paths (lazySchema)", () => {
+  // Values of every kind a flag, the environment or a config file can give.
+  const SAMPLES: unknown[] = [
+    ...[0, 1, -1, 2, 1.5, 7, 1024, 1025, 3600, 3601, 10_000, 10_001, 60_000, 60_001, 65_502, 65_503],
+    ...[600_000, 600_001, 3_600_000, 3_600_001, 86_400_000, 86_400_001],
+    ...[2 ** 53, 2 ** 53 - 1, -(2 ** 53 - 1), -(2 ** 53), Number.NaN, Number.POSITIVE_INFINITY],
+    ...["", " ", "x", "kv", "1", "-1", "5s", "500ms", "2m", "1h", "24h", "25h", "0s", "1.5s", "5 s"],
+    ...["h1:8001", "127.0.0.1:7111", "[::1]:80", "::1:80", "http://h:1", "h:0", "h:65536", "h:", ":1"],
+    ...["debug", "info", "warn", "error", "nope", "true", "none", "eu=2", "a.json"],
+    ...[true, false, null, undefined, {}, []],
+    ...[["h1:8001"], ["h1:8001", "h2:8002"], ["h1:8001", "bad"], [""], [1], ["a.json"], ["eu=2,us=1"]],
+  ];
+  const TABLES = { NODEHOST_FIELDS, DRUMMER_FIELDS, CMD_FIELDS, BACKUP_FIELDS, RESTORE_FIELDS, DEV_FIELDS };
+
+  for (const [table, fields] of Object.entries(TABLES)) {
+    test(`${table}: every field's schema gives what its zod schema gives, for every value`, () => {
+      for (const field of fields) {
+        const itself =
+          (field.schema as unknown as Record<symbol, typeof field.schema | undefined>)[SCHEMA_ITSELF] ??
+          field.schema;
+        for (const value of SAMPLES) {
+          const fast = field.schema.safeParse(value);
+          const slow = itself.safeParse(value);
+          const what = `--${field.flag} ${JSON.stringify(value)}`;
+          expect(fast.success, what).toBe(slow.success);
+          if (slow.success) expect(fast.data, what).toEqual(slow.data);
+        }
+      }
+    });
+  }
+
+  test("cmd's positional arguments: delta and replica ids as zod judges them", () => {
+    const cmd = (...args: string[]) =>
+      resolveCmdConfig({ flags: { nodehost: ["h1:8001"], shard: ["1"] }, args });
+    expect(cmd("add", "n", "-5").request).toEqual({ op: "add", key: "n", delta: -5 });
+    expect(() => cmd("add", "n", "1.5")).toThrow(
+      'cmd add <delta> must be an integer within ±(2^53 − 1), got "1.5"',
+    );
+    expect(() => cmd("add", "n", String(2 ** 53))).toThrow("cmd add <delta> must be an integer");
+    expect(cmd("transfer-leader", "2").request).toEqual({ op: "transfer-leader", replicaId: 2 });
+    expect(() => cmd("transfer-leader", "0")).toThrow(
+      "cmd transfer-leader <replicaId> must be a positive integer, got 0",
+    );
   });
 });

@@ -89,13 +89,22 @@ const regions = lazySchema(() =>
 /** config.ts's value schemas the flags below use (passed in: this file must not import config.ts). */
 export interface FieldSchemas {
   positiveInt: z.ZodNumber;
+  /** A positive integer at most max, refused above with the message given. */
+  positiveIntAtMost: (max: number, error: string) => z.ZodType;
   address: z.ZodType;
   /** Duration text (30s, 2m) to milliseconds. */
   duration: z.ZodType;
+  bool: z.ZodType;
 }
 
 /** The flags only the drummer ops use (appended to cmd's table). */
-export function drummerCmdFields({ positiveInt, address, duration }: FieldSchemas): Field[] {
+export function drummerCmdFields({
+  positiveInt,
+  positiveIntAtMost,
+  address,
+  duration,
+  bool,
+}: FieldSchemas): Field[] {
   return [
     {
       key: "id",
@@ -111,8 +120,9 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       kind: "text",
       valueName: "name",
       help: "create-shard: the state machine every replica runs (built in: kv, noop; or a NodeHost's --plugin)",
-      schema: lazySchema(() =>
-        z.string({ error: "must be an app name" }).min(1, { error: "must be an app name" }),
+      schema: lazySchema(
+        () => z.string({ error: "must be an app name" }).min(1, { error: "must be an app name" }),
+        (v) => (typeof v === "string" && v.length > 0 ? { data: v } : undefined),
       ),
       default: "kv",
     },
@@ -122,7 +132,7 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       kind: "int",
       valueName: "n",
       help: `create-shard: how many replicas the drummers keep running (3 survives one lost NodeHost, 5 two; at most ${REPLICAS_MAX})`,
-      schema: lazySchema(() => positiveInt.max(REPLICAS_MAX, { error: `must be at most ${REPLICAS_MAX}` })),
+      schema: positiveIntAtMost(REPLICAS_MAX, `must be at most ${REPLICAS_MAX}`),
       default: 3,
     },
     {
@@ -146,7 +156,7 @@ export function drummerCmdFields({ positiveInt, address, duration }: FieldSchema
       flag: "healthy",
       kind: "bool",
       help: "wait: until every drummer answers and every shard is ok (the condition cmd status exits 0 on)",
-      schema: lazySchema(() => z.boolean({ error: "must be true or false" })),
+      schema: bool,
       default: false,
     },
     {
