@@ -50,6 +50,9 @@ export interface ShardStatusOut {
   leaderReplicaId: number;
   health: ShardHealth;
   reason: string;
+  /** The leader replica's term and commit index as its NodeHost last reported them (0: none). */
+  term: number;
+  commitIndex: number;
 }
 
 /** The status of each shard; problems are the scheduler's last words about shards. */
@@ -76,6 +79,8 @@ export function shardStatuses(
         leaderReplicaId: 0,
         health: ShardHealth.Unplaced,
         reason: why,
+        term: 0,
+        commitIndex: 0,
       });
       continue;
     }
@@ -89,6 +94,7 @@ export function shardStatuses(
       isLeader: m.isLeader,
     }));
     const { health, reason } = judge(c, def, a, problem);
+    const leader = leaderReport(c, shardId, a.leaderReplicaId);
     out.push({
       definition: def,
       configChangeId: view.configChangeId,
@@ -96,9 +102,26 @@ export function shardStatuses(
       leaderReplicaId: a.leaderReplicaId,
       health,
       reason,
+      term: leader?.term ?? 0,
+      commitIndex: leader?.commitIndex ?? 0,
     });
   }
   return out;
+}
+
+/** The running leader replica's report (the highest term when two hosts claim it). */
+function leaderReport(c: ClusterView, shardId: number, leaderReplicaId: number) {
+  let found: { term?: number; commitIndex?: number } | undefined;
+  if (leaderReplicaId === 0) return found;
+  for (const { replica } of c.runningOf(shardId)) {
+    if (
+      replica.isLeader &&
+      replica.replicaId === leaderReplicaId &&
+      (replica.term ?? 0) >= (found?.term ?? 0)
+    )
+      found = replica;
+  }
+  return found;
 }
 
 function judge(

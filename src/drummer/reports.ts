@@ -109,6 +109,8 @@ export class ReportBook {
         // Kept when nothing else changed (the index points at it): the progress stays current.
         was.appliedIndex = r.appliedIndex;
         was.leaderReplicaId = r.leaderReplicaId;
+        was.term = r.term;
+        was.commitIndex = r.commitIndex;
         continue;
       }
       this.dirtyShards.add(r.shardId);

@@ -64,6 +64,9 @@ export type ReportedReplica = {
   configChangeId: number;
   members: { replicaId: number; raftAddress: string }[];
   appliedIndex: number;
+  /** For people (the dashboard); optional so hand-built reports (benchmarks) may leave them out. */
+  term?: number;
+  commitIndex?: number;
   pending: boolean;
 };
 
@@ -114,6 +117,8 @@ export function buildReport(
           ? []
           : s.membership.addresses.map((m) => ({ replicaId: m.replicaId, raftAddress: m.address })),
         appliedIndex: s.appliedIndex,
+        term: s.term,
+        commitIndex: s.commitIndex,
         pending,
       };
     }),

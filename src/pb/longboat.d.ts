@@ -920,6 +920,8 @@ export namespace longboat {
                 members: longboat.drummer.v1.ShardMember.$Properties[];
                 appliedIndex: number;
                 pending: boolean;
+                term: number;
+                commitIndex: number;
                 static create(properties: longboat.drummer.v1.ReplicaReport.$Shape): longboat.drummer.v1.ReplicaReport & longboat.drummer.v1.ReplicaReport.$Shape;
                 static create(properties?: longboat.drummer.v1.ReplicaReport.$Properties): longboat.drummer.v1.ReplicaReport;
                 static encode(message: longboat.drummer.v1.ReplicaReport.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -942,6 +944,8 @@ export namespace longboat {
                     members?: (longboat.drummer.v1.ShardMember.$Properties[]|null);
                     appliedIndex?: (number|null);
                     pending?: (boolean|null);
+                    term?: (number|null);
+                    commitIndex?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ReplicaReport.$Properties;
@@ -1465,6 +1469,8 @@ export namespace longboat {
                 leaderReplicaId: number;
                 health: longboat.drummer.v1.ShardHealth;
                 reason: string;
+                term: number;
+                commitIndex: number;
                 static create(properties: longboat.drummer.v1.ShardStatus.$Shape): longboat.drummer.v1.ShardStatus & longboat.drummer.v1.ShardStatus.$Shape;
                 static create(properties?: longboat.drummer.v1.ShardStatus.$Properties): longboat.drummer.v1.ShardStatus;
                 static encode(message: longboat.drummer.v1.ShardStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1484,6 +1490,8 @@ export namespace longboat {
                     leaderReplicaId?: (number|null);
                     health?: (longboat.drummer.v1.ShardHealth|null);
                     reason?: (string|null);
+                    term?: (number|null);
+                    commitIndex?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ShardStatus.$Properties;

@@ -6518,6 +6518,8 @@ export const longboat = $root.longboat = (() => {
                 ReplicaReport.prototype.members = $util.emptyArray;
                 ReplicaReport.prototype.appliedIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 ReplicaReport.prototype.pending = false;
+                ReplicaReport.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ReplicaReport.prototype.commitIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 ReplicaReport.create = function(properties) {
                     return new ReplicaReport(properties);
@@ -6549,6 +6551,10 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(64).uint64(message.appliedIndex);
                     if (message.pending != null && $Object.hasOwnProperty.call(message, "pending") && message.pending !== false)
                         writer.uint32(72).bool(message.pending);
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
+                        writer.uint32(80).uint64(message.term);
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex") && (typeof message.commitIndex === "object" ? message.commitIndex.low || message.commitIndex.high : message.commitIndex !== 0))
+                        writer.uint32(88).uint64(message.commitIndex);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -6662,6 +6668,24 @@ export const longboat = $root.longboat = (() => {
                                     delete message.pending;
                                 continue;
                             }
+                        case 10: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.term = value;
+                                else
+                                    delete message.term;
+                                continue;
+                            }
+                        case 11: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.commitIndex = value;
+                                else
+                                    delete message.commitIndex;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -6719,6 +6743,12 @@ export const longboat = $root.longboat = (() => {
                     if (message.pending != null && $Object.hasOwnProperty.call(message, "pending"))
                         if (typeof message.pending !== "boolean")
                             return "pending: boolean expected";
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (!$util.isInteger(message.term) && !(message.term && $util.isInteger(message.term.low) && $util.isInteger(message.term.high)))
+                            return "term: integer|Long expected";
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (!$util.isInteger(message.commitIndex) && !(message.commitIndex && $util.isInteger(message.commitIndex.low) && $util.isInteger(message.commitIndex.high)))
+                            return "commitIndex: integer|Long expected";
                     return null;
                 };
 
@@ -6801,6 +6831,26 @@ export const longboat = $root.longboat = (() => {
                     if (object.pending != null)
                         if (object.pending)
                             message.pending = $Boolean(object.pending);
+                    if (object.term != null)
+                        if (typeof object.term === "object" ? object.term.low || object.term.high : $Number(object.term) !== 0)
+                            if ($util.Long)
+                                message.term = $util.Long.fromValue(object.term, true);
+                            else if (typeof object.term === "string")
+                                message.term = $parseInt(object.term, 10);
+                            else if (typeof object.term === "number")
+                                message.term = object.term;
+                            else if (typeof object.term === "object")
+                                message.term = new $util.LongBits(object.term.low >>> 0, object.term.high >>> 0).toNumber(true);
+                    if (object.commitIndex != null)
+                        if (typeof object.commitIndex === "object" ? object.commitIndex.low || object.commitIndex.high : $Number(object.commitIndex) !== 0)
+                            if ($util.Long)
+                                message.commitIndex = $util.Long.fromValue(object.commitIndex, true);
+                            else if (typeof object.commitIndex === "string")
+                                message.commitIndex = $parseInt(object.commitIndex, 10);
+                            else if (typeof object.commitIndex === "number")
+                                message.commitIndex = object.commitIndex;
+                            else if (typeof object.commitIndex === "object")
+                                message.commitIndex = new $util.LongBits(object.commitIndex.low >>> 0, object.commitIndex.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -6843,6 +6893,16 @@ export const longboat = $root.longboat = (() => {
                         } else
                             object.appliedIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.pending = false;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.term = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.term = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.commitIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.commitIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.shardId != null && $Object.hasOwnProperty.call(message, "shardId"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -6890,6 +6950,20 @@ export const longboat = $root.longboat = (() => {
                             object.appliedIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.appliedIndex) : options.longs === $Number ? new $util.LongBits(message.appliedIndex.low >>> 0, message.appliedIndex.high >>> 0).toNumber(true) : message.appliedIndex;
                     if (message.pending != null && $Object.hasOwnProperty.call(message, "pending"))
                         object.pending = message.pending;
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.term = typeof message.term === "number" ? $BigInt(message.term) : $util.Long.fromBits(message.term.low >>> 0, message.term.high >>> 0, true).toBigInt();
+                        else if (typeof message.term === "number")
+                            object.term = options.longs === $String ? $String(message.term) : message.term;
+                        else
+                            object.term = options.longs === $String ? $util.Long.prototype.toString.call(message.term) : options.longs === $Number ? new $util.LongBits(message.term.low >>> 0, message.term.high >>> 0).toNumber(true) : message.term;
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.commitIndex = typeof message.commitIndex === "number" ? $BigInt(message.commitIndex) : $util.Long.fromBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.commitIndex === "number")
+                            object.commitIndex = options.longs === $String ? $String(message.commitIndex) : message.commitIndex;
+                        else
+                            object.commitIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.commitIndex) : options.longs === $Number ? new $util.LongBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0).toNumber(true) : message.commitIndex;
                     return object;
                 };
 
@@ -10213,6 +10287,8 @@ export const longboat = $root.longboat = (() => {
                 ShardStatus.prototype.leaderReplicaId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 ShardStatus.prototype.health = 0;
                 ShardStatus.prototype.reason = "";
+                ShardStatus.prototype.term = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ShardStatus.prototype.commitIndex = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 ShardStatus.create = function(properties) {
                     return new ShardStatus(properties);
@@ -10238,6 +10314,10 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(40).int32(message.health);
                     if (message.reason != null && $Object.hasOwnProperty.call(message, "reason") && message.reason !== "")
                         writer.uint32(50).string(message.reason);
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term") && (typeof message.term === "object" ? message.term.low || message.term.high : message.term !== 0))
+                        writer.uint32(56).uint64(message.term);
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex") && (typeof message.commitIndex === "object" ? message.commitIndex.low || message.commitIndex.high : message.commitIndex !== 0))
+                        writer.uint32(64).uint64(message.commitIndex);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -10321,6 +10401,24 @@ export const longboat = $root.longboat = (() => {
                                     delete message.reason;
                                 continue;
                             }
+                        case 7: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.term = value;
+                                else
+                                    delete message.term;
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.commitIndex = value;
+                                else
+                                    delete message.commitIndex;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -10371,6 +10469,12 @@ export const longboat = $root.longboat = (() => {
                     if (message.reason != null && $Object.hasOwnProperty.call(message, "reason"))
                         if (!$util.isString(message.reason))
                             return "reason: string expected";
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (!$util.isInteger(message.term) && !(message.term && $util.isInteger(message.term.low) && $util.isInteger(message.term.high)))
+                            return "term: integer|Long expected";
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (!$util.isInteger(message.commitIndex) && !(message.commitIndex && $util.isInteger(message.commitIndex.low) && $util.isInteger(message.commitIndex.high)))
+                            return "commitIndex: integer|Long expected";
                     return null;
                 };
 
@@ -10460,6 +10564,26 @@ export const longboat = $root.longboat = (() => {
                     if (object.reason != null)
                         if (typeof object.reason !== "string" || object.reason.length)
                             message.reason = $String(object.reason);
+                    if (object.term != null)
+                        if (typeof object.term === "object" ? object.term.low || object.term.high : $Number(object.term) !== 0)
+                            if ($util.Long)
+                                message.term = $util.Long.fromValue(object.term, true);
+                            else if (typeof object.term === "string")
+                                message.term = $parseInt(object.term, 10);
+                            else if (typeof object.term === "number")
+                                message.term = object.term;
+                            else if (typeof object.term === "object")
+                                message.term = new $util.LongBits(object.term.low >>> 0, object.term.high >>> 0).toNumber(true);
+                    if (object.commitIndex != null)
+                        if (typeof object.commitIndex === "object" ? object.commitIndex.low || object.commitIndex.high : $Number(object.commitIndex) !== 0)
+                            if ($util.Long)
+                                message.commitIndex = $util.Long.fromValue(object.commitIndex, true);
+                            else if (typeof object.commitIndex === "string")
+                                message.commitIndex = $parseInt(object.commitIndex, 10);
+                            else if (typeof object.commitIndex === "number")
+                                message.commitIndex = object.commitIndex;
+                            else if (typeof object.commitIndex === "object")
+                                message.commitIndex = new $util.LongBits(object.commitIndex.low >>> 0, object.commitIndex.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -10487,6 +10611,16 @@ export const longboat = $root.longboat = (() => {
                             object.leaderReplicaId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.health = options.enums === $String ? "SHARD_HEALTH_UNSPECIFIED" : 0;
                         object.reason = "";
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.term = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.term = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.commitIndex = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.commitIndex = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.definition != null && $Object.hasOwnProperty.call(message, "definition"))
                         object.definition = $root.longboat.drummer.v1.ShardDefinition.toObject(message.definition, options, _depth + 1);
@@ -10513,6 +10647,20 @@ export const longboat = $root.longboat = (() => {
                         object.health = options.enums === $String ? $root.longboat.drummer.v1.ShardHealth[message.health] === $undefined ? message.health : $root.longboat.drummer.v1.ShardHealth[message.health] : message.health;
                     if (message.reason != null && $Object.hasOwnProperty.call(message, "reason"))
                         object.reason = message.reason;
+                    if (message.term != null && $Object.hasOwnProperty.call(message, "term"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.term = typeof message.term === "number" ? $BigInt(message.term) : $util.Long.fromBits(message.term.low >>> 0, message.term.high >>> 0, true).toBigInt();
+                        else if (typeof message.term === "number")
+                            object.term = options.longs === $String ? $String(message.term) : message.term;
+                        else
+                            object.term = options.longs === $String ? $util.Long.prototype.toString.call(message.term) : options.longs === $Number ? new $util.LongBits(message.term.low >>> 0, message.term.high >>> 0).toNumber(true) : message.term;
+                    if (message.commitIndex != null && $Object.hasOwnProperty.call(message, "commitIndex"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.commitIndex = typeof message.commitIndex === "number" ? $BigInt(message.commitIndex) : $util.Long.fromBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0, true).toBigInt();
+                        else if (typeof message.commitIndex === "number")
+                            object.commitIndex = options.longs === $String ? $String(message.commitIndex) : message.commitIndex;
+                        else
+                            object.commitIndex = options.longs === $String ? $util.Long.prototype.toString.call(message.commitIndex) : options.longs === $Number ? new $util.LongBits(message.commitIndex.low >>> 0, message.commitIndex.high >>> 0).toNumber(true) : message.commitIndex;
                     return object;
                 };
 

@@ -165,6 +165,8 @@ export const SHARD_COLUMNS: Column[] = [
   { key: "app", label: "App" },
   { key: "health", label: "Health" },
   { key: "leader", label: "Leader" },
+  { key: "term", label: "Term" },
+  { key: "commitIndex", label: "Commit" },
   { key: "members", label: "Members (applied, lag)" },
   { key: "lag", label: "Max lag" },
   { key: "configChangeId", label: "Config" },
@@ -265,6 +267,8 @@ function ShardRow(props: { s: ShardView }) {
         {s.reason && s.health !== "ok" ? <div class="note">{s.reason}</div> : null}
       </td>
       <td>{s.leaderReplicaId > 0 ? s.leaderReplicaId : <span class="warn">none</span>}</td>
+      <td data-col="term">{s.term > 0 ? s.term : "-"}</td>
+      <td data-col="commit">{s.term > 0 ? s.commitIndex : "-"}</td>
       <td>
         <ul class="members">
           {s.members.map((m) => (
@@ -333,6 +337,8 @@ function SelectedHost(props: { view: DeploymentView; ui: UiState }) {
               <th scope="col">Replica</th>
               <th scope="col">App</th>
               <th scope="col">Role</th>
+              <th scope="col">Term</th>
+              <th scope="col">Commit</th>
               <th scope="col">Applied</th>
             </tr>
           </thead>
@@ -345,6 +351,8 @@ function SelectedHost(props: { view: DeploymentView; ui: UiState }) {
                 <td>
                   <Badge value={r.pending ? "starting" : r.isLeader ? "leader" : "follower"} />
                 </td>
+                <td>{r.term || "-"}</td>
+                <td>{r.term ? r.commitIndex : "-"}</td>
                 <td>{r.appliedIndex}</td>
               </tr>
             ))}

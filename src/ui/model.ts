@@ -76,6 +76,9 @@ export interface HostReplicaView {
   leaderReplicaId: number;
   appliedIndex: number;
   pending: boolean;
+  /** Raft term and commit index as the host last reported them (0: not reported). */
+  term: number;
+  commitIndex: number;
 }
 
 export interface HostView {
@@ -121,6 +124,9 @@ export interface ShardView {
   /** One of SHARD_HEALTHS. */
   health: string;
   reason: string;
+  /** The leader replica's term and commit index, as its NodeHost last reported them (0: unknown). */
+  term: number;
+  commitIndex: number;
   members: ShardMemberView[];
 }
 
@@ -312,6 +318,8 @@ export function deploymentView(a: DeploymentAnswers): DeploymentView {
             leaderReplicaId: num(r.leaderReplicaId),
             appliedIndex: num(r.appliedIndex),
             pending: bool(r.pending),
+            term: num(r.term),
+            commitIndex: num(r.commitIndex),
           }))
           .sort((x, y) => x.shardId - y.shardId || x.replicaId - y.replicaId),
       }),
@@ -356,6 +364,8 @@ export function deploymentView(a: DeploymentAnswers): DeploymentView {
         leaderReplicaId,
         health: enumName(s.health, "SHARD_HEALTH_", HEALTHS),
         reason: str(s.reason),
+        term: num(s.term),
+        commitIndex: num(s.commitIndex),
         members,
       };
     })

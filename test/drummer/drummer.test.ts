@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { parseReport } from "../../src/drummer/api/report-parse.ts";
 import { DrummerCallError } from "../../src/drummer/client.ts";
 import { DrummerGroup } from "./group.ts";
 
@@ -88,6 +89,32 @@ describe("three drummers", () => {
     });
     expect(leader.reports.hosts.has("h1:7001")).toBe(true);
     expect(g.members[follower - 1]!.drummer!.reports.hosts.size).toBe(0);
+  });
+
+  test("a reported replica's term and commit index come back from ListNodeHosts, also through a follower", async () => {
+    const replica = {
+      shardId: 9,
+      replicaId: 2,
+      app: "kv",
+      isLeader: true,
+      leaderReplicaId: 2,
+      configChangeId: 3,
+      members: [{ replicaId: 2, raftAddress: "h9:7001" }],
+      appliedIndex: 40,
+      pending: false,
+      term: 5,
+      commitIndex: 41,
+    };
+    await g.request(follower, "Report", report("h9:7001", { replicas: [replica] }));
+    const listed = await g.request(follower, "ListNodeHosts", {});
+    const host = (listed.nodehosts as { raftAddress: string; replicas: Record<string, unknown>[] }[]).find(
+      (h) => h.raftAddress === "h9:7001",
+    );
+    expect(host?.replicas[0]).toMatchObject({ shardId: 9, appliedIndex: 40, term: 5, commitIndex: 41 });
+    // A JSON report with a bad term is refused naming the field.
+    expect(() =>
+      parseReport(report("h9:7001", { replicas: [{ ...replica, term: "x" }] }), "ReportRequest"),
+    ).toThrow("ReportRequest.replicas.0.term: expected uint64");
   });
 
   test("an app no live NodeHost runs is refused at CreateShard, also through a follower, naming the known apps", async () => {

@@ -140,6 +140,32 @@ describe("status", () => {
     const [status] = shardStatuses(input, [1], new Map());
     expect(status!.reason).toContain('replica 1 cannot start (a:7001: unknown app "nope")');
   });
+
+  test("a shard's status carries its running leader's term and commit index as last reported, 0 without one", () => {
+    const f = running([1], 3);
+    const input = () => ({
+      state: f.state,
+      hosts: f.hosts,
+      nowMs: f.nowMs,
+      listeningSinceMs: 0,
+      config: f.config,
+    });
+    const replicas = [...f.hosts.values()].flatMap((h) => h.replicas.filter((r) => r.shardId === 1));
+    expect(replicas.length).toBe(3);
+    expect(shardStatuses(input(), [1], new Map())[0]).toMatchObject({
+      leaderReplicaId: 0,
+      term: 0,
+      commitIndex: 0,
+    });
+    replicas.forEach((r, i) => {
+      r.term = 7;
+      r.commitIndex = 40 + i; // followers behind or ahead: only the leader's counts
+    });
+    const leader = replicas[1]!;
+    leader.isLeader = true;
+    const [status] = shardStatuses(input(), [1], new Map());
+    expect(status).toMatchObject({ leaderReplicaId: leader.replicaId, term: 7, commitIndex: 41 });
+  });
 });
 
 describe("repair", () => {

@@ -138,6 +138,29 @@ describe("master client", () => {
     expect(bench.master.reportIntervalMs).toBe(200);
   });
 
+  test("each replica's report carries its term and commit index (the dashboard's shard table shows the leader's)", async () => {
+    bench = new Bench();
+    bench.drummers.reply = () => ({ requests: [create(1, 50)] });
+    await bench.start();
+    await bench.run(500);
+    const nh = bench.nh;
+    await Promise.all([
+      nh.syncPropose(nh.getNoOpSession(1), new Uint8Array([10, 3, 10, 1, 97]), { timeoutMs: 500 }),
+      bench.run(200),
+    ]);
+    const info = nh.getNodeHostInfo({ skipLogInfo: true }).shards[0]!;
+    expect(info.term).toBeGreaterThan(0);
+    expect(info.commitIndex).toBeGreaterThan(1);
+    await bench.run(200); // a report after the write
+    const last = bench.drummers.received.at(-1)!.request.replicas as Record<string, unknown>[];
+    expect(last[0]).toMatchObject({
+      shardId: 1,
+      isLeader: true,
+      term: info.term,
+      commitIndex: info.commitIndex,
+    });
+  });
+
   test("two decisions for this host in one reply are both carried out, in order (§11.5)", async () => {
     bench = new Bench();
     bench.drummers.reply = () => ({ requests: [create(1, 10), create(2, 11)] });

@@ -29,7 +29,7 @@ let browser: Browser;
 
 interface Shown {
   hosts: { raft: string; state: string }[];
-  shards: { id: number; health: string; members: string[] }[];
+  shards: { id: number; health: string; members: string[]; term: string; commit: string }[];
   repairs: number;
   refreshes: number;
   marker: number | undefined;
@@ -42,6 +42,8 @@ const SHOWN = `(() => ({
     id: Number(r.dataset.shard),
     health: r.dataset.health,
     members: [...r.querySelectorAll("li[data-replica]")].map((m) => m.textContent),
+    term: r.querySelector('td[data-col="term"]')?.textContent ?? "",
+    commit: r.querySelector('td[data-col="commit"]')?.textContent ?? "",
   })),
   repairs: document.querySelectorAll('tr[data-repair="1"]').length,
   refreshes: Number(document.body.dataset.refreshes ?? 0),
@@ -103,6 +105,26 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
       for (const m of s.members) expect(row.members.some((text) => text.includes(m.raftAddress))).toBe(true);
     }
     expect(before.shards.every((s) => s.health === "ok" && s.members.length === 3)).toBe(true);
+    // Each shard's term and commit index: its leader's, as ListShards answers (a refresh apart).
+    const leaders = async () =>
+      (
+        ((await d.drummers("ListShards")).shards ?? []) as {
+          definition: { shardId: string };
+          term?: string;
+          commitIndex?: string;
+        }[]
+      )
+        .map((s) => `${s.definition.shardId}:${s.term ?? "0"}:${s.commitIndex ?? "0"}`)
+        .sort();
+    await waitFor(
+      async () => {
+        const want = await leaders();
+        const rows = (await shown(page)).shards.map((s) => `${s.id}:${s.term}:${s.commit}`).sort();
+        return want.every((w) => !w.includes(":0:")) && rows.join() === want.join();
+      },
+      30_000,
+      "the shard table showing each leader's term and commit index as ListShards answers them",
+    );
 
     // kill -9 a NodeHost that holds replicas.
     const victim = d.hosts.find((h) => before.shards.some((s) => s.members.some((m) => m.includes(h.raft))))!;

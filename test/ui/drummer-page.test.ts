@@ -87,6 +87,40 @@ describe("the drummers' page", () => {
     expect(attrs(html, /<li data-drummer="(\d+)"/g).length).toBe(3);
   });
 
+  test("each shard row shows its leader's term and commit index, as ListShards answers them", async () => {
+    const shardsApi = (await g.request(2, "ListShards", {})).shards as {
+      definition: { shardId: number };
+      leaderReplicaId: number;
+      term: number;
+      commitIndex: number;
+    }[];
+    for (const s of shardsApi) {
+      // The leader's NodeHost runs the leader replica at that term, committed at least that far.
+      const host = g.hosts.find((h) =>
+        h.nodehost
+          ?.getNodeHostInfo({ skipLogInfo: true })
+          .shards.some((r) => r.shardId === s.definition.shardId && r.isLeader),
+      );
+      const info = host!
+        .nodehost!.getNodeHostInfo({ skipLogInfo: true })
+        .shards.find((r) => r.shardId === s.definition.shardId)!;
+      expect(info.replicaId).toBe(s.leaderReplicaId);
+      expect(s.term).toBe(info.term);
+      expect(s.term).toBeGreaterThan(0);
+      expect(s.commitIndex).toBeGreaterThan(0);
+      expect(s.commitIndex).toBeLessThanOrEqual(info.commitIndex);
+    }
+    const html = await get(1);
+    const rows = attrs(
+      html,
+      /<tr data-shard="(\d+)" data-health="[^"]+">.*?<td data-col="term">([^<]*)<\/td><td data-col="commit">([^<]*)<\/td>/g,
+    );
+    const now = (await g.request(2, "ListShards", {})).shards as typeof shardsApi;
+    expect(rows).toEqual(
+      now.map((s) => [String(s.definition.shardId), String(s.term), String(s.commitIndex)]),
+    );
+  });
+
   test("a crashed NodeHost is shown dead, its repair in flight, then every shard healthy again", async () => {
     const victim = g.hosts.find((h) => SHARDS.some((s) => members(s).includes(h.raftAddress)))!;
     await g.crashHost(victim.index);

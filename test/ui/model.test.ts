@@ -72,6 +72,8 @@ function answers(finished = 0) {
           configChangeId: "7",
           leaderReplicaId: "1",
           health: "SHARD_HEALTH_REPAIRING",
+          term: "4",
+          commitIndex: "61",
           reason: "replica 3 on h3:7003 is dead",
           members: [member(2, "h2:7002"), member(1, "h1:7001", "MEMBER_STATE_OK", true)],
         },
@@ -142,6 +144,11 @@ describe("deploymentView", () => {
       [9, "add", true, "in-flight"],
     ]);
     expect(v.fromLeader).toBe(true);
+    // The leader's term and commit index as ListShards gives them; absent: 0 (shown as "-").
+    expect(v.shards.map((s) => [s.shardId, s.term, s.commitIndex])).toEqual([
+      [1, 0, 0],
+      [2, 4, 61],
+    ]);
   });
 
   test("keeps the newest finished decisions only, newest first", () => {

@@ -32,6 +32,8 @@ const REPLICA_KEYS = new Set([
   "members",
   "appliedIndex",
   "pending",
+  "term",
+  "commitIndex",
 ]);
 const MEMBER_KEYS = new Set(["replicaId", "raftAddress"]);
 const KEY_KEYS = new Set(["shardId", "replicaId"]);
@@ -124,6 +126,8 @@ function replica(p: Problems, at: string, v: unknown): Report["replicas"][number
     }),
     appliedIndex: uint(p, `${at}.appliedIndex`, o.appliedIndex),
     pending: bool(p, `${at}.pending`, o.pending),
+    term: uint(p, `${at}.term`, o.term),
+    commitIndex: uint(p, `${at}.commitIndex`, o.commitIndex),
   };
 }
 

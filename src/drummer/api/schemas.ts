@@ -63,6 +63,9 @@ const replicaReport = z.strictObject({
   members: list(member, MEMBERS_MAX),
   appliedIndex: uint(64),
   pending: bool,
+  // Optional in the type: reports built by hand (tests, benchmarks) may leave them out.
+  term: uint(64).optional(),
+  commitIndex: uint(64).optional(),
 });
 const result = z.strictObject({ decisionId: uint(64), ok: bool, message: string });
 

@@ -19,6 +19,9 @@ export interface ReplicaObservation {
   appliedIndex: number;
   /** It has applied no membership yet (joined, waiting for the leader). */
   pending: boolean;
+  /** Its Raft term and commit index, for people (absent: not reported). The scheduler ignores them. */
+  term?: number;
+  commitIndex?: number;
 }
 
 export interface DecisionOutcome {
