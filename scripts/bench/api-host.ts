@@ -41,15 +41,18 @@ export async function startKvNodeHost(job: {
   });
   await nh.ready;
   const kv = builtinApps().get("kv");
-  for (let s = 1; s <= job.shards; s++) {
-    await nh.startReplica(
-      members,
-      false,
-      kv,
-      { shardId: s, replicaId: me, electionRtt: 20, heartbeatRtt: 2 },
-      { app: "kv" },
-    );
-  }
+  // Together: their bootstrap records share one log write (LogDB.saveBootstrapAsync).
+  await Promise.all(
+    Array.from({ length: job.shards }, (_, i) =>
+      nh.startReplica(
+        members,
+        false,
+        kv,
+        { shardId: i + 1, replicaId: me, electionRtt: 20, heartbeatRtt: 2 },
+        { app: "kv" },
+      ),
+    ),
+  );
   return { nh, me };
 }
 
