@@ -6,7 +6,7 @@
 // latency seen by the NodeHosts; also the time to place everything.
 //
 //   npm run bench -- drummer [--hosts 1000] [--replicas 100] [--seconds 60] [--interval-ms 5000]
-//                            [--members alternate|omit|full] [--window-seconds 10] [--cpu-prof]
+//                            [--members alternate|omit|full] [--window-seconds 10] [--settle-seconds 30] [--cpu-prof]
 //
 // --members: how the simulated NodeHosts send their replicas' members. "omit" as the master
 // client does (src/master/report.ts: members the leader acknowledged are left out until it asks
@@ -38,6 +38,7 @@ const MEMBERS = arg("members", "alternate");
 if (!["alternate", "omit", "full"].includes(MEMBERS))
   throw new Error(`--members alternate|omit|full, got ${MEMBERS}`);
 const WINDOW_MS = Number(arg("window-seconds", "10")) * 1000;
+const SETTLE_MS = Number(arg("settle-seconds", "30")) * 1000;
 /** --cpu-prof: each drummer writes a Bun CPU profile here; the steady phase's window is printed for profsum. */
 const PROF_DIR = process.argv.includes("--cpu-prof")
   ? join("bench-results", `drummer-prof-${new Date().toISOString().replace(/[:.]/g, "-")}`)
@@ -292,6 +293,24 @@ async function steady(hosts: SimHost[], apis: string[], leaderPid: number): Prom
   return windows;
 }
 
+/** Reports at the steady pace (members left out) for ms, unmeasured: the placement's aftermath settles. */
+async function steadyFor(hosts: SimHost[], apis: string[], ms: number): Promise<void> {
+  const endMs = performance.now() + ms;
+  const perHost = async (h: SimHost, offsetMs: number) => {
+    await sleep(offsetMs);
+    while (performance.now() < endMs) {
+      const t0 = performance.now();
+      try {
+        h.apply(await report(h, apis));
+      } catch (e) {
+        process.stderr.write(`report of ${h.address} failed: ${String(e)}\n`);
+      }
+      await sleep(Math.max(0, INTERVAL_MS - (performance.now() - t0)));
+    }
+  };
+  await Promise.all(hosts.map((h, i) => perHost(h, (i * INTERVAL_MS) / hosts.length)));
+}
+
 /** The leading drummer's index (asked of every drummer until one names a leader). */
 async function currentLeader(apis: string[]): Promise<number> {
   for (let i = 0; i < 600; i++) {
@@ -336,7 +355,8 @@ try {
   console.log(
     `defined ${SHARDS} shards in ${(defineMs / 1000).toFixed(1)} s; placed ${placed} replicas in ${(placeMs / 1000).toFixed(1)} s`,
   );
-  await sleep(2000);
+  // The leader plans every shard once after a placement (all were new to it): settle first.
+  await steadyFor(hosts, apis, SETTLE_MS);
   const leader = await currentLeader(apis);
   target = apis[leader]!;
   const loadBefore = loadAvg();
