@@ -84,3 +84,34 @@ test("a planted bug is an explicit option: known names are taken, an unknown one
   const nh = await openHost(join(root, "bug"), nodeFileSystem, "early-ack");
   await nh.stop();
 });
+
+test("replicas started together create their snapshot directories and fsync snapshots/ once, before any of them runs", async () => {
+  const fs = new RecordingFileSystem(nodeFileSystem);
+  const dir = join(root, "together");
+  const nh = await openHost(dir, fs);
+  // The first replica creates snapshots/ itself (durably); the five after it start together.
+  await nh.startReplica({ 1: "10.0.0.1:7001" }, false, builtinApps().get("kv"), { shardId: 1, replicaId: 1 });
+  const from = fs.ops.length;
+  const started: number[] = [];
+  await Promise.all(
+    [2, 3, 4, 5, 6].map(async (shardId) => {
+      await nh.startReplica({ 1: "10.0.0.1:7001" }, false, builtinApps().get("kv"), {
+        shardId,
+        replicaId: 1,
+      });
+      started.push(fs.ops.length);
+    }),
+  );
+  await nh.stop();
+  const ops = fs.ops.slice(from);
+  const snapshots = join(dir, "snapshots");
+  const syncs = ops.flatMap((op, i) => (op === `syncDir ${snapshots}` ? [i + from] : []));
+  expect(syncs).toHaveLength(1);
+  for (const shardId of [2, 3, 4, 5, 6]) {
+    const made = ops.indexOf(`mkdir ${join(snapshots, `${shardId}-1`)}`);
+    expect(made).toBeGreaterThanOrEqual(0);
+    expect(made + from).toBeLessThan(syncs[0]!);
+  }
+  // Every start resolved after the fsync of the directory that names its replica's directory.
+  for (const at of started) expect(at).toBeGreaterThan(syncs[0]!);
+});
