@@ -5,7 +5,7 @@
  * @example
  * resolveNodeHostConfig({ flags: { "raft-address": "h1:7001", "api-address": "h1:8001" }, env: process.env })
  */
-import { z } from "zod";
+import type { ZodType } from "zod";
 import { AddressError, PORT_MAX, parseAddress } from "./address.ts";
 import {
   checkDrummerCmd,
@@ -23,6 +23,7 @@ import {
   type Labels,
   lazySchema,
   mergeFields,
+  z,
 } from "./merge.ts";
 import type { DrummerPeer, ShardSpec } from "./specs.ts";
 
@@ -1070,7 +1071,7 @@ export function resolveCmdConfig(input: ConfigInput & { args: readonly string[] 
 }
 
 /** How a positional argument of `cmd` is checked; numeric: text read as a number first. */
-const CMD_ARGS: Record<string, { schema: z.ZodType; numeric?: RegExp }> = {
+const CMD_ARGS: Record<string, { schema: ZodType; numeric?: RegExp }> = {
   replicaId: { schema: positiveInt, numeric: /^[0-9]+$/ },
   address: { schema: address },
   delta: { schema: safeInteger, numeric: /^-?[0-9]+$/ },

@@ -4,8 +4,8 @@
  * them into cmd's own table; this file imports nothing from it (no cycle) and nothing heavy
  * (`--help` and a bad flag load it).
  */
-import { z } from "zod";
-import { ConfigError, type Field, type Labels, lazySchema } from "../merge.ts";
+import type { ZodNumber, ZodType } from "zod";
+import { ConfigError, type Field, type Labels, lazySchema, z } from "../merge.ts";
 
 /** The ops that talk to the drummers; none takes positional arguments (all are flags). */
 export const DRUMMER_OPS = [
@@ -88,13 +88,13 @@ const regions = lazySchema(() =>
 
 /** config.ts's value schemas the flags below use (passed in: this file must not import config.ts). */
 export interface FieldSchemas {
-  positiveInt: z.ZodNumber;
+  positiveInt: ZodNumber;
   /** A positive integer at most max, refused above with the message given. */
-  positiveIntAtMost: (max: number, error: string) => z.ZodType;
-  address: z.ZodType;
+  positiveIntAtMost: (max: number, error: string) => ZodType;
+  address: ZodType;
   /** Duration text (30s, 2m) to milliseconds. */
-  duration: z.ZodType;
-  bool: z.ZodType;
+  duration: ZodType;
+  bool: ZodType;
 }
 
 /** The flags only the drummer ops use (appended to cmd's table). */
