@@ -48,8 +48,13 @@ class Problems {
   }
 }
 
-function uint(p: Problems, path: string, v: unknown): number {
+/** The path of a field, built only for a problem (a report has a thousand fields). */
+const at = (base: string, field: string) => (field === "" ? base : `${base}.${field}`);
+
+function uint(p: Problems, base: string, field: string, v: unknown): number {
   if (v === undefined || v === null) return 0;
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) return v;
+  const path = at(base, field);
   const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : Number.NaN;
   if (Number.isInteger(n) && n >= 0 && n <= Number.MAX_SAFE_INTEGER) return n;
   if (Number.isInteger(n) && n > Number.MAX_SAFE_INTEGER) {
@@ -58,17 +63,17 @@ function uint(p: Problems, path: string, v: unknown): number {
   return 0;
 }
 
-function str(p: Problems, path: string, v: unknown): string {
+function str(p: Problems, base: string, field: string, v: unknown): string {
   if (v === undefined || v === null) return "";
   if (typeof v === "string") return v;
-  p.add(path, `expected a string, got ${JSON.stringify(v)}`);
+  p.add(at(base, field), `expected a string, got ${JSON.stringify(v)}`);
   return "";
 }
 
-function bool(p: Problems, path: string, v: unknown): boolean {
+function bool(p: Problems, base: string, field: string, v: unknown): boolean {
   if (v === undefined || v === null) return false;
   if (typeof v === "boolean") return v;
-  p.add(path, `expected true or false, got ${JSON.stringify(v)}`);
+  p.add(at(base, field), `expected true or false, got ${JSON.stringify(v)}`);
   return false;
 }
 
@@ -79,6 +84,10 @@ function obj(p: Problems, path: string, v: unknown, keys: Set<string>): Obj | nu
   }
   for (const k in v) if (!keys.has(k)) p.add(`${path}.${k}`, "unknown field");
   return v as Obj;
+}
+
+function isEmptyList(v: unknown): boolean {
+  return v === undefined || v === null || (Array.isArray(v) && v.length === 0);
 }
 
 function list<T>(
@@ -109,25 +118,28 @@ function replica(p: Problems, at: string, v: unknown): Report["replicas"][number
   const o = obj(p, at, v, REPLICA_KEYS);
   if (!o) return null;
   return {
-    shardId: uint(p, `${at}.shardId`, o.shardId),
-    replicaId: uint(p, `${at}.replicaId`, o.replicaId),
-    app: str(p, `${at}.app`, o.app),
-    isLeader: bool(p, `${at}.isLeader`, o.isLeader),
-    leaderReplicaId: uint(p, `${at}.leaderReplicaId`, o.leaderReplicaId),
-    configChangeId: uint(p, `${at}.configChangeId`, o.configChangeId),
-    members: list(p, `${at}.members`, o.members, MEMBERS_MAX, (x, mat) => {
-      const m = obj(p, mat, x, MEMBER_KEYS);
-      return m
-        ? {
-            replicaId: uint(p, `${mat}.replicaId`, m.replicaId),
-            raftAddress: str(p, `${mat}.raftAddress`, m.raftAddress),
-          }
-        : null;
-    }),
-    appliedIndex: uint(p, `${at}.appliedIndex`, o.appliedIndex),
-    pending: bool(p, `${at}.pending`, o.pending),
-    term: uint(p, `${at}.term`, o.term),
-    commitIndex: uint(p, `${at}.commitIndex`, o.commitIndex),
+    shardId: uint(p, at, "shardId", o.shardId),
+    replicaId: uint(p, at, "replicaId", o.replicaId),
+    app: str(p, at, "app", o.app),
+    isLeader: bool(p, at, "isLeader", o.isLeader),
+    leaderReplicaId: uint(p, at, "leaderReplicaId", o.leaderReplicaId),
+    configChangeId: uint(p, at, "configChangeId", o.configChangeId),
+    // Left out in most reports (the leader has them): no path built for an empty list.
+    members: isEmptyList(o.members)
+      ? []
+      : list(p, `${at}.members`, o.members, MEMBERS_MAX, (x, mat) => {
+          const m = obj(p, mat, x, MEMBER_KEYS);
+          return m
+            ? {
+                replicaId: uint(p, mat, "replicaId", m.replicaId),
+                raftAddress: str(p, mat, "raftAddress", m.raftAddress),
+              }
+            : null;
+        }),
+    appliedIndex: uint(p, at, "appliedIndex", o.appliedIndex),
+    pending: bool(p, at, "pending", o.pending),
+    term: uint(p, at, "term", o.term),
+    commitIndex: uint(p, at, "commitIndex", o.commitIndex),
   };
 }
 
@@ -136,30 +148,30 @@ export function parseReport(input: unknown, messageName: string): Report {
   const p = new Problems();
   const o = obj(p, messageName, input, REPORT_KEYS) ?? {};
   const report: Report = {
-    raftAddress: str(p, `${messageName}.raftAddress`, o.raftAddress),
-    apiAddress: str(p, `${messageName}.apiAddress`, o.apiAddress),
-    region: str(p, `${messageName}.region`, o.region),
-    deploymentId: uint(p, `${messageName}.deploymentId`, o.deploymentId),
+    raftAddress: str(p, messageName, "raftAddress", o.raftAddress),
+    apiAddress: str(p, messageName, "apiAddress", o.apiAddress),
+    region: str(p, messageName, "region", o.region),
+    deploymentId: uint(p, messageName, "deploymentId", o.deploymentId),
     replicas: list(p, `${messageName}.replicas`, o.replicas, REPORT_REPLICAS_MAX, (x, at) =>
       replica(p, at, x),
     ),
     logsOnDisk: list(p, `${messageName}.logsOnDisk`, o.logsOnDisk, REPORT_REPLICAS_MAX, (x, at) => {
       const k = obj(p, at, x, KEY_KEYS);
       return k
-        ? { shardId: uint(p, `${at}.shardId`, k.shardId), replicaId: uint(p, `${at}.replicaId`, k.replicaId) }
+        ? { shardId: uint(p, at, "shardId", k.shardId), replicaId: uint(p, at, "replicaId", k.replicaId) }
         : null;
     }),
     results: list(p, `${messageName}.results`, o.results, REPORT_REPLICAS_MAX, (x, at) => {
       const r = obj(p, at, x, RESULT_KEYS);
       return r
         ? {
-            decisionId: uint(p, `${at}.decisionId`, r.decisionId),
-            ok: bool(p, `${at}.ok`, r.ok),
-            message: str(p, `${at}.message`, r.message),
+            decisionId: uint(p, at, "decisionId", r.decisionId),
+            ok: bool(p, at, "ok", r.ok),
+            message: str(p, at, "message", r.message),
           }
         : null;
     }),
-    apps: list(p, `${messageName}.apps`, o.apps, REPORT_APPS_MAX, (x, at) => str(p, at, x)),
+    apps: list(p, `${messageName}.apps`, o.apps, REPORT_APPS_MAX, (x, where) => str(p, where, "", x)),
   };
   // A NodeHost runs one replica of a shard: the leader's book relies on distinct shard ids.
   if (report.replicas.length > 1) {
