@@ -91,7 +91,7 @@ export class Focus {
       }
     }
     this.listening = listening;
-    if (now.size + this.backlog.size < this.limit) this.sweep(input, add);
+    if (this.backlog.size === 0) this.sweep(input, now);
     return { shards: now, hosts };
   }
 
@@ -109,10 +109,17 @@ export class Focus {
     this.carry = carry;
   }
 
-  private sweep(input: SchedulerInput, add: (id: number) => void): void {
+  /**
+   * The next shards of the rolling sweep, only as many as the pass has room for: the sweep is a
+   * safety net, it never makes a backlog (which would make the leader catch up, pass after pass,
+   * on a machine where passes are small). All shards are swept every SWEEP_PASSES passes, or
+   * every shards/limit passes when the limit is smaller.
+   */
+  private sweep(input: SchedulerInput, now: Set<number>): void {
     const views = input.state.views;
     if (views.size === 0) return;
-    const per = Math.ceil(views.size / SWEEP_PASSES);
+    const per = Math.min(Math.ceil(views.size / SWEEP_PASSES), this.limit - now.size);
+    if (per <= 0) return;
     // The ids are listed once a round (copying tens of thousands of keys every pass cost more
     // than the pass); a shard placed meanwhile joins the next round.
     if (this.cursor >= this.sweepIds.length) {
@@ -122,7 +129,7 @@ export class Focus {
     const end = Math.min(this.sweepIds.length, this.cursor + per);
     for (let i = this.cursor; i < end; i++) {
       const id = this.sweepIds[i]!;
-      if (views.has(id)) add(id);
+      if (views.has(id)) now.add(id);
     }
     this.cursor = end;
   }

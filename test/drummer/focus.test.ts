@@ -81,4 +81,22 @@ describe("Focus", () => {
     }
     expect(seen.size).toBe(300);
   });
+  test("the rolling sweep takes only the room a pass has: it never leaves a backlog, and covers every shard", () => {
+    const book = new ReportBook();
+    const f = new Focus();
+    const base = input(book);
+    const views = new Map(
+      Array.from({ length: 3000 }, (_, i) => [i + 1, { shardId: i + 1, members: [] }] as const),
+    );
+    const state = { ...base.state, views } as unknown as SchedulerInput["state"];
+    const seen = new Set<number>();
+    const passes = Math.ceil(3000 / PLAN_SHARDS_PER_PASS_MIN);
+    for (let pass = 0; pass < passes; pass++) {
+      const focus = f.next({ ...base, state }, book);
+      expect(focus.shards.size).toBeLessThanOrEqual(PLAN_SHARDS_PER_PASS_MIN);
+      expect(f.behind).toBe(false); // nothing waits: no reason to plan again at once
+      for (const id of focus.shards) seen.add(id);
+    }
+    expect(seen.size).toBe(3000);
+  });
 });
