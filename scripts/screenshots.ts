@@ -2,8 +2,9 @@
  * `npm run screenshots`: starts a real deployment (3 drummers, 4 NodeHosts in two regions, six
  * shards; test/ui/deployment.ts), writes a little data, and takes a screenshot of each view of
  * the dashboard with Debian's chromium (playwright-core) into docs/img/:
- *   dashboard-deployment.png   the drummers' page: deployment, hosts by region, shards, decisions
- *   dashboard-host.png         the same page with one NodeHost selected (its replicas and roles)
+ *   dashboard-deployment.png   the drummers' page: deployment, hosts by region, shards, decisions,
+ *                              each NodeHost's live charts
+ *   dashboard-host.png         the same page with one NodeHost selected (its replicas, roles, charts)
  *   dashboard-repair.png       after kill -9 of a NodeHost: dead, the repair in flight
  *   dashboard-nodehost.png     a NodeHost's own page with its live charts
  *   dashboard-phone.png        the drummers' page on a phone-sized screen
@@ -63,12 +64,12 @@ try {
 
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
   await page.goto(`http://${d.drummerApis[0]}/?refresh=1`);
-  await refreshed(page, 2);
+  await refreshed(page, 8); // a few points on each NodeHost's charts
   await shot(page, "dashboard-deployment.png");
 
   const host = busy;
   await page.goto(`http://${d.drummerApis[0]}/?refresh=1&host=${encodeURIComponent(host.raft)}`);
-  await refreshed(page);
+  await refreshed(page, 6);
   await shot(page, "dashboard-host.png");
 
   const nh = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });

@@ -7,7 +7,7 @@
 import { inFlightOf } from "./db/state.ts";
 import { ClusterView } from "./scheduler/cluster.ts";
 import { analyzeShard, type MemberState } from "./scheduler/members.ts";
-import type { Problem, SchedulerInput } from "./scheduler/types.ts";
+import type { HostFigures, Problem, SchedulerInput } from "./scheduler/types.ts";
 import { changesShard, DECISION_KIND_NAMES, type ShardDefinition } from "./types.ts";
 
 /** Numbered as ShardHealth in drummer.proto. */
@@ -171,6 +171,7 @@ export interface NodeHostStatusOut {
   lastReportAgeMs: number;
   reported: boolean;
   replicas: ReturnType<typeof cloneReplicas>;
+  figures?: HostFigures;
 }
 
 function cloneReplicas(rs: readonly { members: object[] }[]) {
@@ -192,6 +193,7 @@ export function nodeHostStatuses(input: SchedulerInput): NodeHostStatusOut[] {
       lastReportAgeMs: seen ? Math.max(0, input.nowMs - seen.lastReportMs) : 0,
       reported: seen !== undefined,
       replicas: cloneReplicas(seen?.replicas ?? []),
+      ...(seen?.figures ? { figures: { ...seen.figures } } : {}),
     };
   });
 }

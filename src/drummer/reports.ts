@@ -58,6 +58,7 @@ export class ReportBook {
       results,
       apps: sameList(have?.apps, req.apps) ? have!.apps! : req.apps,
     };
+    if (req.figures) next.figures = req.figures; // for the dashboard only: changes nothing below
     const changed = this.noteChanges(have, next, req.results.length > 0);
     if (changed) this.reindex(have, next);
     else if (have) next.replicas = have.replicas; // the index points at these

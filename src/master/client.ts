@@ -23,6 +23,7 @@ import { type Env, realEnv, type TimerHandle } from "../env.ts";
 import type { NodeHost } from "../nodehost.ts";
 import type { AppRegistry } from "../statemachine/registry.ts";
 import { Executor } from "./executor.ts";
+import { HostFigures, type LiveSamples } from "./host-figures.ts";
 import { buildReport, MembersSent } from "./report.ts";
 
 export interface MasterClientOptions {
@@ -46,6 +47,8 @@ export interface MasterClientOptions {
   fetch?: FetchLike;
   /** The drummers' API token and TLS (`nodehost --master-token`, `--master-tls-*`). */
   security?: DrummerSecurity;
+  /** This NodeHost's API metrics (nodeHostSamples): each report then carries live figures for the dashboard. */
+  liveSamples?: LiveSamples;
 }
 
 /** Drummer addresses learned from replies, at most. */
@@ -70,6 +73,7 @@ export class MasterClient {
   private lastErrorCode = "";
   /** Replicas whose members the leading drummer has (left out of the next report). */
   readonly membersSent = new MembersSent();
+  private readonly figures: HostFigures | undefined;
 
   constructor(private readonly o: MasterClientOptions) {
     if (o.masters.length === 0) throw new Error("MasterClient needs at least one drummer address");
@@ -78,6 +82,7 @@ export class MasterClient {
     this.call = drummerCaller(o.fetch, this.env, o.security);
     this.timeoutMs = o.timeoutMs ?? 5000;
     this.intervalMs = o.reportIntervalMs ?? 5000;
+    this.figures = o.liveSamples ? new HostFigures(o.liveSamples, () => this.env.nowMs()) : undefined;
     this.executor = new Executor({
       nodehost: o.nodehost,
       apps: o.apps,
@@ -131,6 +136,7 @@ export class MasterClient {
       results,
       apps: this.o.apps.names(),
       members: this.membersSent,
+      figures: this.figures?.next(),
     });
     for (const address of this.targets()) {
       if (this.stopped) return false;

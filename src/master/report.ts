@@ -1,5 +1,6 @@
 import type { NodeHost } from "../nodehost.ts";
 import type { DecisionResultOut } from "./executor.ts";
+import type { HostFiguresOut } from "./host-figures.ts";
 
 /**
  * Which replicas' members the leading drummer already has, so a report can leave them out.
@@ -80,6 +81,7 @@ export type BuiltReport = {
   logsOnDisk: { shardId: number; replicaId: number }[];
   results: DecisionResultOut[];
   apps: string[];
+  figures?: HostFiguresOut;
 };
 
 /**
@@ -94,6 +96,8 @@ export function buildReport(
     results: DecisionResultOut[];
     apps: string[];
     members?: MembersSent;
+    /** Live figures for the dashboard (src/master/host-figures.ts); left out when undefined. */
+    figures?: HostFiguresOut | undefined;
   },
 ): BuiltReport {
   const info = nh.getNodeHostInfo();
@@ -125,5 +129,6 @@ export function buildReport(
     logsOnDisk: info.logsOnDisk.map((k) => ({ shardId: k.shardId, replicaId: k.replicaId })),
     results: opts.results,
     apps: opts.apps,
+    ...(opts.figures ? { figures: opts.figures } : {}),
   };
 }

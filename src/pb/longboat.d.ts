@@ -1009,6 +1009,40 @@ export namespace longboat {
                 type $Shape = longboat.drummer.v1.DecisionResult.$Properties;
             }
 
+            interface IHostFigures extends longboat.drummer.v1.HostFigures.$Properties {
+            }
+
+            class HostFigures {
+                constructor(properties?: longboat.drummer.v1.HostFigures.$Properties);
+                $unknowns?: Uint8Array[];
+                sample: number;
+                intervalMs: number;
+                proposalsPerSecond: number;
+                proposalP99Ms: number;
+                fsyncsPerSecond: number;
+                static create(properties: longboat.drummer.v1.HostFigures.$Shape): longboat.drummer.v1.HostFigures & longboat.drummer.v1.HostFigures.$Shape;
+                static create(properties?: longboat.drummer.v1.HostFigures.$Properties): longboat.drummer.v1.HostFigures;
+                static encode(message: longboat.drummer.v1.HostFigures.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): longboat.drummer.v1.HostFigures & longboat.drummer.v1.HostFigures.$Shape;
+                static verify(message: { [k: string]: any }): (string|null);
+                static fromObject(object: { [k: string]: any }): longboat.drummer.v1.HostFigures;
+                static toObject(message: longboat.drummer.v1.HostFigures, options?: $protobuf.IConversionOptions): { [k: string]: any };
+                toJSON(): { [k: string]: any };
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace HostFigures {
+                interface $Properties {
+                    sample?: (number|null);
+                    intervalMs?: (number|null);
+                    proposalsPerSecond?: (number|null);
+                    proposalP99Ms?: (number|null);
+                    fsyncsPerSecond?: (number|null);
+                    $unknowns?: Uint8Array[];
+                }
+                type $Shape = longboat.drummer.v1.HostFigures.$Properties;
+            }
+
             interface IReportRequest extends longboat.drummer.v1.ReportRequest.$Properties {
             }
 
@@ -1023,6 +1057,7 @@ export namespace longboat {
                 logsOnDisk: longboat.drummer.v1.ReplicaKey.$Properties[];
                 results: longboat.drummer.v1.DecisionResult.$Properties[];
                 apps: string[];
+                figures?: (longboat.drummer.v1.HostFigures.$Properties|null);
                 static create(properties: longboat.drummer.v1.ReportRequest.$Shape): longboat.drummer.v1.ReportRequest & longboat.drummer.v1.ReportRequest.$Shape;
                 static create(properties?: longboat.drummer.v1.ReportRequest.$Properties): longboat.drummer.v1.ReportRequest;
                 static encode(message: longboat.drummer.v1.ReportRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1044,6 +1079,7 @@ export namespace longboat {
                     logsOnDisk?: (longboat.drummer.v1.ReplicaKey.$Properties[]|null);
                     results?: (longboat.drummer.v1.DecisionResult.$Properties[]|null);
                     apps?: (string[]|null);
+                    figures?: (longboat.drummer.v1.HostFigures.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ReportRequest.$Properties;
@@ -1323,6 +1359,7 @@ export namespace longboat {
                 lastReportAgeMs: number;
                 reported: boolean;
                 replicas: longboat.drummer.v1.ReplicaReport.$Properties[];
+                figures?: (longboat.drummer.v1.HostFigures.$Properties|null);
                 static create(properties: longboat.drummer.v1.NodeHostStatus.$Shape): longboat.drummer.v1.NodeHostStatus & longboat.drummer.v1.NodeHostStatus.$Shape;
                 static create(properties?: longboat.drummer.v1.NodeHostStatus.$Properties): longboat.drummer.v1.NodeHostStatus;
                 static encode(message: longboat.drummer.v1.NodeHostStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1343,6 +1380,7 @@ export namespace longboat {
                     lastReportAgeMs?: (number|null);
                     reported?: (boolean|null);
                     replicas?: (longboat.drummer.v1.ReplicaReport.$Properties[]|null);
+                    figures?: (longboat.drummer.v1.HostFigures.$Properties|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.NodeHostStatus.$Properties;

@@ -5,7 +5,7 @@ $protobuf.util.Long = undefined;
 $protobuf.configure();
 
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
-const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Array = $util.global.Array, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt, $Boolean = $util.global.Boolean;
+const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Array = $util.global.Array, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt, $Boolean = $util.global.Boolean, $isFinite = $util.global.isFinite;
 
 const $root = $protobuf.roots["default"] || ($protobuf.roots["default"] = {});
 
@@ -7373,6 +7373,247 @@ export const longboat = $root.longboat = (() => {
                 return DecisionResult;
             })();
 
+            v1.HostFigures = (function() {
+
+                const HostFigures = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                HostFigures.prototype.sample = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                HostFigures.prototype.intervalMs = 0;
+                HostFigures.prototype.proposalsPerSecond = 0;
+                HostFigures.prototype.proposalP99Ms = 0;
+                HostFigures.prototype.fsyncsPerSecond = 0;
+
+                HostFigures.create = function(properties) {
+                    return new HostFigures(properties);
+                };
+
+                HostFigures.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.sample != null && $Object.hasOwnProperty.call(message, "sample") && (typeof message.sample === "object" ? message.sample.low || message.sample.high : message.sample !== 0))
+                        writer.uint32(8).uint64(message.sample);
+                    if (message.intervalMs != null && $Object.hasOwnProperty.call(message, "intervalMs") && message.intervalMs !== 0)
+                        writer.uint32(16).uint32(message.intervalMs);
+                    if (message.proposalsPerSecond != null && $Object.hasOwnProperty.call(message, "proposalsPerSecond") && !$Object.is(message.proposalsPerSecond, 0))
+                        writer.uint32(25).double(message.proposalsPerSecond);
+                    if (message.proposalP99Ms != null && $Object.hasOwnProperty.call(message, "proposalP99Ms") && !$Object.is(message.proposalP99Ms, 0))
+                        writer.uint32(33).double(message.proposalP99Ms);
+                    if (message.fsyncsPerSecond != null && $Object.hasOwnProperty.call(message, "fsyncsPerSecond") && !$Object.is(message.fsyncsPerSecond, 0))
+                        writer.uint32(41).double(message.fsyncsPerSecond);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                HostFigures.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.longboat.drummer.v1.HostFigures();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.sample = value;
+                                else
+                                    delete message.sample;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.intervalMs = value;
+                                else
+                                    delete message.intervalMs;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 1)
+                                    break;
+                                if (!$Object.is(value = reader.double(), 0))
+                                    message.proposalsPerSecond = value;
+                                else
+                                    delete message.proposalsPerSecond;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 1)
+                                    break;
+                                if (!$Object.is(value = reader.double(), 0))
+                                    message.proposalP99Ms = value;
+                                else
+                                    delete message.proposalP99Ms;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 1)
+                                    break;
+                                if (!$Object.is(value = reader.double(), 0))
+                                    message.fsyncsPerSecond = value;
+                                else
+                                    delete message.fsyncsPerSecond;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                HostFigures.verify = function (message, _depth) {
+                    if (typeof message !== "object" || message === null)
+                        return "object expected";
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        return "max depth exceeded";
+                    if (message.sample != null && $Object.hasOwnProperty.call(message, "sample"))
+                        if (!$util.isInteger(message.sample) && !(message.sample && $util.isInteger(message.sample.low) && $util.isInteger(message.sample.high)))
+                            return "sample: integer|Long expected";
+                    if (message.intervalMs != null && $Object.hasOwnProperty.call(message, "intervalMs"))
+                        if (!$util.isInteger(message.intervalMs))
+                            return "intervalMs: integer expected";
+                    if (message.proposalsPerSecond != null && $Object.hasOwnProperty.call(message, "proposalsPerSecond"))
+                        if (typeof message.proposalsPerSecond !== "number")
+                            return "proposalsPerSecond: number expected";
+                    if (message.proposalP99Ms != null && $Object.hasOwnProperty.call(message, "proposalP99Ms"))
+                        if (typeof message.proposalP99Ms !== "number")
+                            return "proposalP99Ms: number expected";
+                    if (message.fsyncsPerSecond != null && $Object.hasOwnProperty.call(message, "fsyncsPerSecond"))
+                        if (typeof message.fsyncsPerSecond !== "number")
+                            return "fsyncsPerSecond: number expected";
+                    return null;
+                };
+
+                HostFigures.fromObject = function (object, _depth) {
+                    if (object instanceof $root.longboat.drummer.v1.HostFigures)
+                        return object;
+                    if (!$util.isObject(object))
+                        throw $TypeError(".longboat.drummer.v1.HostFigures: object expected");
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let message = new $root.longboat.drummer.v1.HostFigures();
+                    if (object.sample != null)
+                        if (typeof object.sample === "object" ? object.sample.low || object.sample.high : $Number(object.sample) !== 0)
+                            if ($util.Long)
+                                message.sample = $util.Long.fromValue(object.sample, true);
+                            else if (typeof object.sample === "string")
+                                message.sample = $parseInt(object.sample, 10);
+                            else if (typeof object.sample === "number")
+                                message.sample = object.sample;
+                            else if (typeof object.sample === "object")
+                                message.sample = new $util.LongBits(object.sample.low >>> 0, object.sample.high >>> 0).toNumber(true);
+                    if (object.intervalMs != null)
+                        if ($Number(object.intervalMs) !== 0)
+                            message.intervalMs = object.intervalMs >>> 0;
+                    if (object.proposalsPerSecond != null)
+                        if (!$Object.is($Number(object.proposalsPerSecond), 0))
+                            message.proposalsPerSecond = $Number(object.proposalsPerSecond);
+                    if (object.proposalP99Ms != null)
+                        if (!$Object.is($Number(object.proposalP99Ms), 0))
+                            message.proposalP99Ms = $Number(object.proposalP99Ms);
+                    if (object.fsyncsPerSecond != null)
+                        if (!$Object.is($Number(object.fsyncsPerSecond), 0))
+                            message.fsyncsPerSecond = $Number(object.fsyncsPerSecond);
+                    return message;
+                };
+
+                HostFigures.toObject = function (message, options, _depth) {
+                    if (!options)
+                        options = {};
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let object = {};
+                    if (options.defaults) {
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.sample = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.sample = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.intervalMs = 0;
+                        object.proposalsPerSecond = 0;
+                        object.proposalP99Ms = 0;
+                        object.fsyncsPerSecond = 0;
+                    }
+                    if (message.sample != null && $Object.hasOwnProperty.call(message, "sample"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.sample = typeof message.sample === "number" ? $BigInt(message.sample) : $util.Long.fromBits(message.sample.low >>> 0, message.sample.high >>> 0, true).toBigInt();
+                        else if (typeof message.sample === "number")
+                            object.sample = options.longs === $String ? $String(message.sample) : message.sample;
+                        else
+                            object.sample = options.longs === $String ? $util.Long.prototype.toString.call(message.sample) : options.longs === $Number ? new $util.LongBits(message.sample.low >>> 0, message.sample.high >>> 0).toNumber(true) : message.sample;
+                    if (message.intervalMs != null && $Object.hasOwnProperty.call(message, "intervalMs"))
+                        object.intervalMs = message.intervalMs;
+                    if (message.proposalsPerSecond != null && $Object.hasOwnProperty.call(message, "proposalsPerSecond"))
+                        object.proposalsPerSecond = options.json && !$isFinite(message.proposalsPerSecond) ? $String(message.proposalsPerSecond) : message.proposalsPerSecond;
+                    if (message.proposalP99Ms != null && $Object.hasOwnProperty.call(message, "proposalP99Ms"))
+                        object.proposalP99Ms = options.json && !$isFinite(message.proposalP99Ms) ? $String(message.proposalP99Ms) : message.proposalP99Ms;
+                    if (message.fsyncsPerSecond != null && $Object.hasOwnProperty.call(message, "fsyncsPerSecond"))
+                        object.fsyncsPerSecond = options.json && !$isFinite(message.fsyncsPerSecond) ? $String(message.fsyncsPerSecond) : message.fsyncsPerSecond;
+                    return object;
+                };
+
+                HostFigures.prototype.toJSON = function() {
+                    return HostFigures.toObject(this, $protobuf.util.toJSONOptions);
+                };
+
+                HostFigures.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/longboat.drummer.v1.HostFigures";
+                };
+
+                return HostFigures;
+            })();
+
             v1.ReportRequest = (function() {
 
                 const ReportRequest = function (properties) {
@@ -7394,6 +7635,7 @@ export const longboat = $root.longboat = (() => {
                 ReportRequest.prototype.logsOnDisk = $util.emptyArray;
                 ReportRequest.prototype.results = $util.emptyArray;
                 ReportRequest.prototype.apps = $util.emptyArray;
+                ReportRequest.prototype.figures = null;
 
                 ReportRequest.create = function(properties) {
                     return new ReportRequest(properties);
@@ -7426,6 +7668,8 @@ export const longboat = $root.longboat = (() => {
                     if (message.apps != null && message.apps.length)
                         for (let i = 0; i < message.apps.length; ++i)
                             writer.uint32(66).string(message.apps[i]);
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures"))
+                        $root.longboat.drummer.v1.HostFigures.encode(message.figures, writer.uint32(74).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -7527,6 +7771,12 @@ export const longboat = $root.longboat = (() => {
                                 message.apps.push(reader.stringVerify());
                                 continue;
                             }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                message.figures = $root.longboat.drummer.v1.HostFigures.decode(reader, reader.size(), $undefined, _depth + 1, message.figures);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -7597,6 +7847,11 @@ export const longboat = $root.longboat = (() => {
                             if (!$util.isString(message.apps[i]))
                                 return "apps: string[] expected";
                     }
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures")) {
+                        let error = $root.longboat.drummer.v1.HostFigures.verify(message.figures, _depth + 1);
+                        if (error)
+                            return "figures." + error;
+                    }
                     return null;
                 };
 
@@ -7666,6 +7921,11 @@ export const longboat = $root.longboat = (() => {
                         for (let i = 0; i < object.apps.length; ++i)
                             message.apps[i] = $String(object.apps[i]);
                     }
+                    if (object.figures != null) {
+                        if (!$util.isObject(object.figures))
+                            throw $TypeError(".longboat.drummer.v1.ReportRequest.figures: object expected");
+                        message.figures = $root.longboat.drummer.v1.HostFigures.fromObject(object.figures, _depth + 1);
+                    }
                     return message;
                 };
 
@@ -7692,6 +7952,7 @@ export const longboat = $root.longboat = (() => {
                             object.deploymentId = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                         } else
                             object.deploymentId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        object.figures = null;
                     }
                     if (message.raftAddress != null && $Object.hasOwnProperty.call(message, "raftAddress"))
                         object.raftAddress = message.raftAddress;
@@ -7726,6 +7987,8 @@ export const longboat = $root.longboat = (() => {
                         for (let j = 0; j < message.apps.length; ++j)
                             object.apps[j] = message.apps[j];
                     }
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures"))
+                        object.figures = $root.longboat.drummer.v1.HostFigures.toObject(message.figures, options, _depth + 1);
                     return object;
                 };
 
@@ -9364,6 +9627,7 @@ export const longboat = $root.longboat = (() => {
                 NodeHostStatus.prototype.lastReportAgeMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 NodeHostStatus.prototype.reported = false;
                 NodeHostStatus.prototype.replicas = $util.emptyArray;
+                NodeHostStatus.prototype.figures = null;
 
                 NodeHostStatus.create = function(properties) {
                     return new NodeHostStatus(properties);
@@ -9391,6 +9655,8 @@ export const longboat = $root.longboat = (() => {
                     if (message.replicas != null && message.replicas.length)
                         for (let i = 0; i < message.replicas.length; ++i)
                             $root.longboat.drummer.v1.ReplicaReport.encode(message.replicas[i], writer.uint32(58).fork(), _depth + 1).ldelim();
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures"))
+                        $root.longboat.drummer.v1.HostFigures.encode(message.figures, writer.uint32(66).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -9486,6 +9752,12 @@ export const longboat = $root.longboat = (() => {
                                 message.replicas.push($root.longboat.drummer.v1.ReplicaReport.decode(reader, reader.size(), $undefined, _depth + 1));
                                 continue;
                             }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                message.figures = $root.longboat.drummer.v1.HostFigures.decode(reader, reader.size(), $undefined, _depth + 1, message.figures);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -9536,6 +9808,11 @@ export const longboat = $root.longboat = (() => {
                             if (error)
                                 return "replicas." + error;
                         }
+                    }
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures")) {
+                        let error = $root.longboat.drummer.v1.HostFigures.verify(message.figures, _depth + 1);
+                        if (error)
+                            return "figures." + error;
                     }
                     return null;
                 };
@@ -9604,6 +9881,11 @@ export const longboat = $root.longboat = (() => {
                             message.replicas[i] = $root.longboat.drummer.v1.ReplicaReport.fromObject(object.replicas[i], _depth + 1);
                         }
                     }
+                    if (object.figures != null) {
+                        if (!$util.isObject(object.figures))
+                            throw $TypeError(".longboat.drummer.v1.NodeHostStatus.figures: object expected");
+                        message.figures = $root.longboat.drummer.v1.HostFigures.fromObject(object.figures, _depth + 1);
+                    }
                     return message;
                 };
 
@@ -9628,6 +9910,7 @@ export const longboat = $root.longboat = (() => {
                         } else
                             object.lastReportAgeMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                         object.reported = false;
+                        object.figures = null;
                     }
                     if (message.raftAddress != null && $Object.hasOwnProperty.call(message, "raftAddress"))
                         object.raftAddress = message.raftAddress;
@@ -9651,6 +9934,8 @@ export const longboat = $root.longboat = (() => {
                         for (let j = 0; j < message.replicas.length; ++j)
                             object.replicas[j] = $root.longboat.drummer.v1.ReplicaReport.toObject(message.replicas[j], options, _depth + 1);
                     }
+                    if (message.figures != null && $Object.hasOwnProperty.call(message, "figures"))
+                        object.figures = $root.longboat.drummer.v1.HostFigures.toObject(message.figures, options, _depth + 1);
                     return object;
                 };
 

@@ -4,9 +4,10 @@
  * calls `longboat cmd` makes — and re-renders the page's body with the components the server
  * rendered it with, keeping sort, filters and the selected host. It asks for the API token when
  * the API wants one and keeps it in sessionStorage (this tab only). On a NodeHost it also
- * charts proposals/s, p99 proposal latency and fsyncs/s from /metrics.
+ * charts proposals/s, p99 proposal latency and fsyncs/s from /metrics; on a drummer it charts
+ * the same figures per NodeHost from what ListNodeHosts gives of each host's last report.
  */
-import { Body, Charts, type Series } from "./components.tsx";
+import { Body, Charts, HostCharts, type Series } from "./components.tsx";
 import { chartPoint, parsePrometheus, type Scrape } from "./metrics.ts";
 import {
   ApiCallError,
@@ -42,11 +43,21 @@ let view: NodeHostView | DeploymentView | undefined;
 let refreshes = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
 const scrapes: Scrape[] = [];
-const series: Series[] = [
+const newSeries = (): Series[] => [
   { id: "proposals", title: "Proposals/s", unit: "/s", points: [] },
   { id: "p99", title: "p99 proposal latency", unit: "ms", points: [] },
   { id: "fsyncs", title: "Log fsyncs/s", unit: "/s", points: [] },
 ];
+const series = newSeries();
+/** The drummers' page: each NodeHost's series and the number of the last figures charted. */
+const hostSeries = new Map<string, { sample: number; series: Series[] }>();
+
+function addPoint(to: Series[], values: (number | undefined)[]): void {
+  to.forEach((s, i) => {
+    s.points.push(values[i]);
+    if (s.points.length > CHART_POINTS) s.points.shift();
+  });
+}
 
 function html(node: unknown): string {
   return String(node);
@@ -105,12 +116,39 @@ async function scrapeMetrics(): Promise<void> {
   if (scrapes.length > 2) scrapes.shift();
   if (scrapes.length < 2) return;
   const p = chartPoint(scrapes[0]!, scrapes[1]!);
-  const values = [p.proposals ?? 0, p.p99ms, p.fsyncs ?? 0];
-  series.forEach((s, i) => {
-    s.points.push(values[i]);
-    if (s.points.length > CHART_POINTS) s.points.shift();
-  });
+  addPoint(series, [p.proposals ?? 0, p.p99ms, p.fsyncs ?? 0]);
   chartsEl.innerHTML = html(<Charts series={series} />);
+}
+
+/** A point for each NodeHost whose report brought new figures since the last refresh. */
+function chartHosts(v: DeploymentView): void {
+  const listed = new Set(v.nodehosts.map((h) => h.raftAddress));
+  for (const address of hostSeries.keys()) if (!listed.has(address)) hostSeries.delete(address);
+  for (const h of v.nodehosts) {
+    const f = h.figures;
+    if (!f) continue;
+    let entry = hostSeries.get(h.raftAddress);
+    if (!entry) {
+      entry = { sample: -1, series: newSeries() };
+      hostSeries.set(h.raftAddress, entry);
+    }
+    if (entry.sample === f.sample) continue;
+    entry.sample = f.sample;
+    addPoint(entry.series, [f.proposalsPerSecond, f.p99Ms, f.fsyncsPerSecond]);
+  }
+  renderHostCharts();
+}
+
+function renderHostCharts(): void {
+  if (view?.kind !== "deployment") return;
+  const hosts = view.nodehosts
+    .filter((h) => hostSeries.has(h.raftAddress))
+    .map((h) => ({
+      raftAddress: h.raftAddress,
+      state: h.state,
+      series: hostSeries.get(h.raftAddress)!.series,
+    }));
+  chartsEl.innerHTML = html(<HostCharts hosts={hosts} selected={ui.host} />);
 }
 
 let refreshing = false;
@@ -142,6 +180,7 @@ async function refreshOnce(): Promise<void> {
     view = config.kind === "nodehost" ? await loadNodeHost(call) : await loadDeployment(call);
     login.hidden = true;
     render();
+    if (view.kind === "deployment") chartHosts(view);
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
     setStatus(`Updated ${new Date().toLocaleTimeString()} · every ${config.refreshSeconds} s`, false);
@@ -166,6 +205,7 @@ function readFilters(): void {
   ui = { ...ui, id: value("id"), app: value("app"), health: value("health"), host: value("host") };
   history.replaceState(null, "", `${location.pathname}${uiToQuery(ui)}`);
   render();
+  renderHostCharts();
 }
 
 filters.addEventListener("input", readFilters);
@@ -181,6 +221,7 @@ viewEl.addEventListener("click", (e) => {
   if (host !== undefined) ui = { ...ui, host: ui.host === host ? "" : host };
   history.replaceState(null, "", `${location.pathname}${uiToQuery(ui)}`);
   render();
+  if (host !== undefined) renderHostCharts();
 });
 
 login.addEventListener("submit", (e) => {

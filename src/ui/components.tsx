@@ -527,6 +527,46 @@ export function Charts(props: { series: Series[] }) {
   );
 }
 
+/** The drummers' page charts this many NodeHosts at most, unless one is chosen in the host filter. */
+export const HOST_CHARTS_MAX = 12;
+
+export interface HostSeries {
+  raftAddress: string;
+  state: string;
+  series: Series[];
+}
+
+/**
+ * The drummers' page: each NodeHost's charts from the figures its reports carry (the chosen
+ * host's only, when the host filter names one).
+ */
+export function HostCharts(props: { hosts: HostSeries[]; selected: string }) {
+  const { hosts, selected } = props;
+  const chosen = selected ? hosts.filter((h) => h.raftAddress === selected) : hosts.slice(0, HOST_CHARTS_MAX);
+  if (chosen.length === 0) {
+    return <p class="note">Each NodeHost's charts start with its second report to the drummers.</p>;
+  }
+  return (
+    <>
+      {chosen.map((h) => (
+        <section class="host-charts" data-host={h.raftAddress} aria-labelledby={`hc-${h.raftAddress}`}>
+          <h3 id={`hc-${h.raftAddress}`}>
+            {h.raftAddress} <Badge value={h.state} />
+          </h3>
+          <div class="row">
+            <Charts series={h.series} />
+          </div>
+        </section>
+      ))}
+      {hosts.length > chosen.length ? (
+        <p class="note">
+          {hosts.length - chosen.length} more NodeHosts: choose one in the Host filter to see its charts.
+        </p>
+      ) : null}
+    </>
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page
 
@@ -641,7 +681,7 @@ export function Page(props: PageProps) {
             <p class="note">
               {props.kind === "nodehost"
                 ? "Charts appear after two samples of /metrics."
-                : "Each NodeHost's own page (its API address above) charts its proposals/s, p99 latency and fsyncs/s."}
+                : "Each NodeHost's proposals/s, p99 proposal latency and fsyncs/s, as its reports give them, appear here after its second report."}
             </p>
           </div>
         </section>

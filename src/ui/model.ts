@@ -81,6 +81,17 @@ export interface HostReplicaView {
   commitIndex: number;
 }
 
+/** A NodeHost's live figures over the interval before its last report (HostFigures). */
+export interface HostFiguresView {
+  /** Numbers the figures of one NodeHost process: a new number is a new point. */
+  sample: number;
+  intervalMs: number;
+  proposalsPerSecond: number;
+  /** Undefined when no proposal was answered in the interval. */
+  p99Ms: number | undefined;
+  fsyncsPerSecond: number;
+}
+
 export interface HostView {
   raftAddress: string;
   apiAddress: string;
@@ -90,6 +101,8 @@ export interface HostView {
   lastReportAgeMs: number;
   reported: boolean;
   replicas: HostReplicaView[];
+  /** From its last report; undefined when it sent none (its first report, an older NodeHost). */
+  figures: HostFiguresView | undefined;
 }
 
 export interface ShardMemberView {
@@ -275,6 +288,25 @@ function decisionView(d: Json): DecisionView {
   };
 }
 
+/** A number from the JSON mapping of a double (a number, or a string such as "1.5"); else 0. */
+function dbl(v: unknown): number {
+  const n = typeof v === "number" ? v : typeof v === "string" ? Number(v) : 0;
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
+function figuresView(v: unknown): HostFiguresView | undefined {
+  if (v === null || typeof v !== "object") return undefined;
+  const f = obj(v);
+  const proposals = dbl(f.proposalsPerSecond);
+  return {
+    sample: num(f.sample),
+    intervalMs: num(f.intervalMs),
+    proposalsPerSecond: proposals,
+    p99Ms: proposals > 0 ? dbl(f.proposalP99Ms) : undefined,
+    fsyncsPerSecond: dbl(f.fsyncsPerSecond),
+  };
+}
+
 /** The answers a deployment view is built from, each as the Drummer API's Connect JSON. */
 export interface DeploymentAnswers {
   deployment: unknown;
@@ -322,6 +354,7 @@ export function deploymentView(a: DeploymentAnswers): DeploymentView {
             commitIndex: num(r.commitIndex),
           }))
           .sort((x, y) => x.shardId - y.shardId || x.replicaId - y.replicaId),
+        figures: figuresView(h.figures),
       }),
     )
     .sort((x, y) => x.region.localeCompare(y.region) || x.raftAddress.localeCompare(y.raftAddress));

@@ -45,5 +45,7 @@ input, select, button[type=submit] { font: inherit; color: inherit; background: 
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 .chart { margin: 0; color: var(--info); } .chart figcaption { color: var(--fg); font-size: 0.9rem; }
 .chart svg { display: block; border-bottom: 1px solid var(--line); }
+.host-charts { border: 1px solid var(--line); padding: 0.5rem; } .host-charts h3 { margin: 0 0 0.3rem; font-size: 0.95rem; }
+.host-charts .row { display: flex; flex-wrap: wrap; gap: 1rem; }
 @media (max-width: 40rem) { body { font-size: 14px; padding: 0.4rem; } th, td { padding: 0.25rem 0.3rem; } }
 `;

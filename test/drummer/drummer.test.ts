@@ -117,6 +117,33 @@ describe("three drummers", () => {
     ).toThrow("ReportRequest.replicas.0.term: expected uint64");
   });
 
+  test("a report's live figures come back from ListNodeHosts with its host (the dashboard's charts); bad ones are refused", async () => {
+    const figures = {
+      sample: 3,
+      intervalMs: 500,
+      proposalsPerSecond: 120.5,
+      proposalP99Ms: 25,
+      fsyncsPerSecond: 40,
+    };
+    await g.request(follower, "Report", report("h8:7001", { figures }));
+    const host = async () =>
+      ((await g.request(follower, "ListNodeHosts", {})).nodehosts as Record<string, unknown>[]).find(
+        (h) => h.raftAddress === "h8:7001",
+      );
+    expect((await host())?.figures).toEqual(figures);
+    // A report without figures (an older NodeHost) keeps none.
+    await g.request(follower, "Report", report("h8:7001"));
+    expect((await host())?.figures ?? null).toBeNull();
+    for (const [bad, message] of [
+      [{ ...figures, proposalsPerSecond: -1 }, "figures.proposalsPerSecond: expected a finite number ≥ 0"],
+      [{ ...figures, fsyncsPerSecond: "NaN" }, "figures.fsyncsPerSecond: expected a finite number ≥ 0"],
+      [{ ...figures, intervalMs: 2 ** 33 }, "figures.intervalMs: 8589934592 exceeds the uint32 range"],
+      [{ ...figures, cpu: 1 }, "figures.cpu: unknown field"],
+    ] as const) {
+      expect(() => parseReport(report("h8:7001", { figures: bad }), "ReportRequest")).toThrow(message);
+    }
+  });
+
   test("an app no live NodeHost runs is refused at CreateShard, also through a follower, naming the known apps", async () => {
     await g.request(follower, "Report", report("h2:7001", { apps: ["kv", "noop"] }));
     const nope = await failure(

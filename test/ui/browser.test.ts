@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { createNodeHostApi } from "../../src/api/app.ts";
+import { encodeKvCommand } from "../../src/statemachine/kv.ts";
 import { serveApi } from "../../src/api/server.ts";
 import { FakeNodeHost } from "../api/fake.ts";
 import { cmd, waitFor } from "../process/harness.ts";
@@ -53,6 +54,14 @@ const ROWS = `document.querySelectorAll("#replicas tr[data-shard]").length`;
 const REFRESHED = "Number(document.body.dataset.refreshes ?? 0) >= 1";
 const REPLICA_ROWS = `[...document.querySelectorAll("#replicas tr[data-shard]")].map(
   (tr) => tr.dataset.shard + ":" + (tr.querySelector(".badge")?.textContent ?? ""))`;
+
+/** Every host given has its three charts on the drummers' page. */
+const HOST_CHARTS = (hosts: string[]) => `${JSON.stringify(hosts)}.every((h) =>
+  document.querySelectorAll('#charts section.host-charts[data-host="' + h + '"] figure[data-series]').length === 3)`;
+/** The latest proposals/s each host's chart shows, by raft address. */
+const LATEST_PROPOSALS = `Object.fromEntries([...document.querySelectorAll("#charts section.host-charts")].map((s) =>
+  [s.dataset.host, s.querySelector('figure[data-series="proposals"] [data-latest]')?.textContent ?? ""]))`;
+const CHARTED_HOSTS = `[...document.querySelectorAll("#charts section.host-charts")].map((s) => s.dataset.host)`;
 
 /** What the page shows: each host row's address and state, each shard row's id and health. */
 const shown = (page: Page) => page.evaluate<Shown>(SHOWN);
@@ -125,6 +134,38 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
       30_000,
       "the shard table showing each leader's term and commit index as ListShards answers them",
     );
+
+    // Live charts per NodeHost, from the figures each one's reports carry: writes through one
+    // host's API show on that host's proposals/s chart (and not on a host that took none).
+    const writer = d.hosts[0]!;
+    const quiet = d.hosts[1]!;
+    await page.waitForFunction(HOST_CHARTS(d.hosts.map((h) => h.raft)), null, { timeout: 30_000 });
+    const command = Buffer.from(
+      encodeKvCommand({ op: "put", key: "chart", value: new TextEncoder().encode("x") }),
+    ).toString("base64");
+    let latest: Record<string, string> = {};
+    await waitFor(
+      async () => {
+        // A few writes per check, so some land in every report interval until the chart shows them.
+        for (let i = 0; i < 10; i++) {
+          await d.rpc(writer.api, "nodehost", "Propose", {
+            shardId: String(d.shardIds[0]),
+            command,
+            timeoutMs: 5000,
+          });
+        }
+        latest = await page.evaluate<Record<string, string>>(LATEST_PROPOSALS);
+        return Number.parseFloat(latest[writer.raft] ?? "0") > 0;
+      },
+      60_000,
+      "the writer's proposals/s chart showing its writes",
+    );
+    expect(latest[quiet.raft]).toBe("0.00 /s");
+    // The host filter narrows the charts to that host.
+    await page.selectOption('#filters select[name="host"]', writer.raft);
+    expect(await page.evaluate<string[]>(CHARTED_HOSTS)).toEqual([writer.raft]);
+    await page.selectOption('#filters select[name="host"]', "");
+    expect((await page.evaluate<string[]>(CHARTED_HOSTS)).length).toBe(d.hosts.length);
 
     // kill -9 a NodeHost that holds replicas.
     const victim = d.hosts.find((h) => before.shards.some((s) => s.members.some((m) => m.includes(h.raft))))!;

@@ -43,6 +43,7 @@ function answers(finished = 0) {
           lastReportAgeMs: "300",
           reported: true,
           replicas: [report(1, 2, 90), report(2, 2, 50)],
+          figures: { sample: "2", intervalMs: 500, proposalP99Ms: 9 },
         },
         {
           raftAddress: "h1:7001",
@@ -52,6 +53,13 @@ function answers(finished = 0) {
           lastReportAgeMs: "100",
           reported: true,
           replicas: [report(1, 1, 100, true), report(2, 1, 60, true)],
+          figures: {
+            sample: "7",
+            intervalMs: 500,
+            proposalsPerSecond: 12.5,
+            proposalP99Ms: 4,
+            fsyncsPerSecond: "Infinity",
+          },
         },
         {
           raftAddress: "h3:7003",
@@ -144,6 +152,14 @@ describe("deploymentView", () => {
       [9, "add", true, "in-flight"],
     ]);
     expect(v.fromLeader).toBe(true);
+    // Each host's live figures from its last report: a p99 only where proposals were answered;
+    // a value that is not a finite number ≥ 0 reads as 0; no figures: undefined.
+    const figures = Object.fromEntries(v.nodehosts.map((h) => [h.raftAddress, h.figures]));
+    expect(figures).toEqual({
+      "h1:7001": { sample: 7, intervalMs: 500, proposalsPerSecond: 12.5, p99Ms: 4, fsyncsPerSecond: 0 },
+      "h2:7002": { sample: 2, intervalMs: 500, proposalsPerSecond: 0, p99Ms: undefined, fsyncsPerSecond: 0 },
+      "h3:7003": undefined,
+    });
     // The leader's term and commit index as ListShards gives them; absent: 0 (shown as "-").
     expect(v.shards.map((s) => [s.shardId, s.term, s.commitIndex])).toEqual([
       [1, 0, 0],

@@ -3,6 +3,7 @@ import { createNodeHostApi } from "../../api/app.ts";
 import { NodeHostMetrics } from "../../api/nodehost-metrics.ts";
 import { serveApi } from "../../api/server.ts";
 import { MasterClient } from "../../master/client.ts";
+import { nodeHostSamples } from "../../master/host-figures.ts";
 import { NodeHost } from "../../nodehost.ts";
 import { builtinApps, loadPlugin, PluginError, UnknownAppError } from "../../statemachine/registry.ts";
 import { parseAddress } from "../address.ts";
@@ -112,6 +113,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
           region: config.region,
           security: drummers,
           log,
+          liveSamples: nodeHostSamples(metrics, nh),
         })
       : null;
   master?.start();

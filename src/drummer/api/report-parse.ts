@@ -21,6 +21,7 @@ const REPORT_KEYS = new Set([
   "logsOnDisk",
   "results",
   "apps",
+  "figures",
 ]);
 const REPLICA_KEYS = new Set([
   "shardId",
@@ -38,6 +39,14 @@ const REPLICA_KEYS = new Set([
 const MEMBER_KEYS = new Set(["replicaId", "raftAddress"]);
 const KEY_KEYS = new Set(["shardId", "replicaId"]);
 const RESULT_KEYS = new Set(["decisionId", "ok", "message"]);
+const FIGURES_KEYS = new Set([
+  "sample",
+  "intervalMs",
+  "proposalsPerSecond",
+  "proposalP99Ms",
+  "fsyncsPerSecond",
+]);
+const UINT32_MAX = 4_294_967_295;
 /** Problems named in one error, at most. */
 const PROBLEMS_MAX = 20;
 
@@ -61,6 +70,29 @@ function uint(p: Problems, base: string, field: string, v: unknown): number {
     p.add(path, `${JSON.stringify(v)} exceeds the largest accepted value ${Number.MAX_SAFE_INTEGER}`);
   } else p.add(path, `expected uint64 (a decimal string or a number), got ${JSON.stringify(v)}`);
   return 0;
+}
+
+/** A double that is a figure: finite and not negative (JSON's "NaN"/"Infinity" strings are refused). */
+function figure(p: Problems, base: string, field: string, v: unknown): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return v;
+  p.add(at(base, field), `expected a finite number ≥ 0, got ${JSON.stringify(v)}`);
+  return 0;
+}
+
+function figures(p: Problems, where: string, v: unknown): Report["figures"] {
+  if (v === undefined || v === null) return undefined;
+  const o = obj(p, where, v, FIGURES_KEYS);
+  if (!o) return undefined;
+  const intervalMs = uint(p, where, "intervalMs", o.intervalMs);
+  if (intervalMs > UINT32_MAX) p.add(at(where, "intervalMs"), `${intervalMs} exceeds the uint32 range`);
+  return {
+    sample: uint(p, where, "sample", o.sample),
+    intervalMs,
+    proposalsPerSecond: figure(p, where, "proposalsPerSecond", o.proposalsPerSecond),
+    proposalP99Ms: figure(p, where, "proposalP99Ms", o.proposalP99Ms),
+    fsyncsPerSecond: figure(p, where, "fsyncsPerSecond", o.fsyncsPerSecond),
+  };
 }
 
 function str(p: Problems, base: string, field: string, v: unknown): string {
@@ -182,6 +214,8 @@ export function parseReport(input: unknown, messageName: string): Report {
       seen.add(r.shardId);
     }
   }
+  const f = figures(p, `${messageName}.figures`, o.figures);
+  if (f) report.figures = f;
   if (p.list.length > 0) throw new ConnectError("invalid_argument", p.list.join("; "));
   return report;
 }

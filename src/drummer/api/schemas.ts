@@ -68,6 +68,14 @@ const replicaReport = z.strictObject({
   commitIndex: uint(64).optional(),
 });
 const result = z.strictObject({ decisionId: uint(64), ok: bool, message: string });
+const figure = z.number().finite().min(0).optional().default(0);
+const hostFigures = z.strictObject({
+  sample: uint(64),
+  intervalMs: uint(32),
+  proposalsPerSecond: figure,
+  proposalP99Ms: figure,
+  fsyncsPerSecond: figure,
+});
 
 export const DrummerSchemas = {
   Report: z.strictObject({
@@ -79,6 +87,7 @@ export const DrummerSchemas = {
     logsOnDisk: list(replicaKey, REPORT_REPLICAS_MAX),
     results: list(result, REPORT_REPLICAS_MAX),
     apps: list(string, REPORT_APPS_MAX),
+    figures: hostFigures.optional(),
   }),
   CreateShard: z.strictObject({
     shardId: uint(64),

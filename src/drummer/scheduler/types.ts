@@ -42,6 +42,17 @@ export interface HostObservation {
   apps?: readonly string[];
   /** What the host said about decisions it carried out, kept until the decision ends. */
   results: Map<number, DecisionOutcome>;
+  /** Its live figures from its last report (for the dashboard; the scheduler ignores them). */
+  figures?: HostFigures;
+}
+
+/** A HostFigures message of drummer.proto. */
+export interface HostFigures {
+  sample: number;
+  intervalMs: number;
+  proposalsPerSecond: number;
+  proposalP99Ms: number;
+  fsyncsPerSecond: number;
 }
 
 export interface SchedulerConfig {
