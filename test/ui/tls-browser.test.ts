@@ -138,7 +138,7 @@ describe.skipIf(!executablePath)("the dashboard over TLS in Chromium", () => {
     await killAll();
     pki?.remove();
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, PROCESS_TEST_WALL_MS); // Chromium and two processes: more than bun's 5 s hook default under load
 
   test(
     "the drummers' page loads over https, shows the NodeHost and the shard, and makes its data calls over https",
