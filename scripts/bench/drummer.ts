@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { drummerCaller } from "../../src/drummer/client.ts";
 import { toDecision } from "../../src/drummer/db/codec.ts";
 import { DecisionKind } from "../../src/drummer/types.ts";
-import { MembersSent } from "../../src/master/report.ts";
+import { MembersSent, type ReportedReplica as ReportReplica } from "../../src/master/report.ts";
 import { arg, loadAvg, procCpuMs, procRssMiB, readLine, writeResults } from "./api.ts";
 import { Histogram } from "./histogram.ts";
 
@@ -48,18 +48,6 @@ const CONCURRENCY = 64;
 const call = drummerCaller();
 const uptime = () => execFileSync("uptime", { encoding: "utf8" }).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface ReportReplica {
-  shardId: number;
-  replicaId: number;
-  app: string;
-  isLeader: boolean;
-  leaderReplicaId: number;
-  configChangeId: number;
-  members: { replicaId: number; raftAddress: string }[];
-  appliedIndex: number;
-  pending: boolean;
-}
 
 interface Replica {
   shardId: number;
