@@ -239,6 +239,7 @@ export class Drummer {
         started: s.counters.repairsStarted,
         done: s.counters.repairsDone,
         failed: s.counters.repairsFailed,
+        stopped: s.counters.repairsStopped,
       },
       decisionsInFlight: s.inFlight.size,
     };

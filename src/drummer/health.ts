@@ -150,7 +150,7 @@ function judge(
   if (change || c.state.repairing.has(def.shardId)) {
     const doing = change
       ? `${DECISION_KIND_NAMES[change.kind]} replica ${change.replicaId} (decision ${change.decisionId})`
-      : "between steps";
+      : (problem ?? "between steps");
     return { health: ShardHealth.Repairing, reason: `${doing}${states ? `; ${states}` : ""}` };
   }
   const count =

@@ -209,7 +209,12 @@ export class LeaderLoop {
     this.behind = out.more || this.focus.behind;
     const s = out.step;
     const items =
-      s.hosts.length + s.views.length + s.decisions.length + s.ends.length + s.repairsDoneShardIds.length;
+      s.hosts.length +
+      s.views.length +
+      s.decisions.length +
+      s.ends.length +
+      s.repairsDoneShardIds.length +
+      s.repairsStoppedShardIds.length;
     if (items === 0) return;
     const r = await this.propose({
       kind: "schedulerStep",
@@ -221,6 +226,15 @@ export class LeaderLoop {
       this.d.log({ level: "warn", event: "drummer-step-refused", term: this.term, reason: r.message });
       if (r.code === DbCode.Precondition) this.stepDown(r.message);
       return;
+    }
+    for (const shardId of s.repairsStoppedShardIds) {
+      this.d.log({
+        level: "warn",
+        event: "drummer-repair-stopped",
+        term: this.term,
+        shard: shardId,
+        reason: out.problems.find((p) => p.shardId === shardId)?.message ?? "",
+      });
     }
     const level = r.message.includes("skipped") ? "warn" : "debug";
     this.d.log({

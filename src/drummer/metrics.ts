@@ -5,7 +5,7 @@ export interface DrummerGauges {
   leading: boolean;
   hostsByState: Record<"alive" | "dead" | "unknown", number>;
   shardsByHealth: Partial<Record<ShardHealth, number>>;
-  repairs: { started: number; done: number; failed: number };
+  repairs: { started: number; done: number; failed: number; stopped: number };
   decisionsInFlight: number;
 }
 
@@ -76,9 +76,9 @@ export class DrummerMetrics {
         },
         {
           name: "longboat_drummer_repairs_total",
-          help: "Shard repairs started, done, and repair decisions failed (DrummerDB's counters).",
+          help: "Shard repairs started, done, stopped unfinished (next step impossible), and repair decisions failed (DrummerDB's counters).",
           type: "counter",
-          samples: (["started", "done", "failed"] as const).map((result) => ({
+          samples: (["started", "done", "stopped", "failed"] as const).map((result) => ({
             labels: { result },
             value: g.repairs[result],
           })),

@@ -122,6 +122,7 @@ export class DrummerService {
         repairsStarted: s.counters.repairsStarted,
         repairsDone: s.counters.repairsDone,
         repairsFailed: s.counters.repairsFailed,
+        repairsStopped: s.counters.repairsStopped,
       };
     },
     ListDrummers: async () => this.drummers(),

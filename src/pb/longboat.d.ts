@@ -548,6 +548,7 @@ export namespace longboat {
                 decisionsDone: number;
                 decisionsFailed: number;
                 itemsRejected: number;
+                repairsStopped: number;
                 static create(properties: longboat.drummer.v1.DrummerCounters.$Shape): longboat.drummer.v1.DrummerCounters & longboat.drummer.v1.DrummerCounters.$Shape;
                 static create(properties?: longboat.drummer.v1.DrummerCounters.$Properties): longboat.drummer.v1.DrummerCounters;
                 static encode(message: longboat.drummer.v1.DrummerCounters.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -567,6 +568,7 @@ export namespace longboat {
                     decisionsDone?: (number|null);
                     decisionsFailed?: (number|null);
                     itemsRejected?: (number|null);
+                    repairsStopped?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.DrummerCounters.$Properties;
@@ -828,6 +830,7 @@ export namespace longboat {
                 decisions: longboat.drummer.v1.Decision.$Properties[];
                 ends: longboat.drummer.v1.DecisionEnd.$Properties[];
                 repairsDoneShardIds: number[];
+                repairsStoppedShardIds: number[];
                 static create(properties: longboat.drummer.v1.SchedulerStepUpdate.$Shape): longboat.drummer.v1.SchedulerStepUpdate & longboat.drummer.v1.SchedulerStepUpdate.$Shape;
                 static create(properties?: longboat.drummer.v1.SchedulerStepUpdate.$Properties): longboat.drummer.v1.SchedulerStepUpdate;
                 static encode(message: longboat.drummer.v1.SchedulerStepUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -849,6 +852,7 @@ export namespace longboat {
                     decisions?: (longboat.drummer.v1.Decision.$Properties[]|null);
                     ends?: (longboat.drummer.v1.DecisionEnd.$Properties[]|null);
                     repairsDoneShardIds?: (number[]|null);
+                    repairsStoppedShardIds?: (number[]|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.SchedulerStepUpdate.$Properties;
@@ -1630,6 +1634,7 @@ export namespace longboat {
                 repairsStarted: number;
                 repairsDone: number;
                 repairsFailed: number;
+                repairsStopped: number;
                 static create(properties: longboat.drummer.v1.ListDecisionsResponse.$Shape): longboat.drummer.v1.ListDecisionsResponse & longboat.drummer.v1.ListDecisionsResponse.$Shape;
                 static create(properties?: longboat.drummer.v1.ListDecisionsResponse.$Properties): longboat.drummer.v1.ListDecisionsResponse;
                 static encode(message: longboat.drummer.v1.ListDecisionsResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -1648,6 +1653,7 @@ export namespace longboat {
                     repairsStarted?: (number|null);
                     repairsDone?: (number|null);
                     repairsFailed?: (number|null);
+                    repairsStopped?: (number|null);
                     $unknowns?: Uint8Array[];
                 }
                 type $Shape = longboat.drummer.v1.ListDecisionsResponse.$Properties;

@@ -3638,6 +3638,7 @@ export const longboat = $root.longboat = (() => {
                 DrummerCounters.prototype.decisionsDone = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 DrummerCounters.prototype.decisionsFailed = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 DrummerCounters.prototype.itemsRejected = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                DrummerCounters.prototype.repairsStopped = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 DrummerCounters.create = function(properties) {
                     return new DrummerCounters(properties);
@@ -3662,6 +3663,8 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(40).uint64(message.decisionsFailed);
                     if (message.itemsRejected != null && $Object.hasOwnProperty.call(message, "itemsRejected") && (typeof message.itemsRejected === "object" ? message.itemsRejected.low || message.itemsRejected.high : message.itemsRejected !== 0))
                         writer.uint32(48).uint64(message.itemsRejected);
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped") && (typeof message.repairsStopped === "object" ? message.repairsStopped.low || message.repairsStopped.high : message.repairsStopped !== 0))
+                        writer.uint32(56).uint64(message.repairsStopped);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -3749,6 +3752,15 @@ export const longboat = $root.longboat = (() => {
                                     delete message.itemsRejected;
                                 continue;
                             }
+                        case 7: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.repairsStopped = value;
+                                else
+                                    delete message.repairsStopped;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -3791,6 +3803,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.itemsRejected != null && $Object.hasOwnProperty.call(message, "itemsRejected"))
                         if (!$util.isInteger(message.itemsRejected) && !(message.itemsRejected && $util.isInteger(message.itemsRejected.low) && $util.isInteger(message.itemsRejected.high)))
                             return "itemsRejected: integer|Long expected";
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped"))
+                        if (!$util.isInteger(message.repairsStopped) && !(message.repairsStopped && $util.isInteger(message.repairsStopped.low) && $util.isInteger(message.repairsStopped.high)))
+                            return "repairsStopped: integer|Long expected";
                     return null;
                 };
 
@@ -3864,6 +3879,16 @@ export const longboat = $root.longboat = (() => {
                                 message.itemsRejected = object.itemsRejected;
                             else if (typeof object.itemsRejected === "object")
                                 message.itemsRejected = new $util.LongBits(object.itemsRejected.low >>> 0, object.itemsRejected.high >>> 0).toNumber(true);
+                    if (object.repairsStopped != null)
+                        if (typeof object.repairsStopped === "object" ? object.repairsStopped.low || object.repairsStopped.high : $Number(object.repairsStopped) !== 0)
+                            if ($util.Long)
+                                message.repairsStopped = $util.Long.fromValue(object.repairsStopped, true);
+                            else if (typeof object.repairsStopped === "string")
+                                message.repairsStopped = $parseInt(object.repairsStopped, 10);
+                            else if (typeof object.repairsStopped === "number")
+                                message.repairsStopped = object.repairsStopped;
+                            else if (typeof object.repairsStopped === "object")
+                                message.repairsStopped = new $util.LongBits(object.repairsStopped.low >>> 0, object.repairsStopped.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -3906,6 +3931,11 @@ export const longboat = $root.longboat = (() => {
                             object.itemsRejected = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                         } else
                             object.itemsRejected = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.repairsStopped = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.repairsStopped = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.repairsStarted != null && $Object.hasOwnProperty.call(message, "repairsStarted"))
                         if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -3949,6 +3979,13 @@ export const longboat = $root.longboat = (() => {
                             object.itemsRejected = options.longs === $String ? $String(message.itemsRejected) : message.itemsRejected;
                         else
                             object.itemsRejected = options.longs === $String ? $util.Long.prototype.toString.call(message.itemsRejected) : options.longs === $Number ? new $util.LongBits(message.itemsRejected.low >>> 0, message.itemsRejected.high >>> 0).toNumber(true) : message.itemsRejected;
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.repairsStopped = typeof message.repairsStopped === "number" ? $BigInt(message.repairsStopped) : $util.Long.fromBits(message.repairsStopped.low >>> 0, message.repairsStopped.high >>> 0, true).toBigInt();
+                        else if (typeof message.repairsStopped === "number")
+                            object.repairsStopped = options.longs === $String ? $String(message.repairsStopped) : message.repairsStopped;
+                        else
+                            object.repairsStopped = options.longs === $String ? $util.Long.prototype.toString.call(message.repairsStopped) : options.longs === $Number ? new $util.LongBits(message.repairsStopped.low >>> 0, message.repairsStopped.high >>> 0).toNumber(true) : message.repairsStopped;
                     return object;
                 };
 
@@ -5754,6 +5791,7 @@ export const longboat = $root.longboat = (() => {
                     this.decisions = [];
                     this.ends = [];
                     this.repairsDoneShardIds = [];
+                    this.repairsStoppedShardIds = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -5768,6 +5806,7 @@ export const longboat = $root.longboat = (() => {
                 SchedulerStepUpdate.prototype.decisions = $util.emptyArray;
                 SchedulerStepUpdate.prototype.ends = $util.emptyArray;
                 SchedulerStepUpdate.prototype.repairsDoneShardIds = $util.emptyArray;
+                SchedulerStepUpdate.prototype.repairsStoppedShardIds = $util.emptyArray;
 
                 SchedulerStepUpdate.create = function(properties) {
                     return new SchedulerStepUpdate(properties);
@@ -5800,6 +5839,8 @@ export const longboat = $root.longboat = (() => {
                             $root.longboat.drummer.v1.DecisionEnd.encode(message.ends[i], writer.uint32(58).fork(), _depth + 1).ldelim();
                     if (message.repairsDoneShardIds != null && message.repairsDoneShardIds.length)
                         writer.uint32(66).uint64s(message.repairsDoneShardIds);
+                    if (message.repairsStoppedShardIds != null && message.repairsStoppedShardIds.length)
+                        writer.uint32(74).uint64s(message.repairsStoppedShardIds);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5906,6 +5947,20 @@ export const longboat = $root.longboat = (() => {
                                 message.repairsDoneShardIds.push(reader.uint64());
                                 continue;
                             }
+                        case 9: {
+                                if (wireType === 2) {
+                                    if (!(message.repairsStoppedShardIds && message.repairsStoppedShardIds.length))
+                                        message.repairsStoppedShardIds = [];
+                                    reader.uint64s(message.repairsStoppedShardIds);
+                                    continue;
+                                }
+                                if (wireType !== 0)
+                                    break;
+                                if (!(message.repairsStoppedShardIds && message.repairsStoppedShardIds.length))
+                                    message.repairsStoppedShardIds = [];
+                                message.repairsStoppedShardIds.push(reader.uint64());
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -5981,6 +6036,13 @@ export const longboat = $root.longboat = (() => {
                         for (let i = 0; i < message.repairsDoneShardIds.length; ++i)
                             if (!$util.isInteger(message.repairsDoneShardIds[i]) && !(message.repairsDoneShardIds[i] && $util.isInteger(message.repairsDoneShardIds[i].low) && $util.isInteger(message.repairsDoneShardIds[i].high)))
                                 return "repairsDoneShardIds: integer|Long[] expected";
+                    }
+                    if (message.repairsStoppedShardIds != null && $Object.hasOwnProperty.call(message, "repairsStoppedShardIds")) {
+                        if (!$Array.isArray(message.repairsStoppedShardIds))
+                            return "repairsStoppedShardIds: array expected";
+                        for (let i = 0; i < message.repairsStoppedShardIds.length; ++i)
+                            if (!$util.isInteger(message.repairsStoppedShardIds[i]) && !(message.repairsStoppedShardIds[i] && $util.isInteger(message.repairsStoppedShardIds[i].low) && $util.isInteger(message.repairsStoppedShardIds[i].high)))
+                                return "repairsStoppedShardIds: integer|Long[] expected";
                     }
                     return null;
                 };
@@ -6072,6 +6134,20 @@ export const longboat = $root.longboat = (() => {
                             else if (typeof object.repairsDoneShardIds[i] === "object")
                                 message.repairsDoneShardIds[i] = new $util.LongBits(object.repairsDoneShardIds[i].low >>> 0, object.repairsDoneShardIds[i].high >>> 0).toNumber(true);
                     }
+                    if (object.repairsStoppedShardIds) {
+                        if (!$Array.isArray(object.repairsStoppedShardIds))
+                            throw $TypeError(".longboat.drummer.v1.SchedulerStepUpdate.repairsStoppedShardIds: array expected");
+                        message.repairsStoppedShardIds = $Array(object.repairsStoppedShardIds.length);
+                        for (let i = 0; i < object.repairsStoppedShardIds.length; ++i)
+                            if ($util.Long)
+                                message.repairsStoppedShardIds[i] = $util.Long.fromValue(object.repairsStoppedShardIds[i], true);
+                            else if (typeof object.repairsStoppedShardIds[i] === "string")
+                                message.repairsStoppedShardIds[i] = $parseInt(object.repairsStoppedShardIds[i], 10);
+                            else if (typeof object.repairsStoppedShardIds[i] === "number")
+                                message.repairsStoppedShardIds[i] = object.repairsStoppedShardIds[i];
+                            else if (typeof object.repairsStoppedShardIds[i] === "object")
+                                message.repairsStoppedShardIds[i] = new $util.LongBits(object.repairsStoppedShardIds[i].low >>> 0, object.repairsStoppedShardIds[i].high >>> 0).toNumber(true);
+                    }
                     return message;
                 };
 
@@ -6089,6 +6165,7 @@ export const longboat = $root.longboat = (() => {
                         object.decisions = [];
                         object.ends = [];
                         object.repairsDoneShardIds = [];
+                        object.repairsStoppedShardIds = [];
                     }
                     if (options.defaults) {
                         if ($util.Long) {
@@ -6148,6 +6225,16 @@ export const longboat = $root.longboat = (() => {
                                 object.repairsDoneShardIds[j] = options.longs === $String ? $String(message.repairsDoneShardIds[j]) : message.repairsDoneShardIds[j];
                             else
                                 object.repairsDoneShardIds[j] = options.longs === $String ? $util.Long.prototype.toString.call(message.repairsDoneShardIds[j]) : options.longs === $Number ? new $util.LongBits(message.repairsDoneShardIds[j].low >>> 0, message.repairsDoneShardIds[j].high >>> 0).toNumber(true) : message.repairsDoneShardIds[j];
+                    }
+                    if (message.repairsStoppedShardIds && message.repairsStoppedShardIds.length) {
+                        object.repairsStoppedShardIds = $Array(message.repairsStoppedShardIds.length);
+                        for (let j = 0; j < message.repairsStoppedShardIds.length; ++j)
+                            if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                                object.repairsStoppedShardIds[j] = typeof message.repairsStoppedShardIds[j] === "number" ? $BigInt(message.repairsStoppedShardIds[j]) : $util.Long.fromBits(message.repairsStoppedShardIds[j].low >>> 0, message.repairsStoppedShardIds[j].high >>> 0, true).toBigInt();
+                            else if (typeof message.repairsStoppedShardIds[j] === "number")
+                                object.repairsStoppedShardIds[j] = options.longs === $String ? $String(message.repairsStoppedShardIds[j]) : message.repairsStoppedShardIds[j];
+                            else
+                                object.repairsStoppedShardIds[j] = options.longs === $String ? $util.Long.prototype.toString.call(message.repairsStoppedShardIds[j]) : options.longs === $Number ? new $util.LongBits(message.repairsStoppedShardIds[j].low >>> 0, message.repairsStoppedShardIds[j].high >>> 0).toNumber(true) : message.repairsStoppedShardIds[j];
                     }
                     return object;
                 };
@@ -11555,6 +11642,7 @@ export const longboat = $root.longboat = (() => {
                 ListDecisionsResponse.prototype.repairsStarted = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 ListDecisionsResponse.prototype.repairsDone = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
                 ListDecisionsResponse.prototype.repairsFailed = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+                ListDecisionsResponse.prototype.repairsStopped = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
                 ListDecisionsResponse.create = function(properties) {
                     return new ListDecisionsResponse(properties);
@@ -11579,6 +11667,8 @@ export const longboat = $root.longboat = (() => {
                         writer.uint32(32).uint64(message.repairsDone);
                     if (message.repairsFailed != null && $Object.hasOwnProperty.call(message, "repairsFailed") && (typeof message.repairsFailed === "object" ? message.repairsFailed.low || message.repairsFailed.high : message.repairsFailed !== 0))
                         writer.uint32(40).uint64(message.repairsFailed);
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped") && (typeof message.repairsStopped === "object" ? message.repairsStopped.low || message.repairsStopped.high : message.repairsStopped !== 0))
+                        writer.uint32(48).uint64(message.repairsStopped);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -11655,6 +11745,15 @@ export const longboat = $root.longboat = (() => {
                                     delete message.repairsFailed;
                                 continue;
                             }
+                        case 6: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.repairsStopped = value;
+                                else
+                                    delete message.repairsStopped;
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -11706,6 +11805,9 @@ export const longboat = $root.longboat = (() => {
                     if (message.repairsFailed != null && $Object.hasOwnProperty.call(message, "repairsFailed"))
                         if (!$util.isInteger(message.repairsFailed) && !(message.repairsFailed && $util.isInteger(message.repairsFailed.low) && $util.isInteger(message.repairsFailed.high)))
                             return "repairsFailed: integer|Long expected";
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped"))
+                        if (!$util.isInteger(message.repairsStopped) && !(message.repairsStopped && $util.isInteger(message.repairsStopped.low) && $util.isInteger(message.repairsStopped.high)))
+                            return "repairsStopped: integer|Long expected";
                     return null;
                 };
 
@@ -11769,6 +11871,16 @@ export const longboat = $root.longboat = (() => {
                                 message.repairsFailed = object.repairsFailed;
                             else if (typeof object.repairsFailed === "object")
                                 message.repairsFailed = new $util.LongBits(object.repairsFailed.low >>> 0, object.repairsFailed.high >>> 0).toNumber(true);
+                    if (object.repairsStopped != null)
+                        if (typeof object.repairsStopped === "object" ? object.repairsStopped.low || object.repairsStopped.high : $Number(object.repairsStopped) !== 0)
+                            if ($util.Long)
+                                message.repairsStopped = $util.Long.fromValue(object.repairsStopped, true);
+                            else if (typeof object.repairsStopped === "string")
+                                message.repairsStopped = $parseInt(object.repairsStopped, 10);
+                            else if (typeof object.repairsStopped === "number")
+                                message.repairsStopped = object.repairsStopped;
+                            else if (typeof object.repairsStopped === "object")
+                                message.repairsStopped = new $util.LongBits(object.repairsStopped.low >>> 0, object.repairsStopped.high >>> 0).toNumber(true);
                     return message;
                 };
 
@@ -11800,6 +11912,11 @@ export const longboat = $root.longboat = (() => {
                             object.repairsFailed = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                         } else
                             object.repairsFailed = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                        if ($util.Long) {
+                            let long = new $util.Long(0, 0, true);
+                            object.repairsStopped = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                        } else
+                            object.repairsStopped = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     }
                     if (message.inFlight && message.inFlight.length) {
                         object.inFlight = $Array(message.inFlight.length);
@@ -11832,6 +11949,13 @@ export const longboat = $root.longboat = (() => {
                             object.repairsFailed = options.longs === $String ? $String(message.repairsFailed) : message.repairsFailed;
                         else
                             object.repairsFailed = options.longs === $String ? $util.Long.prototype.toString.call(message.repairsFailed) : options.longs === $Number ? new $util.LongBits(message.repairsFailed.low >>> 0, message.repairsFailed.high >>> 0).toNumber(true) : message.repairsFailed;
+                    if (message.repairsStopped != null && $Object.hasOwnProperty.call(message, "repairsStopped"))
+                        if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                            object.repairsStopped = typeof message.repairsStopped === "number" ? $BigInt(message.repairsStopped) : $util.Long.fromBits(message.repairsStopped.low >>> 0, message.repairsStopped.high >>> 0, true).toBigInt();
+                        else if (typeof message.repairsStopped === "number")
+                            object.repairsStopped = options.longs === $String ? $String(message.repairsStopped) : message.repairsStopped;
+                        else
+                            object.repairsStopped = options.longs === $String ? $util.Long.prototype.toString.call(message.repairsStopped) : options.longs === $Number ? new $util.LongBits(message.repairsStopped.low >>> 0, message.repairsStopped.high >>> 0).toNumber(true) : message.repairsStopped;
                     return object;
                 };
 

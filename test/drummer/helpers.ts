@@ -15,6 +15,7 @@ export function step(fields: Partial<SchedulerStep> = {}): SchedulerStep {
     decisions: [],
     ends: [],
     repairsDoneShardIds: [],
+    repairsStoppedShardIds: [],
     ...fields,
   };
 }

@@ -225,6 +225,36 @@ describe("repair", () => {
     expect(f.state.counters.repairsDone).toBe(hit.length);
   });
 
+  test("a repair that cannot place its next step says why and frees its --max-repairs slot", () => {
+    // Three shards on three hosts, one slot: once h3 is dead, no host is left to add a replica on.
+    const f = running([1, 2, 3], 3);
+    f.config.maxRepairs = 1;
+    f.kill("h3:7001");
+    f.advance(DEAD_MS + 1);
+    f.cycle(3); // shard 1 takes the slot and removes its dead member; then its add cannot be placed
+    const stop = f.last!.problems.find((p) => p.shardId === 1)?.message ?? "";
+    expect(stop).toMatch(/^cannot add a replica to shard 1: no live NodeHost .*its repair stops/);
+    expect(f.state.repairing.has(1)).toBe(false);
+    expect(f.state.counters.repairsStopped).toBeGreaterThanOrEqual(1);
+    // The freed slot goes to the next shard, and so on: no shard waits for a slot for ever.
+    f.cycle(12);
+    for (const s of [1, 2, 3]) expect(f.members(s)).toEqual(["h1:7001", "h2:7001"]);
+    expect(f.state.repairing.size).toBe(0);
+    expect(f.state.counters.repairsStopped).toBe(3);
+    const input = { state: f.state, hosts: f.hosts, nowMs: f.nowMs, listeningSinceMs: 0, config: f.config };
+    const [status] = shardStatuses(input, [1], new Map(f.last!.problems.map((p) => [p.shardId, p])));
+    expect(status!.reason).toContain("cannot add a replica to shard 1: no live NodeHost");
+    expect(f.last!.problems.some((p) => p.message.includes("waits for a slot"))).toBe(false);
+    // A host to add on: the repairs start again, one slot at a time, and the shards are whole.
+    f.addHost("h4:7001");
+    for (let i = 0; i < 30; i++) {
+      f.cycle();
+      expect(f.state.repairing.size).toBeLessThanOrEqual(1);
+    }
+    for (const s of [1, 2, 3]) expect(f.members(s)).toEqual(["h1:7001", "h2:7001", "h4:7001"]);
+    expect(f.state.counters.repairsDone).toBe(3);
+  });
+
   test("restore comes before repair: a host back with its logs gets its replicas restarted, not replaced", () => {
     const f = running([1, 2], 3);
     f.kill("h1:7001");
@@ -341,7 +371,7 @@ describe("zombies", () => {
     f.pass();
     const [kill] = f.state.finished.filter((d) => d.kind === DecisionKind.Kill);
     expect(kill!.state).toBe(DecisionState.Failed);
-    expect(kill!.outcome).toContain("its host reports the replica running");
+    expect(kill!.outcome).toContain("its host reports the replica running (in its last report, 0 ms ago)");
   });
 
   test("a replica reporting a newer membership than the view is not a zombie", () => {

@@ -1,6 +1,6 @@
 /**
  * Applying a scheduler step: host records, observed memberships, decision ends, finished
- * repairs and new decisions, in that order. The step is refused whole when it comes from a
+ * and stopped repairs, and new decisions, in that order. The step is refused whole when it comes from a
  * leader term that is not DrummerDB's current one (a deposed leader cannot act alone); past
  * that, each item is checked on its own and a bad one is skipped and named in the result.
  */
@@ -31,7 +31,8 @@ export function applyStep(s: DbState, step: SchedulerStep): DbResult {
     step.views.length +
     step.decisions.length +
     step.ends.length +
-    step.repairsDoneShardIds.length;
+    step.repairsDoneShardIds.length +
+    step.repairsStoppedShardIds.length;
   if (items > DB_LIMITS.stepItems)
     return invalid(`a step carries ${items} items, at most ${DB_LIMITS.stepItems}`);
   s.timeMs = Math.max(s.timeMs, step.nowMs);
@@ -47,6 +48,10 @@ export function applyStep(s: DbState, step: SchedulerStep): DbResult {
   for (const shardId of step.repairsDoneShardIds) {
     if (!s.repairing.delete(shardId)) skip(`shard ${shardId} is not being repaired`);
     else s.counters.repairsDone++;
+  }
+  for (const shardId of step.repairsStoppedShardIds) {
+    if (!s.repairing.delete(shardId)) skip(`shard ${shardId} is not being repaired`);
+    else s.counters.repairsStopped++;
   }
   for (const d of step.decisions) skip(applyDecision(s, d, step.maxRepairs));
   const applied = items - skipped.length;

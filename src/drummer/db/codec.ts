@@ -143,6 +143,7 @@ export function decodeState(bytes: Uint8Array): DbState {
     decisionsDone: num(c?.decisionsDone),
     decisionsFailed: num(c?.decisionsFailed),
     itemsRejected: num(c?.itemsRejected),
+    repairsStopped: num(c?.repairsStopped),
   };
   return s;
 }
@@ -158,6 +159,8 @@ export interface SchedulerStep {
   decisions: Decision[];
   ends: { decisionId: number; failed: boolean; outcome: string }[];
   repairsDoneShardIds: number[];
+  /** Shards whose repair stops unfinished: its next step cannot be taken (the leader logs why). */
+  repairsStoppedShardIds: number[];
 }
 
 export type DbUpdate =
@@ -244,5 +247,6 @@ function toStep(o: Obj): SchedulerStep {
       outcome: str(e?.outcome),
     })),
     repairsDoneShardIds: nums(o?.repairsDoneShardIds),
+    repairsStoppedShardIds: nums(o?.repairsStoppedShardIds),
   };
 }

@@ -29,6 +29,8 @@ export interface DbCounters {
   decisionsDone: number;
   decisionsFailed: number;
   itemsRejected: number;
+  /** Repairs stopped before the shard was whole (their next step could not be taken). */
+  repairsStopped: number;
 }
 
 /**
@@ -79,6 +81,7 @@ export function emptyState(): DbState {
       decisionsDone: 0,
       decisionsFailed: 0,
       itemsRejected: 0,
+      repairsStopped: 0,
     },
     inFlightByShard: new Map(),
   };

@@ -59,9 +59,12 @@ function notKilled(c: ClusterView, d: Decision): string {
   if (c.hostState(d.replicaAddress) !== "alive") return "its host is not alive";
   if (h.lastReportMs < d.createdMs)
     return `its host last reported at ${h.lastReportMs} ms, before the decision (${d.createdMs} ms)`;
-  if (c.running(d.shardId, d.replicaId, d.replicaAddress)) return "its host reports the replica running";
+  // How old the report is tells a host that keeps reporting the replica from one gone silent.
+  const age = `in its last report, ${Math.round(c.nowMs - h.lastReportMs)} ms ago`;
+  if (c.running(d.shardId, d.replicaId, d.replicaAddress))
+    return `its host reports the replica running (${age})`;
   if (c.hasLog(d.replicaAddress, d.shardId, d.replicaId))
-    return "its host reports the replica's data on disk";
+    return `its host reports the replica's data on disk (${age})`;
   return "its host reports it gone";
 }
 

@@ -35,6 +35,7 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
   problems.push(...launch.problems);
   const decisions = [...launch.decisions];
   const repairsDoneShardIds: number[] = [];
+  const repairsStoppedShardIds: number[] = [];
   const slots = new RepairSlots(c.state.repairing, config.maxRepairs);
   for (const shardId of shardIds) {
     const def = c.state.shards.get(shardId);
@@ -43,13 +44,24 @@ export function schedule(input: SchedulerInput): SchedulerOutput {
     const busy = inFlightOf(c.state, shardId).some((d) => changesShard(d.kind) || ending.has(d.decisionId));
     if (busy) continue;
     const plan = planShard(c, def, analyzeShard(c, view), slots, config);
+    if (c.state.repairing.has(shardId) && plan.decisions.length === 0 && plan.problems.length > 0) {
+      // Its next step cannot be taken (no host to add on, quorum lost): the repair stops and
+      // frees its slot for a shard that can be repaired, instead of holding it for ever.
+      slots.free(shardId);
+      repairsStoppedShardIds.push(shardId);
+      for (const p of plan.problems) p.message += `; its repair stops (its --max-repairs slot is freed)`;
+    }
     decisions.push(...plan.decisions);
     problems.push(...plan.problems);
     if (plan.repaired) repairsDoneShardIds.push(shardId);
   }
   decisions.push(...zombieKills(c, config, input.focus?.hosts));
   const hosts = changedHosts(c, input.focus?.hosts);
-  return { step: { hosts, views, decisions, ends, repairsDoneShardIds }, problems, more: launch.more };
+  return {
+    step: { hosts, views, decisions, ends, repairsDoneShardIds, repairsStoppedShardIds },
+    problems,
+    more: launch.more,
+  };
 }
 
 /** The placed shards a pass plans, in id order: all of them, or the focus and those with decisions in flight. */

@@ -4,7 +4,8 @@
  * the shard has no quorum to replace it); leave a shard without quorum alone; replace a failed
  * member (remove it, then add a new one on a live host, same region first, then start it);
  * trim members beyond the replica count. One change per shard per pass, repairs bounded by
- * the repair slots.
+ * the repair slots. A shard in repair whose next step cannot be taken gives its slot back
+ * (schedule.ts stops its repair).
  */
 import { type Decision, DecisionKind, DecisionState, type ShardDefinition } from "../types.ts";
 import type { ClusterView } from "./cluster.ts";
@@ -26,6 +27,7 @@ export const FAILED_HOST_AVOID_TIMEOUTS = 10;
 export class RepairSlots {
   private used: number;
   private readonly taken = new Set<number>();
+  private readonly freed = new Set<number>();
   constructor(
     private readonly repairing: ReadonlySet<number>,
     readonly max: number,
@@ -34,11 +36,18 @@ export class RepairSlots {
   }
 
   take(shardId: number): boolean {
-    if (this.repairing.has(shardId) || this.taken.has(shardId)) return true;
+    if ((this.repairing.has(shardId) && !this.freed.has(shardId)) || this.taken.has(shardId)) return true;
     if (this.used >= this.max) return false;
     this.taken.add(shardId);
     this.used++;
     return true;
+  }
+
+  /** A shard in repair whose repair stops in this step: its slot goes to another shard. */
+  free(shardId: number): void {
+    if (!this.repairing.has(shardId) || this.freed.has(shardId)) return;
+    this.freed.add(shardId);
+    this.used--;
   }
 }
 

@@ -112,7 +112,10 @@ export interface Problem {
   message: string;
 }
 
-export type StepItems = Pick<SchedulerStep, "hosts" | "views" | "decisions" | "ends" | "repairsDoneShardIds">;
+export type StepItems = Pick<
+  SchedulerStep,
+  "hosts" | "views" | "decisions" | "ends" | "repairsDoneShardIds" | "repairsStoppedShardIds"
+>;
 
 export interface SchedulerOutput {
   step: StepItems;
