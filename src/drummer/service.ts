@@ -4,9 +4,10 @@
  * carries them to the leader); a NodeHost's report, and reads that need the leader's live view
  * of NodeHosts, are forwarded to the drummer that leads (a forwarded call is never forwarded
  * again). A bad request is invalid_argument naming the field; DrummerDB is never asked to
- * apply what these checks refuse.
+ * apply what these checks refuse. A drummer removed from the drummer group answers every call
+ * `unavailable`, saying so: its DrummerDB copy is no longer kept, and another drummer may answer.
  */
-import { ConnectError } from "../api/errors.ts";
+import { ConnectError, longboatCode } from "../api/errors.ts";
 import type { Env } from "../env.ts";
 import type { NodeHost } from "../nodehost.ts";
 import type { DrummerMethod, DrummerRequest } from "./api/schemas.ts";
@@ -49,7 +50,24 @@ export class DrummerService {
   constructor(private readonly d: DrummerServiceDeps) {}
 
   handle<M extends DrummerMethod>(method: M, req: DrummerRequest<M>, ctx: CallContext): Promise<object> {
+    const removed = this.removedError();
+    if (removed) return Promise.reject(removed);
     return (this.handlers[method] as (r: DrummerRequest<M>, c: CallContext) => Promise<object>)(req, ctx);
+  }
+
+  /** The answer of a drummer whose DrummerDB replica was removed from the group; null while a member. */
+  private removedError(): ConnectError | null {
+    try {
+      this.d.nodehost.getLeaderId(DRUMMER_SHARD_ID);
+      return null;
+    } catch (error) {
+      if (longboatCode(error) !== "replicaRemoved") return null; // the handlers say what else is wrong
+      // unavailable, not failed_precondition: the master client and cmd then ask another drummer.
+      return new ConnectError(
+        "unavailable",
+        `drummer ${this.d.settings.drummerId} was removed from the drummer group (remove-drummer) and serves nothing; ask another drummer`,
+      );
+    }
   }
 
   private readonly handlers: Handlers = {

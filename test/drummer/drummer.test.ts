@@ -249,3 +249,49 @@ describe("three drummers", () => {
     expect(now.db.state.shards.has(1)).toBe(true);
   });
 });
+
+describe("a drummer removed from the group", () => {
+  const g = new DrummerGroup(6, 3, { deadTimeoutMs: 2000, reportIntervalMs: 500, passIntervalMs: 50 });
+  afterAll(() => g.close());
+
+  test("answers every call unavailable, saying it was removed (cmd and NodeHosts then ask another drummer)", async () => {
+    await g.startAll();
+    await g.until(() => g.leader() !== undefined, 5000, "a drummer leader");
+    await g.until(() => g.leader()!.db.state.drummers.size === 3, 5000, "every drummer registered");
+    const leader = g.leader()!.settings.drummerId;
+    const gone = g.members.find((m) => m.id !== leader)!.id;
+    const left = await g.request(leader, "RemoveDrummer", { drummerId: gone });
+    expect((left.drummers as { drummerId: number }[]).map((d) => d.drummerId)).not.toContain(gone);
+    const removed = `drummer ${gone} was removed from the drummer group (remove-drummer) and serves nothing; ask another drummer`;
+    // It stops its DrummerDB replica once it applies its own removal.
+    await g.until(
+      () => {
+        try {
+          g.members[gone - 1]!.drummer!.nodehost.getLeaderId(1);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5000,
+      `drummer ${gone} applied its removal`,
+    );
+    for (const [method, req] of [
+      ["ListDrummers", {}],
+      ["RemoveDrummer", { drummerId: leader }],
+      ["GetDeployment", {}],
+      ["ListShards", {}],
+      ["CreateShard", { shardId: 5, app: "kv", replicaCount: 3 }],
+      ["Report", report("10.0.0.1:7001")],
+    ] as const) {
+      const e = await failure(g.request(gone, method, req));
+      expect([method, e.code, e.detail]).toEqual([method, "unavailable", removed]);
+    }
+    // The others serve on, without it.
+    const ds = await g.request(leader, "ListDrummers", {});
+    expect((ds.drummers as { drummerId: number }[]).map((d) => d.drummerId).sort()).toEqual(
+      [1, 2, 3].filter((id) => id !== gone),
+    );
+    expect(g.leader()!.db.state.shards.has(5)).toBe(false);
+  });
+});
