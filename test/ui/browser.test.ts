@@ -93,8 +93,17 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
 
     // The page equals `longboat cmd status --json` against the same drummers (the deployment is
     // settled: every host alive, every shard ok, so a refresh apart they read the same).
-    const status = cmd(["status", "--drummer", d.drummerApis.join(","), "--json"]);
-    expect(status.code).toBe(0);
+    // Settled as `cmd status` judges it (exit 0): the shards being ok is not enough while a new
+    // drummer leader is still listening for NodeHosts.
+    let status!: ReturnType<typeof cmd>;
+    await waitFor(
+      async () => {
+        status = cmd(["status", "--drummer", d.drummerApis.join(","), "--json"]);
+        return status.code === 0;
+      },
+      60_000,
+      "cmd status to exit 0 (every drummer answering, the leader done listening, every shard ok)",
+    );
     const want = JSON.parse(status.stdout) as {
       healthy: boolean;
       nodehosts: { raftAddress: string; state: string }[];
@@ -140,8 +149,13 @@ describe.skipIf(!executablePath)("the dashboard in Chromium", () => {
 
     // Live charts per NodeHost, from the figures each one's reports carry: writes through one
     // host's API show on that host's proposals/s chart (and not on a host that took none).
-    const writer = d.hosts[0]!;
-    const quiet = d.hosts[1]!;
+    // The writer must hold the shard it writes to (a host without it answers not_found), and
+    // the quiet host is the one of the four that does not hold it (it then takes no proposal).
+    const charted = want.shards.find((s) => s.id === d.shardIds[0])!;
+    const holdsCharted = (h: { raft: string }) => charted.members.some((m) => m.raftAddress === h.raft);
+    const writer = d.hosts.find(holdsCharted)!;
+    const quiet = d.hosts.find((h) => !holdsCharted(h))!;
+    expect([writer, quiet].every((h) => h !== undefined)).toBe(true);
     await page.waitForFunction(HOST_CHARTS(d.hosts.map((h) => h.raft)), null, { timeout: 30_000 });
     const command = Buffer.from(
       encodeKvCommand({ op: "put", key: "chart", value: new TextEncoder().encode("x") }),
