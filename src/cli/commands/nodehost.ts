@@ -13,6 +13,38 @@ import { HOOK_KILL_GRACE_MS, startHooks } from "../hooks.ts";
 import { jsonLogger } from "../log.ts";
 import { apiServerTls, masterSecurity } from "../tls.ts";
 
+/**
+ * Starts the configured replicas together, so the new ones' bootstrap records share one log
+ * write and one fsync (LogDB.saveBootstrapAsync) instead of one each. Every start is settled
+ * before returning; the first failure in configuration order is thrown.
+ */
+export async function startConfiguredReplicas(
+  nh: Pick<NodeHost, "startReplica">,
+  shards: NodeHostConfig["shards"],
+  apps: ReturnType<typeof builtinApps>,
+): Promise<void> {
+  const results = await Promise.allSettled(
+    shards.map((s) => {
+      const members: Record<number, string> = {};
+      for (const m of s.members) members[m.replicaId] = m.address;
+      return nh.startReplica(
+        s.join ? {} : members,
+        s.join ?? false,
+        apps.get(s.app),
+        {
+          shardId: s.shardId,
+          replicaId: s.replicaId,
+          ...(s.snapshotEntries === undefined ? {} : { snapshotEntries: s.snapshotEntries }),
+          ...(s.compactionOverhead === undefined ? {} : { compactionOverhead: s.compactionOverhead }),
+          ...(s.autoCompact === undefined ? {} : { disableAutoCompactions: !s.autoCompact }),
+        },
+        { app: s.app },
+      );
+    }),
+  );
+  for (const r of results) if (r.status === "rejected") throw r.reason;
+}
+
 /** How long SIGTERM waits for leadership to move before stopping anyway. */
 const TRANSFER_WAIT_MS = 5000;
 
@@ -64,23 +96,7 @@ export async function run(config: NodeHostConfig): Promise<number> {
   // Before any replica starts, so the hooks see every leadership change from the first.
   const hooks = startHooks(nh, config, log);
   await nh.ready;
-  for (const s of config.shards) {
-    const members: Record<number, string> = {};
-    for (const m of s.members) members[m.replicaId] = m.address;
-    await nh.startReplica(
-      s.join ? {} : members,
-      s.join ?? false,
-      apps.get(s.app),
-      {
-        shardId: s.shardId,
-        replicaId: s.replicaId,
-        ...(s.snapshotEntries === undefined ? {} : { snapshotEntries: s.snapshotEntries }),
-        ...(s.compactionOverhead === undefined ? {} : { compactionOverhead: s.compactionOverhead }),
-        ...(s.autoCompact === undefined ? {} : { disableAutoCompactions: !s.autoCompact }),
-      },
-      { app: s.app },
-    );
-  }
+  await startConfiguredReplicas(nh, config.shards, apps);
   const api = parseAddress(config.apiAddress);
   const app = createNodeHostApi({
     nodehost: nh,
