@@ -30,7 +30,13 @@ import { nodeFileSystem } from "./fs/node.ts";
 import { LogReader } from "./logdb/logreader.ts";
 import { SnapshotDir } from "./logdb/snapshotfile.ts";
 import { openSqliteLogDB } from "./logdb/sqlite.ts";
-import { type BootstrapRecord, LOGDB_FORMAT_VERSION, type LogDB, type ReplicaKey } from "./logdb/types.ts";
+import {
+  type BootstrapRecord,
+  LOGDB_FORMAT_VERSION,
+  type LogDB,
+  type ReplicaKey,
+  type WriterStats,
+} from "./logdb/types.ts";
 import { validateRaftConfig } from "./raft/config.ts";
 import { Peer } from "./raft/peer.ts";
 import {
@@ -317,6 +323,11 @@ export class NodeHost {
   transportStats(): TransportStats | null {
     const t = this.transport as Transport & { stats?: () => TransportStats };
     return typeof t.stats === "function" ? t.stats() : null;
+  }
+
+  /** The log writer's counters (appends, moves, time in each), when the LogDB keeps them. */
+  logWriterStats(): WriterStats | null {
+    return this.logdb.writerStats?.() ?? null;
   }
 
   /** Stops every replica (pending requests end as terminated), the transport and the log database. */

@@ -108,7 +108,14 @@ if (import.meta.main) {
     while (i >= 0) {
       const cmd = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      if (cmd === "stats") console.log(JSON.stringify({ type: "stats", stats: nh.stats }));
+      if (cmd === "stats") {
+        // The log writer's counters beside the engine's, prefixed (writerAppendMs…).
+        const w = nh.logWriterStats() ?? {};
+        const writer = Object.fromEntries(
+          Object.entries(w).map(([k, v]) => [`writer${k[0]!.toUpperCase()}${k.slice(1)}`, v]),
+        );
+        console.log(JSON.stringify({ type: "stats", stats: { ...nh.stats, ...writer } }));
+      }
       if (cmd === "exit") exit = true;
       i = buf.indexOf("\n");
     }

@@ -195,6 +195,11 @@ export interface Point {
     entriesPerFsync: number;
     saveTimePercent: number;
     iterationsPerSec: number;
+    /** % of wall time the log writer spent in appends and moves (their fsyncs included). */
+    writerBusyPercent: number;
+    /** Milliseconds per append (BEGIN to COMMIT) and moves per second. */
+    appendMs: number;
+    movesPerSec: number;
   }[];
   loadAvg: string;
 }
@@ -267,6 +272,9 @@ export async function runPoint(job: LoadJob, servers: Servers, loadgens = 1): Pr
             entriesPerFsync: Number((d("savedEntries") / Math.max(1, d("savedBatches"))).toFixed(1)),
             saveTimePercent: Math.round((d("saveMsTotal") / wallMs) * 100),
             iterationsPerSec: Math.round(d("iterations") / (wallMs / 1000)),
+            writerBusyPercent: Math.round(((d("writerAppendMs") + d("writerMoveMs")) / wallMs) * 100),
+            appendMs: Number((d("writerAppendMs") / Math.max(1, d("writerAppends"))).toFixed(2)),
+            movesPerSec: Number((d("writerMoves") / (wallMs / 1000)).toFixed(1)),
           };
         })
       : undefined;
@@ -305,6 +313,7 @@ export function tableRow(p: Point) {
     "server cpu %": p.serverCpuPercent.join("/"),
     "fsync/s": p.engine?.map((e) => e.fsyncsPerSec).join("/") ?? "",
     "in fsync %": p.engine?.map((e) => e.saveTimePercent).join("/") ?? "",
+    "writer %": p.engine?.map((e) => e.writerBusyPercent).join("/") ?? "",
     errors: p.errors,
   };
 }

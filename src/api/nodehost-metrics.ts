@@ -216,11 +216,56 @@ export class NodeHostMetrics {
           "Replicas stopped because processing them failed (logged as replica-failed); the host went on.",
           s.replicaFailures,
         ),
+        ...writerFamilies(nodehost),
         ...shardFamilies(nodehost),
         ...listenerFamilies(nodehost),
       ];
     });
   }
+}
+
+/**
+ * The log writer's work (longboat_logdb_writer_*): journal appends and moves into the
+ * per-replica tables, each one transaction and one fsync, and the seconds spent in each — the
+ * writer's busy share of a round is appends + moves seconds over wall time.
+ */
+function writerFamilies(nodehost: NodeHostLike) {
+  const w = nodehost.logWriterStats?.();
+  if (!w) return [];
+  const counter = (
+    name: string,
+    help: string,
+    samples: { labels?: Record<string, string>; value: number }[],
+  ) => ({
+    name,
+    help,
+    type: "counter" as const,
+    samples,
+  });
+  return [
+    counter(
+      "longboat_logdb_writer_transactions_total",
+      "Log writer transactions (one fsync each), by kind.",
+      [
+        { labels: { kind: "append" }, value: w.appends },
+        { labels: { kind: "move" }, value: w.moves },
+      ],
+    ),
+    counter(
+      "longboat_logdb_writer_seconds_total",
+      "Seconds the log writer spent in its transactions, by kind (append includes its commit).",
+      [
+        { labels: { kind: "append" }, value: w.appendMs / 1000 },
+        { labels: { kind: "commit" }, value: w.commitMs / 1000 },
+        { labels: { kind: "move" }, value: w.moveMs / 1000 },
+      ],
+    ),
+    counter(
+      "longboat_logdb_writer_moved_entries_total",
+      "Entries the log writer moved from the journal into the per-replica tables.",
+      [{ value: w.movedEntries }],
+    ),
+  ];
 }
 
 /** When this process started, in seconds since the epoch (a fact of the process, not a clock read). */

@@ -111,6 +111,15 @@ export interface NodeHostLike {
     messagesDroppedUnreachable: number;
     messagesInvalid: number;
   } | null;
+  /** What the log writer did since open (optional: read at every scrape; null without one). */
+  logWriterStats?(): {
+    appends: number;
+    appendMs: number;
+    commitMs: number;
+    moves: number;
+    moveMs: number;
+    movedEntries: number;
+  } | null;
 }
 
 /** Client TLS of forwarded requests: the CA that signed the other NodeHosts' API certificates, and this host's certificate when they require one. */

@@ -20,15 +20,22 @@
  * The first failure is final (fail-stop, as after a failed fsync nothing is known of the page
  * cache): FAILED_ID and the error text are set and every later message gets that error.
  * CHECKPOINTED: every journal row up to it is moved to the per-replica tables and removed.
+ * APPENDS … MOVED_ENTRIES: what the writer did and how long it took (sqlite-sql.ts, WriterStats).
  */
 import { Database } from "bun:sqlite";
 import { decodeRecord, recordEntryCount } from "./journal.ts";
 import { JournalQueue } from "./journal-queue.ts";
 import { applyMove, type HomeStatements, prepareHome } from "./sqlite-home.ts";
 import {
+  CTR_APPEND_US,
+  CTR_APPENDS,
   CTR_CHECKPOINTED,
+  CTR_COMMIT_US,
   CTR_DONE,
   CTR_FAILED_ID,
+  CTR_MOVE_US,
+  CTR_MOVED_ENTRIES,
+  CTR_MOVES,
   CTRL_BUFFER_BYTES,
   CTRL_ERROR_BYTES,
   CTRL_OPENED,
@@ -82,10 +89,25 @@ function open(path: string): void {
 }
 
 /**
+ * The writer's clock for its own work counters: it runs on a real thread only (SqliteLogDB
+ * never runs in the simulator), and no decision depends on it.
+ */
+const nowMs = (): number => performance.now(); // env-ok
+
+/** Adds to one of the writer's work counters (read by SqliteLogDB.writerStats). */
+function count(at: number, n: number): void {
+  Atomics.add((ctrl as WriterControl).counters, at, BigInt(Math.round(n)));
+}
+
+/** Milliseconds the last transaction spent in COMMIT. */
+let lastCommitMs = 0;
+
+/**
  * Runs fn in one write transaction (one fsync). A failure is final: `failId` is the first
  * message id it fails (the current one, or the next when a checkpoint after a batch fails).
  */
 function transaction(failId: number, fn: (s: HomeStatements) => void): void {
+  lastCommitMs = 0;
   if (failure !== null) return;
   const d = db;
   const s = home;
@@ -96,7 +118,9 @@ function transaction(failId: number, fn: (s: HomeStatements) => void): void {
   try {
     d.exec("BEGIN IMMEDIATE");
     fn(s);
+    const t0 = nowMs();
     d.exec("COMMIT");
+    lastCommitMs = nowMs() - t0;
   } catch (error) {
     // SQLite already rolled back after some errors (I/O, disk full); a second rollback would mask the cause.
     if (d.inTransaction) d.exec("ROLLBACK");
@@ -126,6 +150,7 @@ function finished(id: number): void {
 let lastAppendEntries = 0;
 
 function append(id: number, record: Uint8Array): void {
+  const t0 = nowMs();
   lastAppendEntries = 0;
   transaction(id, (s) => {
     // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's.
@@ -134,6 +159,10 @@ function append(id: number, record: Uint8Array): void {
     journal.add(id, record.byteLength, ops);
     lastAppendEntries = recordEntryCount(record);
   });
+  if (failure !== null) return;
+  count(CTR_APPENDS, 1);
+  count(CTR_APPEND_US, (nowMs() - t0) * 1000);
+  count(CTR_COMMIT_US, lastCommitMs * 1000);
 }
 
 function moveDue(): boolean {
@@ -147,9 +176,14 @@ function moveDue(): boolean {
  */
 function move(failId: number, budgetEntries: number): void {
   if (journal.recordCount === 0 || failure !== null) return;
+  const t0 = nowMs();
   const taken = journal.take(budgetEntries);
   transaction(failId, (s) => applyMove(s, taken));
-  if (failure !== null || taken.deleteThrough === 0) return;
+  if (failure !== null) return;
+  count(CTR_MOVES, 1);
+  count(CTR_MOVE_US, (nowMs() - t0) * 1000);
+  count(CTR_MOVED_ENTRIES, taken.entryCount);
+  if (taken.deleteThrough === 0) return;
   Atomics.store((ctrl as WriterControl).counters, CTR_CHECKPOINTED, BigInt(taken.deleteThrough));
 }
 

@@ -61,9 +61,11 @@ import {
   controlViews,
   DEFAULT_CHECKPOINT,
   ERROR_TEXT_AT,
+  readWriterStats,
   type WriterControl,
   type WriterMessage,
   type WriterReply,
+  type WriterStats,
 } from "./sqlite-sql.ts";
 import type {
   BootstrapRecord,
@@ -774,6 +776,11 @@ export class SqliteLogDB implements LogDB {
   private sizeBytes(): number {
     const size = (p: string) => (existsSync(p) ? statSync(p).size : 0);
     return size(this.path) + size(`${this.path}-wal`);
+  }
+
+  /** What the log writer did since open and how long it took (metrics, benchmarks). */
+  writerStats(): WriterStats {
+    return readWriterStats(this.ctrl);
   }
 
   /** Records handed to the writer since open, each one transaction and one fsync (tests, benchmarks). */

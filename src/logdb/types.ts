@@ -180,4 +180,24 @@ export interface LogDB {
    */
   reclaimSpace(): { sizeBytesBefore: number; sizeBytesAfter: number };
   close(): void;
+  /** What the log writer did since open (SQLite only; metrics and benchmarks). */
+  writerStats?(): WriterStats;
+}
+
+/**
+ * What a LogDB's writer thread did since open: where a writer round's time goes (the host's
+ * longboat_logdb_writer_* metrics). Appends write one journal record each (one transaction,
+ * one fsync); moves carry journal rows into the per-replica tables (docs/durability.md, "The
+ * journal"), also one transaction and one fsync each.
+ */
+export interface WriterStats {
+  appends: number;
+  /** Milliseconds inside appends, BEGIN to COMMIT (the fsync included). */
+  appendMs: number;
+  /** Milliseconds inside the appends' COMMIT (SQLite's WAL write and fsync). */
+  commitMs: number;
+  moves: number;
+  /** Milliseconds inside moves. */
+  moveMs: number;
+  movedEntries: number;
 }

@@ -216,3 +216,36 @@ test("event listeners' delivered, dropped and queued counts are exposed per list
     ["watch-1", 1024],
   ]);
 });
+
+test("the log writer's appends, moves and seconds are exposed by kind (none without a writer)", () => {
+  const without = new NodeHostMetrics();
+  without.watchNodeHost(new FakeNodeHost().addShard(1));
+  expect(parseExposition(without.registry.expose()).has("longboat_logdb_writer_transactions_total")).toBe(
+    false,
+  );
+  const fake = Object.assign(new FakeNodeHost().addShard(1), {
+    logWriterStats: () => ({
+      appends: 40,
+      appendMs: 120,
+      commitMs: 100,
+      moves: 2,
+      moveMs: 30,
+      movedEntries: 4096,
+    }),
+  });
+  const metrics = new NodeHostMetrics();
+  metrics.watchNodeHost(fake);
+  const families = parseExposition(metrics.registry.expose());
+  const values = (name: string) => families.get(name)!.samples.map((s) => [s.labels.kind, s.value]);
+  expect(families.get("longboat_logdb_writer_transactions_total")!.type).toBe("counter");
+  expect(values("longboat_logdb_writer_transactions_total")).toEqual([
+    ["append", 40],
+    ["move", 2],
+  ]);
+  expect(values("longboat_logdb_writer_seconds_total")).toEqual([
+    ["append", 0.12],
+    ["commit", 0.1],
+    ["move", 0.03],
+  ]);
+  expect(families.get("longboat_logdb_writer_moved_entries_total")!.samples[0]!.value).toBe(4096);
+});

@@ -33,6 +33,42 @@ for (const [name, checkpoint] of [
 }
 
 describe("SqliteLogDB", () => {
+  test("writerStats counts every append and move with its time and the entries moved", () => {
+    const db = openSqliteLogDB({
+      dir: join(root, "writer-stats"),
+      identity: IDENTITY,
+      checkpoint: { records: 3, moveEntries: 1 },
+    });
+    try {
+      expect(db.writerStats()).toEqual({
+        appends: 0,
+        appendMs: 0,
+        commitMs: 0,
+        moves: 0,
+        moveMs: 0,
+        movedEntries: 0,
+      });
+      // Two replicas, 5 entries each per record: from the third record on the journal is over
+      // its policy and each batch is followed by a move of one replica (moveEntries 1 < 5).
+      for (let i = 0; i < 4; i++) {
+        db.saveUpdates([
+          { shardId: 1, replicaId: 1, entries: ents(1 + 5 * i, 5 + 5 * i, 1), state: null, snapshot: null },
+          { shardId: 2, replicaId: 1, entries: ents(1 + 5 * i, 5 + 5 * i, 1), state: null, snapshot: null },
+        ]);
+      }
+      const s = db.writerStats();
+      expect(s.appends).toBe(4);
+      expect(s.commitMs).toBeGreaterThan(0);
+      expect(s.appendMs).toBeGreaterThanOrEqual(s.commitMs);
+      expect(s.moves).toBe(2);
+      // The first move takes replica 1's 15 entries, the second replica 2's 20 (its fourth batch too).
+      expect(s.movedEntries).toBe(35);
+      expect(s.moveMs).toBeGreaterThan(0);
+    } finally {
+      db.close();
+    }
+  });
+
   test("bootstrap records saved in one turn go to the writer as one record (one fsync), before a later write", async () => {
     const db = openSqliteLogDB({ dir: join(root, "bootstrap-batch"), identity: IDENTITY });
     try {
