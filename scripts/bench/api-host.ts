@@ -3,6 +3,7 @@
 // HTTP/2 (h2c) and HTTP/1.1 on one port by serveApi; `protocol` chooses the load generator's client.
 // Reads its job as JSON from argv[2]; prints {"type":"ready",...} on stdout once the shards it
 // should lead are led here, then waits for "exit" on stdin.
+import { readFileSync } from "node:fs";
 import { createNodeHostApi } from "../../src/api/app.ts";
 import { serveApi } from "../../src/api/server.ts";
 import { NodeHost } from "../../src/nodehost.ts";
@@ -114,7 +115,9 @@ if (import.meta.main) {
         const writer = Object.fromEntries(
           Object.entries(w).map(([k, v]) => [`writer${k[0]!.toUpperCase()}${k.slice(1)}`, v]),
         );
-        console.log(JSON.stringify({ type: "stats", stats: { ...nh.stats, ...writer } }));
+        console.log(
+          JSON.stringify({ type: "stats", stats: { ...nh.stats, ...writer, ...mainThreadTimes() } }),
+        );
       }
       if (cmd === "exit") exit = true;
       i = buf.indexOf("\n");
@@ -124,4 +127,17 @@ if (import.meta.main) {
   await stopServer();
   await nh.stop();
   process.exit(0);
+}
+
+/**
+ * The engine thread's CPU time and its wait for a CPU while runnable, in milliseconds, from
+ * /proc/thread-self/schedstat (Linux; zeros elsewhere): this thread answers "stats".
+ */
+function mainThreadTimes(): { mainCpuMs: number; mainRunqMs: number } {
+  try {
+    const [run, wait] = readFileSync("/proc/thread-self/schedstat", "utf8").split(" ");
+    return { mainCpuMs: Number(run) / 1e6, mainRunqMs: Number(wait) / 1e6 };
+  } catch {
+    return { mainCpuMs: 0, mainRunqMs: 0 };
+  }
 }

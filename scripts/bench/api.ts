@@ -200,6 +200,9 @@ export interface Point {
     /** Milliseconds per append (BEGIN to COMMIT) and moves per second. */
     appendMs: number;
     movesPerSec: number;
+    /** Engine-thread CPU per engine round (one batch to the writer), ms; its % of wall waiting for a CPU. */
+    mainCpuMsPerRound: number;
+    mainRunqPercent: number;
   }[];
   loadAvg: string;
 }
@@ -275,6 +278,8 @@ export async function runPoint(job: LoadJob, servers: Servers, loadgens = 1): Pr
             writerBusyPercent: Math.round(((d("writerAppendMs") + d("writerMoveMs")) / wallMs) * 100),
             appendMs: Number((d("writerAppendMs") / Math.max(1, d("writerAppends"))).toFixed(2)),
             movesPerSec: Number((d("writerMoves") / (wallMs / 1000)).toFixed(1)),
+            mainCpuMsPerRound: Number((d("mainCpuMs") / Math.max(1, d("savedBatches"))).toFixed(2)),
+            mainRunqPercent: Math.round((d("mainRunqMs") / wallMs) * 100),
           };
         })
       : undefined;
@@ -314,6 +319,7 @@ export function tableRow(p: Point) {
     "fsync/s": p.engine?.map((e) => e.fsyncsPerSec).join("/") ?? "",
     "in fsync %": p.engine?.map((e) => e.saveTimePercent).join("/") ?? "",
     "writer %": p.engine?.map((e) => e.writerBusyPercent).join("/") ?? "",
+    "main ms/round": p.engine?.map((e) => e.mainCpuMsPerRound).join("/") ?? "",
     errors: p.errors,
   };
 }
