@@ -41,6 +41,7 @@ import {
   type ReplicaRange,
   resolveLimits,
 } from "./plan.ts";
+import { TablesAtOpen } from "./sqlite-atopen.ts";
 import { HOME_WHERE } from "./sqlite-home.ts";
 import {
   closeDatabase,
@@ -166,6 +167,8 @@ export class SqliteLogDB implements LogDB {
   private flushQueued = false;
   private closed = false;
   private readonly s: ReturnType<typeof prepareReads>;
+  /** The small tables as they were at open: a replica's start reads a Map, not statements. */
+  private readonly atOpen: TablesAtOpen;
 
   constructor(opts: SqliteLogDBOptions) {
     this.limits = resolveLimits(opts);
@@ -184,6 +187,7 @@ export class SqliteLogDB implements LogDB {
       this.migratedFrom = openSchema(db, opts.dir, opts.identity);
       this.recoveredRecords = recoverJournal(db, this.path);
       this.s = prepareReads(db);
+      this.atOpen = new TablesAtOpen(db);
       this.writer = this.startWriter();
     } catch (error) {
       if (db !== null) closeDatabase(db);
@@ -312,8 +316,13 @@ export class SqliteLogDB implements LogDB {
     let r = this.ranges.get(k);
     if (r === undefined) {
       // Nothing of this replica was handed to the writer since open: the tables hold it all.
-      // One statement: a query's own cost dominates these lookups (10,000 replicas starting).
-      const row = this.s.rangeOf.values(shardId, replicaId)[0] ?? [];
+      // One statement: a query's own cost dominates these lookups (10,000 replicas starting);
+      // none when no entry was stored at open (the snapshot point is the one read at open).
+      const snap = this.atOpen.noEntries ? this.atOpen.snapshotOf(k) : undefined;
+      const row =
+        snap !== undefined
+          ? [snap?.index ?? null, snap?.term ?? null]
+          : (this.s.rangeOf.values(shardId, replicaId)[0] ?? []);
       r = {
         snapshotIndex: Number(row[0] ?? 0),
         snapshotTerm: Number(row[1] ?? 0),
@@ -333,6 +342,7 @@ export class SqliteLogDB implements LogDB {
     const all: JournalOp[] = this.deferred.length > 0 ? [...this.deferred, ...ops] : (ops as JournalOp[]);
     const record = encodeRecord(all);
     this.deferred = [];
+    for (const op of all) this.atOpen.markWritten(op);
     const id = ++this.submitted;
     if (done !== undefined) this.pending.set(id, done);
     if (this.deferredDone.length > 0) {
@@ -557,13 +567,16 @@ export class SqliteLogDB implements LogDB {
     checkKey(key, "readLogState");
     // Batches handed to the writer count (a replica stopped with one in flight and started
     // again must see it): they are in the overlay, and anything the replica then promises is
-    // written after them.
+    // written after them. Else the tables as they were at open (nothing of the replica written
+    // since), else the tables now.
     const k = keyOf(key.shardId, key.replicaId);
     const pending = this.overlay.get(k);
     try {
       const range = this.range(key.shardId, key.replicaId);
       let state: State;
+      const stateAtOpen = pending?.state === undefined ? this.atOpen.stateOf(k) : undefined;
       if (pending?.state !== undefined) state = { ...(pending.state.value ?? EMPTY_STATE) };
+      else if (stateAtOpen !== undefined) state = { ...(stateAtOpen ?? EMPTY_STATE) };
       else {
         const st = this.s.state.values(key.shardId, key.replicaId)[0];
         state =
@@ -572,8 +585,11 @@ export class SqliteLogDB implements LogDB {
             : { term: Number(st[0]), vote: Number(st[1]), commit: Number(st[2]) };
       }
       let snapshot: SnapshotMeta | null;
+      const snapAtOpen = pending?.snapshot === undefined ? this.atOpen.snapshotOf(k) : undefined;
       if (pending?.snapshot !== undefined)
         snapshot = pending.snapshot.value && copySnapshotMeta(pending.snapshot.value);
+      else if (snapAtOpen !== undefined)
+        snapshot = snapAtOpen === null ? null : decodeSnapshotMeta(snapAtOpen.meta);
       else {
         const row = this.s.snapshotMeta.values(key.shardId, key.replicaId)[0];
         snapshot = row === undefined ? null : decodeSnapshotMeta(row[0] as Uint8Array);
@@ -632,10 +648,11 @@ export class SqliteLogDB implements LogDB {
 
   getBootstrap(key: ReplicaKey): BootstrapRecord | null {
     this.open("getBootstrap");
-    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId))?.bootstrap;
-    let text: string | null;
-    if (pending !== undefined) text = pending.value;
-    else {
+    const k = keyOf(key.shardId, key.replicaId);
+    const pending = this.overlay.get(k)?.bootstrap;
+    // The overlay, else the tables as they were at open, else the tables now.
+    let text = pending !== undefined ? pending.value : this.atOpen.bootstrapOf(k);
+    if (text === undefined) {
       const row = this.s.bootstrap.values(key.shardId, key.replicaId)[0];
       text = row === undefined ? null : String(row[0]);
     }
@@ -685,8 +702,11 @@ export class SqliteLogDB implements LogDB {
 
   getTombstone(key: ReplicaKey): Tombstone | null {
     this.open("getTombstone");
-    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId))?.tombstone;
+    const k = keyOf(key.shardId, key.replicaId);
+    const pending = this.overlay.get(k)?.tombstone;
     if (pending !== undefined) return { ...pending.value };
+    const atOpen = this.atOpen.tombstoneOf(k);
+    if (atOpen !== undefined) return atOpen && { ...atOpen };
     const row = this.s.tombstone.values(key.shardId, key.replicaId)[0];
     return row === undefined ? null : { removedAtMs: Number(row[0]), reason: String(row[1]) };
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openSqliteLogDB, type SqliteLogDB } from "../../src/logdb/sqlite.ts";
 import type { LogDB } from "../../src/logdb/types.ts";
-import { ents, IDENTITY, LIMITS, runLogDBConformance, up } from "./logdb.case.ts";
+import { ents, IDENTITY, LIMITS, runLogDBConformance, snap, up } from "./logdb.case.ts";
 
 const root = mkdtempSync(join(tmpdir(), "longboat-logdb-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -31,6 +31,119 @@ for (const [name, checkpoint] of [
     },
   });
 }
+
+describe("SqliteLogDB: what the tables held at open (read once, then Map lookups)", () => {
+  const K = { shardId: 1, replicaId: 2 };
+  const BOOT = {
+    addresses: [{ replicaId: 2, address: "h1:7001" }],
+    join: false,
+    app: "kv",
+    configJson: "{}",
+  };
+  /** A database holding K's bootstrap, state, snapshot at 5 and entries 6..8, reopened. */
+  function reopened(name: string): { dir: string; db: SqliteLogDB } {
+    const dir = join(root, name);
+    const first = openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS });
+    first.saveBootstrap(K, BOOT);
+    first.saveUpdates([
+      up({ state: { term: 3, vote: 2, commit: 5 }, snapshot: snap(5, 3), entries: ents(6, 8, 3) }),
+    ]);
+    first.close();
+    return { dir, db: openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS }) };
+  }
+  /** Moves the journal into the tables and lets the engine thread forget its overlay. */
+  const intoTables = (db: SqliteLogDB) => db.reclaimSpace();
+
+  test("a removal with a tombstone after open is seen once the tables hold it (no stale bootstrap, state or snapshot)", () => {
+    const { db } = reopened("atopen-remove");
+    try {
+      expect(db.getBootstrap(K)?.app).toBe("kv");
+      expect(db.getTombstone(K)).toBeNull();
+      db.removeReplica(K, { removedAtMs: 7, reason: "gone" });
+      intoTables(db);
+      expect(db.getTombstone(K)).toEqual({ removedAtMs: 7, reason: "gone" });
+      expect(db.getBootstrap(K)).toBeNull();
+      const st = db.readLogState(K);
+      expect(st.snapshot).toBeNull();
+      expect(st.state).toEqual({ term: 0, vote: 0, commit: 0 });
+      expect(db.listReplicas()).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a new hard state and snapshot after open are read back once the tables hold them, and after a reopen", () => {
+    const { dir, db } = reopened("atopen-update");
+    try {
+      expect(db.readLogState(K)).toMatchObject({
+        state: { term: 3, commit: 5 },
+        firstIndex: 6,
+        lastIndex: 8,
+      });
+      db.saveUpdates([
+        up({ state: { term: 4, vote: 2, commit: 8 }, snapshot: snap(8, 3), entries: ents(9, 9, 4) }),
+      ]);
+      db.compact(K, 8);
+      intoTables(db);
+      const st = db.readLogState(K);
+      expect(st.state).toEqual({ term: 4, vote: 2, commit: 8 });
+      expect(st.snapshot?.index).toBe(8);
+      expect([st.firstIndex, st.lastIndex]).toEqual([9, 9]);
+    } finally {
+      db.close();
+    }
+    const again = openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS });
+    try {
+      const st = again.readLogState(K);
+      expect(st.state).toEqual({ term: 4, vote: 2, commit: 8 });
+      expect([st.snapshot?.index, st.firstIndex, st.lastIndex]).toEqual([8, 9, 9]);
+      expect(again.entries(K, 9, 10, 1 << 20).map((e) => e.index)).toEqual([9]);
+    } finally {
+      again.close();
+    }
+  });
+
+  test("a log compacted to its snapshot (no entry stored at open) restarts from the snapshot point; entries written after open are read", () => {
+    const dir = join(root, "atopen-compacted");
+    const first = openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS });
+    first.saveBootstrap(K, BOOT);
+    first.saveUpdates([up({ state: { term: 3, vote: 2, commit: 5 }, entries: ents(1, 5, 3) })]);
+    first.saveUpdates([up({ snapshot: snap(5, 3) })]);
+    first.compact(K, 5);
+    first.close();
+    const db = openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS });
+    try {
+      const st = db.readLogState(K);
+      expect([st.snapshot?.index, st.firstIndex, st.lastIndex]).toEqual([5, 6, 5]);
+      expect(db.term(K, 5)).toBe(3);
+      // Another replica, unknown at open, gets entries after it: they are read, not "nothing".
+      const other = { shardId: 9, replicaId: 1 };
+      db.saveUpdates([
+        { ...other, entries: ents(1, 3, 1), state: { term: 1, vote: 1, commit: 3 }, snapshot: null },
+      ]);
+      intoTables(db);
+      const o = db.readLogState(other);
+      expect([o.firstIndex, o.lastIndex, o.state.commit]).toEqual([1, 3, 3]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("a bootstrap record written after open is read back once the tables hold it; a fresh directory answers nothing", () => {
+    const dir = join(root, "atopen-bootstrap");
+    const db = openSqliteLogDB({ dir, identity: IDENTITY, ...LIMITS });
+    try {
+      expect(db.getBootstrap(K)).toBeNull();
+      expect(db.getTombstone(K)).toBeNull();
+      expect(db.readLogState(K)).toMatchObject({ snapshot: null, firstIndex: 1, lastIndex: 0 });
+      db.saveBootstrap(K, BOOT);
+      intoTables(db);
+      expect(db.getBootstrap(K)?.addresses).toEqual(BOOT.addresses);
+    } finally {
+      db.close();
+    }
+  });
+});
 
 describe("SqliteLogDB", () => {
   test("writerStats counts every append and move with its time and the entries moved", () => {
