@@ -128,6 +128,53 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Where the last smallVarint ended (a module variable: no tuple per call on the apply path). */
+let varintEnd = 0;
+
+/** Reads a varint of at most 4 bytes (< 2^28) at i and sets varintEnd, or gives -1. */
+function smallVarint(b: Uint8Array, i: number): number {
+  let v = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (i >= b.length) return -1;
+    const c = b[i++] as number;
+    v |= (c & 0x7f) << shift;
+    if (c < 0x80) {
+      varintEnd = i;
+      return v;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The common put, decoded by hand: `KvCommand{put: KvPut{key, value}}` with the key field then
+ * at most the value field and nothing else, an ASCII key of 1..KV_MAX_KEY_BYTES bytes and a value
+ * within KV_MAX_VALUE_BYTES. Gives the key and a copy of the value (the only copy: the map keeps
+ * it), or null for anything else — which then goes through protobufjs and the checks below, so
+ * what is accepted and refused, and every refusal's reason, stay the same. (protobufjs would
+ * decode such bytes to the same key and value; an ASCII key's UTF-8 length is its length.)
+ */
+function fastPut(b: Uint8Array, copyValue: boolean): { key: string; value: Uint8Array } | null {
+  if (b.length < 4 || b[0] !== 0x0a) return null;
+  const outerLen = smallVarint(b, 1);
+  if (outerLen < 0 || varintEnd + outerLen !== b.length || b[varintEnd] !== 0x0a) return null;
+  const keyLen = smallVarint(b, varintEnd + 1);
+  const keyAt = varintEnd;
+  if (keyLen <= 0 || keyLen > KV_MAX_KEY_BYTES || keyAt + keyLen > b.length) return null;
+  let key = "";
+  for (let j = keyAt; j < keyAt + keyLen; j++) {
+    const c = b[j] as number;
+    if (c >= 0x80) return null;
+    key += String.fromCharCode(c);
+  }
+  const i = keyAt + keyLen;
+  if (i === b.length) return { key, value: EMPTY };
+  if (b[i] !== 0x12) return null;
+  const valueLen = smallVarint(b, i + 1);
+  if (valueLen < 0 || valueLen > KV_MAX_VALUE_BYTES || varintEnd + valueLen !== b.length) return null;
+  return { key, value: copyValue ? b.slice(varintEnd, b.length) : EMPTY };
+}
+
 /** A command decoded, or why it cannot be applied whatever the state (decode error, bad field). */
 function parseCommand(bytes: Uint8Array): longboat.nodehost.v1.KvCommand | string {
   let cmd: longboat.nodehost.v1.KvCommand;
@@ -173,6 +220,7 @@ function staticProblem(cmd: longboat.nodehost.v1.KvCommand): string | null {
  * so such a command is refused at once and never replicated.
  */
 export function validateKvCommand(cmd: Uint8Array): string | null {
+  if (fastPut(cmd, false) !== null) return null;
   const parsed = parseCommand(cmd);
   return typeof parsed === "string" ? parsed : null;
 }
@@ -192,6 +240,11 @@ export class KvStateMachine implements IStateMachine {
 
   /** Still checks everything: a command may reach the log without validation (another build, a plugin client). */
   private apply(cmdBytes: Uint8Array): SMResult {
+    const fast = fastPut(cmdBytes, true);
+    if (fast !== null) {
+      this.setOwned(fast.key, fast.value);
+      return { value: 1, data: EMPTY };
+    }
     const cmd = parseCommand(cmdBytes);
     if (typeof cmd === "string") return rejected(cmd);
     if (cmd.put) return this.put(cmd.put.key ?? "", cmd.put.value ?? EMPTY);
@@ -242,9 +295,14 @@ export class KvStateMachine implements IStateMachine {
   }
 
   private set(key: string, value: Uint8Array): void {
-    if (!this.map.has(key)) this.sorted = null;
     // Copy: the entry's cmd buffer may be reused by the caller.
-    this.map.set(key, value.slice());
+    this.setOwned(key, value.slice());
+  }
+
+  /** value is the map's own (a copy nothing else holds). */
+  private setOwned(key: string, value: Uint8Array): void {
+    if (!this.map.has(key)) this.sorted = null;
+    this.map.set(key, value);
   }
 
   lookup(query: Uint8Array): Uint8Array {

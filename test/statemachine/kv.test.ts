@@ -351,3 +351,94 @@ describe("kv snapshot", () => {
     expect(a.hash()).not.toBe(b.hash());
   });
 });
+
+describe("kv put bytes: the hand decode answers as protobufjs would", () => {
+  const KvCommand = longboat.nodehost.v1.KvCommand;
+  const putBytes = (key: string, value: Uint8Array) => encodeKvCommand({ op: "put", key, value });
+  /** What the kv app answered before the hand decode: protobufjs, then the put checks. */
+  function expected(bytes: Uint8Array): { rejected: string } | { key: string; value: Uint8Array } | null {
+    let cmd: longboat.nodehost.v1.KvCommand;
+    try {
+      cmd = KvCommand.decode(bytes);
+    } catch (error) {
+      return { rejected: `kv command does not decode: ${(error as Error).message}` };
+    }
+    if (!cmd.put) return null; // another operation: not a put's business
+    const key = cmd.put.key ?? "";
+    const value = cmd.put.value ?? new Uint8Array(0);
+    const keyBytes = enc.encode(key).byteLength;
+    if (key.length === 0) return { rejected: "put: key is empty" };
+    if (keyBytes > KV_MAX_KEY_BYTES)
+      return { rejected: `put: key is ${keyBytes} bytes, above the limit of ${KV_MAX_KEY_BYTES}` };
+    if (value.byteLength > KV_MAX_VALUE_BYTES)
+      return {
+        rejected: `put: value is ${value.byteLength} bytes, above the limit of ${KV_MAX_VALUE_BYTES}`,
+      };
+    return { key, value: value.slice() };
+  }
+  function check(bytes: Uint8Array): void {
+    const want = expected(bytes);
+    const sm = new KvStateMachine();
+    const copy = bytes.slice();
+    const r = run(sm, copy);
+    const v = validateKvCommand(bytes);
+    if (want === null) return;
+    if ("rejected" in want) {
+      expect(r.value).toBe(RESULT_REJECTED);
+      expect(dec.decode(r.data)).toBe(want.rejected);
+      expect(v).toBe(want.rejected);
+      return;
+    }
+    expect(r).toEqual({ value: 1, data: new Uint8Array(0) });
+    expect(v).toBeNull();
+    copy.fill(0x21); // the stored value is the map's own, not a view of the entry
+    const g = get(sm, want.key);
+    expect(g.found).toBe(true);
+    expect(g.value).toEqual(want.value);
+  }
+  const concat = (...parts: number[][]) => new Uint8Array(parts.flat());
+  const ascii = (s: string) => [...enc.encode(s)];
+
+  test("malformed and unusual puts: truncated, overrun lengths, reordered, repeated, extra fields, non-ASCII, limits", () => {
+    const good = putBytes("k1", enc.encode("value-16-bytes!!"));
+    const cases: Uint8Array[] = [
+      good,
+      good.subarray(0, good.length - 1), // value cut short
+      good.subarray(0, 3), // inside the key
+      concat([0x0a, 0x7f], [...good.subarray(2)]), // outer length beyond the end
+      concat([...good], [0x00]), // a trailing zero byte (field 0)
+      concat([...good], [0x12, 0x02, 0x0a, 0x00]), // then a delete: last oneof member wins
+      concat([0x0a, 0x08], [0x12, 0x01, 0x76], [0x0a, 0x03], ascii("abc")), // value before key
+      concat([0x0a, 0x0a], [0x0a, 0x01], ascii("a"), [0x0a, 0x01], ascii("b"), [0x12, 0x01, 0x76]), // key twice
+      concat([0x0a, 0x07], [0x0a, 0x01], ascii("a"), [0x18, 0x05], [0x12, 0x00]), // an unknown varint field
+      concat([0x0a, 0x09], [0x0a, 0x01], ascii("a"), [0x12, 0x01, 0x76], [0x12, 0x01, 0x77]), // value twice: the last wins
+      concat([0x0a, 0x07], [0x0a, 0x01], ascii("a"), [0x12, 0x82, 0x80, 0x00]), // non-minimal length varint, overrun
+      concat([0x0a, 0x08], [0x0a, 0x01], ascii("a"), [0x12, 0x81, 0x80, 0x00], [0x76]), // non-minimal length 1
+      concat([0x0a, 0x03], [0x0a, 0x01], ascii("a")), // no value field
+      concat([0x0a, 0x04], [0x0a, 0x01], ascii("a"), [0x10, 0x01]), // value field as a varint (wrong wire type)
+      concat([0x0a, 0x02], [0x0a, 0x00]), // empty key
+      concat([0x0a, 0x00]), // put with nothing
+      putBytes("ключ", enc.encode("v")), // non-ASCII key
+      concat([0x0a, 0x05], [0x0a, 0x03], [0x61, 0xff, 0x62]), // invalid UTF-8 in the key
+      putBytes("x".repeat(KV_MAX_KEY_BYTES), enc.encode("v")),
+      putBytes("x".repeat(KV_MAX_KEY_BYTES + 1), enc.encode("v")),
+      putBytes("é".repeat(KV_MAX_KEY_BYTES / 2 + 1), enc.encode("v")),
+      putBytes("k", new Uint8Array(KV_MAX_VALUE_BYTES)),
+      putBytes("k", new Uint8Array(KV_MAX_VALUE_BYTES + 1)),
+      concat([0x0a, 0x80, 0x80, 0x80, 0x80, 0x10]), // an outer length varint of 5 bytes
+    ];
+    for (const c of cases) check(c);
+  });
+
+  test("every one-byte change and every truncation of a put answers as protobufjs would", () => {
+    const base = putBytes("key-7", enc.encode("0123456789abcdef"));
+    for (let at = 0; at < base.length; at++) {
+      for (const b of [0x00, 0x01, 0x0a, 0x12, 0x7f, 0x80, 0xff, base[at]! ^ 0x01, base[at]! + 1]) {
+        const m = base.slice();
+        m[at] = b & 0xff;
+        check(m);
+      }
+      check(base.subarray(0, at));
+    }
+  });
+});
