@@ -136,7 +136,7 @@ describe("three nodehost processes", () => {
     );
   });
 
-  test("/metrics reports fsync time, batch sizes, queue depths, transport bytes and API latency", async () => {
+  test("/metrics reports fsync time, batch sizes, the log writer's work, queue depths, transport bytes and API latency", async () => {
     expect(cmd(["put", "--nodehost", cluster.hosts[0]!.api, "--shard", "1", "m", "1"]).code).toBe(0);
     const text = await (await fetch(`http://${cluster.hosts[0]!.api}/metrics`)).text();
     for (const name of [
@@ -146,6 +146,8 @@ describe("three nodehost processes", () => {
       'longboat_transport_bytes_total{direction="sent"}',
       "longboat_api_request_duration_seconds_bucket",
       "longboat_raft_elections_total",
+      'longboat_logdb_writer_transactions_total{kind="append"}',
+      'longboat_logdb_writer_seconds_total{kind="commit"}',
     ]) {
       expect(text).toContain(name);
     }
