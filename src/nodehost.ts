@@ -119,6 +119,8 @@ export interface NodeHostConfig {
      * break a safety rule on purpose. Ignored by a production build; never set it otherwise.
      */
     plantedBug?: PlantedBug;
+    /** Simulator only: virtual time per step of a snapshot write (EngineOptions.snapshotStepLatencyMs). */
+    snapshotStepLatencyMs?: () => number;
   };
 }
 
@@ -276,6 +278,7 @@ export class NodeHost {
       onSnapshot: config.onSnapshot,
       fs: this.fs,
       plantedBug: this.plantedBug,
+      snapshotStepLatencyMs: config.expert?.snapshotStepLatencyMs,
     });
     this.ready = this.transport.start(this.engine).then(() => this.engine.start());
     this.ready.catch(() => {});

@@ -1,9 +1,10 @@
 import type { Env, TimerHandle } from "../env.ts";
 import type { FileSystem } from "../fs/filesystem.ts";
 import { LogDBClosedError, LogDBCorruptError, LogDBIOError } from "../logdb/errors.ts";
+import type { SnapshotFileWriter } from "../logdb/snapshotfile.ts";
 import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
 import type { Update } from "../raft/update.ts";
-import { type Membership, type Message, MessageType } from "../raft/types.ts";
+import { type Membership, type Message, MessageType, type SnapshotMeta } from "../raft/types.ts";
 import type { Registry, Transport, TransportHandler } from "../transport/types.ts";
 import type { PlantedBug } from "./bugs.ts";
 import { LongboatError } from "./errors.ts";
@@ -18,6 +19,24 @@ export const QUIESCED_TICK_BATCH = 64;
 interface Work {
   r: Replica;
   u: Update;
+}
+
+/** Payload bytes of a snapshot written per step between two engine iterations. */
+export const SNAPSHOT_STEP_BYTES = 512 * 1024;
+
+/** A snapshot being written between iterations (Engine.startSnapshot). */
+interface SnapshotJob {
+  r: Replica;
+  request: ReturnType<Replica["takeSnapshotRequest"]>;
+  applied: number;
+  startedMs: number;
+  /** With filePath; fileSizeBytes and checksum are set when it is recorded. */
+  meta: SnapshotMeta;
+  chunks: Iterator<Uint8Array>;
+  writer: SnapshotFileWriter;
+  /** writing → syncing (an fsync under way) → durable → recording (the log database) → done. */
+  phase: "writing" | "syncing" | "durable" | "recording" | "done";
+  cancelled: boolean;
 }
 
 /** One write of a batch: an Update that waits for it, or a hard state nobody waits for (w null). */
@@ -88,6 +107,11 @@ export interface EngineOptions {
   fs: FileSystem;
   /** Test-only: the simulator's planted bug (src/engine/bugs.ts); null in production. */
   plantedBug?: PlantedBug | null;
+  /**
+   * Simulator only: the virtual time each step of a snapshot write takes (a chunk written, the
+   * fsync), so orderings only a slow snapshot produces get tested. Default: none (deferred).
+   */
+  snapshotStepLatencyMs?: () => number;
 }
 
 /** Counters the metrics endpoint and the benchmarks read. */
@@ -139,6 +163,8 @@ export class Engine implements TransportHandler, ReplicaHost {
   private saved: { batch: SaveBatch; error: Error | null }[] = [];
   /** Replicas with an Update in `batch` or `inflight`. */
   private readonly saving = new Set<Replica>();
+  /** Snapshots being written between iterations, one per replica at most. */
+  private readonly snapshotJobs = new Map<Replica, SnapshotJob>();
   /** shard → replica ids of it that applied their own removal on this host. */
   private readonly removedReplicas = new Map<number, Set<number>>();
   readonly events: EventHub;
@@ -206,6 +232,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (this.stopped) return;
     this.stopped = true;
     this.tickTimer?.cancel();
+    for (const job of [...this.snapshotJobs.values()]) this.cancelSnapshot(job);
     for (const r of this.replicas.values()) r.failAll("the NodeHost is stopping");
   }
 
@@ -259,6 +286,8 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.replicas.delete(shardId);
     this.ready.delete(replica);
     this.saving.delete(replica);
+    const job = this.snapshotJobs.get(replica);
+    if (job !== undefined) this.cancelSnapshot(job);
     replica.stopped = true;
     replica.failAll(`replica ${replica.replicaId} of shard ${shardId} stopped: ${reason}`);
     this.opts.registry.removeShard(shardId);
@@ -639,7 +668,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     for (const r of active) {
       if (r.stopped || this.saving.has(r)) continue;
       this.guard(r, "taking a snapshot", () => {
-        if (r.snapshotDue()) this.snapshot(r);
+        if (!this.snapshotJobs.has(r) && r.snapshotDue()) this.startSnapshot(r);
         if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
       });
     }
@@ -694,12 +723,17 @@ export class Engine implements TransportHandler, ReplicaHost {
         });
       }
       for (const { r } of work) this.saving.delete(r);
+      // A snapshot file made durable while the replica's Update was with the writer is recorded now.
+      for (const { r } of work) {
+        const job = this.snapshotJobs.get(r);
+        if (job !== undefined) this.recordSnapshot(job);
+      }
       const live = work.filter(({ r }) => !r.stopped);
       this.finish(live);
       for (const { r } of live) {
         this.guard(r, "taking a snapshot", () => {
           this.evaluateLeadership(r);
-          if (r.snapshotDue()) this.snapshot(r);
+          if (!this.snapshotJobs.has(r) && r.snapshotDue()) this.startSnapshot(r);
           if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
         });
       }
@@ -751,73 +785,252 @@ export class Engine implements TransportHandler, ReplicaHost {
     r?.reportUnreachable(m.to);
   }
 
-  private snapshot(r: Replica): void {
+  /**
+   * Starts a snapshot of r (issue #16 item 4: off the loop). On the loop, only what must be
+   * consistent: the state machine's point-in-time capture, sessions and membership
+   * (StateMachineManager.beginSnapshot). The file is then written SNAPSHOT_STEP_BYTES at a time
+   * between iterations (stepSnapshot), fsynced off the thread where the file system can
+   * (syncDataAsync), published (rename, fsync of the directory), and only then recorded in the
+   * log database (recordSnapshot); compaction and the requester's answer wait for that record
+   * to be durable. The replica takes no other snapshot meanwhile and goes on serving.
+   */
+  private startSnapshot(r: Replica): void {
     const request = r.takeSnapshotRequest();
     const applied = r.rsm.lastApplied();
     if (applied <= r.lastSnapshotIndex) {
-      r.finishSnapshotRequest({
+      r.finishSnapshotRequest(request, {
         code: "rejected",
         error: `nothing applied since the snapshot at index ${r.lastSnapshotIndex}`,
       });
       return;
     }
     const startedMs = this.opts.env.nowMs();
-    let meta: ReturnType<typeof r.rsm.saveSnapshot>;
+    let job: SnapshotJob;
     try {
       // Full even for an on-disk machine: the file may be streamed to a follower that has
       // nothing (a metadata-only snapshot could not catch it up).
-      meta = r.rsm.saveSnapshot({ full: true });
+      const { meta, chunks } = r.rsm.beginSnapshot({ full: true });
+      if (meta.term === 0) meta.term = r.logReader.term(meta.index) ?? 0;
+      const { writer, filePath } = r.snapshotDir!.begin(meta);
+      job = {
+        r,
+        request,
+        applied,
+        startedMs,
+        meta: { ...meta, filePath },
+        chunks,
+        writer,
+        phase: "writing",
+        cancelled: false,
+      };
     } catch (error) {
-      // The state machine could not save (an application error, a full disk): the log stays
-      // uncompacted and the replica keeps serving; the next due snapshot tries again.
-      r.lastSnapshotAttemptIndex = applied;
-      this.log({
-        level: "error",
-        event: "snapshot-failed",
-        shard: r.shardId,
-        replica: r.replicaId,
-        error: String(error),
-      });
-      r.finishSnapshotRequest({ code: "aborted", error: `saving the snapshot failed: ${String(error)}` });
+      this.snapshotFailed(r, request, applied, error);
       return;
     }
-    if (meta.term === 0) meta.term = r.logReader.term(meta.index);
-    this.opts.logdb.saveUpdates([
-      { shardId: r.shardId, replicaId: r.replicaId, entries: [], state: null, snapshot: meta },
-    ]);
-    r.logReader.createSnapshot(meta);
-    r.lastSnapshotIndex = meta.index;
-    this.stats.snapshotsCreated++;
-    this.stats.snapshotBytesCreated += meta.fileSizeBytes;
-    const snapshotMs = this.opts.env.nowMs() - startedMs;
-    this.stats.snapshotMsTotal += snapshotMs;
-    this.opts.onSnapshot?.(snapshotMs);
-    const compactTo = compactionTarget(r.config, meta.index, request?.input ?? null);
-    if (compactTo > r.logReader.firstIndex()) this.compactLog(r, compactTo);
-    r.snapshotDir?.removeOlderThan(meta.index);
+    this.snapshotJobs.set(r, job);
+    this.afterSnapshotLatency(() => this.stepSnapshot(job));
+  }
+
+  /** True while r writes a snapshot (it takes no other). */
+  snapshotInFlight(r: Replica): boolean {
+    return this.snapshotJobs.has(r);
+  }
+
+  /** Runs fn between iterations: at once (deferred), or after the simulator's modelled latency. */
+  private afterSnapshotLatency(fn: () => void): void {
+    const ms = this.opts.snapshotStepLatencyMs?.() ?? 0;
+    if (ms > 0) this.opts.env.setTimer(ms, fn);
+    else this.opts.env.defer(fn);
+  }
+
+  /** A job whose replica or host went away: its file is abandoned (the .tmp removed). */
+  private snapshotGone(job: SnapshotJob): boolean {
+    if (!job.cancelled && !this.stopped && !job.r.stopped) return false;
+    this.cancelSnapshot(job);
+    return true;
+  }
+
+  /** Stops a job; the writer is closed at once unless an fsync of it is under way (then after). */
+  private cancelSnapshot(job: SnapshotJob): void {
+    job.cancelled = true;
+    if (this.snapshotJobs.get(job.r) === job) this.snapshotJobs.delete(job.r);
+    if (job.phase === "syncing" || job.phase === "recording" || job.phase === "done") return;
+    job.phase = "done";
+    try {
+      job.writer.abort();
+    } catch {
+      // the .tmp is removed when the snapshot directory is next opened
+    }
+  }
+
+  /** Writes up to SNAPSHOT_STEP_BYTES of the payload; at its end, the trailer and the fsync. */
+  private stepSnapshot(job: SnapshotJob): void {
+    if (this.snapshotGone(job)) return;
+    try {
+      for (let bytes = 0; bytes < SNAPSHOT_STEP_BYTES; ) {
+        const c = job.chunks.next();
+        if (c.done) {
+          job.writer.endData();
+          this.syncSnapshot(job);
+          return;
+        }
+        job.writer.put(c.value);
+        bytes += c.value.byteLength;
+      }
+    } catch (error) {
+      this.snapshotJobFailed(job, error);
+      return;
+    }
+    this.afterSnapshotLatency(() => this.stepSnapshot(job));
+  }
+
+  private syncSnapshot(job: SnapshotJob): void {
+    job.phase = "syncing";
+    const synced = (error: Error | null) => {
+      job.phase = "durable";
+      if (this.snapshotGone(job)) return;
+      if (error !== null) this.snapshotJobFailed(job, error);
+      else this.recordSnapshot(job);
+    };
+    const async = job.writer.syncDataAsync((error) => synced(error));
+    if (async) return;
+    let error: Error | null = null;
+    try {
+      job.writer.syncData();
+    } catch (e) {
+      error = e as Error;
+    }
+    this.afterSnapshotLatency(() => synced(error));
+  }
+
+  /**
+   * The file's data is durable: publish it and record it in the log database. Waits while the
+   * replica has an Update with the log writer (finishSaved calls it again), so the record is
+   * written in order with what the replica saved before, and a snapshot it received meanwhile
+   * is known: a file older than the replica's current snapshot is dropped.
+   */
+  private recordSnapshot(job: SnapshotJob): void {
+    const r = job.r;
+    if (job.phase !== "durable" || this.saving.has(r) || this.snapshotGone(job)) return;
+    const current = r.logReader.snapshot()?.index ?? 0;
+    if (current >= job.meta.index) {
+      this.cancelSnapshot(job);
+      r.finishSnapshotRequest(job.request, {
+        code: "rejected",
+        error: `a snapshot at index ${current} replaced this replica's state while the one at ${job.meta.index} was being written`,
+      });
+      this.markReady(r);
+      return;
+    }
+    try {
+      job.writer.publish();
+    } catch (error) {
+      this.snapshotJobFailed(job, error);
+      return;
+    }
+    job.phase = "recording";
+    const meta: SnapshotMeta = {
+      ...job.meta,
+      fileSizeBytes: job.writer.sizeBytes,
+      checksum: job.writer.checksum,
+    };
+    try {
+      this.opts.logdb.saveUpdatesAsync(
+        [{ shardId: r.shardId, replicaId: r.replicaId, entries: [], state: null, snapshot: meta }],
+        (error) => this.snapshotRecorded(job, meta, error),
+      );
+    } catch (error) {
+      if (isStorageFailure(error)) this.fatal(error as Error);
+      else this.snapshotJobFailed(job, error);
+    }
+  }
+
+  /** The log database holds the snapshot: compact, answer the requester, allow the next one. */
+  private snapshotRecorded(job: SnapshotJob, meta: SnapshotMeta, error: Error | null): void {
+    job.phase = "done";
+    if (this.stopped) return;
+    if (error !== null) {
+      this.fatal(error);
+      return;
+    }
+    const r = job.r;
+    if (this.snapshotJobs.get(r) === job) this.snapshotJobs.delete(r);
+    if (job.cancelled || r.stopped) return;
+    const request = job.request;
+    try {
+      this.guard(r, "taking a snapshot", () => {
+        // A snapshot received after this one was published replaced it: nothing to compact.
+        if ((r.logReader.snapshot()?.index ?? 0) < meta.index) {
+          r.logReader.createSnapshot(meta);
+          r.lastSnapshotIndex = meta.index;
+          const compactTo = compactionTarget(r.config, meta.index, request?.input ?? null);
+          if (compactTo > r.logReader.firstIndex()) this.compactLog(r, compactTo);
+          r.snapshotDir?.removeOlderThan(meta.index);
+        }
+        this.stats.snapshotsCreated++;
+        this.stats.snapshotBytesCreated += meta.fileSizeBytes;
+        const snapshotMs = this.opts.env.nowMs() - job.startedMs;
+        this.stats.snapshotMsTotal += snapshotMs;
+        this.opts.onSnapshot?.(snapshotMs);
+        this.log({
+          level: "info",
+          event: "snapshot-created",
+          shard: r.shardId,
+          replica: r.replicaId,
+          index: meta.index,
+        });
+        this.onSnapshotSaved(r, meta.index);
+        const exportPath = request?.input.exportPath ?? "";
+        if (exportPath !== "" && r.snapshotDir !== null) {
+          // Durable before the requester hears "done" (SnapshotDir.exportFile: fsync, rename, fsync).
+          try {
+            r.snapshotDir.exportFile(meta.filePath, exportPath);
+          } catch (error) {
+            r.finishSnapshotRequest(request, {
+              code: "rejected",
+              error: `exporting the snapshot failed: ${String(error)}`,
+            });
+            return;
+          }
+        }
+        r.finishSnapshotRequest(request, { index: meta.index });
+      });
+    } catch (error) {
+      this.fatal(error as Error);
+      return;
+    }
+    this.markReady(r);
+  }
+
+  private snapshotJobFailed(job: SnapshotJob, error: unknown): void {
+    this.cancelSnapshot(job);
+    if (this.stopped || job.r.stopped) return;
+    this.snapshotFailed(job.r, job.request, job.applied, error);
+    this.markReady(job.r);
+  }
+
+  /**
+   * The state machine could not save (an application error, a full disk): the log stays
+   * uncompacted and the replica keeps serving; the next due snapshot tries again.
+   */
+  private snapshotFailed(
+    r: Replica,
+    request: ReturnType<Replica["takeSnapshotRequest"]>,
+    applied: number,
+    error: unknown,
+  ): void {
+    r.lastSnapshotAttemptIndex = applied;
     this.log({
-      level: "info",
-      event: "snapshot-created",
+      level: "error",
+      event: "snapshot-failed",
       shard: r.shardId,
       replica: r.replicaId,
-      index: meta.index,
+      error: String(error),
     });
-    this.onSnapshotSaved(r, meta.index);
-    if (request === null) return;
-    const exportPath = request.input.exportPath;
-    if (exportPath !== "" && r.snapshotDir !== null) {
-      // Durable before the requester hears "done" (SnapshotDir.exportFile: fsync, rename, fsync).
-      try {
-        r.snapshotDir.exportFile(meta.filePath, exportPath);
-      } catch (error) {
-        r.finishSnapshotRequest({
-          code: "rejected",
-          error: `exporting the snapshot failed: ${String(error)}`,
-        });
-        return;
-      }
-    }
-    r.finishSnapshotRequest({ index: meta.index });
+    r.finishSnapshotRequest(request, {
+      code: "aborted",
+      error: `saving the snapshot failed: ${String(error)}`,
+    });
   }
 
   /**

@@ -24,7 +24,7 @@ interface QueuedProposal {
 }
 
 /** A one-at-a-time request (config change, snapshot). */
-interface SingleRequest<T> {
+export interface SingleRequest<T> {
   state: RequestState;
   input: T;
   /** True once handed to the core (config change) or started (snapshot). */
@@ -463,12 +463,19 @@ export class Replica {
     return r;
   }
 
-  finishSnapshotRequest(result: { index: number } | { error: string; code: "rejected" | "aborted" }): void {
-    const r = this.snapshotRequest;
+  /**
+   * Answers the snapshot request `of` (taken by takeSnapshotRequest when the snapshot began);
+   * nothing when it is null (an automatic snapshot) or no longer current (it timed out, or the
+   * replica stopped, while the snapshot was being written).
+   */
+  finishSnapshotRequest(
+    of: SingleRequest<SnapshotRequestInput> | null,
+    result: { index: number } | { error: string; code: "rejected" | "aborted" },
+  ): void {
+    if (of === null || this.snapshotRequest !== of) return;
     this.snapshotRequest = null;
-    if (!r) return;
-    if ("index" in result) r.state.complete(result.index, new Uint8Array(0), result.index);
-    else r.state.fail(result.code, result.error);
+    if ("index" in result) of.state.complete(result.index, new Uint8Array(0), result.index);
+    else of.state.fail(result.code, result.error);
   }
 
   // ---- stop ----

@@ -41,5 +41,11 @@ export interface FileHandle {
   sizeBytes(): number;
   /** fsync: the file's data is durable when it returns. */
   sync(): void;
+  /**
+   * Optional: fsync off the calling thread (the runtime's I/O threads); done(null) once the
+   * data is durable, never inside this call. The handle must not be used or closed until done.
+   * A file system without it (the simulator's disk) is synced with sync().
+   */
+  syncAsync?(done: (error: Error | null) => void): void;
   close(): void;
 }

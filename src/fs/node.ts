@@ -1,6 +1,7 @@
 import {
   closeSync,
   fstatSync,
+  fsync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -65,6 +66,10 @@ class NodeFile implements FileHandle {
 
   sync(): void {
     fsyncSync(this.open());
+  }
+
+  syncAsync(done: (error: Error | null) => void): void {
+    fsync(this.open(), (error) => done(error ?? null));
   }
 
   close(): void {

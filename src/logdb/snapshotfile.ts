@@ -1,4 +1,4 @@
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { copyFileDurably, mkdirDurable, publishFile } from "../fs/durable.ts";
 import type { FileHandle, FileSystem } from "../fs/filesystem.ts";
 import type { SnapshotMeta } from "../raft/types.ts";
@@ -38,48 +38,134 @@ export function writeSnapshotFile(
   meta: SnapshotMeta,
   write: (sink: (chunk: Uint8Array) => void) => void,
 ): { sizeBytes: number; checksum: number } {
-  const header = encodeSnapshotMeta({ ...meta, filePath: "", checksum: 0, fileSizeBytes: 0 });
-  if (header.byteLength > MAX_SNAPSHOT_HEADER_BYTES) {
-    throw new LogDBArgumentError(
-      `snapshot metadata is ${header.byteLength} bytes, above ${MAX_SNAPSHOT_HEADER_BYTES}`,
-    );
-  }
-  const prefix = new Uint8Array(PREFIX_BYTES);
-  prefix.set(MAGIC, 0);
-  const view = new DataView(prefix.buffer);
-  view.setUint32(MAGIC.byteLength, header.byteLength, true);
-  view.setUint32(MAGIC.byteLength + 4, crc32(header, 0), true);
-  const tmp = `${path}.tmp`;
-  const file = fs.open(tmp, "create");
-  let crc = 0;
-  let sizeBytes = 0;
-  let payloadBytes = 0;
-  const put = (chunk: Uint8Array): void => {
-    file.write(chunk);
-    crc = crc32(chunk, crc);
-    sizeBytes += chunk.byteLength;
-  };
+  const w = new SnapshotFileWriter(fs, path, meta);
   try {
-    put(prefix);
-    put(header);
-    write((chunk) => {
-      put(chunk);
-      payloadBytes += chunk.byteLength;
-    });
+    write((chunk) => w.put(chunk));
+    w.endData();
+    w.syncData();
+    w.publish();
+    return { sizeBytes: w.sizeBytes, checksum: w.checksum };
+  } catch (error) {
+    w.abort();
+    throw error;
+  }
+}
+
+/**
+ * A snapshot file written in steps, so that a large one can be written between engine
+ * iterations (issue #16 item 4): put() the payload in chunks, endData() (the trailer), then
+ * make it durable — syncData(), or syncDataAsync() where the file system can fsync off the
+ * thread — and publish() (rename, fsync of the directory). Nothing is promised before
+ * publish() returns. abort() at any point closes the file and removes the `.tmp`.
+ * @example const w = new SnapshotFileWriter(fs, path, meta); w.put(bytes); w.endData(); w.syncData(); w.publish();
+ */
+export class SnapshotFileWriter {
+  readonly tmpPath: string;
+  private readonly file: FileHandle;
+  private crc = 0;
+  sizeBytes = 0;
+  private payloadBytes = 0;
+  private state: "data" | "ended" | "synced" | "done" = "data";
+  /** CRC-32 of the whole file before the trailer (valid after endData). */
+  checksum = 0;
+
+  constructor(
+    private readonly fs: FileSystem,
+    readonly path: string,
+    meta: SnapshotMeta,
+  ) {
+    const header = encodeSnapshotMeta({ ...meta, filePath: "", checksum: 0, fileSizeBytes: 0 });
+    if (header.byteLength > MAX_SNAPSHOT_HEADER_BYTES) {
+      throw new LogDBArgumentError(
+        `snapshot metadata is ${header.byteLength} bytes, above ${MAX_SNAPSHOT_HEADER_BYTES}`,
+      );
+    }
+    const prefix = new Uint8Array(PREFIX_BYTES);
+    prefix.set(MAGIC, 0);
+    const view = new DataView(prefix.buffer);
+    view.setUint32(MAGIC.byteLength, header.byteLength, true);
+    view.setUint32(MAGIC.byteLength + 4, crc32(header, 0), true);
+    this.tmpPath = `${path}.tmp`;
+    this.file = fs.open(this.tmpPath, "create");
+    try {
+      this.raw(prefix);
+      this.raw(header);
+    } catch (error) {
+      this.abort();
+      throw error;
+    }
+  }
+
+  private raw(chunk: Uint8Array): void {
+    this.file.write(chunk);
+    this.crc = crc32(chunk, this.crc);
+    this.sizeBytes += chunk.byteLength;
+  }
+
+  /** Appends payload bytes. */
+  put(chunk: Uint8Array): void {
+    this.expect("data", "put");
+    this.raw(chunk);
+    this.payloadBytes += chunk.byteLength;
+  }
+
+  /** Writes the trailer (payload length, checksum); no more payload after it. */
+  endData(): void {
+    this.expect("data", "endData");
     const trailer = new Uint8Array(TRAILER_BYTES);
     const tv = new DataView(trailer.buffer);
-    tv.setUint32(0, payloadBytes % 2 ** 32, true);
-    tv.setUint32(4, Math.floor(payloadBytes / 2 ** 32), true);
-    tv.setUint32(8, crc, true);
+    tv.setUint32(0, this.payloadBytes % 2 ** 32, true);
+    tv.setUint32(4, Math.floor(this.payloadBytes / 2 ** 32), true);
+    tv.setUint32(8, this.crc, true);
     tv.setUint32(12, END_MAGIC, true);
-    const checksum = crc;
-    put(trailer);
-    publishFile(fs, tmp, path, file);
-    return { sizeBytes, checksum };
-  } catch (error) {
-    file.close();
-    fs.remove(tmp);
-    throw error;
+    this.checksum = this.crc;
+    this.raw(trailer);
+    this.state = "ended";
+  }
+
+  /** fsync of the file's data, on this thread. */
+  syncData(): void {
+    this.expect("ended", "syncData");
+    this.file.sync();
+    this.state = "synced";
+  }
+
+  /**
+   * fsync of the file's data off this thread when the file system can (FileHandle.syncAsync);
+   * otherwise on it, with done deferred by the caller's own scheduling. done(null) once durable.
+   */
+  syncDataAsync(done: (error: Error | null) => void): boolean {
+    this.expect("ended", "syncDataAsync");
+    if (this.file.syncAsync === undefined) return false;
+    this.file.syncAsync((error) => {
+      if (error === null) this.state = "synced";
+      done(error);
+    });
+    return true;
+  }
+
+  /** Closes the synced file and gives it its name durably (rename, fsync of the directory). */
+  publish(): void {
+    this.expect("synced", "publish");
+    this.file.close();
+    this.fs.rename(this.tmpPath, this.path);
+    this.fs.syncDir(dirname(this.path));
+    this.state = "done";
+  }
+
+  /** Closes the file and removes the `.tmp` (nothing happens after publish). */
+  abort(): void {
+    if (this.state === "done") return;
+    this.state = "done";
+    try {
+      this.file.close();
+    } finally {
+      this.fs.remove(this.tmpPath);
+    }
+  }
+
+  private expect(state: SnapshotFileWriter["state"], op: string): void {
+    if (this.state !== state) throw new Error(`snapshot file ${this.tmpPath}: ${op} while ${this.state}`);
   }
 }
 
@@ -275,6 +361,15 @@ export class SnapshotDir {
     const filePath = join(this.dir, snapshotFileName(meta.index));
     const { sizeBytes, checksum } = writeSnapshotFile(this.fs, filePath, meta, write);
     return { ...meta, filePath, fileSizeBytes: sizeBytes, checksum };
+  }
+
+  /**
+   * Starts writing the snapshot of meta.index in steps (SnapshotFileWriter); the meta it
+   * returns gets its fileSizeBytes and checksum from the writer once published.
+   */
+  begin(meta: SnapshotMeta): { writer: SnapshotFileWriter; filePath: string } {
+    const filePath = join(this.dir, snapshotFileName(meta.index));
+    return { writer: new SnapshotFileWriter(this.fs, filePath, meta), filePath };
   }
 
   /** Reads and verifies a snapshot file of this replica (readSnapshotFile). */

@@ -10,7 +10,7 @@ import type {
 
 /**
  * One internal shape for the three state machine kinds, so the manager has a single code path.
- * `save(sink, full)` returns whether machine data was written: an on-disk machine writes none
+ * `capture(full)` returns the machine data to write, or null: an on-disk machine writes none
  * for a local snapshot (its data is already durable) and all of it when full (export, streaming).
  */
 export interface ManagedStateMachine {
@@ -22,7 +22,12 @@ export interface ManagedStateMachine {
   /** Why cmd would be refused (the machine's validateCommand), or null; never throws. */
   validate(cmd: Uint8Array): string | null;
   sync(): void;
-  save(sink: SnapshotSink, full: boolean): boolean;
+  /**
+   * The machine's data for a snapshot taken now, as chunks to pull later (snapshotChunks when
+   * the machine has it; otherwise saveSnapshot runs now, into memory); null when no data is
+   * written (an on-disk machine's local snapshot).
+   */
+  capture(full: boolean): Iterator<Uint8Array> | null;
   recover(payload: Uint8Array): void;
   hash(): string;
   close(): void;
@@ -88,6 +93,20 @@ function validator(sm: AnyStateMachine): (cmd: Uint8Array) => string | null {
   };
 }
 
+/** The machine's snapshotChunks(), or what save writes now, collected in memory. */
+function chunksOf(sm: AnyStateMachine, save: (sink: SnapshotSink) => void): Iterator<Uint8Array> {
+  const steps = (sm as { snapshotChunks?: unknown }).snapshotChunks;
+  if (typeof steps === "function") {
+    const it = steps.call(sm) as Iterator<Uint8Array> | null | undefined;
+    if (it === null || typeof it !== "object" || typeof it.next !== "function")
+      throw new StateMachineShapeError("snapshotChunks() returned no iterator");
+    return it;
+  }
+  const chunks: Uint8Array[] = [];
+  save((c) => chunks.push(c.slice()));
+  return chunks[Symbol.iterator]();
+}
+
 function regular(sm: IStateMachine): ManagedStateMachine {
   return {
     kind: "regular",
@@ -96,10 +115,7 @@ function regular(sm: IStateMachine): ManagedStateMachine {
     lookup: (q) => sm.lookup(q),
     validate: validator(sm),
     sync: () => {},
-    save: (sink) => {
-      sm.saveSnapshot(sink);
-      return true;
-    },
+    capture: () => chunksOf(sm, (sink) => sm.saveSnapshot(sink)),
     recover: (p) => sm.recoverFromSnapshot(p),
     hash: () => sm.hash(),
     close: () => sm.close(),
@@ -114,10 +130,7 @@ function concurrent(sm: IConcurrentStateMachine): ManagedStateMachine {
     lookup: (q) => sm.lookup(q),
     validate: validator(sm),
     sync: () => {},
-    save: (sink) => {
-      sm.saveSnapshot(sm.prepareSnapshot(), sink);
-      return true;
-    },
+    capture: () => chunksOf(sm, (sink) => sm.saveSnapshot(sm.prepareSnapshot(), sink)),
     recover: (p) => sm.recoverFromSnapshot(p),
     hash: () => sm.hash(),
     close: () => sm.close(),
@@ -138,11 +151,7 @@ function onDisk(sm: IOnDiskStateMachine): ManagedStateMachine {
     lookup: (q) => sm.lookup(q),
     validate: validator(sm),
     sync: () => sm.sync(),
-    save: (sink, full) => {
-      if (!full) return false;
-      sm.saveSnapshot(sm.prepareSnapshot(), sink);
-      return true;
-    },
+    capture: (full) => (full ? chunksOf(sm, (sink) => sm.saveSnapshot(sm.prepareSnapshot(), sink)) : null),
     recover: (p) => sm.recoverFromSnapshot(p),
     hash: () => sm.hash(),
     close: () => sm.close(),

@@ -60,6 +60,21 @@ export class StateMachineManagerError extends Error {
   override readonly name = "StateMachineManagerError";
 }
 
+/** The payload head, then the machine's chunks. */
+function* payloadChunks(
+  head: Uint8Array,
+  data: Iterator<Uint8Array> | null,
+  where: string,
+): Generator<Uint8Array> {
+  yield head;
+  if (data === null) return;
+  for (let c = data.next(); !c.done; c = data.next()) {
+    if (!(c.value instanceof Uint8Array))
+      throw new StateMachineManagerError(`${where}: snapshotChunks yielded ${typeof c.value}, not bytes`);
+    yield c.value;
+  }
+}
+
 /** An update outside any session (no dedup): client 0, or series 0 of any client. */
 function isNoSession(e: Entry): boolean {
   if (e.seriesId === SERIES_ID_REGISTER || e.seriesId === SERIES_ID_UNREGISTER) return false;
@@ -282,11 +297,26 @@ export class StateMachineManager {
   }
 
   /**
-   * Saves a snapshot at lastApplied (machine data, sessions, membership) into the snapshot dir;
-   * returns its meta. An on-disk machine is synced and writes no data (a dummy snapshot) unless
-   * `full` (export, or a snapshot streamed to a follower).
+   * Saves a snapshot at lastApplied (machine data, sessions, membership) into the snapshot dir
+   * at once; returns its meta. An on-disk machine is synced and writes no data (a dummy
+   * snapshot) unless `full` (export, or a snapshot streamed to a follower). The engine uses
+   * beginSnapshot instead, and writes the file between its iterations.
    */
   saveSnapshot(opts: { full?: boolean } = {}): SnapshotMeta {
+    const { meta, chunks } = this.beginSnapshot(opts);
+    return this.snapshotDir!.create(meta, (sink) => {
+      for (let c = chunks.next(); !c.done; c = chunks.next()) sink(c.value);
+    });
+  }
+
+  /**
+   * Takes a snapshot at lastApplied in two parts (issue #16 item 4): now, what must be
+   * consistent — the meta, the session table and membership, the machine's point-in-time
+   * capture (adapter.capture) — and, returned as `chunks`, the file's payload to pull later
+   * while updates go on. Write it with SnapshotDir.begin(meta). An on-disk machine is synced
+   * first and captures no data unless `full`.
+   */
+  beginSnapshot(opts: { full?: boolean } = {}): { meta: SnapshotMeta; chunks: Iterator<Uint8Array> } {
     this.usable();
     if (this.snapshotDir === null || this.isWitness) {
       throw new StateMachineManagerError(
@@ -317,11 +347,11 @@ export class StateMachineManager {
       ...(this.deploymentId > 0 ? { deploymentId: this.deploymentId } : {}),
     };
     const sessions = collect((sink) => this.sessions.save(sink));
-    return this.snapshotDir.create(meta, (sink) => {
-      writePayloadHead(sink, { app: this.app, membership: meta.membership!, sessions, hasData: full });
-      if (full && !this.sm.save(sink, true))
-        throw new StateMachineManagerError(`${this.where()}: machine wrote no data`);
-    });
+    const head = collect((sink) =>
+      writePayloadHead(sink, { app: this.app, membership: meta.membership!, sessions, hasData: full }),
+    );
+    const data = this.sm.capture(full);
+    return { meta, chunks: payloadChunks(head, data, this.where()) };
   }
 
   /**

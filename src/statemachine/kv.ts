@@ -351,13 +351,21 @@ export class KvStateMachine implements IStateMachine {
 
   /** Payload: u64 pairCount, then per pair in key order: u32 keyLength, key UTF-8, u32 valueLength, value. */
   saveSnapshot(sink: SnapshotSink): void {
-    const w = new ByteWriter(sink);
-    w.u64(this.map.size);
-    for (const key of this.sortedKeys()) {
-      w.bytes(utf8.encode(key));
-      w.bytes(this.map.get(key)!);
-    }
-    w.flush();
+    const chunks = this.snapshotChunks();
+    for (let c = chunks.next(); !c.done; c = chunks.next()) sink(c.value);
+  }
+
+  /**
+   * The snapshot in steps (types.ts, snapshotChunks): captures the sorted key list and the
+   * value references now — values are never changed in place (every write stores a new
+   * buffer), and the sorted list is replaced, not edited, when keys come or go — then encodes
+   * KV_SNAPSHOT_CHUNK_BYTES at a time as the engine pulls, while updates go on.
+   */
+  snapshotChunks(): Iterator<Uint8Array> {
+    const keys = this.sortedKeys();
+    const values = new Array<Uint8Array>(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = this.map.get(keys[i]!)!;
+    return encodeKvSnapshot(keys, values);
   }
 
   recoverFromSnapshot(payload: Uint8Array): void {
@@ -396,6 +404,25 @@ export class KvStateMachine implements IStateMachine {
   }
 
   close(): void {}
+}
+
+/** Bytes of one chunk of a kv snapshot (a pair larger than it makes a larger chunk). */
+export const KV_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+
+function* encodeKvSnapshot(keys: string[], values: Uint8Array[]): Generator<Uint8Array> {
+  let out: Uint8Array[] = [];
+  const w = new ByteWriter((c) => out.push(c), KV_SNAPSHOT_CHUNK_BYTES);
+  w.u64(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    w.bytes(utf8.encode(keys[i]!));
+    w.bytes(values[i]!);
+    if (out.length > 0) {
+      yield* out;
+      out = [];
+    }
+  }
+  w.flush();
+  yield* out;
 }
 
 export function createKv(): IStateMachine {

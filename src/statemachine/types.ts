@@ -35,6 +35,16 @@ export interface IStateMachine {
   saveSnapshot(sink: SnapshotSink): void;
   /** Replaces the state with a snapshot's payload. */
   recoverFromSnapshot(payload: Uint8Array): void;
+  /**
+   * Optional: the snapshot in steps, so a large one does not stall the host (issue #16 item 4).
+   * Called on the engine loop at the snapshot's index instead of saveSnapshot; it must capture
+   * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
+   * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
+   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
+   */
+  snapshotChunks?(): Iterator<Uint8Array>;
+
   /** A digest of the state (the simulator compares replicas with it). */
   hash(): string;
   /**
@@ -55,6 +65,16 @@ export interface IConcurrentStateMachine {
   prepareSnapshot(): unknown;
   /** Writes the state captured by prepareSnapshot through sink. */
   saveSnapshot(ctx: unknown, sink: SnapshotSink): void;
+  /**
+   * Optional: the snapshot in steps, so a large one does not stall the host (issue #16 item 4).
+   * Called on the engine loop at the snapshot's index instead of prepareSnapshot and saveSnapshot; it must capture
+   * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
+   * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
+   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
+   */
+  snapshotChunks?(): Iterator<Uint8Array>;
+
   recoverFromSnapshot(payload: Uint8Array): void;
   hash(): string;
   /**
@@ -78,6 +98,16 @@ export interface IOnDiskStateMachine {
   prepareSnapshot(): unknown;
   /** Writes the full state captured by prepareSnapshot (export / streaming to a follower). */
   saveSnapshot(ctx: unknown, sink: SnapshotSink): void;
+  /**
+   * Optional: the snapshot in steps, so a large one does not stall the host (issue #16 item 4).
+   * Called on the engine loop at the snapshot's index instead of prepareSnapshot and saveSnapshot; it must capture
+   * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
+   * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
+   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
+   */
+  snapshotChunks?(): Iterator<Uint8Array>;
+
   /** Replaces the durable state with a full snapshot's payload. */
   recoverFromSnapshot(payload: Uint8Array): void;
   hash(): string;

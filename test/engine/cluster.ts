@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualEnv } from "../../src/env.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
+import type { FileSystem } from "../../src/fs/filesystem.ts";
+import { nodeFileSystem } from "../../src/fs/node.ts";
 import { NodeHost, type NodeHostConfig } from "../../src/nodehost.ts";
 import { Role } from "../../src/raft/config.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
@@ -23,6 +25,24 @@ export function hostAddress(i: number): string {
 export function drain(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * The real file system without FileHandle.syncAsync: a snapshot's fsync then completes in
+ * the engine's (virtual) time instead of whenever the disk answers, so runs stay deterministic.
+ */
+const virtualTimeFs: FileSystem = {
+  ...nodeFileSystem,
+  open(path, mode) {
+    const h = nodeFileSystem.open(path, mode);
+    return {
+      write: (data) => h.write(data),
+      read: (into, position) => h.read(into, position),
+      sizeBytes: () => h.sizeBytes(),
+      sync: () => h.sync(),
+      close: () => h.close(),
+    };
+  },
+};
 
 /** A promise that never settles: where a loop of a closed cluster stops for good. */
 const PARKED = new Promise<never>(() => {});
@@ -50,10 +70,13 @@ export class SimCluster {
   >();
   private readonly tracked: Tracked;
 
-  /** writerLatencyMs: each log writer batch takes this long on the virtual clock (default 0). */
+  /**
+   * writerLatencyMs: each log writer batch takes this long on the virtual clock (default 0).
+   * snapshotStepLatencyMs: so does each step of a snapshot write (a chunk, the fsync).
+   */
   constructor(
     readonly seed = 1,
-    private readonly opts: { writerLatencyMs?: number } = {},
+    private readonly opts: { writerLatencyMs?: number; snapshotStepLatencyMs?: number } = {},
   ) {
     this.env = new ManualEnv(seed);
     this.net = new SimNetwork(this.env);
@@ -88,6 +111,10 @@ export class SimCluster {
       env: this.env,
       expert: {
         logdb: db,
+        fs: virtualTimeFs,
+        ...(this.opts.snapshotStepLatencyMs === undefined
+          ? {}
+          : { snapshotStepLatencyMs: () => this.opts.snapshotStepLatencyMs ?? 0 }),
         transport: (registry) => this.net.transport(address, 1, registry),
       },
       ...extra,

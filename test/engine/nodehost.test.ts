@@ -567,6 +567,11 @@ describe("error values", () => {
       sm.saveSnapshot = () => {
         throw new Error("disk full");
       };
+      // The kv writes its snapshot in steps off the engine loop: fail after the first chunk.
+      sm.snapshotChunks = function* () {
+        yield new Uint8Array(8);
+        throw new Error("disk full");
+      };
       return sm;
     };
     for (const i of [1, 2, 3]) {

@@ -53,6 +53,11 @@ export interface Swarm {
    */
   writerLatencyMsMax: number;
   /**
+   * Each step of a snapshot write (a chunk, the fsync) takes 1 to this many virtual ms (0: the
+   * steps are only deferred). Set by World from a random stream of its own.
+   */
+  snapshotLatencyMsMax: number;
+  /**
    * A leader-churn seed (a third of seeds): it aims at the moments around a leader change that
    * Raft's Figure 8 is about, with the targeted faults below on, one entry per Replicate
    * message, and the untargeted process faults (crashes, partitions, clogs, pauses, disk
@@ -172,6 +177,7 @@ function drawUntargeted(rng: Rng): Swarm {
     slowApplyP: 0,
     slowApplyMsMax: 0,
     writerLatencyMsMax: 0,
+    snapshotLatencyMsMax: 0,
     leaderChurn: false,
     isolateNewLeaderP: 0,
     powerLossAtFirstCommitP: 0,
@@ -193,6 +199,7 @@ export function describeSwarm(s: Swarm): string {
     `transfer/s=${p(s.transferPerSecond)} membership/s=${p(s.membershipPerSecond)} keys=${s.keyCount}` +
     (s.slowApplyP > 0 ? ` slowApply=${p(s.slowApplyP)}x${s.slowApplyMsMax}ms` : "") +
     (s.writerLatencyMsMax > 0 ? ` writer=0-${s.writerLatencyMsMax}ms` : "") +
+    (s.snapshotLatencyMsMax > 0 ? ` snapshotStep=1-${s.snapshotLatencyMsMax}ms` : "") +
     (s.powerLossCrashShare > 0 ? ` powerLossCrashes=${p(s.powerLossCrashShare)}` : "") +
     (s.powerLossAfterSnapshotP > 0 ? ` powerLossAfterSnapshot=${p(s.powerLossAfterSnapshotP)}` : "") +
     (s.leaderChurn

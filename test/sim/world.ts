@@ -183,6 +183,8 @@ export class World {
   private readonly kv: CreateStateMachine;
   /** What every state machine instance applied (for the session oracle). */
   private applied: AppliedRecord[] = [];
+  /** Virtual time of each step of a snapshot write on every host (none on half the seeds). */
+  private readonly snapshotStepLatencyMs: (() => number) | undefined;
 
   constructor(
     readonly seed: number,
@@ -199,9 +201,17 @@ export class World {
     // slow writer produces (replicas stepping while their Update syncs, batches queueing
     // behind one another, a crash with batches queued) are tested.
     const writerLatencyMsMax = this.writerRng.random() < 0.5 ? 0 : 1 + this.writerRng.nextInt(20);
+    // Half the seeds write snapshots slowly (each step — a chunk, the fsync — 1..1–60 ms), so
+    // the orderings only a slow snapshot produces are tested: the replica asked to snapshot
+    // again, receiving a snapshot, removed, or its host stopped while the file is written.
+    const snapshotRng = new ManualEnv(seed + 6 * 2 ** 32);
+    const snapshotLatencyMsMax = snapshotRng.random() < 0.5 ? 0 : 1 + snapshotRng.nextInt(60);
+    this.snapshotStepLatencyMs =
+      snapshotLatencyMsMax === 0 ? undefined : () => 1 + snapshotRng.nextInt(snapshotLatencyMsMax);
     this.swarm = {
       ...drawSwarm(this.env, this.targetedRng, this.durabilityRng, laterFaults),
       writerLatencyMsMax,
+      snapshotLatencyMsMax,
     };
     // What a power loss keeps of unsynced data: a stream of its own, drawn only at power losses.
     const diskRng = new ManualEnv(seed + 5 * 2 ** 32);
@@ -332,6 +342,9 @@ export class World {
           } else if (e.kind === "snapshotCreated") this.stats.snapshotsCreated++;
         },
         ...(this.bug === null ? {} : { plantedBug: this.bug }),
+        ...(this.snapshotStepLatencyMs === undefined
+          ? {}
+          : { snapshotStepLatencyMs: this.snapshotStepLatencyMs }),
       },
     });
     // The role oracle listens as an application would: through subscribe(), off the engine loop
