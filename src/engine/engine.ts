@@ -34,8 +34,11 @@ interface SnapshotJob {
   meta: SnapshotMeta;
   chunks: Iterator<Uint8Array>;
   writer: SnapshotFileWriter;
-  /** writing → syncing (an fsync under way) → durable → recording (the log database) → done. */
-  phase: "writing" | "syncing" | "durable" | "recording" | "done";
+  /**
+   * writing → syncing (the file's fsync under way) → durable → publishing (rename, the
+   * directory's fsync under way) → published → recording (the log database) → done.
+   */
+  phase: "writing" | "syncing" | "durable" | "publishing" | "published" | "recording" | "done";
   cancelled: boolean;
 }
 
@@ -854,7 +857,7 @@ export class Engine implements TransportHandler, ReplicaHost {
   private cancelSnapshot(job: SnapshotJob): void {
     job.cancelled = true;
     if (this.snapshotJobs.get(job.r) === job) this.snapshotJobs.delete(job.r);
-    if (job.phase === "syncing" || job.phase === "recording" || job.phase === "done") return;
+    if (job.phase !== "writing" && job.phase !== "durable") return;
     job.phase = "done";
     try {
       job.writer.abort();
@@ -863,7 +866,10 @@ export class Engine implements TransportHandler, ReplicaHost {
     }
   }
 
-  /** Writes up to SNAPSHOT_STEP_BYTES of the payload; at its end, the trailer and the fsync. */
+  /**
+   * Writes up to SNAPSHOT_STEP_BYTES of the payload (less when the machine yields an empty
+   * chunk, its way to end a step); at its end, the trailer and the fsync.
+   */
   private stepSnapshot(job: SnapshotJob): void {
     if (this.snapshotGone(job)) return;
     try {
@@ -874,6 +880,8 @@ export class Engine implements TransportHandler, ReplicaHost {
           this.syncSnapshot(job);
           return;
         }
+        // An empty chunk is the machine pausing its own work (the kv's sort in slices): the step ends.
+        if (c.value.byteLength === 0) break;
         job.writer.put(c.value);
         bytes += c.value.byteLength;
       }
@@ -911,7 +919,8 @@ export class Engine implements TransportHandler, ReplicaHost {
    */
   private recordSnapshot(job: SnapshotJob): void {
     const r = job.r;
-    if (job.phase !== "durable" || this.saving.has(r) || this.snapshotGone(job)) return;
+    if (job.phase !== "durable" && job.phase !== "published") return;
+    if (this.saving.has(r) || this.snapshotGone(job)) return;
     const current = r.logReader.snapshot()?.index ?? 0;
     if (current >= job.meta.index) {
       this.cancelSnapshot(job);
@@ -922,11 +931,22 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.markReady(r);
       return;
     }
-    try {
-      job.writer.publish();
-    } catch (error) {
-      this.snapshotJobFailed(job, error);
-      return;
+    if (job.phase === "durable") {
+      job.phase = "publishing";
+      const published = (error: Error | null) => {
+        job.phase = "published";
+        if (error !== null) this.snapshotJobFailed(job, error);
+        else this.recordSnapshot(job);
+      };
+      try {
+        if (job.writer.publishAsync((error) => published(error))) return;
+        job.writer.publish();
+      } catch (error) {
+        job.phase = "published";
+        this.snapshotJobFailed(job, error);
+        return;
+      }
+      job.phase = "published";
     }
     job.phase = "recording";
     const meta: SnapshotMeta = {

@@ -30,6 +30,11 @@ export interface FileSystem {
   removeTree(path: string): void;
   /** fsync of a directory: the names created, renamed or removed in it are durable. */
   syncDir(dir: string): void;
+  /**
+   * Optional: syncDir off the calling thread; done(null) once durable, never inside this call.
+   * A file system without it (the simulator's disk) is synced with syncDir().
+   */
+  syncDirAsync?(dir: string, done: (error: Error | null) => void): void;
 }
 
 /** An open file. Writes append (Longboat writes its files front to back, once). */

@@ -1,9 +1,11 @@
 import {
+  close,
   closeSync,
   fstatSync,
   fsync,
   fsyncSync,
   mkdirSync,
+  open,
   openSync,
   readdirSync,
   readFileSync,
@@ -41,6 +43,15 @@ export const nodeFileSystem: FileSystem = {
     } finally {
       closeSync(fd);
     }
+  },
+  syncDirAsync(dir, done) {
+    open(dir, "r", (error, fd) => {
+      if (error) {
+        done(error);
+        return;
+      }
+      fsync(fd, (syncError) => close(fd, () => done(syncError ?? null)));
+    });
   },
 };
 

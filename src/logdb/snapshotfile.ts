@@ -153,6 +153,21 @@ export class SnapshotFileWriter {
     this.state = "done";
   }
 
+  /**
+   * publish() with the directory's fsync off this thread (FileSystem.syncDirAsync): false, and
+   * nothing done, when the file system cannot; then call publish(). done(null) once durable.
+   */
+  publishAsync(done: (error: Error | null) => void): boolean {
+    this.expect("synced", "publishAsync");
+    const syncDirAsync = this.fs.syncDirAsync;
+    if (syncDirAsync === undefined) return false;
+    this.file.close();
+    this.state = "done";
+    this.fs.rename(this.tmpPath, this.path);
+    syncDirAsync.call(this.fs, dirname(this.path), done);
+    return true;
+  }
+
   /** Closes the file and removes the `.tmp` (nothing happens after publish). */
   abort(): void {
     if (this.state === "done") return;
@@ -401,7 +416,11 @@ export class SnapshotDir {
       this.fs.remove(f.filePath);
       removed++;
     }
-    if (removed > 0) this.fs.syncDir(this.dir);
+    if (removed === 0) return;
+    // Nothing is promised by a removal (a file that comes back after a power loss is older than
+    // the recorded snapshot and removed next time): off the thread where the file system can.
+    if (this.fs.syncDirAsync !== undefined) this.fs.syncDirAsync(this.dir, () => {});
+    else this.fs.syncDir(this.dir);
   }
 
   removeAll(): void {

@@ -356,16 +356,19 @@ export class KvStateMachine implements IStateMachine {
   }
 
   /**
-   * The snapshot in steps (types.ts, snapshotChunks): captures the sorted key list and the
-   * value references now — values are never changed in place (every write stores a new
-   * buffer), and the sorted list is replaced, not edited, when keys come or go — then encodes
-   * KV_SNAPSHOT_CHUNK_BYTES at a time as the engine pulls, while updates go on.
+   * The snapshot in steps (types.ts, snapshotChunks): captures the keys and the value
+   * references now — values are never changed in place (every write stores a new buffer) — in
+   * O(keys) without sorting, then sorts (in slices, when the sorted list is not cached) and
+   * encodes KV_SNAPSHOT_CHUNK_BYTES at a time as the engine pulls, while updates go on.
    */
   snapshotChunks(): Iterator<Uint8Array> {
-    const keys = this.sortedKeys();
-    const values = new Array<Uint8Array>(keys.length);
-    for (let i = 0; i < keys.length; i++) values[i] = this.map.get(keys[i]!)!;
-    return encodeKvSnapshot(keys, values);
+    if (this.sorted !== null) {
+      const keys = this.sorted;
+      const values = new Array<Uint8Array>(keys.length);
+      for (let i = 0; i < keys.length; i++) values[i] = this.map.get(keys[i]!)!;
+      return encodeKvSnapshot(keys, values, null);
+    }
+    return encodeKvSnapshot(Array.from(this.map.keys()), Array.from(this.map.values()), sortInSlices);
   }
 
   recoverFromSnapshot(payload: Uint8Array): void {
@@ -409,11 +412,60 @@ export class KvStateMachine implements IStateMachine {
 /** Bytes of one chunk of a kv snapshot (a pair larger than it makes a larger chunk). */
 export const KV_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
 
-function* encodeKvSnapshot(keys: string[], values: Uint8Array[]): Generator<Uint8Array> {
+/** Keys sorted per slice of this many before they are merged (a slice sorts in a few ms). */
+const SORT_RUN_KEYS = 4096;
+
+/**
+ * The order of keys (compareKeys) as a permutation, by a merge sort that yields (an empty
+ * chunk: the engine ends its step) after each run sorted and every SORT_RUN_KEYS merged keys.
+ */
+function* sortInSlices(keys: string[]): Generator<Uint8Array, number[]> {
+  const byKey = (a: number, b: number) => compareKeys(keys[a]!, keys[b]!);
+  let runs: number[][] = [];
+  for (let i = 0; i < keys.length; i += SORT_RUN_KEYS) {
+    const run: number[] = [];
+    for (let j = i; j < Math.min(keys.length, i + SORT_RUN_KEYS); j++) run.push(j);
+    runs.push(run.sort(byKey));
+    yield EMPTY;
+  }
+  while (runs.length > 1) {
+    const next: number[][] = [];
+    for (let r = 0; r < runs.length; r += 2) {
+      const a = runs[r]!;
+      const b = runs[r + 1];
+      if (b === undefined) {
+        next.push(a);
+        continue;
+      }
+      const out = new Array<number>(a.length + b.length);
+      let x = 0;
+      let y = 0;
+      let k = 0;
+      while (x < a.length && y < b.length) {
+        out[k++] = byKey(a[x]!, b[y]!) <= 0 ? a[x++]! : b[y++]!;
+        if (k % SORT_RUN_KEYS === 0) yield EMPTY;
+      }
+      while (x < a.length) out[k++] = a[x++]!;
+      while (y < b.length) out[k++] = b[y++]!;
+      next.push(out);
+    }
+    runs = next;
+  }
+  return runs[0] ?? [];
+}
+
+/** Encodes the pairs in key order: keys already sorted (sort null), or sorted here in slices. */
+function* encodeKvSnapshot(
+  keys: string[],
+  values: Uint8Array[],
+  sort: ((keys: string[]) => Generator<Uint8Array, number[]>) | null,
+): Generator<Uint8Array> {
+  const order = sort === null ? null : yield* sort(keys);
   let out: Uint8Array[] = [];
   const w = new ByteWriter((c) => out.push(c), KV_SNAPSHOT_CHUNK_BYTES);
   w.u64(keys.length);
-  for (let i = 0; i < keys.length; i++) {
+  for (let n = 0; n < keys.length; n++) {
+    const i = order === null ? n : order[n]!;
     w.bytes(utf8.encode(keys[i]!));
     w.bytes(values[i]!);
     if (out.length > 0) {

@@ -40,7 +40,8 @@ export interface IStateMachine {
    * Called on the engine loop at the snapshot's index instead of saveSnapshot; it must capture
    * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
    * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
-   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * pulls it between its iterations while updates go on, so the chunks must not see them. An
+   * empty chunk ends the engine's current step (a machine doing its own work in slices).
    * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
    */
   snapshotChunks?(): Iterator<Uint8Array>;
@@ -70,7 +71,8 @@ export interface IConcurrentStateMachine {
    * Called on the engine loop at the snapshot's index instead of prepareSnapshot and saveSnapshot; it must capture
    * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
    * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
-   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * pulls it between its iterations while updates go on, so the chunks must not see them. An
+   * empty chunk ends the engine's current step (a machine doing its own work in slices).
    * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
    */
   snapshotChunks?(): Iterator<Uint8Array>;
@@ -103,7 +105,8 @@ export interface IOnDiskStateMachine {
    * Called on the engine loop at the snapshot's index instead of prepareSnapshot and saveSnapshot; it must capture
    * a point-in-time view cheaply (references to immutable values, a copy-on-write generation)
    * and return an iterator of the same payload saveSnapshot would write, in chunks. The engine
-   * pulls it between its iterations while updates go on, so the chunks must not see them.
+   * pulls it between its iterations while updates go on, so the chunks must not see them. An
+   * empty chunk ends the engine's current step (a machine doing its own work in slices).
    * Without it, saveSnapshot runs on the engine loop (into memory; the file is written off it).
    */
   snapshotChunks?(): Iterator<Uint8Array>;

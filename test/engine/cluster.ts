@@ -27,11 +27,12 @@ export function drain(): Promise<void> {
 }
 
 /**
- * The real file system without FileHandle.syncAsync: a snapshot's fsync then completes in
+ * The real file system without syncAsync and syncDirAsync: a snapshot's fsyncs then complete in
  * the engine's (virtual) time instead of whenever the disk answers, so runs stay deterministic.
  */
 const virtualTimeFs: FileSystem = {
   ...nodeFileSystem,
+  syncDirAsync: undefined,
   open(path, mode) {
     const h = nodeFileSystem.open(path, mode);
     return {
