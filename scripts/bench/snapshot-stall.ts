@@ -7,8 +7,9 @@
 // about that many MiB (puts of --value-bytes values) and 8 other single-replica shards; a 2 ms
 // interval timer records the loop's longest gap while `syncRequestSnapshot` saves a snapshot,
 // then the host stops and a fresh NodeHost starts the shard from it (startReplica recovers the
-// state machine from the file inline). Reports the longest gap (ms), ms per MiB, and how many
-// heartbeat ticks (rttMs 10) the other shards missed. Prints a table; writes
+// state machine from the file inline). Reports the longest gap (ms), ms per MiB, how many
+// heartbeat ticks (rttMs 10) the other shards missed, and idleGapMs: the longest gap over as
+// long a time right after, with no snapshot (the machine's own noise floor). Prints a table; writes
 // bench-results/snapshot-stall-<date>.json.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -84,6 +85,9 @@ async function point(mib: number, valueBytes: number) {
       await Promise.all(batch);
     }
     const save = await longestGap(() => nh.syncRequestSnapshot(1, { timeoutMs: 120_000 }));
+    // The noise floor: the longest gap over as long a time with no snapshot (a loaded machine
+    // deschedules the process too; a gap this long is not the snapshot's).
+    const idle = await longestGap(() => new Promise((r) => setTimeout(r, Math.max(50, save.wallMs))));
     const info = nh.getNodeHostInfo({ skipLogInfo: true });
     await nh.stop();
     let recovered: NodeHost | null = null;
@@ -101,6 +105,7 @@ async function point(mib: number, valueBytes: number) {
       saveGapMs: Math.round(save.gapMs),
       saveWallMs: Math.round(save.wallMs),
       saveGapMsPerMiB: Number((save.gapMs / mib).toFixed(1)),
+      idleGapMs: Math.round(idle.gapMs),
       recoverGapMs: Math.round(recover.gapMs),
       recoverGapMsPerMiB: Number((recover.gapMs / mib).toFixed(1)),
       heartbeatsMissedSave: Math.floor(save.gapMs / RTT_MS),
