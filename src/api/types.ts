@@ -3,6 +3,7 @@ import type { Session } from "../engine/session.ts";
 import type { Env } from "../env.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { CompactionReport, RaftLogQuery, ShardInfo, SnapshotExport } from "../nodehost.ts";
+import type { WriterStats } from "../logdb/types.ts";
 import type { Membership } from "../raft/types.ts";
 import type { NodeHostMetrics } from "./nodehost-metrics.ts";
 import type { Limits } from "./rpc/limits.ts";
@@ -112,14 +113,7 @@ export interface NodeHostLike {
     messagesInvalid: number;
   } | null;
   /** What the log writer did since open (optional: read at every scrape; null without one). */
-  logWriterStats?(): {
-    appends: number;
-    appendMs: number;
-    commitMs: number;
-    moves: number;
-    moveMs: number;
-    movedEntries: number;
-  } | null;
+  logWriterStats?(): WriterStats | null;
 }
 
 /** Client TLS of forwarded requests: the CA that signed the other NodeHosts' API certificates, and this host's certificate when they require one. */
