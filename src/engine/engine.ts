@@ -617,6 +617,10 @@ export class Engine implements TransportHandler, ReplicaHost {
     try {
       this.finishSaved();
       if (this.ready.size > 0) this.iterate();
+      // One flush per turn: what finishSaved released and what iterate produced leave together,
+      // one frame per peer host instead of one per phase (at 48 shards, most of a turn's
+      // per-message cost was the transport's write per frame).
+      this.opts.transport.flush();
       this.submitBatch();
     } catch (error) {
       this.fatal(error as Error);
@@ -661,7 +665,6 @@ export class Engine implements TransportHandler, ReplicaHost {
       for (const { u } of toSave) for (const m of u.messages) this.send(m);
       for (const w of toSave) w.u.messages = [];
     }
-    this.opts.transport.flush();
     for (const w of toSave) {
       this.saving.add(w.r);
       this.batch.push({ w, update: toReplicaUpdate(w.u) });
@@ -763,7 +766,6 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (work.length === 0) return;
     // Votes and acknowledgements promise durable state: only now may they leave.
     for (const { u } of work) for (const m of u.messages) this.send(m);
-    this.opts.transport.flush();
     for (const { r, u } of work) {
       if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
         this.stats.appliedEntries += u.committedEntries.length;
