@@ -1,6 +1,14 @@
+import { setDefaultTimeout } from "bun:test";
 import { ManualEnv } from "../../src/env.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
+import { PROCESS_TEST_WALL_MS } from "../support/limits.ts";
 import { type Harness, transportConformance } from "./transport.case.ts";
+
+// The conformance case "a 50 MiB snapshot arrives intact" has no limit of its own (c48f9d4):
+// it writes, checksums and fsyncs 50 MiB on the real disk here too, which took 6.1 s at load 22
+// (2026-12-01 22:53) against bun's default of 5 s, with nothing hung. Virtual-time waits stay
+// bounded by SIM_STEPS_MAX.
+setDefaultTimeout(PROCESS_TEST_WALL_MS);
 
 /** Steps of virtual time `until` takes before giving up (each 5 ms, then a macrotask turn). */
 const SIM_STEPS_MAX = 2000;
