@@ -219,8 +219,6 @@ export class NodeHost {
   private closed = false;
   /** Shards whose replica waits for its bootstrap record to be durable (startReplica). */
   private readonly starting = new Set<number>();
-  /** A replica's snapshot directory was created and `snapshots/` not fsynced since. */
-  private snapshotRootUnsynced = false;
 
   constructor(config: NodeHostConfig) {
     this.raftAddress = config.raftAddress;
@@ -386,15 +384,13 @@ export class NodeHost {
     const members = toMembers(initialMembers);
     const app = options.app ?? "custom";
     const { record: boot, durable } = this.bootstrap(key, members, join, app, config);
-    const snapshotRoot = joinPath(this.dir, "snapshots");
+    // The replica's snapshot folder is made on its first snapshot (SnapshotDir), not here.
     const snapshotDir = config.isWitness
       ? null
-      : new SnapshotDir(snapshotRoot, config.shardId, config.replicaId, {
+      : new SnapshotDir(joinPath(this.dir, "snapshots"), config.shardId, config.replicaId, {
           fs: this.fs,
           plantedNoFileSync: this.plantedBug === "snapshot-no-fsync",
-          deferRootSync: true,
         });
-    if (snapshotDir?.nameUnsynced === true) this.snapshotRootUnsynced = true;
     if (durable !== null) {
       // A new replica's bootstrap record is durable before it runs; records of replicas
       // started together share one fsync (LogDB.saveBootstrapAsync).
@@ -405,11 +401,6 @@ export class NodeHost {
         this.starting.delete(config.shardId);
       }
       this.checkOpen();
-    }
-    if (this.snapshotRootUnsynced) {
-      // Once for every replica directory created since the last time (started together).
-      this.fs.syncDir(snapshotRoot);
-      this.snapshotRootUnsynced = false;
     }
     const logState = this.logdb.readLogState(key);
     const newNode = !boot.join && logState.lastIndex === 0 && logState.snapshot === null;

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PLANTED_BUGS, plantedBugOption } from "../../src/engine/bugs.ts";
@@ -7,6 +7,7 @@ import { ManualEnv } from "../../src/env.ts";
 import { nodeFileSystem } from "../../src/fs/node.ts";
 import { MemoryLogDB } from "../../src/logdb/memory.ts";
 import { NodeHost } from "../../src/nodehost.ts";
+import { encodeKvCommand } from "../../src/statemachine/kv.ts";
 import { builtinApps } from "../../src/statemachine/registry.ts";
 import { SimNetwork } from "../../src/transport/sim.ts";
 import { RecordingFileSystem } from "../fs/recording.ts";
@@ -15,15 +16,20 @@ import { drain } from "./cluster.ts";
 const root = mkdtempSync(join(tmpdir(), "longboat-durable-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-async function openHost(dir: string, fs = nodeFileSystem, plantedBug?: (typeof PLANTED_BUGS)[number]) {
-  const env = new ManualEnv(1);
+async function openHost(
+  dir: string,
+  fs = nodeFileSystem,
+  plantedBug?: (typeof PLANTED_BUGS)[number],
+  env = new ManualEnv(1),
+  logdb = new MemoryLogDB(),
+) {
   const net = new SimNetwork(env);
   const nh = new NodeHost({
     nodeHostDir: dir,
     raftAddress: "10.0.0.1:7001",
     env,
     expert: {
-      logdb: new MemoryLogDB(),
+      logdb,
       fs,
       transport: (registry) =>
         net.transport("10.0.0.1:7001", 1, registry, { snapshotDir: join(dir, "incoming"), fs }),
@@ -85,33 +91,87 @@ test("a planted bug is an explicit option: known names are taken, an unknown one
   await nh.stop();
 });
 
-test("replicas started together create their snapshot directories and fsync snapshots/ once, before any of them runs", async () => {
-  const fs = new RecordingFileSystem(nodeFileSystem);
-  const dir = join(root, "together");
-  const nh = await openHost(dir, fs);
-  // The first replica creates snapshots/ itself (durably); the five after it start together.
-  await nh.startReplica({ 1: "10.0.0.1:7001" }, false, builtinApps().get("kv"), { shardId: 1, replicaId: 1 });
-  const from = fs.ops.length;
-  const started: number[] = [];
-  await Promise.all(
-    [2, 3, 4, 5, 6].map(async (shardId) => {
-      await nh.startReplica({ 1: "10.0.0.1:7001" }, false, builtinApps().get("kv"), {
-        shardId,
-        replicaId: 1,
-      });
-      started.push(fs.ops.length);
-    }),
-  );
-  await nh.stop();
-  const ops = fs.ops.slice(from);
-  const snapshots = join(dir, "snapshots");
-  const syncs = ops.flatMap((op, i) => (op === `syncDir ${snapshots}` ? [i + from] : []));
-  expect(syncs).toHaveLength(1);
-  for (const shardId of [2, 3, 4, 5, 6]) {
-    const made = ops.indexOf(`mkdir ${join(snapshots, `${shardId}-1`)}`);
-    expect(made).toBeGreaterThanOrEqual(0);
-    expect(made + from).toBeLessThan(syncs[0]!);
+/** Advances env's virtual time until promise settles. */
+async function settle<T>(env: ManualEnv, promise: Promise<T>): Promise<T> {
+  let done = false;
+  const watched = promise.finally(() => {
+    done = true;
+  });
+  for (let ms = 0; !done; ms += 5) {
+    if (ms > 60_000) throw new Error("not settled within 60 s of virtual time");
+    env.advance(5);
+    await drain();
   }
-  // Every start resolved after the fsync of the directory that names its replica's directory.
-  for (const at of started) expect(at).toBeGreaterThan(syncs[0]!);
+  return watched;
+}
+
+/** Advances env's virtual time until every shard of nh has a leader here. */
+async function settleLed(env: ManualEnv, nh: NodeHost): Promise<void> {
+  for (let ms = 0; nh.getNodeHostInfo().shards.some((s) => !s.isLeader); ms += 5) {
+    if (ms > 60_000) throw new Error("not led within 60 s of virtual time");
+    env.advance(5);
+    await drain();
+  }
+}
+
+test("replicas start without a snapshot folder; the first snapshot makes it durably before writing into it", async () => {
+  const fs = new RecordingFileSystem(nodeFileSystem);
+  const env = new ManualEnv(1);
+  const dir = join(root, "lazy");
+  const snapshots = join(dir, "snapshots");
+  const logdb = new MemoryLogDB();
+  const nh = await openHost(dir, fs, undefined, env, logdb);
+  const kv = builtinApps().get("kv");
+  await settle(
+    env,
+    Promise.all(
+      [1, 2, 3].map((shardId) =>
+        nh.startReplica({ 1: "10.0.0.1:7001" }, false, kv, { shardId, replicaId: 1 }, { app: "kv" }),
+      ),
+    ),
+  );
+  await settleLed(env, nh);
+  expect(fs.about(snapshots)).toEqual([]);
+  expect(existsSync(snapshots)).toBe(false);
+  await settle(
+    env,
+    nh.syncPropose(
+      nh.getNoOpSession(2),
+      encodeKvCommand({ op: "put", key: "a", value: new Uint8Array([7]) }),
+      {
+        timeoutMs: 5000,
+      },
+    ),
+  );
+  const from = fs.ops.length;
+  const index = await settle(env, nh.syncRequestSnapshot(2, { timeoutMs: 5000 }));
+  const ops = fs.ops.slice(from);
+  const folder = join(snapshots, "2-1");
+  const at = (op: string) => {
+    const i = ops.indexOf(op);
+    expect(i, op).toBeGreaterThanOrEqual(0);
+    return i;
+  };
+  // snapshots/ and 2-1/ made, each new name's parent fsynced, before the first file in it.
+  const firstFile = ops.findIndex((op) => op.startsWith(`create ${folder}/`));
+  expect(firstFile).toBeGreaterThan(0);
+  expect(at(`mkdir ${snapshots}`)).toBeLessThan(at(`syncDir ${dir}`));
+  expect(at(`syncDir ${dir}`)).toBeLessThan(at(`mkdir ${folder}`));
+  expect(at(`mkdir ${folder}`)).toBeLessThan(at(`syncDir ${snapshots}`));
+  expect(at(`syncDir ${snapshots}`)).toBeLessThan(firstFile);
+  expect(readdirSync(snapshots)).toEqual(["2-1"]);
+  const durable = logdb.snapshotDurable();
+  await settle(env, nh.stop());
+  // Restarted: the replica with a snapshot recovers from it, those without a folder start.
+  const again = await openHost(dir, nodeFileSystem, undefined, env, durable);
+  await settle(
+    env,
+    Promise.all(
+      [1, 2, 3].map((shardId) => again.startReplica({}, false, kv, { shardId, replicaId: 1 }, { app: "kv" })),
+    ),
+  );
+  await settleLed(env, again);
+  const info = again.getNodeHostInfo().shards.find((s) => s.shardId === 2);
+  expect(info?.appliedIndex).toBeGreaterThanOrEqual(index);
+  await settle(env, again.stop());
 });

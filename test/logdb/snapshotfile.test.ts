@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { SnapshotCorruptError } from "../../src/logdb/errors.ts";
 import {
   readSnapshotFile,
@@ -89,6 +89,13 @@ describe("snapshot files", () => {
   });
 });
 
+/** The recorded operations after the folder dir was made (mkdir dir, fsync of its parent). */
+const afterFolder = (ops: string[], dir: string): string[] => {
+  const made = ops.indexOf(`mkdir ${dir}`);
+  expect(ops[made + 1]).toBe(`syncDir ${dirname(dir)}`);
+  return ops.slice(made + 2);
+};
+
 describe("SnapshotDir", () => {
   test("create names the file by index and returns meta with path, size and checksum", () => {
     const d = new SnapshotDir(fresh(), 3, 4, { fs: nodeFileSystem });
@@ -107,13 +114,51 @@ describe("SnapshotDir", () => {
     expect(d.list().map((f) => f.index)).toEqual([12, 30]);
   });
 
-  test("leftover .tmp files of an interrupted write are removed at open", () => {
+  test("leftover .tmp files of an interrupted write are removed on first use; the folder's parent is fsynced then", () => {
     const r = fresh();
     mkdirSync(join(r, "1-1"), { recursive: true });
     writeFileSync(join(r, "1-1", `${snapshotFileName(9)}.tmp`), "half");
-    const d = new SnapshotDir(r, 1, 1, { fs: nodeFileSystem });
-    expect(readdirSync(d.dir)).toEqual([]);
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(r, 1, 1, { fs });
     expect(d.latest()).toBeNull();
+    d.create(snap(12, 1), (sink) => sink(bytes(4, 1)));
+    expect(readdirSync(d.dir)).toEqual([snapshotFileName(12)]);
+    const ops = fs.ops;
+    expect(ops.indexOf(`syncDir ${r}`)).toBeGreaterThanOrEqual(0);
+    expect(ops.indexOf(`syncDir ${r}`)).toBeLessThan(
+      ops.findIndex((op) => op.startsWith(`create ${d.dir}/`)),
+    );
+  });
+
+  test("constructing touches no file system; the first write makes the folder and its new parents durably", () => {
+    const r = join(fresh(), "snapshots");
+    mkdirSync(dirname(r));
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(r, 5, 6, { fs });
+    expect(fs.ops).toEqual([]);
+    expect(existsSync(r)).toBe(false);
+    expect(d.list()).toEqual([]);
+    d.removeOlderThan(100);
+    expect(existsSync(r)).toBe(false);
+    d.create(snap(3, 1), (sink) => sink(bytes(4, 1)));
+    const made = fs.ops.slice(0, 4);
+    expect(made).toEqual([`mkdir ${r}`, `syncDir ${dirname(r)}`, `mkdir ${d.dir}`, `syncDir ${r}`]);
+    expect(fs.ops[4]?.startsWith(`create ${d.dir}/`)).toBe(true);
+    expect(d.latest()?.index).toBe(3);
+  });
+
+  test("a received snapshot for a replica without a folder is published into a durably made one", () => {
+    const r = fresh();
+    mkdirSync(r);
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(r, 1, 2, { fs });
+    const incoming = join(root, `lazy-incoming-${n}.part`);
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(64, 3)));
+    const meta = d.importFile(incoming);
+    const ops = fs.ops;
+    expect(ops.slice(0, 2)).toEqual([`mkdir ${d.dir}`, `syncDir ${r}`]);
+    expect(ops.indexOf(`rename ${incoming} -> ${meta.filePath}`)).toBeGreaterThan(1);
+    expect(ops.at(-1)).toBe(`syncDir ${d.dir}`);
   });
 
   test("importFile verifies a received file and moves it in under its canonical name", () => {
@@ -156,7 +201,7 @@ describe("SnapshotDir", () => {
     const d = new SnapshotDir(fresh(), 1, 1, { fs });
     fs.ops.length = 0;
     const meta = d.create(snap(7, 1), (sink) => sink(bytes(8, 1)));
-    expect(fs.ops).toEqual([
+    expect(afterFolder(fs.ops, d.dir)).toEqual([
       `create ${meta.filePath}.tmp`,
       `sync ${meta.filePath}.tmp`,
       `rename ${meta.filePath}.tmp -> ${meta.filePath}`,
@@ -164,11 +209,12 @@ describe("SnapshotDir", () => {
     ]);
   });
 
-  test("a new SnapshotDir fsyncs the parent of every directory it creates", () => {
+  test("the first write into a SnapshotDir fsyncs the parent of every directory it creates", () => {
     const r = fresh();
     const fs = new RecordingFileSystem(nodeFileSystem);
     const d = new SnapshotDir(join(r, "snapshots"), 1, 2, { fs });
-    expect(fs.ops).toEqual([
+    d.create(snap(1, 1), (sink) => sink(bytes(4, 1)));
+    expect(fs.ops.slice(0, 6)).toEqual([
       `mkdir ${r}`,
       `syncDir ${root}`,
       `mkdir ${r}/snapshots`,
@@ -185,7 +231,7 @@ describe("SnapshotDir", () => {
     writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(64, 3)));
     fs.ops.length = 0;
     const meta = d.importFile(incoming);
-    expect(fs.ops).toEqual([
+    expect(afterFolder(fs.ops, d.dir)).toEqual([
       `sync ${incoming}`,
       `rename ${incoming} -> ${meta.filePath}`,
       `syncDir ${d.dir}`,
@@ -199,7 +245,10 @@ describe("SnapshotDir", () => {
     writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), () => {});
     fs.ops.length = 0;
     const meta = d.importFile(incoming);
-    expect(fs.ops).toEqual([`rename ${incoming} -> ${meta.filePath}`, `syncDir ${d.dir}`]);
+    expect(afterFolder(fs.ops, d.dir)).toEqual([
+      `rename ${incoming} -> ${meta.filePath}`,
+      `syncDir ${d.dir}`,
+    ]);
   });
 
   test("exportFile copies the snapshot durably into the export directory", () => {
