@@ -1025,7 +1025,7 @@ export class NodeHost {
 
   private shardInfo(r: Replica): ShardInfo {
     const s = r.peer.status();
-    const membership = structuredClone(r.rsm.membership());
+    const membership = r.rsm.membership(); // a copy already (MembershipManager.get)
     return {
       shardId: r.shardId,
       replicaId: r.replicaId,
