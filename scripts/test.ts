@@ -12,6 +12,7 @@
  * older checkout would test old code (they build it only when it is missing).
  */
 
+import { TEST_WALL_MS_DEFAULT } from "../test/support/limits.ts";
 import { parseSummary, runFailed, summaryLine } from "./test-summary.ts";
 
 /** Only the end of bun's report is kept for parsing: its summary is the last few lines. */
@@ -23,7 +24,11 @@ if (build.exitCode !== 0) {
   process.exit(build.exitCode ?? 1);
 }
 
-const child = Bun.spawn([process.execPath, "test", "--parallel", ...process.argv.slice(2)], {
+// --timeout as well as the preload's setDefaultTimeout: outside --parallel (or --isolate) Bun
+// keeps a preload's default only for the first file and gives every later one 5 s
+// (oven-sh/bun#43787); the flag is every file's starting point in any mode.
+const args = ["test", "--parallel", `--timeout=${TEST_WALL_MS_DEFAULT}`, ...process.argv.slice(2)];
+const child = Bun.spawn([process.execPath, ...args], {
   stdin: "inherit",
   stdout: "inherit",
   stderr: "pipe",

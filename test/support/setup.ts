@@ -23,6 +23,9 @@ const LEAK_GRACE_MS = 3_000;
 const HOOK_MS_MAX = 120_000;
 
 // Bun's 5 s default is an idle machine's; a file or test may set its own (limits.ts).
+// In a plain `bun test a b` (no --parallel) Bun keeps this only for the first file and gives
+// the later ones 5 s (oven-sh/bun#43787): run several files as `npm test -- a b`, or pass
+// `--timeout 60000`, or a busy machine fails them with "timed out after 5000ms".
 setDefaultTimeout(TEST_WALL_MS_DEFAULT);
 
 beforeEach(() => {
