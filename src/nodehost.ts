@@ -414,7 +414,19 @@ export class NodeHost {
       deploymentId: this.deploymentId,
     });
     rsm.open();
-    if (logState.snapshot !== null && !config.isWitness) rsm.recoverFromSnapshot(logState.snapshot);
+    if (logState.snapshot !== null && !config.isWitness) {
+      // In steps between engine iterations (issue #16 item 4): the host's other shards go on.
+      this.starting.add(config.shardId);
+      try {
+        await this.engine.recoverBeforeStart(rsm, logState.snapshot);
+        this.checkOpen();
+      } catch (error) {
+        rsm.close();
+        throw error;
+      } finally {
+        this.starting.delete(config.shardId);
+      }
+    }
     const logReader = new LogReader(this.logdb, key, logState);
     const peer = Peer.create({
       config: validateRaftConfig({

@@ -4,6 +4,7 @@ import { LogDBClosedError, LogDBCorruptError, LogDBIOError } from "../logdb/erro
 import type { SnapshotFileWriter } from "../logdb/snapshotfile.ts";
 import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
 import type { Update } from "../raft/update.ts";
+import type { SnapshotRecoveryJob, StateMachineManager } from "../rsm/manager.ts";
 import { type Membership, type Message, MessageType, type SnapshotMeta } from "../raft/types.ts";
 import type { Registry, Transport, TransportHandler } from "../transport/types.ts";
 import type { PlantedBug } from "./bugs.ts";
@@ -40,6 +41,15 @@ interface SnapshotJob {
    */
   phase: "writing" | "syncing" | "durable" | "publishing" | "published" | "recording" | "done";
   cancelled: boolean;
+}
+
+/** Payload bytes of a snapshot recovered per step between two engine iterations (decoding costs more than writing). */
+export const RECOVERY_STEP_BYTES = 128 * 1024;
+
+/** A received snapshot being recovered between iterations (Engine.startRecovery). */
+interface RecoveryWork {
+  w: Work;
+  job: SnapshotRecoveryJob;
 }
 
 /** One write of a batch: an Update that waits for it, or a hard state nobody waits for (w null). */
@@ -168,6 +178,10 @@ export class Engine implements TransportHandler, ReplicaHost {
   private readonly saving = new Set<Replica>();
   /** Snapshots being written between iterations, one per replica at most. */
   private readonly snapshotJobs = new Map<Replica, SnapshotJob>();
+  /** Replicas recovering a received snapshot: no Update, apply, read or snapshot until it ends. */
+  private readonly recoveries = new Map<Replica, RecoveryWork>();
+  /** Recoveries of replicas not started yet (recoverBeforeStart): stop() ends them. */
+  private readonly startRecoveries = new Set<() => void>();
   /** shard → replica ids of it that applied their own removal on this host. */
   private readonly removedReplicas = new Map<number, Set<number>>();
   readonly events: EventHub;
@@ -236,6 +250,9 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.stopped = true;
     this.tickTimer?.cancel();
     for (const job of [...this.snapshotJobs.values()]) this.cancelSnapshot(job);
+    for (const { job } of this.recoveries.values()) job.abort();
+    this.recoveries.clear();
+    for (const end of [...this.startRecoveries]) end();
     for (const r of this.replicas.values()) r.failAll("the NodeHost is stopping");
   }
 
@@ -291,6 +308,8 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.saving.delete(replica);
     const job = this.snapshotJobs.get(replica);
     if (job !== undefined) this.cancelSnapshot(job);
+    this.recoveries.get(replica)?.job.abort();
+    this.recoveries.delete(replica);
     replica.stopped = true;
     replica.failAll(`replica ${replica.replicaId} of shard ${shardId} stopped: ${reason}`);
     this.opts.registry.removeShard(shardId);
@@ -645,7 +664,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     // durable and handed back: its entries would be handed out twice.
     for (const r of active) this.guard(r, "stepping its inputs", () => r.stepInputs());
     for (const r of active) {
-      if (r.stopped || this.saving.has(r)) continue;
+      if (r.stopped || this.saving.has(r) || this.recoveries.has(r)) continue;
       let u: Update | null = null;
       this.guard(r, "building its update", () => {
         if (r.peer.hasUpdate(true)) u = r.peer.getUpdate(true, r.rsm.lastApplied());
@@ -672,7 +691,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.finish(now);
     for (const r of active) this.guard(r, "evaluating its leadership", () => this.evaluateLeadership(r));
     for (const r of active) {
-      if (r.stopped || this.saving.has(r)) continue;
+      if (r.stopped || this.saving.has(r) || this.recoveries.has(r)) continue;
       this.guard(r, "taking a snapshot", () => {
         if (!this.snapshotJobs.has(r) && r.snapshotDue()) this.startSnapshot(r);
         if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
@@ -739,7 +758,7 @@ export class Engine implements TransportHandler, ReplicaHost {
       for (const { r } of live) {
         this.guard(r, "taking a snapshot", () => {
           this.evaluateLeadership(r);
-          if (!this.snapshotJobs.has(r) && r.snapshotDue()) this.startSnapshot(r);
+          if (!this.snapshotJobs.has(r) && !this.recoveries.has(r) && r.snapshotDue()) this.startSnapshot(r);
           if (r.hasInput() || r.peer.hasUpdate(true)) this.ready.add(r);
         });
       }
@@ -766,11 +785,110 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (work.length === 0) return;
     // Votes and acknowledgements promise durable state: only now may they leave.
     for (const { u } of work) for (const m of u.messages) this.send(m);
-    for (const { r, u } of work) {
+    // A received snapshot is recovered in steps; its Update is applied and handed back after.
+    const applying = work.filter((w) => w.u.snapshot === null || !this.startRecovery(w));
+    for (const { r, u } of applying) {
       if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
         this.stats.appliedEntries += u.committedEntries.length;
     }
-    for (const { r, u } of work) this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
+    for (const { r, u } of applying) this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
+  }
+
+  /**
+   * Recovers the snapshot an Update carries in steps (issue #16 item 4): RECOVERY_STEP_BYTES of
+   * the file read and decoded per step, between iterations. The replica gives no Update, applies
+   * nothing, answers no read and takes no snapshot until the last step commits the state and
+   * applies and hands back the Update (its messages have left: the snapshot is recorded). The
+   * record is durable, so a crash meanwhile recovers the same snapshot again at the next start.
+   * False when the recovery is done at once (no file to read, a bad file: applyUpdate meets it).
+   */
+  private startRecovery(w: Work): boolean {
+    let job: SnapshotRecoveryJob | null = null;
+    try {
+      job = w.r.rsm.beginRecovery(w.u.snapshot!);
+    } catch {
+      return false; // recoverFromSnapshot in applyUpdate meets the same error, and the replica fails
+    }
+    if (job === null) return false;
+    const work: RecoveryWork = { w, job };
+    this.recoveries.set(w.r, work);
+    this.afterSnapshotLatency(() => this.stepRecovery(work));
+    return true;
+  }
+
+  private stepRecovery(work: RecoveryWork): void {
+    const { r, u } = work.w;
+    if (this.recoveries.get(r) !== work) return;
+    if (this.stopped || r.stopped) {
+      this.recoveries.delete(r);
+      work.job.abort();
+      return;
+    }
+    let done = true;
+    try {
+      done = work.job.step(RECOVERY_STEP_BYTES);
+    } catch {
+      // the job is aborted: recoverFromSnapshot reads the file at once and fails the replica
+    }
+    if (!done) {
+      this.afterSnapshotLatency(() => this.stepRecovery(work));
+      return;
+    }
+    this.recoveries.delete(r);
+    if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
+      this.stats.appliedEntries += u.committedEntries.length;
+    this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
+    this.markReady(r);
+  }
+
+  /** True while r recovers a received snapshot in steps. */
+  recovering(r: Replica): boolean {
+    return this.recoveries.has(r);
+  }
+
+  /**
+   * Recovers rsm from the snapshot meta names in steps before its replica starts (NodeHost
+   * startReplica): the same steps as a received snapshot's, so a large one does not stall the
+   * host's other shards. Resolves once recovered; rejects on a bad file or a stopped engine.
+   */
+  recoverBeforeStart(rsm: StateMachineManager, meta: SnapshotMeta): Promise<void> {
+    const job = rsm.beginRecovery(meta);
+    if (job === null) {
+      rsm.recoverFromSnapshot(meta);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      let ended = false;
+      const end = (error: unknown) => {
+        if (ended) return;
+        ended = true;
+        this.startRecoveries.delete(stop);
+        if (error === null) {
+          resolve();
+          return;
+        }
+        job.abort();
+        reject(error);
+      };
+      const stop = () =>
+        end(new LongboatError("closed", "the NodeHost stopped while a replica recovered its snapshot"));
+      const step = () => {
+        if (ended) return;
+        if (this.stopped) return stop();
+        try {
+          if (!job.step(RECOVERY_STEP_BYTES)) {
+            this.afterSnapshotLatency(step);
+            return;
+          }
+          rsm.recoverFromSnapshot(meta);
+          end(null);
+        } catch (error) {
+          end(error);
+        }
+      };
+      this.startRecoveries.add(stop);
+      this.afterSnapshotLatency(step);
+    });
   }
 
   private send(m: Message): void {

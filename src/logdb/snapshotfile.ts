@@ -147,10 +147,27 @@ export class SnapshotFileWriter {
   /** Closes the synced file and gives it its name durably (rename, fsync of the directory). */
   publish(): void {
     this.expect("synced", "publish");
-    this.file.close();
-    this.fs.rename(this.tmpPath, this.path);
+    this.closeAndRename();
     this.fs.syncDir(dirname(this.path));
+  }
+
+  /**
+   * Closes the file and renames it; done only once renamed. A failed rename removes the
+   * `.tmp` (nothing was promised) and leaves the writer done, so abort() has nothing left to do.
+   */
+  private closeAndRename(): void {
     this.state = "done";
+    try {
+      this.file.close();
+      this.fs.rename(this.tmpPath, this.path);
+    } catch (error) {
+      try {
+        this.fs.remove(this.tmpPath);
+      } catch {
+        // the .tmp is removed when the snapshot directory is next opened
+      }
+      throw error;
+    }
   }
 
   /**
@@ -161,9 +178,7 @@ export class SnapshotFileWriter {
     this.expect("synced", "publishAsync");
     const syncDirAsync = this.fs.syncDirAsync;
     if (syncDirAsync === undefined) return false;
-    this.file.close();
-    this.state = "done";
-    this.fs.rename(this.tmpPath, this.path);
+    this.closeAndRename();
     syncDirAsync.call(this.fs, dirname(this.path), done);
     return true;
   }
@@ -214,6 +229,84 @@ export function readSnapshotFile(
     payload,
     checksum: stored,
   };
+}
+
+/**
+ * Reads a snapshot file's payload in steps (recovery off the engine loop, issue #16 item 4):
+ * the constructor reads and checks the header; read(n) returns the next n payload bytes (fewer
+ * at its end) while the file's CRC runs; the read that reaches the payload's end checks the
+ * trailer (length, checksum, end marker). Same checks as readSnapshotFile; nothing read before
+ * that last read is verified. close() at any point.
+ * @throws SnapshotCorruptError naming the file and what is wrong.
+ */
+export class SnapshotFileReader {
+  readonly meta: SnapshotMeta;
+  readonly payloadBytes: number;
+  private readonly fd: FileHandle;
+  private readonly payloadEnd: number;
+  private pos: number;
+  private crc = 0;
+  private closed = false;
+  /** The trailer was read and matched: the whole file is verified. */
+  verified = false;
+
+  constructor(
+    fs: FileSystem,
+    readonly path: string,
+  ) {
+    this.fd = fs.open(path, "read");
+    try {
+      const sizeBytes = this.fd.sizeBytes();
+      const prefix = new Uint8Array(Math.min(sizeBytes, PREFIX_BYTES));
+      readFully(this.fd, prefix, 0);
+      if (prefix.byteLength < PREFIX_BYTES)
+        throw new SnapshotCorruptError(path, `truncated: ${sizeBytes} bytes`);
+      const stated = new DataView(prefix.buffer).getUint32(MAGIC.byteLength, true);
+      const head = new Uint8Array(
+        Math.min(sizeBytes, PREFIX_BYTES + Math.min(stated, MAX_SNAPSHOT_HEADER_BYTES)),
+      );
+      readFully(this.fd, head, 0);
+      const { meta, headerEnd } = parseHeader(path, head);
+      if (sizeBytes < headerEnd + TRAILER_BYTES) {
+        throw new SnapshotCorruptError(path, `truncated: ${sizeBytes} bytes, no room for the trailer`);
+      }
+      this.crc = crc32(head.subarray(0, headerEnd), 0);
+      this.pos = headerEnd;
+      this.payloadEnd = sizeBytes - TRAILER_BYTES;
+      this.payloadBytes = this.payloadEnd - headerEnd;
+      this.meta = { ...meta, filePath: path, fileSizeBytes: sizeBytes };
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Payload bytes not read yet. */
+  get remaining(): number {
+    return this.payloadEnd - this.pos;
+  }
+
+  /** The next min(n, remaining) payload bytes, in a new buffer; the last read checks the trailer. */
+  read(n: number): Uint8Array {
+    if (this.closed) throw new Error(`snapshot file ${this.path}: read after close`);
+    const out = new Uint8Array(Math.min(n, this.remaining));
+    readFully(this.fd, out, this.pos);
+    this.crc = crc32(out, this.crc);
+    this.pos += out.byteLength;
+    if (this.remaining === 0 && !this.verified) {
+      const trailer = new Uint8Array(TRAILER_BYTES);
+      readFully(this.fd, trailer, this.payloadEnd);
+      this.meta.checksum = checkTrailer(this.path, trailer, this.payloadBytes, this.crc);
+      this.verified = true;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fd.close();
+  }
 }
 
 /** Chunk size of verifySnapshotFile: memory stays bounded whatever the snapshot size. */

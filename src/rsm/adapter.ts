@@ -5,6 +5,7 @@ import type {
   IStateMachine,
   SMEntry,
   SMResult,
+  SnapshotRecovery,
   SnapshotSink,
 } from "../statemachine/types.ts";
 
@@ -29,6 +30,8 @@ export interface ManagedStateMachine {
    */
   capture(full: boolean): Iterator<Uint8Array> | null;
   recover(payload: Uint8Array): void;
+  /** The machine's recoverInSteps(), or null when it has none (then recover() at the end). */
+  recoverInSteps(): SnapshotRecovery | null;
   hash(): string;
   close(): void;
 }
@@ -107,6 +110,16 @@ function chunksOf(sm: AnyStateMachine, save: (sink: SnapshotSink) => void): Iter
   return chunks[Symbol.iterator]();
 }
 
+/** The machine's recoverInSteps(), checked, or null. */
+function steppedRecovery(sm: AnyStateMachine): SnapshotRecovery | null {
+  const begin = (sm as { recoverInSteps?: unknown }).recoverInSteps;
+  if (typeof begin !== "function") return null;
+  const r = begin.call(sm) as SnapshotRecovery | null | undefined;
+  if (r === null || typeof r !== "object" || typeof r.write !== "function" || typeof r.finish !== "function")
+    throw new StateMachineShapeError("recoverInSteps() returned no object with write and finish");
+  return r;
+}
+
 function regular(sm: IStateMachine): ManagedStateMachine {
   return {
     kind: "regular",
@@ -117,6 +130,7 @@ function regular(sm: IStateMachine): ManagedStateMachine {
     sync: () => {},
     capture: () => chunksOf(sm, (sink) => sm.saveSnapshot(sink)),
     recover: (p) => sm.recoverFromSnapshot(p),
+    recoverInSteps: () => steppedRecovery(sm),
     hash: () => sm.hash(),
     close: () => sm.close(),
   };
@@ -132,6 +146,7 @@ function concurrent(sm: IConcurrentStateMachine): ManagedStateMachine {
     sync: () => {},
     capture: () => chunksOf(sm, (sink) => sm.saveSnapshot(sm.prepareSnapshot(), sink)),
     recover: (p) => sm.recoverFromSnapshot(p),
+    recoverInSteps: () => steppedRecovery(sm),
     hash: () => sm.hash(),
     close: () => sm.close(),
   };
@@ -153,6 +168,7 @@ function onDisk(sm: IOnDiskStateMachine): ManagedStateMachine {
     sync: () => sm.sync(),
     capture: (full) => (full ? chunksOf(sm, (sink) => sm.saveSnapshot(sm.prepareSnapshot(), sink)) : null),
     recover: (p) => sm.recoverFromSnapshot(p),
+    recoverInSteps: () => steppedRecovery(sm),
     hash: () => sm.hash(),
     close: () => sm.close(),
   };

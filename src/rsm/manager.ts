@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { SnapshotDir } from "../logdb/snapshotfile.ts";
+import { type SnapshotDir, SnapshotFileReader } from "../logdb/snapshotfile.ts";
 import { longboat } from "../pb/longboat.js";
 import {
   type ConfigChange,
@@ -11,10 +11,11 @@ import {
   type RequestTag,
   type SnapshotMeta,
 } from "../raft/types.ts";
-import type { AnyStateMachine, SMEntry, SMResult } from "../statemachine/types.ts";
+import type { AnyStateMachine, SMEntry, SMResult, SnapshotRecovery } from "../statemachine/types.ts";
+import { concatChunks } from "../statemachine/bytes.ts";
 import { adaptStateMachine, type ManagedStateMachine } from "./adapter.ts";
 import { MembershipManager } from "./membership.ts";
-import { collect, readPayload, writePayloadHead } from "./payload.ts";
+import { collect, type PayloadHead, readPayload, readPayloadHead, writePayloadHead } from "./payload.ts";
 import {
   CLIENT_ID_NOOP,
   DEFAULT_MAX_SESSIONS,
@@ -75,6 +76,114 @@ function* payloadChunks(
   }
 }
 
+/**
+ * A snapshot being recovered in steps (StateMachineManager.beginRecovery): step() reads up to
+ * maxBytes of the file and feeds the machine (its recoverInSteps, or memory for a machine
+ * without it); once the file is read and verified, recoverFromSnapshot(meta) commits it at
+ * once. Until then the manager's state — the machine's, sessions, membership, lastApplied —
+ * is unchanged; abort() drops the work.
+ */
+export class SnapshotRecoveryJob {
+  private reader: SnapshotFileReader | null;
+  private head: (PayloadHead & { headBytes: number }) | null = null;
+  /** Machine data is fed (a dummy snapshot, or an on-disk machine that holds it: no). */
+  private wantData = false;
+  private stepped: SnapshotRecovery | null = null;
+  private parts: Uint8Array[] = [];
+  done = false;
+  aborted = false;
+
+  constructor(
+    readonly meta: SnapshotMeta,
+    dir: SnapshotDir,
+    private readonly sm: ManagedStateMachine,
+    private readonly app: string,
+    private readonly onDiskIndex: number,
+    private readonly checkDummy: (where: string) => void,
+  ) {
+    this.reader = new SnapshotFileReader(dir.fs, meta.filePath);
+    if (this.reader.meta.index !== meta.index) {
+      const index = this.reader.meta.index;
+      this.abort();
+      throw new StateMachineManagerError(
+        `snapshot ${meta.filePath}: holds index ${index}, expected ${meta.index}`,
+      );
+    }
+  }
+
+  private get where(): string {
+    return `snapshot ${this.meta.filePath}`;
+  }
+
+  /** Reads and feeds up to about maxBytes; true once the whole file is read and verified. */
+  step(maxBytes: number): boolean {
+    if (this.done) return true;
+    const reader = this.reader;
+    if (reader === null) throw new StateMachineManagerError(`${this.where}: recovery step after abort`);
+    try {
+      if (this.head === null) this.readHead(reader);
+      for (let budget = maxBytes; budget > 0 && reader.remaining > 0; ) {
+        const chunk = reader.read(Math.min(budget, reader.remaining));
+        budget -= chunk.byteLength;
+        if (!this.head!.hasData) {
+          throw new StateMachineManagerError(`${this.where}: data after a dummy head`);
+        }
+        if (!this.wantData) continue;
+        if (this.stepped !== null) this.stepped.write(chunk);
+        else this.parts.push(chunk);
+      }
+      if (reader.remaining === 0 && !reader.verified) reader.read(0);
+    } catch (error) {
+      this.abort();
+      throw error;
+    }
+    if (reader.remaining > 0) return false;
+    reader.close();
+    this.done = true;
+    return true;
+  }
+
+  private readHead(reader: SnapshotFileReader): void {
+    const head = readPayloadHead((n) => reader.read(n), reader.payloadBytes, this.where);
+    this.head = head;
+    if (head.app !== this.app) {
+      throw new StateMachineManagerError(
+        `${this.where}: is of app "${head.app}", this replica runs "${this.app}"`,
+      );
+    }
+    if (!head.hasData) this.checkDummy(this.where);
+    // An on-disk machine that already synced past the snapshot keeps its data (recoverFile).
+    const held =
+      this.sm.kind === "on-disk" && this.onDiskIndex >= Math.max(this.meta.onDiskIndex, this.meta.index);
+    this.wantData = head.hasData && !held;
+    if (this.wantData) this.stepped = this.sm.recoverInSteps();
+  }
+
+  /** Called by recoverFromSnapshot once done: the head's sessions and membership, the machine's data. */
+  commit(sessions: SessionManager, members: MembershipManager): boolean {
+    const head = this.head!;
+    sessions.load(head.sessions);
+    members.set(head.membership);
+    if (!this.wantData) return false;
+    if (this.stepped !== null) this.stepped.finish();
+    else this.sm.recover(concatChunks(this.parts));
+    this.parts = [];
+    return true;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.parts = [];
+    try {
+      this.stepped?.abort?.();
+    } finally {
+      this.reader?.close();
+      this.reader = null;
+    }
+  }
+}
+
 /** An update outside any session (no dedup): client 0, or series 0 of any client. */
 function isNoSession(e: Entry): boolean {
   if (e.seriesId === SERIES_ID_REGISTER || e.seriesId === SERIES_ID_UNREGISTER) return false;
@@ -109,6 +218,8 @@ export class StateMachineManager {
   private closed = false;
   /** Plain (no-session) updates waiting for one batched sm.update call. */
   private batch: Entry[] = [];
+  /** A recovery in steps under way or read (beginRecovery); recoverFromSnapshot commits it. */
+  private recovery: SnapshotRecoveryJob | null = null;
 
   constructor(opts: StateMachineManagerOptions) {
     this.shardId = opts.shardId;
@@ -366,14 +477,57 @@ export class StateMachineManager {
         `${this.where()}: snapshot at ${meta.index} is older than the applied index ${this.applied}`,
       );
     }
-    if (this.snapshotDir === null || this.isWitness || meta.witness) {
+    const job = this.recovery;
+    this.recovery = null;
+    if (job?.done && job.meta.index === meta.index && job.meta.filePath === meta.filePath) {
+      this.commitRecovery(job, meta);
+    } else if (this.snapshotDir === null || this.isWitness || meta.witness) {
+      job?.abort();
       if (meta.membership) this.members.set(meta.membership);
       this.sessions.clear();
     } else {
+      job?.abort();
       this.recoverFile(meta);
     }
     this.applied = meta.index;
     this.appliedTerm = meta.term;
+  }
+
+  /**
+   * Starts recovering the snapshot meta names in steps (issue #16 item 4): call step() on the
+   * job until it returns true, between engine iterations, then recoverFromSnapshot(meta), which
+   * commits what was read at once. Null when there is no file to read (a witness): call
+   * recoverFromSnapshot directly. Nothing of this manager changes before the commit; a job not
+   * committed is dropped by the next recoverFromSnapshot, beginRecovery or close.
+   * @throws SnapshotCorruptError / StateMachineManagerError on a file that cannot be recovered.
+   */
+  beginRecovery(meta: SnapshotMeta): SnapshotRecoveryJob | null {
+    this.usable();
+    this.recovery?.abort();
+    this.recovery = null;
+    if (this.snapshotDir === null || this.isWitness || meta.witness) return null;
+    if (meta.index < this.applied) {
+      throw new StateMachineManagerError(
+        `${this.where()}: snapshot at ${meta.index} is older than the applied index ${this.applied}`,
+      );
+    }
+    const job = new SnapshotRecoveryJob(
+      meta,
+      this.snapshotDir,
+      this.sm,
+      this.app,
+      this.onDiskIndex,
+      (where) => this.checkDummy(meta, where),
+    );
+    this.recovery = job;
+    return job;
+  }
+
+  private commitRecovery(job: SnapshotRecoveryJob, meta: SnapshotMeta): void {
+    if (job.commit(this.sessions, this.members) && this.sm.kind === "on-disk") {
+      this.sm.sync();
+      this.onDiskIndex = meta.index;
+    }
   }
 
   private recoverFile(meta: SnapshotMeta): void {
@@ -436,6 +590,8 @@ export class StateMachineManager {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.recovery?.abort();
+    this.recovery = null;
     this.sm.close();
   }
 

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
 import { longboat } from "../pb/longboat.js";
-import { ByteReader, ByteWriter } from "./bytes.ts";
+import { ByteReader, ByteWriter, BytesFormatError, concatChunks } from "./bytes.ts";
 import {
   type IStateMachine,
   RESULT_REJECTED,
   type SMEntry,
   type SMResult,
+  type SnapshotRecovery,
   type SnapshotSink,
 } from "./types.ts";
 
@@ -226,7 +227,7 @@ export function validateKvCommand(cmd: Uint8Array): string | null {
 }
 
 export class KvStateMachine implements IStateMachine {
-  private readonly map = new Map<string, Uint8Array>();
+  private map = new Map<string, Uint8Array>();
   /** Keys in byte order, rebuilt lazily for scans after an insert or delete. */
   private sorted: string[] | null = [];
 
@@ -384,6 +385,90 @@ export class KvStateMachine implements IStateMachine {
     this.map.clear();
     for (const [k, v] of next) this.map.set(k, v);
     this.sorted = null;
+  }
+
+  /**
+   * Recovery in steps (types.ts, SnapshotRecovery): each chunk's complete pairs are decoded
+   * into a new map as they come (a pair cut by a chunk's end waits for the bytes it needs);
+   * finish() checks the count and swaps the map in. Same checks as recoverFromSnapshot.
+   */
+  recoverInSteps(): SnapshotRecovery {
+    const next = new Map<string, Uint8Array>();
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    const where = "kv snapshot";
+    let count = -1;
+    let pairs = 0;
+    let key: string | null = null;
+    /** Bytes of an item cut by a chunk's end, and how many it needs to be whole. */
+    let held: Uint8Array[] = [];
+    let heldBytes = 0;
+    let need = 0;
+    return {
+      write: (chunk) => {
+        if (heldBytes + chunk.byteLength < need) {
+          held.push(chunk.slice());
+          heldBytes += chunk.byteLength;
+          return;
+        }
+        const buf = held.length === 0 ? chunk : concatChunks([...held, chunk]);
+        held = [];
+        heldBytes = 0;
+        need = 0;
+        const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+        let at = 0;
+        if (count < 0) {
+          if (buf.byteLength < 8) {
+            need = 8;
+          } else {
+            const n = view.getUint32(4, true) * 2 ** 32 + view.getUint32(0, true);
+            if (!Number.isSafeInteger(n))
+              throw new BytesFormatError(`${where}: pair count ${n} exceeds 2^53 - 1`);
+            count = n;
+            at = 8;
+          }
+        }
+        while (need === 0 && at < buf.byteLength) {
+          if (pairs === count) {
+            throw new BytesFormatError(`${where}: trailing bytes after ${count} pairs`);
+          }
+          if (buf.byteLength - at < 4) {
+            need = 4;
+            break;
+          }
+          const len = view.getUint32(at, true);
+          if (buf.byteLength - at - 4 < len) {
+            need = 4 + len;
+            break;
+          }
+          const bytes = buf.subarray(at + 4, at + 4 + len);
+          at += 4 + len;
+          if (key === null) {
+            key = decoder.decode(bytes);
+          } else {
+            next.set(key, bytes.slice());
+            key = null;
+            pairs++;
+          }
+        }
+        if (at < buf.byteLength) {
+          held = [buf.slice(at)];
+          heldBytes = buf.byteLength - at;
+        }
+      },
+      finish: () => {
+        if (count < 0 || pairs !== count || key !== null || heldBytes > 0) {
+          throw new BytesFormatError(
+            `${where}: cut short (${pairs} of ${count < 0 ? "?" : count} pairs, ${heldBytes} bytes left over)`,
+          );
+        }
+        this.map = next;
+        this.sorted = null;
+      },
+      abort: () => {
+        next.clear();
+        held = [];
+      },
+    };
   }
 
   hash(): string {

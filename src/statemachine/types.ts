@@ -25,6 +25,21 @@ export interface SMResult {
 
 export type SnapshotSink = (chunk: Uint8Array) => void;
 
+/**
+ * A snapshot recovered in steps (recoverInSteps): the engine feeds the payload through write(),
+ * in order, a bounded chunk per step between its iterations (a chunk is valid only during the
+ * call: copy what is kept); finish() then replaces the machine's state with what was fed, in
+ * one short call — it is called only once the whole file's checksum has been verified. Until
+ * finish() the machine must not change what lookup, hash or a snapshot see (decode into a side
+ * structure and swap it in). abort() drops what was fed (the replica stopped, a bad file).
+ * write() or finish() throws on a payload the machine cannot read; nothing has changed then.
+ */
+export interface SnapshotRecovery {
+  write(chunk: Uint8Array): void;
+  finish(): void;
+  abort?(): void;
+}
+
 export interface IStateMachine {
   readonly type?: "regular";
   /** Applies a batch in order; returns one result per entry. Must be deterministic. */
@@ -35,6 +50,12 @@ export interface IStateMachine {
   saveSnapshot(sink: SnapshotSink): void;
   /** Replaces the state with a snapshot's payload. */
   recoverFromSnapshot(payload: Uint8Array): void;
+  /**
+   * Optional: recovery in steps, so a large snapshot does not stall the host (issue #16 item 4;
+   * SnapshotRecovery). Without it the payload is read in steps, then recoverFromSnapshot runs
+   * on the engine loop at once.
+   */
+  recoverInSteps?(): SnapshotRecovery;
   /**
    * Optional: the snapshot in steps, so a large one does not stall the host (issue #16 item 4).
    * Called on the engine loop at the snapshot's index instead of saveSnapshot; it must capture
@@ -78,6 +99,8 @@ export interface IConcurrentStateMachine {
   snapshotChunks?(): Iterator<Uint8Array>;
 
   recoverFromSnapshot(payload: Uint8Array): void;
+  /** Optional: recovery in steps (IStateMachine.recoverInSteps). */
+  recoverInSteps?(): SnapshotRecovery;
   hash(): string;
   /**
    * Optional: checks a command before it is proposed; returns why it would be refused, or null.
@@ -113,6 +136,8 @@ export interface IOnDiskStateMachine {
 
   /** Replaces the durable state with a full snapshot's payload. */
   recoverFromSnapshot(payload: Uint8Array): void;
+  /** Optional: recovery in steps (IStateMachine.recoverInSteps). */
+  recoverInSteps?(): SnapshotRecovery;
   hash(): string;
   /**
    * Optional: checks a command before it is proposed; returns why it would be refused, or null.

@@ -14,6 +14,8 @@ import { SnapshotCorruptError } from "../../src/logdb/errors.ts";
 import {
   readSnapshotFile,
   SnapshotDir,
+  SnapshotFileReader,
+  SnapshotFileWriter,
   snapshotFileName,
   VERIFY_CHUNK_BYTES,
   verifySnapshotFile,
@@ -274,4 +276,77 @@ describe("SnapshotDir", () => {
     const meta = d.create(snap(9, 1), () => {});
     expect(() => d.exportFile(meta.filePath, join(root, "missing"))).toThrow(/does not exist/);
   });
+});
+
+describe("snapshot files read in steps (SnapshotFileReader)", () => {
+  test("reads the payload in any step sizes and verifies the file at the last read", () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, "r.lbsnap");
+    const payload = bytes(300_001, 4);
+    const { checksum } = writeSnapshotFile(nodeFileSystem, path, snap(9, 2), (sink) => sink(payload));
+    for (const step of [1 << 10, 65_536, 300_001]) {
+      const r = new SnapshotFileReader(nodeFileSystem, path);
+      expect(r.meta.index).toBe(9);
+      expect(r.payloadBytes).toBe(payload.byteLength);
+      const got: Uint8Array[] = [];
+      while (r.remaining > 0) {
+        expect(r.verified).toBe(false);
+        got.push(r.read(step));
+      }
+      expect(r.verified).toBe(true);
+      expect(r.meta.checksum).toBe(checksum);
+      expect(Buffer.concat(got).equals(Buffer.from(payload))).toBe(true);
+      r.close();
+    }
+  });
+
+  test("a changed payload byte, a cut file and a bad header are refused", () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, "c.lbsnap");
+    writeSnapshotFile(nodeFileSystem, path, snap(9, 2), (sink) => sink(bytes(100_000, 5)));
+    const good = readFileSync(path);
+    const flipped = Buffer.from(good);
+    flipped[good.byteLength - 5_000] = (flipped[good.byteLength - 5_000]! + 1) % 256;
+    writeFileSync(path, flipped);
+    const r = new SnapshotFileReader(nodeFileSystem, path);
+    r.read(50_000); // nothing is known yet
+    expect(() => r.read(1 << 20)).toThrow(/checksum mismatch/);
+    r.close();
+    writeFileSync(path, good.subarray(0, good.byteLength - 3));
+    const cut = new SnapshotFileReader(nodeFileSystem, path);
+    expect(() => cut.read(1 << 20)).toThrow(SnapshotCorruptError);
+    cut.close();
+    const header = Buffer.from(good);
+    header[20] = (header[20]! + 1) % 256;
+    writeFileSync(path, header);
+    expect(() => new SnapshotFileReader(nodeFileSystem, path)).toThrow(/header/);
+    writeFileSync(path, good.subarray(0, 10));
+    expect(() => new SnapshotFileReader(nodeFileSystem, path)).toThrow(/truncated/);
+  });
+});
+
+describe("SnapshotFileWriter publish", () => {
+  for (const mode of ["publish", "publishAsync"] as const) {
+    test(`${mode}: a failed rename removes the .tmp and leaves the writer done (abort does nothing more)`, () => {
+      const dir = fresh();
+      mkdirSync(dir, { recursive: true });
+      const failing = {
+        ...nodeFileSystem,
+        rename: () => {
+          throw Object.assign(new Error("rename refused"), { code: "EIO" });
+        },
+      };
+      const w = new SnapshotFileWriter(failing, join(dir, "p.lbsnap"), snap(4, 1));
+      w.put(bytes(1000, 1));
+      w.endData();
+      w.syncData();
+      if (mode === "publish") expect(() => w.publish()).toThrow(/rename refused/);
+      else expect(() => w.publishAsync(() => {})).toThrow(/rename refused/);
+      expect(readdirSync(dir)).toEqual([]);
+      expect(() => w.abort()).not.toThrow();
+      expect(() => w.publish()).toThrow(/while done/);
+    });
+  }
 });

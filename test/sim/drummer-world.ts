@@ -23,7 +23,7 @@ import { SimNetwork } from "../../src/transport/sim.ts";
 import { drawDrummerSwarm, type DrummerSwarm, SIM_DRUMMER } from "./drummer-swarm.ts";
 import { type AppliedRecord, fnv1a, Oracles, SimViolation } from "./oracles.ts";
 import type { WorkloadHost, WorkloadWorld } from "./workload.ts";
-import { SIM_RTT_MS } from "./world.ts";
+import { drivenBy, SIM_RTT_MS } from "./world.ts";
 
 const encoder = new TextEncoder();
 
@@ -208,7 +208,8 @@ export class DrummerWorld implements WorkloadWorld {
     });
     d.drummer = drummer;
     d.app = drummer.api();
-    await drummer.start();
+    // A restart recovers the drummer shard's snapshot in steps on the simulated clock.
+    await drivenBy(this.env, drummer.start(), () => false);
     this.log(`drummer ${d.id} started`);
   }
 

@@ -44,6 +44,31 @@ export function drain(): Promise<void> {
 /** A promise that never settles: where the driver of a world shut down under it stops for good. */
 const PARKED = new Promise<never>(() => {});
 
+/**
+ * Awaits p while simulated time goes on: a replica restarting over a snapshot recovers it in
+ * steps between engine iterations (env.defer, or the snapshot step latency), which only run
+ * when the driver advances the clock — and the driver is the one waiting here. A start that
+ * waits for nothing settles before the first advance, so it leaves the trace as it was.
+ */
+export async function drivenBy<T>(env: ManualEnv, p: Promise<T>, closed: () => boolean): Promise<T> {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  p.then(done, done);
+  await drain();
+  while (!settled) {
+    if (closed()) await PARKED;
+    env.advance(0);
+    await drain();
+    if (!settled) {
+      env.advance(1);
+      await drain();
+    }
+  }
+  return p;
+}
+
 export function hostAddress(i: number): string {
   return `10.0.0.${i}:7001`;
 }
@@ -366,11 +391,17 @@ export class World {
     await nh.ready;
     for (const [shardId, p] of h.shards) {
       const cfg = replicaConfig(this.swarm, shardId, p.replicaId, this.seed);
-      await nh.startReplica(p.members ?? {}, p.members === null, this.recording(h), cfg, { app: "kv" });
+      await this.driven(
+        nh.startReplica(p.members ?? {}, p.members === null, this.recording(h), cfg, { app: "kv" }),
+      );
     }
     h.logdb.setWriteFault(wf);
     h.logdb.setReadFault(rf);
     return true;
+  }
+
+  private driven<T>(p: Promise<T>): Promise<T> {
+    return drivenBy(this.env, p, () => this.closed);
   }
 
   /** The kv app, wrapped to record what each instance applies (the session and applied oracles). */
@@ -408,6 +439,20 @@ export class World {
           rec.pending = [];
           rec.lastApplied = 0;
           sm.recoverFromSnapshot(payload);
+        },
+        // The kv's recovery in steps (the engine's path for it), forgetting the record at finish.
+        recoverInSteps: () => {
+          const steps = sm.recoverInSteps!();
+          return {
+            write: (chunk) => steps.write(chunk),
+            finish: () => {
+              steps.finish();
+              rec.seen.clear();
+              rec.pending = [];
+              rec.lastApplied = 0;
+            },
+            abort: () => steps.abort?.(),
+          };
         },
         hash: () => sm.hash(),
         close: () => {

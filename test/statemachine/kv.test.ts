@@ -470,3 +470,62 @@ describe("kv put bytes: the hand decode answers as protobufjs would", () => {
     }
   });
 });
+
+describe("kv recovery in steps (recoverInSteps)", () => {
+  function filled(): KvStateMachine {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 300; i++) put(sm, `key-${(i * 7919) % 1000}`, "v".repeat(i % 50) + i);
+    put(sm, "ключ-ü", "ünïcode");
+    put(sm, "big", "b".repeat(70_000));
+    return sm;
+  }
+  function payloadOf(sm: KvStateMachine): Uint8Array {
+    const chunks: Uint8Array[] = [];
+    sm.saveSnapshot((c) => chunks.push(c.slice()));
+    return new Uint8Array(Buffer.concat(chunks));
+  }
+
+  test("any split of the payload into chunks recovers the state recoverFromSnapshot does", () => {
+    const source = filled();
+    const payload = payloadOf(source);
+    for (const size of [1, 3, 7, 4096, 65_537, payload.byteLength]) {
+      const sm = new KvStateMachine();
+      put(sm, "old", "gone after finish");
+      const steps = sm.recoverInSteps();
+      for (let at = 0; at < payload.byteLength; at += size) {
+        // a reused buffer: the machine copies what it keeps
+        const chunk = Uint8Array.from(payload.subarray(at, at + size));
+        steps.write(chunk);
+        chunk.fill(0);
+      }
+      expect(get(sm, "old").value).toBeDefined(); // nothing changes before finish
+      expect(sm.size()).toBe(1);
+      steps.finish();
+      expect(sm.hash()).toBe(source.hash());
+      expect(get(sm, "old").found).toBe(false);
+      expect(scan(sm, "", "", 5).pairs.map((p) => p.key)).toEqual(
+        scan(source, "", "", 5).pairs.map((p) => p.key),
+      );
+    }
+  });
+
+  test("a cut or overlong payload is refused and leaves the state as it was", () => {
+    const payload = payloadOf(filled());
+    for (const bad of [payload.subarray(0, payload.byteLength - 1), payload.subarray(0, 5)]) {
+      const sm = new KvStateMachine();
+      put(sm, "keep", "me");
+      const before = sm.hash();
+      const steps = sm.recoverInSteps();
+      steps.write(bad);
+      expect(() => steps.finish()).toThrow(/cut short/);
+      expect(sm.hash()).toBe(before);
+    }
+    const sm = new KvStateMachine();
+    const steps = sm.recoverInSteps();
+    const extra = new Uint8Array(payload.byteLength + 4);
+    extra.set(payload);
+    expect(() => steps.write(extra)).toThrow(/trailing bytes/);
+    const invalidUtf8 = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0, 0, 0, 0]);
+    expect(() => new KvStateMachine().recoverInSteps().write(invalidUtf8)).toThrow();
+  });
+});
