@@ -56,7 +56,12 @@ async function startShard(nh: NodeHost, shardId: number, fresh: boolean, address
 }
 
 /** A NodeHost with shards 2..9 started; shard 1 too unless `withoutShard1`. */
-async function startHost(dir: string, port: number, fresh: boolean, withoutShard1 = false): Promise<NodeHost> {
+async function startHost(
+  dir: string,
+  port: number,
+  fresh: boolean,
+  withoutShard1 = false,
+): Promise<NodeHost> {
   const address = `127.0.0.1:${port}`;
   const nh = new NodeHost({ nodeHostDir: dir, raftAddress: address, rttMs: RTT_MS });
   await nh.ready;

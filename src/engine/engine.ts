@@ -1,7 +1,7 @@
 import type { Env, TimerHandle } from "../env.ts";
 import type { FileSystem } from "../fs/filesystem.ts";
 import { LogDBClosedError, LogDBCorruptError, LogDBIOError } from "../logdb/errors.ts";
-import type { SnapshotFileWriter } from "../logdb/snapshotfile.ts";
+import type { SnapshotFileCopy, SnapshotFileWriter } from "../logdb/snapshotfile.ts";
 import type { LogDB, ReplicaUpdate } from "../logdb/types.ts";
 import type { Update } from "../raft/update.ts";
 import type { SnapshotRecoveryJob, StateMachineManager } from "../rsm/manager.ts";
@@ -180,6 +180,8 @@ export class Engine implements TransportHandler, ReplicaHost {
   private readonly snapshotJobs = new Map<Replica, SnapshotJob>();
   /** Replicas recovering a received snapshot: no Update, apply, read or snapshot until it ends. */
   private readonly recoveries = new Map<Replica, RecoveryWork>();
+  /** Snapshot exports being copied (exportSnapshot): stop() removes their .tmp. */
+  private readonly exports = new Set<SnapshotFileCopy>();
   /** Recoveries of replicas not started yet (recoverBeforeStart): stop() ends them. */
   private readonly startRecoveries = new Set<() => void>();
   /** shard → replica ids of it that applied their own removal on this host. */
@@ -253,6 +255,8 @@ export class Engine implements TransportHandler, ReplicaHost {
     for (const { job } of this.recoveries.values()) job.abort();
     this.recoveries.clear();
     for (const end of [...this.startRecoveries]) end();
+    for (const copy of this.exports) copy.abort();
+    this.exports.clear();
     for (const r of this.replicas.values()) r.failAll("the NodeHost is stopping");
   }
 
@@ -1121,25 +1125,69 @@ export class Engine implements TransportHandler, ReplicaHost {
         });
         this.onSnapshotSaved(r, meta.index);
         const exportPath = request?.input.exportPath ?? "";
-        if (exportPath !== "" && r.snapshotDir !== null) {
-          // Durable before the requester hears "done" (SnapshotDir.exportFile: fsync, rename, fsync).
-          try {
-            r.snapshotDir.exportFile(meta.filePath, exportPath);
-          } catch (error) {
-            r.finishSnapshotRequest(request, {
-              code: "rejected",
-              error: `exporting the snapshot failed: ${String(error)}`,
-            });
-            return;
-          }
-        }
-        r.finishSnapshotRequest(request, { index: meta.index });
+        if (exportPath !== "" && r.snapshotDir !== null) this.exportSnapshot(r, request, meta, exportPath);
+        else r.finishSnapshotRequest(request, { index: meta.index });
       });
     } catch (error) {
       this.fatal(error as Error);
       return;
     }
     this.markReady(r);
+  }
+
+  /**
+   * Copies the snapshot just recorded into the requester's export directory in steps between
+   * iterations (SNAPSHOT_STEP_BYTES each; SnapshotFileCopy: fsync, rename, fsync of the
+   * directory, off the thread where the file system can), and only then answers "done": the
+   * export is durable before the requester hears of it. The replica goes on meanwhile.
+   */
+  private exportSnapshot(
+    r: Replica,
+    request: SnapshotJob["request"],
+    meta: SnapshotMeta,
+    exportPath: string,
+  ): void {
+    const failed = (error: unknown) =>
+      r.finishSnapshotRequest(request, {
+        code: "rejected",
+        error: `exporting the snapshot failed: ${String(error)}`,
+      });
+    let copy: SnapshotFileCopy;
+    try {
+      copy = r.snapshotDir!.beginExport(meta.filePath, exportPath);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    this.exports.add(copy);
+    const step = () => {
+      if (!this.exports.has(copy)) return;
+      if (this.stopped || r.stopped) {
+        this.exports.delete(copy);
+        copy.abort();
+        return;
+      }
+      let done = false;
+      try {
+        done = copy.step(SNAPSHOT_STEP_BYTES);
+      } catch (error) {
+        this.exports.delete(copy);
+        copy.abort();
+        failed(error);
+        return;
+      }
+      if (!done) {
+        this.afterSnapshotLatency(step);
+        return;
+      }
+      copy.publish((error) => {
+        this.exports.delete(copy);
+        if (this.stopped || r.stopped) return;
+        if (error !== null) failed(error);
+        else r.finishSnapshotRequest(request, { index: meta.index });
+      });
+    };
+    this.afterSnapshotLatency(step);
   }
 
   private snapshotJobFailed(job: SnapshotJob, error: unknown): void {

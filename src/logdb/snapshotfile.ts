@@ -309,6 +309,119 @@ export class SnapshotFileReader {
   }
 }
 
+/**
+ * A snapshot file copied into an export directory in steps (issue #16 item 4: an export does
+ * not stall the host): step() copies up to maxBytes into `<to>.tmp`; publish(done) then fsyncs
+ * it (off the thread where the file system can), renames it and fsyncs the directory (same),
+ * and calls done(null) once the copy is durable under its name. abort() removes the `.tmp`.
+ * The source stays open, so a newer snapshot removing its name meanwhile does not cut the copy.
+ * @throws LogDBArgumentError when exportDir is not a directory.
+ */
+export class SnapshotFileCopy {
+  readonly to: string;
+  readonly tmpPath: string;
+  private readonly src: FileHandle;
+  private readonly out: FileHandle;
+  private readonly sizeBytes: number;
+  private pos = 0;
+  private state: "copying" | "publishing" | "done" = "copying";
+
+  constructor(
+    private readonly fs: FileSystem,
+    from: string,
+    exportDir: string,
+  ) {
+    if (fs.stat(exportDir)?.isDirectory !== true) {
+      throw new LogDBArgumentError(`export directory ${exportDir} does not exist`);
+    }
+    this.to = join(exportDir, basename(from));
+    this.tmpPath = `${this.to}.tmp`;
+    this.src = fs.open(from, "read");
+    try {
+      this.sizeBytes = this.src.sizeBytes();
+      this.out = fs.open(this.tmpPath, "create");
+    } catch (error) {
+      this.src.close();
+      throw error;
+    }
+  }
+
+  /** Copies up to maxBytes; true once the whole file is copied. */
+  step(maxBytes: number): boolean {
+    if (this.state !== "copying")
+      throw new Error(`snapshot export ${this.tmpPath}: step while ${this.state}`);
+    const end = Math.min(this.sizeBytes, this.pos + maxBytes);
+    if (end > this.pos) {
+      const chunk = new Uint8Array(end - this.pos);
+      readFully(this.src, chunk, this.pos);
+      this.out.write(chunk);
+      this.pos = end;
+    }
+    return this.pos >= this.sizeBytes;
+  }
+
+  /** fsync, rename, fsync of the directory; done(null) once durable, done(error) after abort. */
+  publish(done: (error: Error | null) => void): void {
+    if (this.state !== "copying")
+      throw new Error(`snapshot export ${this.tmpPath}: publish while ${this.state}`);
+    this.state = "publishing";
+    const fail = (error: Error) => {
+      this.abort();
+      done(error);
+    };
+    const named = () => {
+      try {
+        this.out.close();
+        this.fs.rename(this.tmpPath, this.to);
+      } catch (error) {
+        fail(error as Error);
+        return;
+      }
+      this.state = "done";
+      this.src.close();
+      const dir = dirname(this.to);
+      if (this.fs.syncDirAsync !== undefined) this.fs.syncDirAsync(dir, done);
+      else {
+        try {
+          this.fs.syncDir(dir);
+        } catch (error) {
+          done(error as Error);
+          return;
+        }
+        done(null);
+      }
+    };
+    if (this.out.syncAsync !== undefined) {
+      this.out.syncAsync((error) => (error === null ? named() : fail(error)));
+      return;
+    }
+    try {
+      this.out.sync();
+    } catch (error) {
+      fail(error as Error);
+      return;
+    }
+    named();
+  }
+
+  /** Closes both files and removes the `.tmp` (nothing happens once renamed). */
+  abort(): void {
+    if (this.state === "done") return;
+    this.state = "done";
+    for (const close of [
+      () => this.src.close(),
+      () => this.out.close(),
+      () => this.fs.remove(this.tmpPath),
+    ]) {
+      try {
+        close();
+      } catch {
+        // already closed, or the .tmp already gone
+      }
+    }
+  }
+}
+
 /** Chunk size of verifySnapshotFile: memory stays bounded whatever the snapshot size. */
 export const VERIFY_CHUNK_BYTES = 1024 * 1024;
 
@@ -563,6 +676,11 @@ export class SnapshotDir {
    * finds it there after a power loss); returns the exported path.
    * @throws LogDBArgumentError when exportDir is not a directory.
    */
+  /** Starts copying a snapshot file of this replica into exportDir in steps (SnapshotFileCopy). */
+  beginExport(filePath: string, exportDir: string): SnapshotFileCopy {
+    return new SnapshotFileCopy(this.fs, filePath, exportDir);
+  }
+
   exportFile(filePath: string, exportDir: string): string {
     if (this.fs.stat(exportDir)?.isDirectory !== true) {
       throw new LogDBArgumentError(`export directory ${exportDir} does not exist`);

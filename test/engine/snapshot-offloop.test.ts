@@ -4,7 +4,7 @@
 // model of its cost); the inline save of before took its whole cost inside one iteration, and
 // the shard 2 commits these tests wait for could only come after it.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SNAPSHOT_STEP_BYTES } from "../../src/engine/engine.ts";
 import { SIM_TEST_WALL_MS } from "../support/limits.ts";
@@ -69,6 +69,56 @@ describe("snapshots off the engine loop", () => {
     expect(files.some((f) => f.endsWith(".tmp"))).toBe(false);
     expect(readValue(await cluster.settle(nh.syncRead(1, get("k0"), T)))).toBe(VALUE);
     expect(existsSync(dir)).toBe(true);
+  });
+
+  test("an export is copied between iterations: its .tmp is seen growing, shard 2 commits meanwhile, and the answer comes once it is named", async () => {
+    cluster = new SimCluster(undefined, { snapshotStepLatencyMs: STEP_MS });
+    await cluster.startHost(1);
+    await cluster.startShard(1, [1]);
+    await cluster.startShard(2, [1]);
+    await cluster.waitLeader(1);
+    await cluster.waitLeader(2);
+    await fill(cluster, 1);
+    const nh = cluster.host(1);
+    const exportDir = join(cluster.root, "export");
+    mkdirSync(exportDir);
+    let answered = false;
+    const snapshot = nh.syncRequestSnapshot(1, { ...T, exportPath: exportDir }).then((index) => {
+      answered = true;
+      return index;
+    });
+    let sawTmp = false;
+    let committedWhileCopying = 0;
+    let inflight = false;
+    while (!answered) {
+      const names = readdirSync(exportDir);
+      const copying = names.some((f) => f.endsWith(".tmp"));
+      sawTmp ||= copying;
+      if (!inflight) {
+        inflight = true;
+        nh.syncPropose(nh.getNoOpSession(2), put("e", "v"), T).then(() => {
+          inflight = false;
+          if (copying && !answered) committedWhileCopying++;
+        });
+      }
+      await cluster.run(1);
+    }
+    const index = await cluster.settle(snapshot);
+    // Inline, the copy was made and named inside one iteration: no .tmp between two steps.
+    expect(sawTmp).toBe(true);
+    expect(committedWhileCopying).toBeGreaterThan(0);
+    const names = readdirSync(exportDir);
+    expect(names.some((f) => f.endsWith(".tmp"))).toBe(false);
+    const exported = names.find((f) => f.endsWith(".lbsnap"))!;
+    const source = readdirSync(join(cluster.root, "host-1", "snapshots"), { recursive: true })
+      .map(String)
+      .find((f) => f.endsWith(exported))!;
+    expect(
+      readFileSync(join(exportDir, exported)).equals(
+        readFileSync(join(cluster.root, "host-1", "snapshots", source)),
+      ),
+    ).toBe(true);
+    expect(index).toBeGreaterThanOrEqual(KEYS);
   });
 
   test("a replica asked to snapshot again while it writes one answers systemBusy, then takes the next after it", async () => {
