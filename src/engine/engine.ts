@@ -13,7 +13,11 @@ import { type EventBody, EventHub, type LeaderRole, membershipEvent } from "./ev
 import { ReplicaLeadership, StallGuard } from "./leadership.ts";
 import { compactionTarget, type Replica, type ReplicaHost } from "./replica.ts";
 
-/** A quiesced replica's ticks are stepped at least this often (in ticks). */
+/**
+ * A quiesced replica whose leadership view may still change with time alone (a leader's lease
+ * running out, a shard without a leader turning unavailable) is stepped at least this often
+ * (in ticks); one whose view cannot is not stepped until its next input.
+ */
 export const QUIESCED_TICK_BATCH = 64;
 
 /** One replica's Update on its way through the loop. */
@@ -158,6 +162,12 @@ const REFUSAL_LOG_EVERY_TICKS = 50;
 export class Engine implements TransportHandler, ReplicaHost {
   private readonly replicas = new Map<number, Replica>();
   private ready = new Set<Replica>();
+  /**
+   * Replicas in the per-tick work (onTick). A quiesced idle replica leaves it once nothing but
+   * its input can change it, and is back with its next step (iterate, finishSaved): 10,000
+   * quiesced shards cost the tick nothing (issue #16 item 5).
+   */
+  private readonly ticking = new Set<Replica>();
   /** Replicas that have known a leader: their "no leader" is logged at info (onLeaderChanged). */
   private readonly knewLeader = new WeakSet<Replica>();
   private tickCount = 0;
@@ -291,6 +301,7 @@ export class Engine implements TransportHandler, ReplicaHost {
       throw new LongboatError("shardAlreadyExist", `shard ${replica.shardId} is already running here`);
     }
     this.replicas.set(replica.shardId, replica);
+    this.ticking.add(replica);
     this.leadership.set(
       replica,
       new ReplicaLeadership(replica.shardId, replica.replicaId, {
@@ -309,6 +320,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     if (!replica) return undefined;
     this.replicas.delete(shardId);
     this.ready.delete(replica);
+    this.ticking.delete(replica);
     this.saving.delete(replica);
     const job = this.snapshotJobs.get(replica);
     if (job !== undefined) this.cancelSnapshot(job);
@@ -362,15 +374,28 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.stallGuard.onTick(this.opts.env.nowMs());
     this.tickCount++;
     const skipQuiesced = this.tickCount % QUIESCED_TICK_BATCH !== 0;
-    for (const r of this.replicas.values()) {
-      r.addTick();
-      // A quiesced replica with nothing pending only counts ticks (Raft.quiescedTick): they are
-      // stepped in bulk, with its next input or on every QUIESCED_TICK_BATCH-th engine tick (all
-      // quiesced replicas in one iteration), so idle shards stay out of the per-tick work.
-      if (skipQuiesced && r.peer.isQuiesced() && r.isIdle() && !this.saving.has(r)) continue;
+    for (const r of this.ticking) {
+      // A quiesced replica with nothing pending only counts ticks (Raft.quiescedTick); they are
+      // counted from the engine's clock (Replica.pendingTicks) and stepped at once with its next
+      // input. It leaves the per-tick work when nothing but input can change its leadership
+      // view, else it is stepped on every QUIESCED_TICK_BATCH-th tick until that holds.
+      if (r.peer.isQuiesced() && r.isIdle() && !this.saving.has(r)) {
+        if (!this.leadership.get(r)?.changesWithTime(r.peer.leadershipFacts())) {
+          this.ticking.delete(r);
+          continue;
+        }
+        if (skipQuiesced) continue;
+      }
       this.ready.add(r);
     }
     this.schedule();
+  }
+
+  /** Puts a replica stepped now back in the per-tick work (onTick), if it was left out. */
+  private resumeTicking(r: Replica): void {
+    if (this.ticking.has(r) || this.replicas.get(r.shardId) !== r) return;
+    this.ticking.add(r);
+    this.leadership.get(r)?.resumed(this.tickCount);
   }
 
   /** Keys of this engine's requests: 1, 2, 3… (never reused within an epoch; 2^53 will not be reached). */
@@ -661,6 +686,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     this.stats.iterations++;
     const active = [...this.ready];
     this.ready = new Set();
+    for (const r of active) if (!r.stopped) this.resumeTicking(r);
     const toSave: Work[] = [];
     const now: Work[] = [];
     // A replica whose Update is with the writer still steps its inputs (proposals append to its
@@ -758,6 +784,7 @@ export class Engine implements TransportHandler, ReplicaHost {
         if (job !== undefined) this.recordSnapshot(job);
       }
       const live = work.filter(({ r }) => !r.stopped);
+      for (const { r } of live) this.resumeTicking(r);
       this.finish(live);
       for (const { r } of live) {
         this.guard(r, "taking a snapshot", () => {

@@ -183,6 +183,27 @@ export class ReplicaLeadership {
     return { kind: "roleChanged", shardId: this.shardId, replicaId: this.replicaId, ...next };
   }
 
+  /**
+   * True when time alone may change what evaluate or availability report next: a reported
+   * leader whose lease rests on other voters' answers (they age out), or no leader known and
+   * shardUnavailable not reported yet. Otherwise only a step of the replica (its input) can,
+   * and the engine leaves it out of the per-tick work while it is quiesced.
+   */
+  changesWithTime(facts: LeadershipFacts): boolean {
+    if (facts.leaderId === 0 && !this.unavailable) return true;
+    if (this.current.role !== "leader") return false;
+    return !facts.isLeader || (facts.isVoter(facts.replicaId) ? 1 : 0) < facts.quorum;
+  }
+
+  /**
+   * The engine steps the replica again after leaving it out of the per-tick work at engine
+   * tick `tick` or before: it knew a leader all that time (changesWithTime was false), so the
+   * time without one counts from now, as it would had it been evaluated on every tick.
+   */
+  resumed(tick: number): void {
+    if (!this.unavailable) this.leaderSeenTick = tick;
+  }
+
   /** The replica stops here: "none" if it reported anything else. */
   stop(): RoleChangedEvent | null {
     if (this.current.role === "none") return null;

@@ -94,7 +94,8 @@ export class Replica {
   readonly shardId: number;
   readonly replicaId: number;
   private inbox: Message[] = [];
-  private pendingTicks = 0;
+  /** Engine tick up to which this replica's ticks were stepped (the rest wait: pendingTicks). */
+  private tickedTo: number;
   private proposals: QueuedProposal[] = [];
   readonly pendingProposals: PendingProposals;
   readonly reads: PendingReads;
@@ -128,6 +129,16 @@ export class Replica {
     this.pendingProposals = new PendingProposals(config.maxPendingProposals);
     this.reads = new PendingReads(config.maxReadQueue, config.maxPendingReads);
     this.lastSnapshotIndex = logReader.snapshot()?.index ?? 0;
+    this.tickedTo = host.tick();
+  }
+
+  /**
+   * Engine ticks not stepped into the core yet. Counted from the engine's clock, not added one
+   * by one: a quiesced idle replica is left out of the engine's per-tick work altogether
+   * (Engine.onTick) and steps the ticks it missed with its next input.
+   */
+  get pendingTicks(): number {
+    return this.host.tick() - this.tickedTo;
   }
 
   // ---- inputs (called between engine cycles) ----
@@ -139,10 +150,6 @@ export class Replica {
     }
     this.inbox.push(message);
     return true;
-  }
-
-  addTick(): void {
-    this.pendingTicks++;
   }
 
   reportUnreachable(replicaId: number): void {
@@ -254,9 +261,12 @@ export class Replica {
 
   stepInputs(): void {
     const now = this.host.tick();
-    const ticked = this.pendingTicks > 0;
-    for (; this.pendingTicks > 0; this.pendingTicks--) this.peer.tick();
-    if (ticked) this.expire(now);
+    const ticks = now - this.tickedTo;
+    this.tickedTo = now;
+    if (ticks > 0) {
+      this.peer.ticks(ticks);
+      this.expire(now);
+    }
     for (const id of this.unreachable) this.peer.reportUnreachable(id);
     this.unreachable = [];
     for (const s of this.snapshotStatus) this.peer.reportSnapshotStatus(s.replicaId, s.failed);

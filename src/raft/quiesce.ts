@@ -35,6 +35,12 @@ export class QuiesceState {
     return false;
   }
 
+  /** n ticks of a quiesced replica at once: as n calls of tick(), which then only count. */
+  quiescedTicks(n: number): void {
+    if (!this.quiesced) throw new Error("QuiesceState.quiescedTicks: the replica is not quiesced");
+    this.currentTick += n;
+  }
+
   private enter(): void {
     this.quiesced = true;
     this.quiescedSinceTick = this.currentTick;

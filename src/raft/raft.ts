@@ -280,9 +280,9 @@ export class Raft {
     this.rateLimiter.rateLimited();
   }
 
-  /** A quiesced tick: time passes, nothing is sent and no election starts. */
-  quiescedTick(): void {
-    this.tickCount++;
+  /** n quiesced ticks (default 1): time passes, nothing is sent and no election starts. */
+  quiescedTick(n = 1): void {
+    this.tickCount += n;
   }
 
   private nonLeaderTick(): void {

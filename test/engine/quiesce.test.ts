@@ -58,3 +58,21 @@ test("a write to a quiesced shard wakes it and completes", async () => {
   await cluster.settle(nh.syncPropose(nh.getNoOpSession(3), put("k", "v"), T));
   expect(nh.getNodeHostInfo().shards.find((s) => s.shardId === 3)?.quiesced).toBe(false);
 });
+
+test("quiesced replicas whose leadership view time cannot change are not stepped at all until input", async () => {
+  await quiescedCluster();
+  // Quiesced leaders of these three-replica shards are stepped every QUIESCED_TICK_BATCH-th
+  // tick until their lease runs out and they report "none"; then nothing but input steps them.
+  await cluster.run(3 * QUIESCED_TICK_BATCH * RTT_MS);
+  const hosts = [1, 2, 3].map((i) => cluster.host(i));
+  const before = hosts.map((nh) => nh.stats.iterations);
+  await cluster.run(10 * QUIESCED_TICK_BATCH * RTT_MS);
+  expect(hosts.map((nh, i) => nh.stats.iterations - before[i]!)).toEqual([0, 0, 0]);
+  // A write wakes a shard: it steps the ticks it missed, answers, and its leader leads again.
+  const leader = cluster.leaderOf(5);
+  const nh = cluster.host(leader);
+  await cluster.settle(nh.syncPropose(nh.getNoOpSession(5), put("k", "v"), T));
+  const info = nh.getNodeHostInfo().shards.find((s) => s.shardId === 5);
+  expect(info?.isLeader).toBe(true);
+  expect(info?.quiesced).toBe(false);
+});

@@ -55,6 +55,30 @@ describe("quiesce", () => {
     expect(sentOf(net, MT.Heartbeat)).toHaveLength(0);
   });
 
+  test("ticks(n) is n calls of tick(): through quiescing, and the rest only counted", () => {
+    // The engine steps a quiesced replica's missed ticks at once (Replica.stepInputs).
+    for (const n of [1, 150, 205, 5000]) {
+      const one = quiet();
+      const bulk = quiet();
+      for (const id of [1, 2, 3]) {
+        for (let i = 0; i < n; i++) one.peer(id).tick();
+        bulk.peer(id).ticks(n);
+        const a = one.peer(id);
+        const b = bulk.peer(id);
+        expect([b.status(), b.raft.electionTick]).toEqual([a.status(), a.raft.electionTick]);
+      }
+      one.stabilize();
+      bulk.stabilize();
+      expect(sentOf(bulk, MT.Quiesce).length).toBe(sentOf(one, MT.Quiesce).length);
+      // The quiesce clock moved as far: a heartbeat now wakes both or neither.
+      for (const net of [one, bulk])
+        net
+          .peer(2)
+          .step(makeMessage({ type: MT.Heartbeat, from: 1, to: 2, term: net.peer(1).status().term }));
+      expect(bulk.peer(2).status().quiesced).toBe(one.peer(2).status().quiesced);
+    }
+  });
+
   test("a quiesced follower does not campaign", () => {
     const net = quiet();
     net.tickAll(205);
