@@ -296,7 +296,9 @@ export class Raft {
     }
     if (this.role === Role.NonVoting || this.role === Role.Witness) return;
     if (!this.remotes.has(this.replicaId)) return;
-    if (this.electionTick >= this.randomizedElectionTimeout) {
+    // The sole voter has no one to split a vote with: it campaigns on its first tick instead of
+    // waiting out a randomized election timeout (10,000 new single-replica shards at start-up).
+    if (this.electionTick >= this.randomizedElectionTimeout || this.isSingleVoterSelf()) {
       this.electionTick = 0;
       this.step(makeMessage({ type: MT.Election, from: this.replicaId }));
     }

@@ -65,6 +65,18 @@ describe("election", () => {
     expect(net.sent).toHaveLength(0);
   });
 
+  test("a single voter campaigns on its first tick, not after an election timeout", () => {
+    const net = lone(1, [1]);
+    expect(net.raft(1).randomizedElectionTimeout).toBeGreaterThan(1);
+    net.peer(1).tick();
+    net.collect(1);
+    expect(net.raft(1).role).toBe(Role.Leader);
+    // Two voters: it waits for its randomized timeout.
+    const two = lone(1, [1, 2]);
+    two.peer(1).tick();
+    expect(two.raft(1).role).toBe(Role.Follower);
+  });
+
   test("a vote is granted to a candidate whose log is as up to date", () => {
     const net = lone(1, [1, 2, 3], noPreVote);
     net.peer(1).step(makeMessage({ type: MT.RequestVote, from: 2, to: 1, term: 2, logIndex: 3, logTerm: 1 }));
