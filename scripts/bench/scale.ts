@@ -15,7 +15,7 @@
 // leader and has applied its whole log again.
 // The NodeHost runs in a child process (this file with --role host) so its CPU and memory are
 // read from /proc without the parent's share. Prints tables; writes bench-results/scale-<date>.json.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeHost } from "../../src/nodehost.ts";
@@ -194,11 +194,46 @@ function spawnHost(job: HostJob): Child {
 
 const progress = (s: string) => process.stderr.write(`  ${s}\n`);
 
-async function cpuOver(pid: number, ms: number): Promise<number> {
+/** CPU ms of each thread of pid (from /proc/<pid>/task), by thread id, with its name. */
+function threadCpuMs(pid: number): Map<number, { name: string; ms: number }> {
+  const out = new Map<number, { name: string; ms: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), { name, ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU of pid over ms, in % of one core: the whole process, its main (engine) thread, and per
+ * thread name (threads of one name summed; only names above 0). On a shared machine the main
+ * thread's share is the figure the engine's own work decides.
+ */
+async function cpuOverByThread(
+  pid: number,
+  ms: number,
+): Promise<{ total: number; main: number; threads: Record<string, number> }> {
   const c0 = procCpuMs(pid);
+  const t0map = threadCpuMs(pid);
   const t0 = performance.now();
   await sleep(ms);
-  return Math.round(((procCpuMs(pid) - c0) / (performance.now() - t0)) * 100);
+  const t1map = threadCpuMs(pid);
+  const elapsed = performance.now() - t0;
+  const pct = (d: number) => Math.round((d / elapsed) * 1000) / 10;
+  const threads: Record<string, number> = {};
+  for (const [tid, t] of t1map) {
+    const d = t.ms - (t0map.get(tid)?.ms ?? 0);
+    if (d > 0) threads[t.name] = (threads[t.name] ?? 0) + d;
+  }
+  for (const k of Object.keys(threads)) threads[k] = pct(threads[k] as number);
+  const main = (t1map.get(pid)?.ms ?? 0) - (t0map.get(pid)?.ms ?? 0);
+  return { total: pct(procCpuMs(pid) - c0), main: pct(main), threads };
 }
 
 async function shardsPoint(shards: number, seconds: number) {
@@ -229,7 +264,8 @@ async function shardsPoint(shards: number, seconds: number) {
     }
     const quiesceMs = performance.now() - qt0;
     progress(`${shards} shards: ${quiesced} quiesced; idle for ${seconds} s…`);
-    const idleCpuPercent = await cpuOver(h.pid, seconds * 1000);
+    const idle = await cpuOverByThread(h.pid, seconds * 1000);
+    const idleCpuPercent = idle.total;
     const rssIdleMiB = procRssMiB(h.pid);
     const active = Math.max(1, Math.round(shards / 100));
     progress(`${shards} shards: ${active} active for ${seconds} s…`);
@@ -253,6 +289,8 @@ async function shardsPoint(shards: number, seconds: number) {
       quiescedShards: quiesced,
       quiesceWaitMs: Math.round(quiesceMs),
       idleCpuPercent,
+      idleMainThreadPercent: idle.main,
+      idleThreadsPercent: idle.threads,
       rssIdleMiB: Math.round(rssIdleMiB),
       activeShards: active,
       activeWritesPerSec: Math.round(load.writes / (load.elapsedMs / 1000)),
@@ -363,6 +401,7 @@ if (process.argv[2] === "--role" && process.argv[3] === "host") {
       "RSS MiB started": p.rssStartedMiB,
       quiesced: p.quiescedShards,
       "idle cpu %": p.idleCpuPercent,
+      "idle main %": p.idleMainThreadPercent,
       "RSS MiB idle": p.rssIdleMiB,
       "active shards": p.activeShards,
       "writes/s": p.activeWritesPerSec,
@@ -371,6 +410,13 @@ if (process.argv[2] === "--role" && process.argv[3] === "host") {
       errors: p.activeErrors,
     })),
   );
+  for (const p of points) {
+    const top = Object.entries(p.idleThreadsPercent)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, pct]) => `${name} ${pct}`)
+      .join(", ");
+    console.log(`${p.shards} shards, idle CPU % by thread: ${top}`);
+  }
   if (restart) {
     console.log("restart with a full log (no snapshot: every entry is read back and re-applied)");
     console.table([restart]);
