@@ -718,6 +718,9 @@ export class Engine implements TransportHandler, ReplicaHost {
       this.saving.add(w.r);
       this.batch.push({ w, update: toReplicaUpdate(w.u) });
     }
+    // To the writer before the applies and the leadership pass below: it is idle now when the
+    // batch it had was just finished (finishSaved), and these need nothing from it.
+    this.submitBatch();
     this.finish(now);
     for (const r of active) this.guard(r, "evaluating its leadership", () => this.evaluateLeadership(r));
     for (const r of active) {

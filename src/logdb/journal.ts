@@ -89,13 +89,27 @@ const TEXT = new TextEncoder();
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 128) {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  let size = 4;
+  n = Math.floor(n / 0x10000000);
+  while (n > 0) {
     n = Math.floor(n / 128);
     size++;
   }
   return size;
 }
+
+/**
+ * Thrown by the sizing pass at the first value a varint (or the type byte) cannot hold;
+ * encodeRecord then runs checkOp for the field's name. Checking while sizing costs one
+ * comparison per number where checkOp, run up front on every op, cost 4–5 % of the engine
+ * thread at 48 shards (docs/performance.md, "handover").
+ */
+class Unencodable extends Error {}
+const UNENCODABLE = new Unencodable("unencodable value");
 
 /** Checks that a field is a safe integer ≥ 0 (a varint cannot hold anything else). */
 function u(n: number, what: string): number {
@@ -114,24 +128,34 @@ class Writer {
 
   varint(n: number): void {
     if (this.sizing) {
+      if (!(Number.isSafeInteger(n) && n >= 0)) throw UNENCODABLE;
       this.size += varintSize(n);
       return;
     }
     const b = this.buf;
-    while (n >= 128) {
-      b[this.pos++] = (n % 128) | 128;
+    let pos = this.pos;
+    while (n >= 0x80000000) {
+      b[pos++] = (n % 128) | 128;
       n = Math.floor(n / 128);
     }
-    b[this.pos++] = n;
+    while (n >= 128) {
+      b[pos++] = (n & 127) | 128;
+      n >>>= 7;
+    }
+    b[pos++] = n;
+    this.pos = pos;
   }
 
   byte(n: number): void {
-    if (this.sizing) this.size++;
-    else this.buf[this.pos++] = n;
+    if (this.sizing) {
+      if (!(n >= 0 && n < 256 && (n | 0) === n)) throw UNENCODABLE;
+      this.size++;
+    } else this.buf[this.pos++] = n;
   }
 
   /** A float64, little-endian (a time in milliseconds may carry a fraction). */
   f64(n: number): void {
+    if (this.sizing && !Number.isFinite(n)) throw UNENCODABLE;
     if (!this.sizing) new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, n, true);
     if (this.sizing) this.size += 8;
     else this.pos += 8;
@@ -142,8 +166,14 @@ class Writer {
     const at = this.sizing ? this.size : this.pos;
     if (this.sizing) this.size += data.byteLength;
     else {
-      this.buf.set(data, this.pos);
-      this.pos += data.byteLength;
+      const n = data.byteLength;
+      // A small command (the common case) is copied by hand: cheaper than a set() call.
+      if (n <= 64) {
+        const b = this.buf;
+        let pos = this.pos;
+        for (let i = 0; i < n; i++) b[pos++] = data[i] as number;
+      } else this.buf.set(data, this.pos);
+      this.pos += n;
     }
     return at;
   }
@@ -212,7 +242,10 @@ function writeOp(w: Writer, op: JournalOp, cmdAt: number[]): void {
   }
 }
 
-/** Every number of an op checked once, so the writer never sees a value it cannot encode. */
+/**
+ * Every number of an op checked, naming the first bad field. Run only once the sizing pass
+ * found a value it cannot encode (the sizing pass checks every number it sizes).
+ */
 function checkOp(op: JournalOp): number {
   u(op.shard, "shard");
   u(op.replica, "replica");
@@ -248,20 +281,35 @@ function checkOp(op: JournalOp): number {
   return op.entries.length;
 }
 
-/** Encodes one writer transaction's ops. @throws LogDBArgumentError for a value it cannot hold. */
-export function encodeRecord(ops: readonly JournalOp[]): EncodedRecord {
+/**
+ * Encodes one writer transaction's ops. With `shared`, the bytes are in a SharedArrayBuffer:
+ * posted to the writer Worker without a copy (a structured clone shares it), while the
+ * overlay keeps views of the same bytes. Nobody writes to a record after this returns.
+ * @throws LogDBArgumentError for a value it cannot hold.
+ */
+export function encodeRecord(ops: readonly JournalOp[], shared = false): EncodedRecord {
   let entryCount = 0;
-  for (const op of ops) entryCount += checkOp(op);
+  for (const op of ops) if (op.kind === OpKind.update) entryCount += op.entries.length;
   const w = new Writer();
   const cmdAt: number[] = [];
-  for (const pass of [true, false]) {
-    w.sizing = pass;
-    if (!pass) w.buf = new Uint8Array(w.size + 4);
+  // Sizing pass: every number is checked as it is sized, so nothing is written for a batch
+  // holding a value a varint cannot carry; checkOp then names it.
+  try {
     w.byte(JOURNAL_RECORD_VERSION);
     w.varint(ops.length);
     w.varint(entryCount);
     for (const op of ops) writeOp(w, op, cmdAt);
+  } catch (error) {
+    if (!(error instanceof Unencodable)) throw error;
+    for (const op of ops) checkOp(op);
+    throw new LogDBArgumentError("journal: a value cannot be encoded");
   }
+  w.sizing = false;
+  w.buf = new Uint8Array(shared ? new SharedArrayBuffer(w.size + 4) : new ArrayBuffer(w.size + 4));
+  w.byte(JOURNAL_RECORD_VERSION);
+  w.varint(ops.length);
+  w.varint(entryCount);
+  for (const op of ops) writeOp(w, op, cmdAt);
   const bytes = w.buf;
   const crc = Bun.hash.crc32(bytes.subarray(0, w.pos)) >>> 0;
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(w.pos, crc, true);

@@ -340,7 +340,7 @@ export class SqliteLogDB implements LogDB {
    */
   private submit(ops: readonly JournalOp[], done?: SaveDone): number {
     const all: JournalOp[] = this.deferred.length > 0 ? [...this.deferred, ...ops] : (ops as JournalOp[]);
-    const record = encodeRecord(all);
+    const record = encodeRecord(all, true);
     this.deferred = [];
     for (const op of all) this.atOpen.markWritten(op);
     const id = ++this.submitted;

@@ -96,6 +96,44 @@ describe("journal records", () => {
     expect(bad((e) => (e.key = -1))).toThrow(LogDBArgumentError);
     expect(bad((e) => (e.clientId = 1.5))).toThrow(/clientId must be a non-negative safe integer, got 1.5/);
     expect(bad((e) => (e.proposerEpoch = 2 ** 53))).toThrow(LogDBArgumentError);
+    expect(bad((e) => (e.term = Number.NaN))).toThrow(/term must be a non-negative safe integer, got NaN/);
+    expect(bad((e) => ((e as { type: number }).type = 256))).toThrow(/entry 1 type 256/);
+  });
+
+  test("every field of every op kind is checked, whichever op of the batch holds the bad value", () => {
+    const good = everyOp();
+    expect(() => encodeRecord(good)).not.toThrow();
+    const cases: [(ops: JournalOp[]) => void, RegExp][] = [
+      [(ops) => (ops[0]!.shard = -1), /shard must be/],
+      [(ops) => (ops[ops.length - 1]!.replica = 2 ** 53), /replica must be/],
+    ];
+    for (const op of good) {
+      if (op.kind === OpKind.update && op.state !== null)
+        cases.push([
+          (ops) => ((ops[good.indexOf(op)] as typeof op).state!.commit = -2),
+          /state.commit must be/,
+        ]);
+      if (op.kind === OpKind.update && op.snapshot !== null)
+        cases.push([
+          (ops) => ((ops[good.indexOf(op)] as typeof op).snapshot!.term = 0.5),
+          /snapshot term must be/,
+        ]);
+      if (op.kind === OpKind.compact)
+        cases.push([(ops) => ((ops[good.indexOf(op)] as typeof op).index = -1), /compact index must be/]);
+      if (op.kind === OpKind.remove && op.tombstone !== null)
+        cases.push([
+          (ops) => ((ops[good.indexOf(op)] as typeof op).tombstone!.removedAtMs = Number.POSITIVE_INFINITY),
+          /removedAtMs must be a finite number/,
+        ]);
+      if (op.kind === OpKind.import)
+        cases.push([(ops) => ((ops[good.indexOf(op)] as typeof op).state.term = -1), /state.term must be/]);
+    }
+    expect(cases.length).toBeGreaterThanOrEqual(6);
+    for (const [patch, message] of cases) {
+      const ops = everyOp();
+      patch(ops);
+      expect(() => encodeRecord(ops)).toThrow(message);
+    }
   });
 
   test("a flipped byte, a cut record or another version is refused, never decoded", () => {
