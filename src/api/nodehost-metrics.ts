@@ -245,7 +245,7 @@ function writerFamilies(nodehost: NodeHostLike) {
   return [
     counter(
       "longboat_logdb_writer_transactions_total",
-      "Log writer transactions (one fsync each), by kind.",
+      "Log writer appends (one transaction and fsync each) and moves into the per-replica tables (in the transaction of the append after which they fell due; alone at a checkpoint), by kind.",
       [
         { labels: { kind: "append" }, value: w.appends },
         { labels: { kind: "move" }, value: w.moves },
@@ -253,7 +253,7 @@ function writerFamilies(nodehost: NodeHostLike) {
     ),
     counter(
       "longboat_logdb_writer_seconds_total",
-      "Seconds the log writer spent in its transactions, by kind (append includes its commit).",
+      "Seconds the log writer spent in its transactions, by kind (append includes its commit; a move in an append's transaction counts as move).",
       [
         { labels: { kind: "append" }, value: w.appendMs / 1000 },
         { labels: { kind: "commit" }, value: w.commitMs / 1000 },

@@ -26,7 +26,7 @@ export const CTR_APPENDS = 3;
 export const CTR_APPEND_US = 4;
 /** Microseconds of that inside COMMIT (SQLite's WAL write and fsync). */
 export const CTR_COMMIT_US = 5;
-/** Moves of journal rows into the per-replica tables (one transaction, one fsync each). */
+/** Moves of journal rows into the per-replica tables (in the transaction of the append after which they fell due). */
 export const CTR_MOVES = 6;
 /** Microseconds the writer spent in moves, choosing what to move to COMMIT. */
 export const CTR_MOVE_US = 7;

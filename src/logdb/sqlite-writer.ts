@@ -13,8 +13,10 @@
  *                                  ctrl: a SharedArrayBuffer (sqlite-sql.ts, controlViews); the
  *                                  writer sets OPENED to 1 (or 2 with the error text from
  *                                  ERROR_TEXT_AT) and notifies.
- *   { kind: "batch", id, record }  appends the record as journal row id; posts { id, error },
- *                                  then sets DONE = id and notifies (drain waits on it).
+ *   { kind: "batch", id, record }  appends the record as journal row id (with a move in the
+ *                                  same transaction when the journal is over its policy);
+ *                                  posts { id, error }, then sets DONE = id and notifies
+ *                                  (drain waits on it).
  *   { kind: "checkpoint", id }     moves the whole journal now; then as a batch.
  *   { kind: "close" }              moves the whole journal, closes, sets OPENED to 3.
  * The first failure is final (fail-stop, as after a failed fsync nothing is known of the page
@@ -24,7 +26,7 @@
  */
 import { Database } from "bun:sqlite";
 import { decodeRecord, recordEntryCount } from "./journal.ts";
-import { JournalQueue } from "./journal-queue.ts";
+import { type JournalMove, JournalQueue } from "./journal-queue.ts";
 import { applyMove, type HomeStatements, prepareHome } from "./sqlite-home.ts";
 import {
   CTR_APPEND_US,
@@ -104,7 +106,7 @@ let lastCommitMs = 0;
 
 /**
  * Runs fn in one write transaction (one fsync). A failure is final: `failId` is the first
- * message id it fails (the current one, or the next when a checkpoint after a batch fails).
+ * message id it fails (the batch or checkpoint message whose transaction it is).
  */
 function transaction(failId: number, fn: (s: HomeStatements) => void): void {
   lastCommitMs = 0;
@@ -146,23 +148,34 @@ function finished(id: number): void {
   Atomics.notify(c, CTR_DONE);
 }
 
-/** Entries of the last record appended (a move takes at least as many: the journal stays bounded). */
-let lastAppendEntries = 0;
-
-function append(id: number, record: Uint8Array): void {
+/**
+ * Appends a record as journal row id and, when the journal is then over its policy, moves
+ * whole replicas' pending ops (at least what this record added, so the journal stays bounded)
+ * in the same transaction: one fsync for both. (A move in its own transaction after the
+ * batch's done cost a second fsync that the next batch waited for.) The move's part of the
+ * time counts as the move's, the rest as the append's.
+ */
+function appendAndMove(id: number, record: Uint8Array): void {
   const t0 = nowMs();
-  lastAppendEntries = 0;
+  let moveUs = 0;
+  let taken: JournalMove | null = null;
   transaction(id, (s) => {
     // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's.
     const ops = decodeRecord(record);
     s.insertJournal.run(id, record);
     journal.add(id, record.byteLength, ops);
-    lastAppendEntries = recordEntryCount(record);
+    if (!moveDue()) return;
+    const m0 = nowMs();
+    const move = journal.take(Math.max((policy as CheckpointPolicy).moveEntries, recordEntryCount(record)));
+    applyMove(s, move);
+    taken = move;
+    moveUs = (nowMs() - m0) * 1000;
   });
   if (failure !== null) return;
   count(CTR_APPENDS, 1);
-  count(CTR_APPEND_US, (nowMs() - t0) * 1000);
+  count(CTR_APPEND_US, (nowMs() - t0) * 1000 - moveUs);
   count(CTR_COMMIT_US, lastCommitMs * 1000);
+  if (taken !== null) moved(taken, moveUs);
 }
 
 function moveDue(): boolean {
@@ -170,21 +183,23 @@ function moveDue(): boolean {
   return journal.sizeBytes >= p.bytes || journal.entryCount >= p.entries || journal.recordCount >= p.records;
 }
 
-/**
- * Moves whole replicas' pending ops into the per-replica tables (at least `budgetEntries`
- * entries' worth, or all for Infinity) and removes the rows that leaves fully moved.
- */
-function move(failId: number, budgetEntries: number): void {
-  if (journal.recordCount === 0 || failure !== null) return;
-  const t0 = nowMs();
-  const taken = journal.take(budgetEntries);
-  transaction(failId, (s) => applyMove(s, taken));
-  if (failure !== null) return;
+/** Counts a committed move and publishes how far the journal is now moved. */
+function moved(taken: JournalMove, us: number): void {
   count(CTR_MOVES, 1);
-  count(CTR_MOVE_US, (nowMs() - t0) * 1000);
+  count(CTR_MOVE_US, us);
   count(CTR_MOVED_ENTRIES, taken.entryCount);
   if (taken.deleteThrough === 0) return;
   Atomics.store((ctrl as WriterControl).counters, CTR_CHECKPOINTED, BigInt(taken.deleteThrough));
+}
+
+/** Moves the whole journal into the per-replica tables, in its own transaction. */
+function moveAll(failId: number): void {
+  if (journal.recordCount === 0 || failure !== null) return;
+  const t0 = nowMs();
+  const taken = journal.take(Number.POSITIVE_INFINITY);
+  transaction(failId, (s) => applyMove(s, taken));
+  if (failure !== null) return;
+  moved(taken, (nowMs() - t0) * 1000);
 }
 
 self.onmessage = (event: MessageEvent<WriterMessage>) => {
@@ -194,20 +209,15 @@ self.onmessage = (event: MessageEvent<WriterMessage>) => {
     policy = m.checkpoint;
     open(m.path);
   } else if (m.kind === "batch") {
-    append(m.id, m.record);
-    // The engine's done goes first; the next batch waits for the move, and so does a
-    // synchronous write (drain), which then reads what it wrote from the tables.
+    appendAndMove(m.id, m.record);
     reply(m.id);
-    // At least what this batch added: batches larger than the policy's slice would otherwise
-    // grow the journal (and the engine thread's overlay) without bound.
-    if (moveDue()) move(m.id + 1, Math.max((policy as CheckpointPolicy).moveEntries, lastAppendEntries));
     finished(m.id);
   } else if (m.kind === "checkpoint") {
-    move(m.id, Number.POSITIVE_INFINITY);
+    moveAll(m.id);
     reply(m.id);
     finished(m.id);
   } else {
-    move(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY); // nobody waits any more
+    moveAll(Number.MAX_SAFE_INTEGER); // nobody waits any more
     db?.close(true);
     db = null;
     home = null;

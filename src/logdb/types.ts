@@ -188,11 +188,12 @@ export interface LogDB {
  * What a LogDB's writer thread did since open: where a writer round's time goes (the host's
  * longboat_logdb_writer_* metrics). Appends write one journal record each (one transaction,
  * one fsync); moves carry journal rows into the per-replica tables (docs/durability.md, "The
- * journal"), also one transaction and one fsync each.
+ * journal"), in the transaction of the append after which they fell due (alone at a
+ * checkpoint or close).
  */
 export interface WriterStats {
   appends: number;
-  /** Milliseconds inside appends, BEGIN to COMMIT (the fsync included). */
+  /** Milliseconds inside appends, BEGIN to COMMIT (the fsync included, a move inside it not). */
   appendMs: number;
   /** Milliseconds inside the appends' COMMIT (SQLite's WAL write and fsync). */
   commitMs: number;

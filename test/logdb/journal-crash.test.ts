@@ -248,9 +248,10 @@ describe("the journal across a crash at any commit", () => {
   for (const seed of [1, 2]) {
     test(`seed ${seed}: every WAL prefix ending at a commit reopens to the state of some write, in order`, () => {
       const { prefixes, replays } = runSeed(seed, 45);
-      // The workload reached the cases that matter: many commits, and cuts after a move that
+      // The workload reached the cases that matter: a commit per write at least (a move shares
+      // the transaction of the append after which it fell due), and cuts after a move that
       // took some replicas of a row, so that the open replays entries the tables already hold.
-      expect(prefixes).toBeGreaterThan(60);
+      expect(prefixes).toBeGreaterThanOrEqual(45);
       expect(replays).toBeGreaterThan(0);
     }, 120_000);
   }

@@ -329,7 +329,8 @@ describe("SqliteLogDB journal", () => {
         "CREATE TRIGGER fail_move BEFORE INSERT ON entries WHEN NEW.idx = 2 BEGIN SELECT RAISE(ABORT, 'injected move failure'); END",
       );
       raw.close();
-      db.saveUpdates([up({ entries: ents(2, 2, 1) })]); // durable in the journal; the checkpoint after it fails
+      // The second record makes the journal due: the move runs in its transaction and fails it.
+      expect(() => db.saveUpdates([up({ entries: ents(2, 2, 1) })])).toThrow(/injected move failure/);
       expect(() => db.saveUpdates([up({ entries: ents(3, 3, 1) })])).toThrow(/injected move failure/);
       const done = await new Promise<Error | null>((resolve) =>
         db.saveUpdatesAsync([up({ entries: ents(3, 3, 1) })], resolve),

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSqliteLogDB, type SqliteLogDB } from "../../src/logdb/sqlite.ts";
+import { LOGDB_FILE_NAME, openSqliteLogDB, type SqliteLogDB } from "../../src/logdb/sqlite.ts";
 import type { LogDB } from "../../src/logdb/types.ts";
 import { ents, IDENTITY, LIMITS, runLogDBConformance, snap, up } from "./logdb.case.ts";
 
@@ -145,6 +145,18 @@ describe("SqliteLogDB: what the tables held at open (read once, then Map lookups
   });
 });
 
+/** Commit frames in a data directory's WAL (a frame header's bytes 4..7 ≠ 0 mark a commit). */
+function walCommits(dir: string, pageSize: number): number {
+  const path = join(dir, `${LOGDB_FILE_NAME}-wal`);
+  if (!existsSync(path)) return 0;
+  const wal = readFileSync(path);
+  const view = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
+  const frame = 24 + pageSize;
+  let commits = 0;
+  for (let at = 32; at + frame <= wal.byteLength; at += frame) if (view.getUint32(at + 4) !== 0) commits++;
+  return commits;
+}
+
 describe("SqliteLogDB", () => {
   test("writerStats counts every append and move with its time and the entries moved", () => {
     const db = openSqliteLogDB({
@@ -162,7 +174,9 @@ describe("SqliteLogDB", () => {
         movedEntries: 0,
       });
       // Two replicas, 5 entries each per record: from the third record on the journal is over
-      // its policy and each batch is followed by a move of one replica (moveEntries 1 < 5).
+      // its policy and each batch carries a move of one replica (moveEntries 1 < 5) in its own
+      // transaction: one commit (one fsync) per batch, moves included.
+      const commitsBefore = walCommits(join(root, "writer-stats"), db.settings().pageSizeBytes);
       for (let i = 0; i < 4; i++) {
         db.saveUpdates([
           { shardId: 1, replicaId: 1, entries: ents(1 + 5 * i, 5 + 5 * i, 1), state: null, snapshot: null },
@@ -177,6 +191,7 @@ describe("SqliteLogDB", () => {
       // The first move takes replica 1's 15 entries, the second replica 2's 20 (its fourth batch too).
       expect(s.movedEntries).toBe(35);
       expect(s.moveMs).toBeGreaterThan(0);
+      expect(walCommits(join(root, "writer-stats"), db.settings().pageSizeBytes) - commitsBefore).toBe(4);
     } finally {
       db.close();
     }
