@@ -3,8 +3,8 @@
 // (like Dragonboat's checkdisk). Prints a table and writes bench-results/engine-<date>.json.
 //
 //   npm run bench -- engine [--shards 48] [--seconds 10] [--payload 16,128,1024] [--concurrency 16] [--reads]
-//                           [--cpu-prof <dir>]   (each host writes a V8 CPU profile there; summarize with
-//                                                 `npx bun scripts/bench/profsum.ts <file> --top 22`)
+//                           [--cpu-prof]   (each host writes bench-results/prof-<date>/host-N.cpuprofile;
+//                                           summarise with `npx bun scripts/bench/profsum.ts <file> --top 22`)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,9 @@ const seconds = Number(arg("seconds", "10"));
 const payloads = arg("payload", "16,128,1024").split(",").map(Number);
 const concurrency = Number(arg("concurrency", "16"));
 const mixes = process.argv.includes("--reads") ? [0, 0.9] : [0];
-const cpuProfDir = arg("cpu-prof", "");
+const cpuProfDir = process.argv.includes("--cpu-prof")
+  ? join("bench-results", `prof-${new Date().toISOString().replace(/[:.]/g, "-")}`)
+  : "";
 const basePort = 20000 + Math.floor(Math.random() * 12000); // below the ephemeral range (32768+)
 
 interface HostResult {
@@ -44,7 +46,10 @@ async function runOnce(payloadBytes: number, readRatio: number, round: number) {
       readRatio,
       rttMs: 50,
     };
-    const prof = cpuProfDir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
+    const prof =
+      cpuProfDir === ""
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=host-${index + 1}.cpuprofile`];
     return Bun.spawn(["bun", ...prof, join(import.meta.dir, "engine-host.ts"), JSON.stringify(job)], {
       stdin: "pipe",
       stdout: "pipe",
