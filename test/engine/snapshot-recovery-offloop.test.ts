@@ -132,7 +132,20 @@ describe("snapshot recovery off the engine loop", () => {
     let appliedWhileRecovering = 0;
     {
       await restartReplica(3, 1);
-      await cluster.until(received, 10_000, "the snapshot received on host 3");
+      // The transport hands the whole file over in one call; its import (verify, fsyncs,
+      // rename) then runs in steps, so between two of them the transport has counted the
+      // snapshot received while the replica's folder does not hold it yet.
+      let sawImporting = false;
+      await cluster.until(
+        () => {
+          const imported = received();
+          sawImporting ||= !imported && (nh3().transportStats()?.snapshotsReceived ?? 0) > 0;
+          return imported;
+        },
+        10_000,
+        "the snapshot received on host 3",
+      );
+      expect(sawImporting).toBe(true);
       const before = nh3().stateHash(2).appliedIndex;
       while (nh3().stateHash(1).appliedIndex < index) {
         writer.poke();

@@ -350,3 +350,45 @@ describe("SnapshotFileWriter publish", () => {
     });
   }
 });
+
+describe("a received snapshot imported in steps (SnapshotImport)", () => {
+  test("verifies in steps, then fsyncs the file, renames it and fsyncs the directory", () => {
+    const fs = new RecordingFileSystem(nodeFileSystem);
+    const d = new SnapshotDir(fresh(), 1, 2, { fs });
+    const incoming = join(root, `stepped-${n}.snap`);
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(300_000, 3)));
+    fs.ops.length = 0;
+    const imp = d.beginImport(incoming);
+    let steps = 1;
+    while (!imp.step(65_536)) steps++;
+    expect(steps).toBeGreaterThanOrEqual(5);
+    expect(fs.ops).toEqual([]); // nothing written or moved while verifying
+    let result: { error: Error | null; filePath?: string } | null = null;
+    imp.publish((error, meta) => {
+      result = { error, filePath: meta?.filePath };
+    });
+    const filePath = join(d.dir, snapshotFileName(40));
+    expect(result!).toEqual({ error: null, filePath });
+    expect(fs.ops).toEqual([`sync ${incoming}`, `rename ${incoming} -> ${filePath}`, `syncDir ${d.dir}`]);
+    expect(readSnapshotFile(nodeFileSystem, filePath).payload).toEqual(bytes(300_000, 3));
+  });
+
+  test("a changed byte is found by the step that reaches the end; another shard's file at once", () => {
+    const d = new SnapshotDir(fresh(), 1, 2, { fs: nodeFileSystem });
+    const incoming = join(root, `stepped-bad-${n}.snap`);
+    writeSnapshotFile(nodeFileSystem, incoming, snap(40, 3), (sink) => sink(bytes(200_000, 3)));
+    const good = readFileSync(incoming);
+    const bad = Buffer.from(good);
+    bad[1000] = (bad[1000]! + 1) % 256;
+    writeFileSync(incoming, bad);
+    const imp = d.beginImport(incoming);
+    expect(imp.step(100_000)).toBe(false);
+    expect(() => imp.step(1 << 20)).toThrow(/checksum mismatch/);
+    expect(() => imp.publish(() => {})).toThrow(/before it is verified/);
+    expect(existsSync(incoming)).toBe(true);
+    expect(d.latest()).toBeNull();
+    const other = new SnapshotDir(fresh(), 2, 2, { fs: nodeFileSystem });
+    writeFileSync(incoming, good);
+    expect(() => other.beginImport(incoming)).toThrow(/is of shard 1, not 2/);
+  });
+});
