@@ -650,7 +650,7 @@ export class Engine implements TransportHandler, ReplicaHost {
     }
     this.imports.set(r, imp);
     const gone = () => this.stopped || r.stopped || this.replicas.get(r.shardId) !== r;
-    // Verified SNAPSHOT_STEP_BYTES per step between iterations, then made durable off the
+    // Verified RECOVERY_STEP_BYTES per step between iterations, then made durable off the
     // thread where the file system can (issue #16 item 4); only then is it delivered.
     const step = () => {
       if (this.imports.get(r) !== imp) return;
@@ -662,7 +662,7 @@ export class Engine implements TransportHandler, ReplicaHost {
       }
       let verified = false;
       try {
-        verified = imp.step(SNAPSHOT_STEP_BYTES);
+        verified = imp.step(RECOVERY_STEP_BYTES);
       } catch (error) {
         this.imports.delete(r);
         importFailed(error);
