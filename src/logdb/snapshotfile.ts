@@ -442,6 +442,8 @@ export class SnapshotImport {
     private readonly replicaId: number,
     private readonly plantedNoFileSync: boolean,
     readonly from: string,
+    /** Makes the replica's folder durably on first use (SnapshotDir.ensureDir), before the rename. */
+    private readonly ensureDir: () => void,
   ) {
     this.reader = new SnapshotFileReader(fs, from);
     const meta = this.reader.meta;
@@ -479,6 +481,12 @@ export class SnapshotImport {
       this.state = "done";
       done(error, null);
     };
+    try {
+      this.ensureDir();
+    } catch (error) {
+      fail(error as Error);
+      return;
+    }
     const synced = () => {
       try {
         this.fs.rename(this.from, this.filePath);
@@ -803,7 +811,15 @@ export class SnapshotDir {
    * @throws SnapshotCorruptError (a bad header), LogDBArgumentError for another shard.
    */
   beginImport(path: string): SnapshotImport {
-    return new SnapshotImport(this.fs, this.dir, this.shardId, this.replicaId, this.plantedNoFileSync, path);
+    return new SnapshotImport(
+      this.fs,
+      this.dir,
+      this.shardId,
+      this.replicaId,
+      this.plantedNoFileSync,
+      path,
+      () => this.ensureDir(),
+    );
   }
 
   /**
