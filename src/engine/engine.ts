@@ -652,45 +652,39 @@ export class Engine implements TransportHandler, ReplicaHost {
     const gone = () => this.stopped || r.stopped || this.replicas.get(r.shardId) !== r;
     // Verified RECOVERY_STEP_BYTES per step between iterations, then made durable off the
     // thread where the file system can (issue #16 item 4); only then is it delivered.
-    const step = () => {
-      if (this.imports.get(r) !== imp) return;
-      if (gone()) {
+    this.runInSteps({
+      abandoned: () => {
+        if (this.imports.get(r) !== imp) return true;
+        if (!gone()) return false;
         this.imports.delete(r);
         imp.abort();
         this.opts.fs.remove(meta.filePath);
-        return;
-      }
-      let verified = false;
-      try {
-        verified = imp.step(RECOVERY_STEP_BYTES);
-      } catch (error) {
+        return true;
+      },
+      step: () => imp.step(RECOVERY_STEP_BYTES),
+      failed: (error) => {
         this.imports.delete(r);
         importFailed(error);
-        return;
-      }
-      if (!verified) {
-        this.afterSnapshotLatency(step);
-        return;
-      }
-      imp.publish((error, imported) => {
-        if (this.imports.get(r) === imp) this.imports.delete(r);
-        if (error !== null || imported === null) {
-          importFailed(error);
-          return;
-        }
-        if (gone()) return; // durable in the replica's directory; a restart's SnapshotDir keeps or drops it
-        message.snapshot = { ...meta, filePath: imported.filePath };
-        this.emit({
-          kind: "snapshotReceived",
-          shardId: r.shardId,
-          replicaId: r.replicaId,
-          index: meta.index,
-          from: message.from,
-        });
-        if (r.deliver(message)) this.markReady(r);
-      });
-    };
-    this.afterSnapshotLatency(step);
+      },
+      done: () =>
+        imp.publish((error, imported) => {
+          if (this.imports.get(r) === imp) this.imports.delete(r);
+          if (error !== null || imported === null) {
+            importFailed(error);
+            return;
+          }
+          if (gone()) return; // durable in the replica's directory; a restart's SnapshotDir keeps or drops it
+          message.snapshot = { ...meta, filePath: imported.filePath };
+          this.emit({
+            kind: "snapshotReceived",
+            shardId: r.shardId,
+            replicaId: r.replicaId,
+            index: meta.index,
+            from: message.from,
+          });
+          if (r.deliver(message)) this.markReady(r);
+        }),
+    });
   }
 
   // ---- the loop ----
@@ -892,39 +886,29 @@ export class Engine implements TransportHandler, ReplicaHost {
     }
     if (job === null) return false;
     const work: RecoveryWork = { w, job };
-    this.recoveries.set(w.r, work);
-    this.afterSnapshotLatency(() => this.stepRecovery(work));
-    return true;
-  }
-
-  private stepRecovery(work: RecoveryWork): void {
-    const { r, u } = work.w;
-    if (this.recoveries.get(r) !== work) return;
-    if (this.stopped || r.stopped) {
+    const { r, u } = w;
+    this.recoveries.set(r, work);
+    const finished = () => {
       this.recoveries.delete(r);
-      work.job.abort();
-      return;
-    }
-    let done = true;
-    try {
-      done = work.job.step(RECOVERY_STEP_BYTES);
-    } catch {
-      // the job is aborted: recoverFromSnapshot reads the file at once and fails the replica
-    }
-    if (!done) {
-      this.afterSnapshotLatency(() => this.stepRecovery(work));
-      return;
-    }
-    this.recoveries.delete(r);
-    if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
-      this.stats.appliedEntries += u.committedEntries.length;
-    this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
-    this.markReady(r);
-  }
-
-  /** True while r recovers a received snapshot in steps. */
-  recovering(r: Replica): boolean {
-    return this.recoveries.has(r);
+      if (this.guard(r, "applying committed entries", () => r.applyUpdate(u)))
+        this.stats.appliedEntries += u.committedEntries.length;
+      this.guard(r, "handing its update back", () => r.peer.commitUpdate(u));
+      this.markReady(r);
+    };
+    this.runInSteps({
+      abandoned: () => {
+        if (this.recoveries.get(r) !== work) return true;
+        if (!this.stopped && !r.stopped) return false;
+        this.recoveries.delete(r);
+        job.abort();
+        return true;
+      },
+      step: () => job.step(RECOVERY_STEP_BYTES),
+      done: finished,
+      // The job is aborted: recoverFromSnapshot in applyUpdate reads the file at once and fails the replica.
+      failed: finished,
+    });
+    return true;
   }
 
   /**
@@ -953,22 +937,24 @@ export class Engine implements TransportHandler, ReplicaHost {
       };
       const stop = () =>
         end(new LongboatError("closed", "the NodeHost stopped while a replica recovered its snapshot"));
-      const step = () => {
-        if (ended) return;
-        if (this.stopped) return stop();
-        try {
-          if (!job.step(RECOVERY_STEP_BYTES)) {
-            this.afterSnapshotLatency(step);
+      this.startRecoveries.add(stop);
+      this.runInSteps({
+        abandoned: () => {
+          if (!ended && this.stopped) stop();
+          return ended;
+        },
+        step: () => job.step(RECOVERY_STEP_BYTES),
+        done: () => {
+          try {
+            rsm.recoverFromSnapshot(meta);
+          } catch (error) {
+            end(error);
             return;
           }
-          rsm.recoverFromSnapshot(meta);
           end(null);
-        } catch (error) {
-          end(error);
-        }
-      };
-      this.startRecoveries.add(stop);
-      this.afterSnapshotLatency(step);
+        },
+        failed: end,
+      });
     });
   }
 
@@ -1045,6 +1031,34 @@ export class Engine implements TransportHandler, ReplicaHost {
     const ms = this.opts.snapshotStepLatencyMs?.() ?? 0;
     if (ms > 0) this.opts.env.setTimer(ms, fn);
     else this.opts.env.defer(fn);
+  }
+
+  /**
+   * Runs a job in steps between engine iterations (issue #16 item 4: a recovery, an import or an
+   * export of a large snapshot must not stall the host's other shards), one step after each
+   * afterSnapshotLatency. Before each step `abandoned` says whether the job was given up (the
+   * engine or its replica stopped, or the job was replaced) and does its own clean-up; `step`
+   * returns true on the last step, which ends the job with `done`; a throw ends it with `failed`.
+   */
+  private runInSteps(job: {
+    abandoned(): boolean;
+    step(): boolean;
+    done(): void;
+    failed(error: unknown): void;
+  }): void {
+    const next = () => {
+      if (job.abandoned()) return;
+      let last: boolean;
+      try {
+        last = job.step();
+      } catch (error) {
+        job.failed(error);
+        return;
+      }
+      if (last) job.done();
+      else this.afterSnapshotLatency(next);
+    };
+    this.afterSnapshotLatency(next);
   }
 
   /** A job whose replica or host went away: its file is abandoned (the .tmp removed). */
@@ -1237,34 +1251,28 @@ export class Engine implements TransportHandler, ReplicaHost {
       return;
     }
     this.exports.add(copy);
-    const step = () => {
-      if (!this.exports.has(copy)) return;
-      if (this.stopped || r.stopped) {
+    this.runInSteps({
+      abandoned: () => {
+        if (!this.exports.has(copy)) return true;
+        if (!this.stopped && !r.stopped) return false;
         this.exports.delete(copy);
         copy.abort();
-        return;
-      }
-      let done = false;
-      try {
-        done = copy.step(SNAPSHOT_STEP_BYTES);
-      } catch (error) {
+        return true;
+      },
+      step: () => copy.step(SNAPSHOT_STEP_BYTES),
+      failed: (error) => {
         this.exports.delete(copy);
         copy.abort();
         failed(error);
-        return;
-      }
-      if (!done) {
-        this.afterSnapshotLatency(step);
-        return;
-      }
-      copy.publish((error) => {
-        this.exports.delete(copy);
-        if (this.stopped || r.stopped) return;
-        if (error !== null) failed(error);
-        else r.finishSnapshotRequest(request, { index: meta.index });
-      });
-    };
-    this.afterSnapshotLatency(step);
+      },
+      done: () =>
+        copy.publish((error) => {
+          this.exports.delete(copy);
+          if (this.stopped || r.stopped) return;
+          if (error !== null) failed(error);
+          else r.finishSnapshotRequest(request, { index: meta.index });
+        }),
+    });
   }
 
   private snapshotJobFailed(job: SnapshotJob, error: unknown): void {
