@@ -264,6 +264,7 @@ function checkOp(op: JournalOp): number {
   }
   if (op.kind !== OpKind.update) return 0;
   u(op.truncateFrom, "truncateFrom");
+  if (op.entries.length > 0) u((op.entries[0] as Entry).index, "first entry index");
   for (const e of op.entries) {
     for (const f of [
       "term",
@@ -292,13 +293,16 @@ export function encodeRecord(ops: readonly JournalOp[], shared = false): Encoded
   for (const op of ops) if (op.kind === OpKind.update) entryCount += op.entries.length;
   const w = new Writer();
   const cmdAt: number[] = [];
-  // Sizing pass: every number is checked as it is sized, so nothing is written for a batch
-  // holding a value a varint cannot carry; checkOp then names it.
-  try {
+  const write = () => {
     w.byte(JOURNAL_RECORD_VERSION);
     w.varint(ops.length);
     w.varint(entryCount);
     for (const op of ops) writeOp(w, op, cmdAt);
+  };
+  // Sizing pass: every number is checked as it is sized, so nothing is written for a batch
+  // holding a value a varint cannot carry; checkOp then names it.
+  try {
+    write();
   } catch (error) {
     if (!(error instanceof Unencodable)) throw error;
     for (const op of ops) checkOp(op);
@@ -306,10 +310,7 @@ export function encodeRecord(ops: readonly JournalOp[], shared = false): Encoded
   }
   w.sizing = false;
   w.buf = new Uint8Array(shared ? new SharedArrayBuffer(w.size + 4) : new ArrayBuffer(w.size + 4));
-  w.byte(JOURNAL_RECORD_VERSION);
-  w.varint(ops.length);
-  w.varint(entryCount);
-  for (const op of ops) writeOp(w, op, cmdAt);
+  write();
   const bytes = w.buf;
   const crc = Bun.hash.crc32(bytes.subarray(0, w.pos)) >>> 0;
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(w.pos, crc, true);

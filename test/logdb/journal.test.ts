@@ -98,6 +98,9 @@ describe("journal records", () => {
     expect(bad((e) => (e.proposerEpoch = 2 ** 53))).toThrow(LogDBArgumentError);
     expect(bad((e) => (e.term = Number.NaN))).toThrow(/term must be a non-negative safe integer, got NaN/);
     expect(bad((e) => ((e as { type: number }).type = 256))).toThrow(/entry 1 type 256/);
+    expect(bad((e) => (e.index = -3))).toThrow(
+      /first entry index must be a non-negative safe integer, got -3/,
+    );
   });
 
   test("every field of every op kind is checked, whichever op of the batch holds the bad value", () => {
