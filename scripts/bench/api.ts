@@ -189,6 +189,8 @@ export interface Point {
   clientCpuPercent: number;
   loadgens: number;
   serverCpuPercent: number[];
+  /** Per request, summed over the hosts: engine-thread CPU (µs), messages sent, engine turns. */
+  perOp?: { mainCpuUs: number; messages: number; iterations: number };
   /** Per host over the run: fsyncs/s, entries per fsync, % of wall time inside saveUpdates. */
   engine?: {
     fsyncsPerSec: number;
@@ -285,6 +287,20 @@ export async function runPoint(job: LoadJob, servers: Servers, loadgens = 1): Pr
       : undefined;
   await Promise.all(procs.map((p) => p.exited));
   const r = mergeResults(lines.map((l) => JSON.parse(l) as LoadResult));
+  // Per request, summed over the hosts: what one read or write costs the cluster's engine
+  // threads (CPU, messages sent, loop turns); robust to a busy machine where ops/s is not.
+  const perOp =
+    stats0 && stats1
+      ? (() => {
+          const ops = Math.max(1, r.opsPerSec * (wallMs / 1000));
+          const sum = (k: string) => stats1.reduce((n, s1, i) => n + (s1[k] ?? 0) - (stats0[i]![k] ?? 0), 0);
+          return {
+            mainCpuUs: Math.round((sum("mainCpuMs") * 1000) / ops),
+            messages: Number((sum("sentMessages") / ops).toFixed(2)),
+            iterations: Number((sum("iterations") / ops).toFixed(2)),
+          };
+        })()
+      : undefined;
   const s = Histogram.fromJSON(r.latency).summary();
   return {
     system: job.system,
@@ -300,6 +316,7 @@ export async function runPoint(job: LoadJob, servers: Servers, loadgens = 1): Pr
     loadgens: Math.min(loadgens, job.concurrency),
     serverCpuPercent: cpu1.map((c, i) => Math.round(((c - cpu0[i]!) / wallMs) * 100)),
     engine,
+    perOp,
     loadAvg: loadAvg(),
   };
 }
@@ -320,6 +337,9 @@ export function tableRow(p: Point) {
     "in fsync %": p.engine?.map((e) => e.saveTimePercent).join("/") ?? "",
     "writer %": p.engine?.map((e) => e.writerBusyPercent).join("/") ?? "",
     "main ms/round": p.engine?.map((e) => e.mainCpuMsPerRound).join("/") ?? "",
+    "main µs/op": p.perOp?.mainCpuUs ?? "",
+    "msgs/op": p.perOp?.messages ?? "",
+    "turns/op": p.perOp?.iterations ?? "",
     errors: p.errors,
   };
 }

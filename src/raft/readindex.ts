@@ -29,6 +29,8 @@ function key(ctx: ReadCtx): string {
 export class ReadIndexQueue {
   private queue: PendingRead[] = [];
   private byKey = new Map<string, PendingRead>();
+  /** The voters whose echoes released the last read (the leader not included). */
+  private lastQuorum: number[] = [];
 
   get size(): number {
     return this.queue.length;
@@ -66,14 +68,24 @@ export class ReadIndexQueue {
     if (r === undefined) return [];
     r.confirmed.add(from);
     if (r.confirmed.size + 1 < quorum) return [];
+    this.lastQuorum = [...r.confirmed];
     const pos = this.queue.indexOf(r);
     const released = this.queue.splice(0, pos + 1);
     for (const x of released) this.byKey.delete(key(x.ctx));
     return released.map((x) => ({ ctx: x.ctx, index: r.index, from: x.from }));
   }
 
+  /**
+   * The voters whose echoes released the last read in this term (the leader not included):
+   * they answered first, so the next read's heartbeats go to them alone (Raft.sendReadHeartbeats).
+   */
+  lastConfirmers(): readonly number[] {
+    return this.lastQuorum;
+  }
+
   reset(): void {
     this.queue = [];
     this.byKey.clear();
+    this.lastQuorum = [];
   }
 }

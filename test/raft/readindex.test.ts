@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { Role } from "../../src/raft/config.ts";
 import { PeerArgumentError } from "../../src/raft/peer.ts";
 import { MAX_PENDING_READ_INDEXES, ReadIndexQueue } from "../../src/raft/readindex.ts";
-import { makeMessage } from "../../src/raft/types.ts";
+import { ConfigChangeType, makeMessage } from "../../src/raft/types.ts";
 import { lone, MT, Network, sentOf } from "./network.ts";
 
 const ctx = (low: number) => ({ low, high: 100 + low });
@@ -157,6 +158,86 @@ describe("readindex", () => {
     net.tick(1);
     net.collect(1);
     expect(sentOf(net, MT.Heartbeat, 1).every((m) => m.hint === 3)).toBe(true);
+  });
+
+  /** A 3-voter shard led by 1 whose last read was released by 2's echo alone (3's answers lost). */
+  function ledWithConfirmer2(): Network {
+    const net = Network.bootstrap([1, 2, 3]);
+    net.campaign(1);
+    net.drop(3, 1, 1);
+    net.peer(1).readIndex(ctx(5));
+    net.stabilize();
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5)]);
+    net.recover();
+    net.sent = [];
+    return net;
+  }
+
+  test("a read's heartbeats go only to the voters whose echoes released the last read", () => {
+    const net = ledWithConfirmer2();
+    net.peer(1).readIndex(ctx(6));
+    net.stabilize();
+    const hbs = sentOf(net, MT.Heartbeat, 1);
+    expect(hbs.map((m) => [m.to, m.hint])).toEqual([[2, 6]]);
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5), ctx(6)]);
+  });
+
+  test("a read whose chosen voter is silent is confirmed through another at the next heartbeat", () => {
+    const net = ledWithConfirmer2();
+    net.isolate(2);
+    net.peer(1).readIndex(ctx(7));
+    net.stabilize();
+    expect(net.node(1).readyToReads).toHaveLength(1);
+    net.tick(1, net.raft(1).config.heartbeatRtt);
+    net.stabilize();
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5), ctx(7)]);
+    // 3 answered this time: the next read asks 3 alone.
+    net.sent = [];
+    net.peer(1).readIndex(ctx(8));
+    net.stabilize();
+    expect(sentOf(net, MT.Heartbeat, 1).map((m) => m.to)).toEqual([3]);
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5), ctx(7), ctx(8)]);
+  });
+
+  test("a deposed leader's read sent to its chosen voter is never released", () => {
+    const net = ledWithConfirmer2();
+    // 2 and 3 elect one of them in a later term while 1 hears nothing, and commit a write 1
+    // never saw; 1 still believes it leads.
+    net.isolate(1);
+    const later = () => [2, 3].find((id) => net.raft(id).role === Role.Leader);
+    for (let i = 0; i < 100 && later() === undefined; i++) {
+      net.tick(2);
+      net.tick(3);
+      net.stabilize();
+    }
+    net.propose(later()!, "newer");
+    expect(net.raft(2).term).toBeGreaterThan(net.raft(1).term);
+    expect(net.raft(1).role).toBe(Role.Leader);
+    net.recover();
+    net.cut(1, 3);
+    net.peer(1).readIndex(ctx(9));
+    net.stabilize();
+    net.tick(1, net.raft(1).config.heartbeatRtt);
+    net.stabilize();
+    // 2 answers with its newer term: 1 steps down, and the read never reads 1's stale state.
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5)]);
+    expect(net.raft(1).readIndex.size).toBe(0);
+  });
+
+  test("a chosen voter removed from the shard is not asked; the read goes to every peer", () => {
+    const net = ledWithConfirmer2();
+    net.peer(1).applyConfigChange({
+      configChangeId: 0,
+      type: ConfigChangeType.RemoveNode,
+      replicaId: 2,
+      address: "",
+      initialize: false,
+    });
+    net.sent = [];
+    net.peer(1).readIndex(ctx(6));
+    net.stabilize();
+    expect(sentOf(net, MT.Heartbeat, 1).map((m) => m.to)).toEqual([3]);
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5), ctx(6)]);
   });
 
   test("a read context with low = 0 is refused (0 means no read)", () => {
