@@ -735,7 +735,14 @@ export class Engine implements TransportHandler, ReplicaHost {
     // durable and handed back: its entries would be handed out twice.
     for (const r of active) this.guard(r, "stepping its inputs", () => r.stepInputs());
     for (const r of active) {
-      if (r.stopped || this.saving.has(r) || this.recoveries.has(r)) continue;
+      if (r.stopped || this.recoveries.has(r)) continue;
+      if (this.saving.has(r)) {
+        // Its heartbeats and their answers leave now, not after the writer's round (Peer.isFast).
+        this.guard(r, "sending what need not wait for the writer", () => {
+          for (const m of r.peer.takeFastMessages()) this.send(m);
+        });
+        continue;
+      }
       let u: Update | null = null;
       this.guard(r, "building its update", () => {
         if (r.peer.hasUpdate(true)) u = r.peer.getUpdate(true, r.rsm.lastApplied());

@@ -342,20 +342,44 @@ export class Peer {
   }
 
   /**
-   * Only a leader's Replicate messages may leave before persistence, and only when its term
-   * is already durable (a leader's term was persisted with its candidacy, so this holds
-   * unless something is badly wrong; the check keeps the contract local and obvious).
-   * Everything else — votes, acknowledgements, heartbeat answers — promises durable state.
+   * What may leave before this replica's pending writes are durable: messages that promise no
+   * state the log writer has not made durable yet. A leader's Replicate and Heartbeat messages
+   * (its term was persisted with its candidacy; the check keeps the contract local and obvious:
+   * a leader counts its own match only from what it persisted), and a HeartbeatResp once the
+   * term and vote it answers in are durable (it promises only that term). Everything else —
+   * votes, append acknowledgements, an answer in a term not yet durable — waits for the fsync.
+   * Heartbeats and their answers must not wait for the disk: a write slower than an election
+   * timeout would otherwise cost the shard its leader (followers hear nothing; CheckQuorum
+   * hears no answer) and every proposal in flight its outcome.
    */
+  private isFast(m: Message): boolean {
+    const r = this.raft;
+    const p = this.persisted;
+    if (p.term !== r.term) return false;
+    if (m.type === MT.Replicate || m.type === MT.Heartbeat) return r.role === Role.Leader;
+    return m.type === MT.HeartbeatResp && p.vote === r.vote;
+  }
+
   private splitMessages(msgs: Message[]): { fastMessages: Message[]; messages: Message[] } {
     const fastMessages: Message[] = [];
     const messages: Message[] = [];
-    const fastOk = this.raft.role === Role.Leader && this.persisted.term === this.raft.term;
     for (const m of msgs) {
-      if (fastOk && m.type === MT.Replicate) fastMessages.push(m);
+      if (this.isFast(m)) fastMessages.push(m);
       else messages.push(m);
     }
     return { fastMessages, messages };
+  }
+
+  /**
+   * Takes the messages that may leave now (see isFast) while this replica's last Update is
+   * still at the log writer and it gives no new one; the rest wait for its next Update.
+   */
+  takeFastMessages(): Message[] {
+    const r = this.raft;
+    if (r.msgs.length === 0) return [];
+    const { fastMessages, messages } = this.splitMessages(r.msgs);
+    r.msgs = messages;
+    return fastMessages;
   }
 
   /** The host persisted, sent and applied `update`: positions advance. */

@@ -22,10 +22,12 @@ export interface LeaderUpdate {
  * What one replica asks its host to do, produced by `Peer.getUpdate()`.
  *
  * The durability contract, in the order the engine must keep it:
- * 1. `fastMessages` (the leader's Replicate messages) may leave at once, before anything
- *    of this Update is persisted: a leader may write its log in parallel with its
- *    followers (Raft thesis §10.2.1) because it counts its own match only from what it
- *    persisted (`commitUpdate`).
+ * 1. `fastMessages` (a leader's Replicate and Heartbeat messages, and a HeartbeatResp in a
+ *    term already durable) may leave at once, before anything of this Update is persisted:
+ *    a leader may write its log in parallel with its followers (Raft thesis §10.2.1)
+ *    because it counts its own match only from what it persisted (`commitUpdate`), and a
+ *    heartbeat or its answer promises nothing the disk does not already hold. While an
+ *    Update is at the writer, `Peer.takeFastMessages` lets these leave too.
  * 2. `entriesToSave`, `state` and `snapshot` are persisted (one fsync for every replica
  *    of the NodeHost).
  * 3. Only then may `messages` leave: they promise state (a granted vote, an append
@@ -39,7 +41,7 @@ export interface LeaderUpdate {
 export interface Update {
   shardId: number;
   replicaId: number;
-  /** Sendable before persistence (leader's Replicate messages only). */
+  /** Sendable before persistence (Peer.isFast: a leader's Replicate and Heartbeat, a HeartbeatResp in a durable term). */
   fastMessages: Message[];
   /** Entries to append (they may overwrite a suffix of the stored log). */
   entriesToSave: Entry[];

@@ -60,3 +60,29 @@ test("proposals that arrive while the leader's Update is at the writer go out to
   // 40 proposals, one per loop turn as they arrive, fit in a handful of batches.
   expect(nh.stats.savedBatches - before).toBeLessThan(8);
 });
+
+test("a writer slower than an election timeout costs no leadership: heartbeats and their answers do not wait for it", async () => {
+  // Election timeout: 10–20 ticks of 10 ms. Each batch below takes 250 ms, and writes keep the
+  // leader's and the followers' Updates at the writer almost all the time.
+  const opts = { writerLatencyMs: 0 };
+  cluster = new SimCluster(7, opts);
+  for (const i of [1, 2, 3]) await cluster.startHost(i);
+  await cluster.startShard(1, [1, 2, 3]);
+  const leader = await cluster.waitLeader(1);
+  await cluster.run(200);
+  const nh = cluster.host(leader);
+  const term = nh.getLeaderId(1).term;
+  opts.writerLatencyMs = 250;
+  const startMs = cluster.env.nowMs();
+  let written = 0;
+  while (cluster.env.nowMs() - startMs < 4000) {
+    const batch = Array.from({ length: 4 }, (_, k) =>
+      nh.syncPropose(nh.getNoOpSession(1), put(`s${written + k}`, "v"), { timeoutMs: 5000 }),
+    );
+    await cluster.settle(Promise.all(batch));
+    written += batch.length;
+  }
+  expect(written).toBeGreaterThan(0);
+  for (const i of [1, 2, 3])
+    expect(cluster.host(i).getLeaderId(1)).toEqual({ leaderId: leader, term, valid: true });
+});

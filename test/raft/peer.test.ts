@@ -137,16 +137,55 @@ describe("peer", () => {
     expect(u.state!.vote).toBe(2);
   });
 
-  test("a leader's Replicate messages are fast; its heartbeats are not", () => {
+  test("a leader's Replicate and Heartbeat messages are fast", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
     net.peer(1).propose([entry("a")]);
     net.tick(1);
     const u = net.peer(1).getUpdate(true, net.node(1).appliedIndex);
-    expect(u.fastMessages.length).toBeGreaterThan(0);
-    expect(u.fastMessages.every((m) => m.type === MT.Replicate)).toBe(true);
-    expect(u.messages.some((m) => m.type === MT.Heartbeat)).toBe(true);
-    expect(u.messages.some((m) => m.type === MT.Replicate)).toBe(false);
+    expect(u.fastMessages.some((m) => m.type === MT.Replicate)).toBe(true);
+    expect(u.fastMessages.some((m) => m.type === MT.Heartbeat)).toBe(true);
+    expect(u.messages.some((m) => m.type === MT.Replicate || m.type === MT.Heartbeat)).toBe(false);
+  });
+
+  test("a heartbeat's answer is fast in a durable term, and waits when the heartbeat raised the term", () => {
+    const net = lone(2, [1, 2, 3]);
+    const p = net.peer(2);
+    p.step(makeMessage({ type: MT.Heartbeat, from: 1, to: 2, term: 5 }));
+    const raised = p.getUpdate(true, 3);
+    expect(raised.state!.term).toBe(5);
+    expect(raised.fastMessages).toHaveLength(0);
+    expect(raised.messages.map((m) => m.type)).toEqual([MT.HeartbeatResp]);
+    // While that Update is unpersisted, the next answer still waits for it.
+    p.step(makeMessage({ type: MT.Heartbeat, from: 1, to: 2, term: 5 }));
+    expect(p.takeFastMessages()).toHaveLength(0);
+    p.commitUpdate(raised);
+    expect(p.takeFastMessages().map((m) => m.type)).toEqual([MT.HeartbeatResp]);
+  });
+
+  test("takeFastMessages leaves a follower's acknowledgements for its next Update", () => {
+    const net = lone(2, [1, 2, 3]);
+    const p = net.peer(2);
+    p.step(makeMessage({ type: MT.Heartbeat, from: 1, to: 2, term: 5 }));
+    p.commitUpdate(p.getUpdate(true, 3));
+    p.step(
+      makeMessage({
+        type: MT.Replicate,
+        from: 1,
+        to: 2,
+        term: 5,
+        logIndex: 3,
+        logTerm: 1,
+        commit: 3,
+        entries: [entry("x", { index: 4, term: 5 })],
+      }),
+    );
+    p.step(makeMessage({ type: MT.Heartbeat, from: 1, to: 2, term: 5, commit: 3 }));
+    expect(p.takeFastMessages().map((m) => m.type)).toEqual([MT.HeartbeatResp]);
+    const u = p.getUpdate(true, 3);
+    expect(u.fastMessages).toHaveLength(0);
+    expect(u.messages.map((m) => m.type)).toEqual([MT.ReplicateResp]);
+    expect(u.entriesToSave).toHaveLength(1);
   });
 
   test("a leader whose term is not yet persisted sends nothing fast", () => {
