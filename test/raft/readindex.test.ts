@@ -240,6 +240,28 @@ describe("readindex", () => {
     expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(5), ctx(6)]);
   });
 
+  test("an echo of a round sent before a read arrived does not release that read", () => {
+    const net = Network.bootstrap([1, 2, 3]);
+    net.campaign(1);
+    net.ignore(MT.HeartbeatResp);
+    net.peer(1).readIndex(ctx(1));
+    net.stabilize();
+    net.peer(1).readIndex(ctx(2));
+    net.stabilize();
+    const term = net.raft(1).term;
+    const echo = (low: number) =>
+      net
+        .peer(1)
+        .step(makeMessage({ type: MT.HeartbeatResp, from: 2, to: 1, term, hint: low, hintHigh: 100 + low }));
+    // 2 answers the first round late, after the second read arrived: only the first is released.
+    echo(1);
+    net.collect(1);
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(1)]);
+    echo(2);
+    net.collect(1);
+    expect(net.node(1).readyToReads.map((r) => r.ctx)).toEqual([ctx(1), ctx(2)]);
+  });
+
   test("a read context with low = 0 is refused (0 means no read)", () => {
     const net = lone(1, [1]);
     expect(() => net.peer(1).readIndex({ low: 0, high: 1 })).toThrow(PeerArgumentError);
