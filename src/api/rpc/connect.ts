@@ -68,13 +68,12 @@ async function serveUnary(call: Call, codec: Codec): Promise<CallOutcome> {
       "content-type": "application/json",
       "accept-encoding": ACCEPTED_ENCODINGS,
     });
-    await call.ex.write(utf8.encode(connectErrorBody(e)));
-    call.ex.end();
+    call.ex.endWith(utf8.encode(connectErrorBody(e)));
     return e.code;
   }
   call.ex.respond(200, { "content-type": `application/${codec}`, "accept-encoding": ACCEPTED_ENCODINGS });
-  if (response.byteLength > 0) await call.ex.write(response);
-  call.ex.end();
+  if (response.byteLength > 0) call.ex.endWith(response);
+  else call.ex.end();
   return "ok";
 }
 

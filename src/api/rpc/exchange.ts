@@ -41,6 +41,13 @@ export interface Exchange {
   /** Ends the response, with trailers if respond() announced them. */
   end(trailers?: Record<string, string>): void;
   /**
+   * Writes chunk as the whole rest of the body and ends the response (no trailers), in one
+   * step: over HTTP/2 one DATA frame flagged END_STREAM that leaves with the turn's other
+   * writes, where write() then end() sends a DATA frame, an empty closing one and flushes the
+   * socket for this response alone (a unary answer's cost, issue #16).
+   */
+  endWith(chunk: Uint8Array): void;
+  /**
    * The request body will not be read to its end (refused, too large, too slow): once the
    * response is out, the HTTP/2 stream is reset and the HTTP/1.1 connection closed, so the
    * client stops sending and its unread bytes are never parsed as a request.
@@ -95,6 +102,10 @@ export function fetchExchange(request: Request): { exchange: Exchange; response:
       } catch {
         // already closed (endStream)
       }
+    },
+    endWith(chunk) {
+      controller.enqueue(chunk);
+      this.end();
     },
     closeUnread() {
       request.body?.cancel().catch(() => {});

@@ -298,6 +298,10 @@ function http1Exchange(req: http.IncomingMessage, res: http.ServerResponse, secu
     end() {
       res.end();
     },
+    endWith(chunk) {
+      if (res.destroyed) throw new Error("the client went away");
+      res.end(chunk);
+    },
     closeUnread() {
       if (req.complete || !hasBody) return;
       closeAfter = true;
@@ -362,6 +366,11 @@ function http2Exchange(
       ended = true;
       pendingTrailers = trailers;
       if (!stream.destroyed && !stream.writableEnded && stream.headersSent) stream.end();
+    },
+    endWith(chunk) {
+      if (stream.destroyed) throw new Error("the client went away");
+      ended = true;
+      stream.end(chunk);
     },
     closeUnread() {
       if (stream.readableEnded || stream.destroyed) return;
