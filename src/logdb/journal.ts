@@ -80,8 +80,11 @@ export type JournalOp = UpdateOp | BootstrapOp | CompactOp | RemoveOp | ImportOp
 
 export interface EncodedRecord {
   bytes: Uint8Array;
-  /** Byte offset of each update entry's cmd in bytes, in op and entry order. */
-  cmdAt: number[];
+  /**
+   * Byte offset in bytes of each update op's first entry, one per update op in op order (the
+   * overlay decodes entries from there only when they are read: readEntries).
+   */
+  entriesAt: number[];
   entryCount: number;
 }
 
@@ -191,7 +194,7 @@ function writeSnapshot(w: Writer, s: SnapshotPoint): void {
   w.bytes(s.meta);
 }
 
-function writeUpdate(w: Writer, op: UpdateOp, cmdAt: number[]): void {
+function writeUpdate(w: Writer, op: UpdateOp, entriesAt: number[]): void {
   const flags = (op.state ? 1 : 0) | (op.snapshot ? 2 : 0) | (op.snapshot?.resetEntries ? 4 : 0);
   w.byte(flags);
   if (op.state) writeState(w, op.state);
@@ -199,6 +202,7 @@ function writeUpdate(w: Writer, op: UpdateOp, cmdAt: number[]): void {
   w.varint(op.truncateFrom);
   w.varint(op.entries.length);
   if (op.entries.length > 0) w.varint((op.entries[0] as Entry).index);
+  if (!w.sizing) entriesAt.push(w.pos);
   for (const e of op.entries) {
     w.varint(e.term);
     w.byte(e.type);
@@ -208,18 +212,17 @@ function writeUpdate(w: Writer, op: UpdateOp, cmdAt: number[]): void {
     w.varint(e.respondedTo);
     w.varint(e.proposerId);
     w.varint(e.proposerEpoch);
-    const at = w.bytes(e.cmd);
-    if (!w.sizing) cmdAt.push(at);
+    w.bytes(e.cmd);
   }
 }
 
-function writeOp(w: Writer, op: JournalOp, cmdAt: number[]): void {
+function writeOp(w: Writer, op: JournalOp, entriesAt: number[]): void {
   w.byte(op.kind);
   w.varint(op.shard);
   w.varint(op.replica);
   switch (op.kind) {
     case OpKind.update:
-      writeUpdate(w, op, cmdAt);
+      writeUpdate(w, op, entriesAt);
       break;
     case OpKind.bootstrap:
       w.bytes(TEXT.encode(op.record));
@@ -292,12 +295,12 @@ export function encodeRecord(ops: readonly JournalOp[], shared = false): Encoded
   let entryCount = 0;
   for (const op of ops) if (op.kind === OpKind.update) entryCount += op.entries.length;
   const w = new Writer();
-  const cmdAt: number[] = [];
+  const entriesAt: number[] = [];
   const write = () => {
     w.byte(JOURNAL_RECORD_VERSION);
     w.varint(ops.length);
     w.varint(entryCount);
-    for (const op of ops) writeOp(w, op, cmdAt);
+    for (const op of ops) writeOp(w, op, entriesAt);
   };
   // Sizing pass: every number is checked as it is sized, so nothing is written for a batch
   // holding a value a varint cannot carry; checkOp then names it.
@@ -314,7 +317,7 @@ export function encodeRecord(ops: readonly JournalOp[], shared = false): Encoded
   const bytes = w.buf;
   const crc = Bun.hash.crc32(bytes.subarray(0, w.pos)) >>> 0;
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(w.pos, crc, true);
-  return { bytes, cmdAt, entryCount };
+  return { bytes, entriesAt, entryCount };
 }
 
 /** A record that does not decode: the caller names the file (LogDBCorruptError). */
@@ -382,6 +385,64 @@ class Reader {
   }
 }
 
+/** One entry at r's position (index given: the record stores the first index once per op). */
+function readEntry(r: Reader, index: number): Entry {
+  const term = r.varint();
+  const type = r.byte() as EntryType;
+  const key = r.varint();
+  const clientId = r.varint();
+  const seriesId = r.varint();
+  const respondedTo = r.varint();
+  const proposerId = r.varint();
+  const proposerEpoch = r.varint();
+  const cmd = r.bytes();
+  return { term, index, type, key, clientId, seriesId, respondedTo, cmd, proposerId, proposerEpoch };
+}
+
+/** Moves r past one entry and returns its term. */
+function skipEntry(r: Reader): number {
+  const term = r.varint();
+  r.byte();
+  for (let i = 0; i < 6; i++) r.varint();
+  const length = r.varint();
+  if (r.pos + length > r.end) throw new JournalRecordError("bytes run past the record");
+  r.pos += length;
+  return term;
+}
+
+/**
+ * Entries of one update op of an encoded record, decoded where they are read (the overlay keeps
+ * the record and encodeRecord's entriesAt instead of an object per entry): the entry at byte
+ * `at` has index `firstIndex`; `skip` entries are passed over, then `count` are given to visit,
+ * in order, until it returns false. Each cmd is a copy, so nothing read holds the record's
+ * bytes. The record is the engine thread's own, already checked: no checksum here.
+ */
+export function readEntries(
+  bytes: Uint8Array,
+  at: number,
+  firstIndex: number,
+  skip: number,
+  count: number,
+  visit: (e: Entry) => boolean,
+): void {
+  const r = new Reader(bytes, bytes.byteLength - 4);
+  r.pos = at;
+  for (let i = 0; i < skip; i++) skipEntry(r);
+  for (let i = 0; i < count; i++) {
+    const e = readEntry(r, firstIndex + skip + i);
+    e.cmd = e.cmd.slice();
+    if (!visit(e)) return;
+  }
+}
+
+/** The term of the entry `skip` entries after the one at byte `at` (see readEntries). */
+export function readEntryTerm(bytes: Uint8Array, at: number, skip: number): number {
+  const r = new Reader(bytes, bytes.byteLength - 4);
+  r.pos = at;
+  for (let i = 0; i < skip; i++) skipEntry(r);
+  return r.varint();
+}
+
 function readUpdate(r: Reader, shard: number, replica: number): UpdateOp {
   const flags = r.byte();
   const state = flags & 1 ? r.state() : null;
@@ -389,30 +450,8 @@ function readUpdate(r: Reader, shard: number, replica: number): UpdateOp {
   const truncateFrom = r.varint();
   const count = r.varint();
   const entries: Entry[] = [];
-  let index = count > 0 ? r.varint() : 0;
-  for (let i = 0; i < count; i++) {
-    const term = r.varint();
-    const type = r.byte() as EntryType;
-    const key = r.varint();
-    const clientId = r.varint();
-    const seriesId = r.varint();
-    const respondedTo = r.varint();
-    const proposerId = r.varint();
-    const proposerEpoch = r.varint();
-    const cmd = r.bytes();
-    entries.push({
-      term,
-      index: index++,
-      type,
-      key,
-      clientId,
-      seriesId,
-      respondedTo,
-      cmd,
-      proposerId,
-      proposerEpoch,
-    });
-  }
+  const index = count > 0 ? r.varint() : 0;
+  for (let i = 0; i < count; i++) entries.push(readEntry(r, index + i));
   return { kind: OpKind.update, shard, replica, state, snapshot, truncateFrom, entries };
 }
 

@@ -350,18 +350,21 @@ export class SqliteLogDB implements LogDB {
       this.deferredDone = [];
     }
     (this.writer as Worker).postMessage({ kind: "batch", id, record: record.bytes } satisfies WriterMessage);
-    let cmd = 0;
-    for (const op of ops) cmd = this.applyToOverlay(op, id, record.bytes, record.cmdAt, cmd);
+    let update = 0;
+    for (const op of ops) update = this.applyToOverlay(op, id, record.bytes, record.entriesAt, update);
     return id;
   }
 
-  /** What op changes in the overlay; its entries are views of the record (no copy of the caller's). */
+  /**
+   * What op changes in the overlay; its entries stay in the record's bytes (entriesAt: where each
+   * update op's entries start, `update` the index of this op's there). Returns the next update's.
+   */
   private applyToOverlay(
     op: JournalOp,
     seq: number,
     bytes: Uint8Array,
-    cmdAt: number[],
-    cmd: number,
+    entriesAt: number[],
+    update: number,
   ): number {
     const k = keyOf(op.shard, op.replica);
     const o = this.overlay;
@@ -373,12 +376,9 @@ export class SqliteLogDB implements LogDB {
           o.setSnapshot(k, decodeSnapshotMeta(op.snapshot.meta), seq);
         }
         if (op.truncateFrom > 0) o.truncate(k, op.truncateFrom);
-        const views: Entry[] = [];
-        for (const e of op.entries) {
-          const at = cmdAt[cmd++] as number;
-          views.push(copyEntry(e, bytes.subarray(at, at + e.cmd.byteLength)));
-        }
-        o.append(k, views, seq);
+        const at = entriesAt[update++] as number;
+        const head = op.entries[0];
+        if (head !== undefined) o.append(k, head.index, op.entries.length, seq, bytes, at);
         break;
       }
       case OpKind.bootstrap:
@@ -398,7 +398,7 @@ export class SqliteLogDB implements LogDB {
         o.setBootstrap(k, op.bootstrap, seq);
         break;
     }
-    return cmd;
+    return update;
   }
 
   saveUpdates(updates: readonly ReplicaUpdate[]): void {
@@ -491,21 +491,21 @@ export class SqliteLogDB implements LogDB {
     if (range.entryLast === 0 || low < range.entryFirst || low > range.entryLast) return out;
     high = Math.min(high, range.entryLast + 1);
     if (low >= high) return out;
-    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId));
-    const pendingFirst = pending !== undefined && pending.entries.length > 0 ? pending.first : high;
+    const k = keyOf(key.shardId, key.replicaId);
+    const pending = this.overlay.get(k);
+    const pendingFirst = pending !== undefined && pending.count > 0 ? pending.first : high;
     const budget = { sizeBytes: 0 };
     if (
       low < pendingFirst &&
       !this.tableEntries(key, low, Math.min(high, pendingFirst), maxSizeBytes, out, budget)
     )
       return out;
-    if (pending === undefined) return out;
-    for (let i = Math.max(low, pendingFirst); i < high; i++) {
-      const e = pending.entries[i - pending.first] as Entry;
+    this.overlay.readEntries(k, Math.max(low, pendingFirst), high, (e) => {
       budget.sizeBytes += entrySizeBytes(e);
-      if (out.length > 0 && budget.sizeBytes > maxSizeBytes) break;
+      if (out.length > 0 && budget.sizeBytes > maxSizeBytes) return false;
       out.push(e);
-    }
+      return true;
+    });
     return out;
   }
 
@@ -750,16 +750,17 @@ export class SqliteLogDB implements LogDB {
     this.open("logUsage");
     const range = this.range(key.shardId, key.replicaId);
     if (range.entryLast === 0) return { entryCount: 0, sizeBytes: 0 };
-    const pending = this.overlay.get(keyOf(key.shardId, key.replicaId));
-    const pendingFirst =
-      pending !== undefined && pending.entries.length > 0 ? pending.first : range.entryLast + 1;
+    const k = keyOf(key.shardId, key.replicaId);
+    const pending = this.overlay.get(k);
+    const pendingFirst = pending !== undefined && pending.count > 0 ? pending.first : range.entryLast + 1;
     const row = this.s.usage.values(key.shardId, key.replicaId, range.entryFirst, pendingFirst - 1)[0];
     let entryCount = Number(row?.[0] ?? 0);
     let sizeBytes = Number(row?.[1] ?? 0) + entryCount * ENTRY_HEADER_BYTES;
-    for (const e of pending?.entries ?? []) {
+    this.overlay.readEntries(k, pendingFirst, range.entryLast + 1, (e) => {
       entryCount++;
       sizeBytes += entrySizeBytes(e);
-    }
+      return true;
+    });
     return { entryCount, sizeBytes };
   }
 
@@ -860,25 +861,6 @@ export class SqliteLogDB implements LogDB {
     closeDatabase(this.db);
     closeDatabase(this.lockDb);
   }
-}
-
-/**
- * Field by field, never `{ ...e }`: entries decoded by protobufjs keep zero-valued fields on
- * their prototype, which a spread drops.
- */
-function copyEntry(e: Entry, cmd: Uint8Array): Entry {
-  return {
-    term: e.term,
-    index: e.index,
-    type: e.type,
-    key: e.key,
-    clientId: e.clientId,
-    seriesId: e.seriesId,
-    respondedTo: e.respondedTo,
-    cmd,
-    proposerId: e.proposerId,
-    proposerEpoch: e.proposerEpoch,
-  };
 }
 
 /**

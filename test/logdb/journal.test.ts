@@ -11,10 +11,13 @@ import {
   type JournalOp,
   JournalRecordError,
   OpKind,
+  readEntries,
+  readEntryTerm,
 } from "../../src/logdb/journal.ts";
 import { JournalQueue } from "../../src/logdb/journal-queue.ts";
 import { LOGDB_FILE_NAME, openSqliteLogDB } from "../../src/logdb/sqlite.ts";
 import { LOGDB_FORMAT_VERSION } from "../../src/logdb/types.ts";
+import type { Entry } from "../../src/raft/types.ts";
 import { ents, IDENTITY, snap, up } from "./logdb.case.ts";
 
 const root = mkdtempSync(join(tmpdir(), "longboat-journal-"));
@@ -66,13 +69,27 @@ describe("journal records", () => {
     expect(decodeRecord(record.bytes)).toEqual(ops);
   });
 
-  test("cmdAt points at each entry's command inside the record", () => {
+  test("readEntries decodes an update op's entries from entriesAt, skipping, stopping, copying each cmd", () => {
     const ops = everyOp();
     const record = encodeRecord(ops);
     const entries = (ops[0] as Extract<JournalOp, { kind: 1 }>).entries;
+    const first = entries[0]!.index;
+    const at = record.entriesAt[0]!;
+    const all: Entry[] = [];
+    readEntries(record.bytes, at, first, 0, entries.length, (e) => all.push(e) > 0);
+    expect(all).toEqual(entries);
+    for (const e of all) expect(e.cmd.buffer).not.toBe(record.bytes.buffer);
+    const second: Entry[] = [];
+    readEntries(record.bytes, at, first, 1, entries.length - 1, (e) => second.push(e) > 0);
+    expect(second).toEqual(entries.slice(1));
+    const stopped: Entry[] = [];
+    readEntries(record.bytes, at, first, 0, entries.length, (e) => {
+      stopped.push(e);
+      return false;
+    });
+    expect(stopped).toEqual(entries.slice(0, 1));
     entries.forEach((e, i) => {
-      const at = record.cmdAt[i]!;
-      expect(record.bytes.subarray(at, at + e.cmd.byteLength)).toEqual(e.cmd);
+      expect(readEntryTerm(record.bytes, at, i)).toBe(e.term);
     });
   });
 
