@@ -31,7 +31,8 @@ export interface JournalMove {
   deleteThrough: number;
 }
 
-const opEntries = (op: JournalOp): number => (op.kind === 1 ? op.entries.length : 0);
+const opEntries = (op: JournalOp): number =>
+  op.kind === 1 ? op.entries.length + (op.stored === undefined ? 0 : op.stored.count) : 0;
 
 export class JournalQueue {
   /** Rows still in the journal, oldest first (a prefix leaves when fully moved). */

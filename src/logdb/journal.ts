@@ -42,6 +42,19 @@ export interface UpdateOp {
   /** Remove entries from this index on before appending (0: none). */
   truncateFrom: number;
   entries: Entry[];
+  /**
+   * Entries still in the record, after `entries` (decodeRecord with lazy entries: the writer
+   * keeps an op until its move, and decodes its entries only then).
+   */
+  stored?: StoredEntries;
+}
+
+/** `count` entries from index `first` left in a record's bytes, the first at byte `at`. */
+export interface StoredEntries {
+  bytes: Uint8Array;
+  at: number;
+  first: number;
+  count: number;
 }
 
 export interface BootstrapOp {
@@ -443,7 +456,7 @@ export function readEntryTerm(bytes: Uint8Array, at: number, skip: number): numb
   return r.varint();
 }
 
-function readUpdate(r: Reader, shard: number, replica: number): UpdateOp {
+function readUpdate(r: Reader, shard: number, replica: number, lazy: boolean): UpdateOp {
   const flags = r.byte();
   const state = flags & 1 ? r.state() : null;
   const snapshot = flags & 2 ? { ...r.snapshot(), resetEntries: (flags & 4) !== 0 } : null;
@@ -451,17 +464,30 @@ function readUpdate(r: Reader, shard: number, replica: number): UpdateOp {
   const count = r.varint();
   const entries: Entry[] = [];
   const index = count > 0 ? r.varint() : 0;
+  if (lazy && count > 0) {
+    const at = r.pos;
+    for (let i = 0; i < count; i++) skipEntry(r);
+    const stored = { bytes: r.buf, at, first: index, count };
+    return { kind: OpKind.update, shard, replica, state, snapshot, truncateFrom, entries, stored };
+  }
   for (let i = 0; i < count; i++) entries.push(readEntry(r, index + i));
   return { kind: OpKind.update, shard, replica, state, snapshot, truncateFrom, entries };
 }
 
-function readOp(r: Reader): JournalOp {
+/** The entries of a lazily decoded op (StoredEntries), in order; each cmd a view into the record. */
+export function forEachStoredEntry(s: StoredEntries, visit: (e: Entry) => void): void {
+  const r = new Reader(s.bytes, s.bytes.byteLength - 4);
+  r.pos = s.at;
+  for (let i = 0; i < s.count; i++) visit(readEntry(r, s.first + i));
+}
+
+function readOp(r: Reader, lazy: boolean): JournalOp {
   const kind = r.byte();
   const shard = r.varint();
   const replica = r.varint();
   switch (kind) {
     case OpKind.update:
-      return readUpdate(r, shard, replica);
+      return readUpdate(r, shard, replica, lazy);
     case OpKind.bootstrap:
       return { kind, shard, replica, record: r.text() };
     case OpKind.compact:
@@ -478,10 +504,12 @@ function readOp(r: Reader): JournalOp {
 }
 
 /**
- * Decodes a record after checking its checksum. The entries' cmd are views into bytes.
+ * Decodes a record after checking its checksum. The entries' cmd are views into bytes. With
+ * `lazy`, an update op's entries are walked (the record checked to its end) but left in the
+ * record (UpdateOp.stored, forEachStoredEntry): no object per entry until they are read.
  * @throws JournalRecordError when the record is damaged or of another version.
  */
-export function decodeRecord(bytes: Uint8Array): JournalOp[] {
+export function decodeRecord(bytes: Uint8Array, lazy = false): JournalOp[] {
   if (bytes.byteLength < 5) throw new JournalRecordError(`record of ${bytes.byteLength} bytes is too short`);
   const end = bytes.byteLength - 4;
   const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(end, true);
@@ -494,7 +522,7 @@ export function decodeRecord(bytes: Uint8Array): JournalOp[] {
   const count = r.varint();
   r.varint(); // entry count: the writer reads it without decoding (recordEntryCount)
   const ops: JournalOp[] = [];
-  for (let i = 0; i < count; i++) ops.push(readOp(r));
+  for (let i = 0; i < count; i++) ops.push(readOp(r, lazy));
   if (r.pos !== end) throw new JournalRecordError(`${end - r.pos} bytes after the last op`);
   return ops;
 }

@@ -6,7 +6,8 @@
  * process left in the journal when it opens the database. No code runs at import.
  */
 import type { Database, Statement } from "bun:sqlite";
-import { decodeRecord, type JournalOp, OpKind } from "./journal.ts";
+import type { Entry } from "../raft/types.ts";
+import { decodeRecord, forEachStoredEntry, type JournalOp, OpKind } from "./journal.ts";
 import type { JournalMove } from "./journal-queue.ts";
 
 const WHERE = "WHERE shard = ? AND replica = ?";
@@ -60,7 +61,7 @@ export function applyOps(s: HomeStatements, ops: readonly JournalOp[]): void {
         }
         if (op.truncateFrom > 0) s.deleteFrom.run(shard, replica, op.truncateFrom);
         const insert = s.insertEntry;
-        for (const e of op.entries) {
+        const put = (e: Entry) =>
           insert.run(
             shard,
             replica,
@@ -75,7 +76,8 @@ export function applyOps(s: HomeStatements, ops: readonly JournalOp[]): void {
             e.proposerId,
             e.proposerEpoch,
           );
-        }
+        for (const e of op.entries) put(e);
+        if (op.stored !== undefined) forEachStoredEntry(op.stored, put);
         break;
       }
       case OpKind.bootstrap:

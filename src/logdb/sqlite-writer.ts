@@ -160,8 +160,10 @@ function appendAndMove(id: number, record: Uint8Array): void {
   let moveUs = 0;
   let taken: JournalMove | null = null;
   transaction(id, (s) => {
-    // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's.
-    const ops = decodeRecord(record);
+    // Decoded (and its checksum checked) before it is stored: the pair of encodeRecord's. Its
+    // entries stay in the record until the move reads them (an object per entry held in the
+    // queue cost a quarter of this thread's work: docs/performance.md, "turns").
+    const ops = decodeRecord(record, true);
     s.insertJournal.run(id, record);
     journal.add(id, record.byteLength, ops);
     if (!moveDue()) return;

@@ -8,6 +8,7 @@ import { LogDBArgumentError, LogDBCorruptError, LogDBIdentityError } from "../..
 import {
   decodeRecord,
   encodeRecord,
+  forEachStoredEntry,
   type JournalOp,
   JournalRecordError,
   OpKind,
@@ -154,6 +155,32 @@ describe("journal records", () => {
       patch(ops);
       expect(() => encodeRecord(ops)).toThrow(message);
     }
+  });
+
+  test("a lazy decode leaves each update's entries in the record; read back they equal the eager decode", () => {
+    const ops = everyOp();
+    const bytes = encodeRecord(ops).bytes;
+    const eager = decodeRecord(bytes);
+    const lazy = decodeRecord(bytes, true);
+    const first = lazy[0] as Extract<JournalOp, { kind: 1 }>;
+    expect(first.entries).toEqual([]);
+    expect(first.stored?.count).toBe(2);
+    const read: Entry[] = [];
+    forEachStoredEntry(first.stored!, (e) => read.push(e));
+    expect(read).toEqual((eager[0] as Extract<JournalOp, { kind: 1 }>).entries);
+    // An op without entries has nothing stored; every other op decodes as before.
+    expect((lazy[1] as Extract<JournalOp, { kind: 1 }>).stored).toBeUndefined();
+    expect(lazy.slice(1)).toEqual(eager.slice(1));
+    const q = new JournalQueue();
+    q.add(1, bytes.byteLength, lazy);
+    expect(q.entryCount).toBe(2);
+    // Still checked to the end: a cut inside the entries is refused.
+    const cut = bytes.slice(0, 60);
+    const crc = Bun.hash.crc32(cut) >>> 0;
+    const cutRecord = new Uint8Array(64);
+    cutRecord.set(cut);
+    new DataView(cutRecord.buffer).setUint32(60, crc, true);
+    expect(() => decodeRecord(cutRecord, true)).toThrow(JournalRecordError);
   });
 
   test("a flipped byte, a cut record or another version is refused, never decoded", () => {
