@@ -104,23 +104,9 @@ export interface EncodedRecord {
 const TEXT = new TextEncoder();
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
-function varintSize(n: number): number {
-  if (n < 0x80) return 1;
-  if (n < 0x4000) return 2;
-  if (n < 0x200000) return 3;
-  if (n < 0x10000000) return 4;
-  let size = 4;
-  n = Math.floor(n / 0x10000000);
-  while (n > 0) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
 /**
- * Thrown by the sizing pass at the first value a varint (or the type byte) cannot hold;
- * encodeRecord then runs checkOp for the field's name. Checking while sizing costs one
+ * Thrown by the writer at the first value a varint (or the type byte) cannot hold;
+ * encodeRecord then runs checkOp for the field's name. Checking while writing costs one
  * comparison per number where checkOp, run up front on every op, cost 4–5 % of the engine
  * thread at 48 shards (docs/performance.md, "handover").
  */
@@ -135,19 +121,30 @@ function u(n: number, what: string): number {
   return n;
 }
 
-/** Sizes first, then bytes: one exact allocation, no copy. */
+/** Scratch kept between records up to this size (a larger one is dropped after its record). */
+const SCRATCH_KEPT_BYTES = 1 << 20;
+let scratch: Uint8Array = new Uint8Array(64 * 1024);
+
+/**
+ * One pass into a scratch buffer, checking each number as it writes it; encodeRecord then
+ * copies the bytes into the record's own buffer (one copy of a few KiB, where a sizing pass
+ * read every entry a second time).
+ */
 class Writer {
-  size = 0;
-  buf: Uint8Array = new Uint8Array(0);
+  buf: Uint8Array = scratch;
   pos = 0;
-  sizing = true;
+
+  /** Room for n more bytes. */
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return;
+    const grown = new Uint8Array(Math.max(this.buf.byteLength * 2, this.pos + n));
+    grown.set(this.buf.subarray(0, this.pos));
+    this.buf = grown;
+  }
 
   varint(n: number): void {
-    if (this.sizing) {
-      if (!(Number.isSafeInteger(n) && n >= 0)) throw UNENCODABLE;
-      this.size += varintSize(n);
-      return;
-    }
+    if (!(Number.isSafeInteger(n) && n >= 0)) throw UNENCODABLE;
+    if (this.pos + 8 > this.buf.byteLength) this.room(8);
     const b = this.buf;
     let pos = this.pos;
     while (n >= 0x80000000) {
@@ -163,35 +160,30 @@ class Writer {
   }
 
   byte(n: number): void {
-    if (this.sizing) {
-      if (!(n >= 0 && n < 256 && (n | 0) === n)) throw UNENCODABLE;
-      this.size++;
-    } else this.buf[this.pos++] = n;
+    if (!(n >= 0 && n < 256 && (n | 0) === n)) throw UNENCODABLE;
+    if (this.pos + 1 > this.buf.byteLength) this.room(1);
+    this.buf[this.pos++] = n;
   }
 
   /** A float64, little-endian (a time in milliseconds may carry a fraction). */
   f64(n: number): void {
-    if (this.sizing && !Number.isFinite(n)) throw UNENCODABLE;
-    if (!this.sizing) new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, n, true);
-    if (this.sizing) this.size += 8;
-    else this.pos += 8;
+    if (!Number.isFinite(n)) throw UNENCODABLE;
+    this.room(8);
+    new DataView(this.buf.buffer, this.buf.byteOffset).setFloat64(this.pos, n, true);
+    this.pos += 8;
   }
 
-  bytes(data: Uint8Array): number {
-    this.varint(data.byteLength);
-    const at = this.sizing ? this.size : this.pos;
-    if (this.sizing) this.size += data.byteLength;
-    else {
-      const n = data.byteLength;
-      // A small command (the common case) is copied by hand: cheaper than a set() call.
-      if (n <= 64) {
-        const b = this.buf;
-        let pos = this.pos;
-        for (let i = 0; i < n; i++) b[pos++] = data[i] as number;
-      } else this.buf.set(data, this.pos);
-      this.pos += n;
-    }
-    return at;
+  bytes(data: Uint8Array): void {
+    const n = data.byteLength;
+    this.varint(n);
+    if (this.pos + n > this.buf.byteLength) this.room(n);
+    // A small command (the common case) is copied by hand: cheaper than a set() call.
+    if (n <= 64) {
+      const b = this.buf;
+      let pos = this.pos;
+      for (let i = 0; i < n; i++) b[pos++] = data[i] as number;
+    } else this.buf.set(data, this.pos);
+    this.pos += n;
   }
 }
 
@@ -215,7 +207,7 @@ function writeUpdate(w: Writer, op: UpdateOp, entriesAt: number[]): void {
   w.varint(op.truncateFrom);
   w.varint(op.entries.length);
   if (op.entries.length > 0) w.varint((op.entries[0] as Entry).index);
-  if (!w.sizing) entriesAt.push(w.pos);
+  entriesAt.push(w.pos);
   for (const e of op.entries) {
     w.varint(e.term);
     w.byte(e.type);
@@ -259,8 +251,8 @@ function writeOp(w: Writer, op: JournalOp, entriesAt: number[]): void {
 }
 
 /**
- * Every number of an op checked, naming the first bad field. Run only once the sizing pass
- * found a value it cannot encode (the sizing pass checks every number it sizes).
+ * Every number of an op checked, naming the first bad field. Run only once the writer found a
+ * value it cannot encode (it checks every number it writes).
  */
 function checkOp(op: JournalOp): number {
   u(op.shard, "shard");
@@ -309,27 +301,24 @@ export function encodeRecord(ops: readonly JournalOp[], shared = false): Encoded
   for (const op of ops) if (op.kind === OpKind.update) entryCount += op.entries.length;
   const w = new Writer();
   const entriesAt: number[] = [];
-  const write = () => {
+  // Every number is checked as it is written into the scratch buffer, so nothing is handed
+  // out for a batch holding a value a varint cannot carry; checkOp then names it.
+  try {
     w.byte(JOURNAL_RECORD_VERSION);
     w.varint(ops.length);
     w.varint(entryCount);
     for (const op of ops) writeOp(w, op, entriesAt);
-  };
-  // Sizing pass: every number is checked as it is sized, so nothing is written for a batch
-  // holding a value a varint cannot carry; checkOp then names it.
-  try {
-    write();
   } catch (error) {
     if (!(error instanceof Unencodable)) throw error;
     for (const op of ops) checkOp(op);
     throw new LogDBArgumentError("journal: a value cannot be encoded");
   }
-  w.sizing = false;
-  w.buf = new Uint8Array(shared ? new SharedArrayBuffer(w.size + 4) : new ArrayBuffer(w.size + 4));
-  write();
-  const bytes = w.buf;
-  const crc = Bun.hash.crc32(bytes.subarray(0, w.pos)) >>> 0;
-  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(w.pos, crc, true);
+  const size = w.pos;
+  const bytes = new Uint8Array(shared ? new SharedArrayBuffer(size + 4) : new ArrayBuffer(size + 4));
+  bytes.set(w.buf.subarray(0, size));
+  if (w.buf.byteLength <= SCRATCH_KEPT_BYTES) scratch = w.buf;
+  const crc = Bun.hash.crc32(bytes.subarray(0, size)) >>> 0;
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(size, crc, true);
   return { bytes, entriesAt, entryCount };
 }
 
