@@ -1,7 +1,13 @@
 import { type RaftConfig, Role, roleName } from "./config.ts";
 import { EntryLog } from "./log.ts";
 import { applyConfigChange, restoreRemotes, snapshotRoleProblem } from "./membership.ts";
-import { broadcastHeartbeatWithCtx, sendHeartbeat, sendReplicate, tryCommit } from "./replicate.ts";
+import {
+  broadcastHeartbeatWithCtx,
+  broadcastPlainHeartbeat,
+  commitAdvanced,
+  sendReplicate,
+  tryCommit,
+} from "./replicate.ts";
 import { QuiesceState } from "./quiesce.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import { ReadIndexQueue } from "./readindex.ts";
@@ -527,6 +533,8 @@ export class Raft {
         return;
       case MT.ReadIndexResp:
         this.heardFromLeader(m);
+        // As a heartbeat's: the commit index travels lazily, and the read waits for it.
+        this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
         this.pushReady({ index: m.logIndex, ctx: { low: m.hint, high: m.hintHigh } });
         return;
       case MT.TimeoutNow:
@@ -717,6 +725,7 @@ export class Raft {
           logIndex: index,
           hint: ctx.low,
           hintHigh: ctx.high,
+          commit: this.knownCommit(m.from),
         }),
       );
       return;
@@ -758,6 +767,14 @@ export class Raft {
     if (this.remotes.get(target)!.match === this.log.lastIndex()) this.sendTimeoutNow(target);
   }
 
+  /**
+   * The commit index a message to a peer may carry without entries: no further than the peer
+   * is known to match (as a heartbeat's), so it commits nothing its log may not hold.
+   */
+  private knownCommit(id: number): number {
+    return Math.min(this.getRemote(id)?.match ?? 0, this.log.committed);
+  }
+
   private sendTimeoutNow(to: number): void {
     this.send(makeMessage({ type: MT.TimeoutNow, to }));
   }
@@ -779,13 +796,14 @@ export class Raft {
       if (r.decreaseTo(m.logIndex, hint)) this.sendReplicate(m.from, r, false);
       return;
     }
+    r.replicateAccepted(m.logIndex);
     const paused = r.isPaused();
     if (!r.tryUpdate(m.logIndex)) {
       this.pump(m.from, r);
       return;
     }
     r.respondedTo();
-    if (this.tryCommit()) this.broadcastReplicate();
+    if (this.tryCommit()) commitAdvanced(this);
     else if (paused) this.sendReplicate(m.from, r, false);
     this.pump(m.from, r);
     if (m.from === this.transferTarget && r.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
@@ -819,6 +837,7 @@ export class Raft {
               logIndex: x.index,
               hint: x.ctx.low,
               hintHigh: x.ctx.high,
+              commit: this.knownCommit(x.from),
             }),
           );
         }
@@ -850,7 +869,7 @@ export class Raft {
   private broadcastHeartbeat(): void {
     const ctx = this.readIndex.newest();
     if (ctx !== null) broadcastHeartbeatWithCtx(this, ctx);
-    else this.forEachPeer((id, r) => sendHeartbeat(this, id, r, null));
+    else broadcastPlainHeartbeat(this);
   }
 
   private broadcastHeartbeatWithCtx(ctx: ReadCtx): void {
@@ -863,7 +882,7 @@ export class Raft {
     const self = this.remotes.get(this.replicaId) ?? this.witnesses.get(this.replicaId);
     if (self === undefined) return;
     if (self.tryUpdate(Math.min(this.log.savedTo, this.log.lastIndex())) && this.tryCommit()) {
-      this.broadcastReplicate();
+      commitAdvanced(this);
     }
   }
 

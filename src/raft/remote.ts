@@ -16,6 +16,12 @@ export class Remote {
   snapshotIndex = 0;
   /** Responded since the last CheckQuorum round. */
   active = false;
+  /**
+   * This heartbeat round (see heartbeatRedundant): the last index of the first Replicate sent
+   * to the follower in it (-1: none sent yet), and whether the follower accepted one of them.
+   */
+  private roundFirstSent = -1;
+  private roundAcked = false;
   /** In-flight Replicate messages: last index and entry bytes, oldest first. */
   private inflightLast: number[] = [];
   private inflightBytes: number[] = [];
@@ -59,7 +65,34 @@ export class Remote {
     this.state = RemoteState.Retry;
     this.snapshotIndex = 0;
     this.active = false;
+    this.roundFirstSent = -1;
+    this.roundAcked = false;
     this.clearInflight();
+  }
+
+  /** A Replicate ending at lastIndex left for the follower (for heartbeatRedundant). */
+  replicateSent(lastIndex: number): void {
+    if (this.roundFirstSent < 0) this.roundFirstSent = lastIndex;
+  }
+
+  /** The follower accepted a Replicate up to index (for heartbeatRedundant). */
+  replicateAccepted(index: number): void {
+    if (this.roundFirstSent >= 0 && index >= this.roundFirstSent) this.roundAcked = true;
+  }
+
+  /**
+   * Ends this follower's heartbeat round. True when a plain heartbeat would tell it nothing
+   * the Replicate stream did not: it is pipelining (Replicate state), a Replicate left for it
+   * in this round (it reset the follower's election timer and carried the commit index of its
+   * sending), and the follower accepted one sent in this round, not an older one (it is alive
+   * for CheckQuorum, its window moves, no probe is needed). docs/architecture.md, "The commit
+   * index travels lazily".
+   */
+  heartbeatRedundant(): boolean {
+    const redundant = this.state === RemoteState.Replicate && this.roundAcked;
+    this.roundFirstSent = -1;
+    this.roundAcked = false;
+    return redundant;
   }
 
   private clearInflight(): void {

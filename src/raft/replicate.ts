@@ -64,7 +64,23 @@ export function sendReplicate(r: Raft, to: number, remote: Remote, allowEmpty: b
     }),
   );
   remote.sent(prevIndex + entries.length, entries.length, sizeBytes);
+  remote.replicateSent(prevIndex + entries.length);
   return true;
+}
+
+/**
+ * The leader's commit index moved: only followers with entries waiting get a Replicate (it
+ * carries the new commit index). The others learn it lazily, from their next Replicate or
+ * heartbeat (Raft §5.3), within two heartbeat intervals — not from an empty Replicate each,
+ * and its answer, per commit (issue #16: that broadcast was half the messages of a write at
+ * 48 shards). While a config change is in flight the commit still goes to everyone at once:
+ * a replica being removed learns its removal before the leader applies it and stops sending
+ * to it, and every member moves to the new membership as soon as it can. docs/architecture.md,
+ * "The commit index travels lazily".
+ */
+export function commitAdvanced(r: Raft): void {
+  const eager = r.pendingConfigChange;
+  r.forEachPeer((id, remote) => sendReplicate(r, id, remote, eager));
 }
 
 function sendSnapshot(r: Raft, to: number, remote: Remote): boolean {
@@ -77,6 +93,24 @@ function sendSnapshot(r: Raft, to: number, remote: Remote): boolean {
   return true;
 }
 
+/**
+ * A heartbeat round without a read to confirm. Under steady replication the plain heartbeat
+ * to a follower is skipped when it repeats what the Replicate stream already did
+ * (Remote.heartbeatRedundant); an idle, paused, probing or silent follower gets one every
+ * round. Only when the election timeout leaves room: two heartbeat intervals may then pass
+ * between two messages to a follower, so the timeout must be at least four of them.
+ */
+export function broadcastPlainHeartbeat(r: Raft): void {
+  const skip = r.config.electionRtt >= MIN_ELECTION_HEARTBEATS_TO_SKIP * r.config.heartbeatRtt;
+  r.forEachPeer((id, remote) => {
+    if (skip && remote.heartbeatRedundant()) return;
+    sendHeartbeat(r, id, remote, null);
+  });
+}
+
+/** electionRtt ÷ heartbeatRtt from which a redundant plain heartbeat is skipped. */
+export const MIN_ELECTION_HEARTBEATS_TO_SKIP = 4;
+
 /** A read-confirmation round: voters get the ctx, non-voting replicas a plain heartbeat. */
 export function broadcastHeartbeatWithCtx(r: Raft, ctx: ReadCtx): void {
   r.forEachPeer((id, remote) => sendHeartbeat(r, id, remote, r.nonVotings.has(id) ? null : ctx));
@@ -84,6 +118,7 @@ export function broadcastHeartbeatWithCtx(r: Raft, ctx: ReadCtx): void {
 
 /** A heartbeat commits no further than the follower is known to match. */
 export function sendHeartbeat(r: Raft, to: number, remote: Remote, ctx: ReadCtx | null): void {
+  remote.heartbeatRedundant(); // a heartbeat of any kind ends the follower's round
   const commit = Math.min(remote.match, r.log.committed);
   r.send(
     makeMessage({ type: MessageType.Heartbeat, to, commit, hint: ctx?.low ?? 0, hintHigh: ctx?.high ?? 0 }),

@@ -100,15 +100,28 @@ describe("containment", () => {
     const boom = leader.syncPropose(leader.getNoOpSession(1), put("boom", "x"), T).catch((e) => e);
     const error = await cluster.settle(boom);
     expect(error).toMatchObject({ code: "shardClosed", outcomeUnknown: true });
+    expect(leader.stats.replicaFailures).toBe(1);
+    // The followers learn that "boom" is committed lazily, from a later message of a leader
+    // (docs/architecture.md, "The commit index travels lazily"): the failed leader sends none, so
+    // they elect one of themselves, whose no-op commits "boom" again, and it fails in turn. The
+    // last replica, alone, never learns the commit: a shard whose app fails on a committed entry
+    // is down either way, and it stays down on that host's disk until the app is fixed.
+    const failedHosts = () => [1, 2, 3].filter((i) => cluster.host(i).stats.replicaFailures > 0);
+    await cluster.until(() => failedHosts().length >= 2, 40 * RTT_MS * 10, "a second replica failing");
     await cluster.run(10 * RTT_MS);
     for (const i of [1, 2, 3]) {
       const nh = cluster.host(i);
+      expect(logs.get(i)!.some((e) => e.event === "engine-fatal")).toBe(false);
+      const shards = nh.getNodeHostInfo({ skipLogInfo: true }).shards.map((s) => s.shardId);
+      if (!failedHosts().includes(i)) {
+        expect(shards).toEqual([1, 2]);
+        continue;
+      }
       expect(nh.stats.replicaFailures).toBe(1);
       const failed = logs.get(i)!.find((e) => e.event === "replica-failed");
       expect(failed).toMatchObject({ level: "error", shard: 1, phase: "applying committed entries" });
       expect(String(failed!.error)).toContain("the app blew up");
-      expect(logs.get(i)!.some((e) => e.event === "engine-fatal")).toBe(false);
-      expect(nh.getNodeHostInfo({ skipLogInfo: true }).shards.map((s) => s.shardId)).toEqual([2]);
+      expect(shards).toEqual([2]);
     }
     // Shard 2, on the same hosts and the same engine loop, still takes writes.
     const leader2 = cluster.host(await cluster.waitLeader(2));

@@ -244,6 +244,8 @@ describe("election", () => {
     const last = log.entries(log.lastIndex(), log.lastIndex() + 1, 1000)[0]!;
     expect(last.term).toBe(net.raft(2).term);
     expect(last.cmd.byteLength).toBe(0);
+    expect(log.committed).toBe(log.lastIndex());
+    net.spreadCommit(2);
     expect(net.raft(1).log.committed).toBe(log.lastIndex());
   });
 

@@ -198,6 +198,7 @@ describe("flow control: leader", () => {
     net.campaign(1);
     for (let i = 0; i < 20; i++) net.peer(1).propose([entry(`p${i}`)]);
     net.stabilize();
+    net.spreadCommit(1);
     expect(net.node(2).appliedData()).toHaveLength(20);
     expect(net.raft(1).remotes.get(2)!.state).toBe(RemoteState.Replicate);
   });

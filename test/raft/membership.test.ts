@@ -139,6 +139,7 @@ describe("membership", () => {
     net.addNode(4, {});
     net.tickAll(3);
     net.propose(1, "after");
+    net.spreadCommit(1);
     expect(net.node(4).appliedData()).toEqual(["before", "after"]);
     expect(net.raft(4).remotes.has(4)).toBe(true);
     expect(net.raft(1).quorum()).toBe(3);

@@ -320,6 +320,19 @@ export class Network {
     }
   }
 
+  /**
+   * Two heartbeat intervals of `leader`, ticking it alone and settling after each tick: the
+   * bound within which every reachable follower learns the leader's commit index, which
+   * travels lazily with the next Replicate or heartbeat (docs/architecture.md).
+   */
+  spreadCommit(leader: number): void {
+    const node = this.node(leader);
+    for (let i = 0; i < COMMIT_SPREAD_HEARTBEATS * node.config.heartbeatRtt; i++) {
+      node.peer.tick();
+      this.stabilize();
+    }
+  }
+
   /** Makes id campaign now (as an election timeout would) and lets the network settle. */
   campaign(id: number): void {
     this.raft(id).handleElection(false);
@@ -401,6 +414,9 @@ export class Network {
 }
 
 export const MT = MessageType;
+
+/** Heartbeat intervals within which a follower learns the leader's commit index. */
+export const COMMIT_SPREAD_HEARTBEATS = 2;
 
 /** Messages of a type in `sent`, optionally from one replica. */
 export function sentOf(net: Network, type: number, from?: number): Message[] {

@@ -40,6 +40,7 @@ describe("non-voting", () => {
   test("a non-voting replica receives and applies the log", () => {
     const net = withNonVoting();
     net.propose(1, "a");
+    net.spreadCommit(1);
     expect(net.node(4).appliedData()).toEqual(["a"]);
     expect(net.raft(4).role).toBe(Role.NonVoting);
   });

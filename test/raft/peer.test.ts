@@ -38,6 +38,7 @@ describe("peer", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
     net.propose(1, "a", "b");
+    net.spreadCommit(1);
     const storage = net.node(2).storage;
     const p = Peer.create({
       config: validateRaftConfig({ shardId: 1, replicaId: 2 }),
@@ -140,6 +141,7 @@ describe("peer", () => {
   test("a leader's Replicate and Heartbeat messages are fast", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
+    net.tickAll(1); // a heartbeat round: the answered no-op belongs to it, not to the next
     net.peer(1).propose([entry("a")]);
     net.tick(1);
     const u = net.peer(1).getUpdate(true, net.node(1).appliedIndex);

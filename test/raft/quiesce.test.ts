@@ -95,6 +95,7 @@ describe("quiesce", () => {
     expect(net.peer(1).status().quiesced).toBe(false);
     net.stabilize();
     expect(net.peer(2).status().quiesced).toBe(false);
+    net.spreadCommit(1);
     expect(net.node(2).appliedData()).toEqual(["wake"]);
   });
 

@@ -12,6 +12,8 @@ describe("replication", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
     net.propose(1, "a", "b");
+    expect(net.node(1).appliedData()).toEqual(["a", "b"]);
+    net.spreadCommit(1); // followers learn the commit index lazily
     for (const id of [1, 2, 3]) expect(net.node(id).appliedData()).toEqual(["a", "b"]);
   });
 
@@ -19,6 +21,7 @@ describe("replication", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
     net.propose(2, "via-2");
+    net.spreadCommit(1);
     for (const id of [1, 2, 3]) expect(net.node(id).appliedData()).toEqual(["via-2"]);
     expect(sentOf(net, MT.Propose, 2)[0]!.to).toBe(1);
   });
@@ -162,6 +165,8 @@ describe("replication", () => {
     net.campaign(1);
     net.isolate(3);
     net.propose(1, "a");
+    net.tick(1); // this round's heartbeat to 2 is skipped: it accepted this round's Replicate
+    net.stabilize();
     net.sent = [];
     net.tick(1);
     net.collect(1);
@@ -195,14 +200,16 @@ describe("replication", () => {
   test("a heartbeat response makes the leader resend to a lagging follower", () => {
     const net = Network.bootstrap([1, 2, 3]);
     net.campaign(1);
+    net.tickAll(1); // a heartbeat round: the answered no-op belongs to the one before
     net.ignore(MT.Replicate);
     net.propose(1, "a");
     net.recover();
     net.sent = [];
     net.tickAll(1);
+    expect(sentOf(net, MT.Heartbeat, 1).length).toBe(2);
     expect(sentOf(net, MT.Replicate, 1).length).toBeGreaterThan(0);
     expect(net.raft(3).log.lastIndex()).toBe(net.raft(1).log.lastIndex());
-    net.tickAll(1); // the next heartbeat carries the commit index
+    net.spreadCommit(1); // a later heartbeat carries the commit index
     expect(net.node(3).appliedData()).toEqual(["a"]);
   });
 
@@ -272,6 +279,7 @@ describe("replication", () => {
     net.sent = [];
     net.peer(1).propose([entry("x".repeat(1000)), entry("y"), entry("z")]);
     net.stabilize();
+    net.spreadCommit(1);
     const sizes = sentOf(net, MT.Replicate, 1)
       .map((m) => m.entries.length)
       .filter((n) => n > 0);

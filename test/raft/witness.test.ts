@@ -65,6 +65,8 @@ describe("witness", () => {
     const net = withWitness();
     net.isolate(3);
     net.propose(1, "a");
+    expect(net.node(1).appliedData()).toEqual(["a"]);
+    net.spreadCommit(1);
     expect(net.node(2).appliedData()).toEqual(["a"]);
     expect(net.raft(1).witnesses.get(4)!.match).toBe(net.raft(1).log.lastIndex());
   });
