@@ -5,6 +5,7 @@ import {
   broadcastHeartbeatWithCtx,
   broadcastPlainHeartbeat,
   commitAdvanced,
+  sendHeartbeat,
   sendReplicate,
   tryCommit,
 } from "./replicate.ts";
