@@ -182,6 +182,11 @@ export class Engine implements TransportHandler, ReplicaHost {
   private batch: BatchItem[] = [];
   /** The batch the writer has, or null when it is idle. */
   private inflight: SaveBatch | null = null;
+  /**
+   * A batch of nothing but commit-index-only states may go to the writer on its own: set by the
+   * tick when such a batch waited across it. Until then it waits for a write to ride with.
+   */
+  private lazyDue = false;
   /** Batches the writer finished, waiting for the loop. */
   private saved: { batch: SaveBatch; error: Error | null }[] = [];
   /** Replicas with an Update in `batch` or `inflight`. */
@@ -391,6 +396,10 @@ export class Engine implements TransportHandler, ReplicaHost {
         if (skipQuiesced) continue;
       }
       this.ready.add(r);
+    }
+    if (this.batch.length > 0) {
+      this.lazyDue = true;
+      if (!this.running) this.submitBatch();
     }
     this.schedule();
   }
@@ -790,6 +799,11 @@ export class Engine implements TransportHandler, ReplicaHost {
    */
   private submitBatch(): void {
     if (this.inflight !== null || this.batch.length === 0) return;
+    // Commit-index-only states (queueLazyState) wait for a write or for the next tick: handed
+    // over alone, their fsync occupied the writer when the next proposal came (at concurrency 1,
+    // every write waited for the previous write's commit index: two leader fsyncs per write).
+    if (!this.lazyDue && this.batch.every((i) => i.w === null)) return;
+    this.lazyDue = false;
     const items = this.batch;
     this.batch = [];
     const updates = items.map((i) => i.update);

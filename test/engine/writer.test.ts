@@ -35,6 +35,22 @@ test("a write waits for one writer round (leader and follower appends overlap), 
   expect(elapsedMs).toBeLessThan(2 * WRITER_MS);
 });
 
+test("back-to-back writes (concurrency 1) wait for one writer round each, not also for the previous write's commit index", async () => {
+  const leader = await threeHosts();
+  await cluster.run(200);
+  const nh = cluster.host(leader);
+  const before = nh.stats.savedBatches;
+  const startMs = cluster.env.nowMs();
+  const n = 10;
+  for (let i = 0; i < n; i++)
+    await cluster.settle(nh.syncPropose(nh.getNoOpSession(1), put(`s${i}`, "v"), T));
+  const perWriteMs = (cluster.env.nowMs() - startMs) / n;
+  // Handing the commit-only hard state of write k to the writer alone made write k + 1 wait for
+  // it: two leader rounds per write (≥ 60 ms each) instead of one.
+  expect(perWriteMs).toBeLessThan(1.5 * WRITER_MS);
+  expect(nh.stats.savedBatches - before).toBeLessThanOrEqual(n + 1);
+});
+
 test("the commit index nobody waited for still reaches every replica's disk", async () => {
   const leader = await threeHosts();
   const nh = cluster.host(leader);
